@@ -1,0 +1,241 @@
+"""The backward engine: runs the vjp rules of recorded nodes in reverse order.
+
+Gradients for one node are summed before its rules run, so every rule and
+hook sees the total gradient of its output. Each input's gradient is summed
+back to the input's shape (broadcasting) and cast to its dtype here, once,
+so that vjp rules need not. With `create_graph=True` the rules run with grad
+mode on: they are genesis ops, so their results carry a graph of their own
+(higher-order gradients).
+"""
+
+from __future__ import annotations
+
+from genesis.autograd import grad_mode
+from genesis.tensor import Tensor
+
+
+def _topological_order(roots):
+    """Nodes reachable from `roots`, each before the nodes that feed it."""
+    order, seen = [], set()
+    for root in roots:
+        if root is None or id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(root.inputs or ()))]
+        while stack:
+            node, inputs = stack[-1]
+            for x in inputs:
+                child = x._node if isinstance(x, Tensor) else None
+                if child is not None and id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, iter(child.inputs or ())))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _check_versions(node, out):
+    if node.versions is None:
+        return
+    *input_versions, out_version = node.versions
+    for x, version in zip(node.inputs, input_versions):
+        if isinstance(x, Tensor) and x._version[0] != version:
+            raise RuntimeError(
+                f"one of the tensors needed to compute the gradient of {node.op.name} (shape {list(x.shape)}, "
+                f"dtype {x.dtype.name}) was modified by an in-place operation: it is at version "
+                f"{x._version[0]}, expected {version}. Use an out-of-place op or clone() before modifying it."
+            )
+    if "output" in node.op.saves and out._version[0] != out_version:
+        raise RuntimeError(
+            f"the output of {node.op.name} (shape {list(out.shape)}), needed for its gradient, was modified "
+            "by an in-place operation; clone() it before modifying it"
+        )
+
+
+def _fit(grad, like):
+    """Sum a gradient back to `like`'s shape and give it `like`'s dtype."""
+    from genesis import functional as F
+
+    if grad.shape != like.shape:
+        grad = F.sum_to(grad, like.shape)
+    if grad.dtype is not like.dtype:
+        grad = F.cast(grad, like.dtype)
+    return grad
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks or ():
+        result = hook(grad)
+        if result is not None:
+            grad = result
+    return grad
+
+
+def _accumulate(pending: dict, key, grad):
+    previous = pending.get(key)
+    pending[key] = grad if previous is None else previous + grad
+
+
+def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None):
+    """Propagate gradients from `roots`.
+
+    Without `capture`, leaf gradients accumulate into `.grad`. With `capture`
+    (a list of tensors, for `autograd.grad`), their gradients are returned
+    instead and no `.grad` is touched.
+    """
+    captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
+    captured_leaves = {id(t) for t in capture or () if t._node is None}
+    results = {}
+    pending_nodes: dict = {}
+    outputs: dict = {}  # node id -> its output tensor, kept alive until the node has run
+    pending_leaves: dict = {}
+    leaves: dict = {}
+    for root, grad in zip(roots, root_grads):
+        if root._node is None:
+            leaves[id(root)] = root
+            _accumulate(pending_leaves, id(root), grad)
+        else:
+            _accumulate(pending_nodes, id(root._node), grad)
+            outputs[id(root._node)] = root
+
+    with grad_mode.set_grad_enabled(create_graph):
+        for node in _topological_order([r._node for r in roots]):
+            grad = pending_nodes.pop(id(node), None)
+            out = outputs.pop(id(node), None)
+            if grad is None:
+                continue
+            if node.inputs is None:
+                raise RuntimeError(
+                    f"trying to backward through the graph a second time (at {node.op.name}); its saved "
+                    "tensors were freed. Pass retain_graph=True to the first backward() to keep them."
+                )
+            grad = _run_hooks(node.hooks, grad)
+            retained = node.retained
+            if retained is not None and capture is None:
+                retained.grad = grad if retained.grad is None else retained.grad + grad
+            if id(node) in captured_nodes:
+                results[id(node)] = grad
+            _check_versions(node, out)
+            _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs)
+            if not retain_graph:
+                node.inputs = None
+
+    stored = set()
+    for key, grad in pending_leaves.items():
+        leaf = leaves[key]
+        grad = _run_hooks(leaf._hooks, grad)
+        if capture is not None:
+            if key in captured_leaves:
+                results[key] = grad
+        elif leaf.requires_grad:
+            _store_leaf_grad(leaf, grad, create_graph, stored)
+    if capture is not None:
+        return [results.get(id(t._node) if t._node is not None else id(t)) for t in capture]
+    return None
+
+
+def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
+    op, inputs, attrs = node.op, node.inputs, node.attrs
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            continue
+        rule = op.vjp[0] if op.variadic else op.vjp[i]
+        if rule is None:
+            continue
+        g = rule(grad, out, *inputs, index=i, **attrs) if op.variadic else rule(grad, out, *inputs, **attrs)
+        if g is None:
+            continue
+        g = _fit(g, x)
+        if x._node is None:
+            leaves[id(x)] = x
+            _accumulate(pending_leaves, id(x), g)
+        else:
+            _accumulate(pending_nodes, id(x._node), g)
+            outputs[id(x._node)] = x
+
+
+def _store_leaf_grad(leaf, grad, create_graph, stored):
+    if not create_graph:
+        grad = grad.detach()
+    if leaf.grad is None:
+        # The gradient may alias another buffer (a pass-through rule hands the same
+        # tensor to two leaves; a view rule hands out a view): a leaf must own its
+        # .grad, since optimizers and clipping modify it in place.
+        data = grad._data
+        if data.base is not None or not data.flags.writeable or id(data) in stored:
+            grad = Tensor._make(data.copy(), grad.dtype, grad.device)
+        stored.add(id(grad._data))
+        leaf.grad = grad
+    elif create_graph or leaf.grad.requires_grad:
+        leaf.grad = leaf.grad + grad
+    else:
+        leaf.grad._data += grad._data
+        leaf.grad._version[0] += 1
+
+
+def _root_grad(root, grad):
+    from genesis.creation import ones_like
+
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"element 0 of tensors does not require grad and does not have a grad_fn "
+            f"(shape {list(root.shape)}); did you forget requires_grad=True or run under no_grad()?"
+        )
+    if grad is None:
+        if root.numel() != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for scalar outputs, but the output has shape "
+                f"{list(root.shape)}; pass gradient= with a tensor of that shape"
+            )
+        return ones_like(root)
+    if not isinstance(grad, Tensor):
+        from genesis.creation import tensor
+
+        grad = tensor(grad, dtype=root.dtype)
+    if grad.shape != root.shape:
+        raise RuntimeError(f"gradient of shape {list(grad.shape)} does not match the output of shape {list(root.shape)}")
+    return grad
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
+    grads = [_root_grad(t, g) for t, g in zip(tensors, grad_tensors)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        found = run_backward(tensors, grads, retain_graph=retain_graph, create_graph=create_graph, capture=inputs)
+        for t, g in zip(inputs, found):
+            if g is not None:
+                _store_leaf_grad(t, g, create_graph, set())
+        return
+    run_backward(tensors, grads, retain_graph=retain_graph, create_graph=create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, returned rather than stored in `.grad`."""
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"an input of shape {list(t.shape)} does not require grad")
+    grads = [_root_grad(t, g) for t, g in zip(outputs, grad_outputs)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    found = run_backward(outputs, grads, retain_graph=retain_graph, create_graph=create_graph, capture=inputs)
+    for t, g in zip(inputs, found):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"one of the inputs (shape {list(t.shape)}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+    return tuple(found)

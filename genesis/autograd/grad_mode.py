@@ -1,0 +1,70 @@
+"""Whether operations record a graph for autograd.
+
+`no_grad`, `enable_grad` and `set_grad_enabled` work as context managers and
+as decorators. The flag is a module global read by dispatch on every op, so
+reading it must stay cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+
+_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _enabled
+
+
+def _set(mode: bool) -> bool:
+    global _enabled
+    previous, _enabled = _enabled, bool(mode)
+    return previous
+
+
+class _GradModeContext:
+    mode: bool
+
+    def __enter__(self):
+        self._previous = _set(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        _set(self._previous)
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            previous = _set(mode)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _set(previous)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """`set_grad_enabled(False)` takes effect at once (as in PyTorch) and also works in `with`."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = _set(self.mode)
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        _set(self._previous)  # used as a decorator: the call above must not leak
+        return super().__call__(fn)

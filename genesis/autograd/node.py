@@ -1,0 +1,36 @@
+"""`Node`: one recorded op application on the autograd tape.
+
+A node keeps the op, its inputs (tensors or Python scalars) and attributes.
+It does not hold its output: backward reaches a node only through its output
+tensor (the root, or an input of a node that consumed it), and the engine
+hands that tensor to the vjp. So the tape holds no reference cycles.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+
+class Node:
+    __slots__ = ("op", "inputs", "attrs", "versions", "hooks", "_retained", "__weakref__")
+
+    def __init__(self, op, inputs, attrs, versions):
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.versions = versions
+        self.hooks = None
+        self._retained = None
+
+    def name(self) -> str:
+        return f"{self.op.name}_backward"
+
+    def retain(self, tensor):
+        self._retained = weakref.ref(tensor)
+
+    @property
+    def retained(self):
+        return self._retained() if self._retained is not None else None
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"

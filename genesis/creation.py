@@ -1,0 +1,199 @@
+"""Creating tensors: from data, filled, ranges, random. The boundary where host data enters."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from genesis import dtypes
+from genesis.functional._util import normalize_shape
+from genesis.random import rng
+from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype
+from genesis.runtime.devices import device as as_device
+from genesis.tensor import Tensor
+
+
+def _infer_dtype(data) -> dtypes.DType:
+    """The dtype PyTorch picks for nested Python data: bool < int64 < default float."""
+    category = dtypes.BOOL
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, Tensor):
+            return item.dtype
+        elif isinstance(item, bool) or isinstance(item, np.bool_):
+            pass
+        elif isinstance(item, numbers.Integral):
+            category = max(category, dtypes.INT)
+        elif isinstance(item, numbers.Real):
+            category = dtypes.FLOAT
+        else:
+            raise TypeError(f"cannot make a tensor from an element of type {type(item).__name__}: {item!r}")
+    return dtypes.default_dtype_for_category(category)
+
+
+def _array_from_data(data, dtype=None):
+    """(numpy array, genesis dtype) for any data genesis.tensor accepts; always a copy."""
+    if dtype is not None:
+        dtype = dtypes.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        array, inferred = data._data, data.dtype
+    elif isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        array = np.asarray(data)
+        inferred = from_numpy_dtype(array.dtype)
+    else:
+        if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+            data = [x.tolist() if isinstance(x, Tensor) else x for x in data]
+        inferred = _infer_dtype(data)
+        try:
+            array = np.array(data, dtype=NUMPY_DTYPE[dtype or inferred])
+        except ValueError as error:
+            raise ValueError(f"cannot make a tensor from ragged or malformed data: {error}") from None
+    target = dtype or inferred
+    return np.array(array, dtype=NUMPY_DTYPE[target], copy=True, order="C"), target
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or dtypes.as_dtype(dtype) is data.dtype):
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """Shares memory with `array`, as in PyTorch."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._make(array, from_numpy_dtype(array.dtype))
+
+
+def _make(array, dtype, device, requires_grad):
+    t = Tensor._make(array, dtype, as_device(device))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _dtype(dtype, default=None):
+    return dtypes.as_dtype(dtype) if dtype is not None else (default or dtypes.get_default_dtype())
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    shape = normalize_shape((size,) if isinstance(size, int) else (tuple(size),))
+    if dtype is None:
+        dtype = dtypes.default_dtype_for_category(dtypes.scalar_category(fill_value))
+    dtype = dtypes.as_dtype(dtype)
+    return _make(np.full(shape, fill_value, dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype = _dtype(dtype)
+    return _make(np.zeros(normalize_shape(size), dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype = _dtype(dtype)
+    return _make(np.ones(normalize_shape(size), dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype = _dtype(dtype)
+    return _make(np.empty(normalize_shape(size), dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def zeros_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return empty(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(x, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be non-zero")
+    if dtype is None:
+        is_int = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        dtype = dtypes.int64 if is_int else dtypes.get_default_dtype()
+    dtype = dtypes.as_dtype(dtype)
+    count = max(0, math.ceil((end - start) / step))
+    array = (start + np.arange(count, dtype=np.float64 if dtype.is_floating_point else np.int64) * step)
+    return _make(array.astype(NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype = _dtype(dtype)
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    array = np.linspace(start, end, steps, dtype=np.float64).astype(NUMPY_DTYPE[dtype])
+    return _make(array, dtype, device, requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype = _dtype(dtype)
+    return _make(np.eye(n, m, dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def _random_float(sample, size, dtype, device, requires_grad):
+    dtype = _dtype(dtype)
+    if not dtype.is_floating_point:
+        raise TypeError(f"random floats need a floating-point dtype, got {dtype.name}")
+    wide = np.float64 if dtype is dtypes.float64 else np.float32
+    return _make(sample(wide).astype(NUMPY_DTYPE[dtype], copy=False), dtype, device, requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    shape = normalize_shape(size)
+    return _random_float(lambda wide: rng(generator).random(shape, dtype=wide), shape, dtype, device, requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    shape = normalize_shape(size)
+    return _random_float(lambda wide: rng(generator).standard_normal(shape, dtype=wide), shape, dtype, device,
+                         requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint needs a size, e.g. randint(0, 10, (3,))")
+    if low >= high:
+        raise ValueError(f"randint: low ({low}) must be less than high ({high})")
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
+    array = rng(generator).integers(low, high, size=normalize_shape((size,)), dtype=np.int64)
+    return _make(array.astype(NUMPY_DTYPE[dtype]), dtype, device, False)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None) -> Tensor:
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
+    return _make(rng(generator).permutation(n).astype(NUMPY_DTYPE[dtype]), dtype, device, False)
+
+
+def rand_like(x, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return rand(x.shape, generator=generator, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def randn_like(x, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randn(x.shape, generator=generator, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+
+
+def randint_like(x, low, high=None, *, generator=None, dtype=None) -> Tensor:
+    return randint(low, high, x.shape, generator=generator, dtype=dtype or x.dtype)

@@ -1,0 +1,94 @@
+"""The one bind point: every op application goes through `apply`.
+
+Eager mode runs the op's numpy kernel and, when a gradient is wanted, records
+a `Node` on the autograd tape. A tracer (installed by the compiler) receives
+the same call and appends an IR node instead; user code cannot tell the modes
+apart. Autocast's input casts happen here, by the op's autocast class, so
+they are recorded like any other op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genesis import dtypes
+from genesis.autograd import grad_mode
+from genesis.autograd.node import Node
+from genesis.errors import explain_kernel_failure
+from genesis.ops.op import Kind
+from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.tensor import Tensor
+
+_UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
+
+# Hooks for later layers: a tracer that records instead of running, and
+# autocast, which rewrites an op's inputs by its autocast class.
+tracer = None
+autocast_hook = None
+# Tests turn this on: every eager op then checks that its shape rule (what the
+# tracer relies on) agrees with what its kernel produced.
+verify_meta = False
+
+
+def apply(op, *inputs, **attrs):
+    if tracer is not None:
+        return tracer.record(op, inputs, attrs)
+    if autocast_hook is not None:
+        inputs = autocast_hook(op, inputs)
+    compute, out_dtype = op.dtype(inputs, **attrs)
+    if compute is not None and op.upcasts_low_precision:
+        compute = _UPCAST.get(compute, compute)
+    arrays = []
+    needs_grad = False
+    for x in inputs:
+        if isinstance(x, Tensor):
+            array = x._data
+            if compute is not None and x.dtype is not compute:
+                array = array.astype(NUMPY_DTYPE[compute])
+            arrays.append(array)
+            if x.requires_grad:
+                needs_grad = True
+        else:
+            arrays.append(x)
+    try:
+        result = op.kernel(*arrays, **attrs)
+    except Exception as error:  # a numpy traceback is no answer: say what was wrong
+        raise explain_kernel_failure(op, inputs, attrs, error) from error
+    if type(result) is not np.ndarray:
+        result = np.asarray(result)
+    out_np = NUMPY_DTYPE[out_dtype]
+    if result.dtype != out_np:
+        result = result.astype(out_np)
+    out = Tensor._make(result, out_dtype, _first_tensor(inputs).device)
+    if verify_meta:
+        _verify_meta(op, inputs, attrs, out)
+    if op.kind is Kind.VIEW:
+        out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
+    if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
+        record(op, inputs, attrs, out)
+    return out
+
+
+def record(op, inputs, attrs, out):
+    """Attach the autograd node that will run `op.vjp` in backward."""
+    versions = None
+    if op.saves:
+        versions = tuple(x._version[0] if isinstance(x, Tensor) else None for x in inputs)
+        versions += (out._version[0],)
+    out._node = Node(op, inputs, attrs, versions)
+    out.requires_grad = True
+
+
+def _verify_meta(op, inputs, attrs, out):
+    shapes = [tuple(x.shape) if isinstance(x, Tensor) else () for x in inputs]
+    predicted = tuple(op.shape(*shapes, **attrs))
+    if predicted != out.shape:
+        raise AssertionError(f"{op.name}: shape rule says {predicted}, kernel made {out.shape} "
+                             f"for inputs {shapes} and attrs {attrs}")
+
+
+def _first_tensor(inputs):
+    for x in inputs:
+        if isinstance(x, Tensor):
+            return x
+    raise TypeError("an op needs at least one tensor input")

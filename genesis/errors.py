@@ -1,0 +1,36 @@
+"""Turning a kernel's failure into an error that names the problem.
+
+Eager dispatch does not run shape rules on the happy path (numpy finds the
+shapes itself). When a kernel raises, the op's shape rule is run on the
+inputs: it raises the precise error (which shapes, which dim, which index).
+If the shape rule accepts the inputs, the kernel's error is wrapped with the
+op's name and its inputs' shapes and dtypes.
+"""
+
+from __future__ import annotations
+
+
+class ShapeError(ValueError):
+    """Shapes that an op cannot take (broadcasting, reshape, matmul, cat...)."""
+
+
+def describe_inputs(inputs) -> str:
+    parts = []
+    for x in inputs:
+        if hasattr(x, "dtype") and hasattr(x, "shape"):
+            parts.append(f"{x.dtype.name}{list(x.shape)}")
+        else:
+            parts.append(repr(x))
+    return ", ".join(parts)
+
+
+def explain_kernel_failure(op, inputs, attrs, error):
+    if isinstance(error, (ShapeError, TypeError, IndexError)) and "genesis" in type(error).__module__:
+        return error
+    shapes = [tuple(x.shape) if hasattr(x, "shape") else () for x in inputs]
+    try:
+        op.shape(*shapes, **attrs)
+    except (ValueError, TypeError, IndexError) as precise:
+        return precise
+    kind = IndexError if isinstance(error, IndexError) else RuntimeError
+    return kind(f"{op.name} failed on ({describe_inputs(inputs)}) with {attrs or 'no attributes'}: {error}")

@@ -1,0 +1,16 @@
+"""The functional layer: every user-facing op as a function.
+
+Primitives are bound through `genesis.dispatch.apply`; composites (mean, var,
+gelu, softmax-to-come, split, tril, ...) are written in primitives so the
+compiler sees their parts. `genesis.*` and the Tensor methods re-export these.
+"""
+
+from genesis.functional._util import normalize_dim, normalize_dims  # noqa: F401
+from genesis.functional.elementwise import *  # noqa: F401,F403
+from genesis.functional.elementwise import abs, pow  # noqa: F401  (shadow builtins on purpose)
+from genesis.functional.reduction import *  # noqa: F401,F403
+from genesis.functional.reduction import all, any, max, min, sum  # noqa: F401
+from genesis.functional.shape import *  # noqa: F401,F403
+from genesis.functional.indexing import *  # noqa: F401,F403
+from genesis.functional.matmul import *  # noqa: F401,F403
+from genesis.creation import zeros, ones, full, zeros_like, ones_like, arange  # noqa: F401,E402

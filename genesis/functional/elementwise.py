@@ -1,0 +1,190 @@
+"""Elementwise functions: primitives bound through dispatch, and composites built from them."""
+
+from __future__ import annotations
+
+import math
+
+from genesis import dtypes
+from genesis.dispatch import apply
+from genesis.functional._util import is_tensor
+from genesis.ops import elementwise as E
+
+
+def _unary(op):
+    def fn(x):
+        return apply(op, x)
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise {op.name} (primitive)."
+    return fn
+
+
+def _binary(op):
+    def fn(a, b):
+        return apply(op, a, b)
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise {op.name} with broadcasting (primitive)."
+    return fn
+
+
+neg = _unary(E.neg)
+abs = _unary(E.abs)
+exp = _unary(E.exp)
+log = _unary(E.log)
+log1p = _unary(E.log1p)
+expm1 = _unary(E.expm1)
+sqrt = _unary(E.sqrt)
+rsqrt = _unary(E.rsqrt)
+reciprocal = _unary(E.reciprocal)
+sin = _unary(E.sin)
+cos = _unary(E.cos)
+tanh = _unary(E.tanh)
+sigmoid = _unary(E.sigmoid)
+relu = _unary(E.relu)
+erf = _unary(E.erf)
+sign = _unary(E.sign)
+floor = _unary(E.floor)
+ceil = _unary(E.ceil)
+isnan = _unary(E.isnan)
+isinf = _unary(E.isinf)
+isfinite = _unary(E.isfinite)
+logical_not = _unary(E.logical_not)
+
+mul = _binary(E.mul)
+pow = _binary(E.pow)
+maximum = _binary(E.maximum)
+minimum = _binary(E.minimum)
+eq = _binary(E.eq)
+ne = _binary(E.ne)
+lt = _binary(E.lt)
+le = _binary(E.le)
+gt = _binary(E.gt)
+ge = _binary(E.ge)
+logical_and = _binary(E.logical_and)
+logical_or = _binary(E.logical_or)
+
+
+def add(a, b, *, alpha=1):
+    return apply(E.add, a, b if alpha == 1 else b * alpha)
+
+
+def sub(a, b, *, alpha=1):
+    return apply(E.sub, a, b if alpha == 1 else b * alpha)
+
+
+def div(a, b, *, rounding_mode=None):
+    out = apply(E.div, a, b)
+    if rounding_mode is None:
+        return out
+    if rounding_mode == "floor":
+        out = floor(out)
+    elif rounding_mode == "trunc":
+        out = where(out < 0, ceil(out), floor(out))
+    else:
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    promoted = dtypes.result_type([x.dtype for x in (a, b) if is_tensor(x) and x.ndim],
+                                  [x.dtype for x in (a, b) if is_tensor(x) and not x.ndim],
+                                  [x for x in (a, b) if not is_tensor(x)])
+    return out if promoted.is_floating_point else out.to(promoted)
+
+
+def where(condition, a, b):
+    if not is_tensor(condition) or condition.dtype is not dtypes.bool_:
+        got = condition.dtype.name if is_tensor(condition) else type(condition).__name__
+        raise TypeError(f"where expects a bool tensor as its condition, got {got}")
+    if not is_tensor(a) and not is_tensor(b):
+        a = _scalar_like(a, condition)
+    return apply(E.where, condition, a, b)
+
+
+def _scalar_like(value, like):
+    """where(c, 1.0, 0.0): with no tensor values, the first value becomes a 0-d tensor."""
+    from genesis.creation import full
+
+    return full((), value, dtype=dtypes.default_dtype_for_category(dtypes.scalar_category(value)))
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min and max")
+    if is_tensor(min) or is_tensor(max):
+        out = x
+        if min is not None:
+            out = where(out < min, min if is_tensor(min) else float(min), out)
+        if max is not None:
+            out = where(out > max, max if is_tensor(max) else float(max), out)
+        return out
+    return apply(E.clamp, x, min=min, max=max)
+
+
+clip = clamp
+
+
+def square(x):
+    return x * x
+
+
+def silu(x):
+    return x * sigmoid(x)
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU from primitives: exact with erf, or the tanh approximation."""
+    if approximate == "none":
+        return x * 0.5 * (erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (tanh(inner) + 1.0)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def lerp(start, end, weight):
+    return start + (end - start) * weight
+
+__all__ = [
+    "add",
+    "sub",
+    "div",
+    "where",
+    "clamp",
+    "square",
+    "silu",
+    "gelu",
+    "lerp",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "log1p",
+    "expm1",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "erf",
+    "sign",
+    "floor",
+    "ceil",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "logical_not",
+    "mul",
+    "pow",
+    "maximum",
+    "minimum",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "logical_and",
+    "logical_or",
+    "clip",
+]

@@ -1,0 +1,298 @@
+"""Shape and view functions: reshape, permute and friends, cat/stack/split, pad, tril/triu."""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+from genesis.dispatch import apply
+from genesis.errors import ShapeError
+from genesis.functional._util import normalize_dim, normalize_dims, normalize_shape
+from genesis.ops import movement as M
+
+
+def reshape(x, *shape):
+    shape = normalize_shape(shape)
+    if -1 in shape:
+        if shape.count(-1) > 1:
+            raise ShapeError(f"reshape to {list(shape)}: only one dimension can be -1")
+        known = math.prod(n for n in shape if n != -1)
+        if known == 0 or x.numel() % known:
+            raise ShapeError(f"cannot reshape a tensor of shape {list(x.shape)} into shape {list(shape)}")
+        shape = tuple(x.numel() // known if n == -1 else n for n in shape)
+    return apply(M.reshape, x, shape_to=shape)
+
+
+view = reshape
+
+
+def permute(x, *dims):
+    dims = tuple(normalize_dim(d, x.ndim) for d in normalize_shape_like(dims))
+    return apply(M.permute, x, dims=dims)
+
+
+def normalize_shape_like(args):
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else tuple(args)
+
+
+def transpose(x, dim0, dim1):
+    dim0, dim1 = normalize_dim(dim0, x.ndim), normalize_dim(dim1, x.ndim)
+    dims = list(range(x.ndim))
+    if dims:
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return apply(M.permute, x, dims=tuple(dims))
+
+
+def t(x):
+    if x.ndim > 2:
+        raise ShapeError(f"t() expects a tensor with at most 2 dims, got shape {list(x.shape)}")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def squeeze(x, dim=None):
+    dims = normalize_dims(dim, x.ndim) if dim is not None else tuple(range(x.ndim))
+    shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
+    return reshape(x, shape)
+
+
+def unsqueeze(x, dim):
+    dim = normalize_dim(dim, x.ndim, inserting=True)
+    shape = list(x.shape)
+    shape.insert(dim, 1)
+    return reshape(x, tuple(shape))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = normalize_dim(start_dim, x.ndim), normalize_dim(end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
+    return reshape(x, shape)
+
+
+def unflatten(x, dim, sizes):
+    dim = normalize_dim(dim, x.ndim)
+    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+
+
+def expand(x, *sizes):
+    sizes = normalize_shape(sizes)
+    if len(sizes) < x.ndim:
+        raise ShapeError(f"expand: the target {list(sizes)} has fewer dims than the tensor's shape {list(x.shape)}")
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    if -1 in shape:
+        raise ShapeError(f"expand: -1 is not allowed for the new leading dims in {list(sizes)}")
+    return apply(M.expand, x, shape_to=shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, tuple(shape))
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def broadcast_tensors(*tensors):
+    from genesis.ops.shape_rules import broadcast
+
+    shape = broadcast(*(x.shape for x in tensors))
+    return tuple(expand(x, shape) for x in tensors)
+
+
+def sum_to(x, shape):
+    """Sum a broadcast gradient back to `shape` (the inverse of expand)."""
+    from genesis.functional.reduction import sum
+
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    return reshape(sum(x, dims, keepdim=True), shape) if dims else reshape(x, shape)
+
+
+def pad_to(x, shape):
+    """Zero-pad at the end of each dim up to `shape`."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    return apply(M.pad, x, widths=tuple((0, n - m) for m, n in zip(x.shape, shape)), value=0.0)
+
+
+def contiguous(x):
+    return x if x.is_contiguous() else apply(M.copy, x)
+
+
+def clone(x):
+    return apply(M.copy, x)
+
+
+def cast(x, dtype, copy=False):
+    if x.dtype is dtype:
+        return clone(x) if copy else x
+    return apply(M.cast, x, dtype=dtype)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat needs at least one tensor")
+    # PyTorch lets an empty 1-D tensor join anything
+    tensors = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
+    dim = normalize_dim(dim, tensors[0].ndim)
+    for x in tensors:
+        if x.ndim != tensors[0].ndim:
+            raise ShapeError(f"cat: tensors must have the same number of dims, got shapes "
+                             f"{[list(y.shape) for y in tensors]}")
+    if len(tensors) == 1:
+        return tensors[0]
+    return apply(M.cat, *tensors, dim=dim)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    for x in tensors[1:]:
+        if x.shape != tensors[0].shape:
+            raise ShapeError(f"stack expects tensors of equal shape, got {[list(y.shape) for y in tensors]}")
+    dim = normalize_dim(dim, tensors[0].ndim, inserting=True)
+    return apply(M.cat, *[unsqueeze(x, dim) for x in tensors], dim=dim) if len(tensors) > 1 \
+        else unsqueeze(tensors[0], dim)
+
+
+def narrow(x, dim, start, length):
+    dim = normalize_dim(dim, x.ndim)
+    if start < 0:
+        start += x.shape[dim]
+    if not (0 <= start and start + length <= x.shape[dim]):
+        raise IndexError(f"narrow: [{start}, {start + length}) is out of range for dim {dim} of size {x.shape[dim]}")
+    key = tuple(("s", 0, n, 1) if i != dim else ("s", start, start + length, 1) for i, n in enumerate(x.shape))
+    return apply(M.index_basic, x, key=key)
+
+
+def split(x, split_size_or_sections, dim=0):
+    dim = normalize_dim(dim, x.ndim)
+    size = x.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sections = [builtins.min(step, size - i) for i in range(0, size, step)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if builtins.sum(sections) != size:
+            raise ValueError(f"split: sections {sections} add up to {builtins.sum(sections)}, "
+                             f"but dim {dim} has size {size}")
+    out, start = [], 0
+    for n in sections:
+        out.append(narrow(x, dim, start, n))
+        start += n
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    dim = normalize_dim(dim, x.ndim)
+    step = -(-x.shape[dim] // chunks) if x.shape[dim] else 1
+    return split(x, step, dim)
+
+
+def unbind(x, dim=0):
+    dim = normalize_dim(dim, x.ndim)
+    return tuple(squeeze(part, dim) for part in split(x, 1, dim))
+
+
+def flip(x, dims):
+    dims = normalize_dims(tuple(dims) if isinstance(dims, (list, tuple)) else (dims,), x.ndim)
+    return apply(M.flip, x, dims=dims)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """PyTorch's pad: (left, right) pairs from the last dim backwards."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {list(pad)} must hold (left, right) pairs for at most {x.ndim} dims")
+    if builtins.any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {list(pad)} is not supported")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    return apply(M.pad, x, widths=tuple(widths), value=value)
+
+
+def _triangle_mask(x, diagonal, lower):
+    from genesis.creation import arange
+
+    if x.ndim < 2:
+        raise ShapeError(f"tril/triu need a tensor with at least 2 dims, got shape {list(x.shape)}")
+    rows, cols = x.shape[-2:]
+    offset = arange(cols).reshape(1, cols) - arange(rows).reshape(rows, 1)
+    return offset <= diagonal if lower else offset >= diagonal
+
+
+def _keep_where(mask, x):
+    from genesis.creation import zeros
+    from genesis.functional.elementwise import where
+
+    return where(mask, x, zeros((), dtype=x.dtype))
+
+
+def tril(x, diagonal=0):
+    return _keep_where(_triangle_mask(x, diagonal, True), x)
+
+
+def triu(x, diagonal=0):
+    return _keep_where(_triangle_mask(x, diagonal, False), x)
+
+
+def movedim(x, source, destination):
+    source = normalize_dim(source, x.ndim)
+    destination = normalize_dim(destination, x.ndim)
+    order = [d for d in range(x.ndim) if d != source]
+    order.insert(destination, source)
+    return apply(M.permute, x, dims=tuple(order))
+
+__all__ = [
+    "reshape",
+    "permute",
+    "normalize_shape_like",
+    "transpose",
+    "t",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "unflatten",
+    "expand",
+    "broadcast_to",
+    "expand_as",
+    "broadcast_tensors",
+    "sum_to",
+    "pad_to",
+    "contiguous",
+    "clone",
+    "cast",
+    "cat",
+    "stack",
+    "narrow",
+    "split",
+    "chunk",
+    "unbind",
+    "flip",
+    "pad",
+    "tril",
+    "triu",
+    "movedim",
+    "view",
+    "concat",
+    "concatenate",
+]

@@ -1,0 +1,10 @@
+"""The op table: every primitive, defined once.
+
+`OPS` maps a name to its `Op` record. Importing this package registers all
+primitives; the functional layer (`genesis.functional`) binds them.
+"""
+
+from genesis.ops.op import OPS, Autocast, Kind, Op, register
+from genesis.ops import elementwise, reduction, movement, matmul  # noqa: F401  (registers the ops)
+
+__all__ = ["OPS", "Autocast", "Kind", "Op", "register"]

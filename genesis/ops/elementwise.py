@@ -1,0 +1,185 @@
+"""Elementwise primitives: one record each, meta + numpy kernel + vjp + snippets.
+
+The vjp rules are genesis expressions (`F` is the functional layer), so the
+same rule runs in eager autograd, in the traced backward graph, and again for
+higher-order gradients. The Triton snippets are format strings over the
+operand names; kernels compute in fp32, so they need no dtype logic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from genesis import functional as F
+from genesis.ops import dtype_rules as dt
+from genesis.ops import shape_rules
+from genesis.ops.op import Autocast, Kind, Op, register
+
+_SAVES_INPUTS = frozenset({"inputs"})
+_SAVES_OUTPUT = frozenset({"output"})
+_SAVES_NOTHING = frozenset()
+
+
+def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
+                 autocast=Autocast.NONE, triton=None):
+    return register(Op(
+        name=name,
+        kind=Kind.ELEMENTWISE,
+        kernel=kernel,
+        shape=shape_rules.broadcast,
+        dtype=dtype,
+        vjp=vjp,
+        saves=saves,
+        autocast=autocast,
+        codegen={"triton": triton} if triton else {},
+    ))
+
+
+def _no_bool(name, rule):
+    def checked(inputs, **attrs):
+        for x in inputs:
+            if getattr(x, "dtype", None) is not None and x.dtype.category == 0:
+                raise TypeError(f"{name} is not defined for bool tensors")
+        return rule(inputs, **attrs)
+
+    return checked
+
+
+def _zero_grad(g, out, x):
+    return F.zeros_like(g)
+
+
+# ---- unary ---------------------------------------------------------------
+neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
+                   dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, triton="-{0}")
+abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), triton="tl.abs({0})")
+exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
+                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.exp({0})")
+log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
+                   autocast=Autocast.FP32, triton="tl.log({0})")
+log1p = _elementwise("log1p", np.log1p, (lambda g, out, x: g / (x + 1),), dtype=dt.floating,
+                     autocast=Autocast.FP32, triton="libdevice.log1p({0})")
+expm1 = _elementwise("expm1", np.expm1, (lambda g, out, x: g * (out + 1),), dtype=dt.floating,
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.expm1({0})")
+sqrt = _elementwise("sqrt", np.sqrt, (lambda g, out, x: g / (out * 2),), dtype=dt.floating,
+                    saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.sqrt({0})")
+rsqrt = _elementwise("rsqrt", lambda a: np.reciprocal(np.sqrt(a)),
+                     (lambda g, out, x: g * out * out * out * -0.5,), dtype=dt.floating,
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.rsqrt({0})")
+reciprocal = _elementwise("reciprocal", np.reciprocal, (lambda g, out, x: -g * out * out,),
+                          dtype=dt.floating, saves=_SAVES_OUTPUT, autocast=Autocast.FP32,
+                          triton="1.0 / {0}")
+sin = _elementwise("sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating,
+                   triton="tl.sin({0})")
+cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating,
+                   triton="tl.cos({0})")
+tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
+                    saves=_SAVES_OUTPUT, triton="libdevice.tanh({0})")
+sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
+                       dtype=dt.floating, saves=_SAVES_OUTPUT, triton="tl.sigmoid({0})")
+relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
+                    (lambda g, out, x: F.where(out > 0, g, 0.0),),
+                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT, triton="tl.maximum({0}, 0.0)")
+erf = _elementwise("erf", special.erf,
+                   (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
+                   dtype=dt.floating, triton="libdevice.erf({0})")
+sign = _elementwise("sign", np.sign, (_zero_grad,), dtype=_no_bool("sign", dt.same),
+                    saves=_SAVES_NOTHING, triton="libdevice.copysign(({0} != 0).to(tl.float32), {0})")
+floor = _elementwise("floor", np.floor, (_zero_grad,), saves=_SAVES_NOTHING, triton="libdevice.floor({0})")
+ceil = _elementwise("ceil", np.ceil, (_zero_grad,), saves=_SAVES_NOTHING, triton="libdevice.ceil({0})")
+isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, triton="{0} != {0}")
+isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, triton="libdevice.isinf({0})")
+isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
+                        triton="libdevice.isfinited({0})")
+logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, triton="{0} == 0")
+
+
+# ---- binary --------------------------------------------------------------
+def _pow_grad_base(g, out, x, y):
+    grad = g * y * x ** (y - 1)
+    return F.where(y == 0, 0.0, grad) if hasattr(y, "shape") else (grad if y != 0 else F.zeros_like(grad))
+
+
+def _pow_grad_exponent(g, out, x, y):
+    if not hasattr(x, "shape"):  # a Python base: 2 ** t
+        log_base = math.log(x) if x > 0 else (0.0 if x == 0 else math.nan)
+        return g * out * log_base
+    grad = g * out * F.log(x)
+    return F.where((x == 0) & (y >= 0), 0.0, grad)
+
+
+def _max_grad(g, out, a, b):
+    return F.where(a == b, g / 2, F.where(a > b, g, 0.0))
+
+
+def _min_grad(g, out, a, b):
+    return F.where(a == b, g / 2, F.where(a < b, g, 0.0))
+
+
+add = _elementwise("add", np.add, (lambda g, out, a, b: g, lambda g, out, a, b: g),
+                   saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE, triton="{0} + {1}")
+sub = _elementwise("sub", np.subtract, (lambda g, out, a, b: g, lambda g, out, a, b: -g),
+                   dtype=_no_bool("sub", dt.same), saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE,
+                   triton="{0} - {1}")
+mul = _elementwise("mul", np.multiply, (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+                   autocast=Autocast.PROMOTE, triton="{0} * {1}")
+div = _elementwise("div", np.true_divide,
+                   (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
+                   dtype=dt.floating, autocast=Autocast.PROMOTE, triton="{0} / {1}")
+pow = _elementwise("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
+                   saves=frozenset({"inputs", "output"}), autocast=Autocast.FP32,
+                   triton="libdevice.pow({0}, {1})")
+maximum = _elementwise("maximum", np.maximum, (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
+                       autocast=Autocast.PROMOTE, triton="tl.maximum({0}, {1})")
+minimum = _elementwise("minimum", np.minimum, (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
+                       autocast=Autocast.PROMOTE, triton="tl.minimum({0}, {1})")
+eq = _elementwise("eq", np.equal, None, dtype=dt.compare, triton="{0} == {1}")
+ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, triton="{0} != {1}")
+lt = _elementwise("lt", np.less, None, dtype=dt.compare, triton="{0} < {1}")
+le = _elementwise("le", np.less_equal, None, dtype=dt.compare, triton="{0} <= {1}")
+gt = _elementwise("gt", np.greater, None, dtype=dt.compare, triton="{0} > {1}")
+ge = _elementwise("ge", np.greater_equal, None, dtype=dt.compare, triton="{0} >= {1}")
+logical_and = _elementwise("logical_and", np.logical_and, None, dtype=dt.logical,
+                           triton="({0} != 0) & ({1} != 0)")
+logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
+                          triton="({0} != 0) | ({1} != 0)")
+
+
+# ---- selection and clamping ------------------------------------------------
+def _where_dtype(inputs, **attrs):
+    values = dt.promoted(inputs[1:])
+    return None, values
+
+
+where = _elementwise("where", np.where,
+                     (None,
+                      lambda g, out, c, a, b: F.where(c, g, 0.0),
+                      lambda g, out, c, a, b: F.where(c, 0.0, g)),
+                     dtype=_where_dtype, autocast=Autocast.PROMOTE, triton="tl.where({0}, {1}, {2})")
+
+
+def _clamp_dtype(inputs, *, min, max):
+    bounds = [v for v in (min, max) if v is not None]
+    dtype = dt.promoted(list(inputs) + bounds)
+    return dtype, dtype
+
+
+def _clamp_grad(g, out, x, *, min, max):
+    inside = None
+    if min is not None:
+        inside = x >= min
+    if max is not None:
+        upper = x <= max
+        inside = upper if inside is None else inside & upper
+    return F.where(inside, g, 0.0)
+
+
+clamp = register(Op(
+    name="clamp", kind=Kind.ELEMENTWISE,
+    kernel=lambda a, *, min, max: np.clip(a, min, max),
+    shape=shape_rules.same_as_first, dtype=_clamp_dtype, vjp=(_clamp_grad,),
+    codegen={"triton": "tl.minimum(tl.maximum({0}, {min}), {max})"},
+))

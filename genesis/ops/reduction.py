@@ -1,0 +1,111 @@
+"""Reduction primitives: sum, prod, amax, amin, argmax, argmin, all, any.
+
+`dims` is always a normalized tuple of non-negative dims (the functional
+layer turns `dim=None`, negative dims and ints into that). mean, var, std,
+logsumexp and max/min-with-indices are composites in `genesis.functional`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genesis import functional as F
+from genesis.ops import dtype_rules as dt
+from genesis.ops import shape_rules
+from genesis.ops.op import Autocast, Kind, Op, register
+
+
+def _expand_back(g, x, dims, keepdim):
+    """Broadcast a reduced gradient back over the reduced dims of `x`."""
+    if not keepdim:
+        g = F.reshape(g, tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
+    return F.expand(g, x.shape)
+
+
+def _keep(out, x, dims, keepdim):
+    return out if keepdim else F.reshape(out, tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
+
+
+def _sum_grad(g, out, x, *, dims, keepdim):
+    return _expand_back(g, x, dims, keepdim)
+
+
+def _prod_grad(g, out, x, *, dims, keepdim):
+    # Exact with zeros in the slice: one zero takes the product of the others,
+    # two or more zeros make every gradient zero.
+    is_zero = x == 0
+    safe = F.where(is_zero, 1.0, x)
+    prod_others = F.expand(F.prod(safe, dims, keepdim=True), x.shape)
+    zeros = F.expand(F.sum(is_zero, dims, keepdim=True), x.shape)
+    grad = F.where(zeros == 0, prod_others / safe, F.where(is_zero & (zeros == 1), prod_others, 0.0))
+    return _expand_back(g, x, dims, keepdim) * grad
+
+
+def _extremum_grad(g, out, x, *, dims, keepdim):
+    # Ties share the gradient evenly, as PyTorch's amax/amin do.
+    hit = x == F.expand(_keep(out, x, dims, keepdim), x.shape)
+    count = F.expand(F.sum(hit, dims, keepdim=True), x.shape)
+    return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
+
+
+def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"})):
+    return register(Op(
+        name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape_rules.reduce, dtype=dtype,
+        vjp=vjp, saves=saves, autocast=Autocast.FP32,
+        codegen={"triton": triton} if triton else {},
+    ))
+
+
+def _no_bool_extremum(name):
+    def rule(inputs, **attrs):
+        if inputs[0].dtype.category == 0:
+            raise TypeError(f"{name} is not defined for bool tensors; use any/all")
+        return dt.not_bool(inputs)
+
+    return rule
+
+
+def _checked_extremum(kernel, name):
+    def run(a, *, dims, keepdim):
+        if a.size == 0 and any(a.shape[d] == 0 for d in dims):
+            raise ValueError(f"{name}: cannot reduce over a zero-size dimension (no identity), shape {list(a.shape)}")
+        return kernel(a, axis=dims, keepdims=keepdim)
+
+    return run
+
+
+sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
+                 (_sum_grad,), dt.sum_like, triton="tl.sum({0}, axis={axis})",
+                 saves=frozenset())
+prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
+                  (_prod_grad,), dt.sum_like)
+amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), _no_bool_extremum("amax"),
+                  triton="tl.max({0}, axis={axis})", saves=frozenset({"inputs", "output"}))
+amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), _no_bool_extremum("amin"),
+                  triton="tl.min({0}, axis={axis})", saves=frozenset({"inputs", "output"}))
+all = _reduction("all", lambda a, *, dims, keepdim: np.all(a, axis=dims, keepdims=keepdim), None, dt.logical)
+any = _reduction("any", lambda a, *, dims, keepdim: np.any(a, axis=dims, keepdims=keepdim), None, dt.logical)
+
+
+def _arg_shape(shape, *, dim, keepdim):
+    if dim is None:
+        return (1,) * len(shape) if keepdim else ()
+    return shape_rules.reduce(shape, dims=(dim,), keepdim=keepdim)
+
+
+def _arg_kernel(kernel, name):
+    def run(a, *, dim, keepdim):
+        if a.size == 0:
+            raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(a.shape)}")
+        if dim is None:
+            index = kernel(a.reshape(-1))
+            return np.full((1,) * a.ndim if keepdim else (), index, dtype=np.int64)
+        return kernel(a, axis=dim, keepdims=keepdim)
+
+    return run
+
+
+argmax = register(Op(name="argmax", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmax, "argmax"),
+                     shape=_arg_shape, dtype=dt.index_result, upcasts_low_precision=False))
+argmin = register(Op(name="argmin", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmin, "argmin"),
+                     shape=_arg_shape, dtype=dt.index_result, upcasts_low_precision=False))

@@ -1,0 +1,275 @@
+"""`genesis.Tensor`: data, dtype, device and the autograd links.
+
+A tensor holds its data in a runtime buffer (a numpy array on the CPU), its
+genesis dtype and device, and for autograd `requires_grad`, `grad` and the
+`Node` that made it. Every operation goes through `genesis.dispatch.apply`;
+the methods here only parse arguments and call the functional layer, so this
+module never touches numpy.
+"""
+
+from __future__ import annotations
+
+from genesis import dtypes
+from genesis.autograd import grad_mode
+from genesis.runtime import devices as _device
+from genesis.runtime import cpu as _cpu
+
+
+class Tensor:
+    __slots__ = ("_data", "dtype", "device", "requires_grad", "grad", "_node", "_version",
+                 "_hooks", "_retains_grad", "__weakref__")
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        from genesis.creation import _array_from_data
+
+        array, dt = _array_from_data(data, dtype)
+        self._init(array, dt, _device.device(device), requires_grad)
+
+    def _init(self, array, dtype, device, requires_grad=False):
+        self._data = array
+        self.dtype = dtype
+        self.device = device
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._node = None
+        self._version = [0]
+        self._hooks = None
+        self._retains_grad = False
+        if requires_grad:
+            _check_can_require_grad(self)
+
+    @classmethod
+    def _make(cls, array, dtype, device=_device.cpu, requires_grad=False):
+        """Wrap a runtime buffer without copying or checking (dispatch's fast path)."""
+        t = object.__new__(cls)
+        t._data = array
+        t.dtype = dtype
+        t.device = device
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._node = None
+        t._version = [0]
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # ---- metadata ---------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    def size(self, dim=None):
+        shape = self._data.shape
+        if dim is None:
+            return shape
+        return shape[_F.normalize_dim(dim, len(shape))]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    def __len__(self) -> int:
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+    @property
+    def T(self):
+        return _F.permute(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self):
+        return _F.transpose(self, -2, -1)
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        if value.shape != self.shape:
+            raise ValueError(f"cannot assign data of shape {value.shape} to a tensor of shape {self.shape}")
+        self._data = value._data
+        self.dtype = value.dtype
+
+    # ---- host access (these read values: the compiler cannot trace past them) ----
+    def numpy(self):
+        if self.requires_grad and grad_mode.is_grad_enabled():
+            raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"item() needs a tensor with exactly one element, got shape {self.shape}")
+        return self._data.reshape(()).item() if self.dtype is not dtypes.bfloat16 else float(self._data.reshape(()))
+
+    def tolist(self):
+        if self.dtype is dtypes.bfloat16:
+            return self._data.astype("float32").tolist()
+        return self._data.tolist()
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is ambiguous")
+        return bool(self._data.reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.category != dtypes.INT or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __repr__(self):
+        from genesis.printing import tensor_repr
+
+        return tensor_repr(self)
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        if not self._data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    # ---- autograd ---------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from genesis.autograd.engine import backward
+
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    def detach(self):
+        t = Tensor._make(self._data, self.dtype, self.device)
+        t._version = self._version  # shares the buffer, so shares its version
+        return t
+
+    def detach_(self):
+        self._node = None
+        self.requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("you can only change requires_grad of leaf tensors")
+        self.requires_grad = bool(requires_grad)
+        if requires_grad:
+            _check_can_require_grad(self)
+        return self
+
+    def register_hook(self, hook):
+        """`hook(grad)` runs when this tensor's gradient is computed; a non-None result replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hooks = self._node.hooks if self._node is not None else None
+        if hooks is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+            if self._node is not None:
+                self._node.hooks = hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def retain_grad(self):
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on a tensor that doesn't require gradient")
+        if self._node is not None:
+            self._retains_grad = True
+            self._node.retain(self)
+
+    # ---- conversions ------------------------------------------------------
+    def to(self, *args, dtype=None, device=None, copy=False, **kwargs):
+        for arg in args:
+            if isinstance(arg, (dtypes.DType, type)) or (isinstance(arg, str) and arg in dtypes._ALIASES):
+                dtype = arg
+            else:
+                device = arg
+        if device is not None and _device.device(device) != self.device:
+            _device.device(device)  # raises a clear error for an unavailable device
+        if dtype is None:
+            return _F.clone(self) if copy else self
+        return _F.cast(self, dtypes.as_dtype(dtype), copy=copy)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return self.dtype.name
+        return self.to(dtype)
+
+    def float(self):
+        return _F.cast(self, dtypes.float32)
+
+    def double(self):
+        return _F.cast(self, dtypes.float64)
+
+    def half(self):
+        return _F.cast(self, dtypes.float16)
+
+    def bfloat16(self):
+        return _F.cast(self, dtypes.bfloat16)
+
+    def long(self):
+        return _F.cast(self, dtypes.int64)
+
+    def int(self):
+        return _F.cast(self, dtypes.int32)
+
+    def bool(self):
+        return _F.cast(self, dtypes.bool_)
+
+    def cpu(self):
+        return self
+
+    def clone(self):
+        return _F.clone(self)
+
+    def contiguous(self):
+        return _F.contiguous(self)
+
+    def is_contiguous(self):
+        return bool(self._data.flags["C_CONTIGUOUS"])
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _check_can_require_grad(t):
+    if t.dtype.category != dtypes.FLOAT:
+        raise RuntimeError(f"only floating-point tensors can require gradients, got {t.dtype.name}")
+
+
+from genesis import functional as _F  # noqa: E402  (the functional layer needs Tensor first)
+from genesis import tensor_methods as _methods  # noqa: E402
+
+_methods.install(Tensor)

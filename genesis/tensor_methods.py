@@ -1,0 +1,98 @@
+"""Tensor methods and operators, bound to the functional layer.
+
+Kept apart from `tensor.py` so the class stays short: each method is the
+functional op of the same name with the tensor as its first argument.
+"""
+
+from __future__ import annotations
+
+from genesis import functional as F
+from genesis.functional import inplace as I
+from genesis.functional._util import normalize_shape
+
+# methods that are exactly F.<name>(self, ...)
+_SAME_NAME = """
+    neg abs exp log log1p expm1 sqrt rsqrt reciprocal sin cos tanh sigmoid relu erf sign floor ceil
+    isnan isinf isfinite logical_not logical_and logical_or add sub mul div pow maximum minimum
+    eq ne lt le gt ge clamp clip square
+    sum prod mean var std amax amin argmax argmin max min all any logsumexp
+    permute transpose t squeeze unsqueeze flatten unflatten expand_as broadcast_to narrow split chunk
+    unbind flip tril triu movedim
+    gather scatter_add index_select masked_fill matmul mm bmm
+""".split()
+
+# in-place forms: x.add_(y) computes add(x, y) and writes it into x
+_INPLACE = "add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill".split()
+
+
+def _reshape(self, *shape):
+    return F.reshape(self, normalize_shape(shape))
+
+
+def _expand(self, *sizes):
+    return F.expand(self, *sizes)
+
+
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _lerp_(self, end, weight):
+    return I.assign_inplace(self, F.lerp(self, end, weight))
+
+
+OPERATORS = {
+    "__neg__": F.neg,
+    "__abs__": F.abs,
+    "__invert__": F.logical_not,
+    "__add__": F.add,
+    "__radd__": _reflected(F.add),
+    "__sub__": F.sub,
+    "__rsub__": _reflected(F.sub),
+    "__mul__": F.mul,
+    "__rmul__": _reflected(F.mul),
+    "__truediv__": F.div,
+    "__rtruediv__": _reflected(F.div),
+    "__floordiv__": lambda a, b: F.div(a, b, rounding_mode="floor"),
+    "__rfloordiv__": lambda a, b: F.div(b, a, rounding_mode="floor"),
+    "__pow__": F.pow,
+    "__rpow__": _reflected(F.pow),
+    "__matmul__": F.matmul,
+    "__rmatmul__": _reflected(F.matmul),
+    "__eq__": F.eq,
+    "__ne__": F.ne,
+    "__lt__": F.lt,
+    "__le__": F.le,
+    "__gt__": F.gt,
+    "__ge__": F.ge,
+    "__and__": F.logical_and,
+    "__or__": F.logical_or,
+    "__getitem__": F.getitem,
+    "__setitem__": F.setitem,
+    "__iadd__": I.inplace(F.add),
+    "__isub__": I.inplace(F.sub),
+    "__imul__": I.inplace(F.mul),
+    "__itruediv__": I.inplace(F.div),
+}
+
+
+def install(cls):
+    for name in _SAME_NAME:
+        setattr(cls, name, getattr(F, name))
+    for name in _INPLACE:
+        setattr(cls, name + "_", I.inplace(getattr(F, name)))
+    for name, fn in OPERATORS.items():
+        setattr(cls, name, fn)
+    cls.reshape = cls.view = _reshape
+    cls.expand = _expand
+    cls.fill_ = I.fill_
+    cls.zero_ = I.zero_
+    cls.copy_ = I.copy_
+    cls.lerp_ = _lerp_
+    cls.dot = F.dot
+    cls.where = lambda self, condition, other: F.where(condition, self, other)
+    cls.index_put = F.index_put
+    cls.one_hot = F.one_hot
+    cls.cast = F.cast
