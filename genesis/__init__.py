@@ -26,3 +26,5 @@ int = int32
 short = int16
 
 __version__ = "0.1.0"
+
+from genesis import amp  # noqa: E402,F401  (autocast and GradScaler)

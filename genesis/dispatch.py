@@ -73,10 +73,15 @@ def record(op, inputs, attrs, out):
     """Attach the autograd node that will run `op.vjp` in backward."""
     versions = None
     if op.saves:
-        versions = tuple(x._version[0] if isinstance(x, Tensor) else None for x in inputs)
+        versions = tuple(x._version[0] if isinstance(x, Tensor) and _saved(op, x) else None for x in inputs)
         versions += (out._version[0],)
     out._node = Node(op, inputs, attrs, versions)
     out.requires_grad = True
+
+
+def _saved(op, x):
+    """Whether the vjp reads input `x`'s values: all inputs, or only the integer index tensors."""
+    return "inputs" in op.saves or ("indices" in op.saves and x.dtype.category == dtypes.INT)
 
 
 def _verify_meta(op, inputs, attrs, out):

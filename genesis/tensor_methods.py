@@ -85,7 +85,9 @@ def install(cls):
         setattr(cls, name + "_", I.inplace(getattr(F, name)))
     for name, fn in OPERATORS.items():
         setattr(cls, name, fn)
-    cls.reshape = cls.view = _reshape
+    cls.reshape = _reshape
+    cls.view = lambda self, *shape: F.view(self, normalize_shape(shape))  # refuses where reshape would copy
+    cls.nonzero = F.nonzero
     cls.expand = _expand
     cls.fill_ = I.fill_
     cls.zero_ = I.zero_

@@ -10,6 +10,8 @@ mode on: they are genesis ops, so their results carry a graph of their own
 
 from __future__ import annotations
 
+import contextlib
+
 from genesis.autograd import grad_mode
 from genesis.tensor import Tensor
 
@@ -21,14 +23,13 @@ def _topological_order(roots):
         if root is None or id(root) in seen:
             continue
         seen.add(id(root))
-        stack = [(root, iter(root.inputs or ()))]
+        stack = [(root, iter(root.edges if root.inputs is not None else ()))]
         while stack:
-            node, inputs = stack[-1]
-            for x in inputs:
-                child = x._node if isinstance(x, Tensor) else None
+            node, edges = stack[-1]
+            for child, _ in edges:
                 if child is not None and id(child) not in seen:
                     seen.add(id(child))
-                    stack.append((child, iter(child.inputs or ())))
+                    stack.append((child, iter(child.edges if child.inputs is not None else ())))
                     break
             else:
                 stack.pop()
@@ -42,7 +43,7 @@ def _check_versions(node, out):
         return
     *input_versions, out_version = node.versions
     for x, version in zip(node.inputs, input_versions):
-        if isinstance(x, Tensor) and x._version[0] != version:
+        if version is not None and x._version[0] != version:
             raise RuntimeError(
                 f"one of the tensors needed to compute the gradient of {node.op.name} (shape {list(x.shape)}, "
                 f"dtype {x.dtype.name}) was modified by an in-place operation: it is at version "
@@ -79,6 +80,19 @@ def _accumulate(pending: dict, key, grad):
     pending[key] = grad if previous is None else previous + grad
 
 
+@contextlib.contextmanager
+def _autocast_off():
+    """Backward ops run in the dtypes their forward ops used, as in PyTorch: autocast chose
+    the forward's casts and must not cast the vjp rules' ops a second time."""
+    from genesis import dispatch
+
+    hook, dispatch.autocast_hook = dispatch.autocast_hook, None
+    try:
+        yield
+    finally:
+        dispatch.autocast_hook = hook
+
+
 def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None):
     """Propagate gradients from `roots`.
 
@@ -101,7 +115,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             _accumulate(pending_nodes, id(root._node), grad)
             outputs[id(root._node)] = root
 
-    with grad_mode.set_grad_enabled(create_graph):
+    with grad_mode.set_grad_enabled(create_graph), _autocast_off():
         for node in _topological_order([r._node for r in roots]):
             grad = pending_nodes.pop(id(node), None)
             out = outputs.pop(id(node), None)
@@ -139,8 +153,10 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
 
 def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
     op, inputs, attrs = node.op, node.inputs, node.attrs
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor) or not x.requires_grad:
+    # the edges hold each input's history as it was when the op ran: an in-place op since
+    # then gave the tensor a new node, which this op's gradient must not flow through
+    for i, (x, (child, wanted)) in enumerate(zip(inputs, node.edges)):
+        if not isinstance(x, Tensor) or not wanted:
             continue
         rule = op.vjp[0] if op.variadic else op.vjp[i]
         if rule is None:
@@ -149,12 +165,12 @@ def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
         if g is None:
             continue
         g = _fit(g, x)
-        if x._node is None:
+        if child is None:
             leaves[id(x)] = x
             _accumulate(pending_leaves, id(x), g)
         else:
-            _accumulate(pending_nodes, id(x._node), g)
-            outputs[id(x._node)] = x
+            _accumulate(pending_nodes, id(child), g)
+            outputs[id(child)] = x
 
 
 def _store_leaf_grad(leaf, grad, create_graph, stored):

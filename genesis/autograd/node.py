@@ -4,6 +4,10 @@ A node keeps the op, its inputs (tensors or Python scalars) and attributes.
 It does not hold its output: backward reaches a node only through its output
 tensor (the root, or an input of a node that consumed it), and the engine
 hands that tensor to the vjp. So the tape holds no reference cycles.
+
+`edges` records, per input, the node that made it and whether it required
+grad *when the op ran*. An in-place op later gives that tensor a new node;
+this node must still differentiate through the history it actually used.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import weakref
 
 
 class Node:
-    __slots__ = ("op", "inputs", "attrs", "versions", "hooks", "_retained", "__weakref__")
+    __slots__ = ("op", "inputs", "edges", "attrs", "versions", "hooks", "_retained", "__weakref__")
 
     def __init__(self, op, inputs, attrs, versions):
         self.op = op
         self.inputs = inputs
+        self.edges = tuple((getattr(x, "_node", None), getattr(x, "requires_grad", False)) for x in inputs)
         self.attrs = attrs
         self.versions = versions
         self.hooks = None

@@ -2,7 +2,12 @@
 
 A Python key is normalized into the hashable key of the indexing primitives
 (see `genesis.ops.movement`): Ellipsis expanded, ints and slices made
-non-negative and bounds-checked here, so errors name the dim and size.
+non-negative and bounds-checked here, so errors name the index, dim and size.
+
+Bool masks become integer index tensors here (`mask.nonzero()`, as PyTorch
+does), so the primitives only ever see integer indices and their output
+shape follows from the input shapes alone. Finding the true positions reads
+the mask's values on the host: like `.item()`, a tracer cannot see past it.
 """
 
 from __future__ import annotations
@@ -17,26 +22,75 @@ from genesis.ops import movement as M
 def _as_index_tensor(k):
     from genesis.creation import tensor
 
-    t = k if is_tensor(k) else tensor(k)
+    if is_tensor(k):
+        t = k
+    elif isinstance(k, (list, tuple)) and len(k) == 0:
+        t = tensor([], dtype=dtypes.int64)  # x[[]] selects nothing (a float tensor would be refused)
+    else:
+        t = tensor(k)
     if t.dtype.category == dtypes.FLOAT:
         raise IndexError(f"tensors used as indices must be integer or bool tensors, got {t.dtype.name}")
     return t
+
+
+def nonzero(x, *, as_tuple=False):
+    """Positions of the non-zero elements: an int64 tensor of shape (count, ndim), or one per dim.
+
+    The count depends on the values, so this reads them on the host.
+    """
+    from genesis.creation import tensor, zeros
+    from genesis.functional.shape import stack
+
+    if x.ndim == 0:  # one position with no coordinates, or none (as_tuple sees it as 1-D, like PyTorch)
+        count = int(bool(x.detach().item()))
+        return (zeros(count, dtype=dtypes.int64),) if as_tuple else zeros((count, 0), dtype=dtypes.int64)
+    positions = x.detach().numpy().nonzero()  # a numpy array's method: one index array per dim
+    columns = tuple(tensor(p, dtype=dtypes.int64) for p in positions)
+    return columns if as_tuple else stack(columns, dim=1)
+
+
+def _expand_masks(key):
+    """Replace each bool mask by one int64 index tensor per dim it covers; x[True] is a new axis."""
+    out = []
+    for k in key:
+        if isinstance(k, bool) or (is_tensor(k) and k.dtype is dtypes.bool_ and k.ndim == 0):
+            if not bool(k):
+                raise IndexError("indexing with a False scalar (an empty selection) is not supported")
+            out.append(None)
+        elif is_tensor(k) and k.dtype is dtypes.bool_:
+            out.extend(nonzero(k, as_tuple=True))
+        else:
+            out.append(k)
+    return out
 
 
 def normalize_key(x, key):
     """Return (primitive key, index tensors)."""
     if not isinstance(key, tuple):
         key = (key,)
-    key = tuple(_as_index_tensor(k) if isinstance(k, list) or (not is_tensor(k) and hasattr(k, "__array__"))
+    # lists, tuples and numpy arrays are index tensors; a numpy integer scalar is an int
+    key = tuple(_as_index_tensor(k) if isinstance(k, (list, tuple)) or
+                (not is_tensor(k) and hasattr(k, "__array__") and getattr(k, "ndim", 0) > 0)
                 else k for k in key)
+    for k in key:
+        if is_tensor(k) and k.dtype.category == dtypes.FLOAT:
+            raise IndexError(f"tensors used as indices must be integer or bool tensors, got {k.dtype.name}")
     if sum(k is Ellipsis for k in key) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    consumed = sum(k.ndim if is_tensor(k) and k.dtype is dtypes.bool_ else 1
-                   for k in key if k is not None and k is not Ellipsis)
+    covers = [0 if k is None or k is Ellipsis or isinstance(k, bool) else
+              k.ndim if is_tensor(k) and k.dtype is dtypes.bool_ else 1 for k in key]
+    consumed = sum(covers)
     if consumed > x.ndim:
-        raise IndexError(f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)})")
+        raise IndexError(f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)}): "
+                         f"the index covers {consumed} dims")
+    dim = 0
+    for k, n in zip(key, covers):  # a mask must match the dims it covers: check before reading it
+        if is_tensor(k) and k.dtype is dtypes.bool_ and tuple(k.shape) != tuple(x.shape[dim:dim + n]):
+            raise IndexError(f"the boolean mask of shape {list(k.shape)} does not match the indexed "
+                             f"shape {list(x.shape[dim:dim + n])} at dim {dim}")
+        dim += x.ndim - consumed if k is Ellipsis else n
     entries, tensors, dim = [], [], 0
-    for k in key:
+    for k in _expand_masks(key):
         if k is Ellipsis:
             for _ in range(x.ndim - consumed):
                 entries.append(("s", 0, x.shape[dim], 1))
@@ -44,17 +98,13 @@ def normalize_key(x, key):
         elif k is None:
             entries.append(None)
         elif is_tensor(k):
-            k = _as_index_tensor(k)
-            if k.dtype is dtypes.bool_ and k.shape != x.shape[dim:dim + k.ndim]:
-                raise IndexError(f"the boolean mask of shape {list(k.shape)} does not match the indexed "
-                                 f"shape {list(x.shape[dim:dim + k.ndim])} at dim {dim}")
             entries.append(("t", len(tensors)))
             tensors.append(k)
-            dim += k.ndim if k.dtype is dtypes.bool_ else 1
+            dim += 1
         elif isinstance(k, slice):
             start, stop, step = k.indices(x.shape[dim])
             if step <= 0:
-                raise ValueError("slice step must be positive (use flip to reverse)")
+                raise ValueError(f"slice step must be positive, got {step} (use flip to reverse)")
             entries.append(("s", start, max(start, stop), step))
             dim += 1
         elif isinstance(k, int) or hasattr(k, "__index__"):
@@ -65,7 +115,8 @@ def normalize_key(x, key):
             entries.append(("i", i + size if i < 0 else i))
             dim += 1
         else:
-            raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}")
+            raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}; use ints, slices, None, "
+                             "Ellipsis, or integer/bool tensors")
     return tuple(entries), tuple(tensors)
 
 
@@ -86,21 +137,21 @@ def index_put(x, key, values, *tensors, accumulate=False):
 
 
 def setitem(x, key, value):
+    """`x[key] = value`: an out-of-place index_put written back into x (so views of x see it)."""
     from genesis.creation import full
-    from genesis.functional.inplace import assign_inplace
-    from genesis.ops.shape_rules import broadcast
+    from genesis.functional.inplace import assign_inplace, check_inplace_allowed
 
+    check_inplace_allowed(x)
     entries, tensors = normalize_key(x, key)
     if not is_tensor(value):
         value = full((), value, dtype=x.dtype)
-    target_shape = M._index_shape(x.shape, *(t.shape for t in tensors), key=entries)
-    try:
-        if broadcast(value.shape, target_shape) != tuple(target_shape):
-            raise ShapeError("")
-    except ShapeError:
-        raise ShapeError(f"cannot assign a value of shape {list(value.shape)} to an indexed "
-                         f"region of shape {list(target_shape)}") from None
-    assign_inplace(x, index_put(x, entries, value.to(x.dtype), *tensors))
+    value = value.to(x.dtype)
+    if value._version is x._version:
+        # a view of x (as in `x[k] += v`): writing x would change the value index_put saved
+        from genesis.functional.shape import clone
+
+        value = clone(value)
+    assign_inplace(x, index_put(x, entries, value, *tensors))
 
 
 def _check_index_dtype(index, name):
@@ -154,6 +205,7 @@ def one_hot(index, num_classes=-1):
 
 __all__ = [
     "normalize_key",
+    "nonzero",
     "index",
     "getitem",
     "index_put",

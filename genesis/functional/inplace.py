@@ -36,8 +36,10 @@ def assign_inplace(target, result):
         raise TypeError(f"an in-place result of dtype {result.dtype.name} can't be cast to the "
                         f"target's dtype {target.dtype.name}")
     node = result._node
-    if node is not None and node.versions is not None and any(x is target for x in node.inputs):
+    if node is not None and node.versions is not None and any(
+            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
         old = Tensor._make(target._data.copy(), target.dtype, target.device, target.requires_grad)
+        old._version = [target._version[0]]  # the version the node recorded for its input
         old._node = target._node
         node.inputs = tuple(old if x is target else x for x in node.inputs)
     if not target._data.flags.writeable:

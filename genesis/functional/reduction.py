@@ -106,8 +106,13 @@ def _float_input(x, name):
     if not x.dtype.is_floating_point:
         raise TypeError(f"{name} needs a floating-point tensor, got {x.dtype.name}; "
                         f"cast it first, e.g. x.float()")
-    # fp16/bf16 accumulate in fp32 and round once at the end, as PyTorch does
-    return (x.to(dtypes.float32), x.dtype) if x.dtype.is_low_precision else (x, None)
+    # fp16/bf16 accumulate in fp32 and round once at the end, as PyTorch does; inside an
+    # autocast region the result stays fp32 (reductions are autocast's FP32 class)
+    if not x.dtype.is_low_precision:
+        return x, None
+    from genesis.amp.autocast import is_autocast_enabled
+
+    return x.to(dtypes.float32), (None if is_autocast_enabled() else x.dtype)
 
 
 def mean(x, dim=None, keepdim=False, *, dtype=None):

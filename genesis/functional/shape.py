@@ -1,4 +1,12 @@
-"""Shape and view functions: reshape, permute and friends, cat/stack/split, pad, tril/triu."""
+"""Shape and view functions: reshape, permute and friends, cat/stack/split, pad, tril/triu.
+
+Views (reshape, permute, expand, narrow, split's pieces, squeeze...) share
+their input's buffer and version counter, so an in-place change through one
+shows in the other and autograd notices it. `view` promises that sharing and
+refuses when the strides cannot provide it; `reshape` copies first in that
+case, as PyTorch does. Functions that PyTorch documents as returning new
+memory (cat, stack, clone, flip, pad) always copy, even for one input.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +19,66 @@ from genesis.functional._util import normalize_dim, normalize_dims, normalize_sh
 from genesis.ops import movement as M
 
 
-def reshape(x, *shape):
+def _infer_shape(x, shape):
     shape = normalize_shape(shape)
     if -1 in shape:
         if shape.count(-1) > 1:
             raise ShapeError(f"reshape to {list(shape)}: only one dimension can be -1")
         known = math.prod(n for n in shape if n != -1)
         if known == 0 or x.numel() % known:
-            raise ShapeError(f"cannot reshape a tensor of shape {list(x.shape)} into shape {list(shape)}")
+            raise ShapeError(f"cannot reshape a tensor of shape {list(x.shape)} ({x.numel()} elements) "
+                             f"into shape {list(shape)}")
         shape = tuple(x.numel() // known if n == -1 else n for n in shape)
+    return shape
+
+
+def _viewable(x, shape) -> bool:
+    """Whether `x` can be seen as `shape` without a copy (PyTorch's `computeStride`).
+
+    Walks the dims from the last, in chunks of dims that are contiguous with
+    each other; each chunk must be rebuilt exactly by consecutive new dims.
+    A symbolic tensor (under tracing) has no strides: a view is a re-indexing.
+    """
+    data = getattr(x, "_data", None)
+    strides = getattr(data, "strides", None)
+    old = tuple(x.shape)
+    if strides is None or not old or math.prod(old) == 0 or math.prod(old) != math.prod(shape):
+        return True  # nothing to lay out (or the shape rule will refuse the sizes)
+    view_d = len(shape) - 1
+    base_stride = strides[-1]
+    tensor_numel = view_numel = 1
+    for d in range(len(old) - 1, -1, -1):
+        tensor_numel *= old[d]
+        chunk_ends = d == 0 or (old[d - 1] != 1 and strides[d - 1] != tensor_numel * base_stride)
+        if not chunk_ends:
+            continue
+        while view_d >= 0 and (view_numel < tensor_numel or shape[view_d] == 1):
+            view_numel *= shape[view_d]
+            view_d -= 1
+        if view_numel != tensor_numel:
+            return False
+        if d > 0:
+            base_stride = strides[d - 1]
+            tensor_numel = view_numel = 1
+    return view_d == -1
+
+
+def reshape(x, *shape):
+    """A view when the strides allow one, else a reshaped copy."""
+    shape = _infer_shape(x, shape)
+    if not _viewable(x, shape):
+        x = apply(M.copy, x)
     return apply(M.reshape, x, shape_to=shape)
 
 
-view = reshape
+def view(x, *shape):
+    """Always a view that shares x's memory; refuses where only a copy could give the shape."""
+    shape = _infer_shape(x, shape)
+    if not _viewable(x, shape):
+        raise RuntimeError(f"view of a tensor of shape {list(x.shape)} as {list(shape)} is not possible: "
+                           "its memory layout (non-contiguous, e.g. after transpose) cannot be re-read in "
+                           "that shape without a copy; use reshape() instead")
+    return apply(M.reshape, x, shape_to=shape)
 
 
 def permute(x, *dims):
@@ -74,7 +129,13 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 def unflatten(x, dim, sizes):
     dim = normalize_dim(dim, x.ndim)
-    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+    sizes = tuple(sizes)
+    known = math.prod(n for n in sizes if n != -1)
+    if (-1 not in sizes and known != x.shape[dim]) or (-1 in sizes and (known == 0 or x.shape[dim] % known)):
+        raise ShapeError(f"unflatten: sizes {list(sizes)} do not multiply to the size {x.shape[dim]} "
+                         f"of dim {dim} of shape {list(x.shape)}")
+    sizes = tuple(x.shape[dim] // known if n == -1 else n for n in sizes)
+    return reshape(x, x.shape[:dim] + sizes + x.shape[dim + 1:])
 
 
 def expand(x, *sizes):
@@ -141,16 +202,19 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat needs at least one tensor")
-    # PyTorch lets an empty 1-D tensor join anything
-    tensors = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
-    dim = normalize_dim(dim, tensors[0].ndim)
+    for i, x in enumerate(tensors):
+        if x.ndim == 0:
+            raise ShapeError(f"cat: a 0-d tensor (at position {i}) cannot be concatenated; unsqueeze it or use stack")
+    # PyTorch lets an empty 1-D tensor join anything: it becomes an empty slab of the others' shape
+    like = next((x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)), tensors[0])
+    dim = normalize_dim(dim, like.ndim)
+    empty = like.shape[:dim] + (0,) + like.shape[dim + 1:]
+    tensors = [reshape(x, empty) if x.ndim == 1 and x.shape[0] == 0 else x for x in tensors]
     for x in tensors:
-        if x.ndim != tensors[0].ndim:
+        if x.ndim != like.ndim:
             raise ShapeError(f"cat: tensors must have the same number of dims, got shapes "
                              f"{[list(y.shape) for y in tensors]}")
-    if len(tensors) == 1:
-        return tensors[0]
-    return apply(M.cat, *tensors, dim=dim)
+    return apply(M.cat, *tensors, dim=dim)  # a copy even for one tensor: cat never aliases its input
 
 
 concat = concatenate = cat
@@ -164,8 +228,7 @@ def stack(tensors, dim=0):
         if x.shape != tensors[0].shape:
             raise ShapeError(f"stack expects tensors of equal shape, got {[list(y.shape) for y in tensors]}")
     dim = normalize_dim(dim, tensors[0].ndim, inserting=True)
-    return apply(M.cat, *[unsqueeze(x, dim) for x in tensors], dim=dim) if len(tensors) > 1 \
-        else unsqueeze(tensors[0], dim)
+    return apply(M.cat, *[unsqueeze(x, dim) for x in tensors], dim=dim)
 
 
 def narrow(x, dim, start, length):
@@ -202,8 +265,9 @@ def chunk(x, chunks, dim=0):
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     dim = normalize_dim(dim, x.ndim)
-    step = -(-x.shape[dim] // chunks) if x.shape[dim] else 1
-    return split(x, step, dim)
+    if x.shape[dim] == 0:  # PyTorch: `chunks` empty pieces
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-x.shape[dim] // chunks), dim)
 
 
 def unbind(x, dim=0):
@@ -256,10 +320,20 @@ def triu(x, diagonal=0):
 
 
 def movedim(x, source, destination):
-    source = normalize_dim(source, x.ndim)
-    destination = normalize_dim(destination, x.ndim)
-    order = [d for d in range(x.ndim) if d != source]
-    order.insert(destination, source)
+    """Move dims `source` to positions `destination` (ints or equal-length sequences); the rest keep their order."""
+    source = tuple(source) if isinstance(source, (list, tuple)) else (source,)
+    destination = tuple(destination) if isinstance(destination, (list, tuple)) else (destination,)
+    if len(source) != len(destination):
+        raise ValueError(f"movedim: source {list(source)} and destination {list(destination)} differ in length")
+    source = tuple(normalize_dim(d, x.ndim) for d in source)
+    destination = tuple(normalize_dim(d, x.ndim) for d in destination)
+    if len(set(source)) != len(source) or len(set(destination)) != len(destination):
+        raise ValueError(f"movedim: repeated dim in source {list(source)} or destination {list(destination)}")
+    order = [None] * x.ndim
+    for s, d in zip(source, destination):
+        order[d] = s
+    rest = iter(d for d in range(x.ndim) if d not in source)
+    order = [next(rest) if d is None else d for d in order]
     return apply(M.permute, x, dims=tuple(order))
 
 __all__ = [

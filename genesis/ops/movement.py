@@ -6,7 +6,9 @@ input's buffer on the CPU and fold into indexing in fused kernels.
 
 Indexing keys are hashable tuples, one entry per indexed position:
 `("s", start, stop, step)` a slice, `("i", k)` an integer, `None` a new axis,
-`("t", n)` the n-th index tensor among the op's inputs.
+`("t", n)` the n-th index tensor among the op's inputs. Index tensors are
+integers only: the functional layer turns bool masks into positions first,
+so every output shape follows from the input shapes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from genesis.ops.op import Kind, Op, register
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 _NOTHING = frozenset()
+# indexing vjps read the index tensors' values, but of the indexed data only its shape
+_INDICES = frozenset({"indices"})
 
 
 def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False):
@@ -75,32 +79,76 @@ expand = _movement("expand", Kind.VIEW, lambda a, *, shape_to: np.broadcast_to(a
 
 
 # ---- indexing ----------------------------------------------------------------
-def numpy_key(key, tensors):
-    parts = []
+class IndexOutOfRangeError(IndexError):
+    """An index tensor holds a position outside its dim (a genesis error, passed through as is)."""
+
+
+def split_key(key, tensors):
+    """A primitive key as (basic, advanced, tensor dims), with PyTorch's semantics.
+
+    Ints, slices and new axes apply first, as a basic index (always a numpy
+    view: the trailing Ellipsis keeps even an all-int index a 0-d view rather
+    than a scalar copy). The index tensors then index that view, with full
+    slices where slices and new axes were. numpy alone would treat an int
+    beside an index tensor as one more index array, and `x[0, :, idx]` would
+    move the broadcast dims to the front; PyTorch selects the int first.
+    `advanced` is None when the key holds no index tensors. `tensor dims`
+    names each index tensor's dim in the indexed tensor, for error messages.
+    """
+    basic, advanced, tensor_dims = [], [], []
+    dim = 0
     for entry in key:
         if entry is None:
-            parts.append(None)
-        elif entry[0] == "s":
-            parts.append(slice(entry[1], entry[2], entry[3]))
+            basic.append(None)
+            advanced.append(slice(None))
+            continue
+        if entry[0] == "s":
+            basic.append(slice(entry[1], entry[2], entry[3]))
+            advanced.append(slice(None))
         elif entry[0] == "i":
-            parts.append(entry[1])
+            basic.append(entry[1])
         else:
-            parts.append(tensors[entry[1]])
-    return tuple(parts)
+            basic.append(slice(None))
+            advanced.append(tensors[entry[1]])
+            tensor_dims.append((len(advanced) - 1, dim))
+        dim += 1
+    basic.append(Ellipsis)
+    return tuple(basic), (tuple(advanced) if tensors else None), tuple(tensor_dims)
+
+
+def _check_in_range(index, size, dim, *, negative_ok=True):
+    if not index.size:
+        return
+    low, high = int(index.min()), int(index.max())
+    bad = high if high >= size else low if low < (-size if negative_ok else 0) else None
+    if bad is not None:
+        raise IndexOutOfRangeError(f"index {bad} is out of range for dim {dim} with size {size}")
+
+
+def _indexed_view(a, tensors, key):
+    """The basic part applied to `a` (a view) and the checked advanced part, or None."""
+    basic, advanced, tensor_dims = split_key(key, tensors)
+    view = a[basic]
+    for position, dim in tensor_dims:
+        _check_in_range(advanced[position], view.shape[position], dim)
+    return view, advanced
 
 
 def _index_kernel(a, *tensors, key):
-    return a[numpy_key(key, tensors)]
+    view, advanced = _indexed_view(a, tensors, key)
+    return view if advanced is None else view[advanced]
 
 
 def _index_shape(shape, *index_shapes, key):
-    probe = np.empty(shape, dtype=np.bool_)
+    # A zero-stride probe: as cheap for a 10^9-element shape as for a scalar.
+    probe = np.broadcast_to(np.empty((), dtype=np.bool_), shape)
     index = [np.zeros(s, dtype=np.int64) for s in index_shapes]
-    return probe[numpy_key(key, index)].shape
+    return _index_kernel(probe, *index, key=key).shape
 
 
 def _index_grad(g, out, x, *tensors, key):
-    return F.index_put(F.zeros(x.shape, dtype=g.dtype), key, g, *tensors, accumulate=True)
+    # A basic index selects each element at most once: a plain put suffices.
+    return F.index_put(F.zeros(x.shape, dtype=g.dtype), key, g, *tensors, accumulate=bool(tensors))
 
 
 _LOW_PRECISION = {NUMPY_DTYPE[dtypes.float16], NUMPY_DTYPE[dtypes.bfloat16]}
@@ -111,14 +159,40 @@ def _accumulator(a):
     return a.astype(np.float32) if a.dtype in _LOW_PRECISION else a.copy()
 
 
+def _strip_leading_ones(shape):
+    """Values may carry extra leading 1-dims (`x[0] = ones(1, n)`), as in PyTorch."""
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
 def _index_put_kernel(a, values, *tensors, key, accumulate):
-    out = _accumulator(a)
-    index = numpy_key(key, tensors)
-    if accumulate:
-        np.add.at(out, index, values)
+    out = _accumulator(a) if accumulate else a.copy()
+    values = np.reshape(values, _strip_leading_ones(values.shape))
+    view, advanced = _indexed_view(out, tensors, key)  # `view` writes through into `out`
+    if advanced is None:
+        if accumulate:
+            view += values
+        else:
+            view[...] = values
+    elif accumulate:
+        np.add.at(view, advanced, values)  # duplicate positions add up
     else:
-        out[index] = values
+        view[advanced] = values
     return out
+
+
+def _index_put_shape(shape, values_shape, *index_shapes, key, accumulate):
+    target = _index_shape(shape, *index_shapes, key=key)
+    try:
+        fits = shape_rules.broadcast(_strip_leading_ones(values_shape), target) == tuple(target)
+    except ShapeError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"cannot put values of shape {list(values_shape)} into an indexed region "
+                         f"of shape {list(target)}")
+    return tuple(shape)
 
 
 def _index_put_grad_self(g, out, x, values, *tensors, key, accumulate):
@@ -126,7 +200,8 @@ def _index_put_grad_self(g, out, x, values, *tensors, key, accumulate):
 
 
 def _index_put_grad_values(g, out, x, values, *tensors, key, accumulate):
-    return F.sum_to(F.index(g, key, *tensors), values.shape)
+    region = F.sum_to(F.index(g, key, *tensors), _strip_leading_ones(values.shape))
+    return F.reshape(region, values.shape)
 
 
 def _index_put_dtype(inputs, **attrs):
@@ -136,11 +211,10 @@ def _index_put_dtype(inputs, **attrs):
 
 index_basic = _movement("index_basic", Kind.VIEW, _index_kernel, _index_shape, (_index_grad,))
 index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,),
-                           saves=frozenset({"inputs"}))
-index_put = _movement("index_put", Kind.OPAQUE, _index_put_kernel,
-                      lambda shape, *rest, key, accumulate: tuple(shape),
+                           saves=_INDICES)
+index_put = _movement("index_put", Kind.OPAQUE, _index_put_kernel, _index_put_shape,
                       (_index_put_grad_self, _index_put_grad_values), dtype=_index_put_dtype,
-                      saves=frozenset({"inputs"}))
+                      saves=_INDICES)
 
 
 def _leading_block(a, index, dim):
@@ -149,15 +223,21 @@ def _leading_block(a, index, dim):
 
 
 def _gather_kernel(a, index, *, dim):
+    # PyTorch refuses negative positions in gather and scatter (numpy would wrap them).
+    _check_in_range(index, a.shape[dim] if a.ndim else 1, dim, negative_ok=False)
+    if not a.ndim:  # a 0-d tensor gathers from its one element
+        return np.take(a.reshape(1), index)
     return np.take_along_axis(_leading_block(a, index, dim), index, axis=dim)
 
 
 def _gather_shape(shape, index_shape, *, dim):
     if len(shape) != len(index_shape):
-        raise ShapeError(f"gather: index has {len(index_shape)} dims but input has {len(shape)} (shapes {list(index_shape)} and {list(shape)})")
+        raise ShapeError(f"gather: index has {len(index_shape)} dims but input has {len(shape)} "
+                         f"(index shape {list(index_shape)}, input shape {list(shape)})")
     for d, (n, m) in enumerate(zip(shape, index_shape)):
         if d != dim and m > n:
-            raise ShapeError(f"gather: index shape {list(index_shape)} is larger than input shape {list(shape)} at dim {d}")
+            raise ShapeError(f"gather: index shape {list(index_shape)} is larger than input shape "
+                             f"{list(shape)} at dim {d}")
     return tuple(index_shape)
 
 
@@ -168,22 +248,36 @@ def _along_axis_index(index, dim):
 
 
 def _scatter_add_kernel(a, index, src, *, dim):
+    _check_in_range(index, a.shape[dim] if a.ndim else 1, dim, negative_ok=False)
     out = _accumulator(a)
+    if not a.ndim:
+        np.add.at(out.reshape(1), index, src)  # the reshape is a view: it adds into `out`
+        return out
     src = src[tuple(slice(0, n) for n in index.shape)]
     np.add.at(out, _along_axis_index(index, dim), src)
     return out
 
 
+def _scatter_add_shape(shape, index_shape, src_shape, *, dim):
+    if not len(shape) == len(index_shape) == len(src_shape):
+        raise ShapeError(f"scatter_add: input, index and src need the same number of dims, got shapes "
+                         f"{list(shape)}, {list(index_shape)} and {list(src_shape)}")
+    for d, (n, m, k) in enumerate(zip(shape, index_shape, src_shape)):
+        if m > k or (d != dim and m > n):
+            raise ShapeError(f"scatter_add: index shape {list(index_shape)} is larger than src shape "
+                             f"{list(src_shape)} or (outside dim {dim}) input shape {list(shape)} at dim {d}")
+    return tuple(shape)
+
+
 gather = _movement("gather", Kind.OPAQUE, _gather_kernel, _gather_shape,
                    (lambda g, out, x, index, *, dim: F.scatter_add(F.zeros(x.shape, dtype=g.dtype), dim, index, g),
                     None),
-                   saves=frozenset({"inputs"}))
-scatter_add = _movement("scatter_add", Kind.OPAQUE, _scatter_add_kernel,
-                        lambda shape, index_shape, src_shape, *, dim: tuple(shape),
+                   saves=_INDICES)
+scatter_add = _movement("scatter_add", Kind.OPAQUE, _scatter_add_kernel, _scatter_add_shape,
                         (lambda g, out, x, index, src, *, dim: g,
                          None,
                          lambda g, out, x, index, src, *, dim: F.pad_to(F.gather(g, dim, index), src.shape)),
-                        dtype=_index_put_dtype, saves=frozenset({"inputs"}))
+                        dtype=_index_put_dtype, saves=_INDICES)
 
 
 # ---- flip, cat, pad ------------------------------------------------------------

@@ -16,8 +16,10 @@ primitive:
 - `kind`: what fusion reads (elementwise, reduction, matmul, view, opaque).
 - `codegen`: snippets per backend ("triton", "numpy"), filled by the compiler.
 - `autocast`: how autocast treats the op's floating inputs.
-- `saves`: which values the vjp reads ("inputs", "output"); an in-place change
-  to one of them before backward is an error, and only they are version-checked.
+- `saves`: which values the vjp reads ("inputs", "output", or "indices": only
+  the integer index tensors among the inputs, for ops whose vjp needs just the
+  other inputs' shapes); an in-place change to one of them before backward is
+  an error, and only they are version-checked.
 """
 
 from __future__ import annotations

@@ -1,0 +1,142 @@
+"""Eager dispatch overhead: genesis against raw numpy and PyTorch eager, side by side.
+
+Small ops (64x64, inputs with requires_grad) show what genesis's Python
+dispatch and autograd recording cost per op; large ops (4M elements) show
+whether that cost disappears behind the kernel. Every variant of one case is
+timed in interleaved rounds in the same process, and the medians are compared,
+so the ratios hold even on a noisy machine.
+
+Run: python benchmarks/eager_overhead.py [--rounds N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import genesis
+
+try:
+    import torch
+except ImportError:  # torch is a test-only dependency: report without it
+    torch = None
+
+
+def _time_per_call(fn, min_seconds=0.02):
+    """Seconds per call, from a loop long enough to swamp the clock's resolution."""
+    fn()
+    calls, elapsed = 1, 0.0
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+        calls *= 2
+
+
+def measure(variants: dict, rounds: int) -> dict:
+    samples = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            samples[name].append(_time_per_call(fn))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def small_cases():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 64, 64), dtype=np.float32)
+    ga, gb = (genesis.tensor(v, requires_grad=True) for v in (a, b))
+    cases = {
+        "add 64x64 (requires_grad)": {
+            "numpy": lambda: np.add(a, b),
+            "genesis": lambda: ga + gb,
+        },
+        "matmul 64x64 (requires_grad)": {
+            "numpy": lambda: np.matmul(a, b),
+            "genesis": lambda: ga @ gb,
+        },
+    }
+    if torch is not None:
+        ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
+        cases["add 64x64 (requires_grad)"]["torch"] = lambda: ta + tb
+        cases["matmul 64x64 (requires_grad)"]["torch"] = lambda: ta @ tb
+    return cases
+
+
+def large_cases():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 4 * 1024 * 1024), dtype=np.float32)
+    m1, m2 = rng.standard_normal((2, 2048, 2048), dtype=np.float32)
+    ga, gb = genesis.tensor(a), genesis.tensor(b)
+    gm1, gm2 = genesis.tensor(m1), genesis.tensor(m2)
+    cases = {
+        "add 4M": {"numpy": lambda: np.add(a, b), "genesis": lambda: ga + gb},
+        "exp 4M": {"numpy": lambda: np.exp(a), "genesis": lambda: ga.exp()},
+        "sum 4M": {"numpy": lambda: np.sum(a), "genesis": lambda: ga.sum()},
+        "matmul 2048x2048": {"numpy": lambda: np.matmul(m1, m2), "genesis": lambda: gm1 @ gm2},
+    }
+    if torch is not None:
+        ta, tb, tm1, tm2 = (torch.from_numpy(v) for v in (a, b, m1, m2))
+        cases["add 4M"]["torch"] = lambda: ta + tb
+        cases["exp 4M"]["torch"] = lambda: ta.exp()
+        cases["sum 4M"]["torch"] = lambda: ta.sum()
+        cases["matmul 2048x2048"]["torch"] = lambda: tm1 @ tm2
+    return cases
+
+
+def _format_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.2f} us"
+    return f"{seconds * 1e3:8.2f} ms"
+
+
+def run(rounds: int) -> list[dict]:
+    rows = []
+    for group, cases, group_rounds in (("small", small_cases(), rounds), ("large", large_cases(), max(3, rounds // 2))):
+        for name, variants in cases.items():
+            times = measure(variants, group_rounds)
+            row = {"group": group, "case": name, "seconds": times,
+                   "genesis/numpy": times["genesis"] / times["numpy"]}
+            if "torch" in times:
+                row["genesis/torch"] = times["genesis"] / times["torch"]
+            rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    header = f"{'case':32s} {'numpy':>11s} {'genesis':>11s} {'torch':>11s} {'genesis/numpy':>14s} {'genesis/torch':>14s}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        t = row["seconds"]
+        torch_time = _format_time(t["torch"]) if "torch" in t else "-"
+        vs_torch = f"{row['genesis/torch']:.2f}x" if "genesis/torch" in row else "-"
+        print(f"{row['case']:32s} {_format_time(t['numpy']):>11s} {_format_time(t['genesis']):>11s} "
+              f"{torch_time:>11s} {row['genesis/numpy']:>13.2f}x {vs_torch:>14s}")
+    print("\ntargets: small ops genesis/torch <= 2x; 4M-element ops genesis/numpy <= 1.10x")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per case (median is reported)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, "
+          f"torch {torch.__version__ if torch else 'not installed'} ({torch.get_num_threads() if torch else 0} threads), genesis {genesis.__version__}\n")
+    rows = run(args.rounds)
+    print_table(rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
