@@ -16,8 +16,10 @@ from genesis.tensor import Tensor
 
 
 def _infer_dtype(data) -> dtypes.DType:
-    """The dtype PyTorch picks for nested Python data: bool < int64 < default float."""
-    category = dtypes.BOOL
+    """The dtype PyTorch picks for nested Python data: bool < int64 < default float.
+
+    Data with no elements at all (`[]`, `[[], []]`) is the default float, as in PyTorch."""
+    category = None  # None until an element is seen
     stack = [data]
     while stack:
         item = stack.pop()
@@ -26,14 +28,14 @@ def _infer_dtype(data) -> dtypes.DType:
         elif isinstance(item, Tensor):
             return item.dtype
         elif isinstance(item, bool) or isinstance(item, np.bool_):
-            pass
+            category = dtypes.BOOL if category is None else category
         elif isinstance(item, numbers.Integral):
-            category = max(category, dtypes.INT)
+            category = dtypes.INT if category in (None, dtypes.BOOL) else category
         elif isinstance(item, numbers.Real):
             category = dtypes.FLOAT
         else:
             raise TypeError(f"cannot make a tensor from an element of type {type(item).__name__}: {item!r}")
-    return dtypes.default_dtype_for_category(category)
+    return dtypes.default_dtype_for_category(dtypes.FLOAT if category is None else category)
 
 
 def _array_from_data(data, dtype=None):
@@ -159,9 +161,23 @@ def _random_float(sample, size, dtype, device, requires_grad):
     return _make(sample(wide).astype(NUMPY_DTYPE[dtype], copy=False), dtype, device, requires_grad)
 
 
+# Significand bits of the low-precision floats. rand draws multiples of 2**-bits, so every
+# value is exact in the dtype: rounding a float32 draw instead would turn values just
+# under 1 into 1.0 (about 1 in 500 for bfloat16), breaking the promise of [0, 1).
+_RAND_BITS = {dtypes.float16: 11, dtypes.bfloat16: 8}
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform on [0, 1): 1.0 itself never appears, in any dtype."""
     shape = normalize_shape(size)
-    return _random_float(lambda wide: rng(generator).random(shape, dtype=wide), shape, dtype, device, requires_grad)
+    bits = _RAND_BITS.get(_dtype(dtype))
+    if bits is not None:
+        def sample(wide):
+            return rng(generator).integers(0, 2**bits, size=shape).astype(wide) * (2.0 ** -bits)
+    else:
+        def sample(wide):
+            return rng(generator).random(shape, dtype=wide)
+    return _random_float(sample, shape, dtype, device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -171,6 +187,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high  # randint(high, size), as in PyTorch
     if high is None:
         low, high = 0, low
     if size is None:

@@ -21,8 +21,9 @@ from genesis.tensor import Tensor
 
 _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
 
-# Hooks for later layers: a tracer that records instead of running, and
-# autocast, which rewrites an op's inputs by its autocast class.
+# Hooks for the layers above: the compiler's tracer, which records a graph node
+# instead of running the kernel, and autocast, which rewrites an op's inputs by
+# its autocast class (so its casts are traced like any other op).
 tracer = None
 autocast_hook = None
 # Tests turn this on: every eager op then checks that its shape rule (what the
@@ -31,11 +32,11 @@ verify_meta = False
 
 
 def apply(op, *inputs, **attrs):
-    if tracer is not None:
-        return tracer.record(op, inputs, attrs)
     if autocast_hook is not None:
         inputs = autocast_hook(op, inputs)
     compute, out_dtype = op.dtype(inputs, **attrs)
+    if tracer is not None:
+        return _trace(op, inputs, attrs, out_dtype)
     if compute is not None and op.upcasts_low_precision:
         compute = _UPCAST.get(compute, compute)
     arrays = []
@@ -48,12 +49,19 @@ def apply(op, *inputs, **attrs):
             arrays.append(array)
             if x.requires_grad:
                 needs_grad = True
+        elif type(x) is int and compute is not None and compute.category == dtypes.INT:
+            # numpy refuses a Python int outside the array's range (uint8 + -2); PyTorch
+            # wraps it into the tensor's dtype, as C would
+            arrays.append(np.array(x, dtype=np.int64).astype(NUMPY_DTYPE[compute]))
         else:
             arrays.append(x)
     try:
         result = op.kernel(*arrays, **attrs)
     except Exception as error:  # a numpy traceback is no answer: say what was wrong
-        raise explain_kernel_failure(op, inputs, attrs, error) from error
+        explained = explain_kernel_failure(op, inputs, attrs, error)
+        if explained is error:
+            raise
+        raise explained from explained.__cause__
     if type(result) is not np.ndarray:
         result = np.asarray(result)
     out_np = NUMPY_DTYPE[out_dtype]
@@ -64,6 +72,16 @@ def apply(op, *inputs, **attrs):
         _verify_meta(op, inputs, attrs, out)
     if op.kind is Kind.VIEW:
         out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
+    if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
+        record(op, inputs, attrs, out)
+    return out
+
+
+def _trace(op, inputs, attrs, out_dtype):
+    """Under tracing the tracer makes a symbolic result instead of running the kernel;
+    autograd records the same node as in eager mode, so backward traces too."""
+    out = tracer.record(op, inputs, attrs, out_dtype, _first_tensor(inputs).device)
+    needs_grad = any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
     if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
         record(op, inputs, attrs, out)
     return out

@@ -25,12 +25,18 @@ def describe_inputs(inputs) -> str:
 
 
 def explain_kernel_failure(op, inputs, attrs, error):
+    """The error to raise in place of `error`, with its `__cause__` set: a shape rule's own
+    error says everything, so numpy's traceback is dropped from under it; a wrapped kernel
+    error keeps numpy's as its cause, since that is all there is to go on."""
     if isinstance(error, (ShapeError, TypeError, IndexError)) and "genesis" in type(error).__module__:
         return error
     shapes = [tuple(x.shape) if hasattr(x, "shape") else () for x in inputs]
     try:
         op.shape(*shapes, **attrs)
     except (ValueError, TypeError, IndexError) as precise:
+        precise.__cause__ = None
         return precise
     kind = IndexError if isinstance(error, IndexError) else RuntimeError
-    return kind(f"{op.name} failed on ({describe_inputs(inputs)}) with {attrs or 'no attributes'}: {error}")
+    wrapped = kind(f"{op.name} failed on ({describe_inputs(inputs)}) with {attrs or 'no attributes'}: {error}")
+    wrapped.__cause__ = error
+    return wrapped

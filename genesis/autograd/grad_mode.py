@@ -47,11 +47,19 @@ class _GradModeContext:
         return wrapper
 
 
-class no_grad(_GradModeContext):
+class _BareDecorator(_GradModeContext):
+    """Usable as `@no_grad()` and, as in PyTorch, bare as `@no_grad`."""
+
+    def __new__(cls, fn=None):
+        context = super().__new__(cls)
+        return context if fn is None else context(fn)
+
+
+class no_grad(_BareDecorator):
     mode = False
 
 
-class enable_grad(_GradModeContext):
+class enable_grad(_BareDecorator):
     mode = True
 
 

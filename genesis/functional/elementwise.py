@@ -109,13 +109,35 @@ def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min and max")
     if is_tensor(min) or is_tensor(max):
-        out = x
-        if min is not None:
-            out = where(out < min, min if is_tensor(min) else float(min), out)
-        if max is not None:
-            out = where(out > max, max if is_tensor(max) else float(max), out)
-        return out
+        return _clamp_by_tensors(x, min, max)
     return apply(E.clamp, x, min=min, max=max)
+
+
+def _clamp_by_tensors(x, min, max):
+    """clamp with tensor bounds, as a composite that routes the gradient as PyTorch does.
+
+    The value is minimum(maximum(x, min), max) (so NaN propagates and max wins when
+    min > max). The gradient goes to x inside [min, max], to max above it or when
+    max < min, to min below it only when min < max; the remaining case (x below
+    min == max) sends it nowhere. Each region is one branch of a `where`, and the
+    value for the gradient-less remainder is computed without a history.
+    """
+    from genesis.autograd.grad_mode import no_grad
+
+    with no_grad():
+        value = x
+        if min is not None:
+            value = maximum(value, min)
+        if max is not None:
+            value = minimum(value, max)
+    if min is None:
+        return where(x <= max, x, where(x > max, max, value))
+    if max is None:
+        return where(x >= min, x, where(x < min, min, value))
+    take_x = (x >= min) & (x <= max)
+    take_max = ((x > max) | (max < min)) & (x == x)  # a NaN x stays NaN whatever the bounds
+    take_min = (x < min) & (min < max)
+    return where(take_x, x, where(take_max, max, where(take_min, min, value)))
 
 
 clip = clamp

@@ -5,6 +5,15 @@ node whose vjp still needs the old values refuses to run backward. If the
 target requires grad, its history moves to the new node; when that node
 reads the target itself, it gets a copy of the old values (as PyTorch saves
 `original_self`).
+
+A write into a view changes its base too, so the base's history must change
+with it (PyTorch's CopySlices). The view op's own vjp is the inverse we need:
+it scatters a view-shaped tensor into zeros of the base's shape. The base's
+new history is `where(region, scatter(view), base)`, built from genesis ops
+so it traces and differentiates like any other; it is repeated up a chain of
+views (`t.T[2:]`). Those few rules read no values (only shapes, keys and the
+region mask), so their nodes skip the version check that a later write to
+the same buffer would otherwise trip.
 """
 
 from __future__ import annotations
@@ -13,15 +22,70 @@ import numpy as np
 
 from genesis.autograd import grad_mode
 from genesis.errors import ShapeError
+from genesis.ops.op import Kind
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 
 def check_inplace_allowed(target):
-    if target.requires_grad and target.is_leaf and grad_mode.is_grad_enabled():
+    if not grad_mode.is_grad_enabled():
+        return
+    if target.requires_grad and target.is_leaf:
         raise RuntimeError(
             f"a leaf tensor that requires grad (shape {list(target.shape)}) is being used in an in-place "
             "operation; wrap the update in `with genesis.no_grad():`"
         )
+    view_node = _view_node(target)
+    while view_node is not None:
+        base = view_node.inputs[0]
+        if base.requires_grad and base.is_leaf:
+            raise RuntimeError(
+                f"a view of a leaf tensor that requires grad (shape {list(base.shape)}) is being used in an "
+                "in-place operation; wrap the update in `with genesis.no_grad():`"
+            )
+        view_node = _view_node(base)
+
+
+def _view_node(t):
+    """The node of the view op that made `t` from its base, if `t` is a view with history."""
+    node = t._node
+    if node is not None and node.inputs is not None and node.op.kind is Kind.VIEW:
+        return node
+    return None
+
+
+def _rebase(view, view_node):
+    """After a write into `view`, give each tensor it views the write's history (see the docstring)."""
+    from genesis.creation import ones_like
+    from genesis.functional.elementwise import where
+
+    while view_node is not None and grad_mode.is_grad_enabled():
+        base = view_node.inputs[0]
+        if not (view.requires_grad or base.requires_grad):
+            return
+        next_node = _view_node(base)
+        stop = {id(view._node), id(base._node)}
+        rule = view_node.op.vjp[0]
+
+        def scatter(values):
+            return rule(values, None, *view_node.inputs, **view_node.attrs)
+
+        with grad_mode.no_grad():
+            region = scatter(ones_like(view)) != 0
+        rebased = where(region, scatter(view), base)
+        _skip_version_checks(rebased._node, stop)
+        base._node = rebased._node
+        base.requires_grad = True
+        view, view_node = base, next_node
+
+
+def _skip_version_checks(node, stop):
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in stop or node.versions is None:
+            continue
+        node.versions = None
+        stack.extend(child for child, _ in node.edges)
 
 
 def assign_inplace(target, result):
@@ -29,6 +93,7 @@ def assign_inplace(target, result):
     from genesis.tensor import Tensor
 
     check_inplace_allowed(target)
+    view_node = _view_node(target)
     if result.shape != target.shape:
         raise ShapeError(f"an in-place result of shape {list(result.shape)} does not fit the "
                          f"target of shape {list(target.shape)}")
@@ -52,6 +117,8 @@ def assign_inplace(target, result):
         target.requires_grad = True
         if node.versions is not None:
             node.versions = node.versions[:-1] + (target._version[0],)
+    if view_node is not None:
+        _rebase(target, view_node)
     return target
 
 
@@ -69,9 +136,15 @@ def inplace(fn):
 
 def fill_(target, value):
     from genesis.creation import full
+    from genesis.functional.shape import expand
 
     if hasattr(value, "_data"):
-        value = value.item() if value.ndim == 0 else value
+        if value.ndim:
+            raise ValueError(f"fill_ takes a number or a 0-d tensor, got a tensor of shape {list(value.shape)}")
+        if value.requires_grad and grad_mode.is_grad_enabled():
+            # as in PyTorch, a 0-d value with history takes the sum of the target's gradient
+            return _overwrite(target, expand(value.to(target.dtype), target.shape))
+        value = value.item()
     with grad_mode.no_grad():
         source = full(target.shape, value, dtype=target.dtype)
     return _overwrite(target, source)
@@ -96,11 +169,17 @@ def _overwrite(target, source):
     check_inplace_allowed(target)
     if source.requires_grad and grad_mode.is_grad_enabled():
         return assign_inplace(target, clone(source))
+    view_node = _view_node(target)
+    if not target._data.flags.writeable:
+        raise RuntimeError(f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
+                           "expanded view (several elements share one memory location); clone it first")
     np.copyto(target._data, source._data, casting="unsafe")
     target._version[0] += 1
     if target._node is not None:
         target._node = None
         target.requires_grad = False
+    if view_node is not None:
+        _rebase(target, view_node)  # the base's region now holds constants: no gradient flows there
     return target
 
 

@@ -67,7 +67,8 @@ def _extremum_with_index(x, dim, keepdim, reduce_op, arg_op, name):
     if x.ndim == 0:
         return MaxMin(x.clone(), _arg(arg_op, x, None, False))
     dim = normalize_dim(dim, x.ndim)
-    indices = _arg(arg_op, x, dim, True)
+    # argmax refuses bool (as in PyTorch), but max(dim) of a bool tensor is defined
+    indices = _arg(arg_op, x.to(dtypes.uint8) if x.dtype is dtypes.bool_ else x, dim, True)
     values = gather(x, dim, indices)  # the gradient goes to the chosen element, as in PyTorch
     if not keepdim:
         values, indices = squeeze(values, dim), squeeze(indices, dim)
@@ -145,11 +146,16 @@ def logsumexp(x, dim, keepdim=False):
     from genesis.functional.elementwise import exp, isfinite, log, where
     from genesis.functional.shape import squeeze
 
+    if not x.dtype.is_floating_point:  # PyTorch takes integers here, unlike mean and var
+        x = x.to(dtypes.get_default_dtype())
     x, round_to = _float_input(x, "logsumexp")
     dims = normalize_dims(dim, x.ndim)
     with no_grad():  # the shift only steadies the numbers; it carries no gradient
-        shift = amax(x, dims, keepdim=True)
-        shift = where(isfinite(shift), shift, 0.0)
+        if _count(x, dims):
+            shift = amax(x, dims, keepdim=True)
+            shift = where(isfinite(shift), shift, 0.0)
+        else:  # nothing to reduce: the answer is log(0) = -inf, and amax has no identity
+            shift = 0.0
     out = log(sum(exp(x - shift), dims, keepdim=True)) + shift
     if not keepdim:
         out = squeeze(out, dims)

@@ -89,7 +89,7 @@ def index_result(inputs, **attrs):
 
 
 def not_bool(inputs, **attrs):
-    """amax, amin, sort-like ops: every dtype but bool keeps its own dtype."""
+    """amax, amin, sort-like ops: every dtype keeps its own (bool too, as PyTorch allows amax of bools)."""
     dt = inputs[0].dtype
     return dt, dt
 

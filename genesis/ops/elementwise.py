@@ -24,7 +24,10 @@ _SAVES_NOTHING = frozenset()
 
 
 def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
-                 autocast=Autocast.NONE, triton=None):
+                 autocast=Autocast.NONE, triton=None, numpy=None):
+    # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
+    # give `numpy`, the line that computes the same values into {out}.
+    codegen = {"triton": triton, "numpy": numpy}
     return register(Op(
         name=name,
         kind=Kind.ELEMENTWISE,
@@ -34,15 +37,16 @@ def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
         vjp=vjp,
         saves=saves,
         autocast=autocast,
-        codegen={"triton": triton} if triton else {},
+        codegen={backend: text for backend, text in codegen.items() if text},
     ))
 
 
 def _no_bool(name, rule):
     def checked(inputs, **attrs):
         for x in inputs:
-            if getattr(x, "dtype", None) is not None and x.dtype.category == 0:
-                raise TypeError(f"{name} is not defined for bool tensors")
+            # a Python bool counts too: PyTorch refuses `x - True` as it refuses bool tensors
+            if isinstance(x, bool) or (getattr(x, "dtype", None) is not None and x.dtype.category == 0):
+                raise TypeError(f"{name} is not defined for bool tensors or values")
         return rule(inputs, **attrs)
 
     return checked
@@ -55,7 +59,8 @@ def _zero_grad(g, out, x):
 # ---- unary ---------------------------------------------------------------
 neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
                    dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, triton="-{0}")
-abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), triton="tl.abs({0})")
+abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), dtype=_no_bool("abs", dt.same),
+                   triton="tl.abs({0})")
 exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
                    saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.exp({0})")
 log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
@@ -68,7 +73,8 @@ sqrt = _elementwise("sqrt", np.sqrt, (lambda g, out, x: g / (out * 2),), dtype=d
                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.sqrt({0})")
 rsqrt = _elementwise("rsqrt", lambda a: np.reciprocal(np.sqrt(a)),
                      (lambda g, out, x: g * out * out * out * -0.5,), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.rsqrt({0})")
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.rsqrt({0})",
+                     numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})")
 reciprocal = _elementwise("reciprocal", np.reciprocal, (lambda g, out, x: -g * out * out,),
                           dtype=dt.floating, saves=_SAVES_OUTPUT, autocast=Autocast.FP32,
                           triton="1.0 / {0}")
@@ -82,14 +88,25 @@ sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1
                        dtype=dt.floating, saves=_SAVES_OUTPUT, triton="tl.sigmoid({0})")
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
-                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT, triton="tl.maximum({0}, 0.0)")
+                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT, triton="tl.maximum({0}, 0.0)",
+                    numpy="np.maximum({0}, 0, out={out})")
 erf = _elementwise("erf", special.erf,
                    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
                    dtype=dt.floating, triton="libdevice.erf({0})")
-sign = _elementwise("sign", np.sign, (_zero_grad,), dtype=_no_bool("sign", dt.same),
-                    saves=_SAVES_NOTHING, triton="libdevice.copysign(({0} != 0).to(tl.float32), {0})")
-floor = _elementwise("floor", np.floor, (_zero_grad,), saves=_SAVES_NOTHING, triton="libdevice.floor({0})")
-ceil = _elementwise("ceil", np.ceil, (_zero_grad,), saves=_SAVES_NOTHING, triton="libdevice.ceil({0})")
+def _sign_kernel(a):
+    # PyTorch computes (0 < x) - (x < 0): sign(nan) is 0 where numpy's sign gives nan,
+    # and a bool tensor is its own sign
+    if a.dtype == np.bool_:
+        return a.copy()
+    return np.nan_to_num(np.asarray(np.sign(a)), copy=False)  # np.sign of a 0-d array is a scalar
+
+
+sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
+                    triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
+floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
+                     saves=_SAVES_NOTHING, triton="libdevice.floor({0})")
+ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
+                    saves=_SAVES_NOTHING, triton="libdevice.ceil({0})")
 isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, triton="{0} != {0}")
 isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, triton="libdevice.isinf({0})")
 isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
@@ -107,7 +124,8 @@ def _pow_grad_exponent(g, out, x, y):
     if not hasattr(x, "shape"):  # a Python base: 2 ** t
         log_base = math.log(x) if x > 0 else (0.0 if x == 0 else math.nan)
         return g * out * log_base
-    grad = g * out * F.log(x)
+    # log in the result's dtype: an int64 base's log would otherwise be the default float32
+    grad = g * out * F.log(x if x.dtype is out.dtype else F.cast(x, out.dtype))
     return F.where((x == 0) & (y >= 0), 0.0, grad)
 
 
@@ -154,16 +172,32 @@ def _where_dtype(inputs, **attrs):
     return None, values
 
 
-where = _elementwise("where", np.where,
+def _where_kernel(condition, a, b):
+    # Values of mixed dtypes arrive uncast (the condition must stay bool), and numpy has no
+    # common type for some pairs (bfloat16 with int32); dispatch casts the result to the
+    # promoted dtype afterwards, so a wide common type here loses nothing.
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype != b.dtype:
+        try:
+            common = np.result_type(a, b)
+        except TypeError:  # numpy's DTypePromotionError
+            common = np.dtype(np.float64)
+        a, b = a.astype(common, copy=False), b.astype(common, copy=False)
+    return np.where(condition, a, b)
+
+
+where = _elementwise("where", _where_kernel,
                      (None,
                       lambda g, out, c, a, b: F.where(c, g, 0.0),
                       lambda g, out, c, a, b: F.where(c, 0.0, g)),
-                     dtype=_where_dtype, autocast=Autocast.PROMOTE, triton="tl.where({0}, {1}, {2})")
+                     dtype=_where_dtype, autocast=Autocast.PROMOTE, triton="tl.where({0}, {1}, {2})",
+                     numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})")
 
 
 def _clamp_dtype(inputs, *, min, max):
     bounds = [v for v in (min, max) if v is not None]
     dtype = dt.promoted(list(inputs) + bounds)
+    if dtype.category == 0:  # as in PyTorch: clamping a bool against bools has no meaning
+        raise TypeError("clamp is not defined for bool tensors with bool bounds")
     return dtype, dtype
 
 
@@ -181,5 +215,6 @@ clamp = register(Op(
     name="clamp", kind=Kind.ELEMENTWISE,
     kernel=lambda a, *, min, max: np.clip(a, min, max),
     shape=shape_rules.same_as_first, dtype=_clamp_dtype, vjp=(_clamp_grad,),
-    codegen={"triton": "tl.minimum(tl.maximum({0}, {min}), {max})"},
+    codegen={"triton": "tl.minimum(tl.maximum({0}, {min}), {max})",
+             "numpy": "np.clip({0}, {min}, {max}, out={out})"},
 ))

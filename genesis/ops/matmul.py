@@ -16,13 +16,17 @@ from genesis.ops.op import Autocast, Kind, Op, register
 
 
 def _as_matrices(g, a, b):
-    """Lift 1-D operands (and the gradient) to matrices so one rule covers every case."""
-    if a.ndim == 1:
-        a = F.unsqueeze(a, 0)
-        g = F.unsqueeze(g, -2)
+    """Lift 1-D operands (and the gradient) to matrices so one rule covers every case.
+
+    The gradient gets its column dim back first: with two vectors it is 0-d, and
+    only after that does a row dim at -2 exist to insert.
+    """
     if b.ndim == 1:
         b = F.unsqueeze(b, -1)
         g = F.unsqueeze(g, -1)
+    if a.ndim == 1:
+        a = F.unsqueeze(a, 0)
+        g = F.unsqueeze(g, -2)
     return g, a, b
 
 

@@ -30,9 +30,10 @@ _NOTHING = frozenset()
 _INDICES = frozenset({"indices"})
 
 
-def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False):
+def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False,
+              codegen=None):
     return register(Op(name=name, kind=kind, kernel=kernel, shape=shape, dtype=dtype, vjp=vjp,
-                       saves=saves, upcasts_low_precision=False, variadic=variadic))
+                       saves=saves, upcasts_low_precision=False, variadic=variadic, codegen=codegen or {}))
 
 
 # ---- reshape, permute, expand ---------------------------------------------
@@ -325,8 +326,10 @@ pad = _movement("pad", Kind.OPAQUE, _pad_kernel, _pad_shape, (_pad_grad,))
 
 # ---- copies and casts ------------------------------------------------------------
 copy = _movement("copy", Kind.ELEMENTWISE, lambda a: np.array(a, copy=True, order="C"), shape_rules.same_as_first,
-                 (lambda g, out, x: g,))
+                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}"})
 cast = register(Op(name="cast", kind=Kind.ELEMENTWISE, kernel=lambda a, *, dtype: a.astype(NUMPY_DTYPE[dtype]),
                    shape=lambda shape, *, dtype: tuple(shape), dtype=dt.cast,
                    vjp=(lambda g, out, x, *, dtype: g,), saves=_NOTHING, upcasts_low_precision=False,
-                   codegen={"triton": "{0}.to({dtype})"}))
+                   # astype first: a direct cast rounds once, where two copies could round twice
+                   codegen={"triton": "{0}.to({dtype})",
+                            "numpy": "np.copyto({out}, {0}.astype({dtype}), casting='unsafe')"}))

@@ -7,8 +7,11 @@ logsumexp and max/min-with-indices are composites in `genesis.functional`.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
+from genesis import dtypes
 from genesis import functional as F
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
@@ -48,26 +51,24 @@ def _extremum_grad(g, out, x, *, dims, keepdim):
     return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
-def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"})):
+def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None):
+    codegen = {"triton": triton, "numpy": numpy}
     return register(Op(
         name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape_rules.reduce, dtype=dtype,
         vjp=vjp, saves=saves, autocast=Autocast.FP32,
-        codegen={"triton": triton} if triton else {},
+        codegen={backend: text for backend, text in codegen.items() if text},
     ))
 
 
-def _no_bool_extremum(name):
-    def rule(inputs, **attrs):
-        if inputs[0].dtype.category == 0:
-            raise TypeError(f"{name} is not defined for bool tensors; use any/all")
-        return dt.not_bool(inputs)
-
-    return rule
+def _numpy_reduction(function):
+    """The numpy kernel line of a reduction that writes with `out=` (fused kernels reuse buffers)."""
+    return f"np.{function}({{0}}, axis={{dims}}, keepdims={{keepdim}}, out={{out}})"
 
 
 def _checked_extremum(kernel, name):
     def run(a, *, dims, keepdim):
-        if a.size == 0 and any(a.shape[d] == 0 for d in dims):
+        # builtins.any: this module's own `any` is the reduction op defined below
+        if a.size == 0 and builtins.any(a.shape[d] == 0 for d in dims):
             raise ValueError(f"{name}: cannot reduce over a zero-size dimension (no identity), shape {list(a.shape)}")
         return kernel(a, axis=dims, keepdims=keepdim)
 
@@ -76,15 +77,25 @@ def _checked_extremum(kernel, name):
 
 sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
                  (_sum_grad,), dt.sum_like, triton="tl.sum({0}, axis={axis})",
-                 saves=frozenset())
+                 saves=frozenset(), numpy=_numpy_reduction("sum"))
 prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
-                  (_prod_grad,), dt.sum_like)
-amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), _no_bool_extremum("amax"),
-                  triton="tl.max({0}, axis={axis})", saves=frozenset({"inputs", "output"}))
-amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), _no_bool_extremum("amin"),
-                  triton="tl.min({0}, axis={axis})", saves=frozenset({"inputs", "output"}))
-all = _reduction("all", lambda a, *, dims, keepdim: np.all(a, axis=dims, keepdims=keepdim), None, dt.logical)
-any = _reduction("any", lambda a, *, dims, keepdim: np.any(a, axis=dims, keepdims=keepdim), None, dt.logical)
+                  (_prod_grad,), dt.sum_like, numpy=_numpy_reduction("prod"))
+# amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
+amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), dt.not_bool,
+                  triton="tl.max({0}, axis={axis})", saves=frozenset({"inputs", "output"}),
+                  numpy=_numpy_reduction("max"))
+amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), dt.not_bool,
+                  triton="tl.min({0}, axis={axis})", saves=frozenset({"inputs", "output"}),
+                  numpy=_numpy_reduction("min"))
+
+
+def _all_any_dtype(inputs, **attrs):
+    """bool, except that PyTorch keeps uint8 for uint8 inputs (a legacy it still honours)."""
+    return None, dtypes.uint8 if inputs[0].dtype is dtypes.uint8 else dtypes.bool_
+
+
+all = _reduction("all", lambda a, *, dims, keepdim: np.all(a, axis=dims, keepdims=keepdim), None, _all_any_dtype)
+any = _reduction("any", lambda a, *, dims, keepdim: np.any(a, axis=dims, keepdims=keepdim), None, _all_any_dtype)
 
 
 def _arg_shape(shape, *, dim, keepdim):
@@ -95,8 +106,10 @@ def _arg_shape(shape, *, dim, keepdim):
 
 def _arg_kernel(kernel, name):
     def run(a, *, dim, keepdim):
-        if a.size == 0:
-            raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(a.shape)}")
+        # an empty tensor has an argmax along a dim whose own size is not zero (the result is empty)
+        if a.size == 0 and (dim is None or a.shape[dim] == 0):
+            raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(a.shape)}"
+                             + ("" if dim is None else f" along dim {dim} of size 0"))
         if dim is None:
             index = kernel(a.reshape(-1))
             return np.full((1,) * a.ndim if keepdim else (), index, dtype=np.int64)
