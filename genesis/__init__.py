@@ -28,3 +28,7 @@ short = int16
 __version__ = "0.1.0"
 
 from genesis import amp  # noqa: E402,F401  (autocast and GradScaler)
+
+from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+save, load = save_checkpoint, load_checkpoint
+from genesis import data  # noqa: E402,F401  (datasets and DataLoader)

@@ -1,0 +1,15 @@
+"""Optimizers and learning-rate schedulers with PyTorch's API and numbers.
+
+`Optimizer` (optimizer.py) holds parameter groups and state; each concrete
+optimizer is a thin class whose math lives in functional.py, written in
+genesis ops so that a compiled training step records the update. The
+schedulers live in `genesis.optim.lr_scheduler`.
+"""
+
+from genesis.optim.optimizer import Optimizer, required
+from genesis.optim.sgd import SGD
+from genesis.optim.adam import Adam, AdamW
+from genesis.optim.rmsprop import RMSprop
+from genesis.optim import lr_scheduler  # noqa: F401
+
+__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]

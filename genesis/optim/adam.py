@@ -1,0 +1,62 @@
+"""Adam and AdamW (PyTorch's semantics, including amsgrad and maximize).
+
+AdamW is Adam with decoupled weight decay: the parameter shrinks by
+`1 - lr * weight_decay` before the moment update instead of the decay
+entering the gradient. The step count is a Python int in the state, so the
+bias corrections `1 - beta ** step` are host arithmetic (see functional.py).
+"""
+
+from __future__ import annotations
+
+from genesis.creation import zeros_like
+from genesis.optim.functional import adam_update
+from genesis.optim.optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    _per_element_state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for index, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _update_group(self, group: dict) -> None:
+        beta1, beta2 = group["betas"]
+        for param, grad in self._params_with_grad(group):
+            state = self.state[param]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = zeros_like(param)
+                state["exp_avg_sq"] = zeros_like(param)
+            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = zeros_like(param)
+            state["step"] += 1
+            adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                        step=state["step"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                        weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+                        maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 1e-2), as in Loshchilov and Hutter."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+
+__all__ = ["Adam", "AdamW"]

@@ -1,0 +1,96 @@
+"""The update rules of SGD, Adam(W) and RMSprop, one parameter at a time, in genesis ops.
+
+Each function mutates the parameter and its state buffers in place and is
+called under `no_grad`. The formulas follow PyTorch's single-tensor
+implementations operation for operation (the same products, in the same
+order, with the same scalars), so float32 results agree to rounding:
+
+- `a.add(b, alpha=s)` is `a + b * s`; `addcmul(t1, t2, value=v)` is
+  `self + (t1 * v) * t2`; `addcdiv(t1, t2, value=v)` is `self + (t1 * v) / t2`;
+- `lerp_` with a scalar weight switches formula at 0.5, as PyTorch's kernel does.
+
+Hyperparameters (lr, betas, the step count) are Python numbers in eager
+mode, so the bias corrections are plain host arithmetic and no tensor is ever
+read back. The same code also accepts 0-d tensors for them: that is how a
+compiled step can take the learning rate as a graph input and keep one
+graph while a scheduler changes it.
+"""
+
+from __future__ import annotations
+
+from genesis import functional as F
+from genesis.tensor import Tensor
+
+
+def lerp_(target: Tensor, end: Tensor, weight) -> Tensor:
+    """target += weight * (end - target), with PyTorch's choice of formula for each weight."""
+    if isinstance(weight, Tensor) or weight < 0.5:  # a traced weight cannot choose: the first form is exact at 0
+        return target.add_((end - target) * weight)
+    return target.copy_(end - (end - target) * (1 - weight))
+
+
+def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay, maximize):
+    """One SGD step for one parameter; returns the momentum buffer (made on the first step)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + param * weight_decay
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = F.clone(grad)
+        else:
+            momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
+        grad = grad + momentum_buffer * momentum if nesterov else momentum_buffer
+    param.add_(grad * -lr)
+    return momentum_buffer
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
+                weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    """One Adam step (AdamW's with `decoupled_weight_decay`); `step` counts this step (1 on the first)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + param * weight_decay
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2 ** 0.5
+
+    if amsgrad:
+        max_exp_avg_sq.copy_(F.maximum(max_exp_avg_sq, exp_avg_sq))
+        second_moment = max_exp_avg_sq
+    else:
+        second_moment = exp_avg_sq
+    denom = F.sqrt(second_moment) / bias_correction2_sqrt + eps
+    param.add_(exp_avg * -step_size / denom)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay,
+                   momentum, centered, maximize):
+    """One RMSprop step; `grad_avg` is used when centered, `momentum_buffer` when momentum > 0."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + param * weight_decay
+    square_avg.mul_(alpha).add_(grad * (1 - alpha) * grad)
+    if centered:
+        lerp_(grad_avg, grad, 1 - alpha)
+        avg = F.sqrt(square_avg - grad_avg * grad_avg)  # addcmul with value=-1: the product is exact to negate
+    else:
+        avg = F.sqrt(square_avg)
+    avg = avg + eps
+    if momentum > 0:
+        momentum_buffer.mul_(momentum).add_(grad / avg)
+        param.add_(momentum_buffer * -lr)
+    else:
+        param.add_(grad * -lr / avg)
+
+
+__all__ = ["lerp_", "sgd_update", "adam_update", "rmsprop_update"]

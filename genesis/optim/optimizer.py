@@ -1,0 +1,230 @@
+"""The `Optimizer` base: parameter groups, per-parameter state, checkpoints.
+
+The layout is PyTorch's, so code and habits carry over unchanged:
+
+- `param_groups` is a list of dicts, each with "params" (a list of tensors)
+  and every hyperparameter; what a group leaves out is filled from the
+  constructor's defaults. Schedulers and GradScaler read and write these
+  dicts directly, so a group's "lr" is read afresh at every step.
+- `state` maps a parameter tensor to its dict of buffers (exp_avg, ...).
+- `state_dict()` names parameters by their index in the order the groups
+  list them; `load_state_dict()` maps those indices back onto this
+  optimizer's parameters and refuses a checkpoint whose groups do not line
+  up. As in PyTorch, `state_dict()` hands out references to the live state
+  tensors (save or deep-copy it before stepping again); loading copies the
+  values, into the existing buffers where they fit, because a compiled step
+  may hold those buffers as its inputs and outputs.
+
+`step(closure=None)` runs the subclass's `_update_group` for each group
+under `no_grad`: the update is written in genesis ops and in-place tensor
+methods, so a tracer records it like any other code. Nothing in it reads a
+tensor back to the host.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+
+from genesis.autograd.grad_mode import enable_grad, no_grad
+from genesis.errors import ShapeError
+from genesis.tensor import Tensor
+
+
+class _RequiredParameter:
+    """The default of a hyperparameter that every group must give (SGD's lr in old PyTorch)."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+class Optimizer:
+    """Base class: subclasses pass their defaults and implement `_update_group(group)`.
+
+    Subclasses list in `_per_element_state_keys` the state buffers that have
+    their parameter's shape; `load_state_dict` checks them.
+    """
+
+    _per_element_state_keys: tuple = ()
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: defaultdict = defaultdict(dict)  # keyed by the parameter tensor (hashed by identity)
+        self.param_groups: list[dict] = []
+        self._step_count = 0  # completed steps; schedulers warn when they step before the optimizer
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got a Tensor of shape {list(params.shape)}; wrap it in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- groups -----------------------------------------------------------------
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (defaults fill the rest)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group.get("params")
+        if params is None:
+            raise ValueError("param_group must have a 'params' entry")
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs. Please use a list instead.")
+        params = list(params)
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        if names:  # named parameters: (name, tensor) pairs, as from named_parameters()
+            if len(names) != len(params):
+                raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+            param_group["param_names"] = names
+            params = [p[1] for p in params]
+        for index, param in enumerate(params):
+            if not isinstance(param, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but parameter {index} of the group is "
+                                f"a {type(param).__name__}")
+            if not param.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor (parameter {index} of the group, shape "
+                                 f"{list(param.shape)}); optimize the leaf it was computed from, or detach it")
+            if not param.dtype.is_floating_point:
+                raise TypeError(f"optimizer can only optimize floating-point tensors, but parameter {index} of "
+                                f"the group has dtype {param.dtype.name}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter appears more than once in the same parameter group")
+        param_group["params"] = params
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            param_group.setdefault(name, default)
+        existing = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in existing for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ---- gradients and the step -------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every gradient (default), or zero it in place with `set_to_none=False`."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if set_to_none:
+                    param.grad = None
+                else:
+                    param.grad.detach_()  # a create_graph gradient leaves its graph before it is zeroed
+                    param.grad.zero_()
+
+    def step(self, closure=None):
+        """One update of every parameter with a gradient. `closure` re-evaluates the loss and returns it."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        self._step_count += 1
+        return loss
+
+    def _update_group(self, group: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group)")
+
+    @staticmethod
+    def _params_with_grad(group: dict):
+        """(parameter, gradient) for each parameter of the group that has a gradient."""
+        for param in group["params"]:
+            grad = param.grad
+            if grad is None:
+                continue
+            if grad.shape != param.shape:
+                raise ShapeError(f"a parameter of shape {list(param.shape)} has a gradient of shape "
+                                 f"{list(grad.shape)}")
+            yield param, grad
+
+    # ---- checkpoints ------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}."""
+        index_of: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {key: value for key, value in group.items() if key != "params"}
+            for param in group["params"]:
+                index_of.setdefault(id(param), len(index_of))
+            packed["params"] = [index_of[id(param)] for param in group["params"]]
+            groups.append(packed)
+        state = {index_of[id(param)]: dict(param_state) for param, param_state in self.state.items()
+                 if id(param) in index_of}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyperparameters and state saved by `state_dict()` of an optimizer over the same parameters."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("an optimizer state dict must be a dict with 'state' and 'param_groups' entries")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, but the optimizer "
+                             f"has {len(self.param_groups)}")
+        index_to_param = {}
+        for number, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
+                                 f"optimizer's group: group {number} has {len(saved['params'])} parameters in the "
+                                 f"state dict and {len(group['params'])} in the optimizer")
+            index_to_param.update(zip(saved["params"], group["params"]))
+
+        new_state: defaultdict = defaultdict(dict)
+        for index, saved_state in state_dict["state"].items():
+            if index not in index_to_param:
+                raise ValueError(f"loaded state dict has state for parameter index {index}, which no parameter "
+                                 "group lists")
+            param = index_to_param[index]
+            current = self.state.get(param, {})
+            new_state[param] = {key: self._restore_value(param, index, key, value, current.get(key))
+                                for key, value in saved_state.items()}
+
+        new_groups = []
+        for group, saved in zip(self.param_groups, saved_groups):
+            restored = copy.deepcopy({key: value for key, value in saved.items() if key != "params"})
+            restored["params"] = group["params"]
+            if "param_names" in group and "param_names" not in restored:
+                restored["param_names"] = group["param_names"]
+            new_groups.append(restored)
+        # groups are updated in place: schedulers and scalers hold references to these dicts
+        for group, restored in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(restored)
+        self.state = new_state
+
+    def _restore_value(self, param, index, key, value, current):
+        if key == "step" and isinstance(value, Tensor):  # PyTorch keeps its step count in a tensor
+            return int(value.item())
+        if not isinstance(value, Tensor):
+            return copy.deepcopy(value)
+        if key in self._per_element_state_keys and value.shape != param.shape:
+            raise ShapeError(f"loaded state '{key}' of parameter {index} has shape {list(value.shape)}, but the "
+                             f"parameter has shape {list(param.shape)}: the state dict belongs to other parameters")
+        dtype = param.dtype if value.dtype.is_floating_point else value.dtype
+        if isinstance(current, Tensor) and current.shape == value.shape and current.dtype is dtype:
+            return current.copy_(value)  # keep the buffer that a compiled step may hold
+        with no_grad():
+            return value.detach().to(dtype, copy=True)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for number, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {number}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+__all__ = ["Optimizer", "required"]

@@ -1,0 +1,41 @@
+"""SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's semantics).
+
+The momentum buffer is made on a parameter's first step as a copy of its
+gradient (not zeros), as PyTorch does, so the first step is plain SGD.
+"""
+
+from __future__ import annotations
+
+from genesis.optim.functional import sgd_update
+from genesis.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    _per_element_state_keys = ("momentum_buffer",)
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _update_group(self, group: dict) -> None:
+        for param, grad in self._params_with_grad(group):
+            state = self.state[param]
+            buffer = sgd_update(param, grad, state.get("momentum_buffer"), lr=group["lr"],
+                                momentum=group["momentum"], dampening=group["dampening"],
+                                nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+                                maximize=group["maximize"])
+            if group["momentum"] != 0:  # PyTorch keeps no state for plain SGD
+                state["momentum_buffer"] = buffer
+
+
+__all__ = ["SGD"]

@@ -1,0 +1,78 @@
+"""`save_checkpoint` / `load_checkpoint`: nested state in a safetensors file, never a pickle.
+
+The tensors go into the safetensors data (written by `safetensors_io`), the
+structure around them into the header's `__metadata__` as JSON under
+`genesis.structure` (encoded by `structure`). Any safetensors reader can open
+the file and see the tensors by their paths; loading here never runs code.
+
+Choices, written down:
+- `requires_grad` is restored (as torch.save does); loaded tensors are leaves
+  with no `.grad`.
+- A safetensors file without the genesis structure (written by another
+  library) loads as a flat dict {name: tensor}, in header order.
+- Saving to a path is atomic (see `atomic`); saving to an open binary stream
+  writes straight into it, since a stream cannot be replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from genesis.serialization import safetensors_io
+from genesis.serialization.atomic import atomic_write
+from genesis.serialization.errors import CheckpointError
+from genesis.serialization.structure import decode, encode
+from genesis.tensor import Tensor
+
+STRUCTURE_KEY = "genesis.structure"
+VERSION_KEY = "genesis.format_version"
+FORMAT_VERSION = "1"
+
+
+def save_checkpoint(obj, path) -> None:
+    """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None) to `path` atomically."""
+    tree, tensors = encode(obj)
+    arrays = [(name, np.asarray(tensor._data), tensor.dtype) for name, tensor in tensors]
+    metadata = {
+        STRUCTURE_KEY: json.dumps(tree, allow_nan=False, ensure_ascii=False, separators=(",", ":")),
+        VERSION_KEY: FORMAT_VERSION,
+    }
+    if hasattr(path, "write"):
+        safetensors_io.write_safetensors(path, arrays, metadata)
+    else:
+        atomic_write(path, lambda file: safetensors_io.write_safetensors(file, arrays, metadata))
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by `save_checkpoint`, or any safetensors file as a flat dict of tensors."""
+    if hasattr(path, "read"):
+        return _load(path, str(getattr(path, "name", None) or "<stream>"))
+    where = os.fspath(path)
+    if os.path.isdir(where):
+        raise IsADirectoryError(f"cannot load a checkpoint from {where}: it is a directory")
+    with open(where, "rb") as file:
+        return _load(file, where)
+
+
+def _load(file, where: str):
+    entries, metadata, data_start = safetensors_io.read_header(file, where)
+    tensors = {
+        name: Tensor._make(safetensors_io.read_tensor(file, where, name, entry, data_start), entry[0])
+        for name, entry in entries.items()
+    }
+    if STRUCTURE_KEY not in metadata:
+        return tensors
+    version = metadata.get(VERSION_KEY)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: genesis checkpoint format version {version!r} is not one this "
+                              f"genesis reads ({FORMAT_VERSION!r})")
+    try:
+        tree = json.loads(metadata[STRUCTURE_KEY])
+        return decode(tree, tensors, where)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{where}: the stored structure is not JSON ({error})") from None
+    except RecursionError:  # a crafted file can nest deeper than Python recurses
+        raise CheckpointError(f"{where}: the stored structure is nested too deeply to load") from None
