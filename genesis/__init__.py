@@ -28,6 +28,7 @@ short = int16
 __version__ = "0.1.0"
 
 from genesis import amp  # noqa: E402,F401  (autocast and GradScaler)
+from genesis.compiler import compile  # noqa: E402,F401
 
 from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 save, load = save_checkpoint, load_checkpoint

@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 
@@ -25,3 +26,5 @@ def _seeded():
 
 
 os.environ.setdefault("GENESIS_TESTING", "1")
+# compiled programs go to a cache of the test run's own, never the user's
+os.environ["GENESIS_CACHE_DIR"] = tempfile.mkdtemp(prefix="genesis-test-cache-")

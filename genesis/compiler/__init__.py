@@ -1,0 +1,14 @@
+"""The graph compiler: trace user code into an IR graph, optimise it, and run it.
+
+`genesis.compile(fn_or_module)` is the entry point (see `api`). The parts, in
+the order a compilation meets them: `trace` (symbolic tensors through the one
+bind point), `ir` (the Graph), `passes/` (each Graph -> Graph), `program`
+(where inputs come from and outputs go), `interpret` (the eager backend), and
+`dump` (everything written down for a person to read).
+"""
+
+from genesis.compiler.api import BACKENDS, CompiledFunction, compile
+from genesis.compiler.ir import Graph, GraphError, Node
+from genesis.compiler.trace import GraphBreak
+
+__all__ = ["compile", "CompiledFunction", "BACKENDS", "Graph", "GraphError", "Node", "GraphBreak"]

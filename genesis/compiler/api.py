@@ -1,0 +1,164 @@
+"""`genesis.compile`: trace on first call, run the compiled program after, re-trace when a guard misses.
+
+A `CompiledFunction` keeps a small table of programs keyed by their guards:
+the shapes, dtypes, devices and requires_grad of the tensor arguments, the
+values of the other arguments, grad mode and the autocast state. A call whose
+key is new traces and compiles again (a recompile), and `stats` says which
+guard missed. Code that a graph cannot hold (a host read, a random draw)
+raises `GraphBreak` while tracing; the function then runs eagerly from then
+on, with one warning naming the line, or the error propagates with
+`fullgraph=True`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+
+from genesis.autograd import grad_mode
+from genesis.compiler import pytree
+from genesis.compiler.program import Program, build_program
+from genesis.compiler.trace import GraphBreak
+from genesis.tensor import Tensor
+
+log = logging.getLogger("genesis.compiler")
+
+BACKENDS = ("numpy", "triton", "eager")
+RECOMPILE_WARNING = 8  # recompiles of one function before it warns
+
+
+def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_passes=()):
+    """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
+
+    backend: "numpy" (the CPU default), "triton", or "eager" (trace and run the
+    optimised graph node by node: the debugging mode). `GENESIS_COMPILE=0`
+    returns `fn` unchanged. `dump_dir` (or `GENESIS_DUMP`) writes the IR after
+    each pass, the kernels and a report.
+    """
+    if fn is None:
+        return functools.partial(compile, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir,
+                                 disable_passes=disable_passes)
+    if os.environ.get("GENESIS_COMPILE", "1") == "0":
+        return fn
+    backend = backend or "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"genesis.compile: unknown backend {backend!r}; choose one of {BACKENDS}")
+    return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
+                            dump_dir=dump_dir or os.environ.get("GENESIS_DUMP"), disable_passes=disable_passes)
+
+
+class CompiledFunction:
+    def __init__(self, fn, *, backend, fullgraph, dump_dir, disable_passes):
+        self.fn = fn
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.dump_dir = dump_dir
+        self.disable_passes = tuple(disable_passes)
+        self.programs: dict[tuple, Program] = {}
+        self.graph_break: GraphBreak | None = None
+        self.stats = {"compiles": 0, "recompiles": 0, "recompile_reasons": [], "cache_hits": 0, "disk_cache_hits": 0,
+                      "kernels_per_call": 0, "fallbacks": [], "calls": 0}
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args, **kwargs):
+        self.stats["calls"] += 1
+        if self.graph_break is not None:
+            return self.fn(*args, **kwargs)
+        leaves, spec = pytree.flatten((args, kwargs))
+        key = guard_key(leaves, spec)
+        program = self.programs.get(key)
+        if program is None or not program.captures_match():
+            program = self._compile(key, leaves, spec)
+            if program is None:  # the trace broke: this call and every later one run eagerly
+                return self.fn(*args, **kwargs)
+        else:
+            self.stats["cache_hits"] += 1
+        return program(leaves)
+
+    def _compile(self, key, leaves, spec):
+        if self.programs:
+            reason = _guard_miss(key, self.programs)
+            self.stats["recompiles"] += 1
+            self.stats["recompile_reasons"].append(reason)
+            log.info("recompiling %s: %s", _name(self.fn), reason)
+            if self.stats["recompiles"] == RECOMPILE_WARNING:
+                warnings.warn(f"genesis.compile: {_name(self.fn)} was recompiled {RECOMPILE_WARNING} times; "
+                              f"the guard that keeps failing: {reason}", stacklevel=3)
+        try:
+            program = build_program(self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir,
+                                    disable_passes=self.disable_passes)
+        except GraphBreak as error:
+            if self.fullgraph:
+                raise
+            self.graph_break = error
+            self.stats["fallbacks"].append(f"graph break: {error}")
+            warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly: {error.what} at "
+                          f"{error.line or '<unknown>'} cannot be traced into a graph", stacklevel=3)
+            return None
+        self.stats["compiles"] += 1
+        self.stats["disk_cache_hits"] += int(program.info.get("cache_hit", False))
+        self.stats["kernels_per_call"] = program.kernels_per_call
+        self.programs[key] = program
+        return program
+
+    @property
+    def graphs(self):
+        """The optimised graph of each compiled program (for reading and tests)."""
+        return [program.graph for program in self.programs.values()]
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _autocast_state():
+    from genesis.amp.autocast import get_autocast_dtype, is_autocast_enabled
+
+    return is_autocast_enabled(), get_autocast_dtype().name
+
+
+def guard_key(leaves, spec) -> tuple:
+    """Everything a trace specialised on: tensor metadata, other argument values, grad mode, autocast."""
+    parts = []
+    for leaf in leaves:
+        if isinstance(leaf, Tensor):
+            parts.append(("tensor", tuple(leaf.shape), leaf.dtype.name, str(leaf.device), leaf.requires_grad))
+        else:
+            parts.append(("value", type(leaf).__name__, _hashable(leaf)))
+    return (repr(spec), tuple(parts), ("grad_mode", grad_mode.is_grad_enabled()), ("autocast", _autocast_state()))
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+_PART_NAMES = {0: "shape", 1: "dtype", 2: "device", 3: "requires_grad"}
+
+
+def _guard_miss(key, programs) -> str:
+    """Name the guard that failed, against the most similar compiled key."""
+    def differences(other):
+        found = []
+        if key[0] != other[0]:
+            found.append("the structure of the arguments changed")
+        for i, (mine, theirs) in enumerate(zip(key[1], other[1])):
+            if mine != theirs:
+                if mine[0] == theirs[0] == "tensor":
+                    found += [f"argument {i} {_PART_NAMES[j]}: {theirs[j + 1]} -> {mine[j + 1]}"
+                              for j in range(4) if mine[j + 1] != theirs[j + 1]]
+                else:
+                    found.append(f"argument {i}: {theirs[1:]} -> {mine[1:]}")
+        if len(key[1]) != len(other[1]):
+            found.append(f"argument count {len(other[1])} -> {len(key[1])}")
+        for mine, theirs in zip(key[2:], other[2:]):
+            if mine != theirs:
+                found.append(f"{mine[0]}: {theirs[1]} -> {mine[1]}")
+        return found or ["a captured tensor (parameter or buffer) changed shape or dtype"]
+
+    return min((differences(other) for other in programs), key=len)[0]

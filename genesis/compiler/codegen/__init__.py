@@ -1,0 +1,1 @@
+"""Code generation: fusion groups -> kernel descriptions -> source text from Jinja templates."""

@@ -1,0 +1,149 @@
+"""Lower a fusion group to a small kernel description that a template renders.
+
+The description says, in backend-neutral terms, how the group iterates and
+what each statement computes:
+
+- `mode`: "flat" (every row-blocked value has one shape: iterate over its
+  elements), "rows" (iterate over the leading dim, each value keeping its
+  trailing dims) or "whole" (0-d work, no loop);
+- operands (graph values read from outside: row-blocked or whole), outputs
+  (values read after the kernel), and per statement its op, operands,
+  attributes, dtypes and phase ("block" inside the loop, "accumulate" for a
+  reduction over the rows, "post" after the loop).
+
+Dtypes follow eager exactly: a statement computes in the op's compute dtype
+(fp16/bf16 compute in fp32) and a value whose eager dtype is fp16/bf16 is
+rounded to it right away, so the kernel's numbers are eager's numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genesis import dtypes
+from genesis.compiler.ir import Graph
+from genesis.ops.op import OPS, Kind
+
+BLOCK_ELEMENTS = 1 << 16  # per value and block: 64K elements keep a block's working set in L2
+
+
+def kernel_dtype(dtype: dtypes.DType) -> dtypes.DType:
+    """The dtype a value is held in inside a kernel: fp16/bf16 as fp32, the rest as themselves."""
+    return dtypes.float32 if dtype.is_low_precision else dtype
+
+
+def compute_dtype(graph: Graph, node) -> dtypes.DType | None:
+    op = OPS[node.op]
+    metas = [graph[x].meta if isinstance(x, str) else x for x in node.inputs]
+    compute, _ = op.dtype(metas, **node.attrs)
+    if compute is not None and op.upcasts_low_precision:
+        compute = kernel_dtype(compute)
+    return compute
+
+
+@dataclass(frozen=True)
+class Operand:
+    value: str
+    local: str             # the kernel's name for it: one per way it is read
+    shape: tuple
+    dtype: dtypes.DType
+    blocked: bool          # read block by block (else whole)
+
+
+@dataclass(frozen=True)
+class Statement:
+    value: str
+    op: str
+    reads: tuple           # per input: a local name (a kernel value or an operand) or a Python literal
+    attrs: dict
+    shape: tuple
+    dtype: dtypes.DType    # the value's eager dtype
+    compute: dtypes.DType | None
+    input_dtypes: tuple    # kernel dtype of each input (None for literals)
+    phase: str             # "block", "accumulate" or "post"
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str
+    group: str
+    mode: str
+    rows: int
+    block_rows: int
+    operands: tuple
+    statements: tuple
+    outputs: tuple         # value names the kernel writes for later readers
+
+    def summary(self) -> str:
+        return " -> ".join(s.op for s in self.statements)
+
+
+def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
+    from genesis.compiler.passes.fusion import read_mode
+
+    members = set(group.members)
+    statements, operands = [], {}
+    for name in group.members:
+        node = graph[name]
+        phase = "accumulate" if name in group.accumulators else "post" if name in group.post else "block"
+        reads, input_dtypes = [], []
+        for position, x in enumerate(node.inputs):
+            if not isinstance(x, str):
+                reads.append(x)
+                input_dtypes.append(None)
+                continue
+            producer = graph[x]
+            input_dtypes.append(kernel_dtype(producer.dtype))
+            if x in members:
+                reads.append(x)
+                continue
+            blocked = group.rows is not None and phase != "post" and \
+                read_mode(graph, group, node, position, inside=False) == "blocked"
+            local = f"{x}_{'blocked' if blocked else 'whole'}"
+            operands.setdefault(local, Operand(x, local, producer.shape, producer.dtype, blocked))
+            reads.append(local)
+        statements.append(Statement(name, node.op, tuple(reads), dict(node.attrs), node.shape, node.dtype,
+                                    compute_dtype(graph, node), tuple(input_dtypes), phase))
+    operands = tuple(operands.values())
+    mode, rows = _mode(statements, operands, group)
+    widest = max([_row_elements(s.shape, mode) for s in statements if s.phase == "block"] +
+                 [_row_elements(o.shape, mode) for o in operands if o.blocked] + [1])
+    block_rows = max(1, BLOCK_ELEMENTS // widest)
+    kept = tuple(s.value for s in statements if s.value in outputs)
+    name = f"k{index}_" + "_".join(dict.fromkeys(s.op for s in statements))[:48]
+    return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept)
+
+
+def _mode(statements, operands, group):
+    if group.rows is None:
+        return "whole", 1
+    block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
+    plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(
+        len(s.attrs["dims"]) == len(_input_shape(s, statements, operands)) for s in statements
+        if s.phase == "accumulate")  # flattened blocks can only be reduced whole
+    whole_operands_scalar = all(_numel(o.shape) == 1 for o in operands if not o.blocked)
+    if len(block_shapes) == 1 and plain and whole_operands_scalar:
+        (shape,) = block_shapes
+        return "flat", _numel(shape)
+    return "rows", group.rows
+
+
+def _input_shape(statement, statements, operands) -> tuple:
+    read = statement.reads[0]
+    for s in statements:
+        if s.value == read:
+            return s.shape
+    return next(o.shape for o in operands if o.local == read)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _row_elements(shape, mode) -> int:
+    if mode == "flat" or not shape:
+        return 1
+    return _numel(shape[1:])

@@ -1,0 +1,180 @@
+"""Render a kernel description as a chunked numpy kernel (`templates/numpy_kernel.py.j2`).
+
+Each statement becomes one line: the op's numpy snippet writing with `out=`
+into a per-block scratch buffer or straight into the output's rows. Scratch
+buffers are reused as soon as the value they hold is dead, so a long chain
+keeps only a few blocks in cache. The template holds the loop; this module
+only turns statements into lines.
+"""
+
+from __future__ import annotations
+
+import math
+
+from genesis import dtypes
+from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.snippets import numpy_snippet
+from genesis.compiler.codegen.templates import render
+from genesis.ops.op import OPS, Kind
+
+_COMBINE = {"sum": "np.add", "amax": "np.maximum", "amin": "np.minimum", "prod": "np.multiply"}
+_NUMPY_NAME = {dtypes.bfloat16: "bfloat16"}
+
+
+def np_dtype(dtype: dtypes.DType) -> str:
+    """The expression for a genesis dtype's numpy dtype inside generated code."""
+    return _NUMPY_NAME.get(dtype, f"np.{dtype.name}")
+
+
+def literal(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "np.nan" if math.isnan(value) else ("np.inf" if value > 0 else "-np.inf")
+    if isinstance(value, dtypes.DType):
+        return np_dtype(value)
+    return repr(value)
+
+
+class _Scratch:
+    """Per-block buffers, reused by shape and dtype once their value is dead."""
+
+    def __init__(self):
+        self.specs: list[tuple] = []
+        self.free: list[int] = []
+
+    def take(self, row_shape, dtype) -> int:
+        for i in self.free:
+            if self.specs[i] == (row_shape, dtype):
+                self.free.remove(i)
+                return i
+        self.specs.append((row_shape, dtype))
+        return len(self.specs) - 1
+
+    def give(self, slot: int) -> None:
+        self.free.append(slot)
+
+
+def render_kernel(spec: KernelSpec) -> str:
+    flat = spec.mode == "flat"
+    params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
+    setup, body, after = [], [], []
+    outputs = set(spec.outputs)
+    for o in spec.operands:
+        if not o.blocked and o.dtype.is_low_precision:
+            setup.append(f"{o.local} = {o.local}.astype(np.float32)")
+        if flat:  # blocked operands become vectors; whole ones are single values in flat mode
+            setup.append(f"{o.local} = {o.local}.reshape({'-1' if o.blocked else '()'})")
+    if flat:
+        setup += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs
+                  if _statement(spec, v).phase == "block"]
+    for o in spec.operands:
+        if o.blocked:
+            load = f"{o.local}[start:stop]"
+            body.append(f"{o.local}_ = {load}" + (".astype(np.float32)" if o.dtype.is_low_precision else ""))
+
+    last_read = _last_reads(spec)
+    scratch = _Scratch()
+    slot_of: dict[str, int] = {}
+    block_rows = spec.block_rows
+    for index, s in enumerate(spec.statements):
+        args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
+        kind = OPS[s.op].kind
+        if s.phase == "block" and spec.mode != "whole":
+            if kind is Kind.VIEW:
+                body.append(f"{s.value} = {_view(s, args, flat)}")
+                if s.value in outputs:
+                    body.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
+            else:
+                direct = s.value in outputs and not s.dtype.is_low_precision
+                if direct:
+                    destination = f"out_{s.value}[start:stop]"
+                else:
+                    row_shape = () if flat else tuple(s.shape[1:])
+                    slot = scratch.take((block_rows,) + row_shape, np_dtype(kernel_dtype(s.dtype)))
+                    slot_of[s.value] = slot
+                    destination = f"scratch{slot}[:n]"
+                body.append(f"{s.value} = {destination}")
+                body += _compute(s, args, s.value)
+                if s.value in outputs and not direct:
+                    body.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
+            for name in last_read.get(index, ()):
+                if name in slot_of:
+                    scratch.give(slot_of.pop(name))
+        elif s.phase == "accumulate":
+            body.append(f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
+            if flat:  # a flattened block reduces whole; keepdim's ones are only a view away
+                body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
+            else:
+                body += _compute(s, args, s.value, round_low=False)
+            body.append(f"partials_{s.value}[index] = {s.value}")
+            after.append(f"{s.value} = combine(partials_{s.value}, {_COMBINE[s.op]})")
+            after += _round(s)
+            if s.value in outputs:
+                after.append(f"np.copyto(out_{s.value}, {s.value})")
+        else:  # post-loop statements, and all of a 0-d kernel
+            lines = after if spec.mode != "whole" else body
+            lines.append(f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
+            lines += _compute(s, args, s.value)
+            if s.value in outputs:
+                lines.append(f"np.copyto(out_{s.value}, {s.value})")
+
+    context = {
+        "name": spec.name, "params": params, "mode": spec.mode, "rows": spec.rows,
+        "block_rows": block_rows, "setup": setup, "body": body, "after": after,
+        "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows: {spec.summary()}",
+        "accumulators": [s.value for s in spec.statements if s.phase == "accumulate"],
+        "scratch": scratch.specs, "scratch_names": [f"scratch{i}" for i in range(len(scratch.specs))],
+        "scratch_specs": "[" + ", ".join(f"({shape!r}, {dtype})" for shape, dtype in scratch.specs) + "]",
+    }
+    return render("numpy_kernel.py.j2", k=context)
+
+
+def _statement(spec, value):
+    return next(s for s in spec.statements if s.value == value)
+
+
+def _last_reads(spec) -> dict[int, list[str]]:
+    """Statement index -> the kernel values it is the last block-phase reader of."""
+    last = {}
+    for index, s in enumerate(spec.statements):
+        for r in s.reads:
+            if isinstance(r, str):
+                last[r] = index
+    found: dict[int, list[str]] = {}
+    for name, index in last.items():
+        found.setdefault(index, []).append(name)
+    return found
+
+
+def _read(spec, read, statement, position) -> str:
+    """How statement reads its input: a local (cast to the compute dtype if needed) or a literal."""
+    if not isinstance(read, str):
+        return literal(read)
+    operand = next((o for o in spec.operands if o.local == read), None)
+    local = read + "_" if operand is not None and operand.blocked and statement.phase != "post" else read
+    have = statement.input_dtypes[position]
+    if statement.compute is not None and have is not statement.compute and OPS[statement.op].kind is not Kind.VIEW:
+        return f"{local}.astype({np_dtype(statement.compute)})"
+    return local
+
+
+def _compute(s, args, destination, round_low=True, **overrides) -> list[str]:
+    snippet = numpy_snippet(OPS[s.op], s.attrs)
+    attrs = {k: literal(v) for k, v in {**s.attrs, **overrides}.items()}
+    lines = snippet.format(*args, out=destination, **attrs).split("; ")
+    return lines + (_round(s) if round_low else [])
+
+
+def _round(s) -> list[str]:
+    return [f"round_to({s.value}, {np_dtype(s.dtype)})"] if s.dtype.is_low_precision else []
+
+
+def _view(s, args, flat) -> str:
+    source = args[0]
+    rest = tuple(s.shape[1:])
+    if s.op == "reshape":
+        return f"{source}.reshape((n,) + {rest!r})"
+    if s.op == "expand":
+        return f"np.broadcast_to({source}, (n,) + {rest!r})"
+    if s.op == "permute":
+        return f"np.transpose({source}, {tuple(s.attrs['dims'])!r})"
+    raise NotImplementedError(f"no block form for the view {s.op}")

@@ -1,0 +1,168 @@
+"""The program wrapper: one generated function that runs a graph's kernels and library calls in order.
+
+Steps are the fusion groups (one kernel each) and the nodes outside any group
+(library calls that run the op's eager kernel), in an order that respects
+their data dependencies. The memory plan gives each kernel output a buffer:
+a fresh one, or one whose values are all dead (liveness over the steps,
+counting views of a buffer as keeping it alive), so activations are freed as
+soon as their last reader has run. Graph outputs are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+import genesis
+from genesis.compiler.codegen.kernel import lower
+from genesis.compiler.codegen.numpy_backend import np_dtype, render_kernel
+from genesis.compiler.codegen.templates import render
+from genesis.compiler.ir import CONSTANT, INPUT, Graph
+from genesis.ops.op import OPS, Kind
+
+CODEGEN_VERSION = 1  # bump whenever generated code changes for the same graph
+
+
+@dataclass
+class Step:
+    kind: str                 # "kernel" or "library"
+    reads: list               # graph values it reads
+    writes: list              # graph values it defines
+    kernel: object = None     # KernelSpec for a kernel step
+    node: object = None       # the graph node for a library step
+    library_index: int = -1
+
+
+@dataclass
+class ProgramSource:
+    source: str
+    steps: list
+    library_nodes: list       # the nodes whose eager kernels `library[i]` runs
+    kernels: list             # KernelSpecs
+    stats: dict = field(default_factory=dict)
+
+
+def schedule(graph: Graph) -> list[Step]:
+    """Steps in dependency order: each group is one unit, every other op node its own."""
+    unit_of, steps = {}, []
+    for group in graph.groups:
+        for name in group.members:
+            unit_of[name] = group.name
+    order = nx.DiGraph()
+    for node in graph.nodes():
+        if node.op in (INPUT, CONSTANT):
+            continue
+        unit = unit_of.get(node.name, node.name)
+        order.add_node(unit)
+        for producer in node.value_inputs():
+            source = unit_of.get(producer, producer)
+            if source != unit and graph[producer].op not in (INPUT, CONSTANT):
+                order.add_edge(source, unit)
+    groups = {g.name: g for g in graph.groups}
+    position = {node.name: i for i, node in enumerate(graph.nodes())}
+    first = {g.name: min(position[m] for m in g.members) for g in graph.groups}
+    key = lambda unit: first.get(unit, position.get(unit, 0))  # noqa: E731
+    outputs_needed = _read_outside(graph)
+    for index, unit in enumerate(nx.lexicographical_topological_sort(order, key=key)):
+        if unit in groups:
+            group = groups[unit]
+            spec = lower(graph, group, outputs_needed, len(steps))
+            reads = sorted({o.value for o in spec.operands})
+            steps.append(Step("kernel", reads, list(spec.outputs), kernel=spec))
+        else:
+            node = graph[unit]
+            steps.append(Step("library", list(node.value_inputs()), [node.name], node=node))
+    return steps
+
+
+def _read_outside(graph: Graph) -> set:
+    """Values that someone outside their group reads (or that the graph returns)."""
+    group_of = {m: g.name for g in graph.groups for m in g.members}
+    needed = set(graph.outputs)
+    for node in graph.nodes():
+        for producer in node.value_inputs():
+            if group_of.get(producer) is not None and group_of.get(producer) != group_of.get(node.name):
+                needed.add(producer)
+    return needed
+
+
+def build_source(graph: Graph) -> ProgramSource:
+    steps = schedule(graph)
+    library_nodes = []
+    for step in steps:
+        if step.kind == "library":
+            step.library_index = len(library_nodes)
+            library_nodes.append(step.node)
+    lines, allocations = _plan(graph, steps)
+    kernels = [s.kernel for s in steps if s.kind == "kernel"]
+    stats = {"kernels": len(kernels), "library_calls": len(library_nodes), **allocations}
+    source = render(
+        "numpy_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+        summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
+        kernels=[render_kernel(k) for k in kernels], inputs=list(graph.inputs), steps=lines,
+        outputs=list(graph.outputs), library=repr([n.name for n in library_nodes]), stats=repr(stats),
+    )
+    return ProgramSource(source, steps, library_nodes, kernels, stats)
+
+
+def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
+    """The wrapper's lines, with a buffer for every kernel output chosen by liveness."""
+    last_step = {}
+    for index, step in enumerate(steps):
+        for value in step.reads:
+            last_step[value] = index
+    root = {}  # value -> the planned buffer it lives in (views keep their base's buffer alive)
+    holders: dict[str, set] = {}  # buffer -> live values in it
+    free: list[tuple[int, str]] = []  # (nbytes, buffer value name)
+    outputs = set(graph.outputs)
+    lines, fresh_bytes, reused = [], 0, 0
+    for index, step in enumerate(steps):
+        if step.kind == "kernel":
+            for value in step.writes:
+                node = graph[value]
+                nbytes = _nbytes(node)
+                choice = None
+                if value not in outputs:
+                    fitting = [entry for entry in free if entry[0] >= nbytes]
+                    if fitting:
+                        choice = min(fitting)
+                        free.remove(choice)
+                if choice is None:
+                    lines.append(f"{value} = np.empty({node.shape!r}, {np_dtype(node.dtype)})")
+                    fresh_bytes += nbytes
+                    buffer = value
+                else:
+                    buffer = choice[1]
+                    lines.append(f"{value} = reuse(buffer_{buffer}, {node.shape!r}, {np_dtype(node.dtype)})")
+                    reused += nbytes
+                if value not in outputs:
+                    lines.append(f"buffer_{buffer} = {value}" if buffer == value else "")
+                root[value] = buffer
+                holders.setdefault(buffer, set()).add(value)
+            spec = step.kernel
+            arguments = [o.value for o in spec.operands] + list(spec.outputs)
+            lines.append(f"{spec.name}({', '.join(arguments)})")
+        else:
+            node = step.node
+            arguments = node.value_inputs()  # the library call puts the literals back in place
+            lines.append(f"{node.name} = library[{step.library_index}]({', '.join(arguments)})  # {node.op}")
+            if OPS[node.op].kind is Kind.VIEW and node.value_inputs() and node.value_inputs()[0] in root:
+                buffer = root[node.value_inputs()[0]]
+                root[node.name] = buffer
+                holders[buffer].add(node.name)
+        for value in list(step.reads) + list(step.writes):
+            if last_step.get(value, -1) <= index and value not in outputs and value in root:
+                buffer = root.pop(value)
+                holders[buffer].discard(value)
+                if not holders[buffer]:
+                    free.append((_nbytes(graph[buffer]), buffer))
+    lines = [line for line in lines if line]
+    return lines, {"bytes_allocated": fresh_bytes, "bytes_reused": reused}
+
+
+def _nbytes(node) -> int:
+    count = 1
+    for n in node.shape:
+        count *= n
+    return count * node.dtype.itemsize

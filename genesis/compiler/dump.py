@@ -1,0 +1,61 @@
+"""Write what the compiler decided to a directory a person can read.
+
+`dump_dir=` or `GENESIS_DUMP=dir`: one subdirectory per compiled program
+(`<function>_<n>`), holding the IR after each pass (`00_traced.txt`,
+`01_dce.txt`, ...), the final graph as Graphviz (`graph.dot`), every generated
+kernel, the wrapper, and `report.json`. Files are written whole (temporary
+file, then rename), so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+class Dump:
+    """Collects the files of one compilation; does nothing when no directory is set."""
+
+    def __init__(self, root, fn):
+        self.directory = None
+        if root:
+            name = getattr(fn, "__name__", None) or type(fn).__name__
+            base = Path(root)
+            n = 0
+            while (base / f"{name}_{n}").exists():
+                n += 1
+            self.directory = base / f"{name}_{n}"
+            self.directory.mkdir(parents=True)
+
+    def __bool__(self) -> bool:
+        return self.directory is not None
+
+    def write(self, filename: str, text: str) -> None:
+        if self.directory is not None:
+            write_atomic(self.directory / filename, text if text.endswith("\n") else text + "\n")
+
+    def graph(self, stem: str, graph) -> None:
+        if self.directory is not None:
+            self.write(f"{stem}.txt", str(graph))
+
+    def report(self, report: dict) -> None:
+        self.write("report.json", json.dumps(report, indent=2, default=str))
+
+    def finish(self, graph, report: dict) -> None:
+        if self.directory is not None:
+            self.write("graph.dot", graph.to_dot())
+            self.report(report)

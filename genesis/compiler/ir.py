@@ -1,0 +1,229 @@
+"""The IR: a graph of op applications over symbolic values.
+
+A `Graph` wraps a `networkx.DiGraph` whose nodes are value names ("v0",
+"v1", ...). Each carries one frozen `Node` record: the op (a name in the op
+table, or one of the structural ops `input` and `constant`), its ordered
+inputs, its attributes, and the meta every pass needs (shape, dtype, the user's
+source line).
+
+A DiGraph keeps one edge per pair of nodes, so `x * x` has a single edge:
+a node's ordered `inputs` tuple is the truth, and the edges serve traversal and
+topological order only. An input is either the name of another node or a Python
+scalar (a literal such as the 2.0 in `x * 2.0`), which is why `inputs` holds
+both and `Graph.value_inputs` filters the names out.
+
+Text form, one node a line in topological order::
+
+    v3 = mul(v1, 2.0)  shape=(4, 8) float32  # model.py:12
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field, replace
+
+import networkx as nx
+
+from genesis import dtypes
+from genesis.ops.op import OPS
+
+INPUT = "input"          # a graph input: a user argument, a parameter, a buffer
+CONSTANT = "constant"    # a tensor captured by value (attrs["value"] holds it)
+STRUCTURAL_OPS = (INPUT, CONSTANT)
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the op table's shape and dtype rules read from a value."""
+    shape: tuple
+    dtype: dtypes.DType
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: str
+    inputs: tuple
+    attrs: dict = field(default_factory=dict, hash=False, compare=False)
+    shape: tuple = ()
+    dtype: dtypes.DType = dtypes.float32
+    source: str | None = None
+
+    @property
+    def meta(self) -> Meta:
+        return Meta(self.shape, self.dtype)
+
+    def value_inputs(self) -> tuple:
+        return tuple(x for x in self.inputs if isinstance(x, str))
+
+    def format(self) -> str:
+        args = [x if isinstance(x, str) else repr(x) for x in self.inputs]
+        args += [f"{k}={_format_attr(v)}" for k, v in self.attrs.items() if k != "value"]
+        text = f"{self.name} = {self.op}({', '.join(args)})  shape={self.shape} {self.dtype.name}"
+        return text + (f"  # {self.source}" if self.source else "")
+
+
+def _format_attr(value) -> str:
+    if isinstance(value, dtypes.DType):
+        return value.name
+    return repr(value)
+
+
+class GraphError(ValueError):
+    """A graph that breaks an invariant: a cycle, a dangling input, meta that disagrees with its op."""
+
+
+class Graph:
+    def __init__(self):
+        self.nx = nx.DiGraph()
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.groups: list = []        # fusion groups, once the fusion pass has run
+        self.fusion_log: list[str] = []  # why nodes did not fuse
+        self._names = itertools.count()
+
+    # ---- building ---------------------------------------------------------------
+    def add(self, op: str, inputs=(), attrs=None, *, shape, dtype, source=None, name=None) -> Node:
+        name = name or f"v{next(self._names)}"
+        if name in self.nx:
+            raise GraphError(f"value {name} is defined twice")
+        node = Node(name, op, tuple(inputs), dict(attrs or {}), tuple(shape), dtype, source)
+        self.nx.add_node(name, node=node, order=len(self.nx))
+        for producer in node.value_inputs():
+            if producer not in self.nx:
+                raise GraphError(f"{name} = {op}(...) reads {producer}, which is not in the graph")
+            self.nx.add_edge(producer, name)
+        return node
+
+    def add_input(self, shape, dtype, *, name=None, source=None) -> Node:
+        node = self.add(INPUT, (), {"index": len(self.inputs)}, shape=shape, dtype=dtype, name=name, source=source)
+        self.inputs.append(node.name)
+        return node
+
+    # ---- reading ------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Node:
+        return self.nx.nodes[name]["node"]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def __len__(self) -> int:
+        return len(self.nx)
+
+    def nodes(self) -> list[Node]:
+        """Every node in a stable topological order (ties broken by creation order)."""
+        order = nx.get_node_attributes(self.nx, "order")
+        return [self[n] for n in nx.lexicographical_topological_sort(self.nx, key=order.__getitem__)]
+
+    def users(self, name: str) -> list[str]:
+        return list(self.nx.successors(name))
+
+    def op_nodes(self) -> list[Node]:
+        return [n for n in self.nodes() if n.op not in STRUCTURAL_OPS]
+
+    # ---- rewriting ------------------------------------------------------------------
+    def replace(self, name: str, **changes) -> Node:
+        """Swap a node's record for an edited copy (inputs, attrs, op, meta), keeping its name."""
+        old = self[name]
+        new = replace(old, **changes)
+        if "inputs" in changes:
+            for producer in set(old.value_inputs()):  # `x * x` has one edge for two inputs
+                self.nx.remove_edge(producer, name)
+            for producer in set(new.value_inputs()):
+                self.nx.add_edge(producer, name)
+        self.nx.nodes[name]["node"] = new
+        return new
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Point every reader of `old` (and the outputs) at `new`."""
+        for user in self.users(old):
+            node = self[user]
+            self.replace(user, inputs=tuple(new if x == old else x for x in node.inputs))
+        self.outputs = [new if x == old else x for x in self.outputs]
+
+    def remove(self, name: str) -> None:
+        if self.users(name) or name in self.outputs:
+            raise GraphError(f"cannot remove {name}: it is still read")
+        if name in self.inputs:
+            raise GraphError(f"cannot remove {name}: it is a graph input")
+        self.nx.remove_node(name)
+
+    def copy(self) -> "Graph":
+        other = Graph()
+        other.nx = self.nx.copy()
+        other.inputs = list(self.inputs)
+        other.outputs = list(self.outputs)
+        other.groups = copy.deepcopy(self.groups)
+        other.fusion_log = list(self.fusion_log)
+        other._names = itertools.count(self._next_index())
+        return other
+
+    def _next_index(self) -> int:
+        numbers = [int(n[1:]) for n in self.nx if n[:1] == "v" and n[1:].isdigit()]
+        return max(numbers, default=-1) + 1
+
+    # ---- checking and printing ---------------------------------------------------------
+    def verify(self) -> "Graph":
+        """Raise GraphError unless the graph is acyclic, closed, and every node's meta is its op's."""
+        if not nx.is_directed_acyclic_graph(self.nx):
+            cycle = nx.find_cycle(self.nx)
+            raise GraphError(f"the graph has a cycle: {' -> '.join(a for a, _ in cycle)}")
+        for name in self.outputs:
+            if name not in self.nx:
+                raise GraphError(f"output {name} is not in the graph")
+        for node in self.nodes():
+            for producer in node.value_inputs():
+                if producer not in self.nx or not self.nx.has_edge(producer, node.name):
+                    raise GraphError(f"{node.name} reads {producer} without an edge from it")
+            if node.op in STRUCTURAL_OPS:
+                continue
+            if node.op not in OPS:
+                raise GraphError(f"{node.name}: unknown op {node.op!r}")
+            self._verify_meta(node)
+        return self
+
+    def _verify_meta(self, node: Node) -> None:
+        op = OPS[node.op]
+        metas = [self[x].meta if isinstance(x, str) else x for x in node.inputs]
+        shapes = [m.shape if isinstance(m, Meta) else () for m in metas]
+        shape = tuple(op.shape(*shapes, **node.attrs))
+        _, dtype = op.dtype(metas, **node.attrs)
+        if shape != node.shape or dtype is not node.dtype:
+            raise GraphError(f"{node.name} = {node.op}: recorded {node.shape} {node.dtype.name}, "
+                             f"but the op's meta gives {shape} {dtype.name}")
+
+    def __str__(self) -> str:
+        lines = [node.format() for node in self.nodes()]
+        lines.append(f"return ({', '.join(self.outputs)})")
+        for group in self.groups:
+            phases = "".join(f" [{kind}: {', '.join(sorted(names))}]" for kind, names in
+                             (("accumulate", group.accumulators), ("post", group.post)) if names)
+            lines.append(f"# {group.name} rows={group.rows}: {' '.join(group.members)}{phases}")
+        return "\n".join(lines)
+
+    def signature(self) -> str:
+        """The graph as text without source lines: equal for graphs that compute the same thing."""
+        lines = [node.format().split("  # ")[0] for node in self.nodes()]
+        lines.append(f"inputs {self.inputs} outputs {self.outputs}")
+        lines += [f"{g.name} {g.rows} {g.members} {sorted(g.accumulators)} {sorted(g.post)}" for g in self.groups]
+        return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """Graphviz source: one box per node, labelled with its op, shape and dtype."""
+        lines = ["digraph genesis {", "  node [shape=box, fontname=monospace];"]
+        for node in self.nodes():
+            style = ', style=filled, fillcolor="#e8f0fe"' if node.op in STRUCTURAL_OPS else ""
+            label = f"{node.name}: {node.op}\\n{node.shape} {node.dtype.name}"
+            lines.append(f'  "{node.name}" [label="{label}"{style}];')
+        for a, b in self.nx.edges:
+            lines.append(f'  "{a}" -> "{b}";')
+        for i, name in enumerate(self.outputs):
+            lines.append(f'  "out{i}" [shape=plaintext];')
+            lines.append(f'  "{name}" -> "out{i}";')
+        lines.append("}")
+        return "\n".join(lines)

@@ -1,0 +1,248 @@
+"""Fusion: partition the graph's nodes into groups that run as one kernel each.
+
+A group iterates over the rows of one array shape: every value in it either
+has those rows as its leading dimension ("partitioned", and a kernel handles
+a block of rows at a time while they sit in cache) or is read whole (a bias,
+a scalar, a weight). That one rule covers the shapes fusion is for:
+
+- elementwise chains over one iteration space, broadcasts included (a pure
+  same-shape chain is flattened by codegen, so its "rows" are elements);
+- a reduction over the non-leading dims with its prologue and epilogue
+  (softmax and layer_norm over the last dim are one group: amax, sub, exp,
+  sum and div all keep the rows);
+- a reduction over the rows themselves (a full sum, or a bias gradient's sum
+  over the batch) as an *accumulator*: each block adds its partial result,
+  and elementwise nodes on whole values after it (mean's division) run once
+  after the loop;
+- a matmul whose left operand is partitioned and right operand whole
+  (x @ W), with its bias and activation epilogue in the same blocks.
+
+Nodes join greedily in topological order: a node joins the group of one of
+its producers when it fits that group's rows, and other producer groups
+merge in when that creates no cycle. What cannot join says why (logged at
+debug level and kept in `graph.fusion_log` for the report). Nodes outside any
+group (gathers, index ops, views of inputs, argmax) run as library calls.
+
+The pass does not change the graph's nodes: it records `graph.groups`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from genesis.compiler.codegen.snippets import numpy_snippet
+from genesis.compiler.ir import STRUCTURAL_OPS, Graph
+from genesis.ops.op import OPS, Kind
+
+log = logging.getLogger("genesis.compiler.fusion")
+
+_ACCUMULATE = {"sum": "add", "amax": "maximum", "amin": "minimum", "prod": "multiply"}
+_ROW_VIEWS = ("reshape", "expand", "permute")
+
+
+@dataclass
+class Group:
+    id: int
+    rows: int | None                      # the leading dim every partitioned value shares; None: 0-d work
+    members: list = field(default_factory=list)
+    accumulators: set = field(default_factory=set)   # reductions over the rows: whole values, built blockwise
+    post: set = field(default_factory=set)           # elementwise nodes on whole values, run after the loop
+
+    @property
+    def name(self) -> str:
+        return f"g{self.id}"
+
+
+def _reduced_dims(node) -> tuple:
+    return tuple(node.attrs.get("dims") or ())
+
+
+def read_mode(graph: Graph, group: Group, consumer, position: int, inside: bool) -> str | None:
+    """How a block-phase statement reads its input at `position`: "blocked" (row by row),
+    "whole", or None when the input does not fit the group's rows. `inside`: made in the group."""
+    shape = graph[consumer.inputs[position]].shape
+    kind = OPS[consumer.op].kind
+    if kind is Kind.MATMUL and position == 1:
+        return "whole" if not inside and len(shape) == 2 else None
+    # an elementwise op aligns its inputs to its output from the right; the others read dim 0 as rows
+    ndim = len(consumer.shape) if kind is Kind.ELEMENTWISE else len(shape)
+    rows_match = bool(shape) and shape[0] == group.rows and len(shape) == ndim
+    if inside:
+        return "blocked" if rows_match else None
+    if rows_match and group.rows != 1:
+        return "blocked"
+    if len(shape) < ndim or not shape or shape[0] == 1:
+        return "whole"
+    return None
+
+
+def is_accumulator(node) -> bool:
+    """A reduction over the leading dim: each block adds its part into a whole result."""
+    return node.op in _ACCUMULATE and 0 in _reduced_dims(node)
+
+
+class _Partition:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.group_of: dict[str, Group] = {}
+        self.groups: list[Group] = []
+        self.log: list[str] = []
+        self.order = {node.name: i for i, node in enumerate(graph.nodes())}
+
+    def refuse(self, node, why: str) -> None:
+        message = f"{node.name} = {node.op}: {why}"
+        self.log.append(message)
+        log.debug("cannot fuse %s", message)
+
+    def phase(self, node, group: Group) -> str | None:  # noqa: D401
+        """The phase `node` would run in as a member of `group`, or None if it cannot join."""
+        return None if self.why_not(node, group) else self._phase
+
+    def why_not(self, node, group: Group) -> str | None:
+        """None when `node` fits `group` (its phase is left in `self._phase`), else the reason."""
+        op = OPS[node.op]
+        inputs = [(i, x) for i, x in enumerate(node.inputs) if isinstance(x, str)]
+        inside = {x: self.group_of.get(x) is group for _, x in inputs}
+        late = {x for x in inside if inside[x] and (x in group.accumulators or x in group.post)}
+        if group.rows is None:  # 0-d work: everything is whole
+            self._phase = "block"
+            return None if not node.shape else "the group works on 0-d values"
+        if op.kind is Kind.ELEMENTWISE and late and all(not inside[x] or x in late for x in inside):
+            self._phase = "post"  # runs after the loop, on accumulated values (mean's division)
+            return None
+        if late:
+            return f"it reads {sorted(late)[0]}, which is complete only after the loop"
+        if is_accumulator(node):
+            self._phase = "accumulate"
+            mode = read_mode(self.graph, group, node, inputs[0][0], inside[inputs[0][1]])
+            return None if mode == "blocked" else "it reduces over rows that are not the group's"
+        self._phase = "block"
+        if not node.shape or node.shape[0] != group.rows:
+            return f"its leading dim {node.shape[:1]} is not the group's rows ({group.rows})"
+        if op.kind is Kind.REDUCTION and 0 in _reduced_dims(node):
+            return "it reduces over the rows but cannot accumulate them"
+        if node.op == "permute" and node.attrs["dims"][0] != 0:
+            return "it moves the rows away from the leading dim"
+        for position, x in inputs:
+            if read_mode(self.graph, group, node, position, inside[x]) is None:
+                return f"its input {x} of shape {self.graph[x].shape} does not split into the group's rows"
+        return None
+
+    def fusible(self, node) -> str | None:
+        op = OPS.get(node.op)
+        if op is None or node.op in STRUCTURAL_OPS:
+            return "not an op"
+        if op.kind is Kind.MATMUL:
+            return None if len(node.shape) >= 2 else "a vector matmul"
+        if op.kind is Kind.VIEW and node.op not in _ROW_VIEWS:
+            return f"{node.op} is a view that codegen does not fold"
+        if op.kind in (Kind.OPAQUE,):
+            return f"{node.op} is opaque to fusion"
+        if op.kind is not Kind.VIEW and numpy_snippet(op, node.attrs) is None:
+            return f"{node.op} has no kernel snippet"
+        return None
+
+    # ---- the greedy walk -------------------------------------------------------------------
+    def run(self) -> None:
+        for node in self.graph.nodes():
+            why = self.fusible(node)
+            if why is not None:
+                if node.op not in STRUCTURAL_OPS:
+                    self.refuse(node, why)
+                continue
+            self.place(node)
+
+    def place(self, node) -> None:
+        candidates = []
+        for producer in node.value_inputs():
+            group = self.group_of.get(producer)
+            if group is not None and group not in candidates:
+                candidates.append(group)
+        chosen, phase = None, None
+        for group in sorted(candidates, key=lambda g: -len(g.members)):
+            why = self.why_not(node, group)
+            if why is None and self._cycle(group, {node.name}):
+                why = "joining would create a cycle through another kernel"
+            if why is None:
+                chosen, phase = group, self._phase
+                break
+            self.refuse(node, f"cannot join {group.name}: {why}")
+        if chosen is None:
+            chosen = Group(len(self.groups), self._rows_of(node))
+            why = self.why_not(node, chosen)
+            if why is not None:
+                self.refuse(node, why)
+                return
+            phase = self._phase
+            self.groups.append(chosen)
+        self.join(node, chosen, phase)
+        for other in candidates:
+            if other is not chosen and other.rows == chosen.rows:
+                self.try_merge(chosen, other)
+
+    def _rows_of(self, node):
+        """The rows a new group iterates over: the node's leading dim, or what an accumulator reduces."""
+        if is_accumulator(node):
+            source = self.graph[node.value_inputs()[0]].shape
+            return source[0] if source else None
+        return node.shape[0] if node.shape else None
+
+    def join(self, node, group: Group, phase: str) -> None:
+        if phase == "accumulate":
+            group.accumulators.add(node.name)
+        elif phase == "post":
+            group.post.add(node.name)
+        group.members.append(node.name)
+        self.group_of[node.name] = group
+
+    def try_merge(self, keep: Group, other: Group) -> None:
+        """Fold `other` into `keep` when every member of `other` fits in the same phase, acyclically."""
+        if other.accumulators or other.post or self._cycle(keep, set(other.members)):
+            return
+        joining = set(other.members)
+        if any(x in joining for name in keep.post for x in self.graph[name].value_inputs()):
+            return  # a post-loop statement reads whole values, never another group's row blocks
+        previous = list(keep.members)
+        for name in other.members:
+            self.group_of[name] = keep  # provisional: why_not reads membership
+        keep.members = sorted(keep.members + other.members, key=self.order.__getitem__)
+        if any(self.phase(self.graph[name], keep) != "block" for name in other.members):
+            keep.members = previous
+            for name in other.members:
+                self.group_of[name] = other
+            return
+        self.groups.remove(other)
+
+    def _cycle(self, group: Group, joining: set) -> bool:
+        """Whether some path leaves `group` ∪ `joining` and comes back into it.
+
+        A path can only come back to a node that is later in topological order, so
+        the search stops at the last node inside."""
+        inside = set(group.members) | joining
+        last = max(self.order[name] for name in inside)
+        frontier = [s for name in inside for s in self.graph.users(name)
+                    if s not in inside and self.order[s] < last]
+        seen = set(frontier)
+        while frontier:
+            name = frontier.pop()
+            for successor in self.graph.users(name):
+                if successor in inside:
+                    return True
+                if successor not in seen and self.order[successor] < last:
+                    seen.add(successor)
+                    frontier.append(successor)
+        return False
+
+
+def fusion(graph: Graph) -> Graph:
+    graph = graph.copy()
+    partition = _Partition(graph)
+    partition.run()
+    # a group of views only would copy what a library call merely re-indexes
+    partition.groups = [g for g in partition.groups if any(OPS[graph[n].op].kind is not Kind.VIEW for n in g.members)]
+    for i, group in enumerate(partition.groups):
+        group.id = i
+    graph.groups = partition.groups
+    graph.fusion_log = partition.log
+    return graph

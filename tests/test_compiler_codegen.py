@@ -1,0 +1,197 @@
+"""Fusion and the numpy backend: compiled results equal eager, with the kernel counts fusion promises.
+
+Every elementwise op of the op table runs through a fused kernel in every
+float dtype (the table check fails when an op is added without a case here);
+reductions run both row-blocked and as accumulators; softmax, layer_norm and
+an MLP are counted in kernels. Shapes are odd on purpose (block edges, masks).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import genesis
+from genesis.compiler.codegen import snippets
+from genesis.ops import OPS, Kind
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+FLOATS = [genesis.float32, genesis.float64, genesis.float16, genesis.bfloat16]
+
+
+def data(*shape, seed=0, dtype=genesis.float32, low=-2.0, high=2.0):
+    values = np.random.default_rng(seed).uniform(low, high, shape)
+    return genesis.tensor(values, dtype=dtype)
+
+
+def assert_matches_eager(fn, *args, backend="numpy", rtol=0.0, atol=0.0, kernels=None):
+    compiled = genesis.compile(fn, backend=backend)
+    got, expected = compiled(*args), fn(*args)
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.dtype is e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
+        np.testing.assert_allclose(g.numpy().astype(np.float64), e.numpy().astype(np.float64),
+                                   rtol=rtol, atol=atol, equal_nan=True)
+    if kernels is not None:
+        assert compiled.stats["kernels_per_call"] == kernels, compiled.graphs[0]
+    return compiled
+
+
+# every elementwise primitive, as a function of two float tensors x (positive) and y
+ELEMENTWISE = {
+    "abs": lambda x, y: (x - 1).abs(), "neg": lambda x, y: -x, "exp": lambda x, y: y.exp(),
+    "log": lambda x, y: x.log(), "log1p": lambda x, y: x.log1p(), "expm1": lambda x, y: y.expm1(),
+    "sqrt": lambda x, y: x.sqrt(), "rsqrt": lambda x, y: x.rsqrt(), "reciprocal": lambda x, y: x.reciprocal(),
+    "sin": lambda x, y: y.sin(), "cos": lambda x, y: y.cos(), "tanh": lambda x, y: y.tanh(),
+    "sigmoid": lambda x, y: y.sigmoid(), "relu": lambda x, y: y.relu(), "erf": lambda x, y: y.erf(),
+    "sign": lambda x, y: y.sign(), "floor": lambda x, y: (y * 3).floor(), "ceil": lambda x, y: (y * 3).ceil(),
+    "isnan": lambda x, y: (x.log() * y).isnan(), "isinf": lambda x, y: (y / (y - y)).isinf(),
+    "isfinite": lambda x, y: (y / (y - y)).isfinite(), "logical_not": lambda x, y: (y > 0).logical_not(),
+    "add": lambda x, y: x + y, "sub": lambda x, y: 1.5 - y - x, "mul": lambda x, y: x * y * 3,
+    "div": lambda x, y: y / x / 3, "pow": lambda x, y: x ** y + x ** 2 + 2 ** y,
+    "maximum": lambda x, y: genesis.maximum(x, y), "minimum": lambda x, y: genesis.minimum(x, y),
+    "eq": lambda x, y: x == x.floor(), "ne": lambda x, y: x != y, "lt": lambda x, y: x < y,
+    "le": lambda x, y: x <= 1, "gt": lambda x, y: y > x, "ge": lambda x, y: 0.5 >= y,
+    "logical_and": lambda x, y: genesis.logical_and(x > 1, y > 0),
+    "logical_or": lambda x, y: genesis.logical_or(x > 1, y > 0),
+    "where": lambda x, y: genesis.where(y > 0, x, y * 2), "clamp": lambda x, y: y.clamp(-0.5, 0.7) + x.clamp(min=1),
+    "cast": lambda x, y: (y * 100).to(genesis.int32) + (x > 1).float(), "copy": lambda x, y: (x + y).clone() * 2,
+}
+
+
+def test_every_elementwise_op_has_a_case_and_a_numpy_kernel_line():
+    elementwise = {name for name, op in OPS.items() if op.kind is Kind.ELEMENTWISE}
+    assert elementwise == set(ELEMENTWISE)
+    for name in elementwise:
+        assert snippets.numpy_snippet(OPS[name]) is not None or name == "sign", name
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_op_compiled_equals_eager(name, dtype):
+    x = data(37, 65, dtype=dtype, low=0.1, high=3.0)
+    y = data(37, 65, seed=1, dtype=dtype)
+    # exact: a fused kernel computes what eager computes, rounding where eager stores
+    assert_matches_eager(ELEMENTWISE[name], x, y, rtol=1e-6 if name == "pow" else 0.0)
+
+
+def test_a_long_chain_over_8k_elements_is_one_kernel_and_exact():
+    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y  # noqa: E731
+    assert_matches_eager(fn, data(8191), data(8191, seed=1), kernels=1)
+
+
+def test_broadcasting_inputs_fuse_into_row_blocks():
+    fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
+    args = data(300, 7, 9), data(9, seed=1), data(1, 7, 1, seed=2), data(300, 1, 1, seed=3)
+    assert_matches_eager(fn, *args, kernels=1)
+
+
+def test_mixed_dtypes_promote_as_eager_does():
+    fn = lambda i, h, d: (i + h) * 2.5 + d / 3  # noqa: E731
+    i = genesis.arange(0, 2 * 333).reshape(2, 333)
+    assert_matches_eager(fn, i, data(2, 333, dtype=genesis.float16), data(333, dtype=genesis.float64))
+
+
+def softmax(x):
+    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def layer_norm(x, w, b):
+    mean = x.mean(dim=-1, keepdim=True)
+    centered = x - mean
+    var = (centered * centered).mean(dim=-1, keepdim=True)
+    return centered * (var + 1e-5).rsqrt() * w + b
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.bfloat16], ids=lambda d: d.name)
+def test_softmax_and_layer_norm_are_one_kernel_each(dtype):
+    x = data(1823, 78, dtype=dtype)
+    assert_matches_eager(softmax, x, kernels=1)
+    assert_matches_eager(layer_norm, x, data(78, seed=1, dtype=dtype), data(78, seed=2, dtype=dtype), kernels=1)
+
+
+def test_mlp_matmul_with_bias_and_gelu_epilogue_fuses():
+    def mlp(x, w1, b1, w2, b2):
+        return genesis.gelu(x @ w1 + b1) @ w2 + b2
+
+    args = data(257, 64), data(64, 96, seed=1), data(96, seed=2), data(96, 10, seed=3), data(10, seed=4)
+    assert_matches_eager(mlp, *args, rtol=1e-5, atol=1e-5, kernels=1)
+
+
+@pytest.mark.parametrize("shape,dims,keepdim", [((777,), None, False), ((131, 5), (0,), False),
+                                               ((131, 5), (0,), True), ((33, 4, 5), (0, 2), False),
+                                               ((33, 4, 5), (1, 2), True), ((33, 4, 5), None, True)])
+@pytest.mark.parametrize("reduce", ["sum", "amax", "amin", "prod", "mean"])
+def test_reductions_with_prologue_and_epilogue(shape, dims, keepdim, reduce):
+    def fn(x):
+        y = x * x + 0.5
+        reduced = getattr(y, reduce)(dim=dims, keepdim=keepdim) if dims is not None else getattr(y, reduce)()
+        return reduced * 2 - 1
+
+    x = data(*shape, low=0.9, high=1.1)
+    compiled = assert_matches_eager(fn, x, rtol=2e-6)
+    assert compiled.stats["kernels_per_call"] == 1, compiled.graphs[0]
+
+
+def test_reductions_in_integer_dtypes_accumulate_exactly():
+    fn = lambda i: (i * 3).sum(dim=0) + i.amax()  # noqa: E731
+    assert_matches_eager(fn, genesis.arange(0, 5000).reshape(1000, 5))
+
+
+def test_unfused_ops_run_as_library_calls_between_kernels():
+    def fn(x, index):
+        y = (x * 2).exp()
+        picked = y.gather(1, index)  # opaque: a library call
+        return picked.sum(dim=1) + y.argmax(dim=1)
+
+    x = data(50, 8)
+    index = genesis.tensor(np.random.default_rng(0).integers(0, 8, (50, 3)))
+    compiled = assert_matches_eager(fn, x, index)
+    report = compiled.graphs[0].fusion_log
+    assert any("gather is opaque" in line for line in report)
+
+
+def test_memory_plan_reuses_dead_buffers():
+    def fn(x, w):
+        h = (x * 2).exp() @ w     # kernel, then a matmul fused with ...
+        h = h.gather(1, genesis.zeros(h.shape[0], 1, dtype=genesis.int64))  # a library call in between
+        return (h * 3).sum()
+
+    from genesis.compiler.codegen.wrapper import build_source
+
+    compiled = assert_matches_eager(fn, data(64, 64), data(64, 64, seed=1), rtol=1e-6)
+    source = build_source(compiled.graphs[0])
+    assert source.stats["kernels"] >= 2
+
+
+def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every_backend():
+    unary = [lambda a: a.exp(), lambda a: a.tanh(), lambda a: a.abs().sqrt(), lambda a: a.sigmoid(),
+             lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
+    binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: genesis.maximum(a, b), lambda a, b: a - b]
+    reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
+                  lambda a: a.mean(dim=0, keepdim=True)]
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
+                    min_size=1, max_size=8),
+           st.sampled_from([(17, 9), (1, 5), (64, 3)]))
+    def check(program, shape):
+        def fn(x, y):
+            values = [x, y]
+            for kind, which, a, b in program:
+                left, right = values[a % len(values)], values[b % len(values)]
+                if kind == 0:
+                    values.append(unary[which % len(unary)](left))
+                elif kind == 1:
+                    values.append(binary[which % len(binary)](left, right))
+                else:
+                    values.append(reductions[which % len(reductions)](left))
+            return values[-1] + values[-2] if len(values) > 3 else values[-1]
+
+        x, y = data(*shape), data(*shape, seed=1)
+        for backend in ("eager", "numpy"):
+            assert_matches_eager(fn, x, y, backend=backend, rtol=1e-5, atol=1e-6)
+
+    check()
