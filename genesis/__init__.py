@@ -33,3 +33,4 @@ from genesis.compiler import compile  # noqa: E402,F401
 from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 save, load = save_checkpoint, load_checkpoint
 from genesis import data  # noqa: E402,F401  (datasets and DataLoader)
+from genesis import nn, optim  # noqa: E402,F401

@@ -1,0 +1,158 @@
+"""Activations and (log-)softmax, as compositions of genesis primitives.
+
+softmax and log_softmax subtract the row maximum before `exp`. The shift is
+taken under `no_grad`: softmax is invariant to it, so the true gradient does
+not flow through it, and detaching keeps the backward graph short. A row
+whose maximum is not finite (all -inf, as in a fully masked attention row)
+is shifted by 0 instead, which gives NaN for that row, as PyTorch does.
+
+Under autocast, `exp`, `log` and the reductions are FP32-class primitives, so
+these run in float32 without a rule of their own.
+"""
+
+from __future__ import annotations
+
+from genesis import dtypes
+from genesis import functional as GF
+from genesis.autograd.grad_mode import no_grad
+
+
+def relu(x, inplace: bool = False):
+    return _maybe_inplace(x, GF.relu(x), inplace)
+
+
+def relu6(x, inplace: bool = False):
+    return hardtanh(x, 0.0, 6.0, inplace)
+
+
+def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False):
+    return _maybe_inplace(x, GF.where(x > 0, x, x * negative_slope), inplace)
+
+
+def elu(x, alpha: float = 1.0, inplace: bool = False):
+    # expm1 of the non-positive part: the unused branch of `where` never overflows. (`where`, not
+    # `minimum`, which would halve the gradient at 0 where PyTorch takes the exponential side fully.)
+    positive = x > 0
+    return _maybe_inplace(x, GF.where(positive, x, GF.expm1(GF.where(positive, 0.0, x)) * alpha), inplace)
+
+
+def gelu(x, approximate: str = "none"):
+    return GF.gelu(x, approximate=approximate)
+
+
+def silu(x, inplace: bool = False):
+    return _maybe_inplace(x, GF.silu(x), inplace)
+
+
+def mish(x, inplace: bool = False):
+    return _maybe_inplace(x, x * GF.tanh(softplus(x)), inplace)
+
+
+def sigmoid(x):
+    return GF.sigmoid(x)
+
+
+def tanh(x):
+    return GF.tanh(x)
+
+
+def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    """clamp, but with PyTorch's gradient: zero at the bounds themselves (clamp passes it there)."""
+    inside = (x > min_val) & (x < max_val)
+    return _maybe_inplace(x, GF.where(inside, x, GF.clamp(x, min_val, max_val).detach()), inplace)
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): stable for large |x|, and exact at 0."""
+    return GF.minimum(x, 0.0) - GF.log1p(GF.exp(-GF.abs(x)))
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold (as PyTorch)."""
+    scaled = x * beta if beta != 1 else x
+    smooth = (GF.maximum(scaled, 0.0) + GF.log1p(GF.exp(-GF.abs(scaled))))
+    smooth = smooth / beta if beta != 1 else smooth
+    return GF.where(scaled > threshold, x, smooth)
+
+
+def _softmax_dim(x, dim):
+    if dim is None:  # PyTorch's legacy choice for an implicit dim
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    return dim
+
+
+def _as_float(x, dtype):
+    if dtype is not None:
+        return x.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"softmax/log_softmax need a floating-point input, got {x.dtype.name}")
+    return x
+
+
+def upcast(x):
+    """fp16/bf16 composites compute in fp32 and round once at the end, as PyTorch's fused kernels do."""
+    return x.to(dtypes.float32) if x.dtype.is_low_precision else x
+
+
+def _shift(x, dim):
+    with no_grad():
+        shift = GF.amax(x, dim, keepdim=True)
+        return GF.where(GF.isfinite(shift), shift, 0.0)
+
+
+def softmax(x, dim=None, dtype=None):
+    """exp(x - max) / sum(exp(x - max)) along `dim`."""
+    x = _as_float(x, dtype)
+    dim = _softmax_dim(x, dim)
+    work = upcast(x)
+    e = GF.exp(work - _shift(work, dim))
+    return round_like(e / GF.sum(e, dim, keepdim=True), x)
+
+
+def log_softmax(x, dim=None, dtype=None):
+    """(x - max) - log(sum(exp(x - max))) along `dim`."""
+    x = _as_float(x, dtype)
+    dim = _softmax_dim(x, dim)
+    work = upcast(x)
+    shifted = work - _shift(work, dim)
+    return round_like(shifted - GF.log(GF.sum(GF.exp(shifted), dim, keepdim=True)), x)
+
+
+def softmin(x, dim=None, dtype=None):
+    return softmax(-_as_float(x, dtype), dim)
+
+
+def round_like(out, x):
+    """Round an fp32 result of an fp16/bf16 input back to its dtype, except under autocast.
+
+    Under autocast these composites are FP32-class (their exp/log/reductions
+    are), so their results stay float32 there, as PyTorch's autocast gives.
+    """
+    from genesis.amp.autocast import is_autocast_enabled
+
+    if x.dtype.is_low_precision and out.dtype is not x.dtype and not is_autocast_enabled():
+        return out.to(x.dtype)
+    return out
+
+
+def glu(x, dim: int = -1):
+    a, b = GF.chunk(x, 2, dim)
+    return a * GF.sigmoid(b)
+
+
+def _maybe_inplace(x, result, inplace):
+    if not inplace:
+        return result
+    from genesis.functional.inplace import assign_inplace
+
+    return assign_inplace(x, result)
+
+
+def finfo_eps(dtype) -> float:
+    """Machine epsilon of a floating dtype (PyTorch's torch.finfo(dtype).eps)."""
+    return {dtypes.float16: 2.0 ** -10, dtypes.bfloat16: 2.0 ** -7,
+            dtypes.float32: 2.0 ** -23, dtypes.float64: 2.0 ** -52}[dtype]
+
+
+__all__ = ["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "sigmoid", "tanh", "hardtanh",
+           "logsigmoid", "softplus", "softmax", "log_softmax", "softmin", "glu"]

@@ -1,0 +1,157 @@
+"""scaled_dot_product_attention and the multi-head attention forward, from matmul + softmax.
+
+Masks follow PyTorch, whose two APIs disagree on what True means:
+- `scaled_dot_product_attention`: a bool `attn_mask` is True where a query
+  MAY attend; a float mask is added to the scores.
+- `multi_head_attention_forward` (nn.MultiheadAttention): a bool `attn_mask`
+  or `key_padding_mask` is True where attention is NOT allowed; float masks
+  are added. Both become one additive float mask (-inf where forbidden).
+A query row with every key masked yields NaN, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+from genesis import dtypes
+from genesis import functional as GF
+from genesis.errors import ShapeError
+from genesis.nn.functional.activation import softmax
+from genesis.nn.functional.basic import dropout, linear
+
+
+def _causal_mask(length, source_length):
+    from genesis.creation import ones
+
+    return GF.tril(ones((length, source_length), dtype=dtypes.bool_))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale=None, enable_gqa: bool = False):
+    """softmax(q k^T * scale + mask) v over (..., L, E) queries and (..., S, E) keys/values."""
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ShapeError("scaled_dot_product_attention expects (..., L, E) query and (..., S, E) key/value, got "
+                         f"{list(query.shape)}, {list(key.shape)}, {list(value.shape)}")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: query {list(query.shape)}, key {list(key.shape)} and "
+                         f"value {list(value.shape)} do not fit (q/k embedding dims and k/v lengths must agree)")
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        repeats = query.shape[-3] // key.shape[-3]
+        key = _repeat_heads(key, repeats)
+        value = _repeat_heads(value, repeats)
+    length, source_length = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = GF.matmul(query, GF.transpose(key, -2, -1)) * scale
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+        attn_mask = _causal_mask(length, source_length)
+    if attn_mask is not None:
+        if attn_mask.dtype is dtypes.bool_:
+            scores = GF.where(attn_mask, scores, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    weights = softmax(scores, -1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, training=True)
+    return GF.matmul(weights.to(value.dtype) if weights.dtype is not value.dtype else weights, value)
+
+
+def _repeat_heads(x, repeats):
+    """(..., Hkv, S, E) -> (..., Hkv*repeats, S, E), each head repeated in place (repeat_interleave)."""
+    shape = x.shape
+    expanded = GF.expand(GF.unsqueeze(x, -3), shape[:-2] + (repeats,) + shape[-2:])
+    return GF.reshape(expanded, shape[:-3] + (shape[-3] * repeats,) + shape[-2:])
+
+
+def _additive_mask(mask, dtype, name):
+    """A bool mask (True = forbidden) as 0/-inf; a float mask as is."""
+    if mask is None:
+        return None
+    if mask.dtype is dtypes.bool_:
+        from genesis.creation import zeros
+
+        return GF.masked_fill(zeros(mask.shape, dtype=dtype), mask, float("-inf"))
+    if not mask.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a bool or floating-point tensor, got {mask.dtype.name}")
+    return mask
+
+
+def multi_head_attention_forward(query, key, value, num_heads: int, in_proj_weight, in_proj_bias,
+                                 out_proj_weight, out_proj_bias, *, training: bool = True, dropout_p: float = 0.0,
+                                 key_padding_mask=None, need_weights: bool = True, attn_mask=None,
+                                 average_attn_weights: bool = True, is_causal: bool = False,
+                                 q_proj_weight=None, k_proj_weight=None, v_proj_weight=None):
+    """PyTorch's multi_head_attention_forward on (L, N, E) / (S, N, E) inputs (or unbatched (L, E))."""
+    unbatched = query.ndim == 2
+    if unbatched:
+        query, key, value = (GF.unsqueeze(t, 1) for t in (query, key, value))
+        if key_padding_mask is not None:
+            key_padding_mask = GF.unsqueeze(key_padding_mask, 0)
+    if query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
+        raise ShapeError(f"multi-head attention expects 3-D (L, N, E) inputs, got query {list(query.shape)}, "
+                         f"key {list(key.shape)}, value {list(value.shape)}")
+    length, batch, embed_dim = query.shape
+    source_length = key.shape[0]
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+    head_dim = embed_dim // num_heads
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+                           "module method `generate_square_subsequent_mask` to create this mask.")
+
+    if in_proj_weight is not None:
+        w_q, w_k, w_v = GF.chunk(in_proj_weight, 3, 0)
+    else:
+        w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
+    b_q = b_k = b_v = None
+    if in_proj_bias is not None:
+        b_q, b_k, b_v = GF.chunk(in_proj_bias, 3, 0)
+    q, k, v = linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
+
+    def heads(t, n):  # (n, N, E) -> (N, H, n, head_dim)
+        return GF.permute(GF.reshape(t, (n, batch, num_heads, head_dim)), (1, 2, 0, 3))
+
+    q, k, v = heads(q, length), heads(k, source_length), heads(v, source_length)
+
+    mask = _additive_mask(attn_mask, q.dtype, "attn_mask")
+    if mask is not None:
+        if mask.ndim == 2:
+            if tuple(mask.shape) != (length, source_length):
+                raise ShapeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but should be "
+                                 f"{[length, source_length]}.")
+        elif mask.ndim == 3:
+            if tuple(mask.shape) != (batch * num_heads, length, source_length):
+                raise ShapeError(f"The shape of the 3D attn_mask is {list(mask.shape)}, but should be "
+                                 f"{[batch * num_heads, length, source_length]}.")
+            mask = GF.reshape(mask, (batch, num_heads, length, source_length))
+        else:
+            raise ShapeError(f"attn_mask's dimension {mask.ndim} is not supported")
+    padding = _additive_mask(key_padding_mask, q.dtype, "key_padding_mask")
+    if padding is not None:
+        if tuple(padding.shape) != (batch, source_length):
+            raise ShapeError(f"key_padding_mask of shape {list(padding.shape)} should be {[batch, source_length]}")
+        padding = GF.reshape(padding, (batch, 1, 1, source_length))
+        mask = padding if mask is None else mask + padding
+
+    scores = GF.matmul(q * (1.0 / math.sqrt(head_dim)), GF.transpose(k, -2, -1))
+    if mask is not None:
+        scores = scores + mask
+    weights = softmax(scores, -1)
+    if dropout_p > 0.0 and training:
+        weights = dropout(weights, dropout_p, training=True)
+    attended = GF.matmul(weights, v)  # (N, H, L, head_dim)
+    attended = GF.reshape(GF.permute(attended, (2, 0, 1, 3)), (length, batch, embed_dim))
+    out = linear(attended, out_proj_weight, out_proj_bias)
+    if unbatched:
+        out = GF.squeeze(out, 1)
+    if not need_weights:
+        return out, None
+    if average_attn_weights:
+        weights = GF.mean(weights, 1)
+    if unbatched:
+        weights = GF.squeeze(weights, 0)
+    return out, weights
+
+
+__all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]

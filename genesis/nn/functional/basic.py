@@ -1,0 +1,75 @@
+"""linear, embedding, dropout, normalize (and one_hot, pad re-exported): thin compositions of genesis ops."""
+
+from __future__ import annotations
+
+from genesis import dtypes
+from genesis import functional as GF
+from genesis.errors import ShapeError
+from genesis.functional.indexing import one_hot  # noqa: F401  (re-exported as F.one_hot)
+from genesis.functional.shape import pad  # noqa: F401  (re-exported as F.pad)
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias; weight is (out_features, in_features), as in PyTorch."""
+    if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
+        raise ShapeError(f"linear: input of shape {list(x.shape)} does not match weight of shape "
+                         f"{list(weight.shape)} (expected the input's last dim to be {weight.shape[-1]})")
+    out = GF.matmul(x, GF.transpose(weight, -1, -2) if weight.ndim == 2 else weight)
+    if bias is None:
+        return out
+    if bias.dtype is not out.dtype and out.dtype.is_low_precision:
+        # under autocast the matmul ran in fp16/bf16; PyTorch's linear adds the bias in that dtype too
+        bias = bias.to(out.dtype)
+    return out + bias
+
+
+def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of `weight` picked by integer `indices`; the padding row takes no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    if indices.dtype.category != dtypes.INT:
+        raise TypeError(f"embedding expects integer indices, got {indices.dtype.name}")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {list(weight.shape)}")
+    rows = GF.index_select(weight, 0, GF.reshape(indices, (-1,)))
+    rows = GF.reshape(rows, tuple(indices.shape) + (weight.shape[1],))
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += weight.shape[0]
+        is_padding = GF.unsqueeze(indices == padding_idx, -1)
+        rows = GF.where(is_padding, rows.detach(), rows)  # same values, no gradient into the padding row
+    return rows
+
+
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability p and scale the rest by 1/(1-p); the identity in eval mode.
+
+    The mask comes from genesis's default generator (`genesis.manual_seed`).
+    """
+    from genesis.creation import rand, zeros_like
+
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        out = x * zeros_like(x)
+    else:
+        keep = rand(x.shape) < (1.0 - p)
+        out = x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
+    if inplace:
+        from genesis.functional.inplace import assign_inplace
+
+        return assign_inplace(x, out)
+    return out
+
+
+def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
+    """x / max(||x||_p along dim, eps)."""
+    norm = GF.sum(GF.abs(x) ** p, dim, keepdim=True) ** (1.0 / p) if p != 2 else \
+        GF.sqrt(GF.sum(x * x, dim, keepdim=True))
+    return x / GF.clamp(norm, min=eps)
+
+
+__all__ = ["linear", "embedding", "dropout", "one_hot", "pad", "normalize"]

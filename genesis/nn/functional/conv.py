@@ -1,0 +1,110 @@
+"""conv2d (and conv1d) as im2col + matmul, from pad, strided slicing, stack and reshape.
+
+For each of the kh*kw kernel offsets, one strided basic slice of the padded
+input `x[:, :, i*d : i*d + (Ho-1)*s + 1 : s, ...]` holds that offset's input
+for every output position. Stacking them gives the columns (N, C, kh*kw, Ho,
+Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo), they meet the weight
+(groups, O/groups, C/groups * kh*kw) in one batched matmul. Every piece is a
+primitive with a vjp (the slices' backward scatters into zeros), so the
+gradients for input, weight and bias come for free and a compiler sees views
+and a matmul, not an opaque convolution.
+"""
+
+from __future__ import annotations
+
+from genesis import functional as GF
+from genesis.errors import ShapeError
+
+
+def pair(value, name="argument"):
+    if isinstance(value, int):
+        return value, value
+    value = tuple(value)
+    if len(value) == 1:
+        return value[0], value[0]
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
+    return int(value[0]), int(value[1])
+
+
+def window_slices(padded, kernel, stride, dilation, out_size):
+    """The kh*kw strided views of `padded` (N, C, Hp, Wp), each (N, C, Ho, Wo), in row-major kernel order."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_size
+    views = []
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            views.append(padded[:, :, top:top + (ho - 1) * sh + 1:sh, left:left + (wo - 1) * sw + 1:sw])
+    return views
+
+
+def conv_output_size(size, kernel, stride, padding_total, dilation):
+    return (size + padding_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _same_padding(kernel, dilation):
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2  # PyTorch puts the odd pixel on the right/bottom
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """PyTorch's conv2d: x (N, C, H, W) or (C, H, W), weight (O, C/groups, kh, kw)."""
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = GF.unsqueeze(x, 0)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(f"conv2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
+                         f"and weight {list(weight.shape)}")
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    n, c, h, w = x.shape
+    out_channels, group_channels, kh, kw = weight.shape
+    if groups < 1 or c % groups or out_channels % groups or group_channels * groups != c:
+        raise ShapeError(f"conv2d: given groups={groups}, weight of size {list(weight.shape)}, expected input"
+                         f"{list(x.shape)} to have {group_channels * groups} channels, but got {c} channels instead"
+                         if group_channels * groups != c else
+                         f"conv2d: {out_channels} output channels or {c} input channels are not divisible by "
+                         f"groups={groups}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            pads = _same_padding(kh, dilation[0]) + _same_padding(kw, dilation[1])
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    else:
+        ph, pw = pair(padding, "padding")
+        pads = (ph, ph, pw, pw)
+    top, bottom, left, right = pads
+    ho = conv_output_size(h, kh, stride[0], top + bottom, dilation[0])
+    wo = conv_output_size(w, kw, stride[1], left + right, dilation[1])
+    if ho <= 0 or wo <= 0:
+        raise ShapeError(f"conv2d: the output size ({ho}x{wo}) is too small for input {list(x.shape)}, kernel "
+                         f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}")
+    padded = GF.pad(x, (left, right, top, bottom)) if any(pads) else x
+    columns = GF.stack(window_slices(padded, (kh, kw), stride, dilation, (ho, wo)), dim=2)
+    columns = GF.reshape(columns, (n, groups, (c // groups) * kh * kw, ho * wo))
+    kernel = GF.reshape(weight, (groups, out_channels // groups, group_channels * kh * kw))
+    out = GF.reshape(GF.matmul(kernel, columns), (n, out_channels, ho, wo))
+    if bias is not None:
+        out = out + GF.reshape(bias.to(out.dtype) if out.dtype.is_low_precision else bias, (1, out_channels, 1, 1))
+    return GF.squeeze(out, 0) if unbatched else out
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """conv2d over a height of one: x (N, C, L) or (C, L), weight (O, C/groups, k)."""
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = GF.unsqueeze(x, 0)
+    if isinstance(padding, str):
+        padding2 = padding
+    else:
+        padding2 = (0, padding if isinstance(padding, int) else tuple(padding)[0])
+    out = conv2d(GF.unsqueeze(x, 2), GF.unsqueeze(weight, 2), bias, (1, pair(stride)[0]), padding2,
+                 (1, pair(dilation)[0]), groups)
+    out = GF.squeeze(out, 2)
+    return GF.squeeze(out, 0) if unbatched else out
+
+
+__all__ = ["conv2d", "conv1d"]

@@ -1,0 +1,209 @@
+"""Losses, built from log_softmax, gather, where and reductions, matching PyTorch option for option.
+
+cross_entropy with class indices is `nll_loss(log_softmax(x))`; with label
+smoothing it mixes in the mean of -log p over the classes, using PyTorch's
+exact normalization (the smoothing term of a weighted mean is divided by the
+same weight sum as the nll term). With class probabilities as the target it
+is `-(target * log_softmax(x)).sum(class dim)`, and the mean divides by the
+number of positions, weighted or not, again as PyTorch does.
+
+Ignored targets are replaced by class 0 before the gather (so no index is
+out of range) and their loss and weight are zeroed by a mask: no host read,
+so the whole loss traces. A mean over zero counted targets is 0/0 = NaN, as
+in PyTorch.
+"""
+
+from __future__ import annotations
+
+from genesis import dtypes
+from genesis import functional as GF
+from genesis.errors import ShapeError
+from genesis.nn.functional.activation import log_softmax, logsigmoid
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def legacy_reduction(size_average, reduce, reduction):
+    """PyTorch's deprecated size_average/reduce arguments, mapped to `reduction`."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return GF.mean(loss)
+    if reduction == "sum":
+        return GF.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction!r} is not a valid value for reduction (expected one of {', '.join(REDUCTIONS)})")
+
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction!r} is not a valid value for reduction (expected one of {', '.join(REDUCTIONS)})")
+
+
+def _class_weight_shape(ndim):
+    return (1, -1) + (1,) * (ndim - 2) if ndim >= 2 else (-1,)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    """-input[n, target[n], ...] * weight[target[n]]: input (N, C, d1...) or (C,), target (N, d1...) or ()."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if target.dtype.category != dtypes.INT:
+        raise TypeError(f"nll_loss expects integer class indices as the target, got {target.dtype.name}")
+    class_dim = 0 if input.ndim == 1 else 1
+    expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
+    if tuple(target.shape) != expected:
+        raise ShapeError(f"nll_loss: target of shape {list(target.shape)} does not fit input of shape "
+                         f"{list(input.shape)} (expected target shape {list(expected)})")
+    classes = input.shape[class_dim]
+    if weight is not None and tuple(weight.shape) != (classes,):
+        raise ShapeError(f"weight tensor should be defined either for all {classes} classes or no classes "
+                         f"but got weight tensor of shape: {list(weight.shape)}")
+    ignored = target == ignore_index
+    safe_target = GF.where(ignored, 0, target)  # out-of-range targets are refused by gather
+    picked = GF.squeeze(GF.gather(input, class_dim, GF.unsqueeze(safe_target, class_dim)), class_dim)
+    if weight is None:
+        target_weight = GF.where(ignored, 0.0, GF.ones((), dtype=input.dtype))
+    else:
+        target_weight = GF.where(ignored, 0.0, GF.reshape(GF.index_select(weight, 0, GF.reshape(safe_target, (-1,))),
+                                                          target.shape))
+    loss = -picked * target_weight
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return GF.sum(loss)
+    return GF.sum(loss) / GF.sum(target_weight)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    classes = input.shape[class_dim]
+    log_probs = log_softmax(input, class_dim)
+    weight_view = None if weight is None else GF.reshape(weight, _class_weight_shape(input.ndim))
+    if target.dtype.is_floating_point:  # class probabilities
+        if tuple(target.shape) != tuple(input.shape):
+            raise ShapeError(f"cross_entropy: probability target of shape {list(target.shape)} must match the "
+                             f"input's shape {list(input.shape)}")
+        if label_smoothing > 0:
+            target = target * (1.0 - label_smoothing) + label_smoothing / classes
+        terms = log_probs * target
+        if weight_view is not None:
+            terms = terms * weight_view
+        loss = -GF.sum(terms, class_dim)
+        if reduction == "mean":
+            return GF.sum(loss) / float(input.numel() // classes if classes else 0)
+        return _reduce(loss, reduction)
+    nll = nll_loss(log_probs, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0.0:
+        return nll
+    ignored = target == ignore_index
+    terms = log_probs if weight_view is None else log_probs * weight_view
+    smooth = GF.where(ignored, 0.0, -GF.sum(terms, class_dim))
+    if reduction == "mean":
+        if weight is None:
+            denominator = GF.sum(GF.logical_not(ignored)).to(smooth.dtype)
+        else:
+            safe_target = GF.where(ignored, 0, target)
+            picked = GF.reshape(GF.index_select(weight, 0, GF.reshape(safe_target, (-1,))), target.shape)
+            denominator = GF.sum(GF.where(ignored, 0.0, picked))
+        smooth = GF.sum(smooth) / denominator
+    elif reduction == "sum":
+        smooth = GF.sum(smooth)
+    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
+
+
+def _check_same_shape(input, target, name):
+    if tuple(input.shape) != tuple(target.shape):
+        raise ShapeError(f"{name}: target of shape {list(target.shape)} does not match input of shape "
+                         f"{list(input.shape)}")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "mse_loss")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "l1_loss")
+    return _reduce(GF.abs(input - target), reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; beta = 0 is the L1 loss."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "smooth_l1_loss")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    magnitude = GF.abs(input - target)
+    if beta == 0.0:
+        return _reduce(magnitude, reduction)
+    loss = GF.where(magnitude < beta, magnitude * magnitude * (0.5 / beta), magnitude - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    _check_same_shape(input, target, "huber_loss")
+    magnitude = GF.abs(input - target)
+    loss = GF.where(magnitude < delta, magnitude * magnitude * 0.5, (magnitude - 0.5 * delta) * delta)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "binary_cross_entropy")
+    log_x = GF.clamp(GF.log(input), min=-100.0)
+    log_1mx = GF.clamp(GF.log(1.0 - input), min=-100.0)
+    loss = -(target * log_x + (1.0 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """(1 - t) x - (1 + (pos_weight - 1) t) log sigmoid(x): the stable form, exact at x = 0."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "binary_cross_entropy_with_logits")
+    log_sigmoid = logsigmoid(input)
+    if pos_weight is not None:
+        loss = (1.0 - target) * input - ((pos_weight - 1.0) * target + 1.0) * log_sigmoid
+    else:
+        loss = (1.0 - target) * input - log_sigmoid
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+    """target * (log target - input), with 0 where target is 0 (input holds log-probabilities)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if log_target:
+        loss = GF.exp(target) * (target - input)
+    else:
+        safe = GF.where(target > 0, target, 1.0)
+        loss = GF.where(target > 0, target * (GF.log(safe) - input), 0.0)
+    if reduction == "batchmean":
+        return GF.sum(loss) / float(input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
+
+
+__all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
