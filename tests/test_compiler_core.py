@@ -36,7 +36,7 @@ def assert_same(actual, expected, rtol=1e-6, atol=1e-6):
 
 def traced(fn, *args):
     leaves, spec = pytree.flatten((args, {}))
-    return trace(fn, leaves, spec)[0]
+    return trace(fn, leaves, spec).graph
 
 
 # ---- tracing and the IR -----------------------------------------------------------------

@@ -58,7 +58,7 @@ def program_key(graph, backend: str) -> str:
                         np.__version__, sys.version_info[:2])
 
 
-def numpy_executor(graph, dump=None):
+def numpy_executor(graph, dump=None, prefix=""):
     key = program_key(graph, "numpy")
     source = cache.load(key)
     cache_hit = source is not None
@@ -69,7 +69,7 @@ def numpy_executor(graph, dump=None):
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own generated code)
     if dump:
-        dump.write("program.py", source)
+        dump.write(f"{prefix}program.py", source)
     library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
     program = namespace["program"]
     out_dtypes = [graph[name].dtype for name in graph.outputs]

@@ -9,8 +9,13 @@ the backend built for the optimised graph.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from genesis import autograd
 from genesis.autograd import grad_mode
-from genesis.compiler import pytree
+from genesis.compiler import backward, pytree
+from genesis.compiler.backward import split
+from genesis.compiler.ir import Graph
 from genesis.compiler.executors import eager_executor, numpy_executor
 from genesis.compiler.dump import Dump
 from genesis.compiler.passes import run_pipeline
@@ -19,15 +24,17 @@ from genesis.tensor import Tensor
 
 
 class Program:
-    def __init__(self, graph, sources, out_spec, out_slots, writebacks, executor, kernels_per_call):
+    def __init__(self, graph, traced, executor, kernels_per_call, backward=None):
         self.graph = graph
-        self.sources = sources          # per graph input: ("arg", leaf index) or ("captured", tensor)
-        self.out_spec = out_spec
-        self.out_slots = out_slots      # per result leaf: ("graph", output index) or ("value", python value)
-        self.writebacks = writebacks    # (tensor, output index): values the code wrote in place
+        self.sources = traced.sources      # per graph input: ("arg", leaf index) or ("captured", tensor)
+        self.out_spec = traced.out_spec
+        self.out_slots = traced.out_slots  # per result leaf: ("graph", output index) or ("value", python value)
+        self.writebacks = traced.writebacks  # (tensor, output index): values the code wrote in place
         self.executor = executor
         self.kernels_per_call = kernels_per_call
-        self._capture_meta = [(t, tuple(t.shape), t.dtype, t.requires_grad) for kind, t in sources
+        self.backward = backward           # a _Backward when results carry gradients
+        self.info: dict = {}
+        self._capture_meta = [(t, tuple(t.shape), t.dtype, t.requires_grad) for kind, t in self.sources
                               if kind == "captured"]
 
     def captures_match(self) -> bool:
@@ -39,8 +46,29 @@ class Program:
         outputs = self.executor(inputs)
         for tensor, index in self.writebacks:
             _write_into(tensor, outputs[index])
+        if self.backward is not None:
+            self.backward.attach(inputs, outputs)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
         return pytree.unflatten(self.out_spec, results)
+
+
+class _Backward:
+    """What a call needs to hang the compiled backward on its results."""
+
+    def __init__(self, executor, traced, saved_positions, kernels_per_call):
+        self.executor = executor
+        self.saved_positions = saved_positions          # forward outputs the backward reads
+        self.output_positions = traced.differentiable   # forward outputs that get gradients
+        self.input_positions = traced.diff_inputs       # graph inputs that receive gradients
+        self.slots = traced.grad_slots                  # per such input: its gradient's index, or None
+        self.kernels_per_call = kernels_per_call
+
+    def attach(self, inputs, outputs) -> None:
+        results = [outputs[i] for i in self.output_positions]
+        metas = [(r.shape, r.dtype) for r in results]
+        call = backward.BackwardCall(self.executor, [outputs[i] for i in self.saved_positions], metas,
+                                     len(self.input_positions))
+        backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
 
 
 def _write_into(tensor, value) -> None:
@@ -50,8 +78,22 @@ def _write_into(tensor, value) -> None:
     tensor._version[0] += 1
 
 
-def trace(fn, leaves, spec):
-    """Run `fn` on symbolic stand-ins for the tensor leaves; return the graph and how to call it."""
+@dataclass
+class Traced:
+    graph: Graph
+    sources: list
+    out_spec: object
+    out_slots: list
+    writebacks: list
+    differentiable: list = field(default_factory=list)  # graph output indices that get a compiled backward
+    diff_inputs: list = field(default_factory=list)     # graph input indices that receive gradients
+    grad_slots: list = field(default_factory=list)      # per diff input: index among the gradient outputs
+    grad_inputs: list = field(default_factory=list)     # names of the incoming-gradient inputs
+
+
+def trace(fn, leaves, spec) -> Traced:
+    """Run `fn` on symbolic stand-ins for the tensor leaves; when its results carry gradients,
+    trace their backward into the same graph (see `compiler.backward`)."""
     tracer = Tracer()
     source_of = {}  # graph input name -> where a call finds its value
     symbolic_args = []
@@ -67,11 +109,12 @@ def trace(fn, leaves, spec):
         args, kwargs = pytree.unflatten(spec, traced_leaves)
         out_leaves, out_spec = pytree.flatten(fn(*args, **kwargs))
         graph = tracer.graph
-        out_slots = []
+        out_slots, out_tensors = [], []
         for leaf in out_leaves:
             if isinstance(leaf, Tensor):
                 out_slots.append(("graph", len(graph.outputs)))
                 graph.outputs.append(tracer.value(leaf))
+                out_tensors.append(leaf)
             else:
                 out_slots.append(("value", leaf))
         # a tensor whose buffer now stands for another value was changed in place: write it back after each call
@@ -82,39 +125,84 @@ def trace(fn, leaves, spec):
             if holder._data.name != original:
                 writebacks.append((user_tensor, len(graph.outputs)))
                 graph.outputs.append(holder._data.name)
+        traced = Traced(graph, [], out_spec, out_slots, writebacks)
+        stand_ins = {name: stand_in for _, stand_in, name in symbolic_args}
+        stand_ins.update((name, t) for t, name in tracer.captured)
+        _trace_backward(tracer, traced, out_tensors, [stand_ins[name] for name in graph.inputs])
+        # tensors the backward made (ones, zeros) are captured too: inputs after the forward's own
         source_of.update((name, ("captured", t)) for t, name in tracer.captured)
-    sources = [source_of[name] for name in graph.inputs]
-    return graph, sources, out_spec, out_slots, writebacks
+    traced.sources = [source_of[name] for name in graph.inputs if name not in traced.grad_inputs]
+    return traced
 
 
-def _needs_grad(sources, leaves) -> bool:
-    """Whether results must carry autograd history: then the graph runs through eager dispatch,
-    which records the tape (a compiled backward program is not built yet)."""
+def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
+    """Append the backward of the differentiable results to the graph (nothing if there is none)."""
     if not grad_mode.is_grad_enabled():
-        return False
-    tensors = [leaves[where] if kind == "arg" else where for kind, where in sources]
-    return any(t.requires_grad for t in tensors)
+        return
+    graph = traced.graph
+    # a result whose history a traced backward() already consumed (a training step) needs none
+    differentiable = [i for i, t in enumerate(out_tensors) if t.requires_grad and t.dtype.is_floating_point
+                      and (t._node is None or t._node.inputs is not None)]
+    diff_inputs = [i for i, t in enumerate(input_tensors) if t.requires_grad]
+    if not differentiable or not diff_inputs:
+        return
+    outputs = [out_tensors[i] for i in differentiable]
+    incoming = [tracer.add_input(t) for t in outputs]
+    traced.grad_inputs = [t._data.name for t in incoming]
+    grads = autograd.grad(outputs, [input_tensors[i] for i in diff_inputs], grad_outputs=incoming,
+                          allow_unused=True)
+    traced.grad_slots = []
+    n_forward = len(graph.outputs)
+    for g in grads:
+        traced.grad_slots.append(None if g is None else len(graph.outputs) - n_forward)
+        if g is not None:
+            graph.outputs.append(tracer.value(g))
+    traced.differentiable = [_graph_output_index(traced, i) for i in differentiable]
+    traced.diff_inputs = diff_inputs
+
+
+def _graph_output_index(traced, tensor_position: int) -> int:
+    """The graph output index of the `tensor_position`-th tensor among the results."""
+    graph_slots = [where for kind, where in traced.out_slots if kind == "graph"]
+    return graph_slots[tensor_position]
+
+
+def _compile(graph, backend, dump, prefix, disable_passes):
+    step = iter(range(1, 100))
+    graph = run_pipeline(graph, disabled=disable_passes,
+                         on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g))
+    if backend == "numpy":
+        executor, stats = numpy_executor(graph, dump, prefix)
+    else:
+        executor, stats = eager_executor(graph)
+    return graph, executor, stats
 
 
 def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()) -> Program:
-    graph, sources, out_spec, out_slots, writebacks = trace(fn, leaves, spec)
+    traced = trace(fn, leaves, spec)
     dump = Dump(dump_dir, fn)
-    dump.graph("00_traced", graph)
-    step = iter(range(1, 100))
-    graph = run_pipeline(graph, disabled=disable_passes,
-                         on_pass=lambda name, g: dump.graph(f"{next(step):02d}_{name}", g))
-    if backend == "numpy" and not _needs_grad(sources, leaves):
-        executor, stats = numpy_executor(graph, dump)
+    dump.graph("00_traced", traced.graph)
+    backward_program = None
+    if traced.grad_inputs:
+        n_forward = len(traced.graph.outputs) - sum(slot is not None for slot in traced.grad_slots)
+        forward_graph, backward_graph, saved = split(traced.graph, n_forward, traced.grad_inputs)
+        graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes)
+        dump.graph("backward_00_traced", backward_graph)
+        _, backward_executor, backward_stats = _compile(backward_graph, backend, dump, "backward_", disable_passes)
+        saved_positions = list(range(n_forward, n_forward + len(saved)))
+        backward_program = _Backward(backward_executor, traced, saved_positions,
+                                     backward_stats["kernels"] + backward_stats["library_calls"])
+        stats = dict(stats, backward=backward_stats)
     else:
-        executor, stats = eager_executor(graph)
+        graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes)
     kernels = stats["kernels"] + stats["library_calls"]
     dump.finish(graph, {"function": getattr(fn, "__qualname__", type(fn).__name__), "backend": backend,
                         "nodes": len(graph.op_nodes()), "inputs": len(graph.inputs),
                         "outputs": len(graph.outputs), "kernels_per_call": kernels, **stats,
                         "fusion_refusals": graph.fusion_log})
-    program = Program(graph, sources, out_spec, out_slots, writebacks, executor, kernels)
+    program = Program(graph, traced, executor, kernels, backward_program)
     program.info = stats
     return program
 
 
-__all__ = ["Program", "build_program", "trace", "Symbol"]
+__all__ = ["Program", "Traced", "build_program", "trace", "Symbol"]

@@ -1,6 +1,6 @@
 """Algebraic simplification: rewrite nodes that compute nothing new into their input.
 
-- `x * 1`, `1 * x`, `x / 1`, `x + 0`, `0 + x`, `x - 0`;
+- `x * 1`, `1 * x`, `x / 1`, `x + 0`, `0 + x`, `x - 0`, `x ** 1` (vjp rules make these);
 - a cast to the dtype the value already has; a reshape or expand to the shape
   it already has;
 - a permute of a permute: composed into one, and dropped when the composition
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from genesis.compiler.ir import Graph
 
-_IDENTITY_RIGHT = {"mul": 1, "div": 1, "add": 0, "sub": 0}
+_IDENTITY_RIGHT = {"mul": 1, "div": 1, "add": 0, "sub": 0, "pow": 1}
 _IDENTITY_LEFT = {"mul": 1, "add": 0}
 
 

@@ -1,0 +1,124 @@
+"""A compiled backward: split the joint forward+backward graph, and hang it on the autograd tape.
+
+When a compiled function's results need gradients, tracing runs the vjp
+rules too (`autograd.grad` on the symbolic outputs, with a graph input for
+each output's incoming gradient), so forward and backward land in one joint
+graph. `split` cuts it in two:
+
+- the forward graph computes the results, plus the forward values the
+  backward reads ("saved": activations, masks, inputs);
+- the backward graph takes the saved values and the incoming gradients and
+  returns the gradient of every differentiable input.
+
+Each is optimised and compiled like any program. At call time, each result
+gets one autograd node whose rule runs the compiled backward once and hands
+out the gradient for each input; eager autograd cannot tell it from any other
+node. Higher-order gradients through a compiled function are not supported:
+the compiled backward is not itself differentiable.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from genesis.autograd import grad_mode
+from genesis.autograd.node import Node
+from genesis.compiler.ir import INPUT, Graph
+from genesis.ops.op import Kind, Op
+
+
+def subgraph(graph: Graph, keep: set, inputs: list, outputs: list) -> Graph:
+    """A new graph of the nodes in `keep`, where each name in `inputs` becomes an input node."""
+    part = Graph()
+    for name in inputs:
+        node = graph[name]
+        part.add_input(node.shape, node.dtype, name=name, source=node.source)
+    for node in graph.nodes():
+        if node.name in keep and node.name not in inputs and node.op != INPUT:
+            part.add(node.op, node.inputs, node.attrs, shape=node.shape, dtype=node.dtype,
+                     source=node.source, name=node.name)
+    part.outputs = list(outputs)
+    part._names = iter(range(graph._next_index(), 10**9))
+    return part
+
+
+def split(graph: Graph, n_forward_outputs: int, grad_inputs: list):
+    """(forward graph, backward graph, saved names) from a joint graph.
+
+    The joint graph's outputs are the forward outputs first, then one gradient
+    per differentiated input; `grad_inputs` are the inputs that carry the
+    incoming gradients (read by the backward only)."""
+    forward_outputs = graph.outputs[:n_forward_outputs]
+    gradients = graph.outputs[n_forward_outputs:]
+    primal_inputs = [name for name in graph.inputs if name not in grad_inputs]
+    forward_nodes = set(forward_outputs) | set(primal_inputs)
+    for name in forward_outputs:
+        forward_nodes |= nx.ancestors(graph.nx, name)
+    backward_nodes = set(gradients)
+    for name in gradients:
+        backward_nodes |= nx.ancestors(graph.nx, name)
+    backward_nodes -= forward_nodes
+    backward_nodes -= set(grad_inputs)
+    saved = []
+    for name in sorted(backward_nodes | set(gradients), key=_order(graph)):
+        reads = graph[name].value_inputs() if name in backward_nodes else (name,)
+        for producer in reads:
+            if producer in forward_nodes and producer not in saved:
+                saved.append(producer)
+    forward = subgraph(graph, forward_nodes, primal_inputs, forward_outputs + saved)
+    backward = subgraph(graph, backward_nodes | set(saved) | set(grad_inputs), saved + list(grad_inputs),
+                        gradients)
+    return forward, backward, saved
+
+
+def _order(graph):
+    position = {node.name: i for i, node in enumerate(graph.nodes())}
+    return position.__getitem__
+
+
+class BackwardCall:
+    """The compiled backward of one forward call: its saved values, run once per incoming gradient."""
+
+    def __init__(self, executor, saved, output_metas, input_count):
+        self.executor = executor
+        self.saved = saved
+        self.output_metas = output_metas  # (shape, dtype) of each differentiable output
+        self.input_count = input_count
+        self._last = (None, None)          # (the incoming gradient, the gradients it gave)
+
+    def gradient(self, output: int, incoming, index: int):
+        if grad_mode.is_grad_enabled():
+            raise NotImplementedError("higher-order gradients (create_graph=True) through a compiled function "
+                                      "are not supported; differentiate the eager function instead")
+        key, grads = self._last
+        if key is not incoming:
+            from genesis.creation import zeros
+
+            incoming_all = [incoming if k == output else zeros(shape, dtype=dtype)
+                            for k, (shape, dtype) in enumerate(self.output_metas)]
+            grads = self.executor(self.saved + incoming_all)
+            self._last = (incoming, grads)
+        return grads[index]
+
+
+def _compiled_rule(g, out, *inputs, index, call, output, slots):
+    slot = slots[index]
+    return None if slot is None else call.gradient(output, g, slot)
+
+
+def _no_kernel(*args, **kwargs):
+    raise RuntimeError("a compiled function's node only runs backward")
+
+
+COMPILED_FUNCTION = Op(name="compiled_function", kind=Kind.OPAQUE, kernel=_no_kernel, shape=_no_kernel,
+                       dtype=_no_kernel, vjp=(_compiled_rule,), saves=frozenset(), variadic=True)
+
+
+def attach(results, call: BackwardCall, inputs: list, slots: list) -> None:
+    """Give each differentiable result a node that runs `call`; `slots[i]` is input i's gradient index."""
+    passed_through = {id(t) for t in inputs}
+    for k, result in enumerate(results):
+        if id(result) in passed_through:
+            continue  # an input returned as it is: its gradient reaches it without this node
+        result._node = Node(COMPILED_FUNCTION, tuple(inputs), {"call": call, "output": k, "slots": slots}, None)
+        result.requires_grad = True

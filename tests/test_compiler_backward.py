@@ -1,0 +1,78 @@
+"""Backward through a compiled function: the joint graph is split and the backward compiled too."""
+
+import numpy as np
+import pytest
+
+import genesis
+from genesis import nn
+
+
+def randn(*shape, seed=0, requires_grad=False):
+    data = np.random.default_rng(seed).standard_normal(shape)
+    return genesis.tensor(data, dtype=genesis.float32, requires_grad=requires_grad)
+
+
+def grads_of(tensors):
+    return [None if t.grad is None else t.grad.numpy().copy() for t in tensors]
+
+
+def compare(fn, inputs, params=(), backend="numpy", seed=3):
+    """Run fn compiled and eagerly; the outputs and every gradient must agree."""
+    leaves = list(inputs) + list(params)
+    compiled = genesis.compile(fn, backend=backend)
+    out = compiled(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    cotangents = [randn(*o.shape, seed=seed + k) for k, o in enumerate(outs)]
+    sum((o * c).sum() for o, c in zip(outs, cotangents)).backward()
+    got = grads_of(leaves)
+    for t in leaves:
+        t.grad = None
+    expected = fn(*inputs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    sum((o * c).sum() for o, c in zip(expected, cotangents)).backward()
+    for a, b in zip(outs, expected):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for i, (a, b) in enumerate(zip(got, grads_of(leaves))):
+        assert (a is None) == (b is None), f"leaf {i}"
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"gradient of leaf {i}")
+    return compiled
+
+
+@pytest.mark.parametrize("backend", ["numpy", "eager"])
+def test_mlp_module_gradients_match_eager(backend):
+    genesis.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 3))
+    x = randn(17, 12, requires_grad=True)
+    compiled = compare(lambda x: nn.functional.log_softmax(model(x), dim=-1), [x], model.parameters(),
+                       backend=backend)
+    assert compiled.stats["compiles"] == 1
+
+
+def test_several_outputs_and_an_unused_input():
+    a, b, unused = randn(5, 4, requires_grad=True), randn(4, seed=1, requires_grad=True), randn(3, requires_grad=True)
+    compare(lambda a, b, unused: ((a * b).tanh(), (a - b).exp().sum(dim=0)), [a, b, unused])
+    assert unused.grad is None
+
+
+def test_a_leaf_returned_as_it_is_and_integer_inputs():
+    x = randn(6, requires_grad=True)
+    index = genesis.tensor([0, 2, 5])
+    compare(lambda x, i: (x, x[i] * 2), [x, index])
+
+
+def test_the_backward_program_is_compiled_and_dumped(tmp_path):
+    w = randn(8, 4, requires_grad=True)
+    compiled = genesis.compile(lambda x: (x @ w).relu().sum(), dump_dir=tmp_path)
+    compiled(randn(3, 8)).backward()
+    (directory,) = tmp_path.iterdir()
+    names = {p.name for p in directory.iterdir()}
+    assert {"program.py", "backward_program.py", "backward_00_traced.txt"} <= names
+    assert "def program(inputs, library)" in (directory / "backward_program.py").read_text()
+
+
+def test_higher_order_gradients_through_a_compiled_function_are_refused():
+    x = randn(4, requires_grad=True)
+    out = genesis.compile(lambda x: (x ** 3).sum())(x)
+    with pytest.raises(NotImplementedError, match="higher-order gradients"):
+        genesis.autograd.grad(out, x, create_graph=True)
