@@ -5,6 +5,7 @@ passes are checked on graphs built by hand, where the expected graph is known.
 """
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -279,3 +280,32 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
     assert "tanh(" in traced_text and "exp(" in traced_text
     report = json.loads((directory / "report.json").read_text())
     assert report["nodes"] == len(compiled.graphs[0].op_nodes()) and report["inputs"] == 2
+
+
+def test_explain_reports_groups_bytes_and_refusals_without_running():
+    calls = []
+
+    def fn(x, w):
+        calls.append(1)
+        h = (x @ w.T + 1).relu()
+        return h.sum(dim=1), h.argmax(dim=1)
+
+    text = compiler.explain(fn, randn(64, 16), randn(8, 16))
+    assert calls == [1]  # traced once, never executed
+    assert "2 ops" not in text and "kernels" in text and "bytes moved per call" in text
+    assert "argmax" in text  # not fused, and said so
+    eager, fused = re.search(r"eager ([\d,]+), fused ([\d,]+)", text).groups()
+    assert int(fused.replace(",", "")) < int(eager.replace(",", ""))
+
+
+def test_report_json_lists_groups_and_bytes(tmp_path):
+    compiled = genesis.compile(chain, dump_dir=tmp_path)
+    compiled(randn(1000), randn(1000, seed=1))
+    (directory,) = tmp_path.iterdir()
+    report = json.loads((directory / "report.json").read_text())
+    (group,) = report["groups"]
+    assert group["ops"] == ["mul", "add", "tanh", "mul", "neg", "exp", "mul", "add"]
+    assert report["kernels"] == 1 and report["library_calls"] == 0
+    # x*y, +1, tanh, *0.5, -x, exp, *y, + : each op reads its tensor inputs and writes its result
+    assert report["bytes_eager"] == 4000 * (3 + 2 + 2 + 2 + 2 + 2 + 3 + 3)
+    assert report["bytes_fused"] == 4000 * 3              # read x and y once, write the result once

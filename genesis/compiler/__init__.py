@@ -9,6 +9,7 @@ bind point), `ir` (the Graph), `passes/` (each Graph -> Graph), `program`
 
 from genesis.compiler.api import BACKENDS, CompiledFunction, compile
 from genesis.compiler.ir import Graph, GraphError, Node
+from genesis.compiler.report import explain
 from genesis.compiler.trace import GraphBreak
 
-__all__ = ["compile", "CompiledFunction", "BACKENDS", "Graph", "GraphError", "Node", "GraphBreak"]
+__all__ = ["compile", "explain", "CompiledFunction", "BACKENDS", "Graph", "GraphError", "Node", "GraphBreak"]

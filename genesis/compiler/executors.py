@@ -36,7 +36,8 @@ def _plain_eager():
 
 def eager_executor(graph):
     freed = interpret.last_uses(graph)
-    return lambda inputs: interpret.run(graph, inputs, freed), {"kernels": 0, "library_calls": len(graph.op_nodes())}
+    stats = {"kernels": 0, "library_calls": len(graph.op_nodes())}
+    return lambda inputs: interpret.run(graph, inputs, freed), stats
 
 
 def library_call(graph, node):
@@ -87,4 +88,65 @@ def numpy_executor(graph, dump=None, prefix=""):
         return results
 
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key)
+    return run, stats
+
+
+def _triton_interprets() -> bool:
+    """Kernels run under Triton's interpreter unless a CUDA GPU is present and TRITON_INTERPRET is not 1."""
+    import os
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    try:
+        from triton.backends.nvidia.driver import CudaDriver
+
+        return not CudaDriver.is_active()
+    except Exception:  # no CUDA driver library, no NVIDIA backend: nothing to launch on
+        return True
+
+
+def triton_executor(graph, dump=None, prefix=""):
+    """The generated program with Triton kernels (see codegen/triton_backend.py), run on host
+    buffers under Triton's interpreter; groups Triton does not take run as numpy kernels."""
+    import triton
+
+    from genesis.compiler.codegen.triton_backend import build_program_source, load_module, target_name
+
+    interpret = _triton_interprets()
+    if not interpret:
+        raise NotImplementedError(
+            "genesis.compile(backend='triton'): a CUDA GPU is present, but genesis has no device buffers "
+            "yet (tensors live in host numpy arrays); set TRITON_INTERPRET=1 to run the kernels under the "
+            "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX")
+    key = cache.key_of(program_key(graph, "triton"), triton.__version__, target_name(interpret))
+    source = cache.load(key)
+    cache_hit = source is not None
+    fallbacks = None
+    if not cache_hit:
+        built = build_program_source(graph, interpret)
+        source, fallbacks = built.source, built.stats["fallbacks"]
+        cache.store(key, source)
+    # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
+    namespace = load_module("\n" + source, str(cache.path_of(key)), interpret)
+    if dump:
+        dump.write(f"{prefix}program.py", source)
+    library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
+    program = namespace["program"]
+    out_dtypes = [graph[name].dtype for name in graph.outputs]
+    input_names = set(graph.inputs)
+
+    def run(inputs):
+        # masked-off lanes compute on padding (log(0), 0/0): harmless, and not the user's warnings
+        with _plain_eager(), np.errstate(all="ignore"):
+            arrays = program([t._data for t in inputs], library)
+        results = []
+        for name, array, dtype in zip(graph.outputs, arrays, out_dtypes):
+            if name in input_names:
+                results.append(inputs[graph.inputs.index(name)])
+            else:
+                results.append(Tensor._make(array, dtype))
+        return results
+
+    stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key,
+                 fallbacks=namespace["FALLBACKS"] if fallbacks is None else fallbacks)
     return run, stats

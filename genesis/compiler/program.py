@@ -19,6 +19,7 @@ from genesis.compiler.ir import Graph
 from genesis.compiler.executors import eager_executor, numpy_executor
 from genesis.compiler.dump import Dump
 from genesis.compiler.passes import run_pipeline
+from genesis.compiler.report import describe
 from genesis.compiler.trace import Symbol, Tracer, tracing
 from genesis.tensor import Tensor
 
@@ -180,28 +181,31 @@ def _compile(graph, backend, dump, prefix, disable_passes):
 
 def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()) -> Program:
     traced = trace(fn, leaves, spec)
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
     dump = Dump(dump_dir, fn)
     dump.graph("00_traced", traced.graph)
-    backward_program = None
+    backward_program, backward_report = None, None
     if traced.grad_inputs:
         n_forward = len(traced.graph.outputs) - sum(slot is not None for slot in traced.grad_slots)
         forward_graph, backward_graph, saved = split(traced.graph, n_forward, traced.grad_inputs)
         graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes)
         dump.graph("backward_00_traced", backward_graph)
-        _, backward_executor, backward_stats = _compile(backward_graph, backend, dump, "backward_", disable_passes)
+        bwd_graph, backward_executor, backward_stats = _compile(backward_graph, backend, dump, "backward_",
+                                                                disable_passes)
         saved_positions = list(range(n_forward, n_forward + len(saved)))
         backward_program = _Backward(backward_executor, traced, saved_positions,
                                      backward_stats["kernels"] + backward_stats["library_calls"])
-        stats = dict(stats, backward=backward_stats)
+        backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
         graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes)
     kernels = stats["kernels"] + stats["library_calls"]
-    dump.finish(graph, {"function": getattr(fn, "__qualname__", type(fn).__name__), "backend": backend,
-                        "nodes": len(graph.op_nodes()), "inputs": len(graph.inputs),
-                        "outputs": len(graph.outputs), "kernels_per_call": kernels, **stats,
-                        "fusion_refusals": graph.fusion_log})
+    report = describe(graph, stats, function=name, backend=backend)
+    if backward_report is not None:
+        report["backward"] = backward_report
+    dump.finish(graph, report)
     program = Program(graph, traced, executor, kernels, backward_program)
     program.info = stats
+    program.report = report
     return program
 
 

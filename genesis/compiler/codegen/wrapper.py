@@ -87,16 +87,25 @@ def _read_outside(graph: Graph) -> set:
     return needed
 
 
+# views outside any kernel are numpy views in the wrapper: the same calls as their eager kernels, minus dispatch
+INLINE_VIEWS = {
+    "permute": lambda x, attrs: f"np.transpose({x}, {tuple(attrs['dims'])!r})",
+    "reshape": lambda x, attrs: f"np.reshape({x}, {tuple(attrs['shape_to'])!r})",
+    "expand": lambda x, attrs: f"np.broadcast_to({x}, {tuple(attrs['shape_to'])!r})",
+}
+
+
 def build_source(graph: Graph) -> ProgramSource:
     steps = schedule(graph)
     library_nodes = []
     for step in steps:
-        if step.kind == "library":
+        if step.kind == "library" and step.node.op not in INLINE_VIEWS:
             step.library_index = len(library_nodes)
             library_nodes.append(step.node)
     lines, allocations = _plan(graph, steps)
     kernels = [s.kernel for s in steps if s.kind == "kernel"]
-    stats = {"kernels": len(kernels), "library_calls": len(library_nodes), **allocations}
+    views = sum(step.kind == "library" and step.node.op in INLINE_VIEWS for step in steps)
+    stats = {"kernels": len(kernels), "library_calls": len(library_nodes), "views": views, **allocations}
     source = render(
         "numpy_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
         summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
@@ -146,7 +155,10 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
         else:
             node = step.node
             arguments = node.value_inputs()  # the library call puts the literals back in place
-            lines.append(f"{node.name} = library[{step.library_index}]({', '.join(arguments)})  # {node.op}")
+            if node.op in INLINE_VIEWS:
+                lines.append(f"{node.name} = {INLINE_VIEWS[node.op](arguments[0], node.attrs)}  # {node.op}")
+            else:
+                lines.append(f"{node.name} = library[{step.library_index}]({', '.join(arguments)})  # {node.op}")
             if OPS[node.op].kind is Kind.VIEW and node.value_inputs() and node.value_inputs()[0] in root:
                 buffer = root[node.value_inputs()[0]]
                 root[node.name] = buffer

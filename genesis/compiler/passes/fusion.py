@@ -28,6 +28,7 @@ The pass does not change the graph's nodes: it records `graph.groups`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 
@@ -89,6 +90,7 @@ class _Partition:
         self.groups: list[Group] = []
         self.log: list[str] = []
         self.order = {node.name: i for i, node in enumerate(graph.nodes())}
+        self.ids = itertools.count()
 
     def refuse(self, node, why: str) -> None:
         message = f"{node.name} = {node.op}: {why}"
@@ -169,7 +171,7 @@ class _Partition:
                 break
             self.refuse(node, f"cannot join {group.name}: {why}")
         if chosen is None:
-            chosen = Group(len(self.groups), self._rows_of(node))
+            chosen = Group(next(self.ids), self._rows_of(node))
             why = self.why_not(node, chosen)
             if why is not None:
                 self.refuse(node, why)
@@ -239,10 +241,9 @@ def fusion(graph: Graph) -> Graph:
     graph = graph.copy()
     partition = _Partition(graph)
     partition.run()
-    # a group of views only would copy what a library call merely re-indexes
+    # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
+    # refusal log's group names stay true)
     partition.groups = [g for g in partition.groups if any(OPS[graph[n].op].kind is not Kind.VIEW for n in g.members)]
-    for i, group in enumerate(partition.groups):
-        group.id = i
     graph.groups = partition.groups
     graph.fusion_log = partition.log
     return graph

@@ -1,0 +1,449 @@
+"""Render kernel descriptions as Triton kernels, and a program that runs them.
+
+Which groups Triton takes (`why_not` says why it does not take the others):
+
+- pointwise groups, flat or over rows with broadcasting operands, become one
+  1-D kernel (`templates/triton_pointwise.py.j2`): each program covers a
+  block of the output's elements; an operand with broadcast dims is read at
+  the offsets its own strides give (element index split into per-dim indices),
+  and an output smaller than the iteration space is stored at its canonical
+  positions only;
+- row groups whose reductions cover all trailing dims of their input (softmax,
+  layer_norm) become one 2-D kernel (`templates/triton_reduction.py.j2`): one
+  program per block of rows, a row's trailing elements along the second tile
+  axis; a reduced value is a [rows, 1] tile.
+
+Everything else (reductions over the rows themselves, matmul epilogues, views
+inside a group, 0-d work, integer reductions, rows too long for one tile)
+stays a chunked numpy kernel in the same program; `FALLBACKS` in the program
+and the compile report name each such group and why.
+
+Numerics follow eager as the numpy backend does: values are held in their
+kernel dtype (fp16/bf16 as fp32), each statement computes in the op's compute
+dtype, and a value whose eager dtype is fp16/bf16 is rounded to it right away
+(bf16 with integer arithmetic in `round_to_bfloat16`, exact everywhere).
+The statement lines are the op records' `codegen["triton"]` snippets; the
+templates name no op.
+"""
+
+from __future__ import annotations
+
+import linecache
+import math
+from dataclasses import dataclass
+
+import genesis
+from genesis import dtypes
+from genesis.compiler.codegen import numpy_backend
+from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.snippets import triton_snippet
+from genesis.compiler.codegen.templates import render
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, _plan, schedule
+from genesis.ops.op import OPS, Kind
+
+TL_DTYPES = {dtypes.bool_: "tl.int1", dtypes.uint8: "tl.uint8", dtypes.int8: "tl.int8",
+             dtypes.int16: "tl.int16", dtypes.int32: "tl.int32", dtypes.int64: "tl.int64",
+             dtypes.float16: "tl.float16", dtypes.bfloat16: "tl.bfloat16",
+             dtypes.float32: "tl.float32", dtypes.float64: "tl.float64"}
+# the pointer types `triton.compile` wants in a signature
+SIGNATURE_TYPES = {dtypes.bool_: "*u1", dtypes.uint8: "*u8", dtypes.int8: "*i8", dtypes.int16: "*i16",
+                   dtypes.int32: "*i32", dtypes.int64: "*i64", dtypes.float16: "*fp16",
+                   dtypes.bfloat16: "*bf16", dtypes.float32: "*fp32", dtypes.float64: "*fp64"}
+MAX_ROW_ELEMENTS = 1 << 14      # a reduced row lives in one tile; longer rows stay numpy kernels
+DEFAULT_TARGET = ("cuda", 90, 32)
+
+
+def _numel(shape) -> int:
+    return math.prod(shape)
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _strides(shape) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _right_aligned(shape, rank) -> tuple:
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+def _value_shapes(spec: KernelSpec) -> dict:
+    """Kernel local -> shape, for statements and operands."""
+    shapes = {o.local: o.shape for o in spec.operands}
+    shapes.update((s.value, s.shape) for s in spec.statements)
+    return shapes
+
+
+def why_not(spec: KernelSpec) -> str | None:
+    """None when the Triton backend takes this kernel, else why it stays a numpy kernel."""
+    if spec.mode == "whole":
+        return "0-d work stays a numpy kernel"
+    for s in spec.statements:
+        kind = OPS[s.op].kind
+        if s.phase != "block":
+            return f"{s.value} = {s.op} accumulates over the rows (not in Triton yet)"
+        if kind is Kind.VIEW:
+            return f"{s.value} = {s.op}: views inside a group are not folded into Triton indexing yet"
+        if kind is Kind.MATMUL:
+            return f"{s.value} = {s.op}: matmul epilogues are not in Triton yet"
+        if triton_snippet(OPS[s.op]) is None:
+            return f"{s.op} has no Triton snippet"
+        if kind is Kind.REDUCTION and (s.compute is None or not s.compute.is_floating_point):
+            return f"{s.value} = {s.op}: only floating-point reductions are in Triton"
+    try:
+        layout = layout_of(spec)
+    except _Unsupported as error:
+        return str(error)
+    return layout.why_not()
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def layout_of(spec: KernelSpec):
+    """The 2-D row layout when the kernel reduces, else the 1-D pointwise one."""
+    if any(OPS[s.op].kind is Kind.REDUCTION for s in spec.statements):
+        return ReductionLayout(spec)
+    return PointwiseLayout(spec)
+
+
+class PointwiseLayout:
+    """1-D iteration over the elements of the group's (broadcast) shape."""
+
+    template = "triton_pointwise.py.j2"
+
+    def __init__(self, spec: KernelSpec):
+        self.spec = spec
+        shapes = [s.shape for s in spec.statements] + [o.shape for o in spec.operands if o.blocked]
+        if len({len(shape) for shape in shapes}) != 1:
+            raise _Unsupported("values of different ranks in one pointwise group")
+        try:
+            self.shape = tuple(_broadcast(shapes))
+        except ValueError as error:
+            raise _Unsupported(str(error)) from None
+        self.indices: dict[int, str] = {}
+
+    def why_not(self):
+        return None
+
+    def _index(self, dim: int) -> str:
+        inner = _numel(self.shape[dim + 1:])
+        expression = "offsets" if inner == 1 else f"offsets // {inner}"
+        if dim > 0:
+            expression += f" % {self.shape[dim]}"
+        self.indices[dim] = f"index{dim} = {expression}"
+        return f"index{dim}"
+
+    def offsets(self, shape) -> str | None:
+        """The offsets of a value of `shape` (right-aligned, broadcast) at each element; None: one scalar."""
+        if _numel(shape) == 1:
+            return None
+        shape = _right_aligned(shape, len(self.shape))
+        if shape == self.shape:
+            return "offsets"
+        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
+                 for d, (n, stride) in enumerate(zip(shape, _strides(shape))) if n != 1]
+        return " + ".join(terms)
+
+    def load_mask(self, shape) -> str:
+        return "mask"
+
+    def store_mask(self, shape) -> str:
+        shape = _right_aligned(shape, len(self.shape))
+        canonical = [f"({self._index(d)} == 0)" for d, (n, full) in enumerate(zip(shape, self.shape))
+                     if n == 1 and full != 1]  # a replicated value is stored once per element
+        return " & ".join(["mask"] + canonical)
+
+    def reduce_mask(self, shape) -> str:
+        raise AssertionError("pointwise kernels reduce nothing")
+
+    def context(self, interpret: bool) -> dict:
+        elements = _numel(self.shape)
+        block = min(1 << 16, max(16, _next_power_of_2(elements))) if interpret else 1024
+        return {"elements": elements, "block": block}
+
+
+class ReductionLayout:
+    """2-D tiles: a block of rows by the row's trailing elements (the reduced axis)."""
+
+    template = "triton_reduction.py.j2"
+
+    def __init__(self, spec: KernelSpec):
+        self.spec = spec
+        shapes = _value_shapes(spec)
+        blocked = [shape for local, shape in shapes.items() if self._is_blocked(local)]
+        self.rank = max(len(shape) for shape in blocked)
+        full = [shape[1:] for shape in blocked if len(shape) == self.rank and _numel(shape[1:]) > 1]
+        try:
+            self.trailing = tuple(_broadcast(full)) if full else (1,) * (self.rank - 1)
+        except ValueError as error:
+            raise _Unsupported(str(error)) from None
+        self.indices: dict[int, str] = {}
+        for local, shape in shapes.items():
+            self.kind_of(shape, blocked=self._is_blocked(local))  # raises for shapes that fit no tile
+
+    def _is_blocked(self, local) -> bool:
+        operand = next((o for o in self.spec.operands if o.local == local), None)
+        return operand is None or operand.blocked
+
+    def kind_of(self, shape, blocked=True) -> str:
+        """"row" (one value per row: a [rows, 1] tile), "full" ([rows, cols]), "scalar", "columns"."""
+        if not blocked:
+            if _numel(shape) == 1:
+                return "scalar"
+            if len(shape) <= self.rank and _right_aligned(shape, self.rank)[0] == 1:
+                return "columns"
+            raise _Unsupported(f"a whole operand of shape {shape} does not broadcast over the rows")
+        if _numel(shape[1:]) == 1:
+            return "row"
+        if len(shape) == self.rank and all(n in (1, t) for n, t in zip(shape[1:], self.trailing)):
+            return "full"
+        raise _Unsupported(f"a value of shape {shape} is neither a full row nor one value per row")
+
+    def why_not(self):
+        if _numel(self.trailing) > MAX_ROW_ELEMENTS:
+            return f"a row of {_numel(self.trailing)} elements does not fit one tile"
+        shapes = _value_shapes(self.spec)
+        for s in self.spec.statements:
+            if OPS[s.op].kind is not Kind.REDUCTION:
+                continue
+            source = shapes[s.reads[0]]
+            if tuple(s.attrs["dims"]) != tuple(range(1, len(source))):
+                return f"{s.value} = {s.op} reduces dims {s.attrs['dims']}, not all trailing dims"
+            if self.kind_of(source) == "full" and tuple(source[1:]) != self.trailing:
+                return f"{s.value} = {s.op} reduces a broadcast value"
+        return None
+
+    def _index(self, dim: int) -> str:  # dim counts trailing dims from 0
+        inner = _numel(self.trailing[dim + 1:])
+        expression = "cols" if inner == 1 else f"cols // {inner}"
+        if dim > 0:
+            expression += f" % {self.trailing[dim]}"
+        self.indices[dim] = f"index{dim} = {expression}"
+        return f"index{dim}"
+
+    def _trailing_offsets(self, trailing) -> str:
+        if tuple(trailing) == self.trailing:
+            return "cols"
+        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
+                 for d, (n, stride) in enumerate(zip(trailing, _strides(trailing))) if n != 1]
+        return " + ".join(terms) or "0"
+
+    def offsets(self, shape, blocked=True) -> str | None:
+        kind = self.kind_of(shape, blocked)
+        if kind == "scalar":
+            return None
+        if kind == "row":
+            return "rows"
+        if kind == "columns":
+            return self._trailing_offsets(_right_aligned(shape, self.rank)[1:])
+        return f"rows * {_numel(shape[1:])} + {self._trailing_offsets(shape[1:])}"
+
+    def load_mask(self, shape, blocked=True) -> str:
+        return {"row": "row_mask", "columns": "col_mask", "full": "mask"}[self.kind_of(shape, blocked)]
+
+    def store_mask(self, shape) -> str:
+        if self.kind_of(shape) == "row":
+            return "row_mask"
+        canonical = [f"({self._index(d)} == 0)" for d, (n, full) in enumerate(zip(shape[1:], self.trailing))
+                     if n == 1 and full != 1]
+        return " & ".join(["mask"] + canonical)
+
+    def reduce_mask(self, shape) -> str:
+        return self.load_mask(shape)
+
+    def context(self, interpret: bool) -> dict:
+        row_elements = _numel(self.trailing)
+        block_cols = max(16, _next_power_of_2(row_elements))
+        budget = (1 << 16) if interpret else 4096  # elements per tile
+        block_rows = max(1, min(_next_power_of_2(self.spec.rows), budget // block_cols))
+        return {"rows": self.spec.rows, "row_elements": row_elements, "block_cols": block_cols,
+                "block_rows": block_rows}
+
+
+def _broadcast(shapes) -> list:
+    rank = max(len(s) for s in shapes)
+    result = [1] * rank
+    for shape in shapes:
+        for d, n in enumerate(_right_aligned(shape, rank)):
+            if n != 1:
+                if result[d] not in (1, n):
+                    raise ValueError(f"shapes {sorted(set(map(tuple, shapes)))} do not broadcast")
+                result[d] = n
+    return result
+
+
+# ---- statement lines ------------------------------------------------------------------------
+def literal(value, compute: dtypes.DType | None) -> str:
+    """A Python value as Triton source, typed like the statement computes (libdevice wants one type)."""
+    if isinstance(value, dtypes.DType):
+        return TL_DTYPES[kernel_dtype(value)]
+    if value is None:
+        return "None"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return repr(value)
+    if compute is not None and compute.is_floating_point:
+        value = float(value)
+        text = repr(value) if math.isfinite(value) else \
+            ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
+        return f"tl.full([], {text}, tl.float64)" if compute is dtypes.float64 else text
+    return repr(value)
+
+
+def _read(spec, read, statement, position) -> str:
+    if not isinstance(read, str):
+        return literal(read, statement.compute)
+    have = statement.input_dtypes[position]
+    if statement.compute is not None and have is not statement.compute:
+        return f"{read}.to({TL_DTYPES[statement.compute]})"
+    return read
+
+
+def statement_lines(spec: KernelSpec, layout) -> list[str]:
+    shapes = _value_shapes(spec)
+    lines = []
+    for s in spec.statements:
+        args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
+        attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
+        if OPS[s.op].kind is Kind.REDUCTION:  # the tile's reduced axis, masked lanes set to the identity
+            attrs.update(axis="1", mask=layout.reduce_mask(shapes[s.reads[0]]))
+        expression = triton_snippet(OPS[s.op]).format(*args, **attrs)
+        lines.append(f"{s.value} = ({expression}).to({TL_DTYPES[kernel_dtype(s.dtype)]})")
+        if s.dtype is dtypes.float16:
+            lines.append(f"{s.value} = {s.value}.to(tl.float16).to(tl.float32)")
+        elif s.dtype is dtypes.bfloat16:
+            lines.append(f"{s.value} = round_to_bfloat16({s.value})")
+    return lines
+
+
+@dataclass(frozen=True)
+class _Access:
+    name: str
+    pointer: str
+    offsets: str | None
+    mask: str
+    dtype: str
+    value: str = ""
+
+
+def render_kernel(spec: KernelSpec, interpret: bool = True) -> str:
+    """The @triton.jit kernel and its launcher, for a spec that `why_not` accepts."""
+    layout = layout_of(spec)
+    blocked = isinstance(layout, ReductionLayout)
+    loads = []
+    for o in spec.operands:
+        keyword = {"blocked": o.blocked} if blocked else {}
+        offsets = layout.offsets(o.shape, **keyword)
+        loads.append(_Access(o.local, f"{o.local}_ptr", offsets, layout.load_mask(o.shape, **keyword),
+                             TL_DTYPES[kernel_dtype(o.dtype)]))
+    body = statement_lines(spec, layout)
+    shapes = _value_shapes(spec)
+    stores = [_Access(v, f"out_{v}_ptr", layout.offsets(shapes[v]), layout.store_mask(shapes[v]),
+                      TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)], value=v)
+              for v in spec.outputs]
+    params = [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs]
+    launch_params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
+    arguments = [f"as_buffer({o.local})" for o in spec.operands] + [f"TritonBuffer(out_{v})" for v in spec.outputs]
+    context = {
+        "name": spec.name, "params": params, "launch_params": launch_params, "arguments": arguments,
+        "doc": f"{spec.group}: {spec.summary()}", "indices": [layout.indices[d] for d in sorted(layout.indices)],
+        "loads": loads, "body": body, "stores": stores, **layout.context(interpret),
+    }
+    return render(layout.template, k=context)
+
+
+# ---- programs ---------------------------------------------------------------------------------
+def target_name(interpret: bool, target=DEFAULT_TARGET) -> str:
+    return "interpreter" if interpret else f"{target[0]}:sm_{target[1]}"
+
+
+def build_program_source(graph, interpret: bool = True) -> ProgramSource:
+    """One module: Triton kernels for the groups Triton takes, numpy kernels for the rest."""
+    import triton
+
+    steps = schedule(graph)
+    library_nodes = []
+    for step in steps:
+        if step.kind == "library":
+            step.library_index = len(library_nodes)
+            library_nodes.append(step.node)
+    lines, allocations = _plan(graph, steps)
+    kernels = [s.kernel for s in steps if s.kind == "kernel"]
+    sources, fallbacks = [], {}
+    for spec in kernels:
+        why = why_not(spec)
+        if why is None:
+            sources.append(render_kernel(spec, interpret))
+        else:
+            fallbacks[spec.group] = why
+            sources.append(numpy_backend.render_kernel(spec))
+    stats = {"kernels": len(kernels), "triton_kernels": len(kernels) - len(fallbacks),
+             "numpy_kernels": len(fallbacks), "library_calls": len(library_nodes), **allocations}
+    source = render(
+        "triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+        triton_version=triton.__version__, target=target_name(interpret),
+        summary=f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
+                f"{len(library_nodes)} library calls",
+        kernels=sources, inputs=list(graph.inputs), steps=lines, outputs=list(graph.outputs),
+        library=repr([n.name for n in library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
+    )
+    return ProgramSource(source, steps, library_nodes, kernels, {**stats, "fallbacks": fallbacks})
+
+
+def load_module(source: str, filename: str, interpret: bool) -> dict:
+    """Execute a generated Triton module. Triton reads the kernels' source back (inspect), so the
+    text is registered with linecache under `filename`; `@triton.jit` reads TRITON_INTERPRET when it
+    decorates, so the knob is set only around this exec and the user need not set it beforehand."""
+    import triton
+
+    from genesis.runtime.triton_buffers import INTERPRETER_LIBDEVICE
+
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    namespace = {"__name__": f"genesis_triton_{abs(hash(filename)):x}"}  # Triton reads __module__
+    with triton.knobs.runtime.scope():
+        triton.knobs.runtime.interpret = interpret
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated code)
+    if interpret:
+        namespace["libdevice"] = INTERPRETER_LIBDEVICE  # the interpreter has no libdevice of its own
+    return namespace
+
+
+def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
+    """Compile the Triton kernel for `spec` ahead of time (no GPU needed) and return its PTX."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    why = why_not(spec)
+    if why is not None:
+        raise ValueError(f"genesis: {spec.name} is not a Triton kernel: {why}")
+    source = render("triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+                    triton_version=triton.__version__, target=target_name(False, target), summary=spec.name,
+                    kernels=[render_kernel(spec, interpret=False)], inputs=[], steps=[], outputs=[],
+                    library="[]", stats="{}", fallbacks="{}")
+    namespace = load_module(source, f"<genesis triton {spec.name} {abs(hash(source)):x}>", interpret=False)
+    kernel = namespace[f"{spec.name}_kernel"]
+    dtype_of = {o.local: o.dtype for o in spec.operands}
+    dtype_of.update((f"out_{s.value}", s.dtype) for s in spec.statements)
+    signature = {f"{o.local}_ptr": SIGNATURE_TYPES[o.dtype] for o in spec.operands}
+    signature.update((f"out_{v}_ptr", SIGNATURE_TYPES[dtype_of[f"out_{v}"]]) for v in spec.outputs)
+    layout = layout_of(spec)
+    sizes = layout.context(interpret=False)
+    if isinstance(layout, ReductionLayout):
+        signature.update(n_rows="i32", ROW_ELEMENTS="constexpr", BLOCK_ROWS="constexpr", BLOCK_COLS="constexpr")
+        constexprs = {"ROW_ELEMENTS": sizes["row_elements"], "BLOCK_ROWS": sizes["block_rows"],
+                      "BLOCK_COLS": sizes["block_cols"]}
+    else:
+        signature.update(n_elements="i32", BLOCK="constexpr")
+        constexprs = {"BLOCK": sizes["block"]}
+    compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                              target=GPUTarget(*target), options={"enable_fp_fusion": False})
+    return compiled.asm["ptx"]
