@@ -13,41 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 import genesis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import format_time, measure  # noqa: E402
+
 try:
     import torch
 except ImportError:  # torch is a test-only dependency: report without it
     torch = None
-
-
-def _time_per_call(fn, min_seconds=0.02):
-    """Seconds per call, from a loop long enough to swamp the clock's resolution."""
-    fn()
-    calls, elapsed = 1, 0.0
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return elapsed / calls
-        calls *= 2
-
-
-def measure(variants: dict, rounds: int) -> dict:
-    samples = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            samples[name].append(_time_per_call(fn))
-    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def small_cases():
@@ -92,12 +71,6 @@ def large_cases():
     return cases
 
 
-def _format_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:8.2f} us"
-    return f"{seconds * 1e3:8.2f} ms"
-
-
 def run(rounds: int) -> list[dict]:
     rows = []
     for group, cases, group_rounds in (("small", small_cases(), rounds), ("large", large_cases(), max(3, rounds // 2))):
@@ -117,9 +90,9 @@ def print_table(rows: list[dict]) -> None:
     print("-" * len(header))
     for row in rows:
         t = row["seconds"]
-        torch_time = _format_time(t["torch"]) if "torch" in t else "-"
+        torch_time = format_time(t["torch"]) if "torch" in t else "-"
         vs_torch = f"{row['genesis/torch']:.2f}x" if "genesis/torch" in row else "-"
-        print(f"{row['case']:32s} {_format_time(t['numpy']):>11s} {_format_time(t['genesis']):>11s} "
+        print(f"{row['case']:32s} {format_time(t['numpy']):>11s} {format_time(t['genesis']):>11s} "
               f"{torch_time:>11s} {row['genesis/numpy']:>13.2f}x {vs_torch:>14s}")
     print("\ntargets: small ops genesis/torch <= 2x; 4M-element ops genesis/numpy <= 1.10x")
 

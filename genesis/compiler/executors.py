@@ -2,7 +2,9 @@
 
 - eager: the graph interpreted node by node with the eager kernels;
 - numpy: the generated program (fused chunked-numpy kernels + library calls
-  for the rest), loaded from the disk cache or generated and stored there.
+  for the rest), loaded from the disk cache or generated and stored there;
+- triton: the same program with Triton kernels for the groups Triton takes,
+  run under Triton's interpreter on host buffers (no device buffers yet).
 
 Both run with autocast off (the graph already holds autocast's casts) and
 produce plain result tensors.
@@ -66,7 +68,8 @@ def numpy_executor(graph, dump=None, prefix=""):
     if not cache_hit:
         source = build_source(graph).source
         cache.store(key, source)
-    namespace: dict = {}
+    # a module name under genesis: the runtime's filter then silences numpy's inf/nan warnings here too
+    namespace: dict = {"__name__": f"genesis.generated.k{key}"}
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own generated code)
     if dump:
@@ -111,6 +114,7 @@ def triton_executor(graph, dump=None, prefix=""):
     import triton
 
     from genesis.compiler.codegen.triton_backend import build_program_source, load_module, target_name
+    from genesis.runtime.triton_buffers import interpreted_triton_library
 
     interpret = _triton_interprets()
     if not interpret:
@@ -128,8 +132,12 @@ def triton_executor(graph, dump=None, prefix=""):
         cache.store(key, source)
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     namespace = load_module("\n" + source, str(cache.path_of(key)), interpret)
+    refusals = namespace["FALLBACKS"] if fallbacks is None else fallbacks
     if dump:
         dump.write(f"{prefix}program.py", source)
+        lines = [f"{namespace['STATS']['triton_kernels']} Triton kernels ({target_name(interpret)}); "
+                 f"groups that run as numpy kernels instead:"]
+        dump.write(f"{prefix}triton.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
     library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
     program = namespace["program"]
     out_dtypes = [graph[name].dtype for name in graph.outputs]
@@ -137,7 +145,7 @@ def triton_executor(graph, dump=None, prefix=""):
 
     def run(inputs):
         # masked-off lanes compute on padding (log(0), 0/0): harmless, and not the user's warnings
-        with _plain_eager(), np.errstate(all="ignore"):
+        with _plain_eager(), np.errstate(all="ignore"), interpreted_triton_library():
             arrays = program([t._data for t in inputs], library)
         results = []
         for name, array, dtype in zip(graph.outputs, arrays, out_dtypes):
@@ -148,5 +156,5 @@ def triton_executor(graph, dump=None, prefix=""):
         return results
 
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key,
-                 fallbacks=namespace["FALLBACKS"] if fallbacks is None else fallbacks)
+                 triton_refusals=refusals)
     return run, stats

@@ -16,7 +16,7 @@ from genesis.autograd import grad_mode
 from genesis.compiler import backward, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.ir import Graph
-from genesis.compiler.executors import eager_executor, numpy_executor
+from genesis.compiler.executors import eager_executor, numpy_executor, triton_executor
 from genesis.compiler.dump import Dump
 from genesis.compiler.passes import run_pipeline
 from genesis.compiler.report import describe
@@ -172,8 +172,8 @@ def _compile(graph, backend, dump, prefix, disable_passes):
     step = iter(range(1, 100))
     graph = run_pipeline(graph, disabled=disable_passes,
                          on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g))
-    if backend == "numpy":
-        executor, stats = numpy_executor(graph, dump, prefix)
+    if backend in ("numpy", "triton"):
+        executor, stats = (triton_executor if backend == "triton" else numpy_executor)(graph, dump, prefix)
     else:
         executor, stats = eager_executor(graph)
     return graph, executor, stats

@@ -73,22 +73,23 @@ sqrt = _elementwise("sqrt", np.sqrt, (lambda g, out, x: g / (out * 2),), dtype=d
                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.sqrt({0})")
 rsqrt = _elementwise("rsqrt", lambda a: np.reciprocal(np.sqrt(a)),
                      (lambda g, out, x: g * out * out * out * -0.5,), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.rsqrt({0})",
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
                      numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})")
 reciprocal = _elementwise("reciprocal", np.reciprocal, (lambda g, out, x: -g * out * out,),
                           dtype=dt.floating, saves=_SAVES_OUTPUT, autocast=Autocast.FP32,
-                          triton="1.0 / {0}")
+                          triton="tl.full([], 1, {0}.dtype) / {0}")
 sin = _elementwise("sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating,
-                   triton="tl.sin({0})")
+                   triton="libdevice.sin({0})")
 cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating,
-                   triton="tl.cos({0})")
+                   triton="libdevice.cos({0})")
 tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
                     saves=_SAVES_OUTPUT, triton="libdevice.tanh({0})")
 sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
                        dtype=dt.floating, saves=_SAVES_OUTPUT, triton="tl.sigmoid({0})")
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
-                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT, triton="tl.maximum({0}, 0.0)",
+                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
+                    triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
                     numpy="np.maximum({0}, 0, out={out})")
 erf = _elementwise("erf", special.erf,
                    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
@@ -104,13 +105,13 @@ def _sign_kernel(a):
 sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
                     triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
 floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
-                     saves=_SAVES_NOTHING, triton="libdevice.floor({0})")
+                     saves=_SAVES_NOTHING, triton="tl.floor({0})")
 ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
-                    saves=_SAVES_NOTHING, triton="libdevice.ceil({0})")
+                    saves=_SAVES_NOTHING, triton="tl.ceil({0})")
 isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, triton="{0} != {0}")
-isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, triton="libdevice.isinf({0})")
+isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, triton="tl.abs({0}) == float(\"inf\")")
 isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
-                        triton="libdevice.isfinited({0})")
+                        triton="tl.abs({0}) < float(\"inf\")")
 logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, triton="{0} == 0")
 
 
@@ -151,9 +152,9 @@ pow = _elementwise("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
                    saves=frozenset({"inputs", "output"}), autocast=Autocast.FP32,
                    triton="libdevice.pow({0}, {1})")
 maximum = _elementwise("maximum", np.maximum, (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, triton="tl.maximum({0}, {1})")
+                       autocast=Autocast.PROMOTE, triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 minimum = _elementwise("minimum", np.minimum, (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, triton="tl.minimum({0}, {1})")
+                       autocast=Autocast.PROMOTE, triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 eq = _elementwise("eq", np.equal, None, dtype=dt.compare, triton="{0} == {1}")
 ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, triton="{0} != {1}")
 lt = _elementwise("lt", np.less, None, dtype=dt.compare, triton="{0} < {1}")
@@ -211,10 +212,15 @@ def _clamp_grad(g, out, x, *, min, max):
     return F.where(inside, g, 0.0)
 
 
+# a missing bound is None, which Triton resolves at compile time; NaN stays NaN as in np.clip
+_TRITON_LOWER = "({0} if {min} == None else tl.maximum({0}, {min}, propagate_nan=tl.PropagateNan.ALL))"
+_TRITON_CLAMP = (f"({_TRITON_LOWER} if {{max}} == None "
+                 f"else tl.minimum({_TRITON_LOWER}, {{max}}, propagate_nan=tl.PropagateNan.ALL))")
+
 clamp = register(Op(
     name="clamp", kind=Kind.ELEMENTWISE,
     kernel=lambda a, *, min, max: np.clip(a, min, max),
     shape=shape_rules.same_as_first, dtype=_clamp_dtype, vjp=(_clamp_grad,),
-    codegen={"triton": "tl.minimum(tl.maximum({0}, {min}), {max})",
+    codegen={"triton": _TRITON_CLAMP,
              "numpy": "np.clip({0}, {min}, {max}, out={out})"},
 ))

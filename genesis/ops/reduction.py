@@ -76,16 +76,18 @@ def _checked_extremum(kernel, name):
 
 
 sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
-                 (_sum_grad,), dt.sum_like, triton="tl.sum({0}, axis={axis})",
+                 (_sum_grad,), dt.sum_like, triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
                  saves=frozenset(), numpy=_numpy_reduction("sum"))
 prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
                   (_prod_grad,), dt.sum_like, numpy=_numpy_reduction("prod"))
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
 amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), dt.not_bool,
-                  triton="tl.max({0}, axis={axis})", saves=frozenset({"inputs", "output"}),
+                  triton="tl.max(tl.where({mask}, {0}, -float(\"inf\")), axis={axis}, keep_dims=True)",
+                  saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("max"))
 amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), dt.not_bool,
-                  triton="tl.min({0}, axis={axis})", saves=frozenset({"inputs", "output"}),
+                  triton="tl.min(tl.where({mask}, {0}, float(\"inf\")), axis={axis}, keep_dims=True)",
+                  saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("min"))
 
 

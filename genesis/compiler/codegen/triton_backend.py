@@ -164,10 +164,10 @@ class PointwiseLayout:
     def reduce_mask(self, shape) -> str:
         raise AssertionError("pointwise kernels reduce nothing")
 
-    def context(self, interpret: bool) -> dict:
+    def context(self) -> dict:
         elements = _numel(self.shape)
-        block = min(1 << 16, max(16, _next_power_of_2(elements))) if interpret else 1024
-        return {"elements": elements, "block": block}
+        # the interpreter runs the same launches as a GPU would, so its tests cover grids and masks
+        return {"elements": elements, "block": 1024}
 
 
 class ReductionLayout:
@@ -259,11 +259,10 @@ class ReductionLayout:
     def reduce_mask(self, shape) -> str:
         return self.load_mask(shape)
 
-    def context(self, interpret: bool) -> dict:
+    def context(self) -> dict:
         row_elements = _numel(self.trailing)
         block_cols = max(16, _next_power_of_2(row_elements))
-        budget = (1 << 16) if interpret else 4096  # elements per tile
-        block_rows = max(1, min(_next_power_of_2(self.spec.rows), budget // block_cols))
+        block_rows = max(1, min(_next_power_of_2(self.spec.rows), 4096 // block_cols))  # 4K-element tiles
         return {"rows": self.spec.rows, "row_elements": row_elements, "block_cols": block_cols,
                 "block_rows": block_rows}
 
@@ -281,8 +280,10 @@ def _broadcast(shapes) -> list:
 
 
 # ---- statement lines ------------------------------------------------------------------------
-def literal(value, compute: dtypes.DType | None) -> str:
-    """A Python value as Triton source, typed like the statement computes (libdevice wants one type)."""
+def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
+    """A Python value as Triton source, typed like the statement computes: libdevice wants one type
+    for all operands, so an operand of an fp64 statement is an fp64 scalar (`typed`); attributes
+    stay Python values, which snippets may compare with None at compile time."""
     if isinstance(value, dtypes.DType):
         return TL_DTYPES[kernel_dtype(value)]
     if value is None:
@@ -293,7 +294,7 @@ def literal(value, compute: dtypes.DType | None) -> str:
         value = float(value)
         text = repr(value) if math.isfinite(value) else \
             ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
-        return f"tl.full([], {text}, tl.float64)" if compute is dtypes.float64 else text
+        return f"tl.full([], {text}, tl.float64)" if typed and compute is dtypes.float64 else text
     return repr(value)
 
 
@@ -311,7 +312,7 @@ def statement_lines(spec: KernelSpec, layout) -> list[str]:
     lines = []
     for s in spec.statements:
         args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
-        attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
+        attrs = {name: literal(value, s.compute, typed=False) for name, value in s.attrs.items()}
         if OPS[s.op].kind is Kind.REDUCTION:  # the tile's reduced axis, masked lanes set to the identity
             attrs.update(axis="1", mask=layout.reduce_mask(shapes[s.reads[0]]))
         expression = triton_snippet(OPS[s.op]).format(*args, **attrs)
@@ -333,7 +334,7 @@ class _Access:
     value: str = ""
 
 
-def render_kernel(spec: KernelSpec, interpret: bool = True) -> str:
+def render_kernel(spec: KernelSpec) -> str:
     """The @triton.jit kernel and its launcher, for a spec that `why_not` accepts."""
     layout = layout_of(spec)
     blocked = isinstance(layout, ReductionLayout)
@@ -354,7 +355,7 @@ def render_kernel(spec: KernelSpec, interpret: bool = True) -> str:
     context = {
         "name": spec.name, "params": params, "launch_params": launch_params, "arguments": arguments,
         "doc": f"{spec.group}: {spec.summary()}", "indices": [layout.indices[d] for d in sorted(layout.indices)],
-        "loads": loads, "body": body, "stores": stores, **layout.context(interpret),
+        "loads": loads, "body": body, "stores": stores, **layout.context(),
     }
     return render(layout.template, k=context)
 
@@ -380,7 +381,7 @@ def build_program_source(graph, interpret: bool = True) -> ProgramSource:
     for spec in kernels:
         why = why_not(spec)
         if why is None:
-            sources.append(render_kernel(spec, interpret))
+            sources.append(render_kernel(spec))
         else:
             fallbacks[spec.group] = why
             sources.append(numpy_backend.render_kernel(spec))
@@ -427,7 +428,7 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
         raise ValueError(f"genesis: {spec.name} is not a Triton kernel: {why}")
     source = render("triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
                     triton_version=triton.__version__, target=target_name(False, target), summary=spec.name,
-                    kernels=[render_kernel(spec, interpret=False)], inputs=[], steps=[], outputs=[],
+                    kernels=[render_kernel(spec)], inputs=[], steps=[], outputs=[],
                     library="[]", stats="{}", fallbacks="{}")
     namespace = load_module(source, f"<genesis triton {spec.name} {abs(hash(source)):x}>", interpret=False)
     kernel = namespace[f"{spec.name}_kernel"]
@@ -436,7 +437,7 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
     signature = {f"{o.local}_ptr": SIGNATURE_TYPES[o.dtype] for o in spec.operands}
     signature.update((f"out_{v}_ptr", SIGNATURE_TYPES[dtype_of[f"out_{v}"]]) for v in spec.outputs)
     layout = layout_of(spec)
-    sizes = layout.context(interpret=False)
+    sizes = layout.context()
     if isinstance(layout, ReductionLayout):
         signature.update(n_rows="i32", ROW_ELEMENTS="constexpr", BLOCK_ROWS="constexpr", BLOCK_COLS="constexpr")
         constexprs = {"ROW_ELEMENTS": sizes["row_elements"], "BLOCK_ROWS": sizes["block_rows"],

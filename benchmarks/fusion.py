@@ -1,0 +1,129 @@
+"""Fused against eager: genesis eager, genesis compiled, PyTorch eager and torch.compile, side by side.
+
+Cases: the elementwise chain tanh(x*y+1)*0.5 + exp(-x)*y over 8M float32,
+softmax and layer_norm over (4096, 1024), and an MLP forward
+(784-1024-1024-10, batch 256, GELU). Each case prints its times, the ratios,
+and from genesis's compile report the kernels per call and the bytes a call
+moves eager against fused.
+
+Run:    python benchmarks/fusion.py [--rounds 5] [--json results.json] [--no-torch-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import genesis
+from genesis import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import format_time, measure  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # torch is a test-only dependency: report without it
+    torch = None
+
+
+def chain(x, y):
+    return (x * y + 1).tanh() * 0.5 + (-x).exp() * y
+
+
+def make_cases():
+    rng = np.random.default_rng(0)
+    x8m, y8m = rng.standard_normal((2, 8 * 1024 * 1024), dtype=np.float32)
+    rows = rng.standard_normal((4096, 1024), dtype=np.float32)
+    weight, bias = rng.standard_normal((2, 1024), dtype=np.float32)
+    batch = rng.standard_normal((256, 784), dtype=np.float32)
+    genesis.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(784, 1024), nn.GELU(), nn.Linear(1024, 1024), nn.GELU(), nn.Linear(1024, 10))
+    F = nn.functional
+    cases = [
+        ("chain 8M", chain, (x8m, y8m), chain),
+        ("softmax 4096x1024", lambda x: F.softmax(x, dim=-1), (rows,), lambda x: torch.softmax(x, dim=-1)),
+        ("layer_norm 4096x1024", lambda x, w, b: F.layer_norm(x, (1024,), w, b), (rows, weight, bias),
+         lambda x, w, b: torch.nn.functional.layer_norm(x, (1024,), w, b)),
+        ("MLP 784-1024-1024-10 b256", mlp, (batch,), None),
+    ]
+    if torch is not None:
+        reference = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.GELU(), torch.nn.Linear(1024, 1024),
+                                        torch.nn.GELU(), torch.nn.Linear(1024, 10))
+        reference.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy())
+                                   for k, v in mlp.state_dict().items()})
+        cases[-1] = cases[-1][:3] + (reference,)
+    return cases
+
+
+def run_case(name, fn, arrays, torch_fn, rounds, use_torch_compile):
+    inputs = [genesis.tensor(a) for a in arrays]
+    with genesis.no_grad():
+        started = time.perf_counter()
+        compiled = genesis.compile(fn)
+        compiled(*inputs)
+        compile_seconds = time.perf_counter() - started
+        expected, got = fn(*inputs), compiled(*inputs)
+        error = float(np.max(np.abs(expected.numpy() - got.numpy())))
+        variants = {"genesis eager": lambda: fn(*inputs), "genesis compiled": lambda: compiled(*inputs)}
+        report = next(iter(compiled.programs.values())).report
+    row = {"case": name, "max_abs_difference": error, "genesis_compile_seconds": compile_seconds,
+           "kernels_per_call": compiled.stats["kernels_per_call"],
+           "bytes_eager": report["bytes_eager"], "bytes_fused": report["bytes_fused"]}
+    if torch is not None and torch_fn is not None:
+        t_inputs = [torch.from_numpy(a) for a in arrays]
+        variants["torch eager"] = lambda: torch_fn(*t_inputs)
+        if use_torch_compile:
+            started = time.perf_counter()
+            t_compiled = torch.compile(torch_fn)
+            with torch.no_grad():
+                t_compiled(*t_inputs)
+            row["torch_compile_seconds"] = time.perf_counter() - started
+            variants["torch.compile"] = lambda: t_compiled(*t_inputs)
+    with genesis.no_grad():
+        if torch is not None:
+            with torch.no_grad():
+                row["seconds"] = measure(variants, rounds)
+        else:
+            row["seconds"] = measure(variants, rounds)
+    return row
+
+
+def print_rows(rows) -> None:
+    names = ["genesis eager", "genesis compiled", "torch eager", "torch.compile"]
+    print(f"{'case':28s}" + "".join(f"{n:>18s}" for n in names) + f"{'eager/compiled':>16s}{'compiled/t.compile':>20s}")
+    for row in rows:
+        t = row["seconds"]
+        cells = "".join(f"{format_time(t[n]) if n in t else '-':>18s}" for n in names)
+        speedup = t["genesis eager"] / t["genesis compiled"]
+        vs = f"{t['genesis compiled'] / t['torch.compile']:.2f}x" if "torch.compile" in t else "-"
+        print(f"{row['case']:28s}{cells}{speedup:>15.2f}x{vs:>20s}")
+    print()
+    for row in rows:
+        print(f"{row['case']:28s} kernels/call {row['kernels_per_call']}, bytes/call eager {row['bytes_eager']:,} "
+              f"fused {row['bytes_fused']:,}, compile {row['genesis_compile_seconds'] * 1e3:.0f} ms"
+              + (f" (torch.compile {row['torch_compile_seconds']:.1f} s)" if "torch_compile_seconds" in row else "")
+              + f", max |compiled - eager| {row['max_abs_difference']:.2e}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case (median reported)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler)")
+    args = parser.parse_args(argv)
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, genesis {genesis.__version__}, "
+          f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}\n")
+    rows = [run_case(*case, args.rounds, not args.no_torch_compile and torch is not None) for case in make_cases()]
+    print_rows(rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

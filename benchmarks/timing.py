@@ -1,0 +1,38 @@
+"""Timing shared by the benchmarks: interleaved rounds, the median of each, one process.
+
+Machines are noisy, so variants of a case are timed round-robin (a burst of
+noise hits all of them alike) and the median of the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def time_per_call(fn, min_seconds=0.02) -> float:
+    """Seconds per call, from a loop long enough to swamp the clock's resolution."""
+    fn()
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+        calls *= 2
+
+
+def measure(variants: dict, rounds: int, min_seconds=0.02) -> dict:
+    samples = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            samples[name].append(time_per_call(fn, min_seconds))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def format_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.2f} us"
+    return f"{seconds * 1e3:8.2f} ms"

@@ -1,0 +1,204 @@
+"""The Triton backend: generated Triton kernels, run under the interpreter, equal eager; they compile to PTX.
+
+Every elementwise op of the op table runs through a Triton kernel in every
+float dtype (the table is the numpy backend's, imported); broadcasting
+operands, softmax and layer_norm (one kernel each, counted), odd shapes that
+exercise the masks, and the groups that stay numpy kernels (with the reason in
+the stats). PTX for sm_90 is built ahead of time, on a machine with no GPU.
+"""
+
+import numpy as np
+import pytest
+
+import genesis
+from genesis.compiler.codegen import triton_backend
+from genesis.compiler.codegen.wrapper import schedule
+from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, data, layer_norm, softmax
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+# the interpreter computes with the numpy functions eager uses, so most results are exact;
+# a few ops are built differently in Triton (sigmoid from exp; reductions in a tree)
+TOLERANCE = {genesis.float32: 2e-6, genesis.float64: 1e-14, genesis.float16: 1e-3, genesis.bfloat16: 8e-3}
+EXACT_OPS = set(ELEMENTWISE) - {"sigmoid", "pow"}
+
+
+def compile_triton(fn):
+    return genesis.compile(fn, backend="triton")
+
+
+def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, triton_kernels=None, kernels=None):
+    compiled = compile_triton(fn)
+    got, expected = compiled(*args), fn(*args)
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.dtype is e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
+        np.testing.assert_allclose(g.numpy().astype(np.float64), e.numpy().astype(np.float64),
+                                   rtol=rtol, atol=atol, equal_nan=True)
+    program = _program_stats(compiled)
+    if triton_kernels is not None:
+        assert program["triton_kernels"] == triton_kernels, program
+    if kernels is not None:
+        assert compiled.stats["kernels_per_call"] == kernels, program
+    return compiled, program
+
+
+def _program_stats(compiled):
+    """The executor's stats of the program the call built: kernels taken by Triton, refusals."""
+    (program,) = compiled.programs.values()
+    return program.info
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_op_in_a_triton_kernel_equals_eager(name, dtype):
+    x = data(37, 65, dtype=dtype, low=0.1, high=3.0)
+    y = data(37, 65, seed=1, dtype=dtype)
+    rtol = 0.0 if name in EXACT_OPS else TOLERANCE[dtype]
+    _, program = assert_matches_eager(ELEMENTWISE[name], x, y, rtol=rtol, atol=rtol * 1e-3)
+    # every group is a Triton kernel; sign alone is never fused (the numpy kernels have no line for it)
+    assert program["triton_kernels"] == program["kernels"] >= (0 if name == "sign" else 1), program
+
+
+def test_every_elementwise_op_has_a_triton_snippet():
+    from genesis.ops import OPS, Kind
+
+    missing = [name for name, op in OPS.items() if op.kind is Kind.ELEMENTWISE and "triton" not in op.codegen]
+    assert missing == []
+
+
+def test_a_1823_element_chain_is_one_masked_kernel():
+    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y  # noqa: E731
+    assert_matches_eager(fn, data(1823), data(1823, seed=1), kernels=1, triton_kernels=1)
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float16], ids=lambda d: d.name)
+def test_broadcasting_operands_are_read_at_their_own_strides(dtype):
+    fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
+    args = (data(30, 7, 9, dtype=dtype), data(9, seed=1, dtype=dtype), data(1, 7, 1, seed=2, dtype=dtype),
+            data(30, 1, 1, seed=3, dtype=dtype))
+    assert_matches_eager(fn, *args, kernels=1, triton_kernels=1)
+
+
+def test_an_output_smaller_than_the_iteration_space_is_stored_once_per_element():
+    def fn(x, row):
+        scaled = row * 2 + 1          # (30, 1, 1), an output, computed inside the (30, 7, 9) kernel
+        return x * scaled, scaled
+
+    assert_matches_eager(fn, data(30, 7, 9), data(30, 1, 1, seed=1), triton_kernels=1)
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64, genesis.bfloat16], ids=lambda d: d.name)
+def test_softmax_and_layer_norm_are_one_triton_kernel_each(dtype):
+    x = data(37, 65, dtype=dtype)
+    tolerance = TOLERANCE[dtype]
+    assert_matches_eager(softmax, x, rtol=tolerance, atol=tolerance * 1e-2, kernels=1, triton_kernels=1)
+    w, b = data(65, seed=1, dtype=dtype), data(65, seed=2, dtype=dtype)
+    assert_matches_eager(layer_norm, x, w, b, rtol=tolerance, atol=tolerance * 10, kernels=1, triton_kernels=1)
+
+
+def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
+    def fn(x):
+        low = x.amin(dim=(1, 2), keepdim=True)
+        return (x - low).sum(dim=(1, 2)) * 0.5, x.amax(dim=(1, 2))
+
+    assert_matches_eager(fn, data(19, 5, 13), rtol=2e-6, kernels=2, triton_kernels=2)  # amax is its own group
+
+
+def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
+    def fn(x, w):
+        total = (x * 2).sum()                 # an accumulator over the rows
+        return (x @ w).relu(), total          # a matmul epilogue
+
+    compiled, program = assert_matches_eager(fn, data(33, 8), data(8, 5, seed=1), rtol=1e-6)
+    refusals = program["triton_refusals"]
+    assert program["numpy_kernels"] == len(refusals) >= 2
+    reasons = " | ".join(refusals.values())
+    assert "accumulates over the rows" in reasons and "matmul" in reasons
+
+
+def test_a_reduction_over_part_of_the_row_stays_a_numpy_kernel():
+    fn = lambda x: x.exp().sum(dim=2, keepdim=True) + 1  # noqa: E731
+    compiled, program = assert_matches_eager(fn, data(9, 4, 5), rtol=1e-6)
+    assert program["triton_kernels"] == 0 and "not all trailing dims" in " ".join(program["triton_refusals"].values())
+
+
+def test_compiled_program_is_cached_and_the_key_names_triton(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
+    fn = lambda x: (x * 3).exp()  # noqa: E731
+    x = data(50)
+    first = compile_triton(fn)
+    first(x)
+    entries = list(tmp_path.glob("*.py"))
+    assert len(entries) == 1 and "@triton.jit" in entries[0].read_text()
+    second = compile_triton(fn)
+    np.testing.assert_array_equal(second(x).numpy(), fn(x).numpy())
+    assert second.stats["disk_cache_hits"] == 1, second.stats
+    from genesis.compiler import executors
+
+    graph = first.graphs[0]
+    monkeypatch.setattr("triton.__version__", "0.0.0-other")
+    _, stats = executors.triton_executor(graph)
+    assert not stats["cache_hit"] and len(list(tmp_path.glob("*.py"))) == 2
+
+
+def test_a_present_gpu_is_refused_until_genesis_has_device_buffers(monkeypatch):
+    from genesis.compiler import executors
+
+    monkeypatch.setattr(executors, "_triton_interprets", lambda: False)
+    graph = _graph_of(lambda x: x + 1, data(4))
+    with pytest.raises(NotImplementedError, match="device buffers"):
+        executors.triton_executor(graph)
+
+
+def _graph_of(fn, *args):
+    compiled = genesis.compile(fn, backend="numpy")
+    compiled(*args)
+    return compiled.graphs[0]
+
+
+def test_buffers_adapter_exposes_what_the_interpreter_reads():
+    from genesis.runtime.triton_buffers import TritonBuffer, as_buffer
+
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    buffer = TritonBuffer(array)
+    assert buffer.data_ptr() == array.ctypes.data and buffer.dtype == "float32"
+    assert buffer.stride() == (4, 1) and buffer.element_size() == 4
+    assert buffer.untyped_storage().cpu().data_ptr() == array.ctypes.data
+    with pytest.raises(ValueError, match="contiguous"):
+        TritonBuffer(array.T)
+    assert as_buffer(array.T).array.flags.c_contiguous
+
+
+# ---- ahead-of-time compilation ------------------------------------------------------------------
+def _specs(fn, *args):
+    return [step.kernel for step in schedule(_graph_of(fn, *args)) if step.kind == "kernel"]
+
+
+def _assert_ptx(spec):
+    ptx = triton_backend.compile_ptx(spec)
+    assert ".target sm_90" in ptx
+    assert f".entry {spec.name}_kernel" in ptx
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+def test_pointwise_kernel_compiles_to_ptx_for_sm90(dtype):
+    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y + x ** 2 + x.sqrt().rsqrt()  # noqa: E731
+    (spec,) = _specs(fn, data(37, 65, dtype=dtype, low=0.1), data(37, 65, seed=1, dtype=dtype))
+    _assert_ptx(spec)
+
+
+def test_softmax_and_layer_norm_compile_to_ptx_for_sm90():
+    x = data(37, 65, dtype=genesis.bfloat16)
+    (softmax_spec,) = _specs(softmax, x)
+    (norm_spec,) = _specs(layer_norm, x, data(65, dtype=genesis.bfloat16), data(65, dtype=genesis.bfloat16))
+    for spec in (softmax_spec, norm_spec):
+        _assert_ptx(spec)
+
+
+def test_many_programs_cover_long_inputs_and_many_rows():
+    # 3000 elements: three 1024-element programs, the last one masked; 700 rows of 9: 256-row tiles
+    fn = lambda x: (x * 1.5).exp() - 1  # noqa: E731
+    assert_matches_eager(fn, data(3000), triton_kernels=1)
+    assert_matches_eager(softmax, data(700, 9), rtol=2e-6, atol=1e-8, triton_kernels=1)
