@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections import abc, defaultdict
 
-from genesis import dtypes
+from genesis import dispatch, dtypes
 from genesis import functional as F
 from genesis.autograd.grad_mode import no_grad
 from genesis.creation import full
@@ -162,7 +162,11 @@ class GradScaler:
             raise RuntimeError("GradScaler.step: no inf checks were recorded for this optimizer "
                                "(none of its parameters has a gradient)")
         result = None
-        if not state["found_inf"].item():  # the host read: eager mode must choose a branch
+        tracer = dispatch.tracer
+        if tracer is not None:  # compiled: the update runs, and a select keeps the old values on an inf
+            with tracer.skip_writes_if(state["found_inf"] != 0):
+                result = optimizer.step(*args, **kwargs)
+        elif not state["found_inf"].item():  # the host read: eager mode must choose a branch
             result = optimizer.step(*args, **kwargs)
         state["stage"] = OptState.STEPPED
         return result

@@ -181,12 +181,17 @@ def _store_leaf_grad(leaf, grad, create_graph, stored):
         # tensor to two leaves; a view rule hands out a view): a leaf must own its
         # .grad, since optimizers and clipping modify it in place.
         data = grad._data
+        if getattr(data, "is_symbolic", False):  # traced: a buffer of its own holding the same value
+            leaf.grad = Tensor._make(data.alias(), grad.dtype, grad.device)
+            return
         if data.base is not None or not data.flags.writeable or id(data) in stored:
             grad = Tensor._make(data.copy(), grad.dtype, grad.device)
         stored.add(id(grad._data))
         leaf.grad = grad
     elif create_graph or leaf.grad.requires_grad:
         leaf.grad = leaf.grad + grad
+    elif getattr(leaf.grad._data, "is_symbolic", False) or getattr(grad._data, "is_symbolic", False):
+        leaf.grad.add_(grad)  # traced: the in-place add is recorded like any other
     else:
         leaf.grad._data += grad._data
         leaf.grad._version[0] += 1

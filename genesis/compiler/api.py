@@ -69,6 +69,8 @@ class CompiledFunction:
         leaves, spec = pytree.flatten((args, kwargs))
         key = guard_key(leaves, spec)
         program = self.programs.get(key)
+        if program is not None and not program.confirmed:
+            program = self._confirm(key, program, leaves, spec)
         if program is None or not program.captures_match():
             program = self._compile(key, leaves, spec)
             if program is None:  # the trace broke: this call and every later one run eagerly
@@ -76,6 +78,36 @@ class CompiledFunction:
         else:
             self.stats["cache_hits"] += 1
         return program(leaves)
+
+    def _confirm(self, key, program, leaves, spec):
+        """Trace once more on the second call. The first trace ran the code's first-call branches
+        (an optimizer making its state, SGD's first momentum step); if the second trace differs,
+        the first call's program was a warm-up and the new one serves every later call."""
+        again = self._build(leaves, spec)
+        if again is None:
+            return None
+        again.confirmed = True
+        if again.graph.signature() != program.graph.signature():
+            self.stats["recompiles"] += 1
+            self.stats["recompile_reasons"].append("the second call's trace differs from the first's "
+                                                   "(state made on the first call)")
+            self.programs[key] = again
+            return again
+        program.confirmed = True
+        return program
+
+    def _build(self, leaves, spec):
+        try:
+            return build_program(self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir,
+                                 disable_passes=self.disable_passes)
+        except GraphBreak as error:
+            if self.fullgraph:
+                raise
+            self.graph_break = error
+            self.stats["fallbacks"].append(f"graph break: {error}")
+            warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly: {error.what} at "
+                          f"{error.line or '<unknown>'} cannot be traced into a graph", stacklevel=4)
+            return None
 
     def _compile(self, key, leaves, spec):
         if self.programs:
@@ -86,16 +118,8 @@ class CompiledFunction:
             if self.stats["recompiles"] == RECOMPILE_WARNING:
                 warnings.warn(f"genesis.compile: {_name(self.fn)} was recompiled {RECOMPILE_WARNING} times; "
                               f"the guard that keeps failing: {reason}", stacklevel=3)
-        try:
-            program = build_program(self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir,
-                                    disable_passes=self.disable_passes)
-        except GraphBreak as error:
-            if self.fullgraph:
-                raise
-            self.graph_break = error
-            self.stats["fallbacks"].append(f"graph break: {error}")
-            warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly: {error.what} at "
-                          f"{error.line or '<unknown>'} cannot be traced into a graph", stacklevel=3)
+        program = self._build(leaves, spec)
+        if program is None:
             return None
         self.stats["compiles"] += 1
         self.stats["disk_cache_hits"] += int(program.info.get("cache_hit", False))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from genesis import autograd
 from genesis.autograd import grad_mode
-from genesis.compiler import backward, pytree
+from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.ir import Graph
 from genesis.compiler.executors import eager_executor, numpy_executor, triton_executor
@@ -35,18 +35,18 @@ class Program:
         self.kernels_per_call = kernels_per_call
         self.backward = backward           # a _Backward when results carry gradients
         self.info: dict = {}
-        self._capture_meta = [(t, tuple(t.shape), t.dtype, t.requires_grad) for kind, t in self.sources
-                              if kind == "captured"]
+        self.confirmed = False             # traced a second time and found the same (see CompiledFunction)
+        self._capture_meta = [(source[1], tuple(source[1].shape), source[1].dtype, source[1].requires_grad)
+                              for source in self.sources if source[0] == "captured"]
 
     def captures_match(self) -> bool:
         return all(tuple(t.shape) == shape and t.dtype is dtype and t.requires_grad == grad
                    for t, shape, dtype, grad in self._capture_meta)
 
     def __call__(self, leaves):
-        inputs = [leaves[where] if kind == "arg" else where for kind, where in self.sources]
+        inputs = effects.gather(self.sources, leaves)
         outputs = self.executor(inputs)
-        for tensor, index in self.writebacks:
-            _write_into(tensor, outputs[index])
+        effects.apply(self.writebacks, outputs, inputs)
         if self.backward is not None:
             self.backward.attach(inputs, outputs)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
@@ -70,13 +70,6 @@ class _Backward:
         call = backward.BackwardCall(self.executor, [outputs[i] for i in self.saved_positions], metas,
                                      len(self.input_positions))
         backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
-
-
-def _write_into(tensor, value) -> None:
-    """Store a compiled in-place result into the tensor the user holds (its buffer, its version)."""
-    with grad_mode.no_grad():
-        tensor._data[...] = value._data
-    tensor._version[0] += 1
 
 
 @dataclass
@@ -118,20 +111,13 @@ def trace(fn, leaves, spec) -> Traced:
                 out_tensors.append(leaf)
             else:
                 out_slots.append(("value", leaf))
-        # a tensor whose buffer now stands for another value was changed in place: write it back after each call
-        holders = [(user, stand_in, name) for user, stand_in, name in symbolic_args]
-        holders += [(t, t, name) for t, name in tracer.captured]
-        writebacks = []
-        for user_tensor, holder, original in holders:
-            if holder._data.name != original:
-                writebacks.append((user_tensor, len(graph.outputs)))
-                graph.outputs.append(holder._data.name)
-        traced = Traced(graph, [], out_spec, out_slots, writebacks)
+        # in-place writes and gradients become outputs that a call writes back
+        traced = Traced(graph, [], out_spec, out_slots, effects.writebacks(tracer, graph, symbolic_args))
         stand_ins = {name: stand_in for _, stand_in, name in symbolic_args}
         stand_ins.update((name, t) for t, name in tracer.captured)
+        stand_ins.update((name, None) for _, _, name in tracer.scalars)
         _trace_backward(tracer, traced, out_tensors, [stand_ins[name] for name in graph.inputs])
-        # tensors the backward made (ones, zeros) are captured too: inputs after the forward's own
-        source_of.update((name, ("captured", t)) for t, name in tracer.captured)
+        effects.sources(tracer, source_of)  # after the backward: its zeros and ones are captured inputs too
     traced.sources = [source_of[name] for name in graph.inputs if name not in traced.grad_inputs]
     return traced
 
@@ -144,7 +130,7 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
     # a result whose history a traced backward() already consumed (a training step) needs none
     differentiable = [i for i, t in enumerate(out_tensors) if t.requires_grad and t.dtype.is_floating_point
                       and (t._node is None or t._node.inputs is not None)]
-    diff_inputs = [i for i, t in enumerate(input_tensors) if t.requires_grad]
+    diff_inputs = [i for i, t in enumerate(input_tensors) if t is not None and t.requires_grad]
     if not differentiable or not diff_inputs:
         return
     outputs = [out_tensors[i] for i in differentiable]

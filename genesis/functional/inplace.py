@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genesis import dispatch
 from genesis.autograd import grad_mode
 from genesis.errors import ShapeError
 from genesis.ops.op import Kind
@@ -100,6 +101,8 @@ def assign_inplace(target, result):
     if result.dtype.category > target.dtype.category:
         raise TypeError(f"an in-place result of dtype {result.dtype.name} can't be cast to the "
                         f"target's dtype {target.dtype.name}")
+    if dispatch.tracer is not None:
+        return _traced_write(target, result, keep_history=True)
     node = result._node
     if node is not None and node.versions is not None and any(
             x is target and v is not None for x, v in zip(node.inputs, node.versions)):
@@ -119,6 +122,36 @@ def assign_inplace(target, result):
             node.versions = node.versions[:-1] + (target._version[0],)
     if view_node is not None:
         _rebase(target, view_node)
+    return target
+
+
+def _traced_write(target, result, *, keep_history):
+    """The in-place write under tracing: the target's buffer is renamed to the result's value
+    (see `Tracer.write`); autograd's bookkeeping is eager's."""
+    from genesis.functional.shape import cast
+    from genesis.tensor import Tensor
+
+    tracer = dispatch.tracer
+    tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
+    node = result._node if keep_history else None
+    with grad_mode.no_grad():
+        value = cast(result, target.dtype)
+    if node is not None and node.versions is not None and any(
+            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
+        old = Tensor._make(target._data.alias(), target.dtype, target.device, target.requires_grad)
+        old._version = [target._version[0]]
+        old._node = target._node
+        node.inputs = tuple(old if x is target else x for x in node.inputs)
+    tracer.write(target, value)
+    target._version[0] += 1
+    if node is not None:
+        target._node = node
+        target.requires_grad = True
+        if node.versions is not None:
+            node.versions = node.versions[:-1] + (target._version[0],)
+    elif not keep_history and target._node is not None:
+        target._node = None
+        target.requires_grad = False
     return target
 
 
@@ -169,6 +202,8 @@ def _overwrite(target, source):
     check_inplace_allowed(target)
     if source.requires_grad and grad_mode.is_grad_enabled():
         return assign_inplace(target, clone(source))
+    if dispatch.tracer is not None:
+        return _traced_write(target, source, keep_history=False)
     view_node = _view_node(target)
     if not target._data.flags.writeable:
         raise RuntimeError(f"cannot write in place into a tensor of shape {list(target.shape)} that is an "

@@ -8,7 +8,8 @@ bias corrections `1 - beta ** step` are host arithmetic (see functional.py).
 
 from __future__ import annotations
 
-from genesis.creation import zeros_like
+from genesis.creation import zeros, zeros_like
+from genesis.dtypes import float32
 from genesis.optim.functional import adam_update
 from genesis.optim.optimizer import Optimizer
 
@@ -34,18 +35,19 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict) -> None:
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
+        lr = self._hyper(group, "lr")
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             if not state:
-                state["step"] = 0
+                state["step"] = zeros((), dtype=float32)
                 state["exp_avg"] = zeros_like(param)
                 state["exp_avg_sq"] = zeros_like(param)
             if group["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = zeros_like(param)
-            state["step"] += 1
+            state["step"].add_(1)
             adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                        step=state["step"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
                         weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
                         maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"])
 

@@ -9,16 +9,17 @@ order, with the same scalars), so float32 results agree to rounding:
   `self + (t1 * v) * t2`; `addcdiv(t1, t2, value=v)` is `self + (t1 * v) / t2`;
 - `lerp_` with a scalar weight switches formula at 0.5, as PyTorch's kernel does.
 
-Hyperparameters (lr, betas, the step count) are Python numbers in eager
-mode, so the bias corrections are plain host arithmetic and no tensor is ever
-read back. The same code also accepts 0-d tensors for them: that is how a
-compiled step can take the learning rate as a graph input and keep one
-graph while a scheduler changes it.
+The step count is a 0-d tensor, and the bias corrections are float64 tensor
+ops on it: the same numbers PyTorch's host arithmetic gives, with no tensor
+read back. Hyperparameters are Python numbers in eager mode and 0-d float64
+tensors while a step is traced (graph inputs, so a scheduler's change needs
+no recompile); both give the same float32 results.
 """
 
 from __future__ import annotations
 
 from genesis import functional as F
+from genesis.dtypes import float64
 from genesis.tensor import Tensor
 
 
@@ -29,20 +30,20 @@ def lerp_(target: Tensor, end: Tensor, weight) -> Tensor:
     return target.copy_(end - (end - target) * (1 - weight))
 
 
-def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay, maximize):
-    """One SGD step for one parameter; returns the momentum buffer (made on the first step)."""
+def sgd_update(param, grad, momentum_buffer, first, *, lr, momentum, dampening, nesterov, weight_decay,
+               maximize):
+    """One SGD step for one parameter; on the `first` step the momentum buffer takes the gradient."""
     if maximize:
         grad = -grad
     if weight_decay != 0:
         grad = grad + param * weight_decay
-    if momentum != 0:
-        if momentum_buffer is None:
-            momentum_buffer = F.clone(grad)
+    if momentum_buffer is not None:
+        if first:
+            momentum_buffer.copy_(grad)
         else:
             momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
         grad = grad + momentum_buffer * momentum if nesterov else momentum_buffer
     param.add_(grad * -lr)
-    return momentum_buffer
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
@@ -58,6 +59,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, b
     lerp_(exp_avg, grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
 
+    step = step.to(float64)  # PyTorch computes the corrections on the host, in double precision
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     step_size = lr / bias_correction1

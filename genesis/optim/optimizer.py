@@ -18,7 +18,10 @@ The layout is PyTorch's, so code and habits carry over unchanged:
 `step(closure=None)` runs the subclass's `_update_group` for each group
 under `no_grad`: the update is written in genesis ops and in-place tensor
 methods, so a tracer records it like any other code. Nothing in it reads a
-tensor back to the host.
+tensor back to the host: the step count is a 0-d tensor (as in PyTorch) and
+bias corrections are computed from it with tensor ops, in float64, which is
+what PyTorch's host arithmetic computes. State is made as concrete zeros the
+first time it is needed, so a compiled step writes it back like any buffer.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 
+from genesis import dispatch, dtypes
+from genesis.creation import full
+from genesis.dtypes import float32
 from genesis.autograd.grad_mode import enable_grad, no_grad
 from genesis.errors import ShapeError
 from genesis.tensor import Tensor
@@ -116,10 +122,24 @@ class Optimizer:
                 if param.grad is None:
                     continue
                 if set_to_none:
+                    if dispatch.tracer is not None:  # a compiled step then replaces gradients, never adds
+                        dispatch.tracer.note_grad_reset(param)
                     param.grad = None
                 else:
                     param.grad.detach_()  # a create_graph gradient leaves its graph before it is zeroed
                     param.grad.zero_()
+
+    @staticmethod
+    def _hyper(group: dict, key: str, index: int | None = None):
+        """A hyperparameter as the update reads it: the group's number in eager mode; while a step is
+        traced, a float64 graph input that reads the group at every call, so a scheduler changing it
+        (lr, OneCycleLR's momentum or betas) needs no recompile."""
+        value = group[key] if index is None else group[key][index]
+        tracer = dispatch.tracer
+        if tracer is None or isinstance(value, Tensor):
+            return value
+        getter = (lambda: group[key]) if index is None else (lambda: group[key][index])
+        return tracer.scalar_input(getter, dtypes.float64, key=(id(group), key, index))
 
     def step(self, closure=None):
         """One update of every parameter with a gradient. `closure` re-evaluates the loss and returns it."""
@@ -203,8 +223,11 @@ class Optimizer:
         self.state = new_state
 
     def _restore_value(self, param, index, key, value, current):
-        if key == "step" and isinstance(value, Tensor):  # PyTorch keeps its step count in a tensor
-            return int(value.item())
+        if key == "step":  # a float32 0-d tensor, as in PyTorch (an older checkpoint may hold a number)
+            value = value.detach() if isinstance(value, Tensor) else full((), float(value))
+            if isinstance(current, Tensor) and current.shape == () and current.dtype is float32:
+                return current.copy_(value)
+            return value.to(float32, copy=True)
         if not isinstance(value, Tensor):
             return copy.deepcopy(value)
         if key in self._per_element_state_keys and value.shape != param.shape:

@@ -6,7 +6,8 @@ running average, not inside it.
 
 from __future__ import annotations
 
-from genesis.creation import zeros_like
+from genesis.creation import zeros, zeros_like
+from genesis.dtypes import float32
 from genesis.optim.functional import rmsprop_update
 from genesis.optim.optimizer import Optimizer
 
@@ -31,20 +32,21 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict) -> None:
+        lr, momentum = self._hyper(group, "lr"), self._hyper(group, "momentum")
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             if not state:
-                state["step"] = 0
+                state["step"] = zeros((), dtype=float32)
                 state["square_avg"] = zeros_like(param)
             # made when first needed, so a group switched to momentum or centered mid-run keeps working
             if group["momentum"] > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(param)
             if group["centered"] and "grad_avg" not in state:
                 state["grad_avg"] = zeros_like(param)
-            state["step"] += 1
+            state["step"].add_(1)
             rmsprop_update(param, grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
-                           lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-                           weight_decay=group["weight_decay"], momentum=group["momentum"],
+                           lr=lr, alpha=group["alpha"], eps=group["eps"],
+                           weight_decay=group["weight_decay"], momentum=momentum,
                            centered=group["centered"], maximize=group["maximize"])
 
 

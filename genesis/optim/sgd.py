@@ -6,6 +6,7 @@ gradient (not zeros), as PyTorch does, so the first step is plain SGD.
 
 from __future__ import annotations
 
+from genesis.creation import zeros_like
 from genesis.optim.functional import sgd_update
 from genesis.optim.optimizer import Optimizer
 
@@ -28,14 +29,15 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict) -> None:
+        lr, momentum = self._hyper(group, "lr"), self._hyper(group, "momentum")
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
-            buffer = sgd_update(param, grad, state.get("momentum_buffer"), lr=group["lr"],
-                                momentum=group["momentum"], dampening=group["dampening"],
-                                nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-                                maximize=group["maximize"])
-            if group["momentum"] != 0:  # PyTorch keeps no state for plain SGD
-                state["momentum_buffer"] = buffer
+            buffer = state.get("momentum_buffer")
+            first = buffer is None
+            if group["momentum"] != 0 and first:  # PyTorch keeps no state for plain SGD
+                buffer = state["momentum_buffer"] = zeros_like(param)
+            sgd_update(param, grad, buffer, first, lr=lr, momentum=momentum, dampening=group["dampening"],
+                       nesterov=group["nesterov"], weight_decay=group["weight_decay"], maximize=group["maximize"])
 
 
 __all__ = ["SGD"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 
-from genesis import dtypes
+from genesis import dispatch, dtypes
 from genesis.autograd.grad_mode import no_grad
 from genesis.nn.parameter import Buffer, Parameter
 from genesis.tensor import Tensor
@@ -298,6 +298,8 @@ class Module:
             if param.grad is None:
                 continue
             if set_to_none:
+                if dispatch.tracer is not None:  # a compiled step then replaces gradients, never adds
+                    dispatch.tracer.note_grad_reset(param)
                 param.grad = None
             else:
                 grad = param.grad.detach() if param.grad.grad_fn is not None else param.grad
