@@ -117,7 +117,11 @@ def test_mlp_matmul_with_bias_and_gelu_epilogue_fuses():
         return genesis.gelu(x @ w1 + b1) @ w2 + b2
 
     args = data(257, 64), data(64, 96, seed=1), data(96, seed=2), data(96, 10, seed=3), data(10, seed=4)
-    assert_matches_eager(mlp, *args, rtol=1e-5, atol=1e-5, kernels=1)
+    # each matmul runs over all rows before its group's loop, so the second starts a second kernel
+    compiled = assert_matches_eager(mlp, *args, rtol=1e-5, atol=1e-5, kernels=2)
+    groups = compiled.graphs[0].groups
+    assert [sorted(compiled.graphs[0][m].op for m in g.members) for g in groups] == [
+        ["add", "add", "erf", "matmul", "mul", "mul", "mul"], ["add", "matmul"]]
 
 
 @pytest.mark.parametrize("shape,dims,keepdim", [((777,), None, False), ((131, 5), (0,), False),

@@ -1,8 +1,62 @@
-"""Buffers for compiled programs: one allocation serves several values whose lifetimes do not overlap."""
+"""Buffers for compiled programs: a caching allocator, and reuse of dead values' buffers.
+
+A fresh numpy array of a few megabytes costs its size in page faults on first
+write (the C library returns large blocks to the OS when they are freed), and
+a training step allocates the same sizes every call. `empty` keeps freed
+blocks and hands them out again: a block is free when nothing but the pool
+refers to it any more (every array the program or the user made from it has
+been dropped; CPython's reference counts say so exactly). The pool keeps at
+most `MAX_PER_SIZE` blocks of one size and `MAX_BYTES` in all.
+
+Within one call, the memory plan also reuses the block of a value whose last
+reader has run (`reuse`), so activations are freed as soon as the backward
+has used them.
+"""
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
+
+MAX_PER_SIZE = 8
+MAX_BYTES = 1 << 31
+_FREE_WHEN_REFS = 3  # the pool's list, the loop variable, and getrefcount's own argument
+
+_blocks: dict[int, list] = {}
+_total = 0
+_lock = threading.Lock()
+
+
+def empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array, carved from a free pooled block of the same byte size when there is one."""
+    global _total
+    dtype = np.dtype(dtype)
+    count = 1
+    for n in shape:
+        count *= n
+    nbytes = count * dtype.itemsize
+    if nbytes < 1 << 16:  # small arrays: numpy's own allocator is fast and faults little
+        return np.empty(shape, dtype)
+    with _lock:
+        blocks = _blocks.setdefault(nbytes, [])
+        for block in blocks:
+            if sys.getrefcount(block) == _FREE_WHEN_REFS:
+                return block.view(dtype).reshape(shape)
+        block = np.empty(nbytes, np.uint8)
+        if len(blocks) < MAX_PER_SIZE and _total + nbytes <= MAX_BYTES:
+            blocks.append(block)
+            _total += nbytes
+    return block.view(dtype).reshape(shape)
+
+
+def clear() -> None:
+    """Drop every pooled block (the arrays in use keep theirs)."""
+    global _total
+    with _lock:
+        _blocks.clear()
+        _total = 0
 
 
 def reuse(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:

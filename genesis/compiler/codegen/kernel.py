@@ -60,7 +60,7 @@ class Statement:
     dtype: dtypes.DType    # the value's eager dtype
     compute: dtypes.DType | None
     input_dtypes: tuple    # kernel dtype of each input (None for literals)
-    phase: str             # "block", "accumulate" or "post"
+    phase: str             # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
     statements, operands = [], {}
     for name in group.members:
         node = graph[name]
-        phase = "accumulate" if name in group.accumulators else "post" if name in group.post else "block"
+        phase = ("accumulate" if name in group.accumulators else "post" if name in group.post
+                 else "pre" if name in group.pre else "block")
         reads, input_dtypes = [], []
         for position, x in enumerate(node.inputs):
             if not isinstance(x, str):
@@ -97,7 +98,7 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
             if x in members:
                 reads.append(x)
                 continue
-            blocked = group.rows is not None and phase != "post" and \
+            blocked = group.rows is not None and phase not in ("post", "pre") and \
                 read_mode(graph, group, node, position, inside=False) == "blocked"
             local = f"{x}_{'blocked' if blocked else 'whole'}"
             operands.setdefault(local, Operand(x, local, producer.shape, producer.dtype, blocked))
@@ -105,8 +106,11 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
         statements.append(Statement(name, node.op, tuple(reads), dict(node.attrs), node.shape, node.dtype,
                                     compute_dtype(graph, node), tuple(input_dtypes), phase))
     operands = tuple(operands.values())
-    mode, rows = _mode(statements, operands, group)
-    widest = max([_row_elements(s.shape, mode) for s in statements if s.phase == "block"] +
+    # a view made outside (a transpose) is strided: flattening it would copy it, rows slice it for free
+    strided = any(o.blocked and graph[o.value].op in OPS and OPS[graph[o.value].op].kind is Kind.VIEW
+                  for o in operands)
+    mode, rows = _mode(statements, operands, group, strided)
+    widest = max([_row_elements(s.shape, mode) for s in statements if s.phase in ("block", "pre")] +
                  [_row_elements(o.shape, mode) for o in operands if o.blocked] + [1])
     block_rows = max(1, BLOCK_ELEMENTS // widest)
     kept = tuple(s.value for s in statements if s.value in outputs)
@@ -114,9 +118,11 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
     return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept)
 
 
-def _mode(statements, operands, group):
+def _mode(statements, operands, group, strided=False):
     if group.rows is None:
         return "whole", 1
+    if strided:
+        return "rows", group.rows
     block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
     plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(
         len(s.attrs["dims"]) == len(_input_shape(s, statements, operands)) for s in statements

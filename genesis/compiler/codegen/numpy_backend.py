@@ -66,6 +66,15 @@ def render_kernel(spec: KernelSpec) -> str:
     if flat:
         setup += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs
                   if _statement(spec, v).phase == "block"]
+    for s in spec.statements:
+        if s.phase == "pre":  # before the loop, over all rows; blocks read their rows of it
+            destination = f"out_{s.value}" if s.value in outputs and not s.dtype.is_low_precision else \
+                f"empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"
+            setup.append(f"{s.value} = {destination}")
+            setup += _compute(s, [_read(spec, r, s, i) for i, r in enumerate(s.reads)], s.value)
+            if s.value in outputs and s.dtype.is_low_precision:
+                setup.append(f"np.copyto(out_{s.value}, {s.value})")
+            body.append(f"{s.value}_ = {s.value}[start:stop]")
     for o in spec.operands:
         if o.blocked:
             load = f"{o.local}[start:stop]"
@@ -75,8 +84,11 @@ def render_kernel(spec: KernelSpec) -> str:
     scratch = _Scratch()
     slot_of: dict[str, int] = {}
     block_rows = spec.block_rows
+    pre = {s.value for s in spec.statements if s.phase == "pre"}
     for index, s in enumerate(spec.statements):
-        args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
+        if s.phase == "pre":
+            continue
+        args = [_read(spec, r, s, i, sliced=pre) for i, r in enumerate(s.reads)]
         kind = OPS[s.op].kind
         if s.phase == "block" and spec.mode != "whole":
             if kind is Kind.VIEW:
@@ -112,7 +124,7 @@ def render_kernel(spec: KernelSpec) -> str:
                 after.append(f"np.copyto(out_{s.value}, {s.value})")
         else:  # post-loop statements, and all of a 0-d kernel
             lines = after if spec.mode != "whole" else body
-            lines.append(f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
+            lines.append(f"{s.value} = empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
             lines += _compute(s, args, s.value)
             if s.value in outputs:
                 lines.append(f"np.copyto(out_{s.value}, {s.value})")
@@ -145,12 +157,14 @@ def _last_reads(spec) -> dict[int, list[str]]:
     return found
 
 
-def _read(spec, read, statement, position) -> str:
-    """How statement reads its input: a local (cast to the compute dtype if needed) or a literal."""
+def _read(spec, read, statement, position, sliced=()) -> str:
+    """How statement reads its input: a local (cast to the compute dtype if needed) or a literal.
+    Blocked operands and the `sliced` values (computed over all rows) are read as this block's rows."""
     if not isinstance(read, str):
         return literal(read)
     operand = next((o for o in spec.operands if o.local == read), None)
-    local = read + "_" if operand is not None and operand.blocked and statement.phase != "post" else read
+    blocked = (operand is not None and operand.blocked) or read in sliced
+    local = read + "_" if blocked and statement.phase != "post" else read
     have = statement.input_dtypes[position]
     if statement.compute is not None and have is not statement.compute and OPS[statement.op].kind is not Kind.VIEW:
         return f"{local}.astype({np_dtype(statement.compute)})"

@@ -138,7 +138,7 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
                         choice = min(fitting)
                         free.remove(choice)
                 if choice is None:
-                    lines.append(f"{value} = np.empty({node.shape!r}, {np_dtype(node.dtype)})")
+                    lines.append(f"{value} = empty({node.shape!r}, {np_dtype(node.dtype)})")
                     fresh_bytes += nbytes
                     buffer = value
                 else:

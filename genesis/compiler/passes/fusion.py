@@ -14,8 +14,10 @@ a scalar, a weight). That one rule covers the shapes fusion is for:
   over the batch) as an *accumulator*: each block adds its partial result,
   and elementwise nodes on whole values after it (mean's division) run once
   after the loop;
-- a matmul whose left operand is partitioned and right operand whole
-  (x @ W), with its bias and activation epilogue in the same blocks.
+- a matmul whose left operand has the rows and right operand is a whole
+  weight (x @ W), run over all rows before the loop (one BLAS call keeps
+  BLAS's threads busy; blocks of 64 rows would not), with its bias and
+  activation epilogue in the blocks.
 
 Nodes join greedily in topological order: a node joins the group of one of
 its producers when it fits that group's rows, and other producer groups
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 
 from genesis.compiler.codegen.snippets import numpy_snippet
@@ -38,6 +41,7 @@ from genesis.ops.op import OPS, Kind
 
 log = logging.getLogger("genesis.compiler.fusion")
 
+POST_LOOP_ELEMENTS = 1 << 12  # statements after the loop work on whole arrays: only small ones go there
 _ACCUMULATE = {"sum": "add", "amax": "maximum", "amin": "minimum", "prod": "multiply"}
 _ROW_VIEWS = ("reshape", "expand", "permute")
 
@@ -49,6 +53,7 @@ class Group:
     members: list = field(default_factory=list)
     accumulators: set = field(default_factory=set)   # reductions over the rows: whole values, built blockwise
     post: set = field(default_factory=set)           # elementwise nodes on whole values, run after the loop
+    pre: set = field(default_factory=set)            # matmuls over all rows, run before the loop
 
     @property
     def name(self) -> str:
@@ -112,6 +117,8 @@ class _Partition:
             return None if not node.shape else "the group works on 0-d values"
         if op.kind is Kind.ELEMENTWISE and late and all(not inside[x] or x in late for x in inside):
             self._phase = "post"  # runs after the loop, on accumulated values (mean's division)
+            if math.prod(node.shape) > POST_LOOP_ELEMENTS:  # whole arrays, not blocks: small ones only
+                return f"its {math.prod(node.shape)} elements are too many to compute after the loop"
             return None
         if late:
             return f"it reads {sorted(late)[0]}, which is complete only after the loop"
@@ -122,6 +129,13 @@ class _Partition:
         self._phase = "block"
         if not node.shape or node.shape[0] != group.rows:
             return f"its leading dim {node.shape[:1]} is not the group's rows ({group.rows})"
+        if op.kind is Kind.MATMUL:
+            # one library call over all rows (BLAS's own threads) before the loop; its epilogue is blocked
+            self._phase = "pre"
+            if any(inside.values()):
+                return "a matmul runs before the loop, so its operands must come from outside the group"
+            return None if read_mode(self.graph, group, node, 1, False) == "whole" else \
+                "a batched matmul's right operand must be a whole 2-d weight"
         if op.kind is Kind.REDUCTION and 0 in _reduced_dims(node):
             return "it reduces over the rows but cannot accumulate them"
         if node.op == "permute" and node.attrs["dims"][0] != 0:
@@ -191,7 +205,9 @@ class _Partition:
         return node.shape[0] if node.shape else None
 
     def join(self, node, group: Group, phase: str) -> None:
-        if phase == "accumulate":
+        if phase == "pre":
+            group.pre.add(node.name)
+        elif phase == "accumulate":
             group.accumulators.add(node.name)
         elif phase == "post":
             group.post.add(node.name)
@@ -200,11 +216,11 @@ class _Partition:
 
     def try_merge(self, keep: Group, other: Group) -> None:
         """Fold `other` into `keep` when every member of `other` fits in the same phase, acyclically."""
-        if other.accumulators or other.post or self._cycle(keep, set(other.members)):
+        if other.accumulators or other.post or other.pre or self._cycle(keep, set(other.members)):
             return
         joining = set(other.members)
-        if any(x in joining for name in keep.post for x in self.graph[name].value_inputs()):
-            return  # a post-loop statement reads whole values, never another group's row blocks
+        if any(x in joining for name in keep.post | keep.pre for x in self.graph[name].value_inputs()):
+            return  # statements before or after the loop read whole values, never row blocks
         previous = list(keep.members)
         for name in other.members:
             self.group_of[name] = keep  # provisional: why_not reads membership

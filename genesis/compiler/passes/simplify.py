@@ -4,7 +4,9 @@
 - a cast to the dtype the value already has; a reshape or expand to the shape
   it already has;
 - a permute of a permute: composed into one, and dropped when the composition
-  is the identity (a double transpose).
+  is the identity (a double transpose);
+- (a @ b).T read only transposed becomes b.T @ a.T, so the product is made in
+  the layout its readers want.
 
 A rewrite applies only when the node's shape and dtype equal its input's, so
 broadcasting and type promotion are never lost (`int_tensor * 1.0` is a float
@@ -53,6 +55,25 @@ def _compose_permutes(graph: Graph, node) -> None:
     graph.replace(node.name, inputs=(inner.inputs[0],), attrs={**node.attrs, "dims": dims})
 
 
+def _transpose_product(graph: Graph, node) -> None:
+    """(a @ b).T, read only as such, is b.T @ a.T: the product comes out contiguous (a backward's weight
+    gradient), where the transposed view would make every reader stride or copy."""
+    product = graph[node.inputs[0]]
+    if product.op != "matmul" or len(product.shape) != 2 or tuple(node.attrs["dims"]) != (1, 0):
+        return
+    if graph.users(product.name) != [node.name] or product.name in graph.outputs:
+        return
+    a, b = (graph[x] for x in product.inputs)
+    if len(a.shape) != 2 or len(b.shape) != 2:
+        return
+    b_t = graph.add("permute", (b.name,), {"dims": (1, 0)}, shape=b.shape[::-1], dtype=b.dtype, source=node.source)
+    a_t = graph.add("permute", (a.name,), {"dims": (1, 0)}, shape=a.shape[::-1], dtype=a.dtype, source=node.source)
+    for transposed in (b_t, a_t):
+        _compose_permutes(graph, transposed)
+    swapped = graph.add("matmul", (b_t.name, a_t.name), {}, shape=node.shape, dtype=node.dtype, source=node.source)
+    graph.replace_uses(node.name, swapped.name)
+
+
 def simplify(graph: Graph) -> Graph:
     graph = graph.copy()
     for node in graph.nodes():
@@ -60,6 +81,7 @@ def simplify(graph: Graph) -> Graph:
         if node.op == "permute" and isinstance(node.inputs[0], str):
             _compose_permutes(graph, node)
             node = graph[node.name]
+            _transpose_product(graph, node)
         source = _passthrough(graph, node)
         if source is not None:
             graph.replace_uses(node.name, source)
