@@ -185,3 +185,35 @@ def test_gradients_accumulate_across_calls_without_zero_grad():
     nn.functional.cross_entropy(model(x), y).backward()
     for got, p in zip(twice, params):
         np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_options_add_autocast_loss_scaling_and_clipping_to_a_plain_step():
+    batches = random_batches(12, (16, 12))
+    batches[4] = (batches[4][0] * np.float32("inf"), batches[4][1])
+    eager = Setup(mlp, scaler=True)
+    eager.scaler = GradScaler()  # the options' scaler has GradScaler's defaults
+    plain = Setup(mlp)
+
+    def plain_step(x, y):
+        plain.optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(plain.model(x), y)
+        loss.backward()
+        plain.optimizer.step()
+        return loss
+
+    step = genesis.compile(plain_step, amp="fp16", loss_scale="dynamic", clip_grad_norm=0.5)
+    for x, y in batches:
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        expected = train_step(eager, x, y, genesis.float16, clip=0.5).item()
+        assert step(x, y).item() == pytest.approx(expected, rel=1e-6, nan_ok=True)
+    for a, b in zip(eager.model.parameters(), plain.model.parameters()):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-6, atol=1e-8)
+    assert step.fn.scaler.get_scale() == eager.scaler.get_scale() == 2.0 ** 15
+    assert step.stats["fallbacks"] == []
+
+
+def test_training_options_are_checked():
+    with pytest.raises(ValueError, match="amp must be 'bf16' or 'fp16'"):
+        genesis.compile(lambda: None, amp="int8")
+    with pytest.raises(ValueError, match="clip_grad_norm must be a positive number"):
+        genesis.compile(lambda: None, clip_grad_norm=0)

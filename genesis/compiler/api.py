@@ -21,6 +21,7 @@ from genesis.autograd import grad_mode
 from genesis.compiler import pytree
 from genesis.compiler.program import Program, build_program
 from genesis.compiler.trace import GraphBreak
+from genesis.compiler.training import TrainingOptions, TrainingStep
 from genesis.tensor import Tensor
 
 log = logging.getLogger("genesis.compiler")
@@ -29,17 +30,24 @@ BACKENDS = ("numpy", "triton", "eager")
 RECOMPILE_WARNING = 8  # recompiles of one function before it warns
 
 
-def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_passes=()):
+def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_passes=(), amp=None,
+            loss_scale=None, clip_grad_norm=None):
     """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
 
     backend: "numpy" (the CPU default), "triton", or "eager" (trace and run the
     optimised graph node by node: the debugging mode). `GENESIS_COMPILE=0`
     returns `fn` unchanged. `dump_dir` (or `GENESIS_DUMP`) writes the IR after
-    each pass, the kernels and a report.
+    each pass, the kernels and a report. For a training step written plainly,
+    `amp="bf16"|"fp16"`, `loss_scale="dynamic"` and `clip_grad_norm=max_norm`
+    add autocast, a GradScaler and clipping (see `compiler.training`).
     """
     if fn is None:
         return functools.partial(compile, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir,
-                                 disable_passes=disable_passes)
+                                 disable_passes=disable_passes, amp=amp, loss_scale=loss_scale,
+                                 clip_grad_norm=clip_grad_norm)
+    options = TrainingOptions.parse(amp, loss_scale, clip_grad_norm)
+    if options is not None:
+        fn = TrainingStep(fn, options)
     if os.environ.get("GENESIS_COMPILE", "1") == "0":
         return fn
     backend = backend or "numpy"
