@@ -12,7 +12,7 @@ from __future__ import annotations
 from genesis import dtypes
 from genesis.autograd import grad_mode
 from genesis.runtime import devices as _device
-from genesis.runtime import cpu as _cpu
+from genesis.runtime import cpu as _cpu  # noqa: F401  (loads the CPU runtime: dtype table, warning filter)
 
 
 class Tensor:

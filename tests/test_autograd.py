@@ -312,7 +312,6 @@ def tanh_cubed(x):
 
 def test_second_and_third_derivatives_match_torch():
     gx, tx = pair((7,))
-    g_derivs, t_derivs = [], []
     g_current, t_current = tanh_cubed(gx).sum(), tanh_cubed(tx).sum()
     for order in range(3):
         (g_current,) = genesis.autograd.grad(g_current, gx, create_graph=True)

@@ -17,7 +17,6 @@ from genesis.compiler.ir import Graph, GraphError
 from genesis.compiler.passes import run_pipeline
 from genesis.compiler.passes.cse import cse
 from genesis.compiler.passes.dce import dce
-from genesis.compiler.passes.simplify import simplify
 from genesis.compiler.program import trace
 from genesis.compiler import pytree
 

@@ -91,8 +91,6 @@ def _skip_version_checks(node, stop):
 
 def assign_inplace(target, result):
     """Make `target` hold `result`'s values (and, under autograd, its history)."""
-    from genesis.tensor import Tensor
-
     check_inplace_allowed(target)
     view_node = _view_node(target)
     if result.shape != target.shape:
@@ -104,52 +102,53 @@ def assign_inplace(target, result):
     if dispatch.tracer is not None:
         return _traced_write(target, result, keep_history=True)
     node = result._node
-    if node is not None and node.versions is not None and any(
-            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
-        old = Tensor._make(target._data.copy(), target.dtype, target.device, target.requires_grad)
-        old._version = [target._version[0]]  # the version the node recorded for its input
-        old._node = target._node
-        node.inputs = tuple(old if x is target else x for x in node.inputs)
+    _keep_old_input(target, node, lambda data: data.copy())
     if not target._data.flags.writeable:
         raise RuntimeError(f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
                            "expanded view (several elements share one memory location); clone it first")
     np.copyto(target._data, result._data.astype(NUMPY_DTYPE[target.dtype], copy=False), casting="unsafe")
+    _take_history(target, node)
+    if view_node is not None:
+        _rebase(target, view_node)
+    return target
+
+
+def _keep_old_input(target, node, snapshot):
+    """If the write's own node reads the target, hand it the old values (PyTorch's `original_self`)."""
+    from genesis.tensor import Tensor
+
+    if node is not None and node.versions is not None and any(
+            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
+        old = Tensor._make(snapshot(target._data), target.dtype, target.device, target.requires_grad)
+        old._version = [target._version[0]]  # the version the node recorded for its input
+        old._node = target._node
+        node.inputs = tuple(old if x is target else x for x in node.inputs)
+
+
+def _take_history(target, node):
+    """After the write: a new version, and the result's history (if it has one) moves to the target."""
     target._version[0] += 1
     if node is not None:
         target._node = node
         target.requires_grad = True
         if node.versions is not None:
             node.versions = node.versions[:-1] + (target._version[0],)
-    if view_node is not None:
-        _rebase(target, view_node)
-    return target
 
 
 def _traced_write(target, result, *, keep_history):
     """The in-place write under tracing: the target's buffer is renamed to the result's value
     (see `Tracer.write`); autograd's bookkeeping is eager's."""
     from genesis.functional.shape import cast
-    from genesis.tensor import Tensor
 
     tracer = dispatch.tracer
     tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
     node = result._node if keep_history else None
     with grad_mode.no_grad():
         value = cast(result, target.dtype)
-    if node is not None and node.versions is not None and any(
-            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
-        old = Tensor._make(target._data.alias(), target.dtype, target.device, target.requires_grad)
-        old._version = [target._version[0]]
-        old._node = target._node
-        node.inputs = tuple(old if x is target else x for x in node.inputs)
+    _keep_old_input(target, node, lambda symbol: symbol.alias())
     tracer.write(target, value)
-    target._version[0] += 1
-    if node is not None:
-        target._node = node
-        target.requires_grad = True
-        if node.versions is not None:
-            node.versions = node.versions[:-1] + (target._version[0],)
-    elif not keep_history and target._node is not None:
+    _take_history(target, node)
+    if not keep_history and target._node is not None:
         target._node = None
         target.requires_grad = False
     return target

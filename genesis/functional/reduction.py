@@ -62,7 +62,7 @@ def argmin(x, dim=None, keepdim=False):
 
 def _extremum_with_index(x, dim, keepdim, reduce_op, arg_op, name):
     from genesis.functional.indexing import gather
-    from genesis.functional.shape import squeeze, unsqueeze
+    from genesis.functional.shape import squeeze
 
     if x.ndim == 0:
         return MaxMin(x.clone(), _arg(arg_op, x, None, False))
