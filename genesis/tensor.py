@@ -114,6 +114,8 @@ class Tensor:
     def numpy(self):
         if self.requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
+        if getattr(self._data, "is_symbolic", False):
+            return self._data.__array__()  # a traced tensor has no values: this breaks the graph
         return self._data
 
     def item(self):
@@ -143,7 +145,8 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype)
+        data = self.numpy() if getattr(self._data, "is_symbolic", False) else self._data  # traced: breaks
+        return data if dtype is None else data.astype(dtype)
 
     def __repr__(self):
         from genesis.printing import tensor_repr
@@ -252,6 +255,8 @@ class Tensor:
         return _F.contiguous(self)
 
     def is_contiguous(self):
+        if getattr(self._data, "is_symbolic", False):
+            return True  # a traced value has no memory layout; compiled code chooses its own
         return bool(self._data.flags["C_CONTIGUOUS"])
 
 

@@ -308,3 +308,11 @@ def test_report_json_lists_groups_and_bytes(tmp_path):
     # x*y, +1, tanh, *0.5, -x, exp, *y, + : each op reads its tensor inputs and writes its result
     assert report["bytes_eager"] == 4000 * (3 + 2 + 2 + 2 + 2 + 2 + 3 + 3)
     assert report["bytes_fused"] == 4000 * 3              # read x and y once, write the result once
+
+
+@pytest.mark.parametrize("read", [lambda t: t.numpy(), lambda t: t.tolist(), lambda t: float(t.sum()),
+                                  lambda t: np.asarray(t)], ids=["numpy", "tolist", "float", "asarray"])
+def test_every_host_read_breaks_the_graph(read):
+    compiled = genesis.compile(lambda x: (read(x), x * 2)[1], fullgraph=True)
+    with pytest.raises(compiler.GraphBreak, match="test_compiler_core.py"):
+        compiled(randn(3))
