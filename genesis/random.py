@@ -65,4 +65,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def rng(generator: Generator | None) -> np.random.Generator:
+    """The numpy generator behind a draw. While a function is traced, a draw would be baked into the
+    graph and repeat on every call (the same dropout mask each step), so it breaks the graph instead."""
+    from genesis import dispatch
+
+    if dispatch.tracer is not None:
+        dispatch.tracer.refuse("drawing random numbers (randn, rand, dropout)")
+    return _numpy_rng(generator)
+
+
+def _numpy_rng(generator: Generator | None) -> np.random.Generator:
     return (generator or default_generator).numpy

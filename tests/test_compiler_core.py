@@ -316,3 +316,19 @@ def test_every_host_read_breaks_the_graph(read):
     compiled = genesis.compile(lambda x: (read(x), x * 2)[1], fullgraph=True)
     with pytest.raises(compiler.GraphBreak, match="test_compiler_core.py"):
         compiled(randn(3))
+
+
+def test_random_draws_break_the_graph_instead_of_repeating_one_mask():
+    from genesis import nn
+
+    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
+    x = randn(4, 6)
+    compiled = genesis.compile(model)
+    with pytest.warns(UserWarning, match="drawing random numbers"):
+        genesis.manual_seed(3)
+        first = compiled(x)
+    genesis.manual_seed(3)
+    assert_same(first, model(x))
+    assert not np.array_equal(compiled(x).detach().numpy(), first.detach().numpy())  # a new mask each call
+    model.eval()
+    assert_same(genesis.compile(model)(x), model(x))  # no dropout in eval mode: it traces

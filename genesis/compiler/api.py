@@ -75,7 +75,7 @@ class CompiledFunction:
         if self.graph_break is not None:
             return self.fn(*args, **kwargs)
         leaves, spec = pytree.flatten((args, kwargs))
-        key = guard_key(leaves, spec)
+        key = guard_key(leaves, spec) + self._module_modes()
         program = self.programs.get(key)
         if program is not None and not program.confirmed:
             program = self._confirm(key, program, leaves, spec)
@@ -134,6 +134,13 @@ class CompiledFunction:
         self.stats["kernels_per_call"] = program.kernels_per_call
         self.programs[key] = program
         return program
+
+    def _module_modes(self) -> tuple:
+        """A compiled Module also guards on train/eval: dropout and batch norm trace differently."""
+        modules = getattr(self.fn, "modules", None)
+        if modules is None:
+            return ()
+        return (("training", tuple(m.training for m in modules())),)
 
     @property
     def graphs(self):

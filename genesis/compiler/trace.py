@@ -195,6 +195,10 @@ class Tracer:
         finally:
             self._conditional = outer
 
+    def refuse(self, what: str) -> None:
+        """Code outside the compiler met something a graph cannot hold: break the graph, naming the line."""
+        raise GraphBreak(what)
+
     def note_grad_reset(self, tensor: Tensor) -> None:
         """zero_grad() ran inside the traced function: `tensor`'s gradient before the call does not matter."""
         self.grad_resets.add(id(tensor))
