@@ -9,6 +9,7 @@ import numpy as np
 
 from genesis import dtypes
 from genesis.functional._util import normalize_shape
+from genesis.ops import random as random_ops
 from genesis.random import rng
 from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype
 from genesis.runtime.devices import device as as_device
@@ -153,37 +154,36 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _make(np.eye(n, m, dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
 
 
-def _random_float(sample, size, dtype, device, requires_grad):
-    dtype = _dtype(dtype)
-    if not dtype.is_floating_point:
-        raise TypeError(f"random floats need a floating-point dtype, got {dtype.name}")
-    wide = np.float64 if dtype is dtypes.float64 else np.float32
-    return _make(sample(wide).astype(NUMPY_DTYPE[dtype], copy=False), dtype, device, requires_grad)
+def _seed(generator):
+    """A 0-d int64 seed for one draw: drawn now in eager mode; while tracing, a graph input that
+    draws a fresh seed from the generator at every call of the compiled program."""
+    from genesis import dispatch
+    from genesis.random import draw_seed
+
+    tracer = dispatch.tracer
+    if tracer is not None:
+        return tracer.scalar_input(lambda: draw_seed(generator), dtypes.int64, key=("seed", object()))
+    return _make(np.array(draw_seed(generator), dtype=np.int64), dtypes.int64, None, False)
 
 
-# Significand bits of the low-precision floats. rand draws multiples of 2**-bits, so every
-# value is exact in the dtype: rounding a float32 draw instead would turn values just
-# under 1 into 1.0 (about 1 in 500 for bfloat16), breaking the promise of [0, 1).
-_RAND_BITS = {dtypes.float16: 11, dtypes.bfloat16: 8}
+def _random_float(op, shape, generator, dtype, requires_grad):
+    from genesis.dispatch import apply
+
+    out = apply(op, _seed(generator), shape=shape, dtype=_dtype(dtype))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1): 1.0 itself never appears, in any dtype."""
-    shape = normalize_shape(size)
-    bits = _RAND_BITS.get(_dtype(dtype))
-    if bits is not None:
-        def sample(wide):
-            return rng(generator).integers(0, 2**bits, size=shape).astype(wide) * (2.0 ** -bits)
-    else:
-        def sample(wide):
-            return rng(generator).random(shape, dtype=wide)
-    return _random_float(sample, shape, dtype, device, requires_grad)
+    as_device(device)  # refuses a device genesis cannot run on
+    return _random_float(random_ops.uniform, normalize_shape(size), generator, dtype, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    shape = normalize_shape(size)
-    return _random_float(lambda wide: rng(generator).standard_normal(shape, dtype=wide), shape, dtype, device,
-                         requires_grad)
+    as_device(device)  # refuses a device genesis cannot run on
+    return _random_float(random_ops.normal, normalize_shape(size), generator, dtype, requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:

@@ -65,14 +65,20 @@ def set_rng_state(state: dict) -> None:
 
 
 def rng(generator: Generator | None) -> np.random.Generator:
-    """The numpy generator behind a draw. While a function is traced, a draw would be baked into the
-    graph and repeat on every call (the same dropout mask each step), so it breaks the graph instead."""
+    """The numpy generator behind a draw of integers. While a function is traced such a draw would be
+    baked into the graph and repeat on every call, so it breaks the graph instead (rand and randn are
+    op-table primitives with a seed input: they trace)."""
     from genesis import dispatch
 
     if dispatch.tracer is not None:
-        dispatch.tracer.refuse("drawing random numbers (randn, rand, dropout)")
+        dispatch.tracer.refuse("drawing random integers or permutations (randint, randperm)")
     return _numpy_rng(generator)
 
 
 def _numpy_rng(generator: Generator | None) -> np.random.Generator:
     return (generator or default_generator).numpy
+
+
+def draw_seed(generator: Generator | None) -> int:
+    """A seed for one draw of the random ops (genesis.ops.random), from the generator's stream."""
+    return int(_numpy_rng(generator).integers(0, 2**63))

@@ -217,3 +217,20 @@ def test_training_options_are_checked():
         genesis.compile(lambda: None, amp="int8")
     with pytest.raises(ValueError, match="clip_grad_norm must be a positive number"):
         genesis.compile(lambda: None, clip_grad_norm=0)
+
+
+def test_a_step_with_dropout_matches_eager_seed_for_seed():
+    def dropout_mlp():
+        return nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.Dropout(0.3), nn.Linear(32, 3))
+
+    eager, fused = Setup(dropout_mlp), Setup(dropout_mlp)
+    step = genesis.compile(lambda x, y: train_step(fused, x, y))
+    for i, (x, y) in enumerate(random_batches(8, (16, 12))):
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        genesis.manual_seed(100 + i)
+        expected = train_step(eager, x, y).item()
+        genesis.manual_seed(100 + i)
+        assert step(x, y).item() == pytest.approx(expected, rel=1e-6)
+    for a, b in zip(eager.model.parameters(), fused.model.parameters()):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7)
+    assert step.stats["fallbacks"] == []

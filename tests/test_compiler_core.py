@@ -318,17 +318,24 @@ def test_every_host_read_breaks_the_graph(read):
         compiled(randn(3))
 
 
-def test_random_draws_break_the_graph_instead_of_repeating_one_mask():
+def test_dropout_traces_with_a_fresh_seed_per_call_and_eager_masks():
     from genesis import nn
 
-    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
+    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5), nn.Linear(6, 2))
     x = randn(4, 6)
     compiled = genesis.compile(model)
-    with pytest.warns(UserWarning, match="drawing random numbers"):
+    outputs = []
+    for _ in range(3):
         genesis.manual_seed(3)
-        first = compiled(x)
-    genesis.manual_seed(3)
-    assert_same(first, model(x))
-    assert not np.array_equal(compiled(x).detach().numpy(), first.detach().numpy())  # a new mask each call
-    model.eval()
-    assert_same(genesis.compile(model)(x), model(x))  # no dropout in eval mode: it traces
+        expected = model(x)
+        genesis.manual_seed(3)
+        outputs.append(compiled(x))
+        assert_same(outputs[-1], expected)  # the seeds come from the same generator, in the same order
+    assert compiled.stats["fallbacks"] == [] and compiled.stats["compiles"] == 1
+    assert not np.array_equal(compiled(x).detach().numpy(), compiled(x).detach().numpy())  # fresh masks
+
+
+def test_random_integers_break_the_graph():
+    compiled = genesis.compile(lambda x: x + genesis.randint(0, 5, (3,)))
+    with pytest.warns(UserWarning, match="drawing random integers"):
+        compiled(randn(3))
