@@ -61,37 +61,44 @@ def program_key(graph, backend: str) -> str:
                         np.__version__, sys.version_info[:2])
 
 
+def _cached_source(key, build):
+    """The program's source from the disk cache, or built and stored; and whether it was a hit."""
+    source = cache.load(key)
+    if source is not None:
+        return source, True
+    source = build()
+    cache.store(key, source)
+    return source, False
+
+
+def _runner(graph, namespace, around):
+    """run(list of tensors) -> list of tensors for a loaded program; `around()` is the context it runs in."""
+    library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
+    program = namespace["program"]
+    out_dtypes = [graph[name].dtype for name in graph.outputs]
+    input_position = {name: i for i, name in enumerate(graph.inputs)}
+
+    def run(inputs):
+        with around():
+            arrays = program([t._data for t in inputs], library)
+        # an output that is an input as it is: eager returns that very tensor
+        return [inputs[input_position[name]] if name in input_position else Tensor._make(array, dtype)
+                for name, array, dtype in zip(graph.outputs, arrays, out_dtypes)]
+
+    return run
+
+
 def numpy_executor(graph, dump=None, prefix=""):
     key = program_key(graph, "numpy")
-    source = cache.load(key)
-    cache_hit = source is not None
-    if not cache_hit:
-        source = build_source(graph).source
-        cache.store(key, source)
+    source, cache_hit = _cached_source(key, lambda: build_source(graph).source)
     # a module name under genesis: the runtime's filter then silences numpy's inf/nan warnings here too
     namespace: dict = {"__name__": f"genesis.generated.k{key}"}
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own generated code)
     if dump:
         dump.write(f"{prefix}program.py", source)
-    library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
-    program = namespace["program"]
-    out_dtypes = [graph[name].dtype for name in graph.outputs]
-    input_names = set(graph.inputs)
-
-    def run(inputs):
-        with _plain_eager():
-            arrays = program([t._data for t in inputs], library)
-        results = []
-        for name, array, dtype in zip(graph.outputs, arrays, out_dtypes):
-            if name in input_names:  # the function returned an input: eager returns that very tensor
-                results.append(inputs[graph.inputs.index(name)])
-            else:
-                results.append(Tensor._make(array, dtype))
-        return results
-
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key)
-    return run, stats
+    return _runner(graph, namespace, _plain_eager), stats
 
 
 def _triton_interprets() -> bool:
@@ -123,38 +130,29 @@ def triton_executor(graph, dump=None, prefix=""):
             "yet (tensors live in host numpy arrays); set TRITON_INTERPRET=1 to run the kernels under the "
             "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX")
     key = cache.key_of(program_key(graph, "triton"), triton.__version__, target_name(interpret))
-    source = cache.load(key)
-    cache_hit = source is not None
-    fallbacks = None
-    if not cache_hit:
-        built = build_program_source(graph, interpret)
-        source, fallbacks = built.source, built.stats["fallbacks"]
-        cache.store(key, source)
+    built = {}
+
+    def build():
+        built["program"] = build_program_source(graph, interpret)
+        return built["program"].source
+
+    source, cache_hit = _cached_source(key, build)
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     namespace = load_module("\n" + source, str(cache.path_of(key)), interpret)
-    refusals = namespace["FALLBACKS"] if fallbacks is None else fallbacks
+    refusals = built["program"].stats["fallbacks"] if built else namespace["FALLBACKS"]
     if dump:
         dump.write(f"{prefix}program.py", source)
         lines = [f"{namespace['STATS']['triton_kernels']} Triton kernels ({target_name(interpret)}); "
                  f"groups that run as numpy kernels instead:"]
         dump.write(f"{prefix}triton.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
-    library = [library_call(graph, graph[name]) for name in namespace["LIBRARY"]]
-    program = namespace["program"]
-    out_dtypes = [graph[name].dtype for name in graph.outputs]
-    input_names = set(graph.inputs)
 
-    def run(inputs):
+    @contextlib.contextmanager
+    def around():
         # masked-off lanes compute on padding (log(0), 0/0): harmless, and not the user's warnings
         with _plain_eager(), np.errstate(all="ignore"), interpreted_triton_library():
-            arrays = program([t._data for t in inputs], library)
-        results = []
-        for name, array, dtype in zip(graph.outputs, arrays, out_dtypes):
-            if name in input_names:
-                results.append(inputs[graph.inputs.index(name)])
-            else:
-                results.append(Tensor._make(array, dtype))
-        return results
+            yield
 
+    run = _runner(graph, namespace, around)
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key,
                  triton_refusals=refusals)
     return run, stats
