@@ -27,6 +27,7 @@ def _thread_count() -> int:
 
 
 THREADS = _thread_count()
+MIN_BLOCKS_TO_SHARE = 8  # measured: below 512K elements, one thread is as fast (benchmarks/train_step.py)
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -47,7 +48,9 @@ def _make_scratch(specs):
 
 def run_blocks(block, rows: int, block_rows: int, scratch_specs) -> None:
     count = blocks_in(rows, block_rows)
-    threads = min(THREADS, count)
+    # a few blocks run in the calling thread: handing them to the pool costs more than it saves, and
+    # the threads would contend with BLAS's own, still spinning after the matmul before them
+    threads = min(THREADS, count) if count >= MIN_BLOCKS_TO_SHARE else 1
     if threads <= 1:
         scratch = _make_scratch(scratch_specs)
         for index in range(count):
