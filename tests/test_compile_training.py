@@ -234,3 +234,20 @@ def test_a_step_with_dropout_matches_eager_seed_for_seed():
     for a, b in zip(eager.model.parameters(), fused.model.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7)
     assert step.stats["fallbacks"] == []
+
+
+def test_optimizer_state_is_updated_in_its_own_buffer(tmp_path):
+    setup = Setup(mlp)
+    step = genesis.compile(lambda x, y: train_step(setup, x, y), dump_dir=tmp_path)
+    batches = [(genesis.tensor(x), genesis.tensor(y)) for x, y in random_batches(3, (16, 12))]
+    step(*batches[0])
+    step(*batches[1])
+    state = setup.optimizer.state[setup.model[0].weight]
+    buffers = {key: value._data for key, value in state.items()}
+    before = {key: value.copy() for key, value in buffers.items()}
+    step(*batches[2])
+    for key, value in state.items():
+        assert value._data is buffers[key]                    # the same buffer, as eager's in-place ops
+        assert not np.array_equal(value._data, before[key])   # holding the new values
+    programs = sorted(tmp_path.iterdir())
+    assert "updated in place" in (programs[-1] / "program.py").read_text()

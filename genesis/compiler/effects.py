@@ -101,8 +101,10 @@ def apply(writebacks, outputs, inputs) -> None:
     for effect in writebacks:
         kind, tensor = effect[0], effect[1]
         if kind == "buffer":
-            with grad_mode.no_grad():
-                tensor._data[...] = outputs[effect[2]]._data
+            value = outputs[effect[2]]._data
+            if value is not tensor._data:  # else the program computed it in place (a donated buffer)
+                with grad_mode.no_grad():
+                    tensor._data[...] = value
             tensor._version[0] += 1
         elif kind == "grad_none":
             tensor.grad = None

@@ -85,6 +85,7 @@ class Graph:
         self.outputs: list[str] = []
         self.groups: list = []        # fusion groups, once the fusion pass has run
         self.fusion_log: list[str] = []  # why nodes did not fuse
+        self.donations: dict[str, str] = {}  # output -> the input whose buffer may hold it (an in-place update)
         self._names = itertools.count()
 
     # ---- building ---------------------------------------------------------------
@@ -160,6 +161,7 @@ class Graph:
         other.outputs = list(self.outputs)
         other.groups = copy.deepcopy(self.groups)
         other.fusion_log = list(self.fusion_log)
+        other.donations = dict(self.donations)
         other._names = itertools.count(self._next_index())
         return other
 
@@ -209,7 +211,7 @@ class Graph:
     def signature(self) -> str:
         """The graph as text without source lines: equal for graphs that compute the same thing."""
         lines = [node.format().split("  # ")[0] for node in self.nodes()]
-        lines.append(f"inputs {self.inputs} outputs {self.outputs}")
+        lines.append(f"inputs {self.inputs} outputs {self.outputs} donations {sorted(self.donations.items())}")
         lines += [f"{g.name} {g.rows} {g.members} {sorted(g.accumulators)} {sorted(g.post)}" for g in self.groups]
         return "\n".join(lines)
 

@@ -154,6 +154,22 @@ def _graph_output_index(traced, tensor_position: int) -> int:
     return graph_slots[tensor_position]
 
 
+def _donations(traced) -> dict:
+    """Outputs that are in-place updates of an input tensor (a parameter, optimizer state): the
+    program may compute them straight into that input's buffer, as eager's in-place ops do."""
+    graph = traced.graph
+    input_of = {id(source[1]): name for name, source in zip(graph.inputs, traced.sources) if source[0] == "captured"}
+    donations = {}
+    for effect in traced.writebacks:
+        if effect[0] != "buffer":
+            continue
+        tensor, output = effect[1], graph.outputs[effect[2]]
+        name = input_of.get(id(tensor))
+        if name is not None and output not in graph.inputs and graph.outputs.count(output) == 1:
+            donations[output] = name
+    return donations
+
+
 def _compile(graph, backend, dump, prefix, disable_passes):
     step = iter(range(1, 100))
     graph = run_pipeline(graph, disabled=disable_passes,
@@ -183,6 +199,7 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
                                      backward_stats["kernels"] + backward_stats["library_calls"])
         backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
+        traced.graph.donations = _donations(traced)
         graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes)
     kernels = stats["kernels"] + stats["library_calls"]
     report = describe(graph, stats, function=name, backend=backend)

@@ -125,12 +125,19 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
     holders: dict[str, set] = {}  # buffer -> live values in it
     free: list[tuple[int, str]] = []  # (nbytes, buffer value name)
     outputs = set(graph.outputs)
+    view_last = _view_last_reads(graph, last_step)
     lines, fresh_bytes, reused = [], 0, 0
     for index, step in enumerate(steps):
         if step.kind == "kernel":
             for value in step.writes:
                 node = graph[value]
                 nbytes = _nbytes(node)
+                donor = _donor(graph, step, value, index, last_step, view_last)
+                if donor is not None:
+                    lines.append(f"{value} = {donor} if {donor}.flags.c_contiguous and {donor}.flags.writeable "
+                                 f"else empty({node.shape!r}, {np_dtype(node.dtype)})  # updated in place")
+                    reused += nbytes
+                    continue
                 choice = None
                 if value not in outputs:
                     fitting = [entry for entry in free if entry[0] >= nbytes]
@@ -171,6 +178,44 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
                     free.append((_nbytes(graph[buffer]), buffer))
     lines = [line for line in lines if line]
     return lines, {"bytes_allocated": fresh_bytes, "bytes_reused": reused}
+
+
+def _view_last_reads(graph: Graph, last_step: dict) -> dict:
+    """For each graph input, the last step that reads a view of it (a transposed weight)."""
+    root, latest = {}, {}
+    for node in graph.nodes():
+        if node.op in OPS and OPS[node.op].kind is Kind.VIEW and node.value_inputs():
+            base = node.value_inputs()[0]
+            root[node.name] = root.get(base, base)
+            origin = root[node.name]
+            latest[origin] = max(latest.get(origin, -1), last_step.get(node.name, -1))
+    return latest
+
+
+def _donor(graph: Graph, step, value, index, last_step, view_last):
+    """The input whose buffer `value` (an in-place update of it) may be computed into, or None.
+
+    Safe when nothing reads the input after this kernel, no view of it is read here or later, and
+    inside the kernel the input is never read after the statement that writes `value`: within a
+    block each row is read before it is overwritten, and after the loop the write comes last."""
+    donor = graph.donations.get(value)
+    spec = step.kernel
+    if donor is None or donor in graph.outputs or spec.mode == "whole":
+        return None
+    if last_step.get(donor, -1) > index or view_last.get(donor, -1) >= index:
+        return None
+    if graph[donor].shape != graph[value].shape or graph[donor].dtype is not graph[value].dtype:
+        return None
+    operands = [o for o in spec.operands if o.value == donor]
+    position = next(i for i, s in enumerate(spec.statements) if s.value == value)
+    phase = spec.statements[position].phase
+    # a block statement must read the input's rows as it writes them; after the loop, whole is whole
+    if phase not in ("block", "post") or (phase == "block" and any(not o.blocked for o in operands)):
+        return None
+    locals_ = {o.local for o in operands}
+    if any(r in locals_ for s in spec.statements[position + 1:] for r in s.reads if isinstance(r, str)):
+        return None
+    return donor
 
 
 def _nbytes(node) -> int:
