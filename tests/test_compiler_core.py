@@ -339,3 +339,15 @@ def test_random_integers_break_the_graph():
     compiled = genesis.compile(lambda x: x + genesis.randint(0, 5, (3,)))
     with pytest.warns(UserWarning, match="drawing random integers"):
         compiled(randn(3))
+
+
+def test_command_line_shows_a_dump(tmp_path, capsys):
+    from genesis.compiler.__main__ import main
+
+    genesis.compile(chain, dump_dir=tmp_path)(randn(100), randn(100, seed=1))
+    assert main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "== chain_0" in out and "1 kernels" in out and "bytes moved per call" in out
+    assert main(["show", str(tmp_path), "--ir", "00_traced"]) == 0
+    assert "tanh(" in capsys.readouterr().out
+    assert main(["show", str(tmp_path / "missing")]) == 1
