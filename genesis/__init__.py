@@ -27,10 +27,9 @@ short = int16
 
 __version__ = "0.1.0"
 
-from genesis import amp  # noqa: E402,F401  (autocast and GradScaler)
+# the layers above the eager core: training API, checkpoints, data, the compiler
+from genesis import amp, data, nn, optim  # noqa: E402,F401
+from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402,F401
 from genesis.compiler import compile  # noqa: E402,F401
 
-from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 save, load = save_checkpoint, load_checkpoint
-from genesis import data  # noqa: E402,F401  (datasets and DataLoader)
-from genesis import nn, optim  # noqa: E402,F401
