@@ -97,10 +97,9 @@ def why_not(spec: KernelSpec) -> str | None:
         if kind is Kind.REDUCTION and (s.compute is None or not s.compute.is_floating_point):
             return f"{s.value} = {s.op}: only floating-point reductions are in Triton"
     try:
-        layout = layout_of(spec)
-    except _Unsupported as error:
+        return layout_of(spec).why_not()
+    except _Unsupported as error:  # the layout's own checks may refuse too: the group stays numpy
         return str(error)
-    return layout.why_not()
 
 
 class _Unsupported(Exception):
@@ -143,11 +142,11 @@ class PointwiseLayout:
 
     def offsets(self, shape) -> str | None:
         """The offsets of a value of `shape` (right-aligned, broadcast) at each element; None: one scalar."""
-        if _numel(shape) == 1:
-            return None
         shape = _right_aligned(shape, len(self.shape))
         if shape == self.shape:
-            return "offsets"
+            return "offsets"  # even a single element: the group's own values are stored by offset
+        if _numel(shape) == 1:
+            return None
         terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
                  for d, (n, stride) in enumerate(zip(shape, _strides(shape))) if n != 1]
         return " + ".join(terms)
@@ -247,7 +246,8 @@ class ReductionLayout:
         return f"rows * {_numel(shape[1:])} + {self._trailing_offsets(shape[1:])}"
 
     def load_mask(self, shape, blocked=True) -> str:
-        return {"row": "row_mask", "columns": "col_mask", "full": "mask"}[self.kind_of(shape, blocked)]
+        # a scalar is loaded once, unmasked
+        return {"row": "row_mask", "columns": "col_mask", "full": "mask"}.get(self.kind_of(shape, blocked))
 
     def store_mask(self, shape) -> str:
         if self.kind_of(shape) == "row":
