@@ -60,7 +60,7 @@ def make_cases():
     return cases
 
 
-def run_case(name, fn, arrays, torch_fn, rounds, use_torch_compile):
+def run_case(name, fn, arrays, rounds):
     inputs = [genesis.tensor(a) for a in arrays]
     with genesis.no_grad():
         started = time.perf_counter()
@@ -74,28 +74,28 @@ def run_case(name, fn, arrays, torch_fn, rounds, use_torch_compile):
     row = {"case": name, "max_abs_difference": error, "genesis_compile_seconds": compile_seconds,
            "kernels_per_call": compiled.stats["kernels_per_call"],
            "bytes_eager": report["bytes_eager"], "bytes_fused": report["bytes_fused"]}
-    if torch is not None and torch_fn is not None:
-        t_inputs = [torch.from_numpy(a) for a in arrays]
-        variants["torch eager"] = lambda: torch_fn(*t_inputs)
-        if use_torch_compile:
-            started = time.perf_counter()
-            t_compiled = torch.compile(torch_fn)
-            with torch.no_grad():
-                t_compiled(*t_inputs)
-            row["torch_compile_seconds"] = time.perf_counter() - started
-            variants["torch.compile"] = lambda: t_compiled(*t_inputs)
-    # genesis and torch are timed in separate interleaved groups: torch's OpenMP threads spin for a
-    # while after each call and would steal the cores from genesis's kernel threads if interleaved
-    ours = {k: v for k, v in variants.items() if k.startswith("genesis")}
-    theirs = {k: v for k, v in variants.items() if not k.startswith("genesis")}
+    # Each sample runs a quarter second: the first calls after another variant pay for its page
+    # faults and cold caches, which a 20 ms sample would count.
     with genesis.no_grad():
-        # each sample runs for a quarter second: the first calls after another variant pay for its
-        # page faults and cold caches, which a 20 ms sample would count
-        row["seconds"] = measure(ours, rounds, min_seconds=0.25)
-        if theirs:
-            with torch.no_grad():
-                row["seconds"].update(measure(theirs, rounds, min_seconds=0.25))
+        row["seconds"] = measure(variants, rounds, min_seconds=0.25)
     return row
+
+
+def run_torch(row, arrays, torch_fn, rounds, use_torch_compile):
+    """The PyTorch side of a case, measured after every genesis case: torch.compile's warm-up leaves
+    compile workers busy for a while, and torch's OpenMP threads spin after each call; either would
+    steal the cores from genesis's kernel threads."""
+    t_inputs = [torch.from_numpy(a) for a in arrays]
+    theirs = {"torch eager": lambda: torch_fn(*t_inputs)}
+    if use_torch_compile:
+        started = time.perf_counter()
+        t_compiled = torch.compile(torch_fn)
+        with torch.no_grad():
+            t_compiled(*t_inputs)
+        row["torch_compile_seconds"] = time.perf_counter() - started
+        theirs["torch.compile"] = lambda: t_compiled(*t_inputs)
+    with torch.no_grad():
+        row["seconds"].update(measure(theirs, rounds, min_seconds=0.25))
 
 
 def print_rows(rows) -> None:
@@ -123,7 +123,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, genesis {genesis.__version__}, "
           f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}\n")
-    rows = [run_case(*case, args.rounds, not args.no_torch_compile and torch is not None) for case in make_cases()]
+    cases = make_cases()
+    rows = [run_case(name, fn, arrays, args.rounds) for name, fn, arrays, _ in cases]
+    if torch is not None:
+        for row, (_, _, arrays, torch_fn) in zip(rows, cases):
+            if torch_fn is not None:
+                run_torch(row, arrays, torch_fn, args.rounds, not args.no_torch_compile)
     print_rows(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
