@@ -13,7 +13,7 @@ import numpy as np
 
 from genesis import dtypes
 from genesis.autograd import grad_mode
-from genesis.autograd.node import Node
+from genesis.autograd.node import Node, ViewLink
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind
 from genesis.runtime.cpu import NUMPY_DTYPE
@@ -72,6 +72,7 @@ def apply(op, *inputs, **attrs):
         _verify_meta(op, inputs, attrs, out)
     if op.kind is Kind.VIEW:
         out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
+        out._view_of = ViewLink(op, inputs, attrs)
     if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
         record(op, inputs, attrs, out)
     return out

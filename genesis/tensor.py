@@ -17,7 +17,7 @@ from genesis.runtime import cpu as _cpu  # noqa: F401  (loads the CPU runtime: d
 
 class Tensor:
     __slots__ = ("_data", "dtype", "device", "requires_grad", "grad", "_node", "_version",
-                 "_hooks", "_retains_grad", "__weakref__")
+                 "_hooks", "_retains_grad", "_view_of", "__weakref__")
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         from genesis.creation import _array_from_data
@@ -35,6 +35,7 @@ class Tensor:
         self._version = [0]
         self._hooks = None
         self._retains_grad = False
+        self._view_of = None  # for a view: the op, inputs and attrs that made it from its base
         if requires_grad:
             _check_can_require_grad(self)
 
@@ -51,6 +52,7 @@ class Tensor:
         t._version = [0]
         t._hooks = None
         t._retains_grad = False
+        t._view_of = None
         return t
 
     # ---- metadata ---------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import genesis
-from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
+from optest import FLOAT_DTYPES, TORCH_DTYPE, assert_close, check_numerical_grad, check_torch, make_pair
 
 RNG = np.random.default_rng(0)
 
@@ -343,3 +343,15 @@ def test_fill_with_a_tensor_that_is_not_0d_is_refused_like_torch():
 def test_inplace_write_into_an_expanded_view_is_refused():
     with pytest.raises(RuntimeError, match="expanded"):
         genesis.zeros(3, 1).expand(3, 5).mul_(2)
+
+
+def test_a_write_into_a_view_of_a_tensor_without_history_reaches_the_base():
+    # the view op was not recorded (nothing required grad when it ran), yet the base must take the
+    # written values' history, as PyTorch's CopySlices gives it
+    g_y, t_y = make_pair(np.arange(1.0, 6.0), genesis.float64, True)
+    g_t, t_t = genesis.ones(3, 5, dtype=genesis.float64), torch.ones(3, 5, dtype=torch.float64)
+    g_t[1].mul_(g_y)
+    t_t[1].mul_(t_y)
+    (g_t * g_t).sum().backward()
+    (t_t * t_t).sum().backward()
+    assert_close(g_y.grad, t_y.grad, genesis.float64, "gradient through the written view")

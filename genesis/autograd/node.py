@@ -13,6 +13,7 @@ this node must still differentiate through the history it actually used.
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
 
 class Node:
@@ -39,3 +40,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
+
+
+class ViewLink(NamedTuple):
+    """How a view was made from its base, kept whether or not autograd recorded it: a write into
+    the view must change the base's history too (genesis.functional.inplace)."""
+    op: object
+    inputs: tuple
+    attrs: dict

@@ -47,11 +47,13 @@ def check_inplace_allowed(target):
 
 
 def _view_node(t):
-    """The node of the view op that made `t` from its base, if `t` is a view with history."""
+    """How `t` was made from its base if it is a view: its autograd node, or the link dispatch keeps
+    for every view (a view of a tensor without history has no node, and a write into it must still
+    reach the base's history)."""
     node = t._node
     if node is not None and node.inputs is not None and node.op.kind is Kind.VIEW:
         return node
-    return None
+    return t._view_of
 
 
 def _rebase(view, view_node):
