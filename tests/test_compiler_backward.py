@@ -76,3 +76,18 @@ def test_higher_order_gradients_through_a_compiled_function_are_refused():
     out = genesis.compile(lambda x: (x ** 3).sum())(x)
     with pytest.raises(NotImplementedError, match="higher-order gradients"):
         genesis.autograd.grad(out, x, create_graph=True)
+
+
+@pytest.mark.parametrize("make", ["cnn", "attention"])
+def test_conv_and_attention_modules_gradients_match_eager(make):
+    genesis.manual_seed(0)
+    if make == "cnn":
+        model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(3 * 3 * 3, 4))
+        x = randn(5, 2, 7, 6, requires_grad=True)
+    else:
+        model = nn.MultiheadAttention(8, 2, batch_first=True)
+        forward = model.forward
+        model.forward = lambda x: forward(x, x, x, need_weights=False)[0]
+        x = randn(2, 5, 8, requires_grad=True)
+    compare(lambda x: model(x), [x], model.parameters())
