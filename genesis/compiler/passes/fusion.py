@@ -102,48 +102,41 @@ class _Partition:
         self.log.append(message)
         log.debug("cannot fuse %s", message)
 
-    def phase(self, node, group: Group) -> str | None:  # noqa: D401
-        """The phase `node` would run in as a member of `group`, or None if it cannot join."""
-        return None if self.why_not(node, group) else self._phase
-
-    def why_not(self, node, group: Group) -> str | None:
-        """None when `node` fits `group` (its phase is left in `self._phase`), else the reason."""
+    def fit(self, node, group: Group) -> tuple[str, str | None]:
+        """(the phase `node` would run in as a member of `group`, None or the reason it cannot join)."""
         op = OPS[node.op]
         inputs = [(i, x) for i, x in enumerate(node.inputs) if isinstance(x, str)]
         inside = {x: self.group_of.get(x) is group for _, x in inputs}
         late = {x for x in inside if inside[x] and (x in group.accumulators or x in group.post)}
         if group.rows is None:  # 0-d work: everything is whole
-            self._phase = "block"
-            return None if not node.shape else "the group works on 0-d values"
+            return "block", None if not node.shape else "the group works on 0-d values"
         if op.kind is Kind.ELEMENTWISE and late and all(not inside[x] or x in late for x in inside):
-            self._phase = "post"  # runs after the loop, on accumulated values (mean's division)
-            if math.prod(node.shape) > POST_LOOP_ELEMENTS:  # whole arrays, not blocks: small ones only
-                return f"its {math.prod(node.shape)} elements are too many to compute after the loop"
-            return None
+            # after the loop, on accumulated values (mean's division): whole arrays, so small ones only
+            if math.prod(node.shape) > POST_LOOP_ELEMENTS:
+                return "post", f"its {math.prod(node.shape)} elements are too many to compute after the loop"
+            return "post", None
         if late:
-            return f"it reads {sorted(late)[0]}, which is complete only after the loop"
+            return "block", f"it reads {sorted(late)[0]}, which is complete only after the loop"
         if is_accumulator(node):
-            self._phase = "accumulate"
             mode = read_mode(self.graph, group, node, inputs[0][0], inside[inputs[0][1]])
-            return None if mode == "blocked" else "it reduces over rows that are not the group's"
-        self._phase = "block"
+            return "accumulate", None if mode == "blocked" else "it reduces over rows that are not the group's"
         if not node.shape or node.shape[0] != group.rows:
-            return f"its leading dim {node.shape[:1]} is not the group's rows ({group.rows})"
+            return "block", f"its leading dim {node.shape[:1]} is not the group's rows ({group.rows})"
         if op.kind is Kind.MATMUL:
             # one library call over all rows (BLAS's own threads) before the loop; its epilogue is blocked
-            self._phase = "pre"
             if any(inside.values()):
-                return "a matmul runs before the loop, so its operands must come from outside the group"
-            return None if read_mode(self.graph, group, node, 1, False) == "whole" else \
-                "a batched matmul's right operand must be a whole 2-d weight"
+                return "pre", "a matmul runs before the loop, so its operands must come from outside the group"
+            if read_mode(self.graph, group, node, 1, False) != "whole":
+                return "pre", "a batched matmul's right operand must be a whole 2-d weight"
+            return "pre", None
         if op.kind is Kind.REDUCTION and 0 in _reduced_dims(node):
-            return "it reduces over the rows but cannot accumulate them"
+            return "block", "it reduces over the rows but cannot accumulate them"
         if node.op == "permute" and node.attrs["dims"][0] != 0:
-            return "it moves the rows away from the leading dim"
+            return "block", "it moves the rows away from the leading dim"
         for position, x in inputs:
             if read_mode(self.graph, group, node, position, inside[x]) is None:
-                return f"its input {x} of shape {self.graph[x].shape} does not split into the group's rows"
-        return None
+                return "block", f"its input {x} of shape {self.graph[x].shape} does not split into the group's rows"
+        return "block", None
 
     def fusible(self, node) -> str | None:
         op = OPS.get(node.op)
@@ -177,20 +170,19 @@ class _Partition:
                 candidates.append(group)
         chosen, phase = None, None
         for group in sorted(candidates, key=lambda g: -len(g.members)):
-            why = self.why_not(node, group)
+            phase, why = self.fit(node, group)
             if why is None and self._cycle(group, {node.name}):
                 why = "joining would create a cycle through another kernel"
             if why is None:
-                chosen, phase = group, self._phase
+                chosen = group
                 break
             self.refuse(node, f"cannot join {group.name}: {why}")
         if chosen is None:
             chosen = Group(next(self.ids), self._rows_of(node))
-            why = self.why_not(node, chosen)
+            phase, why = self.fit(node, chosen)
             if why is not None:
                 self.refuse(node, why)
                 return
-            phase = self._phase
             self.groups.append(chosen)
         self.join(node, chosen, phase)
         for other in candidates:
@@ -223,9 +215,9 @@ class _Partition:
             return  # statements before or after the loop read whole values, never row blocks
         previous = list(keep.members)
         for name in other.members:
-            self.group_of[name] = keep  # provisional: why_not reads membership
+            self.group_of[name] = keep  # provisional: fit() reads membership
         keep.members = sorted(keep.members + other.members, key=self.order.__getitem__)
-        if any(self.phase(self.graph[name], keep) != "block" for name in other.members):
+        if any(self.fit(self.graph[name], keep) != ("block", None) for name in other.members):
             keep.members = previous
             for name in other.members:
                 self.group_of[name] = other
