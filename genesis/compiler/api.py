@@ -79,6 +79,8 @@ class CompiledFunction:
         program = self.programs.get(key)
         if program is not None and not program.confirmed:
             program = self._confirm(key, program, leaves, spec)
+            if program is None:  # the second trace broke the graph: eager from now on
+                return self.fn(*args, **kwargs)
         if program is None or not program.captures_match():
             program = self._compile(key, leaves, spec)
             if program is None:  # the trace broke: this call and every later one run eagerly
