@@ -43,6 +43,8 @@ def apply(op, *inputs, **attrs):
     needs_grad = False
     for x in inputs:
         if isinstance(x, Tensor):
+            if x._view_of is not None and x._view_of.version != x._version[0]:
+                _refresh_view(x)
             array = x._data
             if compute is not None and x.dtype is not compute:
                 array = array.astype(NUMPY_DTYPE[compute])
@@ -72,10 +74,20 @@ def apply(op, *inputs, **attrs):
         _verify_meta(op, inputs, attrs, out)
     if op.kind is Kind.VIEW:
         out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
-        out._view_of = ViewLink(op, inputs, attrs)
+        out._view_of = ViewLink(op, inputs, attrs, out._version[0])
     if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
         record(op, inputs, attrs, out)
     return out
+
+
+def _refresh_view(view):
+    """The view's base was written in place since its history was made: remake the history from the
+    base as it is now (the values are already right: they share memory)."""
+    link = view._view_of
+    link.version = view._version[0]
+    if grad_mode._enabled and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
+        fresh = apply(link.op, *link.inputs, **link.attrs)
+        view._node, view.requires_grad = fresh._node, fresh.requires_grad
 
 
 def _trace(op, inputs, attrs, out_dtype):

@@ -355,3 +355,21 @@ def test_a_write_into_a_view_of_a_tensor_without_history_reaches_the_base():
     (g_t * g_t).sum().backward()
     (t_t * t_t).sum().backward()
     assert_close(g_y.grad, t_y.grad, genesis.float64, "gradient through the written view")
+
+
+@pytest.mark.parametrize("write", ["base", "sibling"])
+def test_a_view_made_before_its_base_changes_takes_the_new_history(write):
+    # PyTorch regenerates a view's grad_fn when its base is written in place after the view was made
+    def run(lib, x):
+        t = x * 1
+        view, sibling = t[1], t[:, 0]
+        if write == "base":
+            t.mul_(2)
+        else:
+            sibling.mul_(3)
+        return (view * view).sum()
+
+    g_x, t_x = make_pair(np.arange(1.0, 7.0).reshape(3, 2), genesis.float64, True)
+    run(genesis, g_x).backward()
+    run(torch, t_x).backward()
+    assert_close(g_x.grad, t_x.grad, genesis.float64, "gradient through the stale view")

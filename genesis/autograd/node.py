@@ -13,7 +13,6 @@ this node must still differentiate through the history it actually used.
 from __future__ import annotations
 
 import weakref
-from typing import NamedTuple
 
 
 class Node:
@@ -42,9 +41,15 @@ class Node:
         return f"<{self.name()}>"
 
 
-class ViewLink(NamedTuple):
-    """How a view was made from its base, kept whether or not autograd recorded it: a write into
-    the view must change the base's history too (genesis.functional.inplace)."""
-    op: object
-    inputs: tuple
-    attrs: dict
+class ViewLink:
+    """How a view was made from its base, kept whether or not autograd recorded it.
+
+    A write into the view must change the base's history too (genesis.functional.inplace), and a
+    write into the base (or another view of it) makes the view's history stale: `version` is the
+    shared version counter's value when the view's history was last right; dispatch rebuilds the
+    history from the base when the counter has moved on (PyTorch regenerates a view's grad_fn)."""
+
+    __slots__ = ("op", "inputs", "attrs", "version")
+
+    def __init__(self, op, inputs, attrs, version):
+        self.op, self.inputs, self.attrs, self.version = op, inputs, attrs, version

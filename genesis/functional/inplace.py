@@ -130,6 +130,8 @@ def _keep_old_input(target, node, snapshot):
 def _take_history(target, node):
     """After the write: a new version, and the result's history (if it has one) moves to the target."""
     target._version[0] += 1
+    if target._view_of is not None:  # a view's own history is right as of its own write
+        target._view_of.version = target._version[0]
     if node is not None:
         target._node = node
         target.requires_grad = True
@@ -211,6 +213,8 @@ def _overwrite(target, source):
                            "expanded view (several elements share one memory location); clone it first")
     np.copyto(target._data, source._data, casting="unsafe")
     target._version[0] += 1
+    if target._view_of is not None:
+        target._view_of.version = target._version[0]
     if target._node is not None:
         target._node = None
         target.requires_grad = False
