@@ -23,7 +23,7 @@ import genesis
 from genesis import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import format_time, measure  # noqa: E402
+from timing import measure, print_comparison  # noqa: E402
 
 try:
     import torch
@@ -99,15 +99,7 @@ def run_torch(row, arrays, torch_fn, rounds, use_torch_compile):
 
 
 def print_rows(rows) -> None:
-    names = ["genesis eager", "genesis compiled", "torch eager", "torch.compile"]
-    print(f"{'case':28s}" + "".join(f"{n:>18s}" for n in names) + f"{'eager/compiled':>16s}{'compiled/t.compile':>20s}")
-    for row in rows:
-        t = row["seconds"]
-        cells = "".join(f"{format_time(t[n]) if n in t else '-':>18s}" for n in names)
-        speedup = t["genesis eager"] / t["genesis compiled"]
-        vs = f"{t['genesis compiled'] / t['torch.compile']:.2f}x" if "torch.compile" in t else "-"
-        print(f"{row['case']:28s}{cells}{speedup:>15.2f}x{vs:>20s}")
-    print()
+    print_comparison(rows)
     for row in rows:
         print(f"{row['case']:28s} kernels/call {row['kernels_per_call']}, bytes/call eager {row['bytes_eager']:,} "
               f"fused {row['bytes_fused']:,}, compile {row['genesis_compile_seconds'] * 1e3:.0f} ms"

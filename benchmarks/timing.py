@@ -40,3 +40,17 @@ def format_time(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:8.2f} us"
     return f"{seconds * 1e3:8.2f} ms"
+
+
+NAMES = ["genesis eager", "genesis compiled", "torch eager", "torch.compile"]
+
+
+def print_comparison(rows) -> None:
+    """One line per case: the four variants' times, eager/compiled, and compiled against torch.compile."""
+    print(f"{'case':28s}" + "".join(f"{n:>18s}" for n in NAMES) + f"{'eager/compiled':>16s}{'compiled/t.compile':>20s}")
+    for row in rows:
+        t = row["seconds"]
+        cells = "".join(f"{format_time(t[n]) if n in t else '-':>18s}" for n in NAMES)
+        vs = f"{t['genesis compiled'] / t['torch.compile']:.2f}x" if "torch.compile" in t else "-"
+        print(f"{row['case']:28s}{cells}{t['genesis eager'] / t['genesis compiled']:>15.2f}x{vs:>20s}")
+    print()

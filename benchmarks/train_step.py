@@ -28,7 +28,7 @@ import genesis
 from genesis import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import format_time, measure  # noqa: E402
+from timing import measure, print_comparison  # noqa: E402
 
 try:
     import torch
@@ -160,14 +160,7 @@ def run_torch(row, rounds, use_torch_compile):
 
 
 def print_rows(rows) -> None:
-    names = ["genesis eager", "genesis compiled", "torch eager", "torch.compile"]
-    print(f"{'case':28s}" + "".join(f"{n:>18s}" for n in names) + f"{'eager/compiled':>16s}{'compiled/t.compile':>20s}")
-    for row in rows:
-        t = row["seconds"]
-        cells = "".join(f"{format_time(t[n]) if n in t else '-':>18s}" for n in names)
-        vs = f"{t['genesis compiled'] / t['torch.compile']:.2f}x" if "torch.compile" in t else "-"
-        print(f"{row['case']:28s}{cells}{t['genesis eager'] / t['genesis compiled']:>15.2f}x{vs:>20s}")
-    print()
+    print_comparison(rows)
     for row in rows:
         torch_compile = f", torch.compile {row['torch_compile_seconds']:.2f} s" if "torch_compile_seconds" in row else ""
         print(f"{row['case']:28s} compile: first call {row['first_call_seconds']:.2f} s, second call "
