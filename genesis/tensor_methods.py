@@ -39,22 +39,6 @@ def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
-def _bool_only(symbol, logical):
-    """`&` and `|` on bool tensors are logical and/or. On integers PyTorch means bitwise,
-    which genesis has no op for: refusing beats silently answering with truth values."""
-
-    def fn(a, b):
-        for x in (a, b):
-            dtype = getattr(x, "dtype", None)
-            if (dtype is not None and dtype.category != 0) or (dtype is None and not isinstance(x, bool)):
-                got = dtype.name if dtype is not None else type(x).__name__
-                raise TypeError(f"'{symbol}' needs bool tensors in genesis (bitwise ops on integers are "
-                                f"not supported), got {got}; compare first, e.g. (x > 0) {symbol} (y > 0)")
-        return logical(a, b)
-
-    return fn
-
-
 def _lerp_(self, end, weight):
     return I.assign_inplace(self, F.lerp(self, end, weight))
 
@@ -62,7 +46,7 @@ def _lerp_(self, end, weight):
 OPERATORS = {
     "__neg__": F.neg,
     "__abs__": F.abs,
-    "__invert__": F.logical_not,
+    "__invert__": F.bitwise_not,  # on bools the logical not, as in PyTorch
     "__add__": F.add,
     "__radd__": _reflected(F.add),
     "__sub__": F.sub,
@@ -83,10 +67,12 @@ OPERATORS = {
     "__le__": F.le,
     "__gt__": F.gt,
     "__ge__": F.ge,
-    "__and__": _bool_only("&", F.logical_and),
-    "__rand__": _reflected(_bool_only("&", F.logical_and)),
-    "__or__": _bool_only("|", F.logical_or),
-    "__ror__": _reflected(_bool_only("|", F.logical_or)),
+    "__and__": F.bitwise_and,  # bitwise on integers, logical on bools, as in PyTorch
+    "__rand__": _reflected(F.bitwise_and),
+    "__or__": F.bitwise_or,
+    "__ror__": _reflected(F.bitwise_or),
+    "__xor__": F.bitwise_xor,
+    "__rxor__": _reflected(F.bitwise_xor),
     "__getitem__": F.getitem,
     "__setitem__": F.setitem,
     "__iadd__": I.inplace(F.add),

@@ -57,6 +57,10 @@ ELEMENTWISE = {
     "logical_or": lambda x, y: genesis.logical_or(x > 1, y > 0),
     "where": lambda x, y: genesis.where(y > 0, x, y * 2), "clamp": lambda x, y: y.clamp(-0.5, 0.7) + x.clamp(min=1),
     "cast": lambda x, y: (y * 100).to(genesis.int32) + (x > 1).float(), "copy": lambda x, y: (x + y).clone() * 2,
+    "bitwise_and": lambda x, y: ((x * 50).to(genesis.int32) & (y * 50).to(genesis.int32)) + x,
+    "bitwise_or": lambda x, y: ((x * 50).to(genesis.int32) | 6) + (x > 1) | (y > 0),
+    "bitwise_xor": lambda x, y: ((x * 50).to(genesis.int32) ^ -3) * y,
+    "bitwise_not": lambda x, y: (~(x * 50).to(genesis.int16)) * 1.5 + (~(y > 0)),
 }
 
 

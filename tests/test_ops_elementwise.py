@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import genesis
-from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
+from optest import FLOAT_DTYPES, GENESIS_DTYPE, TORCH_DTYPE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 
@@ -395,3 +395,20 @@ ERRORS = [
 def test_errors_are_clear(name, fn, message):
     with pytest.raises((ValueError, TypeError, RuntimeError), match=message):
         fn()
+
+
+BITWISE = {"and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
+           "not": lambda a, b: ~a, "and_scalar": lambda a, b: a & 5, "or_reflected": lambda a, b: 9 | a}
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int16", "int32", "int64"])
+@pytest.mark.parametrize("name", sorted(BITWISE))
+def test_bitwise_ops_match_torch(name, dtype):
+    rng = np.random.default_rng(0)
+    low = 0 if dtype in ("bool", "uint8") else -50
+    values = rng.integers(low, 2 if dtype == "bool" else 100, (2, 2, 7, 5))
+    a, b = (v.astype(dtype) for v in values)
+    got = BITWISE[name](genesis.tensor(a), genesis.tensor(b))
+    expected = BITWISE[name](torch.from_numpy(a), torch.from_numpy(b))
+    assert got.dtype is GENESIS_DTYPE[expected.dtype]
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())

@@ -63,6 +63,10 @@ gt = _binary(E.gt)
 ge = _binary(E.ge)
 logical_and = _binary(E.logical_and)
 logical_or = _binary(E.logical_or)
+bitwise_and = _binary(E.bitwise_and)
+bitwise_or = _binary(E.bitwise_or)
+bitwise_xor = _binary(E.bitwise_xor)
+bitwise_not = _unary(E.bitwise_not)
 
 
 def add(a, b, *, alpha=1):
@@ -208,5 +212,9 @@ __all__ = [
     "ge",
     "logical_and",
     "logical_or",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_not",
     "clip",
 ]

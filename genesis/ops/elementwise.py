@@ -14,6 +14,7 @@ import numpy as np
 from scipy import special
 
 from genesis import functional as F
+from genesis.dtypes import FLOAT
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.op import Autocast, Kind, Op, register
@@ -165,6 +166,27 @@ logical_and = _elementwise("logical_and", np.logical_and, None, dtype=dt.logical
                            triton="({0} != 0) & ({1} != 0)")
 logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
                           triton="({0} != 0) | ({1} != 0)")
+
+
+def _integral(name, rule=dt.same):
+    """Bitwise ops are defined on integers and bools only (on bools they are the logical ones)."""
+    def checked(inputs, **attrs):
+        compute, out = rule(inputs, **attrs)
+        if out.category == FLOAT:
+            raise TypeError(f"{name} is only defined for integer and bool tensors, got {out.name}")
+        return compute, out
+
+    return checked
+
+
+bitwise_and = _elementwise("bitwise_and", np.bitwise_and, None, dtype=_integral("bitwise_and"),
+                           saves=_SAVES_NOTHING, triton="{0} & {1}")
+bitwise_or = _elementwise("bitwise_or", np.bitwise_or, None, dtype=_integral("bitwise_or"),
+                          saves=_SAVES_NOTHING, triton="{0} | {1}")
+bitwise_xor = _elementwise("bitwise_xor", np.bitwise_xor, None, dtype=_integral("bitwise_xor"),
+                           saves=_SAVES_NOTHING, triton="{0} ^ {1}")
+bitwise_not = _elementwise("bitwise_not", np.invert, None, dtype=_integral("bitwise_not"),
+                           saves=_SAVES_NOTHING, triton="~{0}")
 
 
 # ---- selection and clamping ------------------------------------------------
