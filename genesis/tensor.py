@@ -213,6 +213,9 @@ class Tensor:
         for arg in args:
             if isinstance(arg, (dtypes.DType, type)) or (isinstance(arg, str) and arg in dtypes._ALIASES):
                 dtype = arg
+            elif isinstance(arg, str) and arg.partition(":")[0] not in ("cpu", "cuda"):
+                raise ValueError(f"to({arg!r}): neither a dtype genesis knows ({', '.join(sorted(dtypes._ALIASES))}) "
+                                 "nor a device ('cpu', 'cuda[:index]')")
             else:
                 device = arg
         if device is not None and _device.device(device) != self.device:

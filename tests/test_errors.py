@@ -112,3 +112,8 @@ def test_a_failed_op_leaves_no_trace_in_the_graph():
         x * genesis.ones(4, 3)
     (x * 2).sum().backward()
     assert x.grad.tolist() == [[2.0] * 3] * 2
+
+
+def test_to_names_an_unknown_dtype_or_device():
+    with pytest.raises(ValueError, match=r"to\('complex64'\): neither a dtype genesis knows .* nor a device"):
+        genesis.ones(2).to("complex64")
