@@ -202,3 +202,10 @@ def test_many_programs_cover_long_inputs_and_many_rows():
     fn = lambda x: (x * 1.5).exp() - 1  # noqa: E731
     assert_matches_eager(fn, data(3000), triton_kernels=1)
     assert_matches_eager(softmax, data(700, 9), rtol=2e-6, atol=1e-8, triton_kernels=1)
+
+
+def test_the_report_says_which_groups_stay_numpy_kernels_and_why():
+    from genesis.compiler import explain
+
+    text = explain(lambda x: (x * x).sum() / 3, genesis.randn(100, 8), backend="triton")
+    assert "stays a numpy kernel: v2 = sum accumulates over the rows" in text
