@@ -251,3 +251,15 @@ def test_optimizer_state_is_updated_in_its_own_buffer(tmp_path):
         assert not np.array_equal(value._data, before[key])   # holding the new values
     programs = sorted(tmp_path.iterdir())
     assert "updated in place" in (programs[-1] / "program.py").read_text()
+
+
+def test_a_training_step_on_the_triton_backend_matches_eager():
+    # Triton kernels under the interpreter (fp32 math may differ from numpy's by an ulp)
+    eager, fused = Setup(mlp), Setup(mlp)
+    step = genesis.compile(lambda x, y: train_step(fused, x, y), backend="triton")
+    for x, y in random_batches(5, (16, 12)):
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        assert step(x, y).item() == pytest.approx(train_step(eager, x, y).item(), rel=1e-6)
+    for a, b in zip(eager.model.parameters(), fused.model.parameters()):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert step.stats["fallbacks"] == []

@@ -181,7 +181,7 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
     reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
                   lambda a: a.mean(dim=0, keepdim=True)]
 
-    @settings(max_examples=25, deadline=None)
+    @settings(max_examples=60, deadline=None)
     @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
                     min_size=1, max_size=8),
            st.sampled_from([(17, 9), (1, 5), (64, 3)]))
