@@ -24,7 +24,10 @@ from genesis import dtypes
 from genesis.compiler.ir import Graph
 from genesis.ops.op import OPS, Kind
 
-BLOCK_ELEMENTS = 1 << 16  # per value and block: 64K elements keep a block's working set in L2
+# per value and block: 128K elements (512 KB in float32). Measured on the 2-core machine with
+# benchmarks/fusion.py: 64K spends more Python per element (the GIL serialises it across the threads),
+# 256K spills the cache; 128K was fastest for the chain, softmax and layer_norm alike.
+BLOCK_ELEMENTS = 1 << 17
 
 
 def kernel_dtype(dtype: dtypes.DType) -> dtypes.DType:
