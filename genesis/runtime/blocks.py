@@ -27,7 +27,7 @@ def _thread_count() -> int:
 
 
 THREADS = _thread_count()
-MIN_BLOCKS_TO_SHARE = 4  # measured: below 512K elements, one thread is as fast (benchmarks/train_step.py)
+MIN_BLOCKS_TO_SHARE = 8  # measured: below 512K elements, one thread is as fast (benchmarks/train_step.py)
 _pool: ThreadPoolExecutor | None = None
 
 
