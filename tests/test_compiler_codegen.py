@@ -203,3 +203,13 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
             assert_matches_eager(fn, x, y, backend=backend, rtol=1e-5, atol=1e-6)
 
     check()
+
+
+def test_independent_scalar_arithmetic_shares_one_kernel():
+    # an optimizer's per-parameter bias corrections: separate 0-d chains, one kernel call
+    def corrections(a, b, c):
+        return [1 - 0.9 ** (s + 1) for s in (a, b, c)]
+
+    steps = [genesis.tensor(float(n)) for n in (3, 7, 11)]
+    compiled = assert_matches_eager(lambda a, b, c: tuple(corrections(a, b, c)), *steps, rtol=1e-7)
+    assert compiled.stats["kernels_per_call"] == 1

@@ -21,7 +21,8 @@ a scalar, a weight). That one rule covers the shapes fusion is for:
 
 Nodes join greedily in topological order: a node joins the group of one of
 its producers when it fits that group's rows, and other producer groups
-merge in when that creates no cycle. What cannot join says why (logged at
+merge in when that creates no cycle. Finally, independent groups of 0-d
+work (an optimizer's per-parameter scalar arithmetic) fold into one kernel. What cannot join says why (logged at
 debug level and kept in `graph.fusion_log` for the report). Nodes outside any
 group (gathers, index ops, views of inputs, argmax) run as library calls.
 
@@ -224,6 +225,21 @@ class _Partition:
             return
         self.groups.remove(other)
 
+    def merge_scalar_groups(self) -> None:
+        """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
+        per-parameter step-count arithmetic is a few scalar ops each, and one kernel call per
+        parameter would cost more than the arithmetic."""
+        merged: list[Group] = []
+        for group in [g for g in self.groups if g.rows is None]:
+            target = next((m for m in merged if not self._cycle(m, set(group.members))), None)
+            if target is None:
+                merged.append(group)
+                continue
+            for name in group.members:
+                self.group_of[name] = target
+            target.members = sorted(target.members + group.members, key=self.order.__getitem__)
+            self.groups.remove(group)
+
     def _cycle(self, group: Group, joining: set) -> bool:
         """Whether some path leaves `group` ∪ `joining` and comes back into it.
 
@@ -249,6 +265,7 @@ def fusion(graph: Graph) -> Graph:
     graph = graph.copy()
     partition = _Partition(graph)
     partition.run()
+    partition.merge_scalar_groups()
     # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
     # refusal log's group names stay true)
     partition.groups = [g for g in partition.groups if any(OPS[graph[n].op].kind is not Kind.VIEW for n in g.members)]
