@@ -12,7 +12,6 @@ Run: python benchmarks/eager_overhead.py [--rounds N] [--json PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import genesis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import format_time, measure  # noqa: E402
+from timing import environment, format_time, measure, save_json  # noqa: E402
 
 try:
     import torch
@@ -102,13 +101,10 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per case (median is reported)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, "
-          f"torch {torch.__version__ if torch else 'not installed'} ({torch.get_num_threads() if torch else 0} threads), genesis {genesis.__version__}\n")
+    print(environment())
     rows = run(args.rounds)
     print_table(rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Run:    python benchmarks/fusion.py [--rounds 5] [--json results.json] [--no-tor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import genesis
 from genesis import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import measure, print_comparison  # noqa: E402
+from timing import environment, measure, print_comparison, save_json  # noqa: E402
 
 try:
     import torch
@@ -113,8 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler)")
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, genesis {genesis.__version__}, "
-          f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}\n")
+    print(environment())
     cases = make_cases()
     rows = [run_case(name, fn, arrays, args.rounds) for name, fn, arrays, _ in cases]
     if torch is not None:
@@ -122,9 +120,7 @@ def main(argv=None) -> None:
             if torch_fn is not None:
                 run_torch(row, arrays, torch_fn, args.rounds, not args.no_torch_compile)
     print_rows(rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ noise hits all of them alike) and the median of the rounds is reported.
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 
 def time_per_call(fn, min_seconds=0.02) -> float:
@@ -54,3 +57,22 @@ def print_comparison(rows) -> None:
         vs = f"{t['genesis compiled'] / t['torch.compile']:.2f}x" if "torch.compile" in t else "-"
         print(f"{row['case']:28s}{cells}{t['genesis eager'] / t['genesis compiled']:>15.2f}x{vs:>20s}")
     print()
+
+
+def environment() -> str:
+    """One line naming the versions (and torch's thread count) the figures were measured with."""
+    import numpy
+    import genesis
+
+    try:
+        import torch
+        peer = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        peer = "torch not installed"
+    return f"python {sys.version.split()[0]}, numpy {numpy.__version__}, genesis {genesis.__version__}, {peer}\n"
+
+
+def save_json(path: Path | None, rows) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=2))

@@ -13,7 +13,6 @@ Run:    python benchmarks/train_step.py [--rounds 5] [--json results.json] [--no
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import genesis
 from genesis import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import measure, print_comparison  # noqa: E402
+from timing import environment, measure, print_comparison, save_json  # noqa: E402
 
 try:
     import torch
@@ -177,17 +176,14 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-torch-compile", action="store_true")
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, genesis {genesis.__version__}, "
-          f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}\n")
+    print(environment())
     rows = [run_config(name, sizes, batch_size, args.rounds) for name, sizes, batch_size in CONFIGS]
     for row in rows:
         if torch is not None:
             run_torch(row, args.rounds, not args.no_torch_compile)
         row.pop("_torch_inputs", None)
     print_rows(rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,6 @@ def test_mlp_50_steps_fp32_match_eager_and_the_scheduler_causes_no_recompile():
 
 
 def test_cnn_on_digits_50_steps_with_sgd_nesterov():
-    pytest.importorskip("sklearn")
     run_side_by_side(cnn, digits(50), optimizer="sgd")
 
 

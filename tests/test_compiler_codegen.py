@@ -162,16 +162,18 @@ def test_unfused_ops_run_as_library_calls_between_kernels():
 
 
 def test_memory_plan_reuses_dead_buffers():
-    def fn(x, w):
-        h = (x * 2).exp() @ w     # kernel, then a matmul fused with ...
-        h = h.gather(1, genesis.zeros(h.shape[0], 1, dtype=genesis.int64))  # a library call in between
-        return (h * 3).sum()
+    def fn(x):
+        a = (x * 2).exp()            # kernel 1 writes a
+        b = a.flip(0)                # a library call reads a: a is dead after it
+        c = (b + 1).tanh()           # kernel 2 writes c: it can take a's buffer
+        return (c.flip(1) * 3).sum()
 
     from genesis.compiler.codegen.wrapper import build_source
 
-    compiled = assert_matches_eager(fn, data(64, 64), data(64, 64, seed=1), rtol=1e-6)
+    compiled = assert_matches_eager(fn, data(64, 64), rtol=1e-6)
     source = build_source(compiled.graphs[0])
-    assert source.stats["kernels"] >= 2
+    assert source.stats["bytes_reused"] == 64 * 64 * 4
+    assert "reuse(buffer_" in source.source
 
 
 def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every_backend():

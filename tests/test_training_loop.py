@@ -113,7 +113,6 @@ def load_demo():
 
 
 def test_digits_demo_reaches_95_percent_and_resumes(tmp_path, capsys):
-    pytest.importorskip("sklearn", reason="the demo's data comes with scikit-learn (in the dev extra)")
     demo = load_demo()
     checkpoint = tmp_path / "digits.safetensors"
     accuracy = demo.main(["--epochs", "12", "--checkpoint", str(checkpoint)])

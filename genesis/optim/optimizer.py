@@ -32,6 +32,7 @@ from collections import defaultdict
 from genesis import dispatch, dtypes
 from genesis.creation import full
 from genesis.dtypes import float32
+from genesis.autograd.gradients import zero_grads
 from genesis.autograd.grad_mode import enable_grad, no_grad
 from genesis.errors import ShapeError
 from genesis.tensor import Tensor
@@ -117,17 +118,7 @@ class Optimizer:
     # ---- gradients and the step -------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop every gradient (default), or zero it in place with `set_to_none=False`."""
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if set_to_none:
-                    if dispatch.tracer is not None:  # a compiled step then replaces gradients, never adds
-                        dispatch.tracer.note_grad_reset(param)
-                    param.grad = None
-                else:
-                    param.grad.detach_()  # a create_graph gradient leaves its graph before it is zeroed
-                    param.grad.zero_()
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     @staticmethod
     def _hyper(group: dict, key: str, index: int | None = None):

@@ -20,7 +20,44 @@ def _normalize_index(index, length, what):
     return index + length if index < 0 else index
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """The list behaviour Sequential and ModuleList share: children named "0", "1", ... in order."""
+
+    def __setitem__(self, index, module):
+        key = list(self._modules)[_normalize_index(index, len(self), type(self).__name__)]
+        setattr(self, key, module)
+
+    def __delitem__(self, index):
+        keys = list(self._modules)
+        chosen = keys[index] if isinstance(index, slice) else [keys[_normalize_index(index, len(self),
+                                                                                      type(self).__name__)]]
+        for key in chosen:
+            del self._modules[key]
+        self._renumber(list(self._modules.values()))
+
+    def _renumber(self, modules) -> None:
+        """Name the children 0, 1, ... again, so indices stay consecutive, as PyTorch does."""
+        self.__dict__["_modules"] = OrderedDict()
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Calls its children in order, each on the previous one's output."""
 
     def __init__(self, *args):
@@ -37,38 +74,10 @@ class Sequential(Module):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[_normalize_index(index, len(self), "Sequential")]
 
-    def __setitem__(self, index, module):
-        key = list(self._modules)[_normalize_index(index, len(self), "Sequential")]
-        setattr(self, key, module)
-
-    def __delitem__(self, index):
-        keys = list(self._modules)
-        for key in (keys[index] if isinstance(index, slice) else [keys[_normalize_index(index, len(self), "Sequential")]]):
-            del self._modules[key]
-        # re-number so indices stay consecutive, as PyTorch does
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules) -> Sequential:
-        for module in modules:
-            self.append(module)
-        return self
-
     def insert(self, index: int, module: Module) -> Sequential:
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self.__dict__["_modules"] = OrderedDict()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        self._renumber(modules)
         return self
 
     def forward(self, x):
@@ -77,7 +86,7 @@ class Sequential(Module):
         return x
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered as children; it has no forward of its own."""
 
     def __init__(self, modules=None):
@@ -90,38 +99,13 @@ class ModuleList(Module):
             return ModuleList(list(self._modules.values())[index])
         return self._modules[str(_normalize_index(index, len(self), "ModuleList"))]
 
-    def __setitem__(self, index, module):
-        setattr(self, str(_normalize_index(index, len(self), "ModuleList")), module)
-
-    def __delitem__(self, index):
-        keys = list(self._modules)
-        for key in (keys[index] if isinstance(index, slice) else [keys[_normalize_index(index, len(self), "ModuleList")]]):
-            del self._modules[key]
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __iadd__(self, modules):
         return self.extend(modules)
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules) -> ModuleList:
-        for module in modules:
-            self.append(module)
-        return self
 
     def insert(self, index: int, module: Module) -> None:
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self.__dict__["_modules"] = OrderedDict()
-        self.extend(modules)
+        self._renumber(modules)
 
 
 class ModuleDict(Module):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 
-from genesis import dispatch, dtypes
+from genesis import dtypes
+from genesis.autograd.gradients import zero_grads
 from genesis.autograd.grad_mode import no_grad
 from genesis.nn.parameter import Buffer, Parameter
 from genesis.tensor import Tensor
@@ -294,18 +295,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for param in self.parameters():
-            if param.grad is None:
-                continue
-            if set_to_none:
-                if dispatch.tracer is not None:  # a compiled step then replaces gradients, never adds
-                    dispatch.tracer.note_grad_reset(param)
-                param.grad = None
-            else:
-                grad = param.grad.detach() if param.grad.grad_fn is not None else param.grad
-                with no_grad():
-                    grad.zero_()
-                param.grad = grad
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn) -> Module:
         """Call `fn` on every submodule (children first) and then on self, as PyTorch does."""
