@@ -39,7 +39,7 @@ def compare(fn, inputs, params=(), backend="numpy", seed=3):
     return compiled
 
 
-@pytest.mark.parametrize("backend", ["numpy", "eager"])
+@pytest.mark.parametrize("backend", ["numpy", "c", "eager"])
 def test_mlp_module_gradients_match_eager(backend):
     genesis.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 3))

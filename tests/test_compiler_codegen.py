@@ -201,7 +201,7 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
             return values[-1] + values[-2] if len(values) > 3 else values[-1]
 
         x, y = data(*shape), data(*shape, seed=1)
-        for backend in ("eager", "numpy", "triton"):
+        for backend in ("eager", "numpy", "c", "triton"):
             assert_matches_eager(fn, x, y, backend=backend, rtol=1e-5, atol=1e-6)
 
     check()

@@ -255,7 +255,7 @@ def test_captured_tensors_are_inputs_read_at_every_call():
     assert project.stats["compiles"] == 1 and project.graphs[0].inputs.__len__() == 2
 
 
-@pytest.mark.parametrize("backend", ["eager", "numpy"])
+@pytest.mark.parametrize("backend", ["eager", "numpy", "c"])
 def test_backward_through_a_compiled_function_matches_eager(backend):
     weight = randn(4, 3, requires_grad=True)
     x = randn(5, 4, seed=1)

@@ -44,7 +44,7 @@ OPS = {
 }
 
 
-@pytest.mark.parametrize("backend", ["numpy", "triton", "eager"])
+@pytest.mark.parametrize("backend", ["numpy", "c", "triton", "eager"])
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_op_compiled_equals_eager(name, backend):
     x = genesis.tensor(np.random.default_rng(0).uniform(-1, 1, (3, 4, 5)), dtype=genesis.float32)

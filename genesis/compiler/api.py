@@ -26,7 +26,7 @@ from genesis.tensor import Tensor
 
 log = logging.getLogger("genesis.compiler")
 
-BACKENDS = ("numpy", "triton", "eager")
+BACKENDS = ("numpy", "c", "triton", "eager")
 RECOMPILE_WARNING = 8  # recompiles of one function before it warns
 
 

@@ -4,9 +4,11 @@
 - numpy: the generated program (fused chunked-numpy kernels + library calls
   for the rest), loaded from the disk cache or generated and stored there;
 - triton: the same program with Triton kernels for the groups Triton takes,
-  run under Triton's interpreter on host buffers (no device buffers yet).
+  run under Triton's interpreter on host buffers (no device buffers yet);
+- c: the same program with C kernels for the groups C takes, compiled by the
+  system's C compiler into one shared library and called through ctypes.
 
-Both run with autocast off (the graph already holds autocast's casts) and
+All run with autocast off (the graph already holds autocast's casts) and
 produce plain result tensors.
 """
 
@@ -153,6 +155,34 @@ def triton_executor(graph, dump=None, prefix=""):
             yield
 
     run = _runner(graph, namespace, around)
-    stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key,
-                 triton_refusals=refusals)
+    stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key, backend_refusals=refusals)
     return run, stats
+
+
+def c_executor(graph, dump=None, prefix=""):
+    """The generated program with C kernels (see codegen/c_backend.py) for the groups C takes,
+    compiled into one shared library; the other groups run as numpy kernels."""
+    from genesis.compiler import native
+    from genesis.compiler.codegen.c_backend import build_program_source
+
+    key = cache.key_of(program_key(graph, "c"), native.machine_signature())
+    built = {}
+
+    def build():
+        built["program"] = build_program_source(graph)
+        return built["program"].source
+
+    source, cache_hit = _cached_source(key, build)
+    namespace: dict = {"__name__": f"genesis.generated.c{key}"}
+    # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
+    exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own code)
+    if namespace["SIGNATURES"]:
+        namespace["NATIVE"] = native.load(namespace["C_SOURCE"], namespace["SIGNATURES"], namespace["NATIVE_KEY"])
+    refusals = namespace["FALLBACKS"]
+    if dump:
+        dump.write(f"{prefix}program.py", source)
+        dump.write(f"{prefix}kernels.c", namespace["C_SOURCE"])
+        lines = [f"{namespace['STATS']['c_kernels']} C kernels; groups that run as numpy kernels instead:"]
+        dump.write(f"{prefix}c.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
+    stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key, backend_refusals=refusals)
+    return _runner(graph, namespace, _plain_eager), stats

@@ -16,7 +16,7 @@ from genesis.autograd import grad_mode
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.ir import Graph
-from genesis.compiler.executors import eager_executor, numpy_executor, triton_executor
+from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.dump import Dump
 from genesis.compiler.passes import run_pipeline
 from genesis.compiler.report import describe
@@ -174,8 +174,9 @@ def _compile(graph, backend, dump, prefix, disable_passes):
     step = iter(range(1, 100))
     graph = run_pipeline(graph, disabled=disable_passes,
                          on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g))
-    if backend in ("numpy", "triton"):
-        executor, stats = (triton_executor if backend == "triton" else numpy_executor)(graph, dump, prefix)
+    executors = {"numpy": numpy_executor, "triton": triton_executor, "c": c_executor}
+    if backend in executors:
+        executor, stats = executors[backend](graph, dump, prefix)
     else:
         executor, stats = eager_executor(graph)
     return graph, executor, stats

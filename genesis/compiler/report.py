@@ -66,8 +66,8 @@ def describe(graph: Graph, stats: dict, *, function: str, backend: str) -> dict:
         "memory": {k: stats[k] for k in ("bytes_allocated", "bytes_reused") if k in stats},
         "fusion_refusals": list(graph.fusion_log),
         "cache_hit": stats.get("cache_hit"),
-        # the Triton backend: groups that stayed numpy kernels, and why
-        **({"triton_refusals": stats["triton_refusals"]} if stats.get("triton_refusals") else {}),
+        # the Triton and C backends: groups that stayed numpy kernels, and why
+        **({"backend_refusals": stats["backend_refusals"]} if stats.get("backend_refusals") else {}),
     }
 
 
@@ -88,7 +88,7 @@ def format_report(report: dict) -> str:
         lines.append("not fused: " + ", ".join(report["unfused"]))
     for refusal in report["fusion_refusals"]:
         lines.append(f"  why: {refusal}")
-    for group, why in report.get("triton_refusals", {}).items():
+    for group, why in report.get("backend_refusals", {}).items():
         lines.append(f"  {group} stays a numpy kernel: {why}")
     for part in ("backward",):
         if part in report:

@@ -25,10 +25,11 @@ _SAVES_NOTHING = frozenset()
 
 
 def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
-                 autocast=Autocast.NONE, triton=None, numpy=None):
+                 autocast=Autocast.NONE, triton=None, numpy=None, c=None):
     # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
-    # give `numpy`, the line that computes the same values into {out}.
-    codegen = {"triton": triton, "numpy": numpy}
+    # give `numpy`, the line that computes the same values into {out}. `c` is a C expression
+    # (math functions are <tgmath.h>'s, so one line serves float and double).
+    codegen = {"triton": triton, "numpy": numpy, "c": c}
     return register(Op(
         name=name,
         kind=Kind.ELEMENTWISE,
@@ -59,42 +60,42 @@ def _zero_grad(g, out, x):
 
 # ---- unary ---------------------------------------------------------------
 neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
-                   dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, triton="-{0}")
+                   dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, c="-{0}", triton="-{0}")
 abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), dtype=_no_bool("abs", dt.same),
-                   triton="tl.abs({0})")
+                   c="g_abs({0})", triton="tl.abs({0})")
 exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
-                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.exp({0})")
+                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="exp({0})", triton="tl.exp({0})")
 log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
-                   autocast=Autocast.FP32, triton="tl.log({0})")
+                   autocast=Autocast.FP32, c="log({0})", triton="tl.log({0})")
 log1p = _elementwise("log1p", np.log1p, (lambda g, out, x: g / (x + 1),), dtype=dt.floating,
-                     autocast=Autocast.FP32, triton="libdevice.log1p({0})")
+                     autocast=Autocast.FP32, c="log1p({0})", triton="libdevice.log1p({0})")
 expm1 = _elementwise("expm1", np.expm1, (lambda g, out, x: g * (out + 1),), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="libdevice.expm1({0})")
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="expm1({0})", triton="libdevice.expm1({0})")
 sqrt = _elementwise("sqrt", np.sqrt, (lambda g, out, x: g / (out * 2),), dtype=dt.floating,
-                    saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.sqrt({0})")
+                    saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="sqrt({0})", triton="tl.sqrt({0})")
 rsqrt = _elementwise("rsqrt", lambda a: np.reciprocal(np.sqrt(a)),
                      (lambda g, out, x: g * out * out * out * -0.5,), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
+                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="1 / sqrt({0})", triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
                      numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})")
 reciprocal = _elementwise("reciprocal", np.reciprocal, (lambda g, out, x: -g * out * out,),
                           dtype=dt.floating, saves=_SAVES_OUTPUT, autocast=Autocast.FP32,
-                          triton="tl.full([], 1, {0}.dtype) / {0}")
+                          c="1 / {0}", triton="tl.full([], 1, {0}.dtype) / {0}")
 sin = _elementwise("sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating,
-                   triton="libdevice.sin({0})")
+                   c="sin({0})", triton="libdevice.sin({0})")
 cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating,
-                   triton="libdevice.cos({0})")
+                   c="cos({0})", triton="libdevice.cos({0})")
 tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
-                    saves=_SAVES_OUTPUT, triton="libdevice.tanh({0})")
+                    saves=_SAVES_OUTPUT, c="tanh({0})", triton="libdevice.tanh({0})")
 sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
-                       dtype=dt.floating, saves=_SAVES_OUTPUT, triton="tl.sigmoid({0})")
+                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + exp(-{0}))", triton="tl.sigmoid({0})")
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
                     dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
-                    triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
+                    c="({0} < 0 ? 0 : {0})", triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
                     numpy="np.maximum({0}, 0, out={out})")
 erf = _elementwise("erf", special.erf,
                    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
-                   dtype=dt.floating, triton="libdevice.erf({0})")
+                   dtype=dt.floating, c="erf({0})", triton="libdevice.erf({0})")
 def _sign_kernel(a):
     # PyTorch computes (0 < x) - (x < 0): sign(nan) is 0 where numpy's sign gives nan,
     # and a bool tensor is its own sign
@@ -104,16 +105,16 @@ def _sign_kernel(a):
 
 
 sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
-                    triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
+                    c="({0} > 0) - ({0} < 0)", triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
 floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
-                     saves=_SAVES_NOTHING, triton="tl.floor({0})")
+                     saves=_SAVES_NOTHING, c="floor({0})", triton="tl.floor({0})")
 ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
-                    saves=_SAVES_NOTHING, triton="tl.ceil({0})")
-isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, triton="{0} != {0}")
-isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, triton="tl.abs({0}) == float(\"inf\")")
+                    saves=_SAVES_NOTHING, c="ceil({0})", triton="tl.ceil({0})")
+isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
+isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton="tl.abs({0}) == float(\"inf\")")
 isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
-                        triton="tl.abs({0}) < float(\"inf\")")
-logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, triton="{0} == 0")
+                        c="fabs({0}) < INFINITY", triton="tl.abs({0}) < float(\"inf\")")
+logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, c="!{0}", triton="{0} == 0")
 
 
 # ---- binary --------------------------------------------------------------
@@ -140,32 +141,32 @@ def _min_grad(g, out, a, b):
 
 
 add = _elementwise("add", np.add, (lambda g, out, a, b: g, lambda g, out, a, b: g),
-                   saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE, triton="{0} + {1}")
+                   saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE, c="{0} + {1}", triton="{0} + {1}")
 sub = _elementwise("sub", np.subtract, (lambda g, out, a, b: g, lambda g, out, a, b: -g),
                    dtype=_no_bool("sub", dt.same), saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE,
-                   triton="{0} - {1}")
+                   c="{0} - {1}", triton="{0} - {1}")
 mul = _elementwise("mul", np.multiply, (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
-                   autocast=Autocast.PROMOTE, triton="{0} * {1}")
+                   autocast=Autocast.PROMOTE, c="{0} * {1}", triton="{0} * {1}")
 div = _elementwise("div", np.true_divide,
                    (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
-                   dtype=dt.floating, autocast=Autocast.PROMOTE, triton="{0} / {1}")
+                   dtype=dt.floating, autocast=Autocast.PROMOTE, c="{0} / {1}", triton="{0} / {1}")
 pow = _elementwise("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
                    saves=frozenset({"inputs", "output"}), autocast=Autocast.FP32,
-                   triton="libdevice.pow({0}, {1})")
+                   c="pow({0}, {1})", triton="libdevice.pow({0}, {1})")
 maximum = _elementwise("maximum", np.maximum, (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+                       autocast=Autocast.PROMOTE, c="g_max({0}, {1})", triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 minimum = _elementwise("minimum", np.minimum, (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
-eq = _elementwise("eq", np.equal, None, dtype=dt.compare, triton="{0} == {1}")
-ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, triton="{0} != {1}")
-lt = _elementwise("lt", np.less, None, dtype=dt.compare, triton="{0} < {1}")
-le = _elementwise("le", np.less_equal, None, dtype=dt.compare, triton="{0} <= {1}")
-gt = _elementwise("gt", np.greater, None, dtype=dt.compare, triton="{0} > {1}")
-ge = _elementwise("ge", np.greater_equal, None, dtype=dt.compare, triton="{0} >= {1}")
+                       autocast=Autocast.PROMOTE, c="g_min({0}, {1})", triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+eq = _elementwise("eq", np.equal, None, dtype=dt.compare, c="{0} == {1}", triton="{0} == {1}")
+ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, c="{0} != {1}", triton="{0} != {1}")
+lt = _elementwise("lt", np.less, None, dtype=dt.compare, c="{0} < {1}", triton="{0} < {1}")
+le = _elementwise("le", np.less_equal, None, dtype=dt.compare, c="{0} <= {1}", triton="{0} <= {1}")
+gt = _elementwise("gt", np.greater, None, dtype=dt.compare, c="{0} > {1}", triton="{0} > {1}")
+ge = _elementwise("ge", np.greater_equal, None, dtype=dt.compare, c="{0} >= {1}", triton="{0} >= {1}")
 logical_and = _elementwise("logical_and", np.logical_and, None, dtype=dt.logical,
-                           triton="({0} != 0) & ({1} != 0)")
+                           c="({0} != 0) & ({1} != 0)", triton="({0} != 0) & ({1} != 0)")
 logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
-                          triton="({0} != 0) | ({1} != 0)")
+                          c="({0} != 0) | ({1} != 0)", triton="({0} != 0) | ({1} != 0)")
 
 
 def _integral(name, rule=dt.same):
@@ -180,13 +181,13 @@ def _integral(name, rule=dt.same):
 
 
 bitwise_and = _elementwise("bitwise_and", np.bitwise_and, None, dtype=_integral("bitwise_and"),
-                           saves=_SAVES_NOTHING, triton="{0} & {1}")
+                           saves=_SAVES_NOTHING, c="{0} & {1}", triton="{0} & {1}")
 bitwise_or = _elementwise("bitwise_or", np.bitwise_or, None, dtype=_integral("bitwise_or"),
-                          saves=_SAVES_NOTHING, triton="{0} | {1}")
+                          saves=_SAVES_NOTHING, c="{0} | {1}", triton="{0} | {1}")
 bitwise_xor = _elementwise("bitwise_xor", np.bitwise_xor, None, dtype=_integral("bitwise_xor"),
-                           saves=_SAVES_NOTHING, triton="{0} ^ {1}")
+                           saves=_SAVES_NOTHING, c="{0} ^ {1}", triton="{0} ^ {1}")
 bitwise_not = _elementwise("bitwise_not", np.invert, None, dtype=_integral("bitwise_not"),
-                           saves=_SAVES_NOTHING, triton="~{0}")
+                           saves=_SAVES_NOTHING, c="g_not({0})", triton="~{0}")
 
 
 # ---- selection and clamping ------------------------------------------------
@@ -212,7 +213,7 @@ where = _elementwise("where", _where_kernel,
                      (None,
                       lambda g, out, c, a, b: F.where(c, g, 0.0),
                       lambda g, out, c, a, b: F.where(c, 0.0, g)),
-                     dtype=_where_dtype, autocast=Autocast.PROMOTE, triton="tl.where({0}, {1}, {2})",
+                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="{0} ? {1} : {2}", triton="tl.where({0}, {1}, {2})",
                      numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})")
 
 
@@ -244,5 +245,7 @@ clamp = register(Op(
     kernel=lambda a, *, min, max: np.clip(a, min, max),
     shape=shape_rules.same_as_first, dtype=_clamp_dtype, vjp=(_clamp_grad,),
     codegen={"triton": _TRITON_CLAMP,
-             "numpy": "np.clip({0}, {min}, {max}, out={out})"},
+             "numpy": "np.clip({0}, {min}, {max}, out={out})",
+             # the C backend renders a missing bound (None) as NaN, which no comparison is true for
+             "c": "g_clamp_upper(g_clamp_lower({0}, {min}), {max})"},
 ))

@@ -326,10 +326,10 @@ pad = _movement("pad", Kind.OPAQUE, _pad_kernel, _pad_shape, (_pad_grad,))
 
 # ---- copies and casts ------------------------------------------------------------
 copy = _movement("copy", Kind.ELEMENTWISE, lambda a: np.array(a, copy=True, order="C"), shape_rules.same_as_first,
-                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}"})
+                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}", "c": "{0}"})
 cast = register(Op(name="cast", kind=Kind.ELEMENTWISE, kernel=lambda a, *, dtype: a.astype(NUMPY_DTYPE[dtype]),
                    shape=lambda shape, *, dtype: tuple(shape), dtype=dt.cast,
                    vjp=(lambda g, out, x, *, dtype: g,), saves=_NOTHING, upcasts_low_precision=False,
                    # astype first: a direct cast rounds once, where two copies could round twice
-                   codegen={"triton": "{0}.to({dtype})",
+                   codegen={"triton": "{0}.to({dtype})", "c": "({dtype}){0}",
                             "numpy": "np.copyto({out}, {0}.astype({dtype}), casting='unsafe')"}))

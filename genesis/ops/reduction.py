@@ -51,8 +51,9 @@ def _extremum_grad(g, out, x, *, dims, keepdim):
     return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
-def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None):
-    codegen = {"triton": triton, "numpy": numpy}
+def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, c=None):
+    # `c` names the combining operator as OpenMP's reduction clause does (+, *, max, min)
+    codegen = {"triton": triton, "numpy": numpy, "c": c}
     return register(Op(
         name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape_rules.reduce, dtype=dtype,
         vjp=vjp, saves=saves, autocast=Autocast.FP32,
@@ -76,16 +77,16 @@ def _checked_extremum(kernel, name):
 
 
 sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
-                 (_sum_grad,), dt.sum_like, triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
+                 (_sum_grad,), dt.sum_like, c="+", triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
                  saves=frozenset(), numpy=_numpy_reduction("sum"))
 prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
-                  (_prod_grad,), dt.sum_like, numpy=_numpy_reduction("prod"))
+                  (_prod_grad,), dt.sum_like, c="*", numpy=_numpy_reduction("prod"))
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
-amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), dt.not_bool,
+amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), dt.not_bool, c="max",
                   triton="tl.max(tl.where({mask}, {0}, -float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("max"))
-amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), dt.not_bool,
+amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), dt.not_bool, c="min",
                   triton="tl.min(tl.where({mask}, {0}, float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("min"))

@@ -102,12 +102,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
                   if _statement(spec, v).phase == "block"]
     for s in spec.statements:
         if s.phase == "pre":  # before the loop, over all rows; blocks read their rows of it
-            destination = f"out_{s.value}" if s.value in outputs and not s.dtype.is_low_precision else \
-                f"empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"
-            setup.append(f"{s.value} = {destination}")
-            setup += _compute(s, [_read(spec, r, s, i) for i, r in enumerate(s.reads)], s.value)
-            if s.value in outputs and s.dtype.is_low_precision:
-                setup.append(f"np.copyto(out_{s.value}, {s.value})")
+            setup += whole_statement_lines(spec, s)
             body.append(f"{s.value}_ = {s.value}[start:stop]")
     for o in spec.operands:
         if o.blocked:
@@ -157,11 +152,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
             if s.value in outputs:
                 after.append(f"np.copyto(out_{s.value}, {s.value})")
         else:  # post-loop statements, and all of a 0-d kernel
-            lines = after if spec.mode != "whole" else body
-            lines.append(f"{s.value} = empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
-            lines += _compute(s, args, s.value)
-            if s.value in outputs:
-                lines.append(f"np.copyto(out_{s.value}, {s.value})")
+            (after if spec.mode != "whole" else body).extend(whole_statement_lines(spec, s))
 
     context = {
         "name": spec.name, "params": params, "mode": spec.mode, "rows": spec.rows,
@@ -172,6 +163,19 @@ def _kernel_context(spec: KernelSpec) -> dict:
         "scratch_specs": "[" + ", ".join(f"({shape!r}, {dtype})" for shape, dtype in scratch.specs) + "]",
     }
     return context
+
+
+def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
+    """A statement over whole arrays: before the loop over the rows ("pre", a matmul the blocks
+    read), after it ("post"), or in a 0-d kernel. Also the C backend's shims run these."""
+    args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
+    output = s.value in spec.outputs
+    direct = output and s.phase == "pre" and not s.dtype.is_low_precision
+    destination = f"out_{s.value}" if direct else f"empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"
+    lines = [f"{s.value} = {destination}"] + _compute(s, args, s.value)
+    if output and not direct:
+        lines.append(f"np.copyto(out_{s.value}, {s.value})")
+    return lines
 
 
 def _statement(spec, value):

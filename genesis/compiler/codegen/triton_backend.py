@@ -36,6 +36,11 @@ import genesis
 from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.layout import RowLayout, Unsupported
+from genesis.compiler.codegen.layout import broadcast as _broadcast
+from genesis.compiler.codegen.layout import numel as _numel
+from genesis.compiler.codegen.layout import right_aligned as _right_aligned
+from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
 from genesis.compiler.codegen.templates import render
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, _plan, schedule
@@ -53,24 +58,8 @@ MAX_ROW_ELEMENTS = 1 << 14      # a reduced row lives in one tile; longer rows s
 DEFAULT_TARGET = ("cuda", 90, 32)
 
 
-def _numel(shape) -> int:
-    return math.prod(shape)
-
-
 def _next_power_of_2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
-
-
-def _strides(shape) -> tuple:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
-
-
-def _right_aligned(shape, rank) -> tuple:
-    return (1,) * (rank - len(shape)) + tuple(shape)
 
 
 def _value_shapes(spec: KernelSpec) -> dict:
@@ -102,7 +91,7 @@ def why_not(spec: KernelSpec) -> str | None:
         return str(error)
 
 
-class _Unsupported(Exception):
+class _Unsupported(Unsupported):
     pass
 
 
@@ -137,8 +126,11 @@ class PointwiseLayout:
         expression = "offsets" if inner == 1 else f"offsets // {inner}"
         if dim > 0:
             expression += f" % {self.shape[dim]}"
-        self.indices[dim] = f"index{dim} = {expression}"
+        self.indices[dim] = expression
         return f"index{dim}"
+
+    def index_lines(self) -> list[tuple[str, str]]:
+        return [(f"index{d}", self.indices[d]) for d in sorted(self.indices)]
 
     def offsets(self, shape) -> str | None:
         """The offsets of a value of `shape` (right-aligned, broadcast) at each element; None: one scalar."""
@@ -169,42 +161,26 @@ class PointwiseLayout:
         return {"elements": elements, "block": 1024}
 
 
-class ReductionLayout:
+class ReductionLayout(RowLayout):
     """2-D tiles: a block of rows by the row's trailing elements (the reduced axis)."""
 
     template = "triton_reduction.py.j2"
 
     def __init__(self, spec: KernelSpec):
         self.spec = spec
-        shapes = _value_shapes(spec)
-        blocked = [shape for local, shape in shapes.items() if self._is_blocked(local)]
-        self.rank = max(len(shape) for shape in blocked)
-        full = [shape[1:] for shape in blocked if len(shape) == self.rank and _numel(shape[1:]) > 1]
+        operands = {o.local: o for o in spec.operands}
+        values = {local: (shape, local not in operands or operands[local].blocked)
+                  for local, shape in _value_shapes(spec).items()}
         try:
-            self.trailing = tuple(_broadcast(full)) if full else (1,) * (self.rank - 1)
-        except ValueError as error:
+            super().__init__(values)
+        except Unsupported as error:
             raise _Unsupported(str(error)) from None
-        self.indices: dict[int, str] = {}
-        for local, shape in shapes.items():
-            self.kind_of(shape, blocked=self._is_blocked(local))  # raises for shapes that fit no tile
-
-    def _is_blocked(self, local) -> bool:
-        operand = next((o for o in self.spec.operands if o.local == local), None)
-        return operand is None or operand.blocked
 
     def kind_of(self, shape, blocked=True) -> str:
-        """"row" (one value per row: a [rows, 1] tile), "full" ([rows, cols]), "scalar", "columns"."""
-        if not blocked:
-            if _numel(shape) == 1:
-                return "scalar"
-            if len(shape) <= self.rank and _right_aligned(shape, self.rank)[0] == 1:
-                return "columns"
-            raise _Unsupported(f"a whole operand of shape {shape} does not broadcast over the rows")
-        if _numel(shape[1:]) == 1:
-            return "row"
-        if len(shape) == self.rank and all(n in (1, t) for n, t in zip(shape[1:], self.trailing)):
-            return "full"
-        raise _Unsupported(f"a value of shape {shape} is neither a full row nor one value per row")
+        try:
+            return super().kind_of(shape, blocked)
+        except Unsupported as error:
+            raise _Unsupported(str(error)) from None
 
     def why_not(self):
         if _numel(self.trailing) > MAX_ROW_ELEMENTS:
@@ -219,31 +195,6 @@ class ReductionLayout:
             if self.kind_of(source) == "full" and tuple(source[1:]) != self.trailing:
                 return f"{s.value} = {s.op} reduces a broadcast value"
         return None
-
-    def _index(self, dim: int) -> str:  # dim counts trailing dims from 0
-        inner = _numel(self.trailing[dim + 1:])
-        expression = "cols" if inner == 1 else f"cols // {inner}"
-        if dim > 0:
-            expression += f" % {self.trailing[dim]}"
-        self.indices[dim] = f"index{dim} = {expression}"
-        return f"index{dim}"
-
-    def _trailing_offsets(self, trailing) -> str:
-        if tuple(trailing) == self.trailing:
-            return "cols"
-        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
-                 for d, (n, stride) in enumerate(zip(trailing, _strides(trailing))) if n != 1]
-        return " + ".join(terms) or "0"
-
-    def offsets(self, shape, blocked=True) -> str | None:
-        kind = self.kind_of(shape, blocked)
-        if kind == "scalar":
-            return None
-        if kind == "row":
-            return "rows"
-        if kind == "columns":
-            return self._trailing_offsets(_right_aligned(shape, self.rank)[1:])
-        return f"rows * {_numel(shape[1:])} + {self._trailing_offsets(shape[1:])}"
 
     def load_mask(self, shape, blocked=True) -> str:
         # a scalar is loaded once, unmasked
@@ -265,18 +216,6 @@ class ReductionLayout:
         block_rows = max(1, min(_next_power_of_2(self.spec.rows), 4096 // block_cols))  # 4K-element tiles
         return {"rows": self.spec.rows, "row_elements": row_elements, "block_cols": block_cols,
                 "block_rows": block_rows}
-
-
-def _broadcast(shapes) -> list:
-    rank = max(len(s) for s in shapes)
-    result = [1] * rank
-    for shape in shapes:
-        for d, n in enumerate(_right_aligned(shape, rank)):
-            if n != 1:
-                if result[d] not in (1, n):
-                    raise ValueError(f"shapes {sorted(set(map(tuple, shapes)))} do not broadcast")
-                result[d] = n
-    return result
 
 
 # ---- statement lines ------------------------------------------------------------------------
@@ -354,7 +293,7 @@ def render_kernel(spec: KernelSpec) -> str:
     arguments = [f"as_buffer({o.local})" for o in spec.operands] + [f"TritonBuffer(out_{v})" for v in spec.outputs]
     context = {
         "name": spec.name, "params": params, "launch_params": launch_params, "arguments": arguments,
-        "doc": f"{spec.group}: {spec.summary()}", "indices": [layout.indices[d] for d in sorted(layout.indices)],
+        "doc": f"{spec.group}: {spec.summary()}", "indices": layout.index_lines(),
         "loads": loads, "body": body, "stores": stores, **layout.context(),
     }
     return render(layout.template, k=context)

@@ -41,6 +41,7 @@ class ProgramSource:
     library_nodes: list       # the nodes whose eager kernels `library[i]` runs
     kernels: list             # KernelSpecs
     stats: dict = field(default_factory=dict)
+    native_source: str = ""   # the C backend's kernels
 
 
 def schedule(graph: Graph) -> list[Step]:

@@ -68,9 +68,11 @@ def _transpose_product(graph: Graph, node) -> None:
         return
     b_t = graph.add("permute", (b.name,), {"dims": (1, 0)}, shape=b.shape[::-1], dtype=b.dtype, source=node.source)
     a_t = graph.add("permute", (a.name,), {"dims": (1, 0)}, shape=a.shape[::-1], dtype=a.dtype, source=node.source)
-    for transposed in (b_t, a_t):
+    operands = []
+    for transposed in (b_t, a_t):  # a transposed transpose is the matrix itself: no permute at all
         _compose_permutes(graph, transposed)
-    swapped = graph.add("matmul", (b_t.name, a_t.name), {}, shape=node.shape, dtype=node.dtype, source=node.source)
+        operands.append(_passthrough(graph, graph[transposed.name]) or transposed.name)
+    swapped = graph.add("matmul", tuple(operands), {}, shape=node.shape, dtype=node.dtype, source=node.source)
     graph.replace_uses(node.name, swapped.name)
 
 

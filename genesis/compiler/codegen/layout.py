@@ -1,0 +1,124 @@
+"""Row layouts: how each value of a row kernel is indexed, shared by the Triton and C backends.
+
+A row kernel iterates over the leading dim (the rows) and, within a row, over
+the elements of the trailing dims, the widest trailing shape among the
+kernel's row-blocked values. Every value is one of four kinds:
+
+- "full": one value per element of a row (`x[rows, ...]`, broadcast dims allowed);
+- "row": one value per row (`(rows, 1, 1)` or a reduction's result);
+- "columns": a whole operand broadcast over the rows (a layer_norm weight);
+- "scalar": one value for the whole kernel.
+
+Offsets are expressions over a row index and an element index within the
+row; the names and the floor-division operator are the backend's, so the
+same arithmetic reads as Triton tiles or as C loop counters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+class Unsupported(Exception):
+    """The values fit no row layout: the group stays a numpy kernel, and this says why."""
+
+
+def numel(shape) -> int:
+    return math.prod(shape)
+
+
+def strides(shape) -> tuple:
+    result, step = [], 1
+    for n in reversed(shape):
+        result.append(step)
+        step *= n
+    return tuple(reversed(result))
+
+
+def right_aligned(shape, rank) -> tuple:
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+def broadcast(shapes) -> list:
+    rank = max(len(s) for s in shapes)
+    result = [1] * rank
+    for shape in shapes:
+        for d, n in enumerate(right_aligned(shape, rank)):
+            if n != 1:
+                if result[d] not in (1, n):
+                    raise ValueError(f"shapes {sorted(set(map(tuple, shapes)))} do not broadcast")
+                result[d] = n
+    return result
+
+
+@dataclass(frozen=True)
+class Names:
+    rows: str = "rows"
+    cols: str = "cols"
+    floordiv: str = "//"
+
+
+class RowLayout:
+    """The kinds and offsets of a row kernel's values; `values` maps each to (shape, blocked)."""
+
+    def __init__(self, values: dict, names: Names = Names()):
+        self.names = names
+        blocked = [shape for shape, is_blocked in values.values() if is_blocked]
+        if not blocked:
+            raise Unsupported("no value is read by rows")
+        self.rank = max(len(shape) for shape in blocked)
+        full = [shape[1:] for shape in blocked if len(shape) == self.rank and numel(shape[1:]) > 1]
+        try:
+            self.trailing = tuple(broadcast(full)) if full else (1,) * (self.rank - 1)
+        except ValueError as error:
+            raise Unsupported(str(error)) from None
+        self.row_elements = numel(self.trailing)
+        self.indices: dict[int, str] = {}  # trailing dim -> the expression of its index
+        for shape, is_blocked in values.values():
+            self.kind_of(shape, is_blocked)  # raises for shapes that fit no layout
+
+    def kind_of(self, shape, blocked=True) -> str:
+        if not blocked:
+            if numel(shape) == 1:
+                return "scalar"
+            if len(shape) <= self.rank and right_aligned(shape, self.rank)[0] == 1:
+                return "columns"
+            raise Unsupported(f"a whole operand of shape {shape} does not broadcast over the rows")
+        if numel(shape[1:]) == 1:
+            return "row"
+        if len(shape) == self.rank and all(n in (1, t) for n, t in zip(shape[1:], self.trailing)):
+            return "full"
+        raise Unsupported(f"a value of shape {shape} is neither a full row nor one value per row")
+
+    def _index(self, dim: int) -> str:  # dim counts trailing dims from 0
+        inner = numel(self.trailing[dim + 1:])
+        cols, div = self.names.cols, self.names.floordiv
+        expression = cols if inner == 1 else f"{cols} {div} {inner}"
+        if dim > 0:  # `//` (or C's `/`) and `%` bind alike, left to right
+            expression += f" % {self.trailing[dim]}"
+        self.indices[dim] = expression
+        return f"index{dim}"
+
+    def trailing_offsets(self, trailing) -> str:
+        """The offset within a row of `trailing`'s element at each position of the row."""
+        if tuple(trailing) == self.trailing:
+            return self.names.cols
+        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
+                 for d, (n, stride) in enumerate(zip(trailing, strides(trailing))) if n != 1]
+        return " + ".join(terms) or "0"
+
+    def offsets(self, shape, blocked=True) -> str | None:
+        """The offsets of a value of `shape` in its own buffer; None for a scalar (read once)."""
+        kind = self.kind_of(shape, blocked)
+        if kind == "scalar":
+            return None
+        if kind == "row":
+            return self.names.rows
+        if kind == "columns":
+            return self.trailing_offsets(right_aligned(shape, self.rank)[1:])
+        return f"{self.names.rows} * {numel(shape[1:])} + {self.trailing_offsets(shape[1:])}"
+
+    def index_lines(self) -> list[tuple[str, str]]:
+        """(name, expression) for each trailing-dim index the offsets use."""
+        return [(f"index{d}", self.indices[d]) for d in sorted(self.indices)]

@@ -1,0 +1,176 @@
+"""Building C kernels into a shared library with the system's C compiler, cached on disk.
+
+The compiler is `GENESIS_CC`, else the first of cc, gcc and clang on PATH.
+Flags: -O3 for this machine's vector units (-march=native), without errno
+from math functions (so they vectorise), without contracting a*b+c into an
+FMA (so results round as eager's do), with wrapping signed integers (numpy's
+overflow), and OpenMP's SIMD pragmas (reductions vectorise) but no OpenMP
+runtime. Where glibc's libmvec is found, loops with exp, tanh, ... call its
+SIMD versions.
+
+A library is cached as `<key>.so` next to the program sources, the key
+hashing the C source, the compiler and its flags. Its SHA-256 goes in a
+sidecar file `<key>.so.sha256`, written after it; a library whose bytes do
+not match is rebuilt with a warning, never loaded. Both are written to a
+temporary name and renamed, so another process sees all of a file or none.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from genesis.compiler import cache
+from genesis.compiler.dump import write_atomic
+
+FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
+         "-fopenmp-simd", "-w")
+# math functions whose libmvec SIMD versions (float and double) genesis declares for the vectoriser
+VECTOR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf")
+_ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64}
+
+
+class CompilerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Compiler:
+    path: str
+    version: str
+    flags: tuple
+    vector_math: bool   # glibc's libmvec is there: declare SIMD math functions
+
+
+def find_compiler() -> Compiler | None:
+    """The C compiler genesis uses (GENESIS_CC, else cc, gcc or clang on PATH), or None."""
+    return _find_compiler(os.environ.get("GENESIS_CC", ""), os.environ.get("PATH", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def _find_compiler(configured: str, search_path: str) -> Compiler | None:
+    candidates = [configured] if configured else ["cc", "gcc", "clang"]
+    for name in candidates:
+        path = shutil.which(name, path=search_path or None)
+        if path is None:
+            continue
+        try:
+            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                                     check=True).stdout.splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            continue
+        flags = FLAGS + (("-march=native",) if _accepts(path, "-march=native") else ())
+        gnu = "clang" not in version.lower()
+        return Compiler(path, version, flags, gnu and _has_libmvec(path))
+    return None
+
+
+def compiler_or_error() -> Compiler:
+    compiler = find_compiler()
+    if compiler is None:
+        configured = os.environ.get("GENESIS_CC")
+        where = f"GENESIS_CC={configured!r} is not an executable C compiler" if configured else \
+            "no C compiler (cc, gcc or clang) on PATH"
+        raise CompilerError(f"genesis.compile(backend='c'): {where}; install one, set GENESIS_CC, "
+                            "or use backend='numpy'")
+    return compiler
+
+
+def _accepts(path: str, flag: str) -> bool:
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "probe.c"
+        source.write_text("int genesis_probe(void) { return 0; }\n")
+        result = subprocess.run([path, flag, "-c", str(source), "-o", str(Path(folder) / "probe.o")],
+                                capture_output=True, timeout=60)
+        return result.returncode == 0
+
+
+def _has_libmvec(path: str) -> bool:
+    result = subprocess.run([path, "-print-file-name=libmvec.so"], capture_output=True, text=True, timeout=30)
+    found = result.stdout.strip()
+    return result.returncode == 0 and os.path.isabs(found) and os.path.exists(found)
+
+
+@functools.lru_cache(maxsize=1)
+def machine_signature() -> str:
+    """What decides whether a library built here runs elsewhere: the CPU's architecture and features
+    (-march=native code may use instructions another CPU lacks), so a shared cache stays safe."""
+    features = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            features = next((line for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return cache.key_of(platform.machine(), platform.system(), features)
+
+
+def library_key(source: str, compiler: Compiler) -> str:
+    return cache.key_of("c-library", source, compiler.version, compiler.flags, compiler.vector_math)
+
+
+def build_library(source: str, compiler: Compiler, key: str) -> Path:
+    """The cached shared library for `source`, compiled now if missing or corrupt."""
+    path = cache.cache_dir() / f"{key}.so"
+    checksum = path.with_name(path.name + ".sha256")
+    if path.exists() and checksum.exists():
+        try:
+            if hashlib.sha256(path.read_bytes()).hexdigest() == checksum.read_text().strip():
+                return path
+        except OSError:
+            pass
+        warnings.warn(f"genesis: dropping corrupt cache entry {path}: checksum mismatch; it will be rebuilt",
+                      stacklevel=3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+        c_file = Path(folder) / f"{key}.c"
+        c_file.write_text(source)
+        built = Path(folder) / f"{key}.so"
+        command = [compiler.path, *compiler.flags, str(c_file), "-o", str(built)]
+        if compiler.vector_math:
+            command += ["-lmvec"]
+        command += ["-lm"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise CompilerError(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
+                                f"codegen):\n{result.stderr[-4000:]}")
+        digest = hashlib.sha256(built.read_bytes()).hexdigest()
+        os.replace(built, path)
+    write_atomic(checksum, digest + "\n")
+    return path
+
+
+class NativeLibrary:
+    """A loaded library: its kernels as attributes, with their argument types set."""
+
+    def __init__(self, path: Path, signatures: dict):
+        self._library = ctypes.CDLL(str(path))
+        self.path = path
+        for name, signature in signatures.items():
+            function = getattr(self._library, name)
+            function.argtypes = [_ARGUMENT_TYPES[code] for code in signature]
+            function.restype = None
+            setattr(self, name, function)
+
+
+def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary:
+    """Compile (or find in the cache) and load `source`; `key` is the library key recorded at build time."""
+    if key is not None:
+        path = cache.cache_dir() / f"{key}.so"
+        checksum = path.with_name(path.name + ".sha256")
+        try:
+            if hashlib.sha256(path.read_bytes()).hexdigest() == checksum.read_text().strip():
+                return NativeLibrary(path, signatures)
+        except OSError:
+            pass
+    compiler = compiler_or_error()
+    key = key or library_key(source, compiler)
+    return NativeLibrary(build_library(source, compiler, key), signatures)

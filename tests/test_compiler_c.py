@@ -1,0 +1,228 @@
+"""The C backend: generated C kernels, compiled by the system's compiler, equal eager.
+
+Every elementwise op of the op table runs through a C kernel in every float
+dtype (the table is the numpy backend's, imported); broadcasting operands,
+softmax and layer_norm (one C kernel each), reductions over the rows, matmul
+epilogues, work split across threads, the groups that stay numpy kernels (with
+the reason in the stats), the disk cache of the compiled library and its
+corruption, and a clear error without a compiler. Math functions are libm's
+(vectorised through libmvec), so they agree with numpy's to a few ulp.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import genesis
+from genesis.compiler import native
+from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, data, layer_norm, softmax
+from tests.test_compiler_codegen import assert_matches_eager as compiled_matches_eager
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+TOLERANCE = {genesis.float32: 4e-7, genesis.float64: 1e-15, genesis.float16: 1e-3, genesis.bfloat16: 8e-3}
+# computed by libm/libmvec, not numpy: a few ulp apart (in fp16/bf16 the rounding to the dtype hides it)
+TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "erf", "pow", "rsqrt"}
+
+
+def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, c_kernels=None, kernels=None):
+    """The numpy backend's check, on the C backend, then its count of C kernels."""
+    compiled = compiled_matches_eager(fn, *args, backend="c", rtol=rtol, atol=atol, kernels=kernels)
+    (program,) = compiled.programs.values()
+    if c_kernels is not None:
+        assert program.info["c_kernels"] == c_kernels, program.info
+    return compiled, program.info
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_op_in_a_c_kernel_equals_eager(name, dtype):
+    x = data(37, 65, dtype=dtype, low=0.1, high=3.0)
+    y = data(37, 65, seed=1, dtype=dtype)
+    rtol = TOLERANCE[dtype] * (8 if name in TRANSCENDENTAL else 1) if name in TRANSCENDENTAL or \
+        dtype.is_low_precision else 0.0
+    _, program = assert_matches_eager(ELEMENTWISE[name], x, y, rtol=rtol, atol=rtol * 1e-3)
+    # every group is a C kernel; sign alone is never fused (the numpy kernels have no line for it)
+    assert program["c_kernels"] == program["kernels"] >= (0 if name == "sign" else 1), program
+
+
+def test_every_elementwise_and_reduction_op_has_a_c_snippet():
+    from genesis.ops import OPS, Kind
+
+    missing = [name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.REDUCTION)
+               and "c" not in op.codegen and name not in ("all", "any", "argmax", "argmin")]
+    assert missing == []
+
+
+def test_integer_arithmetic_wraps_as_numpy_does():
+    fn = lambda a, b: (a * b + 7) * -3 - (a ^ b)  # noqa: E731
+    a = genesis.tensor(np.random.default_rng(0).integers(-2**31, 2**31 - 1, (40, 33)), dtype=genesis.int32)
+    b = genesis.tensor(np.random.default_rng(1).integers(-2**31, 2**31 - 1, (40, 33)), dtype=genesis.int32)
+    assert_matches_eager(fn, a, b, c_kernels=1)
+
+
+def test_nan_and_inf_propagate_as_in_numpy():
+    values = np.array([[np.nan, 1.0, -np.inf, 3.0], [0.5, np.inf, -2.0, np.nan], [1.0, 2.0, 3.0, 4.0]])
+    x = genesis.tensor(values, dtype=genesis.float32)
+
+    def fn(x):
+        return (genesis.maximum(x, 1.0) + genesis.minimum(x, 2.0), x.clamp(-1, 1), x.relu(),
+                x.amax(dim=1), x.amin(dim=1), x.sum(dim=0), (x * 2).amax())
+
+    assert_matches_eager(fn, x)
+
+
+def test_a_long_chain_split_over_threads_equals_eager():
+    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y  # noqa: E731
+    x, y = data(400_001), data(400_001, seed=1)
+    assert_matches_eager(fn, x, y, rtol=3e-6, atol=1e-7, kernels=1, c_kernels=1)
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float16], ids=lambda d: d.name)
+def test_broadcasting_operands_are_read_at_their_own_strides(dtype):
+    fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
+    args = (data(30, 7, 9, dtype=dtype), data(9, seed=1, dtype=dtype), data(1, 7, 1, seed=2, dtype=dtype),
+            data(30, 1, 1, seed=3, dtype=dtype))
+    assert_matches_eager(fn, *args, kernels=1, c_kernels=1)
+
+
+def test_strided_inputs_are_read_as_their_values():
+    fn = lambda x, y: x * 2 + y  # noqa: E731
+    x = data(20, 30).transpose(0, 1)
+    y = data(30, 40, seed=1)[:, ::2]
+    assert_matches_eager(fn, x, y, c_kernels=1)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+def test_softmax_and_layer_norm_are_one_c_kernel_each(dtype):
+    x = data(37, 65, dtype=dtype)
+    tolerance = TOLERANCE[dtype] * 8
+    assert_matches_eager(softmax, x, rtol=tolerance, atol=tolerance * 1e-2, kernels=1, c_kernels=1)
+    w, b = data(65, seed=1, dtype=dtype), data(65, seed=2, dtype=dtype)
+    assert_matches_eager(layer_norm, x, w, b, rtol=tolerance, atol=tolerance * 10, kernels=1, c_kernels=1)
+
+
+def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
+    def fn(x):
+        low = x.amin(dim=(1, 2), keepdim=True)
+        return (x - low).sum(dim=(1, 2)) * 0.5, x.amax(dim=(1, 2)), (x * x).mean(dim=(1, 2), keepdim=True)
+
+    compiled, program = assert_matches_eager(fn, data(19, 5, 13), rtol=1e-6)
+    assert program["c_kernels"] == program["kernels"] >= 2
+
+
+def test_reductions_over_the_rows_accumulate_per_chunk():
+    def fn(x, y):
+        bias_grad = (x * y).sum(dim=0)            # a vector partial per chunk
+        total = (x * x).sum() / 3                 # a scalar partial, then after the loop
+        peak = (x - y).amax(dim=(0, 1), keepdim=True)
+        return bias_grad, total, peak, x * 2
+
+    x, y = data(3000, 97), data(3000, 97, seed=1)
+    # sums over floats accumulate in double: here 25x closer to the float64 sum than eager's float32 one
+    _, program = assert_matches_eager(fn, x, y, rtol=1e-5, atol=5e-4)
+    assert program["c_kernels"] == program["kernels"], program
+
+
+def test_a_matmul_epilogue_reads_the_product_computed_before_the_loop():
+    fn = lambda x, w, b: (x @ w + b).relu() * 2  # noqa: E731
+    assert_matches_eager(fn, data(33, 8), data(8, 17, seed=1), data(17, seed=2), rtol=1e-6, c_kernels=1)
+
+
+def test_groups_c_does_not_take_run_as_numpy_kernels_and_say_why():
+    fn = lambda x: x.exp().sum(dim=2, keepdim=True) + 1  # noqa: E731
+    _, program = assert_matches_eager(fn, data(9, 4, 5), rtol=1e-6)
+    assert program["c_kernels"] == 0 and "not all trailing dims" in " ".join(program["backend_refusals"].values())
+    from genesis.compiler import explain
+
+    assert "stays a numpy kernel" in explain(fn, data(9, 4, 5), backend="c")
+
+
+def test_a_training_step_on_the_c_backend_matches_eager():
+    from genesis import nn, optim
+
+    def make():
+        genesis.manual_seed(0)
+        model = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 5))
+        return model, optim.AdamW(model.parameters(), lr=1e-2)
+
+    def step(model, optimizer, x, y):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss
+
+    eager_model, eager_optimizer = make()
+    model, optimizer = make()
+    compiled = genesis.compile(lambda x, y: step(model, optimizer, x, y), backend="c")
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        x = genesis.tensor(rng.normal(size=(64, 12)), dtype=genesis.float32)
+        y = genesis.tensor(rng.integers(0, 5, 64), dtype=genesis.int64)
+        np.testing.assert_allclose(compiled(x, y).item(), step(eager_model, eager_optimizer, x, y).item(), rtol=1e-5)
+    for got, expected in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-6)
+    (program,) = compiled.programs.values()
+    assert program.info["c_kernels"] >= program.info["kernels"] - 2, program.info
+
+
+# ---- the compiled library: cache, corruption, no compiler ------------------------------------------
+_CHILD = (
+    "import warnings, genesis, numpy as np\n"
+    "from genesis.compiler import native\n"
+    "calls = []\n"
+    "original = native.build_library\n"
+    "native.build_library = lambda *a: calls.append(1) or original(*a)\n"
+    "f = genesis.compile(lambda x: (x * 3).exp().sum(dim=1), backend='c')\n"
+    "x = genesis.tensor(np.arange(12.0).reshape(3, 4), dtype=genesis.float32)\n"
+    "with warnings.catch_warnings(record=True) as caught:\n"
+    "    warnings.simplefilter('always')\n"
+    "    got = f(x).numpy()\n"
+    "assert np.allclose(got, np.exp(np.arange(12.0).reshape(3, 4) * 3).sum(1), rtol=1e-5)\n"
+    "print(len(calls), f.stats['disk_cache_hits'], sum('corrupt cache entry' in str(w.message) for w in caught))\n")
+
+
+def _run_child(cache_dir):
+    env = {"GENESIS_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin", "HOME": str(cache_dir)}
+    run = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+def test_a_second_process_loads_the_cached_library_without_compiling(tmp_path):
+    # builds: library compiles, warm-cache hits, corrupt-entry warnings
+    assert _run_child(tmp_path) == ["1", "0", "0"]
+    assert _run_child(tmp_path) == ["0", "1", "0"]
+    assert len(list(tmp_path.glob("*.so"))) == 1
+
+
+def test_a_corrupt_library_is_rebuilt_with_a_warning_and_never_loaded(tmp_path):
+    _run_child(tmp_path)
+    (library,) = tmp_path.glob("*.so")
+    library.write_bytes(library.read_bytes()[:100])  # truncated: loading it would crash the process
+    assert _run_child(tmp_path) == ["1", "1", "1"]
+    assert library.stat().st_size > 100
+
+
+def test_no_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("GENESIS_CC", "/nonexistent/cc")
+    with pytest.raises(native.CompilerError, match="GENESIS_CC='/nonexistent/cc' is not an executable C compiler"):
+        genesis.compile(lambda x: x * 2 + 1, backend="c", fullgraph=True)(data(5, seed=7, low=-3.0))
+
+
+def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
+    compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=2, keepdim=True)), backend="c",
+                               dump_dir=tmp_path)
+    compiled(data(6, 4, 5))
+    (folder,) = tmp_path.iterdir()
+    source = (folder / "kernels.c").read_text()
+    assert "#pragma omp simd" in source and "void k" in source
+    assert "numpy kernels instead" in (folder / "c.txt").read_text()
+
+
+def F_softmax(x):
+    return genesis.nn.functional.softmax(x, dim=-1)
