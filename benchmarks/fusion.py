@@ -1,4 +1,4 @@
-"""Fused against eager: genesis eager, genesis compiled, PyTorch eager and torch.compile, side by side.
+"""Fused against eager: genesis eager, compiled (numpy and default backends), PyTorch eager and torch.compile.
 
 Cases: the elementwise chain tanh(x*y+1)*0.5 + exp(-x)*y over 8M float32,
 softmax and layer_norm over (4096, 1024), and an MLP forward
@@ -68,7 +68,9 @@ def run_case(name, fn, arrays, rounds):
         compile_seconds = time.perf_counter() - started
         expected, got = fn(*inputs), compiled(*inputs)
         error = float(np.max(np.abs(expected.numpy() - got.numpy())))
-        variants = {"genesis eager": lambda: fn(*inputs), "genesis compiled": lambda: compiled(*inputs)}
+        numpy_compiled = genesis.compile(fn, backend="numpy")
+        variants = {"genesis eager": lambda: fn(*inputs), "genesis numpy": lambda: numpy_compiled(*inputs),
+                    "genesis compiled": lambda: compiled(*inputs)}
         report = next(iter(compiled.programs.values())).report
     row = {"case": name, "max_abs_difference": error, "genesis_compile_seconds": compile_seconds,
            "kernels_per_call": compiled.stats["kernels_per_call"],

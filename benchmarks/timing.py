@@ -45,11 +45,12 @@ def format_time(seconds: float) -> str:
     return f"{seconds * 1e3:8.2f} ms"
 
 
-NAMES = ["genesis eager", "genesis compiled", "torch eager", "torch.compile"]
+# "genesis compiled" is the default backend (C where a compiler is found); "genesis numpy" the numpy one
+NAMES = ["genesis eager", "genesis numpy", "genesis compiled", "torch eager", "torch.compile"]
 
 
 def print_comparison(rows) -> None:
-    """One line per case: the four variants' times, eager/compiled, and compiled against torch.compile."""
+    """One line per case: the variants' times, eager/compiled, and compiled against torch.compile."""
     print(f"{'case':28s}" + "".join(f"{n:>18s}" for n in NAMES) + f"{'eager/compiled':>16s}{'compiled/t.compile':>20s}")
     for row in rows:
         t = row["seconds"]
@@ -69,7 +70,10 @@ def environment() -> str:
         peer = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         peer = "torch not installed"
-    return f"python {sys.version.split()[0]}, numpy {numpy.__version__}, genesis {genesis.__version__}, {peer}\n"
+    from genesis.compiler.api import default_backend
+
+    return (f"python {sys.version.split()[0]}, numpy {numpy.__version__}, genesis {genesis.__version__} "
+            f"(compiled: the {default_backend()} backend), {peer}\n")
 
 
 def save_json(path: Path | None, rows) -> None:

@@ -1,4 +1,4 @@
-"""Whole training steps: genesis eager, genesis compiled, PyTorch eager and torch.compile, side by side.
+"""Whole training steps: genesis eager, compiled (numpy and default backends), PyTorch eager and torch.compile.
 
 Models: MLP 784-256-256-10 at batch 64 and 784-1024-1024-10 at batch 256, GELU,
 cross-entropy, Adam, clip_grad_norm_(1.0). Reports step times and ratios,
@@ -136,8 +136,10 @@ def run_config(name, sizes, batch_size, rounds):
            "peak_bytes_eager": peak_bytes(lambda: eager_step(x, y)),
            "peak_bytes_compiled": peak_bytes(lambda: compiled(x, y))}
     row["warm_start_seconds"], row["warm_start_disk_hits"] = warm_start_seconds(sizes, batch_size, cache_dir)
-    row["seconds"] = measure({"genesis eager": lambda: eager_step(x, y), "genesis compiled": lambda: compiled(x, y)},
-                             rounds, min_seconds=0.25)
+    _, numpy_step = genesis_setup(sizes)
+    numpy_compiled = genesis.compile(numpy_step, backend="numpy")
+    row["seconds"] = measure({"genesis eager": lambda: eager_step(x, y), "genesis numpy": lambda: numpy_compiled(x, y),
+                              "genesis compiled": lambda: compiled(x, y)}, rounds, min_seconds=0.25)
     row["_torch_inputs"] = (sizes, model, x, y)
     return row
 

@@ -11,12 +11,17 @@ dispatch.verify_meta = True
 
 
 def pytest_collection_modifyitems(config, items):
-    if genesis.is_cuda_available():
-        return
+    from genesis.compiler import native
+
+    no_gpu, no_compiler = not genesis.is_cuda_available(), native.find_compiler() is None
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    skip_c = pytest.mark.skip(reason="needs a C compiler (cc, gcc or clang; or GENESIS_CC)")
     for item in items:
-        if "gpu" in item.keywords:
+        if no_gpu and "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        if no_compiler and ("c_compiler" in item.keywords or backend == "c"):
+            item.add_marker(skip_c)
 
 
 @pytest.fixture(autouse=True)

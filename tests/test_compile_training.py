@@ -122,7 +122,8 @@ def test_transformer_block_50_steps():
 
 @pytest.mark.parametrize("amp", [genesis.float16, genesis.bfloat16], ids=["fp16", "bf16"])
 def test_autocast_steps_match_eager_amp(amp):
-    run_side_by_side(mlp, random_batches(20, (16, 12)), amp=amp, scaler=amp is genesis.float16)
+    # the C backend sums in double where eager sums fp32: now and then a value rounds to the next fp16
+    run_side_by_side(mlp, random_batches(20, (16, 12)), amp=amp, scaler=amp is genesis.float16, rtol=1e-4)
 
 
 def test_an_inf_gradient_is_skipped_exactly_as_eager_gradscaler_skips_it():

@@ -59,7 +59,7 @@ def test_a_corrupt_entry_is_dropped_rebuilt_and_warned_about(tmp_path, monkeypat
     compiled = genesis.compile(fn)
     with pytest.warns(UserWarning, match=r"dropping corrupt cache entry .*checksum mismatch"):
         out = compiled(x)
-    np.testing.assert_array_equal(out.numpy(), fn(x).numpy())
+    np.testing.assert_allclose(out.numpy(), fn(x).numpy(), rtol=1e-6)  # the C backend's exp: a few ulp
     assert entry.read_text() == intact and compiled.stats["disk_cache_hits"] == 0
     again = genesis.compile(fn)
     again(x)

@@ -351,3 +351,15 @@ def test_command_line_shows_a_dump(tmp_path, capsys):
     assert main(["show", str(tmp_path), "--ir", "00_traced"]) == 0
     assert "tanh(" in capsys.readouterr().out
     assert main(["show", str(tmp_path / "missing")]) == 1
+
+
+def test_without_a_c_compiler_the_default_is_numpy_and_asking_for_c_is_a_clear_error(monkeypatch):
+    from genesis.compiler import native
+
+    monkeypatch.setenv("GENESIS_CC", "/nonexistent/cc")
+    compiled = genesis.compile(lambda x: x * 2 + 1)
+    x = randn(5)
+    assert compiled.backend == "numpy"
+    assert_same(compiled(x), x * 2 + 1, rtol=0, atol=0)
+    with pytest.raises(native.CompilerError, match="GENESIS_CC='/nonexistent/cc' is not an executable C compiler"):
+        genesis.compile(lambda x: x * 2 + 1, backend="c")(x)

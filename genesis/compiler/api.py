@@ -34,8 +34,10 @@ def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_pa
             loss_scale=None, clip_grad_norm=None):
     """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
 
-    backend: "numpy" (the CPU default), "triton", or "eager" (trace and run the
-    optimised graph node by node: the debugging mode). `GENESIS_COMPILE=0`
+    backend: "c" (C kernels built by the system's C compiler: the CPU default
+    where one is found), "numpy" (chunked numpy kernels: the default without a
+    compiler), "triton", or "eager" (trace and run the optimised graph node by
+    node: the debugging mode). `GENESIS_COMPILE=0`
     returns `fn` unchanged. `dump_dir` (or `GENESIS_DUMP`) writes the IR after
     each pass, the kernels and a report. For a training step written plainly,
     `amp="bf16"|"fp16"`, `loss_scale="dynamic"` and `clip_grad_norm=max_norm`
@@ -50,11 +52,18 @@ def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_pa
         fn = TrainingStep(fn, options)
     if os.environ.get("GENESIS_COMPILE", "1") == "0":
         return fn
-    backend = backend or "numpy"
+    backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"genesis.compile: unknown backend {backend!r}; choose one of {BACKENDS}")
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
                             dump_dir=dump_dir or os.environ.get("GENESIS_DUMP"), disable_passes=disable_passes)
+
+
+def default_backend() -> str:
+    """"c" where a C compiler is found (see compiler/native.py), else "numpy"."""
+    from genesis.compiler import native
+
+    return "c" if native.find_compiler() is not None else "numpy"
 
 
 class CompiledFunction:

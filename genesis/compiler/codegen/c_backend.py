@@ -187,6 +187,8 @@ class _Kernel:
             return 1
         if kind is Kind.VIEW:
             return self._level_of_shape(s.shape, True)
+        if self.flat:  # every statement of a flat loop is computed per element (x + 1 over one element)
+            return 2
         return max([self._level_of_read(r) for r in s.reads] + [0])
 
     def _level_of_read(self, read) -> int:
