@@ -73,9 +73,18 @@ def test_nan_and_inf_propagate_as_in_numpy():
     assert_matches_eager(fn, x)
 
 
-def test_a_long_chain_split_over_threads_equals_eager():
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Work splits into chunks (one per thread) from 4096 elements on, not from 1M."""
+    from genesis.runtime import native
+
+    monkeypatch.setattr(native, "GRAIN", 4096)
+    assert len(native.row_chunks(3000, 97)) == min(native.THREADS, 3000 * 97 // 4096)
+
+
+def test_a_long_chain_split_over_threads_equals_eager(small_chunks):
     fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y  # noqa: E731
-    x, y = data(400_001), data(400_001, seed=1)
+    x, y = data(40_001), data(40_001, seed=1)
     assert_matches_eager(fn, x, y, rtol=3e-6, atol=1e-7, kernels=1, c_kernels=1)
 
 
@@ -112,7 +121,7 @@ def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
     assert program["c_kernels"] == program["kernels"] >= 2
 
 
-def test_reductions_over_the_rows_accumulate_per_chunk():
+def test_reductions_over_the_rows_accumulate_per_chunk(small_chunks):
     def fn(x, y):
         bias_grad = (x * y).sum(dim=0)            # a vector partial per chunk
         total = (x * x).sum() / 3                 # a scalar partial, then after the loop

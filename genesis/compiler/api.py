@@ -63,7 +63,7 @@ def default_backend() -> str:
     """"c" where a C compiler is found (see compiler/native.py), else "numpy"."""
     from genesis.compiler import native
 
-    return "c" if native.find_compiler() is not None else "numpy"
+    return "c" if native.compiler_available() else "numpy"
 
 
 class CompiledFunction:

@@ -56,6 +56,13 @@ def find_compiler() -> Compiler | None:
     return _find_compiler(os.environ.get("GENESIS_CC", ""), os.environ.get("PATH", ""))
 
 
+def compiler_available() -> bool:
+    """Whether find_compiler would find one: only a PATH lookup, so a process that loads its programs
+    from the disk cache never runs the compiler's probes (about 0.1 s)."""
+    configured = os.environ.get("GENESIS_CC", "")
+    return any(shutil.which(name) for name in ([configured] if configured else ["cc", "gcc", "clang"]))
+
+
 @functools.lru_cache(maxsize=None)
 def _find_compiler(configured: str, search_path: str) -> Compiler | None:
     candidates = [configured] if configured else ["cc", "gcc", "clang"]

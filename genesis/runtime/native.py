@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from genesis.runtime.blocks import THREADS, _get_pool
 
-# elements a chunk must have before it pays to hand it to another thread (about 20 us of work)
-GRAIN = 1 << 16
+# elements a chunk must have before it pays to hand it to another thread. Measured on 2 cores
+# (benchmarks/train_step.py): below about 1M elements a second thread loses more to BLAS's threads,
+# still spinning after the matmul before, than it gains; above, it halves the time (fusion.py).
+GRAIN = 1 << 20
 
 
 def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:
@@ -26,6 +28,10 @@ def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:
 
 def run_native(function, arrays, partials, chunks) -> None:
     pointers = [array.ctypes.data for array in arrays]
+    if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
+        (start, stop), = chunks
+        function(*pointers, *[p.ctypes.data for p in partials], start, stop)
+        return
     calls = []
     for index, (start, stop) in enumerate(chunks):
         rows_of_partials = [p.ctypes.data + index * p.strides[0] for p in partials]

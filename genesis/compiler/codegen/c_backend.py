@@ -14,7 +14,8 @@ Which groups C takes (`why_not` says why it does not take the others):
 
 Statements before the loop (a matmul the blocks read) and after it (on the
 combined partials) are numpy lines in the kernel's Python shim, the same lines
-the numpy backend writes. 0-d work stays a numpy kernel.
+the numpy backend writes. Work on single values (an optimizer's bias
+corrections) is a flat loop over one element.
 
 Numerics follow eager as the other backends do: values are held in their
 kernel dtype (fp16/bf16 as float), each statement computes in the op's
@@ -111,9 +112,9 @@ class _Kernel:
 
     def __init__(self, spec: KernelSpec):
         self.spec = spec
-        if spec.mode == "whole":
-            raise _Refused("0-d work stays a numpy kernel")
-        self.flat = spec.mode == "flat"
+        if spec.mode == "whole" and any(numel(v.shape) != 1 or v.phase != "block" for v in spec.statements):
+            raise _Refused("whole-array work other than single values stays a numpy kernel")
+        self.flat = spec.mode in ("flat", "whole")  # single values: a flat loop over one element
         self.outputs = set(spec.outputs)
         self.statements = [s for s in spec.statements if s.phase in ("block", "accumulate")]
         self.pre = [s for s in spec.statements if s.phase == "pre"]
