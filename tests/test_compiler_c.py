@@ -121,6 +121,14 @@ def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
     assert program["c_kernels"] == program["kernels"] >= 2
 
 
+def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
+    def fn(x):
+        total = x.sum(dim=-1, keepdim=True)
+        return total.sum(dim=-1, keepdim=True) + total.amax(dim=1, keepdim=True) * x
+
+    assert_matches_eager(fn, data(17, 9), rtol=1e-5, c_kernels=1)
+
+
 def test_reductions_over_the_rows_accumulate_per_chunk(small_chunks):
     def fn(x, y):
         bias_grad = (x * y).sum(dim=0)            # a vector partial per chunk

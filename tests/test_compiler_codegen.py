@@ -8,7 +8,7 @@ an MLP are counted in kernels. Shapes are odd on purpose (block edges, masks).
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import genesis
 from genesis.compiler.codegen import snippets
@@ -181,7 +181,7 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
              lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
     binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: genesis.maximum(a, b), lambda a, b: a - b]
     reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
-                  lambda a: a.mean(dim=0, keepdim=True)]
+                  lambda a: a.mean(dim=0, keepdim=True), lambda a: a.sum(dim=-1), lambda a: a.sum()]
 
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
@@ -201,6 +201,10 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
             return values[-1] + values[-2] if len(values) > 3 else values[-1]
 
         x, y = data(*shape), data(*shape, seed=1)
+        try:  # a reduction without keepdim may leave shapes that do not broadcast: not a graph to test
+            fn(x, y)
+        except genesis.errors.ShapeError:
+            assume(False)
         for backend in ("eager", "numpy", "c", "triton"):
             assert_matches_eager(fn, x, y, backend=backend, rtol=1e-5, atol=1e-6)
 

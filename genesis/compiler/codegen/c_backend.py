@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
-from genesis.compiler.codegen.layout import Names, RowLayout, Unsupported, numel
+from genesis.compiler.codegen.layout import Names, RowLayout, Unsupported, numel, rank_broadcast
 from genesis.compiler.codegen.templates import render
-from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, INLINE_VIEWS, ProgramSource, _plan, schedule
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
 from genesis.ops.op import OPS, Kind
 
 STORAGE_TYPES = {dtypes.bool_: "_Bool", dtypes.uint8: "uint8_t", dtypes.int8: "int8_t", dtypes.int16: "int16_t",
@@ -179,6 +179,8 @@ class _Kernel:
         kind = OPS[s.op].kind
         if s.phase == "accumulate":
             return 0
+        if self.flat:  # every statement of a flat loop is computed per element (x + 1 over one element)
+            return 2
         if kind is Kind.REDUCTION:
             source = self._shape_of(s.reads[0])
             if tuple(s.attrs["dims"]) != tuple(range(1, len(source))):
@@ -188,9 +190,11 @@ class _Kernel:
             return 1
         if kind is Kind.VIEW:
             return self._level_of_shape(s.shape, True)
-        if self.flat:  # every statement of a flat loop is computed per element (x + 1 over one element)
-            return 2
-        return max([self._level_of_read(r) for r in s.reads] + [0])
+        why = rank_broadcast(s, [self._shape_of(r) if isinstance(r, str) and (r not in self.inputs or self.inputs[r][2])
+                                 else None for r in s.reads])
+        if why is not None:
+            raise _Refused(why)
+        return max([self._level_of_read(r) for r in s.reads] + [self._level_of_shape(s.shape, True)])
 
     def _level_of_read(self, read) -> int:
         return self.level[read] if isinstance(read, str) else 0
@@ -280,7 +284,7 @@ class _Emitter:
     def _statement(self, s) -> list[str]:
         args = [self._read(s, i, True) for i in range(len(s.reads))]
         op = OPS[s.op]
-        if op.kind is Kind.VIEW:
+        if op.kind is Kind.VIEW or op.kind is Kind.REDUCTION:  # a reduction here is over one value per row
             expression = args[0]
         else:
             attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
@@ -361,15 +365,14 @@ class _Emitter:
         for s in k.statements:
             loop = loops[-1]
             waits = {r for r in s.reads if isinstance(r, str)} & (loop.reduced | loop.produced_after)
-            elementwise = k.level[s.value] == 2 or (
-                s.phase == "accumulate" and self._level(s.reads[0]) == 2) or (
-                OPS[s.op].kind is Kind.REDUCTION and s.phase == "block")
+            elementwise = k.flat or k.level[s.value] == 2 or (
+                s.phase == "accumulate" or OPS[s.op].kind is Kind.REDUCTION) and self._level(s.reads[0]) == 2
             if elementwise:
                 if waits:  # a value this loop finishes only at its end: a new loop over the row
                     loop = _Loop()
                     loops.append(loop)
                 loop.body.append(s)
-                if OPS[s.op].kind is Kind.REDUCTION and s.phase == "block":
+                if self._reduces_in_loop(s):
                     loop.reduced.add(s.value)
             elif waits or loop.after:
                 loop.after.append(s)
@@ -380,6 +383,10 @@ class _Emitter:
             loop.before = [line for s in loop.before for line in self._row_statement(s)]
             loop.after = [line for s in loop.after for line in self._row_statement(s)]
         return loops
+
+    def _reduces_in_loop(self, s) -> bool:
+        """A reduction over a row's elements (in a flat loop, a reduction is over one value: a copy)."""
+        return OPS[s.op].kind is Kind.REDUCTION and s.phase == "block" and not self.k.flat
 
     def _level(self, read) -> int:
         return self.k._level_of_read(read)
@@ -417,7 +424,7 @@ class _Emitter:
         reads = [r for s in loop.body for r in s.reads if isinstance(r, str)]
         lines, clauses, finish = [], [], []
         for s in loop.body:  # reductions over the row: accumulators before the loop, results after
-            if OPS[s.op].kind is Kind.REDUCTION and s.phase == "block":
+            if self._reduces_in_loop(s):
                 combine = OPS[s.op].codegen["c"]
                 initial, _ = _REDUCTIONS[combine]
                 lines.append(f"{accumulator_type(s)} a_{s.value} = {initial}; int n_{s.value} = 0;")
@@ -430,7 +437,8 @@ class _Emitter:
                 finish += self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
                 clauses.append(f"reduction({OPS[s.op].codegen['c']}:a_{s.value})")
-            if OPS[s.op].codegen.get("c") in ("max", "min") and (s.phase == "block" or k.partial_size(s) == 1):
+            if OPS[s.op].codegen.get("c") in ("max", "min") and (self._reduces_in_loop(s) or (
+                    s.phase == "accumulate" and k.partial_size(s) == 1)):
                 clauses.append(f"reduction(|:n_{s.value})")
         body = []
         loaded = set()
@@ -457,7 +465,7 @@ class _Emitter:
                                 f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) "
                                 f"? {x} : {target};")
                 continue
-            if OPS[s.op].kind is Kind.REDUCTION:
+            if self._reduces_in_loop(s):
                 combine = OPS[s.op].codegen["c"]
                 x = self._read(s, 0, True)
                 body.append(_REDUCTIONS[combine][1].format(a=f"a_{s.value}", x=x))
@@ -501,10 +509,9 @@ def _shim(k: _Kernel, emitter: _Emitter) -> str:
             after.append(f"{o.local} = {o.local}.astype(np.float32)")
     after += [line for s in k.post for line in numpy_backend.whole_statement_lines(spec, s)]
     params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
-    rows = numel(next(iter(k.statements)).shape) if k.flat else spec.rows
     return render("c_shim.py.j2", k={
         "name": spec.name, "params": params, "setup": setup, "arrays": arrays, "partials": partials,
-        "after": after, "rows": rows, "row_elements": k.row_elements,
+        "after": after, "rows": spec.rows, "row_elements": k.row_elements,
         "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows in C: {spec.summary()}"})
 
 
@@ -515,16 +522,9 @@ def build_program_source(graph) -> ProgramSource:
     import genesis
     from genesis.compiler import native
 
-    steps = schedule(graph)
-    library_nodes = []
-    for step in steps:
-        if step.kind == "library" and step.node.op not in INLINE_VIEWS:
-            step.library_index = len(library_nodes)
-            library_nodes.append(step.node)
-    lines, allocations = _plan(graph, steps)
-    kernels = [s.kernel for s in steps if s.kind == "kernel"]
+    planned = plan(graph)
     shims, c_functions, signatures, fallbacks = [], [], {}, {}
-    for spec in kernels:
+    for spec in planned.kernels:
         try:
             rendered = render_kernel(spec)
         except _Refused as error:
@@ -535,10 +535,8 @@ def build_program_source(graph) -> ProgramSource:
         c_functions.append(rendered.c_source)
         signatures[spec.name] = rendered.signature
     compiler = native.compiler_or_error()
-    views = sum(step.kind == "library" and step.node.op in INLINE_VIEWS for step in steps)
-    stats = {"kernels": len(kernels), "c_kernels": len(c_functions), "numpy_kernels": len(fallbacks),
-             "library_calls": len(library_nodes), "views": views, **allocations}
-    summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {len(library_nodes)} library calls"
+    stats = {**planned.stats, "c_kernels": len(c_functions), "numpy_kernels": len(fallbacks)}
+    summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {stats['library_calls']} library calls"
     c_source = render("c_program.c.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
                       summary=summary, vector_math=compiler.vector_math, vector_functions=native.VECTOR_FUNCTIONS,
                       kernels=c_functions)
@@ -547,8 +545,9 @@ def build_program_source(graph) -> ProgramSource:
         native.build_library(c_source, compiler, key)
     source = render(
         "c_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION, summary=summary,
-        kernels=shims, inputs=list(graph.inputs), steps=lines, outputs=list(graph.outputs),
-        library=repr([n.name for n in library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
+        kernels=shims, inputs=list(graph.inputs), steps=planned.lines, outputs=list(graph.outputs),
+        library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
         signatures=repr(signatures), native_key=repr(key if c_functions else None), c_source=repr(c_source),
     )
-    return ProgramSource(source, steps, library_nodes, kernels, {**stats, "fallbacks": fallbacks}, c_source)
+    return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels,
+                         {**stats, "fallbacks": fallbacks}, c_source)

@@ -52,6 +52,18 @@ def broadcast(shapes) -> list:
     return result
 
 
+def rank_broadcast(statement, read_shapes) -> str | None:
+    """Why an elementwise statement over rows cannot read its row-indexed inputs as rows, or None
+    (`read_shapes`: per input, its shape when it is indexed by rows, else None).
+
+    Broadcasting aligns shapes from the right: a (rows,) value read by a (rows, n) statement
+    varies along the last dim, not the rows, which no row layout indexes."""
+    for read, shape in zip(statement.reads, read_shapes):
+        if shape is not None and len(shape) < len(statement.shape) and numel(shape) > 1:
+            return f"{statement.value} = {statement.op} broadcasts {read} of shape {shape} across ranks"
+    return None
+
+
 @dataclass(frozen=True)
 class Names:
     rows: str = "rows"

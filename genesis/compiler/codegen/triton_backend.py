@@ -36,14 +36,14 @@ import genesis
 from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
-from genesis.compiler.codegen.layout import RowLayout, Unsupported
+from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast
 from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
 from genesis.compiler.codegen.templates import render
-from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, _plan, schedule
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
 from genesis.ops.op import OPS, Kind
 
 TL_DTYPES = {dtypes.bool_: "tl.int1", dtypes.uint8: "tl.uint8", dtypes.int8: "tl.int8",
@@ -168,13 +168,15 @@ class ReductionLayout(RowLayout):
 
     def __init__(self, spec: KernelSpec):
         self.spec = spec
-        operands = {o.local: o for o in spec.operands}
-        values = {local: (shape, local not in operands or operands[local].blocked)
-                  for local, shape in _value_shapes(spec).items()}
+        values = {local: (shape, self._is_blocked(local)) for local, shape in _value_shapes(spec).items()}
         try:
             super().__init__(values)
         except Unsupported as error:
             raise _Unsupported(str(error)) from None
+
+    def _is_blocked(self, local) -> bool:
+        operand = next((o for o in self.spec.operands if o.local == local), None)
+        return operand is None or operand.blocked
 
     def kind_of(self, shape, blocked=True) -> str:
         try:
@@ -188,6 +190,10 @@ class ReductionLayout(RowLayout):
         shapes = _value_shapes(self.spec)
         for s in self.spec.statements:
             if OPS[s.op].kind is not Kind.REDUCTION:
+                why = rank_broadcast(s, [shapes[r] if isinstance(r, str) and self._is_blocked(r) else None
+                                         for r in s.reads])
+                if why is not None:
+                    return why
                 continue
             source = shapes[s.reads[0]]
             if tuple(s.attrs["dims"]) != tuple(range(1, len(source))):
@@ -308,33 +314,27 @@ def build_program_source(graph, interpret: bool = True) -> ProgramSource:
     """One module: Triton kernels for the groups Triton takes, numpy kernels for the rest."""
     import triton
 
-    steps = schedule(graph)
-    library_nodes = []
-    for step in steps:
-        if step.kind == "library":
-            step.library_index = len(library_nodes)
-            library_nodes.append(step.node)
-    lines, allocations = _plan(graph, steps)
-    kernels = [s.kernel for s in steps if s.kind == "kernel"]
+    planned = plan(graph)
     sources, fallbacks = [], {}
-    for spec in kernels:
+    for spec in planned.kernels:
         why = why_not(spec)
         if why is None:
             sources.append(render_kernel(spec))
         else:
             fallbacks[spec.group] = why
             sources.append(numpy_backend.render_kernel(spec))
-    stats = {"kernels": len(kernels), "triton_kernels": len(kernels) - len(fallbacks),
-             "numpy_kernels": len(fallbacks), "library_calls": len(library_nodes), **allocations}
+    stats = {**planned.stats, "triton_kernels": len(planned.kernels) - len(fallbacks),
+             "numpy_kernels": len(fallbacks)}
     source = render(
         "triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
         triton_version=triton.__version__, target=target_name(interpret),
         summary=f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
-                f"{len(library_nodes)} library calls",
-        kernels=sources, inputs=list(graph.inputs), steps=lines, outputs=list(graph.outputs),
-        library=repr([n.name for n in library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
+                f"{stats['library_calls']} library calls",
+        kernels=sources, inputs=list(graph.inputs), steps=planned.lines, outputs=list(graph.outputs),
+        library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
     )
-    return ProgramSource(source, steps, library_nodes, kernels, {**stats, "fallbacks": fallbacks})
+    return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels,
+                         {**stats, "fallbacks": fallbacks})
 
 
 def load_module(source: str, filename: str, interpret: bool) -> dict:

@@ -96,7 +96,17 @@ INLINE_VIEWS = {
 }
 
 
-def build_source(graph: Graph) -> ProgramSource:
+@dataclass
+class Planned:
+    """What every backend's program is built from: the steps, the wrapper's lines, the kernels."""
+    steps: list
+    library_nodes: list       # the nodes whose eager kernels `library[i]` runs
+    lines: list               # the wrapper's body
+    kernels: list             # KernelSpecs, in order
+    stats: dict               # kernels, library calls, inline views, bytes allocated and reused
+
+
+def plan(graph: Graph) -> Planned:
     steps = schedule(graph)
     library_nodes = []
     for step in steps:
@@ -107,6 +117,13 @@ def build_source(graph: Graph) -> ProgramSource:
     kernels = [s.kernel for s in steps if s.kind == "kernel"]
     views = sum(step.kind == "library" and step.node.op in INLINE_VIEWS for step in steps)
     stats = {"kernels": len(kernels), "library_calls": len(library_nodes), "views": views, **allocations}
+    return Planned(steps, library_nodes, lines, kernels, stats)
+
+
+def build_source(graph: Graph) -> ProgramSource:
+    planned = plan(graph)
+    steps, library_nodes, lines, kernels, stats = (planned.steps, planned.library_nodes, planned.lines,
+                                                   planned.kernels, planned.stats)
     source = render(
         "numpy_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
         summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
