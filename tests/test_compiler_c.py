@@ -148,7 +148,7 @@ def test_a_matmul_epilogue_reads_the_product_computed_before_the_loop():
 
 
 def test_groups_c_does_not_take_run_as_numpy_kernels_and_say_why():
-    fn = lambda x: x.exp().sum(dim=2, keepdim=True) + 1  # noqa: E731
+    fn = lambda x: x.exp().sum(dim=1, keepdim=True) + 1  # noqa: E731
     _, program = assert_matches_eager(fn, data(9, 4, 5), rtol=1e-6)
     assert program["c_kernels"] == 0 and "not all trailing dims" in " ".join(program["backend_refusals"].values())
     from genesis.compiler import explain
@@ -225,7 +225,7 @@ def test_a_corrupt_library_is_rebuilt_with_a_warning_and_never_loaded(tmp_path):
 
 
 def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
-    compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=2, keepdim=True)), backend="c",
+    compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=1, keepdim=True)), backend="c",
                                dump_dir=tmp_path)
     compiled(data(6, 4, 5))
     (folder,) = tmp_path.iterdir()

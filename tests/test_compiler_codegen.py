@@ -116,6 +116,20 @@ def test_softmax_and_layer_norm_are_one_kernel_each(dtype):
     assert_matches_eager(layer_norm, x, data(78, seed=1, dtype=dtype), data(78, seed=2, dtype=dtype), kernels=1)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c", "triton"])
+def test_reductions_over_the_last_dims_of_a_4d_tensor_iterate_over_all_leading_dims(backend):
+    # a transformer's softmax over (batch, heads, seq, seq) and layer_norm over (batch, seq, features):
+    # the kernel's rows are batch*heads*seq, so the backends that reduce whole rows take them
+    from genesis.nn import functional as F
+
+    x, w, b = data(3, 4, 5, 6), data(6, seed=1), data(6, seed=2)
+    for fn, args in [(lambda x: F.softmax(x, dim=-1) * 2, (x,)), (lambda x, w, b: F.layer_norm(x, (6,), w, b), (x, w, b)),
+                     (lambda x: F.layer_norm(x, (5, 6)), (x,))]:
+        compiled = assert_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6, kernels=1)
+        (program,) = compiled.programs.values()
+        assert not program.info.get("backend_refusals"), program.info
+
+
 def test_mlp_matmul_with_bias_and_gelu_epilogue_fuses():
     def mlp(x, w1, b1, w2, b2):
         return genesis.gelu(x @ w1 + b1) @ w2 + b2

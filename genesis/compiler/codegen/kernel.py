@@ -18,7 +18,7 @@ rounded to it right away, so the kernel's numbers are eager's numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genesis import dtypes
 from genesis.compiler.ir import Graph
@@ -76,6 +76,7 @@ class KernelSpec:
     operands: tuple
     statements: tuple
     outputs: tuple         # value names the kernel writes for later readers
+    merged: bool = False   # rows span several leading dims: arrays are reshaped to the shapes here on entry
 
     def summary(self) -> str:
         return " -> ".join(s.op for s in self.statements)
@@ -109,23 +110,68 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
         statements.append(Statement(name, node.op, tuple(reads), dict(node.attrs), node.shape, node.dtype,
                                     compute_dtype(graph, node), tuple(input_dtypes), phase))
     operands = tuple(operands.values())
+    rows = group.rows
+    merged = _merge_leading_dims(statements, operands, group)
+    if merged is not None:
+        statements, operands, rows = merged
     # a view made outside (a transpose) is strided: flattening it would copy it, rows slice it for free
     strided = any(o.blocked and graph[o.value].op in OPS and OPS[graph[o.value].op].kind is Kind.VIEW
                   for o in operands)
-    mode, rows = _mode(statements, operands, group, strided)
+    mode, rows = _mode(statements, operands, group, strided, rows)
     widest = max([_row_elements(s.shape, mode) for s in statements if s.phase in ("block", "pre")] +
                  [_row_elements(o.shape, mode) for o in operands if o.blocked] + [1])
     block_rows = max(1, min(rows, BLOCK_ELEMENTS // widest))  # scratch no larger than the work
     kept = tuple(s.value for s in statements if s.value in outputs)
     name = f"k{index}_" + "_".join(dict.fromkeys(s.op for s in statements))[:48]
-    return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept)
+    return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept, merged is not None)
 
 
-def _mode(statements, operands, group, strided=False):
+def _merge_leading_dims(statements, operands, group):
+    """(statements, operands, rows) seen as rows of several leading dims, or None.
+
+    softmax over the last dim of a (batch, heads, seq, seq) tensor reduces part of each
+    (heads, seq, seq) row; no row layout reduces part of a row. When every reduction in the
+    loop reduces dims from k on, and every row-blocked value has the same dims before k, the
+    kernel iterates over batch*heads*seq rows instead: a contiguous array reshapes to that
+    for free, and a kernel reshapes its arrays on entry."""
+    reductions = [s for s in statements if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION]
+    if group.rows is None or not reductions:
+        return None
+    first = min(min(s.attrs["dims"]) for s in reductions)
+    if first <= 1 or any(s.phase != "block" for s in statements) or \
+            any(OPS[s.op].kind is Kind.VIEW for s in statements):
+        return None
+    prefix = None
+    for shape in [s.shape for s in statements] + [o.shape for o in operands if o.blocked]:
+        if len(shape) < first or (prefix is not None and tuple(shape[:first]) != prefix):
+            return None
+        prefix = tuple(shape[:first])
+    full_rank = max(len(s.shape) for s in statements)
+    for o in operands:  # whole operands may only vary along the dims that stay (a layer_norm weight)
+        aligned = (1,) * (full_rank - len(o.shape)) + tuple(o.shape)
+        if not o.blocked and any(n != 1 for n in aligned[:first]):
+            return None
+    rows = _numel(prefix)
+
+    def merge(shape):
+        return (rows,) + tuple(shape[first:])
+
+    merged_statements = []
+    for s in statements:
+        attrs = s.attrs
+        if OPS[s.op].kind is Kind.REDUCTION:
+            attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
+        merged_statements.append(replace(s, shape=merge(s.shape), attrs=attrs))
+    merged_operands = tuple(replace(o, shape=merge(o.shape)) if o.blocked else o for o in operands)
+    return tuple(merged_statements), merged_operands, rows
+
+
+def _mode(statements, operands, group, strided=False, rows=None):
+    rows = group.rows if rows is None else rows
     if group.rows is None:
         return "whole", 1
     if strided:
-        return "rows", group.rows
+        return "rows", rows
     block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
     plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(
         len(s.attrs["dims"]) == len(_input_shape(s, statements, operands)) for s in statements
@@ -134,7 +180,7 @@ def _mode(statements, operands, group, strided=False):
     if len(block_shapes) == 1 and plain and whole_operands_scalar:
         (shape,) = block_shapes
         return "flat", _numel(shape)
-    return "rows", group.rows
+    return "rows", rows
 
 
 def _input_shape(statement, statements, operands) -> tuple:

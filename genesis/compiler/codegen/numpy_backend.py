@@ -92,6 +92,10 @@ def _kernel_context(spec: KernelSpec) -> dict:
     params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
     setup, body, after = [], [], []
     outputs = set(spec.outputs)
+    if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
+        setup += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands if o.blocked]
+        setup += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements
+                  if s.value in outputs]
     for o in spec.operands:
         if not o.blocked and o.dtype.is_low_precision:
             setup.append(f"{o.local} = {o.local}.astype(np.float32)")
