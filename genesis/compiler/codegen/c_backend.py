@@ -67,6 +67,15 @@ def _load(expression: str, dtype: dtypes.DType) -> str:
     return f"(float){expression}" if dtype is dtypes.float16 else expression
 
 
+def _round(s) -> list[str]:
+    """Round a statement's value to its fp16/bf16 dtype right away, as eager stores it."""
+    if s.dtype is dtypes.float16:
+        return [f"v_{s.value} = (float)(_Float16)v_{s.value};"]
+    if s.dtype is dtypes.bfloat16:
+        return [f"v_{s.value} = g_bf16_round(v_{s.value});"]
+    return []
+
+
 def _store(value: str, dtype: dtypes.DType) -> str:
     if dtype is dtypes.bfloat16:
         return f"g_bf16_store({value})"
@@ -239,6 +248,10 @@ def why_not(spec: KernelSpec) -> str | None:
     return None
 
 
+def _nan_flag(s) -> str:
+    return f" int n_{s.value} = 0;" if OPS[s.op].codegen["c"] in ("max", "min") else ""
+
+
 def accumulator_type(s) -> str:
     op = OPS[s.op].codegen["c"]
     if op in ("+", "*"):
@@ -271,7 +284,7 @@ class _Emitter:
         self.partials = []  # accumulate statements, in argument order
 
     # ---- expressions ------------------------------------------------------------------------
-    def _read(self, s, position, in_loop) -> str:
+    def _read(self, s, position) -> str:
         read = s.reads[position]
         if not isinstance(read, str):
             return literal(read, s.compute)
@@ -282,18 +295,21 @@ class _Emitter:
         return expression
 
     def _statement(self, s) -> list[str]:
-        args = [self._read(s, i, True) for i in range(len(s.reads))]
+        args = [self._read(s, i) for i in range(len(s.reads))]
         op = OPS[s.op]
         if op.kind is Kind.VIEW or op.kind is Kind.REDUCTION:  # a reduction here is over one value per row
             expression = args[0]
         else:
             attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
             expression = op.codegen["c"].format(*args, **attrs)
-        lines = [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({expression});"]
-        if s.dtype is dtypes.float16:
-            lines.append(f"v_{s.value} = (float)(_Float16)v_{s.value};")
-        elif s.dtype is dtypes.bfloat16:
-            lines.append(f"v_{s.value} = g_bf16_round(v_{s.value});")
+        return [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({expression});"] + _round(s)
+
+    def _accumulate(self, s, target) -> list[str]:
+        """`target` combined with the statement's input; max/min also note a NaN, which they propagate."""
+        combine, x = OPS[s.op].codegen["c"], self._read(s, 0)
+        lines = [_REDUCTIONS[combine][1].format(a=target, x=x)]
+        if combine in ("max", "min"):
+            lines.append(f"n_{s.value} |= {x} != {x};")
         return lines
 
     def _output_store(self, s) -> list[str]:
@@ -327,7 +343,7 @@ class _Emitter:
             initial, _ = _REDUCTIONS[OPS[s.op].codegen["c"]]
             size = k.partial_size(s)
             if size == 1:
-                prologue.append(f"{accumulator_type(s)} a_{s.value} = {initial}; int n_{s.value} = 0;")
+                prologue.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + _nan_flag(s))
                 nan = f"n_{s.value} ? NAN : " if OPS[s.op].codegen["c"] in ("max", "min") else ""
                 epilogue.append(f"q_{s.value}[0] = {nan}a_{s.value};")
             else:
@@ -393,12 +409,7 @@ class _Emitter:
 
     def _row_statement(self, s) -> list[str]:
         if s.phase == "accumulate":
-            _, update = _REDUCTIONS[OPS[s.op].codegen["c"]]
-            x = self._read(s, 0, False)
-            lines = [update.format(a=f"a_{s.value}", x=x)]
-            if OPS[s.op].codegen["c"] in ("max", "min"):
-                lines.append(f"n_{s.value} |= {x} != {x};")
-            return lines
+            return self._accumulate(s, f"a_{s.value}")
         return self._statement(s) + self._output_store(s)
 
     def _scratch(self, loops) -> list[str]:
@@ -427,14 +438,11 @@ class _Emitter:
             if self._reduces_in_loop(s):
                 combine = OPS[s.op].codegen["c"]
                 initial, _ = _REDUCTIONS[combine]
-                lines.append(f"{accumulator_type(s)} a_{s.value} = {initial}; int n_{s.value} = 0;")
+                lines.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + _nan_flag(s))
                 clauses.append(f"reduction({combine}:a_{s.value})")
                 nan = f"n_{s.value} ? NAN : " if combine in ("max", "min") else ""
                 finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({nan}a_{s.value});"]
-                if s.dtype.is_low_precision:
-                    finish.append(f"v_{s.value} = {'(float)(_Float16)' if s.dtype is dtypes.float16 else 'g_bf16_round'}"
-                                  f"(v_{s.value});")
-                finish += self._output_store(s)
+                finish += _round(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
                 clauses.append(f"reduction({OPS[s.op].codegen['c']}:a_{s.value})")
             if OPS[s.op].codegen.get("c") in ("max", "min") and (self._reduces_in_loop(s) or (
@@ -451,26 +459,14 @@ class _Emitter:
                 loaded.add(name)
                 body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
         for s in loop.body:
-            if s.phase == "accumulate":
-                combine = OPS[s.op].codegen["c"]
-                _, update = _REDUCTIONS[combine]
-                x = self._read(s, 0, True)
-                if k.partial_size(s) == 1:
-                    body.append(update.format(a=f"a_{s.value}", x=x))
-                    if combine in ("max", "min"):
-                        body.append(f"n_{s.value} |= {x} != {x};")
-                else:
-                    target = f"q_{s.value}[j]"
-                    body.append(update.format(a=target, x=x) if combine in ("+", "*") else
-                                f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) "
-                                f"? {x} : {target};")
+            if s.phase == "accumulate" and k.partial_size(s) > 1:  # one partial per element of the row
+                combine, x, target = OPS[s.op].codegen["c"], self._read(s, 0), f"q_{s.value}[j]"
+                body.append(_REDUCTIONS[combine][1].format(a=target, x=x) if combine in ("+", "*") else
+                            f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) "
+                            f"? {x} : {target};")
                 continue
-            if self._reduces_in_loop(s):
-                combine = OPS[s.op].codegen["c"]
-                x = self._read(s, 0, True)
-                body.append(_REDUCTIONS[combine][1].format(a=f"a_{s.value}", x=x))
-                if combine in ("max", "min"):
-                    body.append(f"n_{s.value} |= {x} != {x};")
+            if s.phase == "accumulate" or self._reduces_in_loop(s):
+                body += self._accumulate(s, f"a_{s.value}")
                 continue
             body += self._statement(s)
             if s.value in scratch:

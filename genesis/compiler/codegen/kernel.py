@@ -130,26 +130,39 @@ def _merge_leading_dims(statements, operands, group):
     """(statements, operands, rows) seen as rows of several leading dims, or None.
 
     softmax over the last dim of a (batch, heads, seq, seq) tensor reduces part of each
-    (heads, seq, seq) row; no row layout reduces part of a row. When every reduction in the
-    loop reduces dims from k on, and every row-blocked value has the same dims before k, the
-    kernel iterates over batch*heads*seq rows instead: a contiguous array reshapes to that
-    for free, and a kernel reshapes its arrays on entry."""
-    reductions = [s for s in statements if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION]
-    if group.rows is None or not reductions:
+    (heads, seq, seq) row, and a bias gradient of a (batch, seq, features) activation sums over
+    the rows and the next dim; no row layout reduces part of a row. When every reduction in the
+    loop reduces dims from k on, every reduction over the rows reduces all dims before k, and
+    every row-blocked value has the same dims before k, the kernel iterates over batch*heads*seq
+    rows instead: a contiguous array reshapes to that for free, and a kernel reshapes its arrays
+    on entry. Accumulated results keep their shapes; only their dims are renumbered."""
+    if group.rows is None or any(s.phase == "pre" or OPS[s.op].kind is Kind.VIEW for s in statements):
         return None
-    first = min(min(s.attrs["dims"]) for s in reductions)
-    if first <= 1 or any(s.phase != "block" for s in statements) or \
-            any(OPS[s.op].kind is Kind.VIEW for s in statements):
+    depths = []
+    for s in statements:
+        if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION:
+            depths.append(min(s.attrs["dims"]))
+        elif s.phase == "accumulate":
+            run = 0
+            while run in s.attrs["dims"]:
+                run += 1
+            depths.append(run)
+    first = min(depths, default=0)
+    if first <= 1:
         return None
+    in_loop = [s for s in statements if s.phase == "block"]
     prefix = None
-    for shape in [s.shape for s in statements] + [o.shape for o in operands if o.blocked]:
+    for shape in [s.shape for s in in_loop] + [o.shape for o in operands if o.blocked]:
         if len(shape) < first or (prefix is not None and tuple(shape[:first]) != prefix):
             return None
         prefix = tuple(shape[:first])
-    full_rank = max(len(s.shape) for s in statements)
+    if prefix is None:
+        return None
+    full_rank = max([len(s.shape) for s in in_loop] + [len(o.shape) for o in operands if o.blocked])
+    read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
     for o in operands:  # whole operands may only vary along the dims that stay (a layer_norm weight)
         aligned = (1,) * (full_rank - len(o.shape)) + tuple(o.shape)
-        if not o.blocked and any(n != 1 for n in aligned[:first]):
+        if not o.blocked and o.local in read_in_loop and any(n != 1 for n in aligned[:first]):
             return None
     rows = _numel(prefix)
 
@@ -158,10 +171,15 @@ def _merge_leading_dims(statements, operands, group):
 
     merged_statements = []
     for s in statements:
-        attrs = s.attrs
-        if OPS[s.op].kind is Kind.REDUCTION:
-            attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
-        merged_statements.append(replace(s, shape=merge(s.shape), attrs=attrs))
+        if s.phase == "block":
+            attrs = s.attrs
+            if OPS[s.op].kind is Kind.REDUCTION:
+                attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
+            s = replace(s, shape=merge(s.shape), attrs=attrs)
+        elif s.phase == "accumulate":  # over the merged rows and the same trailing dims, into its own shape
+            dims = (0,) + tuple(d - first + 1 for d in s.attrs["dims"] if d >= first)
+            s = replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False})
+        merged_statements.append(s)
     merged_operands = tuple(replace(o, shape=merge(o.shape)) if o.blocked else o for o in operands)
     return tuple(merged_statements), merged_operands, rows
 

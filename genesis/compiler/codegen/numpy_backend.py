@@ -148,6 +148,9 @@ def _kernel_context(spec: KernelSpec) -> dict:
             body.append(f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
             if flat:  # a flattened block reduces whole; keepdim's ones are only a view away
                 body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
+            elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
+                kept = tuple(n for d, n in enumerate(_shape_of_read(spec, s.reads[0])) if d not in s.attrs["dims"])
+                body += _compute(s, args, f"{s.value}.reshape({kept!r})", round_low=False)
             else:
                 body += _compute(s, args, s.value, round_low=False)
             body.append(f"partials_{s.value}[index] = {s.value}")
@@ -180,6 +183,13 @@ def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
     if output and not direct:
         lines.append(f"np.copyto(out_{s.value}, {s.value})")
     return lines
+
+
+def _shape_of_read(spec, read) -> tuple:
+    for s in spec.statements:
+        if s.value == read:
+            return s.shape
+    return next(o.shape for o in spec.operands if o.local == read)
 
 
 def _statement(spec, value):
