@@ -224,6 +224,27 @@ def test_a_corrupt_library_is_rebuilt_with_a_warning_and_never_loaded(tmp_path):
     assert library.stat().st_size > 100
 
 
+def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch):
+    from genesis.compiler.codegen import c_backend
+
+    render = c_backend.render_kernel
+
+    def broken(spec):
+        rendered = render(spec)
+        return c_backend.RenderedKernel(rendered.c_source.replace("{", "{ not C;", 1), rendered.shim,
+                                        rendered.signature)
+
+    monkeypatch.setattr(c_backend, "render_kernel", broken)
+    fn = lambda x: (x * 3).tanh() + 1  # noqa: E731
+    x = data(40, 3)
+    with pytest.warns(UserWarning, match="(?s)failed on generated C .*numpy kernels instead"):
+        compiled = genesis.compile(fn, backend="c")
+        got = compiled(x)
+    np.testing.assert_array_equal(got.numpy(), fn(x).numpy())  # the numpy kernels: eager's numbers
+    (program,) = compiled.programs.values()
+    assert "failed on generated C" in program.info["c_failed"]
+
+
 def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
     compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=1, keepdim=True)), backend="c",
                                dump_dir=tmp_path)

@@ -40,7 +40,11 @@ _ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64}
 
 
 class CompilerError(RuntimeError):
-    pass
+    """No C compiler, or the compiler failed."""
+
+
+class CompileFailed(CompilerError):
+    """The compiler rejected generated C: a bug in genesis, which then runs numpy kernels instead."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def build_library(source: str, compiler: Compiler, key: str) -> Path:
         command += ["-lm"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
-            raise CompilerError(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
+            raise CompileFailed(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
                                 f"codegen):\n{result.stderr[-4000:]}")
         digest = hashlib.sha256(built.read_bytes()).hexdigest()
         os.replace(built, path)
