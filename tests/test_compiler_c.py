@@ -142,6 +142,23 @@ def test_reductions_over_the_rows_accumulate_per_chunk(small_chunks):
     assert program["c_kernels"] == program["kernels"], program
 
 
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.bfloat16], ids=lambda d: d.name)
+def test_statements_after_the_loop_run_in_c_too(tmp_path, dtype):
+    def fn(x, w):  # as a clipped optimizer step: a norm over the rows, then updates of small tensors
+        norm = (x * x).sum().sqrt()
+        coefficient = (1.0 / (norm + 1e-6)).clamp(max=1.0)
+        return w - coefficient * w * 0.1, norm
+
+    x, w = data(300, 7, dtype=dtype), data(7, seed=1, dtype=dtype)
+    compiled = genesis.compile(fn, backend="c", dump_dir=tmp_path)
+    got, expected = compiled(x, w), fn(x, w)
+    for g, e in zip(got, expected):
+        assert g.dtype is e.dtype
+        np.testing.assert_allclose(g.numpy().astype(np.float64), e.numpy().astype(np.float64), rtol=TOLERANCE[dtype])
+    (folder,) = tmp_path.iterdir()
+    assert "after the loop: sqrt" in (folder / "kernels.c").read_text()
+
+
 def test_a_matmul_epilogue_reads_the_product_computed_before_the_loop():
     fn = lambda x, w, b: (x @ w + b).relu() * 2  # noqa: E731
     assert_matches_eager(fn, data(33, 8), data(8, 17, seed=1), data(17, seed=2), rtol=1e-6, c_kernels=1)
@@ -232,7 +249,7 @@ def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch
     def broken(spec):
         rendered = render(spec)
         return c_backend.RenderedKernel(rendered.c_source.replace("{", "{ not C;", 1), rendered.shim,
-                                        rendered.signature)
+                                        rendered.signatures)
 
     monkeypatch.setattr(c_backend, "render_kernel", broken)
     fn = lambda x: (x * 3).tanh() + 1  # noqa: E731

@@ -265,16 +265,90 @@ def _numpy_accumulator(s) -> str:
 
 @dataclass
 class RenderedKernel:
-    c_source: str      # the C function
+    c_source: str      # the C functions: the loop, and the statements after it when they are C too
     shim: str          # the Python function the program calls
-    signature: str     # one letter per C argument: p pointer, i int64
+    signatures: dict   # per C function, one letter per argument: p pointer, i int64
 
 
 def render_kernel(spec: KernelSpec) -> RenderedKernel:
     k = _Kernel(spec)
     emitter = _Emitter(k)
-    c_source = emitter.function()
-    return RenderedKernel(c_source, _shim(k, emitter), emitter.signature)
+    c_source, signatures = emitter.function(), {spec.name: emitter.signature}
+    post = _post_function(k, emitter)
+    if post is not None:
+        c_source += "\n\n" + post.c_source
+        signatures[post.name] = post.signature
+    return RenderedKernel(c_source, _shim(k, emitter, post), signatures)
+
+
+@dataclass
+class _Post:
+    name: str
+    c_source: str
+    signature: str
+    arrays: list       # the shim's expressions for the pointer arguments, in order
+
+
+def _post_function(k: _Kernel, emitter: _Emitter) -> _Post | None:
+    """The statements after the loop (the optimizer's update of small parameters, after the gradient
+    norm) as one C function of a loop per statement, or None when one of them is not elementwise over
+    arrays of its own shape and single values: then they stay numpy lines."""
+    if not k.post:
+        return None
+    squeezed = lambda shape: tuple(n for n in shape if n != 1)  # noqa: E731
+    made = {s.value: s for s in k.post}
+    external: dict[str, tuple] = {}  # name -> (shape, dtype the array holds)
+    for s in k.post:
+        op = OPS[s.op]
+        if op.kind is not Kind.ELEMENTWISE or "c" not in op.codegen:
+            return None
+        for r in s.reads:
+            if not isinstance(r, str):
+                continue
+            shape = made[r].shape if r in made else _post_input(k, r)[0]
+            if numel(shape) != 1 and squeezed(shape) != squeezed(s.shape):
+                return None
+            if r not in made:
+                external[r] = _post_input(k, r)
+    name = f"{k.spec.name}_post"
+    params = [f"const {STORAGE_TYPES[dtype]}* p_{r}" for r, (shape, dtype) in external.items()]
+    outputs = [s for s in k.post if s.value in k.outputs]
+    params += [f"{STORAGE_TYPES[s.dtype]}* o_{s.value}" for s in outputs] + ["int64_t start", "int64_t stop"]
+    prologue = [f"{c_type(s.dtype)}* t_{s.value} = malloc({numel(s.shape)} * sizeof({c_type(s.dtype)}));"
+                for s in k.post]
+    body = []
+    for s in k.post:
+        size = numel(s.shape)
+        loads = []
+        for r in dict.fromkeys(r for r in s.reads if isinstance(r, str)):
+            shape = made[r].shape if r in made else external[r][0]
+            index = "j" if numel(shape) == size else "0"
+            if r in made:
+                loads.append(f"const {c_type(made[r].dtype)} v_{r} = t_{r}[{index}];")
+            else:
+                dtype = external[r][1]
+                loads.append(f"const {c_type(dtype)} v_{r} = {_load(f'p_{r}[{index}]', dtype)};")
+        lines = loads + emitter._statement(s) + [f"t_{s.value}[j] = v_{s.value};"]
+        if s.value in k.outputs:
+            lines.append(f"o_{s.value}[j] = {_store('v_' + s.value, s.dtype)};")
+        body += ["#pragma omp simd", f"for (int64_t j = 0; j < {size}; j++) {{"] + ["    " + x for x in lines] + ["}"]
+    epilogue = [f"free(t_{s.value});" for s in k.post]
+    c_source = render("c_kernel.c.j2", k={
+        "name": name, "params": params, "prologue": prologue, "epilogue": epilogue, "flat": True,
+        "body": body, "row_loads": [], "doc": f"{k.spec.group}, after the loop: "
+                                              f"{' -> '.join(s.op for s in k.post)}"})
+    arrays = [r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre}
+              else f"np.ascontiguousarray({r})" for r in external] + [f"out_{s.value}" for s in outputs]
+    return _Post(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays)
+
+
+def _post_input(k: _Kernel, name) -> tuple:
+    """(shape, dtype of its array) of a value the post-loop statements read from outside them."""
+    for s in k.spec.statements:
+        if s.value == name:  # an accumulated value or one made before the loop: kernel dtype
+            return s.shape, kernel_dtype(s.dtype)
+    operand = next(o for o in k.spec.operands if o.local == name)
+    return operand.shape, operand.dtype
 
 
 class _Emitter:
@@ -482,7 +556,7 @@ class _Emitter:
         return lines + finish
 
 
-def _shim(k: _Kernel, emitter: _Emitter) -> str:
+def _shim(k: _Kernel, emitter: _Emitter, post) -> str:
     """The Python function the program calls: numpy before and after, the C loop in between."""
     spec = k.spec
     setup = [line for s in k.pre for line in numpy_backend.whole_statement_lines(spec, s)]
@@ -500,10 +574,13 @@ def _shim(k: _Kernel, emitter: _Emitter) -> str:
             after.append(f"round_to({s.value}, {numpy_backend.np_dtype(s.dtype)})")
         if s.value in k.outputs:
             after.append(f"np.copyto(out_{s.value}, {s.value})")
-    for o in spec.operands:  # post statements compute on whole operands in their kernel dtype
-        if not o.blocked and o.dtype.is_low_precision and any(o.local in s.reads for s in k.post):
-            after.append(f"{o.local} = {o.local}.astype(np.float32)")
-    after += [line for s in k.post for line in numpy_backend.whole_statement_lines(spec, s)]
+    if post is not None:  # the statements after the loop, in C too
+        after.append(f"run_native(NATIVE.{post.name}, [{', '.join(post.arrays)}], [], ((0, 1),))")
+    else:
+        for o in spec.operands:  # post statements compute on whole operands in their kernel dtype
+            if not o.blocked and o.dtype.is_low_precision and any(o.local in s.reads for s in k.post):
+                after.append(f"{o.local} = {o.local}.astype(np.float32)")
+        after += [line for s in k.post for line in numpy_backend.whole_statement_lines(spec, s)]
     params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
     return render("c_shim.py.j2", k={
         "name": spec.name, "params": params, "setup": setup, "arrays": arrays, "partials": partials,
@@ -529,7 +606,7 @@ def build_program_source(graph) -> ProgramSource:
             continue
         shims.append(rendered.shim)
         c_functions.append(rendered.c_source)
-        signatures[spec.name] = rendered.signature
+        signatures.update(rendered.signatures)
     compiler = native.compiler_or_error()
     stats = {**planned.stats, "c_kernels": len(c_functions), "numpy_kernels": len(fallbacks)}
     summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {stats['library_calls']} library calls"
