@@ -123,7 +123,11 @@ def triton_executor(graph, dump=None, prefix=""):
     buffers under Triton's interpreter; groups Triton does not take run as numpy kernels."""
     import triton
 
-    from genesis.compiler.codegen.triton_backend import build_program_source, load_module, target_name
+    from genesis.compiler.codegen.triton_backend import (
+        build_program_source,
+        load_module,
+        target_name,
+    )
     from genesis.runtime.triton_buffers import interpreted_triton_library
 
     interpret = _triton_interprets()

@@ -67,7 +67,7 @@ def compiler_available() -> bool:
     return any(shutil.which(name) for name in ([configured] if configured else ["cc", "gcc", "clang"]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _find_compiler(configured: str, search_path: str) -> Compiler | None:
     candidates = [configured] if configured else ["cc", "gcc", "clang"]
     for name in candidates:
@@ -101,12 +101,13 @@ def _accepts(path: str, flag: str) -> bool:
         source = Path(folder) / "probe.c"
         source.write_text("int genesis_probe(void) { return 0; }\n")
         result = subprocess.run([path, flag, "-c", str(source), "-o", str(Path(folder) / "probe.o")],
-                                capture_output=True, timeout=60)
+                                capture_output=True, timeout=60, check=False)
         return result.returncode == 0
 
 
 def _has_libmvec(path: str) -> bool:
-    result = subprocess.run([path, "-print-file-name=libmvec.so"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([path, "-print-file-name=libmvec.so"], capture_output=True, text=True, timeout=30,
+                            check=False)
     found = result.stdout.strip()
     return result.returncode == 0 and os.path.isabs(found) and os.path.exists(found)
 
@@ -149,7 +150,7 @@ def build_library(source: str, compiler: Compiler, key: str) -> Path:
         if compiler.vector_math:
             command += ["-lmvec"]
         command += ["-lm"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         if result.returncode != 0:
             raise CompileFailed(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
                                 f"codegen):\n{result.stderr[-4000:]}")

@@ -31,7 +31,7 @@ MIN_BLOCKS_TO_SHARE = 8  # measured: below 512K elements, one thread is as fast 
 _pool: ThreadPoolExecutor | None = None
 
 
-def _get_pool() -> ThreadPoolExecutor:
+def kernel_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="genesis-kernel")
@@ -62,7 +62,7 @@ def run_blocks(block, rows: int, block_rows: int, scratch_specs) -> None:
         for index in range(first, count, threads):
             block(index * block_rows, min(rows, (index + 1) * block_rows), scratch, index)
 
-    futures = [_get_pool().submit(worker, t) for t in range(threads)]
+    futures = [kernel_pool().submit(worker, t) for t in range(threads)]
     for future in futures:
         future.result()  # re-raises a block's exception here
 

@@ -9,7 +9,9 @@ same on every run with the same thread count.
 
 from __future__ import annotations
 
-from genesis.runtime.blocks import THREADS, _get_pool
+import itertools
+
+from genesis.runtime.blocks import THREADS, kernel_pool
 
 # elements a chunk must have before it pays to hand it to another thread. Measured on 2 cores
 # (benchmarks/train_step.py): below about 1M elements a second thread loses more to BLAS's threads,
@@ -23,7 +25,7 @@ def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:
         return []
     count = max(1, min(THREADS, rows, rows * max(1, row_elements) // GRAIN))
     bounds = [rows * i // count for i in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def run_native(function, arrays, partials, chunks) -> None:
@@ -38,7 +40,7 @@ def run_native(function, arrays, partials, chunks) -> None:
         calls.append((*pointers, *rows_of_partials, start, stop))
     if not calls:
         return
-    futures = [_get_pool().submit(function, *arguments) for arguments in calls[1:]]
+    futures = [kernel_pool().submit(function, *arguments) for arguments in calls[1:]]
     function(*calls[0])
     for future in futures:
         future.result()
