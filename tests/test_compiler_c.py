@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import genesis
-from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, data, layer_norm, softmax
+from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, broadcasting_case, data, layer_norm, softmax
 from tests.test_compiler_codegen import assert_matches_eager as compiled_matches_eager
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.c_compiler]
@@ -90,9 +90,7 @@ def test_a_long_chain_split_over_threads_equals_eager(small_chunks):
 
 @pytest.mark.parametrize("dtype", [genesis.float32, genesis.float16], ids=lambda d: d.name)
 def test_broadcasting_operands_are_read_at_their_own_strides(dtype):
-    fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
-    args = (data(30, 7, 9, dtype=dtype), data(9, seed=1, dtype=dtype), data(1, 7, 1, seed=2, dtype=dtype),
-            data(30, 1, 1, seed=3, dtype=dtype))
+    fn, args = broadcasting_case(dtype)
     assert_matches_eager(fn, *args, kernels=1, c_kernels=1)
 
 

@@ -24,6 +24,13 @@ def data(*shape, seed=0, dtype=genesis.float32, low=-2.0, high=2.0):
     return genesis.tensor(values, dtype=dtype)
 
 
+def broadcasting_case(dtype):
+    """A bias over the last dim, a scale over a middle one, a value per row: each read at its own strides."""
+    fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
+    return fn, (data(30, 7, 9, dtype=dtype), data(9, seed=1, dtype=dtype), data(1, 7, 1, seed=2, dtype=dtype),
+                data(30, 1, 1, seed=3, dtype=dtype))
+
+
 def assert_matches_eager(fn, *args, backend="numpy", rtol=0.0, atol=0.0, kernels=None):
     compiled = genesis.compile(fn, backend=backend)
     got, expected = compiled(*args), fn(*args)
