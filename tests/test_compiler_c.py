@@ -266,9 +266,21 @@ def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
     compiled(data(6, 4, 5))
     (folder,) = tmp_path.iterdir()
     source = (folder / "kernels.c").read_text()
-    assert "#pragma omp simd" in source and "void k" in source
+    assert "#pragma omp simd" in source and "int k" in source
     assert "numpy kernels instead" in (folder / "c.txt").read_text()
 
 
 def F_softmax(x):
     return genesis.nn.functional.softmax(x, dim=-1)
+
+
+def test_a_kernel_that_cannot_allocate_its_scratch_raises_memory_error():
+    from genesis.runtime import native as runtime
+
+    def out_of_memory(*arguments):  # what a generated kernel returns when malloc fails
+        return 1
+
+    with pytest.raises(MemoryError, match="out_of_memory could not allocate"):
+        runtime.run_native(out_of_memory, [], [], [(0, 4)])
+    with pytest.raises(MemoryError):
+        runtime.run_native(out_of_memory, [], [], [(0, 2), (2, 4)])

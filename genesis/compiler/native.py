@@ -169,7 +169,7 @@ class NativeLibrary:
         for name, signature in signatures.items():
             function = getattr(self._library, name)
             function.argtypes = [_ARGUMENT_TYPES[code] for code in signature]
-            function.restype = None
+            function.restype = ctypes.c_int  # 0, or 1 when the kernel's scratch could not be allocated
             setattr(self, name, function)
 
 

@@ -32,7 +32,7 @@ def run_native(function, arrays, partials, chunks) -> None:
     pointers = [array.ctypes.data for array in arrays]
     if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
         (start, stop), = chunks
-        function(*pointers, *[p.ctypes.data for p in partials], start, stop)
+        _check(function(*pointers, *[p.ctypes.data for p in partials], start, stop), function)
         return
     calls = []
     for index, (start, stop) in enumerate(chunks):
@@ -41,6 +41,12 @@ def run_native(function, arrays, partials, chunks) -> None:
     if not calls:
         return
     futures = [kernel_pool().submit(function, *arguments) for arguments in calls[1:]]
-    function(*calls[0])
+    failed = function(*calls[0])
     for future in futures:
-        future.result()
+        failed |= future.result()
+    _check(failed, function)
+
+
+def _check(failed: int, function) -> None:
+    if failed:
+        raise MemoryError(f"genesis: C kernel {function.__name__} could not allocate its scratch buffers")

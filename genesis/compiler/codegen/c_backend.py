@@ -101,8 +101,7 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
     params = [f"const {STORAGE_TYPES[dtype]}* p_{r}" for r, (shape, dtype) in external.items()]
     outputs = [s for s in k.post if s.value in k.outputs]
     params += [f"{STORAGE_TYPES[s.dtype]}* o_{s.value}" for s in outputs] + ["int64_t start", "int64_t stop"]
-    prologue = [f"{c_type(s.dtype)}* t_{s.value} = malloc({numel(s.shape)} * sizeof({c_type(s.dtype)}));"
-                for s in k.post]
+    buffers = [(f"t_{s.value}", c_type(s.dtype), numel(s.shape)) for s in k.post]
     body = []
     for s in k.post:
         size = numel(s.shape)
@@ -119,9 +118,8 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
         if s.value in k.outputs:
             lines.append(f"o_{s.value}[j] = {store('v_' + s.value, s.dtype)};")
         body += ["#pragma omp simd", f"for (int64_t j = 0; j < {size}; j++) {{"] + ["    " + x for x in lines] + ["}"]
-    epilogue = [f"free(t_{s.value});" for s in k.post]
     c_source = render("c_kernel.c.j2", k={
-        "name": name, "params": params, "prologue": prologue, "epilogue": epilogue, "flat": True,
+        "name": name, "params": params, "prologue": [], "epilogue": [], "flat": True, "scratch": buffers,
         "body": body, "row_loads": [], "doc": f"{k.spec.group}, after the loop: "
                                               f"{' -> '.join(s.op for s in k.post)}"})
     arrays = [r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre}

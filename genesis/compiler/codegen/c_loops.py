@@ -319,16 +319,13 @@ class Emitter:
                 prologue.append(f"for (int64_t j = 0; j < {size}; j++) q_{s.value}[j] = {initial};")
         loops = self._loops()
         scratch = self._scratch(loops)
-        for name in scratch:
-            prologue.append(f"{c_type(self._dtype(name))}* t_{name} = "
-                            f"malloc({k.row_elements} * sizeof({c_type(self._dtype(name))}));")
-            epilogue.append(f"free(t_{name});")
+        buffers = [(f"t_{name}", c_type(self._dtype(name)), k.row_elements) for name in scratch]
         body = []
         for loop in loops:
             body += loop.before + self._element_loop(loop, scratch) + loop.after
         return render("c_kernel.c.j2", k={
             "name": k.spec.name, "params": self.params, "prologue": prologue, "epilogue": epilogue,
-            "flat": k.flat, "body": body, "row_loads": self._row_loads(),
+            "flat": k.flat, "body": body, "row_loads": self._row_loads(), "scratch": buffers,
             "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}"})
 
     def _dtype(self, name):
