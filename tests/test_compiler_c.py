@@ -284,3 +284,9 @@ def test_a_kernel_that_cannot_allocate_its_scratch_raises_memory_error():
         runtime.run_native(out_of_memory, [], [], [(0, 4)])
     with pytest.raises(MemoryError):
         runtime.run_native(out_of_memory, [], [], [(0, 2), (2, 4)])
+
+
+def test_a_reshape_that_splits_a_row_into_heads_is_stored_as_its_source():
+    fn = lambda x, w, b: (x @ w + b).reshape(5, 4, 2, 8)  # noqa: E731
+    _, program = assert_matches_eager(fn, data(5, 4, 16), data(16, 16, seed=1), data(16, seed=2), rtol=1e-6)
+    assert program["c_kernels"] == program["kernels"] == 1, program

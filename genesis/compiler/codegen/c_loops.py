@@ -136,8 +136,14 @@ class KernelLoops:
                     numel(self.inputs[source][0]) == numel(s.shape) and self._readers(source) == 1:
                 self.inputs[source] = (s.shape, self.inputs[source][1], True)
         self.shapes = {s.value: s.shape for s in self.statements}
+        for s in self.statements:  # splitting a row's dims (heads out of features), for output only:
+            source = s.reads[0]    # the same elements in the same order, stored where its source would be
+            if s.op == "reshape" and s.phase == "block" and self._readers(s.value) == 0 and \
+                    isinstance(source, str) and self._shape_of(source)[:1] == s.shape[:1] and \
+                    numel(self._shape_of(source)[1:]) == numel(s.shape[1:]):
+                self.shapes[s.value] = self._shape_of(source)
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
-        values.update((s.value, (s.shape, True)) for s in self.statements if s.phase == "block")
+        values.update((s.value, (self.shapes[s.value], True)) for s in self.statements if s.phase == "block")
         try:
             self.layout = None if self.flat else RowLayout(values, _LOOP_NAMES)
         except Unsupported as error:
@@ -194,7 +200,7 @@ class KernelLoops:
                 raise Refused(f"{s.value} = {s.op} reduces a broadcast value")
             return 1
         if kind is Kind.VIEW:
-            return self._level_of_shape(s.shape, True)
+            return self._level_of_shape(self.shapes[s.value], True)
         why = rank_broadcast(s, [self._shape_of(r) if isinstance(r, str) and (r not in self.inputs or self.inputs[r][2])
                                  else None for r in s.reads])
         if why is not None:
@@ -284,7 +290,7 @@ class Emitter:
     def _outputstore(self, s) -> list[str]:
         if s.value not in self.k.outputs:
             return []
-        if self.k.level[s.value] == 2 and not self.k.flat and tuple(s.shape[1:]) != self.k.layout.trailing:
+        if self.k.level[s.value] == 2 and not self.k.flat and tuple(self.k.shapes[s.value][1:]) != self.k.layout.trailing:
             raise Refused(f"{s.value}, an output, is broadcast within its rows")
         return [f"o_{s.value}[{self.k.offset(s.value)}] = {store('v_' + s.value, s.dtype)};"]
 
