@@ -290,3 +290,14 @@ def test_a_reshape_that_splits_a_row_into_heads_is_stored_as_its_source():
     fn = lambda x, w, b: (x @ w + b).reshape(5, 4, 2, 8)  # noqa: E731
     _, program = assert_matches_eager(fn, data(5, 4, 16), data(16, 16, seed=1), data(16, seed=2), rtol=1e-6)
     assert program["c_kernels"] == program["kernels"] == 1, program
+
+
+def test_a_permute_of_a_rows_dims_is_stored_permuted():
+    def fn(x):  # attention's K^T and a heads/sequence swap, each only stored
+        return (x * 0.35).permute(0, 1, 3, 2), (x + 1).permute(0, 2, 1, 3), (x.sum(dim=3, keepdim=True) * 2)
+
+    _, program = assert_matches_eager(fn, data(4, 3, 5, 6), rtol=1e-6)
+    assert program["c_kernels"] == program["kernels"], program
+    # read by a later statement, a permute would re-index the row: that group stays a numpy kernel
+    _, program = assert_matches_eager(lambda x: (x * 2).permute(0, 2, 1) + 1, data(4, 5, 6))
+    assert all("permute" in why for why in program["backend_refusals"].values()), program

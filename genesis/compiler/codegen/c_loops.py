@@ -34,6 +34,7 @@ from genesis.compiler.codegen.layout import (
     Unsupported,
     numel,
     rank_broadcast,
+    strides,
 )
 from genesis.compiler.codegen.templates import render
 from genesis.ops.op import OPS, Kind
@@ -142,6 +143,13 @@ class KernelLoops:
                     isinstance(source, str) and self._shape_of(source)[:1] == s.shape[:1] and \
                     numel(self._shape_of(source)[1:]) == numel(s.shape[1:]):
                 self.shapes[s.value] = self._shape_of(source)
+        self.permuted = {}  # a permute of a row's dims, only stored: computed as its source, stored permuted
+        for s in self.statements:
+            if s.op == "permute":
+                if s.attrs["dims"][0] != 0 or self._readers(s.value) or not isinstance(s.reads[0], str):
+                    raise Refused(f"{s.value} = permute moves the rows, or a later statement reads it")
+                self.shapes[s.value] = self._shape_of(s.reads[0])
+                self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
         values.update((s.value, (self.shapes[s.value], True)) for s in self.statements if s.phase == "block")
         try:
@@ -149,6 +157,9 @@ class KernelLoops:
         except Unsupported as error:
             raise Refused(str(error)) from None
         self.row_elements = 1 if self.flat else self.layout.row_elements
+        for value in self.permuted:
+            if self.flat or tuple(self.shapes[value][1:]) != self.layout.trailing:
+                raise Refused(f"{value} = permute of a value that is not one element per row position")
         self.level = {}
         for name, (shape, _, blocked) in self.inputs.items():
             self.level[name] = self._level_of_shape(shape, blocked)
@@ -165,8 +176,8 @@ class KernelLoops:
     def _check(self, s) -> None:
         op = OPS[s.op]
         if op.kind is Kind.VIEW:
-            if s.op not in ("reshape", "expand"):
-                raise Refused(f"{s.value} = {s.op}: only reshape and expand fold into C indexing")
+            if s.op not in ("reshape", "expand", "permute"):
+                raise Refused(f"{s.value} = {s.op}: only reshape, expand and permute fold into C indexing")
             return
         if op.kind is Kind.MATMUL:
             raise Refused(f"{s.value} = {s.op}: a matmul inside the loop")
@@ -227,6 +238,11 @@ class KernelLoops:
             shape, blocked = self.shapes[name], True
         if self.flat:
             return "j" if blocked else "0"
+        if name in self.permuted:  # element (i1, ..., ik) of the row goes to (i[dims[1]], ..., i[dims[k]])
+            dims, stored = self.permuted[name]
+            terms = [f"{self.layout.index_of(d - 1)} * {stride}"
+                     for d, stride in zip(dims[1:], strides(stored[1:]))]
+            return f"r * {numel(stored[1:])} + " + " + ".join(terms)
         return self.layout.offsets(shape, blocked) or "0"
 
     # ---- partials of reductions over the rows -----------------------------------------------------
@@ -287,7 +303,7 @@ class Emitter:
             lines.append(f"n_{s.value} |= {x} != {x};")
         return lines
 
-    def _outputstore(self, s) -> list[str]:
+    def _output_store(self, s) -> list[str]:
         if s.value not in self.k.outputs:
             return []
         if self.k.level[s.value] == 2 and not self.k.flat and tuple(self.k.shapes[s.value][1:]) != self.k.layout.trailing:
@@ -382,7 +398,7 @@ class Emitter:
     def _row_statement(self, s) -> list[str]:
         if s.phase == "accumulate":
             return self._accumulate(s, f"a_{s.value}")
-        return self._statement(s) + self._outputstore(s)
+        return self._statement(s) + self._output_store(s)
 
     def _scratch(self, loops) -> list[str]:
         """Full-row values a later loop reads, kept in a row-sized buffer (outputs are read back)."""
@@ -414,7 +430,7 @@ class Emitter:
                 clauses.append(f"reduction({combine}:a_{s.value})")
                 nan = f"n_{s.value} ? NAN : " if combine in ("max", "min") else ""
                 finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({nan}a_{s.value});"]
-                finish += _round(s) + self._outputstore(s)
+                finish += _round(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
                 clauses.append(f"reduction({OPS[s.op].codegen['c']}:a_{s.value})")
             if OPS[s.op].codegen.get("c") in ("max", "min") and (self._reduces_in_loop(s) or (
@@ -443,7 +459,7 @@ class Emitter:
             body += self._statement(s)
             if s.value in scratch:
                 body.append(f"t_{s.value}[j] = v_{s.value};")
-            body += self._outputstore(s)
+            body += self._output_store(s)
         if not k.flat:  # the indices within the row that this loop's offsets use (known once they are built)
             body = [f"const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()] + body
         bounds = "int64_t j = start; j < stop; j++" if k.flat else f"int64_t j = 0; j < {k.row_elements}; j++"

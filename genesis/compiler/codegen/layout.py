@@ -112,6 +112,10 @@ class RowLayout:
         self.indices[dim] = expression
         return f"index{dim}"
 
+    def index_of(self, dim: int) -> str:
+        """The name of trailing dim `dim`'s index (0 for the first trailing dim); see index_lines."""
+        return self._index(dim)
+
     def trailing_offsets(self, trailing) -> str:
         """The offset within a row of `trailing`'s element at each position of the row."""
         if tuple(trailing) == self.trailing:
