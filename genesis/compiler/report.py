@@ -97,10 +97,13 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def explain(fn, *args, backend="numpy", **kwargs) -> str:
-    """Trace and compile `fn` for these arguments, without running it; return the report as text."""
+def explain(fn, *args, backend=None, **kwargs) -> str:
+    """Trace and compile `fn` for these arguments, without running it; return the report as text.
+    `backend`: as genesis.compile's (None: the default, C where a compiler is found)."""
+    from genesis.compiler.api import default_backend
     from genesis.compiler.program import build_program
 
+    backend = backend or default_backend()
     leaves, spec = pytree.flatten((args, kwargs))
     program = build_program(fn, leaves, spec, backend=backend)
     return format_report(program.report)
