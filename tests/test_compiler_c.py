@@ -75,11 +75,11 @@ def test_nan_and_inf_propagate_as_in_numpy():
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Work splits into chunks (one per thread) from 4096 elements on, not from 1M."""
+    """Work splits into chunks (a few per thread, taken as threads come free) from 4096 elements on."""
     from genesis.runtime import native
 
     monkeypatch.setattr(native, "GRAIN", 4096)
-    assert len(native.row_chunks(3000, 97)) == min(native.THREADS, 3000 * 97 // 4096)
+    assert len(native.row_chunks(3000, 97)) == min(native.THREADS * native.CHUNKS_PER_THREAD, 3000 * 97 // 4096)
 
 
 def test_a_long_chain_split_over_threads_equals_eager(small_chunks):

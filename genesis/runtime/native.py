@@ -1,10 +1,10 @@
-"""Running compiled C kernels: rows split into one contiguous chunk per thread.
+"""Running compiled C kernels: rows split into contiguous chunks that the threads share.
 
 ctypes releases the GIL around a foreign call, so the chunks run on all
-cores at once; the first chunk runs in the calling thread. A kernel that
+cores at once; the calling thread works through them too. A kernel that
 reduces over the rows writes one partial result per chunk (row `i` of each
-partials array), which its shim combines in chunk order: the result is the
-same on every run with the same thread count.
+partials array), which its shim combines in chunk order: the result does not
+depend on which thread ran which chunk.
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from genesis.runtime.blocks import THREADS, kernel_pool
 GRAIN = 1 << 20
 
 
+# Big work splits into up to this many chunks per thread, which the threads take as they come free:
+# a core that a neighbour slows down then takes fewer, instead of holding up the kernel.
+CHUNKS_PER_THREAD = 4
+
+
 def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:
-    """[start, stop) row ranges, one per thread that gets work; none for no rows."""
+    """[start, stop) row ranges of at least GRAIN elements each (but one at least); none for no rows."""
     if rows <= 0:
         return []
-    count = max(1, min(THREADS, rows, rows * max(1, row_elements) // GRAIN))
+    count = max(1, min(THREADS * CHUNKS_PER_THREAD, rows, rows * max(1, row_elements) // GRAIN))
     bounds = [rows * i // count for i in range(count + 1)]
     return list(itertools.pairwise(bounds))
 
@@ -38,13 +43,18 @@ def run_native(function, arrays, partials, chunks) -> None:
     for index, (start, stop) in enumerate(chunks):
         rows_of_partials = [p.ctypes.data + index * p.strides[0] for p in partials]
         calls.append((*pointers, *rows_of_partials, start, stop))
-    if not calls:
-        return
-    futures = [kernel_pool().submit(function, *arguments) for arguments in calls[1:]]
-    failed = function(*calls[0])
-    for future in futures:
-        failed |= future.result()
-    _check(failed, function)
+    pending = iter(calls)  # next() on a shared iterator is atomic under the GIL
+    failed = []
+
+    def work():
+        for arguments in pending:
+            failed.append(function(*arguments))
+
+    helpers = [kernel_pool().submit(work) for _ in range(min(THREADS, len(calls)) - 1)]
+    work()
+    for helper in helpers:
+        helper.result()
+    _check(any(failed), function)
 
 
 def _check(failed: int, function) -> None:
