@@ -313,3 +313,17 @@ def test_row_sums_of_float32_accumulate_in_float_only_in_short_rows():
         truth = x.numpy().astype(np.float64).sum(axis=1, keepdims=True)
         got = compiled(x).numpy() / x.numpy()
         np.testing.assert_allclose(got, np.broadcast_to(truth, got.shape), rtol=2e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("columns", [65, 1024])
+def test_big_outputs_are_written_with_streaming_stores(tmp_path, monkeypatch, small_chunks, columns):
+    from genesis.compiler.codegen import c_loops
+
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))  # the threshold decides the code
+    monkeypatch.setattr(c_loops, "STREAM_BYTES", 1024)
+    x, w, b = data(301, columns), data(columns, seed=1), data(columns, seed=2)
+    for fn, args in [(layer_norm, (x, w, b)), (softmax, (x,)), (lambda x, w: (x * w, (x + w).relu()), (x, w))]:
+        _, program = assert_matches_eager(fn, *args, rtol=4e-6, atol=1e-6)
+        assert program["c_kernels"] == program["kernels"], program
+    sources = "".join(path.read_text() for path in tmp_path.glob("*.py"))
+    assert "g_stream_row(o_" in sources
