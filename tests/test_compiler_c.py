@@ -327,3 +327,17 @@ def test_big_outputs_are_written_with_streaming_stores(tmp_path, monkeypatch, sm
         assert program["c_kernels"] == program["kernels"], program
     sources = "".join(path.read_text() for path in tmp_path.glob("*.py"))
     assert "g_stream_row(o_" in sources
+
+
+def test_the_inline_exp_is_within_one_ulp_over_the_whole_float_range():
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.7228, 88.73, -87.33, -103.97, -104.0, -110.0, 1e-10]
+    values = np.concatenate([rng.uniform(-110, 95, 200_000), rng.uniform(-1, 1, 50_000), edges]).astype(np.float32)
+    x = genesis.tensor(values)
+    got = genesis.compile(lambda x: x.exp(), backend="c")(x).numpy()
+    with np.errstate(over="ignore"):
+        exact = np.exp(values.astype(np.float64)).astype(np.float32)
+    assert np.array_equal(np.isnan(got), np.isnan(exact)) and np.array_equal(np.isinf(got), np.isinf(exact))
+    finite = np.isfinite(exact)
+    ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - exact[finite].view(np.int32).astype(np.int64))
+    assert ulps.max() <= 1, ulps.max()

@@ -64,7 +64,7 @@ neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
 abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), dtype=_no_bool("abs", dt.same),
                    c="g_abs({0})", triton="tl.abs({0})")
 exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
-                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="exp({0})", triton="tl.exp({0})")
+                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="g_exp({0})", triton="tl.exp({0})")
 log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
                    autocast=Autocast.FP32, c="log({0})", triton="tl.log({0})")
 log1p = _elementwise("log1p", np.log1p, (lambda g, out, x: g / (x + 1),), dtype=dt.floating,
@@ -87,7 +87,7 @@ cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.f
 tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
                     saves=_SAVES_OUTPUT, c="tanh({0})", triton="libdevice.tanh({0})")
 sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
-                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + exp(-{0}))", triton="tl.sigmoid({0})")
+                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + g_exp(-{0}))", triton="tl.sigmoid({0})")
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
                     dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
