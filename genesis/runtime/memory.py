@@ -21,6 +21,9 @@ import threading
 import numpy as np
 
 MAX_PER_SIZE = 8
+# pooled blocks start on a cache line: a misaligned 64-byte vector load or store straddles two lines
+# (measured on layer_norm's C kernel: 0.53 ms with both arrays 16 bytes off a line, 0.49 aligned)
+ALIGNMENT = 64
 MAX_BYTES = 1 << 31
 _FREE_WHEN_REFS = 3  # the pool's list, the loop variable, and getrefcount's own argument
 
@@ -43,12 +46,19 @@ def empty(shape: tuple, dtype) -> np.ndarray:
         blocks = _blocks.setdefault(nbytes, [])
         for block in blocks:
             if sys.getrefcount(block) == _FREE_WHEN_REFS:
-                return block.view(dtype).reshape(shape)
-        block = np.empty(nbytes, np.uint8)
+                return _aligned(block, nbytes).view(dtype).reshape(shape)
+        block = np.empty(nbytes + ALIGNMENT, np.uint8)
         if len(blocks) < MAX_PER_SIZE and _total + nbytes <= MAX_BYTES:
             blocks.append(block)
             _total += nbytes
-    return block.view(dtype).reshape(shape)
+    return _aligned(block, nbytes).view(dtype).reshape(shape)
+
+
+def _aligned(block: np.ndarray, nbytes: int) -> np.ndarray:
+    """The block's first `nbytes` from a cache-line boundary. A view's base is the block itself, so
+    the block's reference count still says when every array carved from it is gone."""
+    start = -block.ctypes.data % ALIGNMENT
+    return block[start:start + nbytes]
 
 
 def clear() -> None:
