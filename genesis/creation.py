@@ -13,6 +13,7 @@ from genesis.ops import random as random_ops
 from genesis.random import rng
 from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype
 from genesis.runtime.devices import device as as_device
+from genesis.runtime.memory import aligned_empty
 from genesis.tensor import Tensor
 
 
@@ -57,7 +58,9 @@ def _array_from_data(data, dtype=None):
         except ValueError as error:
             raise ValueError(f"cannot make a tensor from ragged or malformed data: {error}") from None
     target = dtype or inferred
-    return np.array(array, dtype=NUMPY_DTYPE[target], copy=True, order="C"), target
+    copy = aligned_empty(array.shape, NUMPY_DTYPE[target])
+    np.copyto(copy, array, casting="unsafe")  # what astype does; the copy starts on a cache line
+    return copy, target
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -27,3 +27,12 @@ def test_small_arrays_come_from_numpy_and_reuse_reads_a_dead_buffer_as_a_new_sha
     big = memory.empty((1000, 100), np.float32)
     reused = memory.reuse(big, (50, 10), np.float64)
     assert reused.ctypes.data == big.ctypes.data and reused.shape == (50, 10) and reused.dtype == np.float64
+
+
+def test_tensors_made_from_big_data_start_on_a_cache_line_and_own_a_copy():
+    import genesis
+
+    data = np.arange(40_000, dtype=np.float64)[1:]  # numpy's own allocation, rarely line-aligned
+    made = genesis.tensor(data, dtype=genesis.float32)
+    assert made._data.ctypes.data % memory.ALIGNMENT == 0 and not np.shares_memory(made._data, data)
+    np.testing.assert_array_equal(made.numpy(), data.astype(np.float32))

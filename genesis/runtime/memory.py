@@ -54,6 +54,16 @@ def empty(shape: tuple, dtype) -> np.ndarray:
     return _aligned(block, nbytes).view(dtype).reshape(shape)
 
 
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array (not pooled) that starts on a cache line when it is big: what
+    genesis.tensor copies data into, so compiled kernels read a user's inputs with aligned loads."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < 1 << 16:
+        return np.empty(shape, dtype)
+    return _aligned(np.empty(nbytes + ALIGNMENT, np.uint8), nbytes).view(dtype).reshape(shape)
+
+
 def _aligned(block: np.ndarray, nbytes: int) -> np.ndarray:
     """The block's first `nbytes` from a cache-line boundary. A view's base is the block itself, so
     the block's reference count still says when every array carved from it is gone."""
