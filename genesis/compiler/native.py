@@ -36,6 +36,7 @@ FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contr
          "-fopenmp-simd", "-w")
 # math functions whose libmvec SIMD versions (float and double) genesis declares for the vectoriser
 VECTOR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf")
+COMPILERS = ("cc", "gcc", "clang")  # looked for on PATH, in order, unless GENESIS_CC names one
 _ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64}
 
 
@@ -64,13 +65,12 @@ def compiler_available() -> bool:
     """Whether find_compiler would find one: only a PATH lookup, so a process that loads its programs
     from the disk cache never runs the compiler's probes (about 0.1 s)."""
     configured = os.environ.get("GENESIS_CC", "")
-    return any(shutil.which(name) for name in ([configured] if configured else ["cc", "gcc", "clang"]))
+    return any(shutil.which(name) for name in ([configured] if configured else COMPILERS))
 
 
 @functools.cache
 def _find_compiler(configured: str, search_path: str) -> Compiler | None:
-    candidates = [configured] if configured else ["cc", "gcc", "clang"]
-    for name in candidates:
+    for name in [configured] if configured else COMPILERS:
         path = shutil.which(name, path=search_path or None)
         if path is None:
             continue

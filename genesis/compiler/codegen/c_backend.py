@@ -1,17 +1,18 @@
 """Render kernel descriptions as C (loops from `c_loops.py`), and a program that runs them.
 
 Which groups C takes: flat and row groups, reductions within a row and over
-the rows, matmul epilogues, single values (`why_not` says why it does not take
-the others: views that move data, reductions over part of a row, ...). Each
-C kernel has a Python shim that the program calls: statements before the loop
-(a matmul the blocks read) are numpy lines, the shim splits the rows into one
-chunk per thread (`runtime/native.py`), combines the chunks' partial results,
-and runs the statements after the loop: as one more C function when they are
-elementwise over arrays of their own shape, else as numpy lines. All C kernels
-of a program are one C source, compiled into one shared library
-(`compiler/native.py`). Transcendentals are libm's, vectorised through
-glibc's libmvec where the compiler has it, and so agree with numpy's to a few
-ulp, not bit for bit. The templates name no op.
+the rows, matmul epilogues, single values. For the others (views that move
+data, reductions over part of a row, ...) a `Refused` says why, and the
+program's FALLBACKS records it. Each C kernel has a Python shim that the
+program calls: statements before the loop (a matmul the blocks read) are numpy
+lines; the shim splits the rows into chunks the threads share
+(`runtime/native.py`), combines the chunks' partial results, and runs the
+statements after the loop: as one more C function when they are elementwise
+over arrays of their own shape, else as numpy lines. All C kernels of a
+program are one C source, compiled into one shared library
+(`compiler/native.py`). Transcendentals are libm's, vectorised through glibc's
+libmvec where the compiler has it (exp of a float is inline), and so agree
+with numpy's to a few ulp, not bit for bit. The templates name no op.
 """
 
 from __future__ import annotations
@@ -36,15 +37,6 @@ from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, pla
 from genesis.ops.op import OPS, Kind
 
 _COMBINE = {"+": "np.add", "*": "np.multiply", "max": "np.maximum", "min": "np.minimum"}
-
-
-def why_not(spec: KernelSpec) -> str | None:
-    """None when the C backend takes this kernel, else why it stays a numpy kernel."""
-    try:
-        render_kernel(spec)
-    except Refused as error:
-        return str(error)
-    return None
 
 
 def _numpy_accumulator(s) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from genesis import dtypes
+from genesis.compiler.codegen.layout import numel
 from genesis.compiler.ir import Graph
 from genesis.ops.op import OPS, Kind
 
@@ -164,7 +165,7 @@ def _merge_leading_dims(statements, operands, group):
         aligned = (1,) * (full_rank - len(o.shape)) + tuple(o.shape)
         if not o.blocked and o.local in read_in_loop and any(n != 1 for n in aligned[:first]):
             return None
-    rows = _numel(prefix)
+    rows = numel(prefix)
 
     def merge(shape):
         return (rows,) + tuple(shape[first:])
@@ -192,16 +193,17 @@ def _mode(statements, operands, group, strided=False, rows=None):
         return "rows", rows
     block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
     plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(
-        len(s.attrs["dims"]) == len(_input_shape(s, statements, operands)) for s in statements
+        len(s.attrs["dims"]) == len(input_shape(s, statements, operands)) for s in statements
         if s.phase == "accumulate")  # flattened blocks can only be reduced whole
-    whole_operands_scalar = all(_numel(o.shape) == 1 for o in operands if not o.blocked)
+    whole_operands_scalar = all(numel(o.shape) == 1 for o in operands if not o.blocked)
     if len(block_shapes) == 1 and plain and whole_operands_scalar:
         (shape,) = block_shapes
-        return "flat", _numel(shape)
+        return "flat", numel(shape)
     return "rows", rows
 
 
-def _input_shape(statement, statements, operands) -> tuple:
+def input_shape(statement, statements, operands) -> tuple:
+    """The shape of the statement's first input (a kernel value or an operand)."""
     read = statement.reads[0]
     for s in statements:
         if s.value == read:
@@ -209,14 +211,7 @@ def _input_shape(statement, statements, operands) -> tuple:
     return next(o.shape for o in operands if o.local == read)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _row_elements(shape, mode) -> int:
     if mode == "flat" or not shape:
         return 1
-    return _numel(shape[1:])
+    return numel(shape[1:])

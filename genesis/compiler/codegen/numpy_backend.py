@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from genesis import dtypes
-from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
 from genesis.compiler.codegen.snippets import numpy_snippet
 from genesis.compiler.codegen.templates import render
 from genesis.ops.op import OPS, Kind
@@ -149,7 +149,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
             if flat:  # a flattened block reduces whole; keepdim's ones are only a view away
                 body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
             elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
-                kept = tuple(n for d, n in enumerate(_shape_of_read(spec, s.reads[0])) if d not in s.attrs["dims"])
+                kept = tuple(n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"])
                 body += _compute(s, args, f"{s.value}.reshape({kept!r})", round_low=False)
             else:
                 body += _compute(s, args, s.value, round_low=False)
@@ -183,13 +183,6 @@ def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
     if output and not direct:
         lines.append(f"np.copyto(out_{s.value}, {s.value})")
     return lines
-
-
-def _shape_of_read(spec, read) -> tuple:
-    for s in spec.statements:
-        if s.value == read:
-            return s.shape
-    return next(o.shape for o in spec.operands if o.local == read)
 
 
 def _statement(spec, value):
