@@ -3,8 +3,9 @@
 Eager mode runs the op's numpy kernel and, when a gradient is wanted, records
 a `Node` on the autograd tape. A tracer (installed by the compiler) receives
 the same call and appends an IR node instead; user code cannot tell the modes
-apart. Autocast's input casts happen here, by the op's autocast class, so
-they are recorded like any other op.
+apart. Autocast's input casts happen here, by the op's autocast class; a
+tracer instead marks the node with the autocast region and leaves the casts
+to the compiler's autocast pass.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ verify_meta = False
 
 
 def apply(op, *inputs, **attrs):
+    if tracer is not None:  # it records the op, autocast's casts and the tape's edges (compiler/trace.py)
+        return tracer.record(op, inputs, attrs, _first_tensor(inputs).device)
     if autocast_hook is not None:
         inputs = autocast_hook(op, inputs)
     compute, out_dtype = op.dtype(inputs, **attrs)
-    if tracer is not None:
-        return _trace(op, inputs, attrs, out_dtype)
     if compute is not None and op.upcasts_low_precision:
         compute = _UPCAST.get(compute, compute)
     arrays = []
@@ -75,9 +76,14 @@ def apply(op, *inputs, **attrs):
     if op.kind is Kind.VIEW:
         out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
         out._view_of = ViewLink(op, inputs, attrs, out._version[0])
-    if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
+    if needs_grad and differentiable(op, out_dtype):
         record(op, inputs, attrs, out)
     return out
+
+
+def differentiable(op, out_dtype) -> bool:
+    """Whether an op whose inputs need grad gets a node on the tape."""
+    return grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT
 
 
 def _refresh_view(view):
@@ -88,16 +94,6 @@ def _refresh_view(view):
     if grad_mode._enabled and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
         fresh = apply(link.op, *link.inputs, **link.attrs)
         view._node, view.requires_grad = fresh._node, fresh.requires_grad
-
-
-def _trace(op, inputs, attrs, out_dtype):
-    """Under tracing the tracer makes a symbolic result instead of running the kernel;
-    autograd records the same node as in eager mode, so backward traces too."""
-    out = tracer.record(op, inputs, attrs, out_dtype, _first_tensor(inputs).device)
-    needs_grad = any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-    if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
-        record(op, inputs, attrs, out)
-    return out
 
 
 def record(op, inputs, attrs, out):

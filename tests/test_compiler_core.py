@@ -273,7 +273,8 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
     compiled(randn(8), randn(8, seed=1))
     (directory,) = tmp_path.iterdir()
     names = sorted(p.name for p in directory.iterdir())
-    assert names[:5] == ["00_traced.txt", "01_dce.txt", "02_cse.txt", "03_simplify.txt", "04_dce_after_simplify.txt"]
+    assert names[:9] == ["00_traced.txt", "01_autocast.txt", "02_loss_scaling.txt", "03_clipping.txt",
+                         "04_autodiff.txt", "05_dce.txt", "06_cse.txt", "07_simplify.txt", "08_dce_after_simplify.txt"]
     assert "graph.dot" in names and "report.json" in names
     traced_text = (directory / "00_traced.txt").read_text()
     assert "tanh(" in traced_text and "exp(" in traced_text

@@ -23,6 +23,10 @@ recurse), so autograd records them and a float32 parameter gets a float32
 gradient. The backward engine turns autocast off while it runs the vjp rules:
 backward ops run in the dtypes their forward ops used, as in PyTorch.
 
+`cast_targets` is the policy itself, shared with the compiler: a trace marks
+each op of a region instead of casting, and the autocast pass inserts the
+casts this function names (compiler/passes/autocast.py).
+
 The hook is installed in dispatch only while autocast is on, so the hot path
 costs nothing outside a region. The state is one module global, as grad mode
 is: genesis runs ops on one thread.
@@ -66,32 +70,41 @@ def _set_state(enabled: bool, dtype: dtypes.DType) -> None:
     dispatch.autocast_hook = cast_inputs if enabled else None
 
 
-def _is_float_tensor(x) -> bool:
-    return isinstance(x, Tensor) and x.dtype.category == dtypes.FLOAT
+def _float_dtype(x):
+    """The dtype of a floating tensor (or of a graph value's meta); None for anything else."""
+    dtype = getattr(x, "dtype", None)
+    return dtype if isinstance(dtype, dtypes.DType) and dtype.category == dtypes.FLOAT else None
+
+
+def cast_targets(op, inputs, region_dtype) -> list:
+    """Per input of `op`, the dtype autocast casts it to in a region of `region_dtype`, or None.
+
+    The one statement of the policy: eager's hook applies it at once, and the compiler's
+    autocast pass applies it to the ops a trace marked (passes/autocast.py). `inputs` are
+    tensors, graph metas (anything with dtype and ndim) or Python scalars."""
+    policy = op.autocast
+    found = [_float_dtype(x) for x in inputs]
+    if policy is Autocast.NONE:
+        return [None] * len(inputs)
+    if policy is Autocast.LOW_PRECISION:
+        return [region_dtype if d is not None and d is not region_dtype and d is not dtypes.float64 else None
+                for d in found]
+    if policy is Autocast.FP32:
+        return [dtypes.float32 if d is not None and d.is_low_precision else None for d in found]
+    floats = [(d, x.ndim) for d, x in zip(found, inputs) if d is not None]
+    if len(floats) < 2 or all(d is floats[0][0] for d, _ in floats):
+        return [None] * len(inputs)
+    target = dtypes.result_type([d for d, ndim in floats if ndim], [d for d, ndim in floats if not ndim], [])
+    return [target if d is not None and d is not target and dtypes.promote_types(d, target) is target else None
+            for d in found]
 
 
 def cast_inputs(op, inputs):
     """The dispatch hook: rewrite `op`'s inputs by its autocast class."""
-    policy = op.autocast
-    if policy is Autocast.NONE:
+    if op.autocast is Autocast.NONE:
         return inputs
-    if policy is Autocast.LOW_PRECISION:
-        target = _dtype
-        return tuple(cast(x, target) if _is_float_tensor(x) and x.dtype is not target
-                     and x.dtype is not dtypes.float64 else x for x in inputs)
-    if policy is Autocast.FP32:
-        return tuple(cast(x, dtypes.float32) if _is_float_tensor(x) and x.dtype.is_low_precision
-                     else x for x in inputs)
-    return _promote(inputs)
-
-
-def _promote(inputs):
-    floats = [x for x in inputs if _is_float_tensor(x)]
-    if len(floats) < 2 or all(x.dtype is floats[0].dtype for x in floats):
-        return inputs
-    target = dtypes.result_type([x.dtype for x in floats if x.ndim], [x.dtype for x in floats if not x.ndim], [])
-    return tuple(cast(x, target) if _is_float_tensor(x) and x.dtype is not target
-                 and dtypes.promote_types(x.dtype, target) is target else x for x in inputs)
+    targets = cast_targets(op, inputs, _dtype)
+    return tuple(x if target is None else cast(x, target) for x, target in zip(inputs, targets))
 
 
 def _check_dtype(dtype) -> dtypes.DType:
@@ -148,4 +161,4 @@ class autocast:
         return f"autocast(enabled={self.enabled}, dtype={dtype}, device_type={self.device_type!r})"
 
 
-__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "cast_inputs", "SUPPORTED_DTYPES"]
+__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "cast_inputs", "cast_targets", "SUPPORTED_DTYPES"]

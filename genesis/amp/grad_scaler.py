@@ -8,9 +8,11 @@ clean steps it grows again.
 
 The scale and the growth tracker are 0-d tensors (float32 and int32) updated
 in place, and the inf check and the scale update are genesis ops (isfinite,
-all, where), never host branches: the compiler will make the scale a graph
-input and lower all of this into the training step's graph. In eager mode
-the one host read is in `step()`, which must decide whether to call
+all, where), never host branches. Each step is a marker (ops/markers.py):
+eagerly it runs the composite below; under tracing it is one node that the
+compiler's loss-scaling pass replaces with the same composite, with the
+scale a graph input. A skipped step is then a select, not a branch. In eager
+mode the one host read is in `step()`, which must decide whether to call
 `optimizer.step()` (PyTorch reads it there too).
 
 Per optimizer, a stage guards the order of calls as in PyTorch: READY ->
@@ -26,7 +28,51 @@ from genesis import dispatch, dtypes
 from genesis import functional as F
 from genesis.autograd.grad_mode import no_grad
 from genesis.creation import full
+from genesis.ops import markers
+from genesis.ops.op import OPS
 from genesis.tensor import Tensor
+
+
+def _times(value, factor):
+    """`value * factor`: the loss times the scale, a gradient times 1/scale."""
+    return value * factor
+
+
+def _found_inf(*grads):
+    """1.0 (float32) when any gradient holds an inf or nan, else 0.0. Checked on the scaled values:
+    a huge scaled value stays huge, an inf stays inf."""
+    any_bad = None
+    for grad in grads:
+        bad = F.logical_not(F.all(F.isfinite(grad)))
+        any_bad = bad if any_bad is None else F.logical_or(any_bad, bad)
+    return F.cast(any_bad, dtypes.float32)
+
+
+def _next_scale(found_inf, scale, tracker, *, growth_factor, backoff_factor, growth_interval):
+    """PyTorch's `_amp_update_scale_` as tensor ops (a select, not a branch): the new scale and tracker."""
+    found = found_inf > 0
+    successful = tracker + 1
+    interval_reached = successful == growth_interval
+    # products in float64, rounded once to float32, as PyTorch's kernel does
+    scale64 = F.cast(scale, dtypes.float64)
+    grown = F.cast(scale64 * growth_factor, dtypes.float32)
+    backed_off = F.cast(scale64 * backoff_factor, dtypes.float32)
+    grows = interval_reached & F.isfinite(grown)  # never grow past float32's range to inf
+    new_scale = F.where(found, backed_off, F.where(grows, grown, scale))
+    new_tracker = F.where(found | interval_reached, 0, successful)
+    return new_scale, new_tracker
+
+
+_MUL, _WHERE = OPS["mul"], OPS["where"]
+scale_loss = markers.define("loss_scale", "loss_scaling", _times, shape=_MUL.shape, dtype=_MUL.dtype,
+                            differentiable=(0,))
+unscale = markers.define("unscale", "loss_scaling", _times, shape=_MUL.shape, dtype=_MUL.dtype)
+found_inf = markers.define("found_inf", "loss_scaling", _found_inf, shape=lambda *shapes: (),
+                           dtype=lambda inputs: (None, dtypes.float32))
+skip_update = markers.define("skip_update", "loss_scaling", F.where, shape=_WHERE.shape, dtype=_WHERE.dtype)
+scale_update = markers.define("scale_update", "loss_scaling", _next_scale, outputs=2,
+                              shape=lambda *shapes, output, **attrs: shapes[1 + output],
+                              dtype=lambda inputs, output, **attrs: (None, inputs[1 + output].dtype))
 
 
 class OptState(enum.Enum):
@@ -82,11 +128,11 @@ class GradScaler:
         if not self._enabled:
             return outputs
         if isinstance(outputs, Tensor):
-            return outputs * self._scale_tensor()
+            return scale_loss(outputs, self._scale_tensor())
 
         def apply_scale(value):
             if isinstance(value, Tensor):
-                return value * self._scale_tensor()
+                return scale_loss(value, self._scale_tensor())
             if isinstance(value, abc.Iterable):
                 scaled = map(apply_scale, value)
                 return type(value)(scaled) if isinstance(value, (list, tuple)) else scaled
@@ -127,20 +173,17 @@ class GradScaler:
     @staticmethod
     def _unscale_grads(optimizer, inv_scale):
         """Unscale every gradient in place; return a 0-d float32 found-inf flag (None without gradients)."""
-        any_bad = None
-        for group in optimizer.param_groups:
-            for param in group["params"]:
-                grad = param.grad
-                if grad is None:
-                    continue
-                if grad.dtype is dtypes.float16:
-                    # the unscaled fp16 values would underflow: keep fp32 master weights instead
-                    raise ValueError("Attempting to unscale FP16 gradients.")
-                # checked before unscaling: a huge scaled value stays huge, an inf stays inf
-                bad = F.logical_not(F.all(F.isfinite(grad)))
-                any_bad = bad if any_bad is None else F.logical_or(any_bad, bad)
-                grad.mul_(inv_scale)
-        return None if any_bad is None else F.cast(any_bad, dtypes.float32)
+        grads = [param.grad for group in optimizer.param_groups for param in group["params"]
+                 if param.grad is not None]
+        if any(grad.dtype is dtypes.float16 for grad in grads):
+            # the unscaled fp16 values would underflow: keep fp32 master weights instead
+            raise ValueError("Attempting to unscale FP16 gradients.")
+        if not grads:
+            return None
+        found = found_inf(*grads)
+        for grad in grads:
+            grad.copy_(unscale(grad, inv_scale))
+        return found
 
     # ---- the optimizer step -------------------------------------------------------
     def step(self, optimizer, *args, **kwargs):
@@ -164,7 +207,7 @@ class GradScaler:
         result = None
         tracer = dispatch.tracer
         if tracer is not None:  # compiled: the update runs, and a select keeps the old values on an inf
-            with tracer.skip_writes_if(state["found_inf"] != 0):
+            with tracer.skip_writes_if(state["found_inf"] != 0, select=skip_update):
                 result = optimizer.step(*args, **kwargs)
         elif not state["found_inf"].item():  # the host read: eager mode must choose a branch
             result = optimizer.step(*args, **kwargs)
@@ -206,20 +249,11 @@ class GradScaler:
                             f"got {type(new_scale).__name__}")
 
     def _update_scale(self, found_inf) -> None:
-        """PyTorch's `_amp_update_scale_` as tensor ops (a select, not a branch)."""
-        scale, tracker = self._scale, self._growth_tracker
-        found = found_inf > 0
-        successful = tracker + 1
-        interval_reached = successful == self._growth_interval
-        # products in float64, rounded once to float32, as PyTorch's kernel does
-        scale64 = F.cast(scale, dtypes.float64)
-        grown = F.cast(scale64 * self._growth_factor, dtypes.float32)
-        backed_off = F.cast(scale64 * self._backoff_factor, dtypes.float32)
-        grows = interval_reached & F.isfinite(grown)  # never grow past float32's range to inf
-        new_scale = F.where(found, backed_off, F.where(grows, grown, scale))
-        new_tracker = F.where(found | interval_reached, 0, successful)
-        scale.copy_(new_scale)
-        tracker.copy_(new_tracker)
+        new_scale, new_tracker = scale_update(found_inf, self._scale, self._growth_tracker,
+                                              growth_factor=self._growth_factor, backoff_factor=self._backoff_factor,
+                                              growth_interval=self._growth_interval)
+        self._scale.copy_(new_scale)
+        self._growth_tracker.copy_(new_tracker)
 
     # ---- accessors ----------------------------------------------------------------
     def get_scale(self) -> float:

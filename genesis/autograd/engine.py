@@ -16,20 +16,28 @@ from genesis.autograd import grad_mode
 from genesis.tensor import Tensor
 
 
-def _topological_order(roots):
-    """Nodes reachable from `roots`, each before the nodes that feed it."""
+def _tape_children(node):
+    return [child for child, _ in node.edges] if node.inputs is not None else ()
+
+
+def topological_order(roots, children=_tape_children, key=id):
+    """Nodes reachable from `roots`, each before the nodes that feed it.
+
+    `children(node)` lists the nodes that feed `node` (None where none does), in input
+    order; `key` identifies a node. The tape's nodes by default; the compiler's autodiff
+    pass walks graph values with the same order, so its sums add up as eager's do."""
     order, seen = [], set()
     for root in roots:
-        if root is None or id(root) in seen:
+        if root is None or key(root) in seen:
             continue
-        seen.add(id(root))
-        stack = [(root, iter(root.edges if root.inputs is not None else ()))]
+        seen.add(key(root))
+        stack = [(root, iter(children(root)))]
         while stack:
             node, edges = stack[-1]
-            for child, _ in edges:
-                if child is not None and id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, iter(child.edges if child.inputs is not None else ())))
+            for child in edges:
+                if child is not None and key(child) not in seen:
+                    seen.add(key(child))
+                    stack.append((child, iter(children(child))))
                     break
             else:
                 stack.pop()
@@ -56,7 +64,7 @@ def _check_versions(node, out):
         )
 
 
-def _fit(grad, like):
+def fit(grad, like):
     """Sum a gradient back to `like`'s shape and give it `like`'s dtype."""
     from genesis import functional as F
 
@@ -75,7 +83,7 @@ def _run_hooks(hooks, grad):
     return grad
 
 
-def _accumulate(pending: dict, key, grad):
+def accumulate(pending: dict, key, grad):
     previous = pending.get(key)
     pending[key] = grad if previous is None else previous + grad
 
@@ -100,6 +108,10 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     (a list of tensors, for `autograd.grad`), their gradients are returned
     instead and no `.grad` is touched.
     """
+    from genesis import dispatch
+
+    if dispatch.tracer is not None:
+        return _deferred(dispatch.tracer, roots, root_grads, retain_graph, create_graph, capture)
     captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
     captured_leaves = {id(t) for t in capture or () if t._node is None}
     results = {}
@@ -110,13 +122,13 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     for root, grad in zip(roots, root_grads):
         if root._node is None:
             leaves[id(root)] = root
-            _accumulate(pending_leaves, id(root), grad)
+            accumulate(pending_leaves, id(root), grad)
         else:
-            _accumulate(pending_nodes, id(root._node), grad)
+            accumulate(pending_nodes, id(root._node), grad)
             outputs[id(root._node)] = root
 
     with grad_mode.set_grad_enabled(create_graph), _autocast_off():
-        for node in _topological_order([r._node for r in roots]):
+        for node in topological_order([r._node for r in roots]):
             grad = pending_nodes.pop(id(node), None)
             out = outputs.pop(id(node), None)
             if grad is None:
@@ -151,6 +163,45 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     return None
 
 
+def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
+    """backward() while tracing: find what the gradient reaches, as the loop above would, and hand
+    out symbolic gradients that the compiler's autodiff pass computes later, once autocast's casts
+    are in the graph (compiler/passes/autodiff.py runs the same vjp rules in the same order)."""
+    if create_graph:
+        tracer.refuse("a backward with create_graph=True (higher-order gradients)")
+    order = topological_order([r._node for r in roots])
+    reached = {id(r._node) for r in roots if r._node is not None}
+    leaves = {id(r): r for r in roots if r._node is None}
+    for node in order:
+        if id(node) not in reached:
+            continue
+        if node.inputs is None:
+            raise RuntimeError(f"trying to backward through the graph a second time (at {node.op.name}); "
+                               "pass retain_graph=True to the first backward() to keep it")
+        if node.hooks or node.retained is not None:
+            tracer.refuse("a gradient hook or retain_grad() on a traced tensor")
+        for i, (x, (child, wanted)) in enumerate(zip(node.inputs, node.edges)):
+            if isinstance(x, Tensor) and wanted and node.op.vjp[0 if node.op.variadic else i] is not None:
+                if child is None:
+                    leaves[id(x)] = x
+                else:
+                    reached.add(id(child))
+    if not retain_graph:
+        for node in order:
+            node.inputs = None
+    if capture is not None:
+        targets = [t for t in capture if (id(t._node) in reached if t._node is not None else id(t) in leaves)]
+        found = dict(zip(map(id, targets), tracer.gradients(roots, root_grads, targets)))
+        return [found.get(id(t)) for t in capture]
+    targets = [leaf for leaf in leaves.values() if leaf.requires_grad]
+    if any(leaf._hooks for leaf in targets):
+        tracer.refuse("a gradient hook on a tensor that a traced backward reaches")
+    stored = set()
+    for leaf, grad in zip(targets, tracer.gradients(roots, root_grads, targets)):
+        _store_leaf_grad(leaf, grad, False, stored)
+    return None
+
+
 def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
     op, inputs, attrs = node.op, node.inputs, node.attrs
     # the edges hold each input's history as it was when the op ran: an in-place op since
@@ -158,19 +209,24 @@ def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
     for i, (x, (child, wanted)) in enumerate(zip(inputs, node.edges)):
         if not isinstance(x, Tensor) or not wanted:
             continue
-        rule = op.vjp[0] if op.variadic else op.vjp[i]
-        if rule is None:
-            continue
-        g = rule(grad, out, *inputs, index=i, **attrs) if op.variadic else rule(grad, out, *inputs, **attrs)
+        g = input_gradient(op, i, grad, out, inputs, attrs)
         if g is None:
             continue
-        g = _fit(g, x)
         if child is None:
             leaves[id(x)] = x
-            _accumulate(pending_leaves, id(x), g)
+            accumulate(pending_leaves, id(x), g)
         else:
-            _accumulate(pending_nodes, id(child), g)
+            accumulate(pending_nodes, id(child), g)
             outputs[id(child)] = x
+
+
+def input_gradient(op, i, grad, out, inputs, attrs):
+    """The gradient `op`'s vjp rule gives input i, fitted to its shape and dtype (None: it takes none)."""
+    rule = op.vjp[0] if op.variadic else op.vjp[i]
+    if rule is None:
+        return None
+    g = rule(grad, out, *inputs, index=i, **attrs) if op.variadic else rule(grad, out, *inputs, **attrs)
+    return None if g is None else fit(g, inputs[i])
 
 
 def _store_leaf_grad(leaf, grad, create_graph, stored):

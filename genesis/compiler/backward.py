@@ -1,9 +1,9 @@
 """A compiled backward: split the joint forward+backward graph, and hang it on the autograd tape.
 
-When a compiled function's results need gradients, tracing runs the vjp
-rules too (`autograd.grad` on the symbolic outputs, with a graph input for
-each output's incoming gradient), so forward and backward land in one joint
-graph. `split` cuts it in two:
+When a compiled function's results need gradients, tracing asks for them too
+(`autograd.grad` on the symbolic outputs, with a graph input for each
+output's incoming gradient), and the autodiff pass writes out the vjp rules,
+so forward and backward land in one joint graph. `split` cuts it in two:
 
 - the forward graph computes the results, plus the forward values the
   backward reads ("saved": activations, masks, inputs);

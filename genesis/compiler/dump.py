@@ -2,7 +2,7 @@
 
 `dump_dir=` or `GENESIS_DUMP=dir`: one subdirectory per compiled program
 (`<function>_<n>`), holding the IR after each pass (`00_traced.txt`,
-`01_dce.txt`, ...), the final graph as Graphviz (`graph.dot`), every generated
+`01_autocast.txt`, ...), the final graph as Graphviz (`graph.dot`), every generated
 kernel, the wrapper, and `report.json`. Files are written whole (temporary
 file, then rename), so a reader never sees half of one.
 """

@@ -53,6 +53,14 @@ class Node:
     shape: tuple = ()
     dtype: dtypes.DType = dtypes.float32
     source: str | None = None
+    # Per input, how a gradient flows back through this node, as autograd recorded it while
+    # tracing: False (none: not a tensor, or one that needs no grad), True (into the input's
+    # producer), or an int (into the leaf tensor of that id: a parameter). None: the node is not
+    # differentiable (recorded under no_grad, or nothing it reads needs grad). The autodiff pass reads it.
+    grads: tuple | None = field(default=None, hash=False, compare=False)
+    # A marker: the op ran inside an autocast region of this dtype, and its inputs are the values
+    # before autocast's casts; the autocast pass inserts the casts (see passes/autocast.py).
+    autocast: dtypes.DType | None = field(default=None, hash=False, compare=False)
 
     @property
     def meta(self) -> Meta:
@@ -64,6 +72,8 @@ class Node:
     def format(self) -> str:
         args = [x if isinstance(x, str) else repr(x) for x in self.inputs]
         args += [f"{k}={_format_attr(v)}" for k, v in self.attrs.items() if k != "value"]
+        if self.autocast is not None:
+            args.append(f"autocast={self.autocast.name}")
         text = f"{self.name} = {self.op}({', '.join(args)})  shape={self.shape} {self.dtype.name}"
         return text + (f"  # {self.source}" if self.source else "")
 
@@ -89,12 +99,15 @@ class Graph:
         self._names = itertools.count()
 
     # ---- building ---------------------------------------------------------------
-    def add(self, op: str, inputs=(), attrs=None, *, shape, dtype, source=None, name=None) -> Node:
+    def add(self, op: str, inputs=(), attrs=None, *, shape, dtype, source=None, name=None, grads=None,
+            autocast=None, before=None) -> Node:
+        """Add a node; it prints after the nodes added before it, or just before the node `before`."""
         name = name or f"v{next(self._names)}"
         if name in self.nx:
             raise GraphError(f"value {name} is defined twice")
-        node = Node(name, op, tuple(inputs), dict(attrs or {}), tuple(shape), dtype, source)
-        self.nx.add_node(name, node=node, order=len(self.nx))
+        node = Node(name, op, tuple(inputs), dict(attrs or {}), tuple(shape), dtype, source, grads, autocast)
+        order = len(self.nx) if before is None else self.nx.nodes[before]["order"] - 0.5 + len(self.nx) * 1e-9
+        self.nx.add_node(name, node=node, order=order)
         for producer in node.value_inputs():
             if producer not in self.nx:
                 raise GraphError(f"{name} = {op}(...) reads {producer}, which is not in the graph")
@@ -192,6 +205,11 @@ class Graph:
     def _verify_meta(self, node: Node) -> None:
         op = OPS[node.op]
         metas = [self[x].meta if isinstance(x, str) else x for x in node.inputs]
+        if node.autocast is not None:  # the dtypes the op sees once the autocast pass has cast its inputs
+            from genesis.amp.autocast import cast_targets
+
+            metas = [Meta(m.shape, target) if target is not None else m
+                     for m, target in zip(metas, cast_targets(op, metas, node.autocast))]
         shapes = [m.shape if isinstance(m, Meta) else () for m in metas]
         shape = tuple(op.shape(*shapes, **node.attrs))
         _, dtype = op.dtype(metas, **node.attrs)

@@ -18,7 +18,7 @@ from genesis.compiler.backward import split
 from genesis.compiler.ir import Graph
 from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.dump import Dump
-from genesis.compiler.passes import run_pipeline
+from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
 from genesis.compiler.report import describe
 from genesis.compiler.trace import Symbol, Tracer, tracing
 from genesis.tensor import Tensor
@@ -85,9 +85,11 @@ class Traced:
     grad_inputs: list = field(default_factory=list)     # names of the incoming-gradient inputs
 
 
-def trace(fn, leaves, spec) -> Traced:
+def trace(fn, leaves, spec, on_pass=None) -> Traced:
     """Run `fn` on symbolic stand-ins for the tensor leaves; when its results carry gradients,
-    trace their backward into the same graph (see `compiler.backward`)."""
+    trace their backward into the same graph (see `compiler.backward`). Then the lowering passes
+    write out what the trace left as markers (autocast, backward); `on_pass(name, graph)` sees
+    the traced graph ("traced") and the graph after each of them."""
     tracer = Tracer()
     source_of = {}  # graph input name -> where a call finds its value
     symbolic_args = []
@@ -117,6 +119,10 @@ def trace(fn, leaves, spec) -> Traced:
         stand_ins.update((name, t) for t, name in tracer.captured)
         stand_ins.update((name, None) for _, _, name in tracer.scalars)
         _trace_backward(tracer, traced, out_tensors, [stand_ins[name] for name in graph.inputs])
+        graph.verify()
+        if on_pass is not None:
+            on_pass("traced", graph)
+        run_pipeline(graph, passes=LOWERING, on_pass=on_pass)
         effects.sources(tracer, source_of)  # after the backward: its zeros and ones are captured inputs too
     traced.sources = [source_of[name] for name in graph.inputs if name not in traced.grad_inputs]
     return traced
@@ -171,7 +177,7 @@ def _donations(traced) -> dict:
 
 
 def _compile(graph, backend, dump, prefix, disable_passes):
-    step = iter(range(1, 100))
+    step = iter(range(len(LOWERING) + 1, 100))
     graph = run_pipeline(graph, disabled=disable_passes,
                          on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g))
     executors = {"numpy": numpy_executor, "triton": triton_executor, "c": c_executor}
@@ -183,10 +189,11 @@ def _compile(graph, backend, dump, prefix, disable_passes):
 
 
 def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()) -> Program:
-    traced = trace(fn, leaves, spec)
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    check_disabled(disable_passes)
     dump = Dump(dump_dir, fn)
-    dump.graph("00_traced", traced.graph)
+    numbers = {"traced": 0, **{pass_name: k + 1 for k, (pass_name, _) in enumerate(LOWERING)}}
+    traced = trace(fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g))
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
     backward_program, backward_report = None, None
     if traced.grad_inputs:
         n_forward = len(traced.graph.outputs) - sum(slot is not None for slot in traced.grad_slots)

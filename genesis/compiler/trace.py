@@ -3,10 +3,16 @@
 A traced tensor is an ordinary `Tensor` whose buffer is a `Symbol`: a name in
 the graph, a shape and a dtype, and no values. Dispatch (the one bind point)
 sees a tracer installed and, instead of running the op's kernel, asks it for a
-symbolic result; everything around the kernel (dtype rules, autocast's input
-casts, autograd's tape) runs as in eager mode. So `loss.backward()` inside a
-traced function runs the same vjp rules on symbolic tensors and the backward
-lands in the same graph.
+symbolic result; everything around the kernel (dtype rules, autograd's tape)
+runs as in eager mode, so the traced code sees eager's shapes and dtypes.
+
+Some work is left to the lowering passes as markers (ops/markers.py): an op
+in an autocast region is recorded on its uncast inputs and marked with the
+region (the autocast pass inserts the casts), a training feature's composite
+is one node, and `loss.backward()` hands out `grad` markers, one per tensor it
+reaches on the tape (the autodiff pass runs the vjp rules once the casts are
+in the graph). So the backward lands in the same graph, built from the same
+rules as eager's.
 
 What a graph cannot hold stops the trace with a `GraphBreak` that names the
 user's source line: reading a value on the host (`.item()`, `bool(t)`,
@@ -23,18 +29,22 @@ import weakref
 
 import genesis
 from genesis import dispatch
-from genesis.compiler.ir import Graph
+from genesis.amp.autocast import cast_targets
+from genesis.compiler.ir import Graph, Meta
+from genesis.ops.markers import GRAD
 from genesis.ops.op import Kind
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(genesis.__file__)) + os.sep
+_CONTEXTLIB = contextlib.__file__  # a `with` block's exit runs in it (GradScaler's skipped step)
 
 
 def user_line() -> str | None:
     """`file.py:line` of the innermost frame outside genesis: the user's code that made the call."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+                                 or frame.f_code.co_filename == _CONTEXTLIB):
         frame = frame.f_back
     if frame is None:
         return None
@@ -95,6 +105,15 @@ class Symbol:
         return f"Symbol({self.name}, {self.shape})"
 
 
+class _Produced:
+    """Stands for "made by an op" where a tape node is asked for (see Tracer.tensor_of)."""
+    inputs = edges = ()
+    hooks = retained = None
+
+
+_PRODUCED = _Produced()
+
+
 def _cpu_device():
     from genesis.runtime.devices import cpu
 
@@ -116,8 +135,8 @@ class Tracer:
     tensor's current buffer, so nothing is baked in as a constant.
     """
 
-    def __init__(self):
-        self.graph = Graph()
+    def __init__(self, graph: Graph | None = None):
+        self.graph = graph if graph is not None else Graph()
         self.captured: list[tuple[Tensor, str]] = []  # (tensor, its input's name), in order of first use
         self.grad_holders: dict[int, Tensor] = {}     # id of a captured gradient -> the tensor it is .grad of
         self.grad_resets: set[int] = set()            # ids of tensors whose zero_grad() ran while tracing
@@ -125,6 +144,11 @@ class Tracer:
         self._saved: list[tuple] = []  # what `restore` puts back into the captured tensors
         self._scalar_names: dict = {}
         self._conditional: dict | None = None  # inside skip_writes_if: id(symbol) -> (tensor, name before)
+        self.leaves: list[Tensor] = []         # the leaf tensors gradients reach, by leaf_id
+        self._calls = 0
+        self._stand_ins: list[Tensor] = []
+        self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
+        self._leaf_ids: dict[int, int] = {}
 
     # ---- values -----------------------------------------------------------------
     def _symbol(self, name: str, dtype) -> Symbol:
@@ -133,6 +157,21 @@ class Tracer:
     def symbolic(self, name: str, dtype, device, requires_grad=False) -> Tensor:
         tensor = Tensor._make(self._symbol(name, dtype), dtype, device)
         tensor.requires_grad = requires_grad
+        return tensor
+
+    def tensor_of(self, name: str, grad_edge=False) -> Tensor:
+        """A symbolic tensor holding the graph's value `name`, for a pass that adds ops reading it.
+
+        `grad_edge` (an `ir.Node.grads` entry) makes a gradient flow from the new ops where it
+        flowed from the node they replace: to `name`'s producer (True) or to a leaf (its id)."""
+        tensor = self.symbolic(name, self.graph[name].dtype, _cpu_device())
+        if grad_edge is not False:
+            tensor.requires_grad = True
+            if grad_edge is True:
+                tensor._node = _PRODUCED
+            else:
+                self._leaf_ids[id(tensor)] = grad_edge
+                self._stand_ins.append(tensor)  # alive while its id means that leaf
         return tensor
 
     def add_input(self, example: Tensor) -> Tensor:
@@ -179,18 +218,17 @@ class Tracer:
         symbol.name = self.value(value)
 
     @contextlib.contextmanager
-    def skip_writes_if(self, condition: Tensor):
+    def skip_writes_if(self, condition: Tensor, select):
         """Every in-place write in the block takes effect only where `condition` is false: a skipped
-        optimizer step as a select in the graph (GradScaler on an inf gradient), not a host branch."""
-        from genesis.functional.elementwise import where
-
+        optimizer step as a select in the graph (GradScaler on an inf gradient), not a host branch.
+        `select(condition, old, new)` keeps old values or new ones (a `where`)."""
         outer, self._conditional = self._conditional, {}
         try:
             yield
             written, self._conditional = self._conditional, outer
             for target, before in written.values():
                 old = Tensor._make(Symbol(before, target.shape, target._data.dtype), target.dtype, target.device)
-                kept = where(condition, old, Tensor._make(target._data.alias(), target.dtype, target.device))
+                kept = select(condition, old, Tensor._make(target._data.alias(), target.dtype, target.device))
                 target._data.name = self.value(kept)
         finally:
             self._conditional = outer
@@ -221,17 +259,78 @@ class Tracer:
         return x._data.name
 
     # ---- the dispatch hook ----------------------------------------------------------
-    def record(self, op, inputs, attrs, out_dtype, device) -> Tensor:
+    def record(self, op, inputs, attrs, device) -> Tensor:
+        """Append `op` applied to `inputs`; return its symbolic result.
+
+        Inside an autocast region the node keeps the inputs as they are and is marked with the
+        region's dtype; its result has the dtype autocast's casts would give, so the traced code
+        sees eager's dtypes, and the autocast pass inserts the casts. Autograd's tape records as in
+        eager mode (backward() finds the parameters it reaches through it), and the node keeps,
+        per input, where a gradient would flow: the autodiff pass reads that."""
+        region = self._autocast_region(op, inputs)
+        seen = inputs
+        if region is not None:
+            seen = [Meta(x.shape, target) if target is not None else x
+                    for x, target in zip(inputs, cast_targets(op, inputs, region))]
+        _, out_dtype = op.dtype(seen, **attrs)
+        needs_grad = any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        recorded = needs_grad and dispatch.differentiable(op, out_dtype)
         names = tuple(self.value(x) for x in inputs)
         shapes = [tuple(x.shape) if isinstance(x, Tensor) else () for x in inputs]
         shape = tuple(op.shape(*shapes, **attrs))
-        node = self.graph.add(op.name, names, attrs, shape=shape, dtype=out_dtype, source=user_line())
+        node = self.graph.add(op.name, names, attrs, shape=shape, dtype=out_dtype, source=user_line(),
+                              grads=self.grad_edges(inputs) if recorded else None, autocast=region,
+                              before=self.before)
         out = self.symbolic(node.name, out_dtype, device)
         if op.kind is Kind.VIEW:  # eager would share memory: remember it, so writes into either can be refused
             base = inputs[0]._data
             out._data.base = base
             base.views.append(weakref.ref(out))
+        if recorded:
+            dispatch.record(op, inputs, attrs, out)
         return out
+
+    @staticmethod
+    def _autocast_region(op, inputs):
+        """The region's dtype when autocast would cast one of `op`'s inputs, else None."""
+        if dispatch.autocast_hook is None:
+            return None
+        from genesis.amp.autocast import get_autocast_dtype
+
+        region = get_autocast_dtype()
+        return region if any(t is not None for t in cast_targets(op, inputs, region)) else None
+
+    def grad_edges(self, inputs) -> tuple:
+        """Per input: False (no gradient), True (to its producer), or the id of the leaf it reaches."""
+        return tuple(False if not (isinstance(x, Tensor) and x.requires_grad) else
+                     True if x._node is not None else self.leaf_id(x) for x in inputs)
+
+    def gradients(self, roots, root_grads, targets) -> list[Tensor]:
+        """Symbolic gradients of `targets` for a backward() from `roots` with `root_grads`: `grad`
+        markers (ops/markers.py) that the autodiff pass replaces once the forward is final."""
+        call = self.new_call()
+        head = tuple(self.value(x) for x in roots) + tuple(self.value(g) for g in root_grads)
+        attrs = {"call": call, "roots": self.grad_edges(roots)}
+        found = []
+        for t in targets:
+            leaf = self.leaf_id(t) if t._node is None else None
+            node = self.graph.add(GRAD.name, head + (self.value(t),), {**attrs, "leaf": leaf}, shape=t.shape,
+                                  dtype=t.dtype, source=user_line())
+            found.append(self.symbolic(node.name, t.dtype, t.device))
+        return found
+
+    def new_call(self) -> int:
+        """A number for one call whose results are several marker nodes (a backward, a scale update)."""
+        self._calls += 1
+        return self._calls - 1
+
+    def leaf_id(self, tensor: Tensor) -> int:
+        """A number for a leaf tensor (a parameter): gradients of the autodiff pass are keyed by it."""
+        key = self._leaf_ids.get(id(tensor))
+        if key is None:
+            key = self._leaf_ids[id(tensor)] = len(self.leaves)
+            self.leaves.append(tensor)  # kept alive so its id is not reused while tracing
+        return key
 
 
 @contextlib.contextmanager
@@ -246,3 +345,24 @@ def tracing(tracer: Tracer):
     finally:
         dispatch.tracer = None
         tracer.restore()
+
+
+@contextlib.contextmanager
+def recording_into(graph: Graph, *, grad=False):
+    """For a lowering pass: genesis ops on `tracer.tensor_of(name)` append nodes to `graph`.
+
+    Inside the trace that made the graph (the lowering passes run before it ends) that trace's
+    tracer records them, so a tensor an op makes (a vjp rule's zeros) becomes a captured input of
+    the program like any other; elsewhere a fresh tracer does. Autocast is off: its casts are
+    already explicit. Grad mode is off unless `grad`: a backward's nodes are final, while a
+    feature's composite may still be differentiated by the autodiff pass."""
+    from genesis.amp.autocast import autocast
+    from genesis.autograd.grad_mode import set_grad_enabled
+
+    active = dispatch.tracer
+    with set_grad_enabled(grad), autocast(enabled=False):
+        if active is not None and active.graph is graph:
+            yield active
+        else:
+            with tracing(Tracer(graph)) as tracer:
+                yield tracer

@@ -14,8 +14,9 @@ were written in it:
 
 The features are the eager ones (amp.autocast, amp.GradScaler,
 nn.utils.clip_grad_norm_), applied around the user's calls while the step
-runs, so a traced step records them into its graph exactly as if the user had
-written them, and an eager fallback behaves the same. The scaler belongs to
+runs, so a traced step records the same markers as if the user had written
+them, the same lowering passes write them out (compiler/passes: autocast,
+loss_scaling, clipping), and an eager fallback behaves the same. The scaler belongs to
 the compiled function; its scale is a captured tensor, a graph input.
 """
 

@@ -5,7 +5,9 @@ norm of those norms, then `clip_coef = max_norm / (total_norm + 1e-6)`
 clamped to 1 and multiplied into every gradient in place. The coefficient is
 a tensor and is never read on the host, so under tracing the whole clip is a
 norm reduction, a coefficient and multiplies that fuse into the optimizer's
-update (only `error_if_nonfinite=True` must read the norm).
+update (only `error_if_nonfinite=True` must read the norm). The norm and the
+coefficient are markers (ops/markers.py): a traced clip records one node for
+each, and the compiler's clipping pass splices in the same composites.
 
 Each gradient's norm is computed in fp32 when the gradient is fp16/bf16 and
 rounded once to the gradient's dtype, as PyTorch's norm kernels do; the
@@ -21,6 +23,7 @@ import warnings
 from genesis import dtypes
 from genesis import functional as F
 from genesis.autograd.grad_mode import no_grad
+from genesis.ops import markers
 from genesis.tensor import Tensor
 
 
@@ -53,6 +56,31 @@ def vector_norm(x: Tensor, norm_type: float = 2.0) -> Tensor:
     return F.cast(norm, x.dtype)
 
 
+def _total_norm(*tensors, norm_type):
+    """The norm of the tensors' norms: the norm of all their elements as one vector."""
+    return vector_norm(F.stack([vector_norm(t, norm_type) for t in tensors]), norm_type)
+
+
+def _clip_coefficient(total_norm, *, max_norm):
+    """min(max_norm / (total_norm + 1e-6), 1)."""
+    # PyTorch writes max_norm / (total_norm + 1e-6), which its Tensor.__rtruediv__ computes as a
+    # reciprocal then a multiply (two roundings); the same two ops give the same bits in fp16/bf16.
+    return F.clamp(F.reciprocal(total_norm + 1e-6) * float(max_norm), max=1.0)
+
+
+def _promoted(inputs, **attrs):
+    dtype = inputs[0].dtype
+    for x in inputs[1:]:
+        dtype = dtypes.promote_types(dtype, x.dtype)
+    return None, dtype
+
+
+total_norm_of = markers.define("grad_norm", "clipping", _total_norm, shape=lambda *shapes, **attrs: (),
+                               dtype=_promoted)
+clip_coefficient = markers.define("clip_coefficient", "clipping", _clip_coefficient,
+                                  shape=lambda shape, **attrs: (), dtype=lambda inputs, **attrs: (None, inputs[0].dtype))
+
+
 @no_grad()
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """The norm of the tensors' norms: the norm of all their elements as one vector."""
@@ -61,8 +89,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         from genesis.creation import tensor
 
         return tensor(0.0)
-    norms = [vector_norm(t, norm_type) for t in tensors]
-    total_norm = vector_norm(F.stack(norms), norm_type)
+    total_norm = total_norm_of(*tensors, norm_type=float(norm_type))
     if error_if_nonfinite and not F.isfinite(total_norm).item():  # the one host read, only on request
         raise RuntimeError(
             f"The total norm of order {float(norm_type)} for gradients from `parameters` is non-finite "
@@ -78,10 +105,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
     if not grads:
         return
-    # PyTorch writes max_norm / (total_norm + 1e-6), which its Tensor.__rtruediv__ computes as a
-    # reciprocal then a multiply (two roundings); the same two ops give the same bits in fp16/bf16.
-    clip_coef = F.reciprocal(total_norm + 1e-6) * float(max_norm)
-    clip_coef_clamped = F.clamp(clip_coef, max=1.0)
+    clip_coef_clamped = clip_coefficient(total_norm, max_norm=float(max_norm))
     for grad in grads:
         grad.mul_(clip_coef_clamped)
 
