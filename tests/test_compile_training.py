@@ -266,3 +266,36 @@ def test_a_training_step_on_the_triton_backend_matches_eager():
     for a, b in zip(eager.model.parameters(), fused.model.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert step.stats["fallbacks"] == []
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_the_optimizer_update_of_every_parameter_fuses_into_few_kernels(optimizer):
+    make = {"sgd": lambda p: genesis.optim.SGD(p, lr=0.1, momentum=0.9),
+            "adam": lambda p: genesis.optim.Adam(p, lr=1e-3),
+            "adamw": lambda p: genesis.optim.AdamW(p, lr=1e-3, weight_decay=0.1)}[optimizer]
+    x, y = (genesis.tensor(a) for a in random_batches(1, (16, 12))[0])
+
+    def kernels(clip, update):
+        genesis.manual_seed(0)
+        model = mlp()
+        opt = make(model.parameters())
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            if clip:
+                nn_utils.clip_grad_norm_(model.parameters(), 1.0)
+            if update:
+                opt.step()
+            return loss
+
+        compiled = genesis.compile(step, backend="numpy")
+        for _ in range(2):
+            compiled(x, y)
+        return compiled.stats["kernels_per_call"]
+
+    # six parameters: their whole update joins the kernel that finishes the gradient norm, after its loop
+    # (the decays of AdamW's weights and of Adam's moments too, which wait for no gradient)
+    assert kernels(clip=True, update=True) - kernels(clip=True, update=False) <= 1
+    assert kernels(clip=False, update=True) - kernels(clip=False, update=False) <= 4

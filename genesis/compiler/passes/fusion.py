@@ -21,8 +21,10 @@ a scalar, a weight). That one rule covers the shapes fusion is for:
 
 Nodes join greedily in topological order: a node joins the group of one of
 its producers when it fits that group's rows, and other producer groups
-merge in when that creates no cycle. Finally, independent groups of 0-d
-work (an optimizer's per-parameter scalar arithmetic) fold into one kernel. What cannot join says why (logged at
+merge in when that creates no cycle. Then a group that only one other group
+reads folds into it where it fits (an optimizer's decay terms into its
+update), and independent groups of 0-d work (an optimizer's per-parameter
+scalar arithmetic) fold into one kernel. What cannot join says why (logged at
 debug level and kept in `graph.fusion_log` for the report). Nodes outside any
 group (gathers, index ops, views of inputs, argmax) run as library calls.
 
@@ -82,6 +84,10 @@ def read_mode(graph: Graph, group: Group, consumer, position: int, inside: bool)
     if len(shape) < ndim or not shape or shape[0] == 1:
         return "whole"
     return None
+
+
+def name_is_output(graph: Graph, names: set) -> bool:
+    return any(name in names for name in graph.outputs)
 
 
 def is_accumulator(node) -> bool:
@@ -225,6 +231,40 @@ class _Partition:
             return
         self.groups.remove(other)
 
+    def sink_into_readers(self) -> None:
+        """Fold a group into the one group that reads its values, where they fit there.
+
+        The walk places a node with its producers, so work that waits on nothing of its reader
+        lands in a kernel of its own ahead of it: an optimizer's weight decay and moment decay
+        (`p * (1 - lr * wd)`, `m * beta1`) do not wait for the gradients, yet only the update
+        reads them. Small values join the reader's statements after the loop; values over
+        the reader's rows join its loop."""
+        for group in list(self.groups):
+            if group.rows is None or group.accumulators or group.post or group.pre:
+                continue
+            members = set(group.members)
+            readers = {id(self.group_of.get(user)): self.group_of.get(user) for name in group.members
+                       for user in self.graph.users(name) if user not in members}
+            if len(readers) != 1 or name_is_output(self.graph, members):
+                continue
+            (reader,) = readers.values()
+            if reader is None:  # a library call or the program's result reads it
+                continue
+            if reader.rows is None or self._cycle(reader, members):
+                continue
+            read_after_loop = all(user in reader.post for name in members for user in self.graph.users(name)
+                                  if user not in members)
+            small = all(OPS[self.graph[name].op].kind is Kind.ELEMENTWISE
+                        and math.prod(self.graph[name].shape) <= POST_LOOP_ELEMENTS for name in members)
+            if read_after_loop and small:
+                for name in group.members:
+                    self.group_of[name] = reader
+                reader.post |= members
+                reader.members = sorted(reader.members + group.members, key=self.order.__getitem__)
+                self.groups.remove(group)
+            elif reader.rows == group.rows:
+                self.try_merge(reader, group)
+
     def merge_scalar_groups(self) -> None:
         """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
         per-parameter step-count arithmetic is a few scalar ops each, and one kernel call per
@@ -265,6 +305,7 @@ def fusion(graph: Graph) -> Graph:
     graph = graph.copy()
     partition = _Partition(graph)
     partition.run()
+    partition.sink_into_readers()
     partition.merge_scalar_groups()
     # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
     # refusal log's group names stay true)
