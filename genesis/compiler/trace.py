@@ -145,10 +145,10 @@ class Tracer:
         self._scalar_names: dict = {}
         self._conditional: dict | None = None  # inside skip_writes_if: id(symbol) -> (tensor, name before)
         self.leaves: list[Tensor] = []         # the leaf tensors gradients reach, by leaf_id
-        self._calls = 0
-        self._stand_ins: list[Tensor] = []
+        self._leaf_ids: dict[int, int] = {}    # id(tensor) -> its leaf id (a pass's stand-ins included)
+        self._stand_ins: list[Tensor] = []     # a pass's tensors standing for leaves (see tensor_of)
+        self._calls = 0                        # numbers backward() calls and multi-result markers
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
-        self._leaf_ids: dict[int, int] = {}
 
     # ---- values -----------------------------------------------------------------
     def _symbol(self, name: str, dtype) -> Symbol:
