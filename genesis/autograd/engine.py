@@ -134,10 +134,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             if grad is None:
                 continue
             if node.inputs is None:
-                raise RuntimeError(
-                    f"trying to backward through the graph a second time (at {node.op.name}); its saved "
-                    "tensors were freed. Pass retain_graph=True to the first backward() to keep them."
-                )
+                raise _freed(node)
             grad = _run_hooks(node.hooks, grad)
             retained = node.retained
             if retained is not None and capture is None:
@@ -176,12 +173,11 @@ def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
         if id(node) not in reached:
             continue
         if node.inputs is None:
-            raise RuntimeError(f"trying to backward through the graph a second time (at {node.op.name}); "
-                               "pass retain_graph=True to the first backward() to keep it")
+            raise _freed(node)
         if node.hooks or node.retained is not None:
             tracer.refuse("a gradient hook or retain_grad() on a traced tensor")
         for i, (x, (child, wanted)) in enumerate(zip(node.inputs, node.edges)):
-            if isinstance(x, Tensor) and wanted and node.op.vjp[0 if node.op.variadic else i] is not None:
+            if isinstance(x, Tensor) and wanted and _rule(node.op, i) is not None:
                 if child is None:
                     leaves[id(x)] = x
                 else:
@@ -220,9 +216,19 @@ def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
             outputs[id(child)] = x
 
 
+def _rule(op, i):
+    """The vjp rule for input i (a variadic op has one for all), or None: it takes no gradient."""
+    return op.vjp[0] if op.variadic else op.vjp[i]
+
+
+def _freed(node) -> RuntimeError:
+    return RuntimeError(f"trying to backward through the graph a second time (at {node.op.name}); its saved "
+                        "tensors were freed. Pass retain_graph=True to the first backward() to keep them.")
+
+
 def input_gradient(op, i, grad, out, inputs, attrs):
     """The gradient `op`'s vjp rule gives input i, fitted to its shape and dtype (None: it takes none)."""
-    rule = op.vjp[0] if op.variadic else op.vjp[i]
+    rule = _rule(op, i)
     if rule is None:
         return None
     g = rule(grad, out, *inputs, index=i, **attrs) if op.variadic else rule(grad, out, *inputs, **attrs)

@@ -267,11 +267,10 @@ class Tracer:
         sees eager's dtypes, and the autocast pass inserts the casts. Autograd's tape records as in
         eager mode (backward() finds the parameters it reaches through it), and the node keeps,
         per input, where a gradient would flow: the autodiff pass reads that."""
-        region = self._autocast_region(op, inputs)
+        region, targets = self._autocast_casts(op, inputs)
         seen = inputs
         if region is not None:
-            seen = [Meta(x.shape, target) if target is not None else x
-                    for x, target in zip(inputs, cast_targets(op, inputs, region))]
+            seen = [Meta(x.shape, target) if target is not None else x for x, target in zip(inputs, targets)]
         _, out_dtype = op.dtype(seen, **attrs)
         needs_grad = any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         recorded = needs_grad and dispatch.differentiable(op, out_dtype)
@@ -291,14 +290,16 @@ class Tracer:
         return out
 
     @staticmethod
-    def _autocast_region(op, inputs):
-        """The region's dtype when autocast would cast one of `op`'s inputs, else None."""
+    def _autocast_casts(op, inputs):
+        """(the region's dtype, the cast of each input) when autocast would cast one of `op`'s
+        inputs, else (None, None)."""
         if dispatch.autocast_hook is None:
-            return None
+            return None, None
         from genesis.amp.autocast import get_autocast_dtype
 
         region = get_autocast_dtype()
-        return region if any(t is not None for t in cast_targets(op, inputs, region)) else None
+        targets = cast_targets(op, inputs, region)
+        return (region, targets) if any(t is not None for t in targets) else (None, None)
 
     def grad_edges(self, inputs) -> tuple:
         """Per input: False (no gradient), True (to its producer), or the id of the leaf it reaches."""

@@ -24,6 +24,7 @@ from genesis import dtypes
 from genesis import functional as F
 from genesis.autograd.grad_mode import no_grad
 from genesis.ops import markers
+from genesis.ops.op import OPS
 from genesis.tensor import Tensor
 
 
@@ -68,15 +69,9 @@ def _clip_coefficient(total_norm, *, max_norm):
     return F.clamp(F.reciprocal(total_norm + 1e-6) * float(max_norm), max=1.0)
 
 
-def _promoted(inputs, **attrs):
-    dtype = inputs[0].dtype
-    for x in inputs[1:]:
-        dtype = dtypes.promote_types(dtype, x.dtype)
-    return None, dtype
-
-
+# the total has the dtype the per-gradient norms stack to: the stack's own promotion rule
 total_norm_of = markers.define("grad_norm", "clipping", _total_norm, shape=lambda *shapes, **attrs: (),
-                               dtype=_promoted)
+                               dtype=OPS["cat"].dtype)
 clip_coefficient = markers.define("clip_coefficient", "clipping", _clip_coefficient,
                                   shape=lambda shape, **attrs: (), dtype=lambda inputs, **attrs: (None, inputs[0].dtype))
 

@@ -86,7 +86,8 @@ def read_mode(graph: Graph, group: Group, consumer, position: int, inside: bool)
     return None
 
 
-def name_is_output(graph: Graph, names: set) -> bool:
+def _any_output(graph: Graph, names: set) -> bool:
+    """Whether one of `names` is a result of the program (its kernel must write it out)."""
     return any(name in names for name in graph.outputs)
 
 
@@ -245,7 +246,7 @@ class _Partition:
             members = set(group.members)
             readers = {id(self.group_of.get(user)): self.group_of.get(user) for name in group.members
                        for user in self.graph.users(name) if user not in members}
-            if len(readers) != 1 or name_is_output(self.graph, members):
+            if len(readers) != 1 or _any_output(self.graph, members):
                 continue
             (reader,) = readers.values()
             if reader is None:  # a library call or the program's result reads it
