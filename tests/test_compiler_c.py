@@ -331,7 +331,8 @@ def test_big_outputs_are_written_with_streaming_stores(tmp_path, monkeypatch, sm
 
 def test_the_inline_exp_is_within_one_ulp_over_the_whole_float_range():
     rng = np.random.default_rng(0)
-    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.7228, 88.73, -87.33, -103.97, -104.0, -110.0, 1e-10]
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.7228, 88.73, 89.0, 100.0, 104.0, 104.5, 1e30, -87.33,
+             -103.97, -104.0, -104.5, -110.0, -1e30, 1e-10]
     values = np.concatenate([rng.uniform(-110, 95, 200_000), rng.uniform(-1, 1, 50_000), edges]).astype(np.float32)
     x = genesis.tensor(values)
     got = genesis.compile(lambda x: x.exp(), backend="c")(x).numpy()
@@ -341,3 +342,14 @@ def test_the_inline_exp_is_within_one_ulp_over_the_whole_float_range():
     finite = np.isfinite(exact)
     ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - exact[finite].view(np.int32).astype(np.int64))
     assert ulps.max() <= 1, ulps.max()
+
+
+def test_kernels_get_the_data_address_of_every_kind_of_array():
+    from genesis.runtime.native import address
+
+    base = np.arange(64, dtype=np.float32).reshape(8, 8)
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    for array in [base, base[2:], base[:, 1:], base.T, np.broadcast_to(base[0], (8, 8)), readonly,
+                  np.empty(0, np.float32), np.zeros((), np.float64)]:
+        assert address(array) == array.__array_interface__["data"][0]

@@ -9,6 +9,7 @@ depend on which thread ran which chunk.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 
 from genesis.runtime.blocks import THREADS, kernel_pool
@@ -33,15 +34,28 @@ def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+def address(array) -> int:
+    """Where an array's data starts. A training step passes a couple of hundred arrays to its
+    kernels: through the buffer protocol this costs 0.2 us, against 0.8 for `.ctypes.data`, which
+    remains for what the protocol refuses (read-only, strided or empty arrays)."""
+    try:
+        return _addressof(_char.from_buffer(array))
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
+
+
+_addressof, _char = ctypes.addressof, ctypes.c_char
+
+
 def run_native(function, arrays, partials, chunks) -> None:
-    pointers = [array.ctypes.data for array in arrays]
+    pointers = [address(array) for array in arrays]
     if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
         (start, stop), = chunks
-        _check(function(*pointers, *[p.ctypes.data for p in partials], start, stop), function)
+        _check(function(*pointers, *[address(p) for p in partials], start, stop), function)
         return
     calls = []
     for index, (start, stop) in enumerate(chunks):
-        rows_of_partials = [p.ctypes.data + index * p.strides[0] for p in partials]
+        rows_of_partials = [address(p) + index * p.strides[0] for p in partials]
         calls.append((*pointers, *rows_of_partials, start, stop))
     pending = iter(calls)  # next() on a shared iterator is atomic under the GIL
     failed = []
