@@ -98,6 +98,11 @@ def run_side_by_side(make_model, batches, *, amp=None, scaler=False, optimizer="
     for (name, a), b in zip(eager.model.named_parameters(), fused.model.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=rtol, atol=rtol * 1e-2,
                                    err_msg=name)
+        # the gradients the last step left, which eager code after the step reads (zero_grad drops the
+        # ones of the call before, also where the first call traced without any)
+        expected_grad = a.grad.numpy()
+        np.testing.assert_allclose(b.grad.numpy(), expected_grad, rtol=rtol,
+                                   atol=rtol * float(np.abs(expected_grad).max()), err_msg=f"{name}.grad")
     assert eager.scaler.get_scale() == fused.scaler.get_scale()
     return step, eager, fused
 

@@ -8,12 +8,15 @@ from genesis.autograd.grad_mode import no_grad
 def zero_grads(tensors, set_to_none: bool = True) -> None:
     """Drop each tensor's .grad (default), or zero it in place with `set_to_none=False`.
 
-    While a step is traced, dropping is noted, so the compiled step replaces gradients
-    instead of adding to the ones a call finds."""
+    While a step is traced, this is noted, so the compiled step replaces gradients instead
+    of adding to the ones a call finds: also for a tensor that has none while tracing (the
+    first call of a step), as later calls find the gradients the earlier ones left."""
     from genesis import dispatch
 
     for tensor in tensors:
         if tensor.grad is None:
+            if dispatch.tracer is not None:
+                dispatch.tracer.note_grad_reset(tensor)
             continue
         if set_to_none:
             if dispatch.tracer is not None:
