@@ -304,3 +304,48 @@ def test_the_optimizer_update_of_every_parameter_fuses_into_few_kernels(optimize
     # (the decays of AdamW's weights and of Adam's moments too, which wait for no gradient)
     assert kernels(clip=True, update=True) - kernels(clip=True, update=False) <= 1
     assert kernels(clip=False, update=True) - kernels(clip=False, update=False) <= 4
+
+
+OPTIMIZERS = {
+    "adamw": (lambda params: genesis.optim.AdamW(params, lr=1e-2), {"weight_decay": 0.3, "eps": 1e-3, "amsgrad": True}),
+    "sgd": (lambda params: genesis.optim.SGD(params, lr=1e-2, momentum=0.9), {"dampening": 0.5, "momentum": 0.0}),
+    "rmsprop": (lambda params: genesis.optim.RMSprop(params, lr=1e-3), {"alpha": 0.9, "momentum": 0.5,
+                                                                        "centered": True}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_changing_a_hyperparameter_the_step_bakes_in_recompiles_and_matches_eager(name):
+    make_optimizer, changes = OPTIMIZERS[name]
+    models, optimizers = [], []
+    for _ in range(2):
+        genesis.manual_seed(0)
+        models.append(mlp())
+        optimizers.append(make_optimizer(models[-1].parameters()))
+
+    def step_of(model, optimizer):
+        def step(x, y):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+        return step
+
+    eager_step, compiled = step_of(models[0], optimizers[0]), genesis.compile(step_of(models[1], optimizers[1]))
+    batches = random_batches(3 + len(changes), (16, 12))
+    for number, (x, y) in enumerate(batches):
+        if number >= 3:  # one change a step, in both optimizers
+            key, value = list(changes.items())[number - 3]
+            for optimizer in optimizers:
+                optimizer.param_groups[0][key] = value
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        eager_step(x, y)
+        compiled(x, y)
+        for a, b in zip(models[0].parameters(), models[1].parameters()):
+            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7,
+                                       err_msg=f"step {number}")
+    assert compiled.stats["fallbacks"] == []
+    reasons = compiled.stats["recompile_reasons"]
+    for key in changes:
+        assert any(f"hyperparameter {key!r}" in reason for reason in reasons), (key, reasons)

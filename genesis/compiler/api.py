@@ -86,12 +86,13 @@ class CompiledFunction:
         leaves, spec = pytree.flatten((args, kwargs))
         key = guard_key(leaves, spec) + self._module_modes()
         program = self.programs.get(key)
-        if program is not None and not program.confirmed:
+        stale = program.stale() if program is not None else None
+        if program is not None and not stale and not program.confirmed:
             program = self._confirm(key, program, leaves, spec)
             if program is None:  # the second trace broke the graph: eager from now on
                 return self.fn(*args, **kwargs)
-        if program is None or not program.captures_match():
-            program = self._compile(key, leaves, spec)
+        if program is None or stale:
+            program = self._compile(key, leaves, spec, stale)
             if program is None:  # the trace broke: this call and every later one run eagerly
                 return self.fn(*args, **kwargs)
         else:
@@ -128,9 +129,9 @@ class CompiledFunction:
                           f"{error.line or '<unknown>'} cannot be traced into a graph", stacklevel=4)
             return None
 
-    def _compile(self, key, leaves, spec):
+    def _compile(self, key, leaves, spec, stale=None):
         if self.programs:
-            reason = _guard_miss(key, self.programs)
+            reason = stale or _guard_miss(key, self.programs)
             self.stats["recompiles"] += 1
             self.stats["recompile_reasons"].append(reason)
             log.info("recompiling %s: %s", _name(self.fn), reason)
@@ -209,6 +210,6 @@ def _guard_miss(key, programs) -> str:
         for mine, theirs in zip(key[2:], other[2:]):
             if mine != theirs:
                 found.append(f"{mine[0]}: {theirs[1]} -> {mine[1]}")
-        return found or ["a captured tensor (parameter or buffer) changed shape or dtype"]
+        return found or ["the guard key changed"]
 
     return min((differences(other) for other in programs), key=len)[0]

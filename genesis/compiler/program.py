@@ -36,12 +36,20 @@ class Program:
         self.backward = backward           # a _Backward when results carry gradients
         self.info: dict = {}
         self.confirmed = False             # traced a second time and found the same (see CompiledFunction)
+        self.guards = traced.guards        # (read, value, what): host values the trace baked in
         self._capture_meta = [(source[1], tuple(source[1].shape), source[1].dtype, source[1].requires_grad)
                               for source in self.sources if source[0] == "captured"]
 
-    def captures_match(self) -> bool:
-        return all(tuple(t.shape) == shape and t.dtype is dtype and t.requires_grad == grad
-                   for t, shape, dtype, grad in self._capture_meta)
+    def stale(self) -> str | None:
+        """Why the program no longer fits what its trace read besides the arguments, or None."""
+        for t, shape, dtype, grad in self._capture_meta:
+            if tuple(t.shape) != shape or t.dtype is not dtype or t.requires_grad != grad:
+                return "a captured tensor (parameter or buffer) changed shape, dtype or requires_grad"
+        for read, value, what in self.guards:
+            now = read()
+            if now != value:
+                return f"{what}: {value!r} -> {now!r}"
+        return None
 
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
@@ -83,6 +91,7 @@ class Traced:
     diff_inputs: list = field(default_factory=list)     # graph input indices that receive gradients
     grad_slots: list = field(default_factory=list)      # per diff input: index among the gradient outputs
     grad_inputs: list = field(default_factory=list)     # names of the incoming-gradient inputs
+    guards: list = field(default_factory=list)          # the tracer's guards (see Tracer.guard)
 
 
 def trace(fn, leaves, spec, on_pass=None) -> Traced:
@@ -125,6 +134,7 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
         run_pipeline(graph, passes=LOWERING, on_pass=on_pass)
         effects.sources(tracer, source_of)  # after the backward: its zeros and ones are captured inputs too
     traced.sources = [source_of[name] for name in graph.inputs if name not in traced.grad_inputs]
+    traced.guards = list(tracer.guards.values())
     return traced
 
 

@@ -141,6 +141,7 @@ class Tracer:
         self.grad_holders: dict[int, Tensor] = {}     # id of a captured gradient -> the tensor it is .grad of
         self.grad_resets: set[int] = set()            # ids of tensors whose zero_grad() ran while tracing
         self.scalars: list[tuple] = []                # (getter, dtype, input name) of lifted host scalars
+        self.guards: dict = {}                        # key -> (read, value, what): host values baked in
         self._saved: list[tuple] = []  # what `restore` puts back into the captured tensors
         self._scalar_names: dict = {}
         self._conditional: dict | None = None  # inside skip_writes_if: id(symbol) -> (tensor, name before)
@@ -249,6 +250,14 @@ class Tracer:
             self.scalars.append((getter, dtype, node.name))
             self._scalar_names[key] = node.name
         return self.symbolic(self._scalar_names[key], dtype, _cpu_device())
+
+    def guard(self, read, what: str, key):
+        """A host value the trace bakes in (a constant, or a branch it decides): `read()` now. Each call
+        of the compiled program reads it again, and a different value traces anew, naming `what`.
+        One guard per `key`."""
+        if key not in self.guards:
+            self.guards[key] = (read, read(), what)
+        return self.guards[key][1]
 
     def value(self, x):
         """The graph's name for a tensor; scalars stay literals."""

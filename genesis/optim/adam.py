@@ -43,13 +43,15 @@ class Adam(Optimizer):
                 state["step"] = zeros((), dtype=float32)
                 state["exp_avg"] = zeros_like(param)
                 state["exp_avg_sq"] = zeros_like(param)
-            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            amsgrad = self._fixed(group, "amsgrad")
+            if amsgrad and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = zeros_like(param)
             state["step"].add_(1)
             adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
-                        weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
-                        maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"])
+                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, eps=self._fixed(group, "eps"),
+                        weight_decay=self._fixed(group, "weight_decay"), amsgrad=amsgrad,
+                        maximize=self._fixed(group, "maximize"),
+                        decoupled_weight_decay=self._fixed(group, "decoupled_weight_decay"))
 
 
 class AdamW(Adam):

@@ -76,7 +76,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, b
 
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay,
                    momentum, centered, maximize):
-    """One RMSprop step; `grad_avg` is used when centered, `momentum_buffer` when momentum > 0."""
+    """One RMSprop step; `grad_avg` is used when centered, `momentum_buffer` when given (momentum > 0)."""
     if maximize:
         grad = -grad
     if weight_decay != 0:
@@ -88,7 +88,7 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, al
     else:
         avg = F.sqrt(square_avg)
     avg = avg + eps
-    if momentum > 0:
+    if momentum_buffer is not None:
         momentum_buffer.mul_(momentum).add_(grad / avg)
         param.add_(momentum_buffer * -lr)
     else:

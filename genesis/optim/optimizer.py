@@ -132,6 +132,18 @@ class Optimizer:
         getter = (lambda: group[key]) if index is None else (lambda: group[key][index])
         return tracer.scalar_input(getter, dtypes.float64, key=(id(group), key, index))
 
+    @staticmethod
+    def _fixed(group: dict, key: str, test=None):
+        """A hyperparameter the update bakes in as a constant or branches on (eps, weight_decay, amsgrad),
+        or `test(value)` where only that decides the code (whether momentum is zero). While a step is
+        traced, the compiled step is guarded on it: a call that finds it changed traces anew."""
+        read = (lambda: group[key]) if test is None else (lambda: test(group[key]))
+        tracer = dispatch.tracer
+        if tracer is None:
+            return read()
+        what = f"optimizer param group hyperparameter {key!r}" + ("" if test is None else f" ({test.__name__})")
+        return tracer.guard(read, what, key=(id(group), key, test))
+
     def step(self, closure=None):
         """One update of every parameter with a gradient. `closure` re-evaluates the loss and returns it."""
         loss = None

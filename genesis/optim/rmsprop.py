@@ -39,15 +39,22 @@ class RMSprop(Optimizer):
                 state["step"] = zeros((), dtype=float32)
                 state["square_avg"] = zeros_like(param)
             # made when first needed, so a group switched to momentum or centered mid-run keeps working
-            if group["momentum"] > 0 and "momentum_buffer" not in state:
+            uses_momentum = self._fixed(group, "momentum", _positive)
+            if uses_momentum and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(param)
-            if group["centered"] and "grad_avg" not in state:
+            centered = self._fixed(group, "centered")
+            if centered and "grad_avg" not in state:
                 state["grad_avg"] = zeros_like(param)
             state["step"].add_(1)
-            rmsprop_update(param, grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
-                           lr=lr, alpha=group["alpha"], eps=group["eps"],
-                           weight_decay=group["weight_decay"], momentum=momentum,
-                           centered=group["centered"], maximize=group["maximize"])
+            rmsprop_update(param, grad, state["square_avg"], state.get("grad_avg"),
+                           state["momentum_buffer"] if uses_momentum else None,
+                           lr=lr, alpha=self._fixed(group, "alpha"), eps=self._fixed(group, "eps"),
+                           weight_decay=self._fixed(group, "weight_decay"), momentum=momentum,
+                           centered=centered, maximize=self._fixed(group, "maximize"))
+
+
+def _positive(value) -> bool:
+    return value > 0
 
 
 __all__ = ["RMSprop"]

@@ -34,10 +34,15 @@ class SGD(Optimizer):
             state = self.state[param]
             buffer = state.get("momentum_buffer")
             first = buffer is None
-            if group["momentum"] != 0 and first:  # PyTorch keeps no state for plain SGD
+            if self._fixed(group, "momentum", _nonzero) and first:  # PyTorch keeps no state for plain SGD
                 buffer = state["momentum_buffer"] = zeros_like(param)
-            sgd_update(param, grad, buffer, first, lr=lr, momentum=momentum, dampening=group["dampening"],
-                       nesterov=group["nesterov"], weight_decay=group["weight_decay"], maximize=group["maximize"])
+            sgd_update(param, grad, buffer, first, lr=lr, momentum=momentum,
+                       dampening=self._fixed(group, "dampening"), nesterov=self._fixed(group, "nesterov"),
+                       weight_decay=self._fixed(group, "weight_decay"), maximize=self._fixed(group, "maximize"))
+
+
+def _nonzero(value) -> bool:
+    return value != 0
 
 
 __all__ = ["SGD"]
