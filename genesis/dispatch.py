@@ -82,6 +82,15 @@ def apply(op, *inputs, **attrs):
     return out
 
 
+def host_constant(read, what: str, key):
+    """A host value that code below the user's bakes into what it computes (an optimizer's eps, a
+    GradScaler's growth factor): `read()`. While tracing, the compiled program is guarded on it, so
+    a call that finds it changed traces anew instead of computing with the old value."""
+    if tracer is None:
+        return read()
+    return tracer.guard(read, what, key)
+
+
 def differentiable(op, out_dtype) -> bool:
     """Whether an op whose inputs need grad gets a node on the tape (the tracer asks; `apply`
     spells the same test out on its hot path)."""

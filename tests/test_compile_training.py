@@ -349,3 +349,19 @@ def test_changing_a_hyperparameter_the_step_bakes_in_recompiles_and_matches_eage
     reasons = compiled.stats["recompile_reasons"]
     for key in changes:
         assert any(f"hyperparameter {key!r}" in reason for reason in reasons), (key, reasons)
+
+
+def test_changing_a_grad_scaler_factor_recompiles_and_matches_eager():
+    eager, fused = Setup(mlp, scaler=True), Setup(mlp, scaler=True)
+    step = genesis.compile(lambda x, y: train_step(fused, x, y, genesis.float16))
+    for number, (x, y) in enumerate(random_batches(9, (16, 12))):
+        if number == 4:  # just after a growth: the tracker counts from 0 again
+            for setup in (eager, fused):
+                setup.scaler.set_growth_factor(4.0)
+                setup.scaler.set_growth_interval(2)
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        train_step(eager, x, y, genesis.float16)
+        step(x, y)
+        assert fused.scaler.get_scale() == eager.scaler.get_scale(), number
+    assert eager.scaler.get_scale() == 2.0 ** 15  # grown x2 at step 3, then x4 at steps 5 and 7
+    assert any("GradScaler growth_factor" in reason for reason in step.stats["recompile_reasons"])

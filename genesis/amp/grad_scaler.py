@@ -249,9 +249,10 @@ class GradScaler:
                             f"got {type(new_scale).__name__}")
 
     def _update_scale(self, found_inf) -> None:
-        new_scale, new_tracker = scale_update(found_inf, self._scale, self._growth_tracker,
-                                              growth_factor=self._growth_factor, backoff_factor=self._backoff_factor,
-                                              growth_interval=self._growth_interval)
+        factors = {name: dispatch.host_constant(lambda name=name: getattr(self, f"_{name}"), f"GradScaler {name}",
+                                                key=(id(self), name))
+                   for name in ("growth_factor", "backoff_factor", "growth_interval")}
+        new_scale, new_tracker = scale_update(found_inf, self._scale, self._growth_tracker, **factors)
         self._scale.copy_(new_scale)
         self._growth_tracker.copy_(new_tracker)
 

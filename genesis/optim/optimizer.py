@@ -138,11 +138,8 @@ class Optimizer:
         or `test(value)` where only that decides the code (whether momentum is zero). While a step is
         traced, the compiled step is guarded on it: a call that finds it changed traces anew."""
         read = (lambda: group[key]) if test is None else (lambda: test(group[key]))
-        tracer = dispatch.tracer
-        if tracer is None:
-            return read()
         what = f"optimizer param group hyperparameter {key!r}" + ("" if test is None else f" ({test.__name__})")
-        return tracer.guard(read, what, key=(id(group), key, test))
+        return dispatch.host_constant(read, what, key=(id(group), key, test))
 
     def step(self, closure=None):
         """One update of every parameter with a gradient. `closure` re-evaluates the loss and returns it."""
