@@ -42,6 +42,9 @@ MATMUL = [
     ("batch_times_matrix", [rand(2, 3, 5), rand(5, 4)], lambda a, b: a @ b),
     ("matrix_times_batch", [rand(3, 5), rand(2, 5, 4)], lambda a, b: a @ b),
     ("batch_times_vector", [rand(2, 3, 5), rand(5)], lambda a, b: a @ b),
+    # a stack times one matrix runs as one product over the stack's rows (and its gradient too)
+    ("stack_times_matrix", [rand(2, 3, 4, 5), rand(5, 2)], lambda a, b: a @ b),
+    ("transposed_stack_times_matrix", [rand(4, 3, 5), rand(5, 2)], lambda a, b: a.transpose(0, 1) @ b),
     ("vector_times_batch", [rand(5), rand(2, 5, 3)], lambda a, b: a @ b),
     ("batch_one_broadcast", [rand(1, 3, 5), rand(3, 5, 2)], lambda a, b: lib(a).matmul(a, b)),
     ("mm", [rand(3, 5), rand(5, 4)], lambda a, b: a.mm(b)),
@@ -59,6 +62,7 @@ MATMUL = [
     ("empty_rows", [rand(0, 5), rand(5, 3)], lambda a, b: a @ b),
     ("empty_inner", [rand(3, 0), rand(0, 4)], lambda a, b: a @ b),
     ("empty_batch", [rand(0, 3, 5), rand(5, 2)], lambda a, b: a @ b),
+    ("empty_inner_stack", [rand(2, 3, 0), rand(0, 4)], lambda a, b: a @ b),
     ("empty_vectors", [rand(0), rand(0)], lambda a, b: a @ b),
 ]
 
