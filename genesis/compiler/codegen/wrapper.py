@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 import genesis
+from genesis import dtypes
 from genesis.compiler.codegen.kernel import lower
 from genesis.compiler.codegen.numpy_backend import np_dtype, render_kernel
+from genesis.compiler.codegen.snippets import numpy_snippet
 from genesis.compiler.codegen.templates import render
 from genesis.compiler.ir import CONSTANT, INPUT, Graph
 from genesis.ops.op import OPS, Kind
@@ -106,17 +108,29 @@ class Planned:
     stats: dict               # kernels, library calls, inline views, bytes allocated and reused
 
 
+def runs_inline(graph: Graph, node) -> bool:
+    """Whether a node outside any group runs its op's kernel line into a buffer of the memory plan
+    instead of calling the eager op: a matmul (a fresh numpy result would page-fault on every call:
+    0.4-0.7 ms for an attention product of 1-2 MB) whose operands and result are all float32 or all
+    float64 (eager multiplies fp16/bf16 in fp32, which the line would not)."""
+    dtypes_ = {graph[x].dtype for x in node.value_inputs()} | {node.dtype}
+    return OPS[node.op].kind is Kind.MATMUL and len(dtypes_) == 1 and node.dtype in (dtypes.float32,
+                                                                                     dtypes.float64)
+
+
 def plan(graph: Graph) -> Planned:
     steps = schedule(graph)
-    library_nodes = []
+    library_nodes, library_calls = [], 0
     for step in steps:
         if step.kind == "library" and step.node.op not in INLINE_VIEWS:
-            step.library_index = len(library_nodes)
-            library_nodes.append(step.node)
+            library_calls += 1
+            if not runs_inline(graph, step.node):
+                step.library_index = len(library_nodes)
+                library_nodes.append(step.node)
     lines, allocations = _plan(graph, steps)
     kernels = [s.kernel for s in steps if s.kind == "kernel"]
     views = sum(step.kind == "library" and step.node.op in INLINE_VIEWS for step in steps)
-    stats = {"kernels": len(kernels), "library_calls": len(library_nodes), "views": views, **allocations}
+    stats = {"kernels": len(kernels), "library_calls": library_calls, "views": views, **allocations}
     return Planned(steps, library_nodes, lines, kernels, stats)
 
 
@@ -145,35 +159,42 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
     outputs = set(graph.outputs)
     view_last = _view_last_reads(graph, last_step)
     lines, fresh_bytes, reused = [], 0, 0
+
+    def allocate(value) -> None:
+        """A buffer for `value`: a dead value's that fits, else a fresh one (a graph output always)."""
+        nonlocal fresh_bytes, reused
+        node = graph[value]
+        nbytes = _nbytes(node)
+        choice = None
+        if value not in outputs:
+            fitting = [entry for entry in free if entry[0] >= nbytes]
+            if fitting:
+                choice = min(fitting)
+                free.remove(choice)
+        if choice is None:
+            lines.append(f"{value} = empty({node.shape!r}, {np_dtype(node.dtype)})")
+            fresh_bytes += nbytes
+            buffer = value
+        else:
+            buffer = choice[1]
+            lines.append(f"{value} = reuse(buffer_{buffer}, {node.shape!r}, {np_dtype(node.dtype)})")
+            reused += nbytes
+        if value not in outputs:
+            lines.append(f"buffer_{buffer} = {value}" if buffer == value else "")
+        root[value] = buffer
+        holders.setdefault(buffer, set()).add(value)
+
     for index, step in enumerate(steps):
         if step.kind == "kernel":
             for value in step.writes:
                 node = graph[value]
-                nbytes = _nbytes(node)
                 donor = _donor(graph, step, value, index, last_step, view_last)
                 if donor is not None:
                     lines.append(f"{value} = {donor} if {donor}.flags.c_contiguous and {donor}.flags.writeable "
                                  f"else empty({node.shape!r}, {np_dtype(node.dtype)})  # updated in place")
-                    reused += nbytes
+                    reused += _nbytes(node)
                     continue
-                choice = None
-                if value not in outputs:
-                    fitting = [entry for entry in free if entry[0] >= nbytes]
-                    if fitting:
-                        choice = min(fitting)
-                        free.remove(choice)
-                if choice is None:
-                    lines.append(f"{value} = empty({node.shape!r}, {np_dtype(node.dtype)})")
-                    fresh_bytes += nbytes
-                    buffer = value
-                else:
-                    buffer = choice[1]
-                    lines.append(f"{value} = reuse(buffer_{buffer}, {node.shape!r}, {np_dtype(node.dtype)})")
-                    reused += nbytes
-                if value not in outputs:
-                    lines.append(f"buffer_{buffer} = {value}" if buffer == value else "")
-                root[value] = buffer
-                holders.setdefault(buffer, set()).add(value)
+                allocate(value)
             spec = step.kernel
             arguments = [o.value for o in spec.operands] + list(spec.outputs)
             lines.append(f"{spec.name}({', '.join(arguments)})")
@@ -182,6 +203,9 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
             arguments = node.value_inputs()  # the library call puts the literals back in place
             if node.op in INLINE_VIEWS:
                 lines.append(f"{node.name} = {INLINE_VIEWS[node.op](arguments[0], node.attrs)}  # {node.op}")
+            elif runs_inline(graph, node):
+                allocate(node.name)
+                lines.append(numpy_snippet(OPS[node.op]).format(*arguments, out=node.name) + f"  # {node.op}")
             else:
                 lines.append(f"{node.name} = library[{step.library_index}]({', '.join(arguments)})  # {node.op}")
             if OPS[node.op].kind is Kind.VIEW and node.value_inputs() and node.value_inputs()[0] in root:
