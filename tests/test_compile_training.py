@@ -365,3 +365,40 @@ def test_changing_a_grad_scaler_factor_recompiles_and_matches_eager():
         assert fused.scaler.get_scale() == eager.scaler.get_scale(), number
     assert eager.scaler.get_scale() == 2.0 ** 15  # grown x2 at step 3, then x4 at steps 5 and 7
     assert any("GradScaler growth_factor" in reason for reason in step.stats["recompile_reasons"])
+
+
+@pytest.mark.parametrize("change", ["add_param_group", "replace_state"])
+def test_a_param_group_added_or_state_replaced_after_compiling_is_traced_anew(change):
+    def setup():
+        genesis.manual_seed(0)
+        body, head = nn.Linear(12, 8), nn.Linear(8, 3)
+        optimizer = genesis.optim.Adam(body.parameters(), lr=1e-2)
+
+        def step(x, y):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(head(body(x).relu()), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+        return head, optimizer, step
+
+    (eager_head, eager_optimizer, eager_step), (head, optimizer, step) = setup(), setup()
+    compiled = genesis.compile(step)
+    for number, (x, y) in enumerate(random_batches(6, (16, 12))):
+        if number == 3:
+            for h, o in ((eager_head, eager_optimizer), (head, optimizer)):
+                if change == "add_param_group":  # unfreezing a layer in the middle of training
+                    o.add_param_group({"params": h.parameters()})
+                else:
+                    state = next(iter(o.state.values()))
+                    state["exp_avg"] = genesis.zeros_like(state["exp_avg"])
+        x, y = genesis.tensor(x), genesis.tensor(y)
+        eager_step(x, y)
+        compiled(x, y)
+        for a, b in zip(eager_head.parameters(), head.parameters()):
+            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7,
+                                       err_msg=f"step {number}")
+        for a, b in zip(eager_optimizer.state.values(), optimizer.state.values()):
+            np.testing.assert_allclose(b["exp_avg"].numpy(), a["exp_avg"].numpy(), rtol=1e-5, atol=1e-7,
+                                       err_msg=f"step {number}")
+    assert any("Adam's parameters and state tensors changed" in r for r in compiled.stats["recompile_reasons"])

@@ -48,7 +48,8 @@ class Program:
         for read, value, what in self.guards:
             now = read()
             if now != value:
-                return f"{what}: {value!r} -> {now!r}"
+                change = f"{value!r} -> {now!r}"
+                return f"{what}: {change}" if len(change) <= 80 else f"{what} changed"
         return None
 
     def __call__(self, leaves):

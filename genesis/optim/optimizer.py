@@ -150,8 +150,17 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 self._update_group(group)
+        # a compiled step updates the tensors its trace saw: a group added or state replaced later traces anew
+        dispatch.host_constant(self._tensors_updated, f"{type(self).__name__}'s parameters and state tensors",
+                               key=(id(self), "tensors"))
         self._step_count += 1
         return loss
+
+    def _tensors_updated(self) -> tuple:
+        """Which tensors a step reads and writes: each group's parameters and each one's state."""
+        return (tuple(tuple(map(id, group["params"])) for group in self.param_groups),
+                tuple((id(param), tuple((key, id(value)) for key, value in state.items() if isinstance(value, Tensor)))
+                      for param, state in self.state.items()))
 
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group)")
