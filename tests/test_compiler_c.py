@@ -119,6 +119,32 @@ def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
     assert program["c_kernels"] == program["kernels"] >= 2
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_views_of_the_trailing_dims_merge_with_rows_over_several_leading_dims(backend):
+    def softmax_backward(p, g):  # over the last dim of (batch, heads, seq, seq): the row sum expanded back
+        return p * (g - (g * p).sum(dim=-1, keepdim=True).expand(*p.shape))
+
+    def centred_and_transposed(x):  # reduces the last two dims; the permute keeps batch and heads in place
+        y = x - x.mean(dim=(2, 3), keepdim=True)
+        return y.permute(0, 1, 3, 2), (y * y).sum(dim=(2, 3))
+
+    p, g, x = data(4, 3, 5, 6), data(4, 3, 5, 6, seed=1), data(4, 3, 5, 6, seed=2)
+    for fn, args in [(softmax_backward, (p, g)), (centred_and_transposed, (x,))]:
+        compiled = compiled_matches_eager(fn, *args, backend=backend, rtol=1e-6, atol=1e-6)
+        (program,) = compiled.programs.values()
+        if backend == "c":
+            assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
+
+
+def test_a_view_that_moves_the_leading_dims_keeps_its_group_off_merged_rows():
+    def fn(x):  # the permute moves the reduced dim among the leading ones: no merge, still eager's values
+        y = x - x.amax(dim=-1, keepdim=True)
+        return y.permute(0, 1, 3, 2) * 3
+
+    compiled_matches_eager(fn, data(4, 3, 5, 6), backend="c", rtol=1e-6)
+    compiled_matches_eager(fn, data(4, 3, 5, 6), backend="numpy", rtol=1e-6)
+
+
 def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
     def fn(x):
         total = x.sum(dim=-1, keepdim=True)

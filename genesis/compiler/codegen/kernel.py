@@ -136,8 +136,12 @@ def _merge_leading_dims(statements, operands, group):
     loop reduces dims from k on, every reduction over the rows reduces all dims before k, and
     every row-blocked value has the same dims before k, the kernel iterates over batch*heads*seq
     rows instead: a contiguous array reshapes to that for free, and a kernel reshapes its arrays
-    on entry. Accumulated results keep their shapes; only their dims are renumbered."""
-    if group.rows is None or any(s.phase == "pre" or OPS[s.op].kind is Kind.VIEW for s in statements):
+    on entry. Accumulated results keep their shapes; only their dims are renumbered. Views in the
+    loop merge too when they leave those leading dims in place (the expand of a row's sum over
+    the row, a reshape or permute of the trailing dims)."""
+    views = [s for s in statements if OPS[s.op].kind is Kind.VIEW]
+    if group.rows is None or any(s.phase == "pre" for s in statements) or \
+            any(s.phase != "block" for s in views):
         return None
     depths = []
     for s in statements:
@@ -159,6 +163,11 @@ def _merge_leading_dims(statements, operands, group):
         prefix = tuple(shape[:first])
     if prefix is None:
         return None
+    for s in views:
+        if s.op == "permute" and tuple(s.attrs["dims"][:first]) != tuple(range(first)):
+            return None
+        if tuple(input_shape(s, statements, operands)[:first]) != prefix:
+            return None
     full_rank = max([len(s.shape) for s in in_loop] + [len(o.shape) for o in operands if o.blocked])
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
     for o in operands:  # whole operands may only vary along the dims that stay (a layer_norm weight)
@@ -176,6 +185,10 @@ def _merge_leading_dims(statements, operands, group):
             attrs = s.attrs
             if OPS[s.op].kind is Kind.REDUCTION:
                 attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
+            elif s.op == "permute":
+                attrs = {**attrs, "dims": (0,) + tuple(d - first + 1 for d in attrs["dims"][first:])}
+            elif "shape_to" in attrs:  # reshape, expand
+                attrs = {**attrs, "shape_to": merge(attrs["shape_to"])}
             s = replace(s, shape=merge(s.shape), attrs=attrs)
         elif s.phase == "accumulate":  # over the merged rows and the same trailing dims, into its own shape
             dims = (0,) + tuple(d - first + 1 for d in s.attrs["dims"] if d >= first)
