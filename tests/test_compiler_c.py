@@ -145,6 +145,17 @@ def test_a_view_that_moves_the_leading_dims_keeps_its_group_off_merged_rows():
     compiled_matches_eager(fn, data(4, 3, 5, 6), backend="numpy", rtol=1e-6)
 
 
+def test_a_transpose_only_matmuls_read_leaves_the_softmax_group_for_c():
+    def attention_backward_part(scores, v):  # the probabilities' transpose feeds the value gradient's matmul
+        probabilities = genesis.nn.functional.softmax(scores, dim=-1)
+        return probabilities.transpose(-1, -2) @ v
+
+    compiled, program = assert_matches_eager(attention_backward_part, data(4, 3, 5, 5), data(4, 3, 5, 6, seed=1),
+                                             rtol=1e-5, atol=1e-6)  # C's exp is within an ulp of numpy's
+    assert program["c_kernels"] == 1 and program["backend_refusals"] == {}, program
+    assert any("permute leaves" in line for line in compiled.graphs[0].fusion_log)
+
+
 def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
     def fn(x):
         total = x.sum(dim=-1, keepdim=True)

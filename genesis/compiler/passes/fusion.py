@@ -266,6 +266,25 @@ class _Partition:
             elif reader.rows == group.rows:
                 self.try_merge(reader, group)
 
+    def hoist_transposes_read_by_matmuls(self) -> None:
+        """Leave out of a group a permute that only matmuls read, keeping each matrix's last dim
+        among its two: BLAS reads the transposed view as it is, so the group need not store it
+        transposed (a store C cannot do when the permute moves dims the group's rows span: the
+        attention probabilities' transpose for the backward), and the view costs nothing."""
+        for group in self.groups:
+            members = set(group.members)
+            for name in list(group.members):
+                node = self.graph[name]
+                users = self.graph.users(name)
+                if node.op != "permute" or not users or name in self.graph.outputs or \
+                        len(node.shape) - 1 not in node.attrs["dims"][-2:] or \
+                        any(user in members or OPS[self.graph[user].op].kind is not Kind.MATMUL for user in users):
+                    continue
+                group.members.remove(name)
+                members.discard(name)
+                del self.group_of[name]
+                self.log.append(f"{name} = permute leaves {group.name}: only matmuls read it, as a strided view")
+
     def merge_scalar_groups(self) -> None:
         """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
         per-parameter step-count arithmetic is a few scalar ops each, and one kernel call per
@@ -307,6 +326,7 @@ def fusion(graph: Graph) -> Graph:
     partition = _Partition(graph)
     partition.run()
     partition.sink_into_readers()
+    partition.hoist_transposes_read_by_matmuls()
     partition.merge_scalar_groups()
     # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
     # refusal log's group names stay true)
