@@ -297,6 +297,23 @@ def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch
     assert "failed on generated C" in program.info["c_failed"]
 
 
+def test_a_program_compiles_in_parallel_parts_and_a_part_that_fails_is_reported(tmp_path, monkeypatch):
+    from genesis.compiler import native
+
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "PART_CHARACTERS", 1)  # a part per kernel, up to one per core
+    monkeypatch.setattr(native.os, "cpu_count", lambda: 3)
+    source = native.KERNEL_SEPARATOR.join(
+        ["#include <stdint.h>\nstatic inline int64_t twice(int64_t x) { return 2 * x; }\n"] +
+        [f"int64_t k{i}(int64_t x) {{ return twice(x) + {i}; }}\n" for i in range(5)])
+    assert len(native._parts(source)) == 3
+    library = native.load(source, {f"k{i}": "i" for i in range(5)})
+    assert [getattr(library, f"k{i}")(10) for i in range(5)] == [20, 21, 22, 23, 24]
+    broken = source.replace("+ 3;", "+ not C;")
+    with pytest.raises(native.CompileFailed, match="not C"):
+        native.load(broken, {})
+
+
 def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
     compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=1, keepdim=True)), backend="c",
                                dump_dir=tmp_path)

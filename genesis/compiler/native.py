@@ -8,6 +8,11 @@ overflow), and OpenMP's SIMD pragmas (reductions vectorise) but no OpenMP
 runtime. Where glibc's libmvec is found, loops with exp, tanh, ... call its
 SIMD versions.
 
+A big source compiles in parts, one per core, in parallel: each part is the
+source's preamble (includes and static helpers) with a share of the kernels,
+which the program template separates by KERNEL_SEPARATOR; the linker joins
+them. gcc's time goes into optimising the kernels, so two cores halve it.
+
 A library is cached as `<key>.so` next to the program sources, the key
 hashing the C source, the compiler and its flags. Its SHA-256 goes in a
 sidecar file `<key>.so.sha256`, written after it; a library whose bytes do
@@ -37,6 +42,10 @@ FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contr
 # math functions whose libmvec SIMD versions (float and double) genesis declares for the vectoriser
 VECTOR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf")
 COMPILERS = ("cc", "gcc", "clang")  # looked for on PATH, in order, unless GENESIS_CC names one
+KERNEL_SEPARATOR = "/* ---- genesis: one kernel ---- */"  # precedes each kernel in a program's C source
+# a part gets kernels until it holds at least this many characters of them: below, a part's own
+# start-up (parsing the preamble, a process) costs more than sharing the work saves
+PART_CHARACTERS = 4000
 _ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64}
 
 
@@ -143,21 +152,57 @@ def build_library(source: str, compiler: Compiler, key: str) -> Path:
                       stacklevel=3)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as folder:
-        c_file = Path(folder) / f"{key}.c"
-        c_file.write_text(source)
-        built = Path(folder) / f"{key}.so"
-        command = [compiler.path, *compiler.flags, str(c_file), "-o", str(built)]
-        if compiler.vector_math:
-            command += ["-lmvec"]
-        command += ["-lm"]
+        folder = Path(folder)
+        objects = []
+        compiling = []
+        for index, part in enumerate(_parts(source)):
+            c_file, objects_file = folder / f"part{index}.c", folder / f"part{index}.o"
+            c_file.write_text(part)
+            objects.append(str(objects_file))
+            compiling.append(subprocess.Popen([compiler.path, *compiler.flags, "-c", str(c_file), "-o",
+                                               str(objects_file)], stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True))
+        try:
+            for process in compiling:
+                try:
+                    _, errors = process.communicate(timeout=600)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    _, errors = process.communicate()
+                _check(compiler, process.returncode, errors)
+        finally:  # a part that failed leaves no compiler running on the others
+            for process in compiling:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        built = folder / f"{key}.so"
+        command = [compiler.path, *compiler.flags, *objects, "-o", str(built)]
+        command += ["-lmvec", "-lm"] if compiler.vector_math else ["-lm"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        if result.returncode != 0:
-            raise CompileFailed(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
-                                f"codegen):\n{result.stderr[-4000:]}")
+        _check(compiler, result.returncode, result.stderr)
         digest = hashlib.sha256(built.read_bytes()).hexdigest()
         os.replace(built, path)
     write_atomic(checksum, digest + "\n")
     return path
+
+
+def _parts(source: str) -> list[str]:
+    """The source as translation units to compile at once: the preamble, then kernels shared out
+    (longest first, each to the part holding the least) over up to one part per core."""
+    preamble, *kernels = source.split(KERNEL_SEPARATOR)
+    count = max(1, min(os.cpu_count() or 1, sum(map(len, kernels)) // PART_CHARACTERS, len(kernels)))
+    if count == 1:
+        return [source]
+    shares = [[] for _ in range(count)]
+    for kernel in sorted(kernels, key=len, reverse=True):
+        min(shares, key=lambda share: sum(map(len, share))).append(kernel)
+    return [preamble + "".join(share) for share in shares]
+
+
+def _check(compiler: Compiler, returncode: int, stderr: str) -> None:
+    if returncode != 0:
+        raise CompileFailed(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
+                            f"codegen):\n{stderr[-4000:]}")
 
 
 class NativeLibrary:

@@ -189,7 +189,8 @@ def build_program_source(graph) -> ProgramSource:
     summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {stats['library_calls']} library calls"
     c_source = render("c_program.c.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
                       summary=summary, vector_math=compiler.vector_math, vector_functions=native.VECTOR_FUNCTIONS,
-                      kernels=c_functions, streaming=any("g_stream_row(" in f for f in c_functions))
+                      kernels=c_functions, streaming=any("g_stream_row(" in f for f in c_functions),
+                      separator=native.KERNEL_SEPARATOR)
     key = native.library_key(c_source, compiler)
     if c_functions:
         native.build_library(c_source, compiler, key)
