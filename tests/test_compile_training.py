@@ -84,6 +84,17 @@ def train_step(setup, x, y, amp=None, clip=1.0):
     return loss
 
 
+def plain_step(model, optimizer):
+    """A training step without AMP or clipping: zero_grad, forward, backward, step."""
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
 def run_side_by_side(make_model, batches, *, amp=None, scaler=False, optimizer="adamw", rtol=1e-5,
                      loss_rtol=1e-5, backend=None):
     eager, fused = Setup(make_model, optimizer, scaler), Setup(make_model, optimizer, scaler)
@@ -323,16 +334,7 @@ def test_changing_a_hyperparameter_the_step_bakes_in_recompiles_and_matches_eage
         models.append(mlp())
         optimizers.append(make_optimizer(models[-1].parameters()))
 
-    def step_of(model, optimizer):
-        def step(x, y):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            return loss
-        return step
-
-    eager_step, compiled = step_of(models[0], optimizers[0]), genesis.compile(step_of(models[1], optimizers[1]))
+    eager_step, compiled = plain_step(models[0], optimizers[0]), genesis.compile(plain_step(models[1], optimizers[1]))
     batches = random_batches(3 + len(changes), (16, 12))
     for number, (x, y) in enumerate(batches):
         if number >= 3:  # one change a step, in both optimizers
@@ -373,14 +375,7 @@ def test_a_param_group_added_or_state_replaced_after_compiling_is_traced_anew(ch
         genesis.manual_seed(0)
         body, head = nn.Linear(12, 8), nn.Linear(8, 3)
         optimizer = genesis.optim.Adam(body.parameters(), lr=1e-2)
-
-        def step(x, y):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(head(body(x).relu()), y)
-            loss.backward()
-            optimizer.step()
-            return loss
-        return head, optimizer, step
+        return head, optimizer, plain_step(lambda x: head(body(x).relu()), optimizer)
 
     (eager_head, eager_optimizer, eager_step), (head, optimizer, step) = setup(), setup()
     compiled = genesis.compile(step)

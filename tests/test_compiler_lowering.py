@@ -23,6 +23,7 @@ from genesis.compiler.passes.autocast import autocast as autocast_pass
 from genesis.compiler.passes.loss_scaling import loss_scaling
 from genesis.compiler.trace import Tracer, tracing
 from genesis.nn import utils as nn_utils
+from tests.test_compile_training import plain_step
 
 f32, bf16, f16 = genesis.float32, genesis.bfloat16, genesis.float16
 MARKER_OPS = ("loss_scale", "found_inf", "unscale", "skip_update", "scale_update", "grad_norm",
@@ -113,15 +114,8 @@ def test_the_options_of_a_plain_step_record_the_same_markers(tmp_path):
     genesis.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
     optimizer = genesis.optim.SGD(model.parameters(), lr=0.1)
-
-    def plain_step(x, y):
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    step = genesis.compile(plain_step, amp="fp16", loss_scale="dynamic", clip_grad_norm=1.0, dump_dir=tmp_path)
+    step = genesis.compile(plain_step(model, optimizer), amp="fp16", loss_scale="dynamic", clip_grad_norm=1.0,
+                           dump_dir=tmp_path)
     traced = dumped(tmp_path, step, *batch(0))["00_traced"]
     assert set(MARKER_OPS) <= ops_in(traced) and "autocast=float16" in traced
 
