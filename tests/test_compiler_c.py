@@ -136,6 +136,19 @@ def test_views_of_the_trailing_dims_merge_with_rows_over_several_leading_dims(ba
             assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_matmul_before_the_loop_merges_with_rows_over_several_leading_dims(backend):
+    def linear_backward(g, x, w):  # over (batch, seq, features): an activation's gradient, a bias's over two dims
+        pre_activation = (g @ w) * x.sigmoid()
+        return pre_activation, pre_activation.sum(dim=(0, 1))
+
+    args = data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2)
+    compiled = compiled_matches_eager(linear_backward, *args, backend=backend, rtol=1e-5, atol=1e-6)
+    (program,) = compiled.programs.values()
+    if backend == "c":
+        assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
+
+
 def test_a_view_that_moves_the_leading_dims_keeps_its_group_off_merged_rows():
     def fn(x):  # the permute moves the reduced dim among the leading ones: no merge, still eager's values
         y = x - x.amax(dim=-1, keepdim=True)

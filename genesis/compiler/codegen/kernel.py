@@ -136,12 +136,14 @@ def _merge_leading_dims(statements, operands, group):
     loop reduces dims from k on, every reduction over the rows reduces all dims before k, and
     every row-blocked value has the same dims before k, the kernel iterates over batch*heads*seq
     rows instead: a contiguous array reshapes to that for free, and a kernel reshapes its arrays
-    on entry. Accumulated results keep their shapes; only their dims are renumbered. Views in the
+    on entry. Accumulated results keep their shapes; only their dims are renumbered. A matmul
+    before the loop writes its product straight into the merged rows. Views in the
     loop merge too when they leave those leading dims in place (the expand of a row's sum over
     the row, a reshape or permute of the trailing dims)."""
     views = [s for s in statements if OPS[s.op].kind is Kind.VIEW]
-    if group.rows is None or any(s.phase == "pre" for s in statements) or \
-            any(s.phase != "block" for s in views):
+    before_loop = [s for s in statements if s.phase == "pre"]  # matmuls by a 2-d weight (see fusion)
+    if group.rows is None or any(s.phase != "block" for s in views) or \
+            any(OPS[s.op].kind is not Kind.MATMUL for s in before_loop):
         return None
     depths = []
     for s in statements:
@@ -168,6 +170,9 @@ def _merge_leading_dims(statements, operands, group):
             return None
         if tuple(input_shape(s, statements, operands)[:first]) != prefix:
             return None
+    for s in before_loop:  # a stack times a weight: its rows merge as the product's (matmul_kernel)
+        if tuple(s.shape[:first]) != prefix or tuple(input_shape(s, statements, operands)[:first]) != prefix:
+            return None
     full_rank = max([len(s.shape) for s in in_loop] + [len(o.shape) for o in operands if o.blocked])
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
     for o in operands:  # whole operands may only vary along the dims that stay (a layer_norm weight)
@@ -190,6 +195,8 @@ def _merge_leading_dims(statements, operands, group):
             elif "shape_to" in attrs:  # reshape, expand
                 attrs = {**attrs, "shape_to": merge(attrs["shape_to"])}
             s = replace(s, shape=merge(s.shape), attrs=attrs)
+        elif s.phase == "pre":
+            s = replace(s, shape=merge(s.shape))
         elif s.phase == "accumulate":  # over the merged rows and the same trailing dims, into its own shape
             dims = (0,) + tuple(d - first + 1 for d in s.attrs["dims"] if d >= first)
             s = replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False})
