@@ -137,16 +137,21 @@ def test_views_of_the_trailing_dims_merge_with_rows_over_several_leading_dims(ba
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
-def test_a_matmul_before_the_loop_merges_with_rows_over_several_leading_dims(backend):
+def test_a_matmul_before_the_loop_or_a_reshaped_operand_merge_with_rows_over_several_leading_dims(backend):
     def linear_backward(g, x, w):  # over (batch, seq, features): an activation's gradient, a bias's over two dims
         pre_activation = (g @ w) * x.sigmoid()
         return pre_activation, pre_activation.sum(dim=(0, 1))
 
-    args = data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2)
-    compiled = compiled_matches_eager(linear_backward, *args, backend=backend, rtol=1e-5, atol=1e-6)
-    (program,) = compiled.programs.values()
-    if backend == "c":
-        assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
+    def heads_bias_backward(g):  # heads joined back into features (a strided view), summed over batch and seq
+        joined = g.permute(2, 0, 1, 3).reshape(5, 4, 6)
+        return joined.sum(dim=(0, 1)), joined * 3
+
+    for fn, args in [(linear_backward, (data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2))),
+                     (heads_bias_backward, (data(4, 2, 5, 3),))]:
+        compiled = compiled_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6)
+        (program,) = compiled.programs.values()
+        if backend == "c":
+            assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
 
 
 def test_a_view_that_moves_the_leading_dims_keeps_its_group_off_merged_rows():

@@ -201,7 +201,13 @@ def _merge_leading_dims(statements, operands, group):
             dims = (0,) + tuple(d - first + 1 for d in s.attrs["dims"] if d >= first)
             s = replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False})
         merged_statements.append(s)
-    merged_operands = tuple(replace(o, shape=merge(o.shape)) if o.blocked else o for o in operands)
+    # an operand only a reshape reads enters already reshaped (its rows hold the same elements in the
+    # same order), so the reshape is the identity and every value has the rows' trailing shape
+    readers = [r for s in statements for r in s.reads if isinstance(r, str)]
+    entered_as = {s.reads[0]: s.shape for s in statements
+                  if s.op == "reshape" and readers.count(s.reads[0]) == 1}
+    merged_operands = tuple(replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o
+                            for o in operands)
     return tuple(merged_statements), merged_operands, rows
 
 
