@@ -358,6 +358,81 @@ def test_a_kernel_that_cannot_allocate_its_scratch_raises_memory_error():
         runtime.run_native(out_of_memory, [], [], [(0, 2), (2, 4)])
 
 
+POOL_TEST = """
+#include <stdint.h>
+int mark(int64_t* out, int64_t start, int64_t stop) {  /* fails on the chunk that holds row 13 */
+    for (int64_t r = start; r < stop; r++) out[r] = r * r;
+    return start <= 13 && 13 < stop;
+}
+int mark_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) {
+    return mark((int64_t*)a[0], start, stop);
+}
+"""
+
+
+def test_the_c_thread_pool_runs_every_chunk_and_reports_a_failed_one(tmp_path, monkeypatch):
+    import threading
+
+    from genesis.compiler import native
+    from genesis.runtime import native as runtime
+
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
+    library = native.load(POOL_TEST, {"mark": "pii"})
+    assert runtime._c_pool() is not None and library.mark_chunk is not None
+    chunks = runtime.row_chunks(1 << 21, 1)  # several per thread
+    out = np.zeros(1 << 21, np.int64)
+    with pytest.raises(MemoryError):
+        runtime.run_native(library.mark, [out], [], chunks, library.mark_chunk)
+    np.testing.assert_array_equal(out, np.arange(1 << 21) ** 2)  # every chunk ran, the failed one too
+
+    # two threads at once: the second finds the pool busy and runs its chunks itself
+    results = [np.zeros(1 << 21, np.int64) for _ in range(2)]
+    errors = []
+
+    def run(target):
+        for _ in range(20):
+            try:
+                runtime.run_native(library.mark, [target], [], chunks, library.mark_chunk)
+            except MemoryError:
+                pass
+            except Exception as error:  # noqa: BLE001  (reported below)
+                errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for r in results:
+        np.testing.assert_array_equal(r, np.arange(1 << 21) ** 2)
+
+
+def test_kernels_split_over_threads_match_without_the_c_pool(small_chunks, monkeypatch):
+    from genesis.runtime import native as runtime
+
+    monkeypatch.setattr(runtime, "_pool_library", None)  # as where the pool cannot be built
+    fn = lambda x: ((x * 3).tanh().sum(dim=0), x.exp() * 2)  # noqa: E731
+    # eager sums 3000 float32 values (a few 1e-5 off); C adds each chunk's in double
+    _, program = assert_matches_eager(fn, data(3000, 97), rtol=1e-5, atol=3e-4)
+    assert program["c_kernels"] == program["kernels"], program
+
+
+def test_a_forked_child_runs_pooled_kernels_on_its_own_workers(small_chunks):
+    import multiprocessing
+
+    x = data(3000, 97)
+    compiled = genesis.compile(lambda x: (x * 2 + 1).tanh(), backend="c")
+    expected = compiled(x).numpy()  # the parent's pool has started its workers
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sender.send(compiled(x).numpy()))  # forked: nothing pickled
+    child.start()
+    assert receiver.poll(120), "the child's kernels did not finish"
+    np.testing.assert_array_equal(receiver.recv(), expected)
+    child.join(timeout=60)
+
+
 def test_a_reshape_that_splits_a_row_into_heads_is_stored_as_its_source():
     fn = lambda x, w, b: (x @ w + b).reshape(5, 4, 2, 8)  # noqa: E731
     _, program = assert_matches_eager(fn, data(5, 4, 16), data(16, 16, seed=1), data(16, seed=2), rtol=1e-6)

@@ -206,7 +206,8 @@ def _check(compiler: Compiler, returncode: int, stderr: str) -> None:
 
 
 class NativeLibrary:
-    """A loaded library: its kernels as attributes, with their argument types set."""
+    """A loaded library: its kernels as attributes, with their argument types set; where a kernel
+    has a `_chunk` entry for the thread pool, that entry's address as `<name>_chunk`."""
 
     def __init__(self, path: Path, signatures: dict):
         self._library = ctypes.CDLL(str(path))
@@ -216,6 +217,33 @@ class NativeLibrary:
             function.argtypes = [_ARGUMENT_TYPES[code] for code in signature]
             function.restype = ctypes.c_int  # 0, or 1 when the kernel's scratch could not be allocated
             setattr(self, name, function)
+            entry = getattr(self._library, f"{name}_chunk", None)
+            setattr(self, f"{name}_chunk", None if entry is None else ctypes.cast(entry, ctypes.c_void_p).value)
+
+
+@functools.cache
+def thread_pool() -> NativeLibrary | None:
+    """The library of `g_pool_run` (templates/c_pool.c.j2), built once per machine and cached like a
+    program's; None where it cannot be had (no compiler, and not in the cache), and kernels then
+    share their chunks through Python's threads."""
+    import genesis
+    from genesis.compiler.codegen.templates import render
+
+    source = render("c_pool.c.j2", version=genesis.__version__)
+    compiler = find_compiler()
+    if compiler is None:
+        return None
+    try:
+        library = NativeLibrary(build_library(source, compiler, library_key(source, compiler)), {})
+    except (CompilerError, OSError) as error:
+        warnings.warn(f"genesis: no C thread pool ({error}); kernels share their chunks through Python's threads",
+                      stacklevel=2)
+        return None
+    run = library._library.g_pool_run
+    run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+    run.restype = ctypes.c_int
+    library.run = run
+    return library
 
 
 def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary:

@@ -1,10 +1,13 @@
 """Running compiled C kernels: rows split into contiguous chunks that the threads share.
 
-ctypes releases the GIL around a foreign call, so the chunks run on all
-cores at once; the calling thread works through them too. A kernel that
-reduces over the rows writes one partial result per chunk (row `i` of each
-partials array), which its shim combines in chunk order: the result does not
-depend on which thread ran which chunk.
+A kernel's chunks run on genesis's C thread pool (`g_pool_run`, built from
+templates/c_pool.c.j2): one foreign call, during which the calling thread and
+the pool's workers take chunks as they come free, without the GIL. Where that
+pool cannot be built, Python's threads share the chunks instead (ctypes
+releases the GIL around each call). A kernel that reduces over the rows
+writes one partial result per chunk (row `i` of each partials array), which
+its shim combines in chunk order: the result does not depend on which thread
+ran which chunk.
 """
 
 from __future__ import annotations
@@ -47,11 +50,18 @@ def address(array) -> int:
 _addressof, _char = ctypes.addressof, ctypes.c_char
 
 
-def run_native(function, arrays, partials, chunks) -> None:
+def run_native(function, arrays, partials, chunks, chunk_entry=None) -> None:
+    """Run `function` over `chunks` of rows; `chunk_entry`: its `_chunk` function's address, for the pool."""
     pointers = [address(array) for array in arrays]
     if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
         (start, stop), = chunks
         _check(function(*pointers, *[address(p) for p in partials], start, stop), function)
+        return
+    pool = _c_pool() if chunk_entry is not None else None
+    if pool is not None:
+        arguments = (ctypes.c_void_p * (len(pointers) + len(partials)))(*pointers, *map(address, partials))
+        bounds = (ctypes.c_int64 * (len(chunks) + 1))(*(start for start, _ in chunks), chunks[-1][1])
+        _check(pool.run(chunk_entry, arguments, bounds, len(chunks), THREADS), function)
         return
     calls = []
     for index, (start, stop) in enumerate(chunks):
@@ -69,6 +79,19 @@ def run_native(function, arrays, partials, chunks) -> None:
     for helper in helpers:
         helper.result()
     _check(any(failed), function)
+
+
+def _c_pool():
+    global _pool_library
+    if _pool_library is _UNLOADED:
+        from genesis.compiler import native
+
+        _pool_library = native.thread_pool()
+    return _pool_library
+
+
+_UNLOADED = object()
+_pool_library = _UNLOADED
 
 
 def _check(failed: int, function) -> None:

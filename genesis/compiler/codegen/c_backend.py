@@ -112,7 +112,7 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
         body += ["#pragma omp simd", f"for (int64_t j = 0; j < {size}; j++) {{"] + ["    " + x for x in lines] + ["}"]
     c_source = render("c_kernel.c.j2", k={
         "name": name, "params": params, "prologue": [], "epilogue": [], "flat": True, "scratch": buffers,
-        "streams": False,
+        "streams": False, "chunk_args": [],  # one call over one element: never split into chunks
         "body": body, "row_loads": [], "doc": f"{k.spec.group}, after the loop: "
                                               f"{' -> '.join(s.op for s in k.post)}"})
     arrays = [r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre}

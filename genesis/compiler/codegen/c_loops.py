@@ -373,8 +373,22 @@ class Emitter:
         return render("c_kernel.c.j2", k={
             "name": k.spec.name, "params": self.params, "prologue": prologue, "epilogue": epilogue,
             "flat": k.flat, "body": body, "row_loads": self._row_loads(), "scratch": buffers,
-            "streams": bool(k.streamed),
+            "streams": bool(k.streamed), "chunk_args": self._chunk_args(),
             "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}"})
+
+    def _chunk_args(self) -> list[str]:
+        """The pointer arguments as the `_chunk` entry unpacks them from `a`: a partial moves to the
+        chunk's row of its (chunks, size) array."""
+        partial_rows = {f"q_{s.value}": f"{self.k.partial_size(s)} * sizeof({accumulator_type(s)})"
+                        for s in self.partials}
+        args = []
+        for index, declaration in enumerate(self.params[:-2]):  # the last two: start, stop
+            pointer_type, name = declaration.rsplit(" ", 1)
+            if name in partial_rows:
+                args.append(f"({pointer_type})((char*)a[{index}] + chunk * {partial_rows[name]})")
+            else:
+                args.append(f"({pointer_type})a[{index}]")
+        return args
 
     def _dtype(self, name):
         return self.k._dtype_of(name)
