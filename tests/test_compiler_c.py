@@ -408,6 +408,26 @@ def test_the_c_thread_pool_runs_every_chunk_and_reports_a_failed_one(tmp_path, m
         np.testing.assert_array_equal(r, np.arange(1 << 21) ** 2)
 
 
+def test_the_c_thread_pool_loads_from_the_cache_without_a_compiler(tmp_path, monkeypatch):
+    from genesis.compiler import native
+
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
+    native.thread_pool.cache_clear()
+    assert native.thread_pool() is not None  # built into this cache
+    native.thread_pool.cache_clear()
+
+    def no_compiler():
+        raise native.CompilerError("no C compiler")
+
+    monkeypatch.setattr(native, "compiler_or_error", no_compiler)
+    monkeypatch.setattr(native, "find_compiler", no_compiler)
+    assert native.thread_pool() is not None  # found by its key: no compiler asked
+    monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path / "empty"))
+    native.thread_pool.cache_clear()
+    assert native.thread_pool() is None  # neither cached nor buildable: Python's threads then
+    native.thread_pool.cache_clear()
+
+
 def test_kernels_split_over_threads_match_without_the_c_pool(small_chunks, monkeypatch):
     from genesis.runtime import native as runtime
 

@@ -224,20 +224,20 @@ class NativeLibrary:
 @functools.cache
 def thread_pool() -> NativeLibrary | None:
     """The library of `g_pool_run` (templates/c_pool.c.j2), built once per machine and cached like a
-    program's; None where it cannot be had (no compiler, and not in the cache), and kernels then
-    share their chunks through Python's threads."""
+    program's; None where it cannot be had (not in the cache, and no compiler to build it), and
+    kernels then share their chunks through Python's threads. Its cache key names the source and
+    the machine, not the compiler, so a process that finds it cached runs no compiler probe."""
     import genesis
     from genesis.compiler.codegen.templates import render
 
     source = render("c_pool.c.j2", version=genesis.__version__)
-    compiler = find_compiler()
-    if compiler is None:
-        return None
     try:
-        library = NativeLibrary(build_library(source, compiler, library_key(source, compiler)), {})
-    except (CompilerError, OSError) as error:
+        library = load(source, {}, key=cache.key_of("c-pool", source, machine_signature()))
+    except CompileFailed as error:
         warnings.warn(f"genesis: no C thread pool ({error}); kernels share their chunks through Python's threads",
                       stacklevel=2)
+        return None
+    except (CompilerError, OSError):  # no compiler here: the program's kernels came from the disk cache
         return None
     run = library._library.g_pool_run
     run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
