@@ -170,8 +170,10 @@ def _merge_leading_dims(statements, operands, group):
             return None
         if tuple(input_shape(s, statements, operands)[:first]) != prefix:
             return None
-    for s in before_loop:  # a stack times a weight: its rows merge as the product's (matmul_kernel)
-        if tuple(s.shape[:first]) != prefix or tuple(input_shape(s, statements, operands)[:first]) != prefix:
+    shape_of = {o.local: o.shape for o in operands} | {s.value: s.shape for s in statements}
+    for s in before_loop:  # a stack times a 2-d weight: its rows merge as the product's (matmul_kernel)
+        if tuple(s.shape[:first]) != prefix or tuple(shape_of[s.reads[0]][:first]) != prefix or \
+                len(shape_of[s.reads[1]]) != 2:
             return None
     full_rank = max([len(s.shape) for s in in_loop] + [len(o.shape) for o in operands if o.blocked])
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
