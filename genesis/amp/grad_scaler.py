@@ -251,7 +251,7 @@ class GradScaler:
     def _update_scale(self, found_inf) -> None:
         factors = {name: dispatch.host_constant(lambda name=name: getattr(self, f"_{name}"), f"GradScaler {name}",
                                                 key=(id(self), name))
-                   for name in ("growth_factor", "backoff_factor", "growth_interval")}
+                   for name in ("growth_factor", "backoff_factor", "growth_interval")}  # once a step: cheap eagerly
         new_scale, new_tracker = scale_update(found_inf, self._scale, self._growth_tracker, **factors)
         self._scale.copy_(new_scale)
         self._growth_tracker.copy_(new_tracker)

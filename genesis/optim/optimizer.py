@@ -137,6 +137,8 @@ class Optimizer:
         """A hyperparameter the update bakes in as a constant or branches on (eps, weight_decay, amsgrad),
         or `test(value)` where only that decides the code (whether momentum is zero). While a step is
         traced, the compiled step is guarded on it: a call that finds it changed traces anew."""
+        if dispatch.tracer is None:  # eager: the value, without building the guard
+            return group[key] if test is None else test(group[key])
         read = (lambda: group[key]) if test is None else (lambda: test(group[key]))
         what = f"optimizer param group hyperparameter {key!r}" + ("" if test is None else f" ({test.__name__})")
         return dispatch.host_constant(read, what, key=(id(group), key, test))
@@ -150,9 +152,10 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 self._update_group(group)
-        # a compiled step updates the tensors its trace saw: a group added or state replaced later traces anew
-        dispatch.host_constant(self._tensors_updated, f"{type(self).__name__}'s parameters and state tensors",
-                               key=(id(self), "tensors"))
+        if dispatch.tracer is not None:
+            # a compiled step updates the tensors its trace saw: a group added or state replaced later traces anew
+            dispatch.host_constant(self._tensors_updated, f"{type(self).__name__}'s parameters and state tensors",
+                                   key=(id(self), "tensors"))
         self._step_count += 1
         return loss
 
