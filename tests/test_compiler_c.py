@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import genesis
 from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, broadcasting_case, data, layer_norm, softmax
@@ -152,6 +154,50 @@ def test_a_matmul_before_the_loop_or_a_reshaped_operand_merge_with_rows_over_sev
         (program,) = compiled.programs.values()
         if backend == "c":
             assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
+
+
+def test_hypothesis_random_graphs_over_four_dims_match_eager_on_merged_rows():
+    """Reductions over the last dim or two of (batch, heads, seq, seq) values, their expands back over
+    the rows, permutes and reshapes of the trailing dims: groups that iterate over merged rows."""
+    full = (3, 2, 4, 5)
+    unary = [lambda a: a.exp(), lambda a: a.tanh(), lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
+    binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b]
+    reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
+                  lambda a: a.sum(dim=(-2, -1), keepdim=True), lambda a: a.mean(dim=-1, keepdim=True),
+                  lambda a: a.sum(dim=(0, 1))]
+    views = [lambda a: a.expand(*full), lambda a: a.permute(0, 1, 3, 2),
+             lambda a: a.reshape(3, 2, -1).reshape(*a.shape), lambda a: a.transpose(-1, -2)]
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
+                    min_size=1, max_size=9))
+    def check(program):
+        def fn(x, y):
+            values = [x, y]
+            for kind, which, a, b in program:
+                left, right = values[a % len(values)], values[b % len(values)]
+                if kind == 0:
+                    values.append(unary[which % len(unary)](left))
+                elif kind == 1:
+                    values.append(binary[which % len(binary)](left, right))
+                elif kind == 2:
+                    values.append(reductions[which % len(reductions)](left))
+                elif left.ndim == 4:
+                    values.append(views[which % len(views)](left))
+            last = values[-1]
+            if last.ndim == 4 and tuple(last.shape) != full:
+                last = last.expand(*full) * x  # a row's reduction expanded back over the row
+            return last * 2, values[-2] + 1
+
+        x, y = data(*full), data(*full, seed=1)
+        try:
+            fn(x, y)
+        except genesis.errors.ShapeError:  # an expand of a value that is not a row's reduction
+            assume(False)
+        for backend in ("numpy", "c"):
+            compiled_matches_eager(fn, x, y, backend=backend, rtol=2e-5, atol=2e-5)
+
+    check()
 
 
 def test_a_view_that_moves_the_leading_dims_keeps_its_group_off_merged_rows():
