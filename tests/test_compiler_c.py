@@ -75,6 +75,17 @@ def test_nan_and_inf_propagate_as_in_numpy():
     assert_matches_eager(fn, x)
 
 
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64, genesis.int32], ids=str)
+def test_relu_and_its_mask_equal_numpy_bit_for_bit(dtype):
+    special = [-0.0, 0.0, -1e-40, 1e-40, -np.inf, np.inf, np.nan, -np.nan, -3.5, 2.25]
+    values = np.concatenate([special, np.random.default_rng(0).standard_normal(1000)])
+    x = genesis.tensor(values if dtype.is_floating_point else values.clip(-1e6, 1e6) * 1000, dtype=dtype)
+    compiled = genesis.compile(lambda x: (x.relu(), x.relu() > 0), backend="c")
+    (got, got_mask), (want, want_mask) = compiled(x), (x.relu(), x.relu() > 0)
+    assert got.numpy().tobytes() == want.numpy().tobytes()  # -0.0 becomes +0.0, NaN stays NaN, as numpy's
+    np.testing.assert_array_equal(got_mask.numpy(), want_mask.numpy())
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Work splits into chunks (a few per thread, taken as threads come free) from 4096 elements on."""

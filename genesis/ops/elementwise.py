@@ -91,7 +91,7 @@ sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
                     dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
-                    c="({0} < 0 ? 0 : {0})", triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
+                    c="g_relu({0})", triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
                     numpy="np.maximum({0}, 0, out={out})")
 erf = _elementwise("erf", special.erf,
                    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
