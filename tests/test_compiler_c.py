@@ -86,6 +86,31 @@ def test_relu_and_its_mask_equal_numpy_bit_for_bit(dtype):
     np.testing.assert_array_equal(got_mask.numpy(), want_mask.numpy())
 
 
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=str)
+def test_where_equals_numpy_bit_for_bit(dtype):
+    special = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, 1e-40, -2.5, 3.0] * 4)
+    rng = np.random.default_rng(0)
+    a, b = (genesis.tensor(rng.permutation(special), dtype=dtype) for _ in range(2))
+    mask = genesis.tensor(rng.integers(0, 2, special.size).astype(bool))
+    fn = lambda m, a, b: (genesis.where(m, a, b) * 2, genesis.where(m, a, 0.0))  # noqa: E731
+    for got, want in zip(genesis.compile(fn, backend="c")(mask, a, b), fn(mask, a, b)):
+        assert got.numpy().tobytes() == want.numpy().tobytes()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_reductions_over_the_rows_and_some_of_a_rows_dims_are_c_kernels(backend, small_chunks):
+    def batch_norm_statistics(x, g):  # per channel over (batch, height, width); over batch and a middle dim
+        centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
+        return ((centred * g).sum(dim=(0, 2, 3)), (g.relu() > 0).sum(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3)),
+                (x * g).sum(dim=(0, 3)), (x * g).sum(dim=(0, 2)))
+
+    x, g = data(16, 3, 9, 11), data(16, 3, 9, 11, seed=1)
+    compiled = compiled_matches_eager(batch_norm_statistics, x, g, backend=backend, rtol=1e-5, atol=1e-5)
+    (program,) = compiled.programs.values()
+    if backend == "c":
+        assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Work splits into chunks (a few per thread, taken as threads come free) from 4096 elements on."""

@@ -213,7 +213,7 @@ where = _elementwise("where", _where_kernel,
                      (None,
                       lambda g, out, c, a, b: F.where(c, g, 0.0),
                       lambda g, out, c, a, b: F.where(c, 0.0, g)),
-                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="{0} ? {1} : {2}", triton="tl.where({0}, {1}, {2})",
+                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="g_where({0}, {1}, {2})", triton="tl.where({0}, {1}, {2})",
                      numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})")
 
 

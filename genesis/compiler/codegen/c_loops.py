@@ -40,7 +40,9 @@ from genesis.compiler.codegen.layout import (
 from genesis.compiler.codegen.templates import render
 from genesis.ops.op import OPS, Kind
 
-STORAGE_TYPES = {dtypes.bool_: "_Bool", dtypes.uint8: "uint8_t", dtypes.int8: "int8_t", dtypes.int16: "int16_t",
+# the C type of each dtype's arrays; bool arrays as bytes, since gcc vectorises no load of a _Bool
+# array (a loop that reads a mask stayed scalar), while values inside a kernel are _Bool (c_type)
+STORAGE_TYPES = {dtypes.bool_: "uint8_t", dtypes.uint8: "uint8_t", dtypes.int8: "int8_t", dtypes.int16: "int16_t",
                  dtypes.int32: "int32_t", dtypes.int64: "int64_t", dtypes.float16: "_Float16",
                  dtypes.bfloat16: "uint16_t", dtypes.float32: "float", dtypes.float64: "double"}
 _LOOP_NAMES = Names(rows="r", cols="j", floordiv="/")
@@ -55,13 +57,15 @@ class Refused(Exception):
 
 
 def c_type(dtype: dtypes.DType) -> str:
-    """The C type a value of `dtype` is held in inside a kernel (fp16/bf16 as float)."""
-    return STORAGE_TYPES[kernel_dtype(dtype)]
+    """The C type a value of `dtype` is held in inside a kernel (fp16/bf16 as float, bool as _Bool)."""
+    return "_Bool" if dtype is dtypes.bool_ else STORAGE_TYPES[kernel_dtype(dtype)]
 
 
 def load(expression: str, dtype: dtypes.DType) -> str:
     if dtype is dtypes.bfloat16:
         return f"g_bf16_load({expression})"
+    if dtype is dtypes.bool_:
+        return f"(_Bool){expression}"
     return f"(float){expression}" if dtype is dtypes.float16 else expression
 
 
@@ -258,10 +262,37 @@ class KernelLoops:
         if size == 1:
             return 1
         source = self._shape_of(s.reads[0])
-        if self.flat or tuple(s.attrs["dims"]) != (0,) or self._level_of_read(s.reads[0]) != 2 \
+        if self.flat or 0 not in s.attrs["dims"] or self._level_of_read(s.reads[0]) != 2 \
                 or tuple(source[1:]) != self.layout.trailing:
             raise Refused(f"{s.value} = {s.op} over dims {s.attrs['dims']} keeps a shape C does not index")
         return size
+
+    def scattered_offset(self, s) -> str | None:
+        """For a reduction over the rows that also reduces some of a row's dims (a per-channel sum over
+        (batch, channels, height, width) rows), where an element of the row adds into its partial;
+        None when each element has its own partial (dims (0,) only)."""
+        reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
+        if not reduced:
+            return None
+        kept = tuple(1 if d in reduced else n for d, n in enumerate(self.layout.trailing))
+        return self.layout.trailing_offsets(kept)
+
+    def reduced_run(self, s) -> int | None:
+        """When the row dims a scattered reduction reduces are the row's last ones, how many elements
+        in a row go into one partial (height * width), else None."""
+        reduced = sorted(d - 1 for d in s.attrs["dims"] if d > 0)
+        trailing = self.layout.trailing
+        if reduced != list(range(len(trailing) - len(reduced), len(trailing))):
+            return None
+        return numel(trailing[len(trailing) - len(reduced):])
+
+
+def _update_partial(s, x: str, target: str) -> str:
+    """`target` combined with `x` by the statement's reduction; max/min let a NaN through, as numpy's."""
+    combine = OPS[s.op].codegen["c"]
+    if combine in ("+", "*"):
+        return _REDUCTIONS[combine][1].format(a=target, x=x)
+    return f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) ? {x} : {target};"
 
 
 def _nan_flag(s) -> str:
@@ -367,6 +398,8 @@ class Emitter:
         scratch = self._scratch(loops)
         buffers = [(f"t_{name}", c_type(self._dtype(name)), k.row_elements) for name in scratch]
         buffers += [(f"w_{value}", "float", k.row_elements) for value in sorted(k.streamed)]
+        buffers += [(f"s_{s.value}", accumulator_type(s), k.row_elements) for s in self.partials
+                    if k.partial_size(s) > 1 and k.scattered_offset(s) is not None]
         body = []
         for loop in loops:
             body += loop.before + self._element_loop(loop, scratch) + loop.after
@@ -440,6 +473,24 @@ class Emitter:
             return self._accumulate(s, f"a_{s.value}")
         return self._statement(s) + self._output_store(s)
 
+    def _scattered_loop(self, s, offset) -> list[str]:
+        """Add a row's scratch `s_` into the partials: a sum whose reduced dims are the row's last ones
+        in runs (height * width values per channel, a SIMD reduction each), else element by element."""
+        k, row = self.k, self.k.row_elements
+        run = k.reduced_run(s)
+        combine = OPS[s.op].codegen["c"]
+        if run is not None and combine in ("+", "*"):
+            initial, update = _REDUCTIONS[combine]
+            return [f"for (int64_t c = 0; c < {row // run}; c++) {{",
+                    f"    {accumulator_type(s)} a = {initial};",
+                    f"    #pragma omp simd reduction({combine}:a)",
+                    f"    for (int64_t i = 0; i < {run}; i++) " + update.format(a="a", x=f"s_{s.value}[c * {run} + i]"),
+                    "    " + update.format(a=f"q_{s.value}[c]", x="a"),
+                    "}"]
+        return ([f"for (int64_t j = 0; j < {row}; j++) {{"]
+                + [f"    const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()]
+                + ["    " + _update_partial(s, f"s_{s.value}[j]", f"q_{s.value}[{offset}]"), "}"])
+
     def _scratch(self, loops) -> list[str]:
         """Full-row values a later loop reads, kept in a row-sized buffer (outputs are read back)."""
         home = {}
@@ -486,12 +537,15 @@ class Emitter:
             elif name not in k.inputs and name not in inside and name in scratch and name not in loaded:
                 loaded.add(name)
                 body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
+        scattered = []  # (statement, offset of its partial): added after the loop, element by element
         for s in loop.body:
-            if s.phase == "accumulate" and k.partial_size(s) > 1:  # one partial per element of the row
-                combine, x, target = OPS[s.op].codegen["c"], self._read(s, 0), f"q_{s.value}[j]"
-                body.append(_REDUCTIONS[combine][1].format(a=target, x=x) if combine in ("+", "*") else
-                            f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) "
-                            f"? {x} : {target};")
+            if s.phase == "accumulate" and k.partial_size(s) > 1:
+                offset = k.scattered_offset(s)
+                if offset is None:  # one partial per element of the row
+                    body.append(_update_partial(s, self._read(s, 0), f"q_{s.value}[j]"))
+                else:  # several elements add into one partial: no SIMD lanes may share it
+                    body.append(f"s_{s.value}[j] = {self._read(s, 0)};")
+                    scattered.append((s, offset))
                 continue
             if s.phase == "accumulate" or self._reduces_in_loop(s):
                 body += self._accumulate(s, f"a_{s.value}")
@@ -507,6 +561,8 @@ class Emitter:
         lines.append(f"for ({bounds}) {{")
         lines += ["    " + line for line in body]
         lines.append("}")
+        for s, offset in scattered:
+            lines += self._scattered_loop(s, offset)
         streamed = [f"g_stream_row(o_{s.value} + r * {k.row_elements}, w_{s.value}, {k.row_elements});"
                     for s in loop.body if s.value in k.streamed]
         return lines + streamed + finish
