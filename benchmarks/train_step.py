@@ -1,9 +1,10 @@
 """Whole training steps: genesis eager, compiled (numpy and default backends), PyTorch eager and torch.compile.
 
 Models: MLP 784-256-256-10 at batch 64 and 784-1024-1024-10 at batch 256 (GELU),
-and a pre-norm transformer block (attention with 4 heads, layer_norm, a GELU
-MLP) over 32 sequences of 64 tokens of width 128; cross-entropy, Adam,
-clip_grad_norm_(1.0). Reports step times and ratios,
+a pre-norm transformer block (attention with 4 heads, layer_norm, a GELU
+MLP) over 32 sequences of 64 tokens of width 128, and a small CNN (two
+conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32;
+cross-entropy, Adam, clip_grad_norm_(1.0). Reports step times and ratios,
 genesis's compile time (the first call with a cold disk cache; the second call
 traces once more), the first call in a fresh process with a warm disk cache,
 kernels per step, and peak memory of one step (tracemalloc) eager against
@@ -36,11 +37,13 @@ try:
 except ImportError:  # torch is a test-only dependency: report without it
     torch = None
 
-# (name, model, batch): an MLP by its layer sizes; ("block", width, heads, tokens) a transformer block
+# (name, model, batch): an MLP by its layer sizes; ("block", width, heads, tokens) a transformer block;
+# ("cnn", channels, side) the CNN over images of 3 x side x side
 CONFIGS = [("MLP 784-256-256-10 b64", (784, 256, 256, 10), 64),
            ("MLP 784-1024-1024-10 b256", (784, 1024, 1024, 10), 256),
-           ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32)]
-BLOCK_CLASSES = 10
+           ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32),
+           ("CNN 32-64 BN 32x32 b64", ("cnn", 32, 32), 64)]
+CLASSES = 10
 
 
 def make_model(nn_lib, spec):
@@ -55,7 +58,7 @@ def make_model(nn_lib, spec):
                 self.attention = nn_lib.MultiheadAttention(width, heads, batch_first=True)
                 self.mlp = nn_lib.Sequential(nn_lib.Linear(width, 4 * width), nn_lib.GELU(),
                                              nn_lib.Linear(4 * width, width))
-                self.head = nn_lib.Linear(width, BLOCK_CLASSES)
+                self.head = nn_lib.Linear(width, CLASSES)
 
             def forward(self, x):
                 h = self.norm1(x)
@@ -64,6 +67,14 @@ def make_model(nn_lib, spec):
                 return self.head(x.mean(dim=1))
 
         return Block()
+    if spec[0] == "cnn":
+        _, channels, side = spec
+
+        def stage(a, b):
+            return [nn_lib.Conv2d(a, b, 3, padding=1), nn_lib.BatchNorm2d(b), nn_lib.ReLU(), nn_lib.MaxPool2d(2)]
+
+        return nn_lib.Sequential(*stage(3, channels), *stage(channels, 2 * channels), nn_lib.Flatten(),
+                                 nn_lib.Linear(2 * channels * (side // 4) ** 2, CLASSES))
     layers = []
     for i, (a, b) in enumerate(zip(spec[:-1], spec[1:])):
         layers += [nn_lib.Linear(a, b)] + ([nn_lib.GELU()] if i < len(spec) - 2 else [])
@@ -121,8 +132,12 @@ print(time.perf_counter() - started, compiled.stats["disk_cache_hits"])
 
 def batch(spec, batch_size, seed=0):
     rng = np.random.default_rng(seed)
-    shape, classes = ((batch_size, spec[3], spec[1]), BLOCK_CLASSES) if spec[0] == "block" else \
-        ((batch_size, spec[0]), spec[-1])
+    if spec[0] == "block":
+        shape, classes = (batch_size, spec[3], spec[1]), CLASSES
+    elif spec[0] == "cnn":
+        shape, classes = (batch_size, 3, spec[2], spec[2]), CLASSES
+    else:
+        shape, classes = (batch_size, spec[0]), spec[-1]
     return (genesis.tensor(rng.standard_normal(shape, dtype=np.float32)),
             genesis.tensor(rng.integers(0, classes, batch_size)))
 
