@@ -18,7 +18,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import genesis
-from tests.test_compiler_codegen import ELEMENTWISE, FLOATS, broadcasting_case, data, layer_norm, softmax
+from tests.test_compiler_codegen import (
+    ELEMENTWISE,
+    FLOATS,
+    apply_random_program,
+    broadcasting_case,
+    data,
+    layer_norm,
+    softmax,
+)
 from tests.test_compiler_codegen import assert_matches_eager as compiled_matches_eager
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.c_compiler]
@@ -201,25 +209,17 @@ def test_hypothesis_random_graphs_over_four_dims_match_eager_on_merged_rows():
     reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
                   lambda a: a.sum(dim=(-2, -1), keepdim=True), lambda a: a.mean(dim=-1, keepdim=True),
                   lambda a: a.sum(dim=(0, 1))]
-    views = [lambda a: a.expand(*full), lambda a: a.permute(0, 1, 3, 2),
-             lambda a: a.reshape(3, 2, -1).reshape(*a.shape), lambda a: a.transpose(-1, -2)]
+    views = [lambda a: a.expand(*full) if a.ndim == 4 else a,  # a view of a reduced value stays as it is
+             lambda a: a.permute(0, 1, 3, 2) if a.ndim == 4 else a,
+             lambda a: a.reshape(3, 2, -1).reshape(*a.shape) if a.ndim == 4 else a,
+             lambda a: a.transpose(-1, -2) if a.ndim == 4 else a]
 
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
                     min_size=1, max_size=9))
     def check(program):
         def fn(x, y):
-            values = [x, y]
-            for kind, which, a, b in program:
-                left, right = values[a % len(values)], values[b % len(values)]
-                if kind == 0:
-                    values.append(unary[which % len(unary)](left))
-                elif kind == 1:
-                    values.append(binary[which % len(binary)](left, right))
-                elif kind == 2:
-                    values.append(reductions[which % len(reductions)](left))
-                elif left.ndim == 4:
-                    values.append(views[which % len(views)](left))
+            values = apply_random_program(program, [x, y], [unary, binary, reductions, views])
             last = values[-1]
             if last.ndim == 4 and tuple(last.shape) != full:
                 last = last.expand(*full) * x  # a row's reduction expanded back over the row

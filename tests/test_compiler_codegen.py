@@ -216,6 +216,17 @@ def test_memory_plan_reuses_dead_buffers():
     assert "reuse(buffer_" in source.source
 
 
+def apply_random_program(program, values, families):
+    """`values` extended by the ops `program` picks: (family, op, a, b) applies op number `op` of
+    `families[family]` (unary ops take values[a], binary ones values[a] and values[b])."""
+    for family, which, a, b in program:
+        ops = families[family]
+        op = ops[which % len(ops)]
+        operands = (values[a % len(values)], values[b % len(values)])
+        values.append(op(*operands[:op.__code__.co_argcount]))
+    return values
+
+
 def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every_backend():
     unary = [lambda a: a.exp(), lambda a: a.tanh(), lambda a: a.abs().sqrt(), lambda a: a.sigmoid(),
              lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
@@ -229,15 +240,7 @@ def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every
            st.sampled_from([(17, 9), (1, 5), (64, 3)]))
     def check(program, shape):
         def fn(x, y):
-            values = [x, y]
-            for kind, which, a, b in program:
-                left, right = values[a % len(values)], values[b % len(values)]
-                if kind == 0:
-                    values.append(unary[which % len(unary)](left))
-                elif kind == 1:
-                    values.append(binary[which % len(binary)](left, right))
-                else:
-                    values.append(reductions[which % len(reductions)](left))
+            values = apply_random_program(program, [x, y], [unary, binary, reductions])
             return values[-1] + values[-2] if len(values) > 3 else values[-1]
 
         x, y = data(*shape), data(*shape, seed=1)
