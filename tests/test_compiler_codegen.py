@@ -201,6 +201,16 @@ def test_an_unfused_matmul_writes_into_a_planned_buffer_where_numpy_computes_as_
     assert len(inline) == (2 if dtype is genesis.float32 else 0), source
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_view_keeps_its_sources_scratch_until_the_view_is_read(backend):
+    def fn(x):  # the transpose of exp(exp(x)) is read after tanh, which a reused scratch would overwrite
+        inner = x.exp()
+        transposed = inner.exp().permute(0, 1, 3, 2)
+        return inner.tanh() * 2, transposed + 1
+
+    assert_matches_eager(fn, data(3, 2, 4, 5), backend=backend, rtol=1e-6)
+
+
 def test_memory_plan_reuses_dead_buffers():
     def fn(x):
         a = (x * 2).exp()            # kernel 1 writes a

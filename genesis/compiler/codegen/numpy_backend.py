@@ -190,12 +190,17 @@ def _statement(spec, value):
 
 
 def _last_reads(spec) -> dict[int, list[str]]:
-    """Statement index -> the kernel values it is the last block-phase reader of."""
+    """Statement index -> the kernel values it is the last block-phase reader of. A view (a transpose,
+    a reshape) shares its source's scratch, so the source lives as long as the view is read."""
     last = {}
     for index, s in enumerate(spec.statements):
         for r in s.reads:
             if isinstance(r, str):
                 last[r] = index
+    for s in reversed(spec.statements):  # a view of a view: the later one first
+        source = s.reads[0] if s.reads else None
+        if OPS[s.op].kind is Kind.VIEW and isinstance(source, str) and s.value in last:
+            last[source] = max(last.get(source, -1), last[s.value])
     found: dict[int, list[str]] = {}
     for name, index in last.items():
         found.setdefault(index, []).append(name)
