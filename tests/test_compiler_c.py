@@ -204,7 +204,8 @@ def test_hypothesis_random_graphs_over_four_dims_match_eager_on_merged_rows():
     """Reductions over the last dim or two of (batch, heads, seq, seq) values, their expands back over
     the rows, permutes and reshapes of the trailing dims: groups that iterate over merged rows."""
     full = (3, 2, 4, 5)
-    unary = [lambda a: a.exp(), lambda a: a.tanh(), lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
+    # exp of a clamped value, as in the two-dim test
+    unary = [lambda a: a.clamp(-6, 6).exp(), lambda a: a.tanh(), lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
     binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b]
     reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
                   lambda a: a.sum(dim=(-2, -1), keepdim=True), lambda a: a.mean(dim=-1, keepdim=True),

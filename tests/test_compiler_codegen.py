@@ -238,7 +238,8 @@ def apply_random_program(program, values, families):
 
 
 def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every_backend():
-    unary = [lambda a: a.exp(), lambda a: a.tanh(), lambda a: a.abs().sqrt(), lambda a: a.sigmoid(),
+    # exp of a clamped value: exp(exp(exp(x))) multiplies the backends' 1-ulp exp differences by its argument
+    unary = [lambda a: a.clamp(-6, 6).exp(), lambda a: a.tanh(), lambda a: a.abs().sqrt(), lambda a: a.sigmoid(),
              lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
     binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: genesis.maximum(a, b), lambda a, b: a - b]
     reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
