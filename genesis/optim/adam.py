@@ -37,21 +37,19 @@ class Adam(Optimizer):
     def _update_group(self, group: dict) -> None:
         beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
         lr = self._hyper(group, "lr")
+        fixed = {key: self._fixed(group, key)
+                 for key in ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")}
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             if not state:
                 state["step"] = zeros((), dtype=float32)
                 state["exp_avg"] = zeros_like(param)
                 state["exp_avg_sq"] = zeros_like(param)
-            amsgrad = self._fixed(group, "amsgrad")
-            if amsgrad and "max_exp_avg_sq" not in state:
+            if fixed["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = zeros_like(param)
             state["step"].add_(1)
             adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, eps=self._fixed(group, "eps"),
-                        weight_decay=self._fixed(group, "weight_decay"), amsgrad=amsgrad,
-                        maximize=self._fixed(group, "maximize"),
-                        decoupled_weight_decay=self._fixed(group, "decoupled_weight_decay"))
+                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, **fixed)
 
 
 class AdamW(Adam):

@@ -33,24 +33,21 @@ class RMSprop(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, momentum = self._hyper(group, "lr"), self._hyper(group, "momentum")
+        uses_momentum = self._fixed(group, "momentum", _positive)
+        fixed = {key: self._fixed(group, key) for key in ("alpha", "eps", "weight_decay", "centered", "maximize")}
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             if not state:
                 state["step"] = zeros((), dtype=float32)
                 state["square_avg"] = zeros_like(param)
             # made when first needed, so a group switched to momentum or centered mid-run keeps working
-            uses_momentum = self._fixed(group, "momentum", _positive)
             if uses_momentum and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(param)
-            centered = self._fixed(group, "centered")
-            if centered and "grad_avg" not in state:
+            if fixed["centered"] and "grad_avg" not in state:
                 state["grad_avg"] = zeros_like(param)
             state["step"].add_(1)
             rmsprop_update(param, grad, state["square_avg"], state.get("grad_avg"),
-                           state["momentum_buffer"] if uses_momentum else None,
-                           lr=lr, alpha=self._fixed(group, "alpha"), eps=self._fixed(group, "eps"),
-                           weight_decay=self._fixed(group, "weight_decay"), momentum=momentum,
-                           centered=centered, maximize=self._fixed(group, "maximize"))
+                           state["momentum_buffer"] if uses_momentum else None, lr=lr, momentum=momentum, **fixed)
 
 
 def _positive(value) -> bool:

@@ -30,15 +30,15 @@ class SGD(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, momentum = self._hyper(group, "lr"), self._hyper(group, "momentum")
+        uses_momentum = self._fixed(group, "momentum", _nonzero)
+        fixed = {key: self._fixed(group, key) for key in ("dampening", "nesterov", "weight_decay", "maximize")}
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             buffer = state.get("momentum_buffer")
             first = buffer is None
-            if self._fixed(group, "momentum", _nonzero) and first:  # PyTorch keeps no state for plain SGD
+            if uses_momentum and first:  # PyTorch keeps no state for plain SGD
                 buffer = state["momentum_buffer"] = zeros_like(param)
-            sgd_update(param, grad, buffer, first, lr=lr, momentum=momentum,
-                       dampening=self._fixed(group, "dampening"), nesterov=self._fixed(group, "nesterov"),
-                       weight_decay=self._fixed(group, "weight_decay"), maximize=self._fixed(group, "maximize"))
+            sgd_update(param, grad, buffer, first, lr=lr, momentum=momentum, **fixed)
 
 
 def _nonzero(value) -> bool:

@@ -165,12 +165,12 @@ def _merge_leading_dims(statements, operands, group):
         prefix = tuple(shape[:first])
     if prefix is None:
         return None
+    shape_of = {o.local: o.shape for o in operands} | {s.value: s.shape for s in statements}
     for s in views:
         if s.op == "permute" and tuple(s.attrs["dims"][:first]) != tuple(range(first)):
             return None
-        if tuple(input_shape(s, statements, operands)[:first]) != prefix:
+        if tuple(shape_of[s.reads[0]][:first]) != prefix:
             return None
-    shape_of = {o.local: o.shape for o in operands} | {s.value: s.shape for s in statements}
     for s in before_loop:  # a stack times a 2-d weight: its rows merge as the product's (matmul_kernel)
         if tuple(s.shape[:first]) != prefix or tuple(shape_of[s.reads[0]][:first]) != prefix or \
                 len(shape_of[s.reads[1]]) != 2:
