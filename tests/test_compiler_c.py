@@ -39,7 +39,7 @@ TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid
 def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, c_kernels=None, kernels=None):
     """The numpy backend's check, on the C backend, then its count of C kernels."""
     compiled = compiled_matches_eager(fn, *args, backend="c", rtol=rtol, atol=atol, kernels=kernels)
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     if c_kernels is not None:
         assert program.info["c_kernels"] == c_kernels, program.info
     return compiled, program.info
@@ -114,7 +114,7 @@ def test_reductions_over_the_rows_and_some_of_a_rows_dims_are_c_kernels(backend,
 
     x, g = data(16, 3, 9, 11), data(16, 3, 9, 11, seed=1)
     compiled = compiled_matches_eager(batch_norm_statistics, x, g, backend=backend, rtol=1e-5, atol=1e-5)
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     if backend == "c":
         assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
 
@@ -177,7 +177,7 @@ def test_views_of_the_trailing_dims_merge_with_rows_over_several_leading_dims(ba
     p, g, x = data(4, 3, 5, 6), data(4, 3, 5, 6, seed=1), data(4, 3, 5, 6, seed=2)
     for fn, args in [(softmax_backward, (p, g)), (centred_and_transposed, (x,))]:
         compiled = compiled_matches_eager(fn, *args, backend=backend, rtol=1e-6, atol=1e-6)
-        (program,) = compiled.programs.values()
+        (program,) = compiled.programs
         if backend == "c":
             assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
 
@@ -195,7 +195,7 @@ def test_a_matmul_before_the_loop_or_a_reshaped_operand_merge_with_rows_over_sev
     for fn, args in [(linear_backward, (data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2))),
                      (heads_bias_backward, (data(4, 2, 5, 3),))]:
         compiled = compiled_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6)
-        (program,) = compiled.programs.values()
+        (program,) = compiled.programs
         if backend == "c":
             assert program.info["c_kernels"] == program.info["kernels"], program.info["backend_refusals"]
 
@@ -335,7 +335,7 @@ def test_a_training_step_on_the_c_backend_matches_eager():
         np.testing.assert_allclose(compiled(x, y).item(), step(eager_model, eager_optimizer, x, y).item(), rtol=1e-5)
     for got, expected in zip(model.parameters(), eager_model.parameters()):
         np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-6)
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     assert program.info["c_kernels"] >= program.info["kernels"] - 2, program.info
 
 
@@ -394,7 +394,7 @@ def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch
         compiled = genesis.compile(fn, backend="c")
         got = compiled(x)
     np.testing.assert_array_equal(got.numpy(), fn(x).numpy())  # the numpy kernels: eager's numbers
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     assert "failed on generated C" in program.info["c_failed"]
 
 

@@ -133,7 +133,7 @@ def test_reductions_over_the_last_dims_of_a_4d_tensor_iterate_over_all_leading_d
     for fn, args in [(lambda x: F.softmax(x, dim=-1) * 2, (x,)), (lambda x, w, b: F.layer_norm(x, (6,), w, b), (x, w, b)),
                      (lambda x: F.layer_norm(x, (5, 6)), (x,))]:
         compiled = assert_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6, kernels=1)
-        (program,) = compiled.programs.values()
+        (program,) = compiled.programs
         assert not program.info.get("backend_refusals"), program.info
 
 

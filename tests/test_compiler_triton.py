@@ -39,7 +39,7 @@ def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, triton_kernels=None, ker
 
 def _program_stats(compiled):
     """The executor's stats of the program the call built: kernels taken by Triton, refusals."""
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     return program.info
 
 

@@ -28,6 +28,8 @@ log = logging.getLogger("genesis.compiler")
 
 BACKENDS = ("numpy", "c", "triton", "eager")
 RECOMPILE_WARNING = 8  # recompiles of one function before it warns
+RECOMPILE_LIMIT = 64   # ... and before it gives up and runs eagerly (a guard that fails on every call)
+PROGRAMS_PER_KEY = 8   # programs kept per argument signature (train and eval, a few module states)
 
 
 def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_passes=(), amp=None,
@@ -73,10 +75,10 @@ class CompiledFunction:
         self.fullgraph = fullgraph
         self.dump_dir = dump_dir
         self.disable_passes = tuple(disable_passes)
-        self.programs: dict[tuple, Program] = {}
+        self._table: dict[tuple, list[Program]] = {}  # guard key -> its programs, newest first
         self.graph_break: GraphBreak | None = None
         self.stats = {"compiles": 0, "recompiles": 0, "recompile_reasons": [], "cache_hits": 0, "disk_cache_hits": 0,
-                      "kernels_per_call": 0, "fallbacks": [], "calls": 0}
+                      "kernels_per_call": 0, "fallbacks": [], "calls": 0, "eager_calls": 0}
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args, **kwargs):
@@ -84,20 +86,32 @@ class CompiledFunction:
         if self.graph_break is not None:
             return self.fn(*args, **kwargs)
         leaves, spec = pytree.flatten((args, kwargs))
-        key = guard_key(leaves, spec) + self._module_modes()
-        program = self.programs.get(key)
-        stale = program.stale() if program is not None else None
-        if program is not None and not stale and not program.confirmed:
+        key = guard_key(leaves, spec)
+        program, stale = self._lookup(key)
+        if program is not None and not program.confirmed:
             program = self._confirm(key, program, leaves, spec)
             if program is None:  # the second trace broke the graph: eager from now on
                 return self.fn(*args, **kwargs)
-        if program is None or stale:
+        if program is None:
             program = self._compile(key, leaves, spec, stale)
             if program is None:  # the trace broke: this call and every later one run eagerly
                 return self.fn(*args, **kwargs)
         else:
             self.stats["cache_hits"] += 1
+        if program.shares_memory(leaves):
+            self.stats["eager_calls"] += 1
+            return self.fn(*args, **kwargs)
         return program(leaves)
+
+    def _lookup(self, key):
+        """(the first program for `key` whose guards hold, or None; why the others do not fit)."""
+        stale = None
+        for program in self._table.get(key, ()):
+            why = program.stale()
+            if why is None:
+                return program, None
+            stale = stale or why
+        return None, stale
 
     def _confirm(self, key, program, leaves, spec):
         """Trace once more on the second call. The first trace ran the code's first-call branches
@@ -111,10 +125,15 @@ class CompiledFunction:
             self.stats["recompiles"] += 1
             self.stats["recompile_reasons"].append("the second call's trace differs from the first's "
                                                    "(state made on the first call)")
-            self.programs[key] = again
+            self._replace(key, program, again)
             return again
         program.confirmed = True
+        program.world = again.world  # the state as the second call found it
         return program
+
+    def _replace(self, key, old, new) -> None:
+        programs = self._table[key]
+        programs[programs.index(old)] = new
 
     def _build(self, leaves, spec):
         try:
@@ -130,34 +149,39 @@ class CompiledFunction:
             return None
 
     def _compile(self, key, leaves, spec, stale=None):
-        if self.programs:
-            reason = stale or _guard_miss(key, self.programs)
+        if self._table:
+            reason = stale or _guard_miss(key, self._table)
             self.stats["recompiles"] += 1
             self.stats["recompile_reasons"].append(reason)
             log.info("recompiling %s: %s", _name(self.fn), reason)
             if self.stats["recompiles"] == RECOMPILE_WARNING:
                 warnings.warn(f"genesis.compile: {_name(self.fn)} was recompiled {RECOMPILE_WARNING} times; "
                               f"the guard that keeps failing: {reason}", stacklevel=3)
+            if self.stats["recompiles"] > RECOMPILE_LIMIT:
+                self.graph_break = GraphBreak(f"more than {RECOMPILE_LIMIT} recompiles (the last: {reason})")
+                warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly from now on: it was recompiled "
+                              f"more than {RECOMPILE_LIMIT} times; the last reason: {reason}", stacklevel=3)
+                return None
         program = self._build(leaves, spec)
         if program is None:
             return None
         self.stats["compiles"] += 1
         self.stats["disk_cache_hits"] += int(program.info.get("cache_hit", False))
         self.stats["kernels_per_call"] = program.kernels_per_call
-        self.programs[key] = program
+        programs = self._table.setdefault(key, [])
+        programs.insert(0, program)  # the newest first: what the guards saw last is likeliest to come again
+        del programs[PROGRAMS_PER_KEY:]
         return program
 
-    def _module_modes(self) -> tuple:
-        """A compiled Module also guards on train/eval: dropout and batch norm trace differently."""
-        modules = getattr(self.fn, "modules", None)
-        if modules is None:
-            return ()
-        return (("training", tuple(m.training for m in modules())),)
+    @property
+    def programs(self) -> list[Program]:
+        """Every compiled program kept (for reading and tests)."""
+        return [program for programs in self._table.values() for program in programs]
 
     @property
     def graphs(self):
         """The optimised graph of each compiled program (for reading and tests)."""
-        return [program.graph for program in self.programs.values()]
+        return [program.graph for program in self.programs]
 
 
 def _name(fn) -> str:
@@ -171,11 +195,16 @@ def _autocast_state():
 
 
 def guard_key(leaves, spec) -> tuple:
-    """Everything a trace specialised on: tensor metadata, other argument values, grad mode, autocast."""
+    """Everything a trace specialised on in the arguments: per tensor its shape, dtype, device,
+    requires_grad, whether it has a gradient, and which earlier argument it is (the same tensor
+    passed twice is one value); the other arguments' values; grad mode; autocast."""
     parts = []
-    for leaf in leaves:
+    first: dict[int, int] = {}
+    for i, leaf in enumerate(leaves):
         if isinstance(leaf, Tensor):
-            parts.append(("tensor", tuple(leaf.shape), leaf.dtype.name, str(leaf.device), leaf.requires_grad))
+            grad = leaf.requires_grad
+            parts.append(("tensor", tuple(leaf.shape), leaf.dtype.name, str(leaf.device), grad,
+                          grad and leaf.grad is not None, first.setdefault(id(leaf), i)))
         else:
             parts.append(("value", type(leaf).__name__, _hashable(leaf)))
     return (repr(spec), tuple(parts), ("grad_mode", grad_mode.is_grad_enabled()), ("autocast", _autocast_state()))
@@ -189,7 +218,8 @@ def _hashable(value):
         return repr(value)
 
 
-_PART_NAMES = {0: "shape", 1: "dtype", 2: "device", 3: "requires_grad"}
+_PART_NAMES = {0: "shape", 1: "dtype", 2: "device", 3: "requires_grad", 4: "has a .grad",
+               5: "is the same tensor as argument"}
 
 
 def _guard_miss(key, programs) -> str:
@@ -202,7 +232,7 @@ def _guard_miss(key, programs) -> str:
             if mine != theirs:
                 if mine[0] == theirs[0] == "tensor":
                     found += [f"argument {i} {_PART_NAMES[j]}: {theirs[j + 1]} -> {mine[j + 1]}"
-                              for j in range(4) if mine[j + 1] != theirs[j + 1]]
+                              for j in range(len(_PART_NAMES)) if mine[j + 1] != theirs[j + 1]]
                 else:
                     found.append(f"argument {i}: {theirs[1:]} -> {mine[1:]}")
         if len(key[1]) != len(other[1]):

@@ -40,9 +40,17 @@ def _plain_eager():
 
 
 def eager_executor(graph):
+    """The graph node by node with the eager kernels. Grad mode is off as in every executor: a
+    compiled program's backward is a graph of its own, and the values it computes (gradients
+    included) are plain tensors, never ones with a history."""
     freed = interpret.last_uses(graph)
     stats = {"kernels": 0, "library_calls": len(graph.op_nodes())}
-    return lambda inputs: interpret.run(graph, inputs, freed), stats
+
+    def run(inputs):
+        with _plain_eager():
+            return interpret.run(graph, inputs, freed)
+
+    return run, stats
 
 
 def library_call(graph, node):

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from genesis import autograd
 from genesis.autograd import grad_mode
+from genesis.autograd.node import Node
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.ir import Graph
+from genesis.compiler.guards import World
 from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.dump import Dump
 from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
@@ -27,10 +29,15 @@ from genesis.tensor import Tensor
 class Program:
     def __init__(self, graph, traced, executor, kernels_per_call, backward=None):
         self.graph = graph
-        self.sources = traced.sources      # per graph input: ("arg", leaf index) or ("captured", tensor)
+        self.sources = traced.sources      # per graph input: where a call finds it (see compiler/effects.py)
         self.out_spec = traced.out_spec
         self.out_slots = traced.out_slots  # per result leaf: ("graph", output index) or ("value", python value)
-        self.writebacks = traced.writebacks  # (tensor, output index): values the code wrote in place
+        self.writebacks = traced.writebacks  # what a call writes back: in-place updates, .grad, stored tensors
+        self.world = traced.world          # the Python state the trace read (compiler/guards.py)
+        self.spent = traced.spent          # results a backward inside the function already went through
+        # tensors whose memory a call may write: the trace assumed no two of them share any
+        self._written = [s for s in self.sources if s[0] in ("arg", "captured")] if any(
+            effect[0] == "buffer" for effect in traced.writebacks) else []
         self.executor = executor
         self.kernels_per_call = kernels_per_call
         self.backward = backward           # a _Backward when results carry gradients
@@ -50,16 +57,35 @@ class Program:
             if now != value:
                 change = f"{value!r} -> {now!r}"
                 return f"{what}: {change}" if len(change) <= 80 else f"{what} changed"
-        return None
+        return self.world.changed() if self.world is not None else None
+
+    def shares_memory(self, leaves) -> bool:
+        """Whether two tensors this call would read and write in place share memory (an argument
+        passed as a view of another, or a parameter passed as an argument). The trace saw them as
+        separate values, so the call must run eagerly, where a write through one shows in the other."""
+        if not self._written:
+            return False
+        tensors = [leaves[s[1]] if s[0] == "arg" else s[1] for s in self._written]
+        return effects.overlapping([t._data for t in tensors])
 
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
         outputs = self.executor(inputs)
-        effects.apply(self.writebacks, outputs, inputs)
+        effects.apply(self.writebacks, outputs, inputs, leaves)
         if self.backward is not None:
             self.backward.attach(inputs, outputs)
+        for index, op in self.spent:
+            _spent_history(outputs[index], op)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
         return pytree.unflatten(self.out_spec, results)
+
+
+def _spent_history(result, op) -> None:
+    """The function ran backward through `result` (a training step's loss): as in eager, it requires
+    grad, and a second backward through it says that its graph was freed, naming the op."""
+    node = Node(op, (), {}, None)
+    node.inputs = None  # what the engine's backward leaves of a node it went through
+    result._node, result.requires_grad = node, True
 
 
 class _Backward:
@@ -93,6 +119,8 @@ class Traced:
     grad_slots: list = field(default_factory=list)      # per diff input: index among the gradient outputs
     grad_inputs: list = field(default_factory=list)     # names of the incoming-gradient inputs
     guards: list = field(default_factory=list)          # the tracer's guards (see Tracer.guard)
+    world: World | None = None                          # the Python state the trace read (compiler/guards.py)
+    spent: list = field(default_factory=list)           # (graph output, op): results whose history backward freed
 
 
 def trace(fn, leaves, spec, on_pass=None) -> Traced:
@@ -100,18 +128,11 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
     trace their backward into the same graph (see `compiler.backward`). Then the lowering passes
     write out what the trace left as markers (autocast, backward); `on_pass(name, graph)` sees
     the traced graph ("traced") and the graph after each of them."""
+    world = World([fn, *(leaf for leaf in leaves if not isinstance(leaf, Tensor))])  # before it runs
     tracer = Tracer()
     source_of = {}  # graph input name -> where a call finds its value
-    symbolic_args = []
     with tracing(tracer):
-        traced_leaves = []
-        for i, leaf in enumerate(leaves):
-            if isinstance(leaf, Tensor):
-                stand_in = tracer.add_input(leaf)
-                symbolic_args.append((leaf, stand_in, stand_in._data.name))
-                source_of[stand_in._data.name] = ("arg", i)
-                leaf = stand_in
-            traced_leaves.append(leaf)
+        arguments, traced_leaves = _stand_ins(tracer, leaves, source_of)
         args, kwargs = pytree.unflatten(spec, traced_leaves)
         out_leaves, out_spec = pytree.flatten(fn(*args, **kwargs))
         graph = tracer.graph
@@ -123,9 +144,13 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
                 out_tensors.append(leaf)
             else:
                 out_slots.append(("value", leaf))
-        # in-place writes and gradients become outputs that a call writes back
-        traced = Traced(graph, [], out_spec, out_slots, effects.writebacks(tracer, graph, symbolic_args))
-        stand_ins = {name: stand_in for _, stand_in, name in symbolic_args}
+        # in-place writes, gradients and tensors stored on modules become outputs that a call writes back
+        argument_of = {id(stand_in): (index, name) for index, stand_in, name, _, _ in arguments}
+        effects_ = effects.writebacks(tracer, graph, arguments)
+        effects_ += effects.stored_tensors(tracer, graph, world, argument_of)
+        traced = Traced(graph, [], out_spec, out_slots, effects_, world=world)
+        stand_ins = {name: stand_in for _, stand_in, name, _, _ in arguments}
+        stand_ins.update((grad_name, grad) for _, _, _, grad, grad_name in arguments if grad_name is not None)
         stand_ins.update((name, t) for t, name in tracer.captured)
         stand_ins.update((name, None) for _, _, name in tracer.scalars)
         _trace_backward(tracer, traced, out_tensors, [stand_ins[name] for name in graph.inputs])
@@ -139,6 +164,29 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
     return traced
 
 
+def _stand_ins(tracer, leaves, source_of):
+    """A symbolic stand-in for each tensor argument; the same tensor passed twice gets one, as
+    eager code would see one tensor. An argument that has a gradient lends it to its stand-in as
+    an input of its own, so traced code that reads or accumulates into `.grad` sees it.
+    Returns ([(leaf index, stand-in, input name, its gradient, gradient input name)], new leaves)."""
+    arguments, traced_leaves, seen = [], [], {}
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, Tensor):
+            if id(leaf) not in seen:
+                stand_in = seen[id(leaf)] = tracer.add_input(leaf)
+                source_of[stand_in._data.name] = ("arg", i)
+                grad_name = None
+                if leaf.requires_grad and leaf.grad is not None:
+                    stand_in.grad = tracer.add_input(leaf.grad)
+                    stand_in.grad.requires_grad = False
+                    grad_name = stand_in.grad._data.name
+                    source_of[grad_name] = ("arg_grad", i)
+                arguments.append((i, stand_in, stand_in._data.name, stand_in.grad, grad_name))
+            leaf = seen[id(leaf)]
+        traced_leaves.append(leaf)
+    return arguments, traced_leaves
+
+
 def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
     """Append the backward of the differentiable results to the graph (nothing if there is none)."""
     if not grad_mode.is_grad_enabled():
@@ -147,6 +195,8 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
     # a result whose history a traced backward() already consumed (a training step) needs none
     differentiable = [i for i, t in enumerate(out_tensors) if t.requires_grad and t.dtype.is_floating_point
                       and (t._node is None or t._node.inputs is not None)]
+    traced.spent = [(_graph_output_index(traced, i), t._node.op) for i, t in enumerate(out_tensors)
+                    if t.requires_grad and t._node is not None and t._node.inputs is None]
     diff_inputs = [i for i, t in enumerate(input_tensors) if t is not None and t.requires_grad]
     if not differentiable or not diff_inputs:
         return
@@ -178,8 +228,8 @@ def _donations(traced) -> dict:
     input_of = {id(source[1]): name for name, source in zip(graph.inputs, traced.sources) if source[0] == "captured"}
     donations = {}
     for effect in traced.writebacks:
-        if effect[0] != "buffer":
-            continue
+        if effect[0] != "buffer" or type(effect[1]) is int:
+            continue  # an argument's buffer may be any view the caller passes: written back, not donated
         tensor, output = effect[1], graph.outputs[effect[2]]
         name = input_of.get(id(tensor))
         if name is not None and output not in graph.inputs and graph.outputs.count(output) == 1:
