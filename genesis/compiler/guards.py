@@ -28,6 +28,7 @@ so that an id is never reused by a new object while the program exists).
 from __future__ import annotations
 
 import functools
+import itertools
 import types
 
 from genesis.nn.modules.module import Module
@@ -44,19 +45,51 @@ def _is_plain(value) -> bool:
     return isinstance(value, tuple) and all(_is_plain(x) for x in value)
 
 
-def _module_state(module: Module, keep: list) -> tuple:
-    """Everything of `module` that a trace could have baked in, as a tuple that compares by value."""
+def _module_state(module: Module) -> tuple:
+    """Everything of `module` that a trace could have baked in, as a tuple that compares by value:
+    objects (tensors, modules, hooks) by identity, plain values by value."""
     state = []
     for key, value in module.__dict__.items():
         if key in _REGISTRIES:
             state.append((key, tuple((name, id(x)) for name, x in value.items())))
-            keep.extend(value.values())
         elif isinstance(value, (Tensor, Module)):
             state.append((key, id(value)))
-            keep.append(value)
         elif _is_plain(value):
             state.append((key, value))
     return tuple(state)
+
+
+class _ModuleGuard:
+    """The quick check of one module's state, run before every call.
+
+    It compares the identities of everything in the module's `__dict__` and in its registries with
+    those seen at the snapshot: one C-level pass. The snapshot keeps those objects alive, so an
+    equal identity means the very same object, unchanged. A different identity may still be an
+    equal value (a flag set again to the same number); then the full `_module_state` decides."""
+
+    __slots__ = ("module", "state", "registries", "views", "ids", "keep")
+
+    def __init__(self, module: Module):
+        self.module, self.state = module, _module_state(module)
+        d = module.__dict__
+        self.registries = [(k, d[k]) for k in _REGISTRIES if k in d]
+        self.views = (d.values(), *(registry.values() for _, registry in self.registries))
+        self.ids, self.keep = self._identities()
+
+    def _identities(self):
+        objects = tuple(itertools.chain.from_iterable(self.views))
+        return tuple(map(id, objects)), objects
+
+    def holds(self) -> bool:
+        if tuple(map(id, itertools.chain.from_iterable(self.views))) == self.ids:
+            return True
+        d = self.module.__dict__
+        if any(d.get(k) is not registry for k, registry in self.registries):
+            return False  # a registry itself replaced: the views would watch the old one
+        if _module_state(self.module) != self.state:
+            return False
+        self.ids, self.keep = self._identities()  # the same values in new objects: watch those now
+        return True
 
 
 class World:
@@ -64,14 +97,14 @@ class World:
 
     def __init__(self, roots):
         self.modules: list[Module] = []
-        self.states: list[tuple] = []
+        self.guards: list[_ModuleGuard] = []
         self.cells: list[tuple] = []     # (cell, value, where)
         self.globals: list[tuple] = []   # (globals dict, name, value, where)
         self._keep: list = []            # objects named by id above, kept alive
         self._seen: set[int] = set()
         for root in roots:
             self._walk(root, 0, top=True)
-        self.states = [_module_state(m, self._keep) for m in self.modules]
+        self.guards = [_ModuleGuard(m) for m in self.modules]
         del self._seen
 
     # ---- the walk -------------------------------------------------------------------
@@ -148,11 +181,10 @@ class World:
     # ---- the check --------------------------------------------------------------------
     def changed(self) -> str | None:
         """What differs from the snapshot, or None."""
-        keep: list = []
-        for module, state in zip(self.modules, self.states):
-            now = _module_state(module, keep)
-            if now != state:
-                return f"{type(module).__name__}: {_difference(state, now)}"
+        for guard in self.guards:
+            if not guard.holds():
+                now = _module_state(guard.module)
+                return f"{type(guard.module).__name__}: {_difference(guard.state, now)}"
         for cell, value, where in self.cells:
             try:
                 now = cell.cell_contents
