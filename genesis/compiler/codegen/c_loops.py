@@ -155,6 +155,11 @@ class KernelLoops:
                     raise Refused(f"{s.value} = permute moves the rows, or a later statement reads it")
                 self.shapes[s.value] = self._shape_of(s.reads[0])
                 self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
+        for s in self.statements:  # any other reshape is computed as its source at the same position
+            if s.op == "reshape" and s.value not in self.permuted and \
+                    _without_leading_ones(self._shape_of(s.reads[0])) != _without_leading_ones(self.shapes[s.value]):
+                raise Refused(f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
+                              f"moves elements to other positions of the loop")
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
         values.update((s.value, (self.shapes[s.value], True)) for s in self.statements if s.phase == "block")
         try:
@@ -285,6 +290,14 @@ class KernelLoops:
         if reduced != list(range(len(trailing) - len(reduced), len(trailing))):
             return None
         return numel(trailing[len(trailing) - len(reduced):])
+
+
+def _without_leading_ones(shape) -> tuple:
+    """A shape as broadcasting aligns it: leading 1s change no element's position."""
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
 
 
 def _update_partial(s, x: str, target: str) -> str:

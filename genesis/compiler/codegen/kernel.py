@@ -175,12 +175,17 @@ def _merge_leading_dims(statements, operands, group):
         if tuple(s.shape[:first]) != prefix or tuple(shape_of[s.reads[0]][:first]) != prefix or \
                 len(shape_of[s.reads[1]]) != 2:
             return None
-    full_rank = max([len(s.shape) for s in in_loop] + [len(o.shape) for o in operands if o.blocked])
+    whole = {o.local: o.shape for o in operands if not o.blocked}
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
-    for o in operands:  # whole operands may only vary along the dims that stay (a layer_norm weight)
-        aligned = (1,) * (full_rank - len(o.shape)) + tuple(o.shape)
-        if not o.blocked and o.local in read_in_loop and any(n != 1 for n in aligned[:first]):
-            return None
+    for s in statements:  # whole operands may only vary along the dims that stay (a layer_norm weight)
+        for read in s.reads:  # aligned as the statement that reads it broadcasts it
+            if s.phase in ("block", "accumulate") and read in whole:
+                shape = whole[read]
+                aligned = (1,) * (len(s.shape) - len(shape)) + tuple(shape)
+                if s.phase == "accumulate":
+                    aligned = (1,) * (len(input_shape(s, statements, operands)) - len(shape)) + tuple(shape)
+                if any(n != 1 for n in aligned[:first]):
+                    return None
     rows = numel(prefix)
 
     def merge(shape):
@@ -210,7 +215,18 @@ def _merge_leading_dims(statements, operands, group):
                   if s.op == "reshape" and readers.count(s.reads[0]) == 1}
     merged_operands = tuple(replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o
                             for o in operands)
-    return tuple(merged_statements), merged_operands, rows
+    # a whole operand the loop reads loses the leading 1s that stood for the merged dims, so that it
+    # broadcasts against the merged rows' trailing dims; one that post-loop code reads too keeps them
+    read_outside = {r for s in statements if s.phase in ("pre", "post") for r in s.reads}
+    stripped = []
+    for o in merged_operands:
+        shape = o.shape
+        while not o.blocked and len(shape) > 1 and shape[0] == 1 and o.local in read_in_loop:
+            shape = shape[1:]
+        if shape != o.shape and o.local in read_outside:
+            return None
+        stripped.append(replace(o, shape=shape))
+    return tuple(merged_statements), tuple(stripped), rows
 
 
 def _mode(statements, operands, group, strided=False, rows=None):

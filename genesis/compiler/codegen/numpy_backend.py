@@ -93,7 +93,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
     setup, body, after = [], [], []
     outputs = set(spec.outputs)
     if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
-        setup += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands if o.blocked]
+        setup += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
         setup += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements
                   if s.value in outputs]
     for o in spec.operands:
@@ -179,7 +179,10 @@ def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
     output = s.value in spec.outputs
     direct = output and s.phase == "pre" and not s.dtype.is_low_precision
     destination = f"out_{s.value}" if direct else f"empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"
-    lines = [f"{s.value} = {destination}"] + _compute(s, args, s.value)
+    if OPS[s.op].kind is Kind.VIEW:  # a view of a whole array: numpy's own view of it
+        lines = [f"{s.value} = {_whole_view(s, args)}"]
+    else:
+        lines = [f"{s.value} = {destination}"] + _compute(s, args, s.value)
     if output and not direct:
         lines.append(f"np.copyto(out_{s.value}, {s.value})")
     return lines
@@ -230,6 +233,17 @@ def _compute(s, args, destination, round_low=True, **overrides) -> list[str]:
 
 def _round(s) -> list[str]:
     return [f"round_to({s.value}, {np_dtype(s.dtype)})"] if s.dtype.is_low_precision else []
+
+
+def _whole_view(s, args) -> str:
+    source = args[0]
+    if s.op == "reshape":
+        return f"np.reshape({source}, {tuple(s.shape)!r})"
+    if s.op == "expand":
+        return f"np.broadcast_to({source}, {tuple(s.shape)!r})"
+    if s.op == "permute":
+        return f"np.transpose({source}, {tuple(s.attrs['dims'])!r})"
+    raise NotImplementedError(f"no whole-array form for the view {s.op}")
 
 
 def _view(s, args, flat) -> str:
