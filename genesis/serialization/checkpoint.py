@@ -11,7 +11,8 @@ Choices, written down:
 - A safetensors file without the genesis structure (written by another
   library) loads as a flat dict {name: tensor}, in header order.
 - Saving to a path is atomic (see `atomic`); saving to an open binary stream
-  writes straight into it, since a stream cannot be replaced.
+  writes straight into it, since a stream cannot be replaced. Saving or
+  loading by path first removes what crashed saves left in that directory.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import numpy as np
 
 from genesis.serialization import safetensors_io
-from genesis.serialization.atomic import atomic_write
+from genesis.serialization.atomic import atomic_write, remove_stale_temporaries
 from genesis.serialization.errors import CheckpointError
 from genesis.serialization.structure import decode, encode
 from genesis.tensor import Tensor
@@ -53,6 +54,7 @@ def load_checkpoint(path):
     where = os.fspath(path)
     if os.path.isdir(where):
         raise IsADirectoryError(f"cannot load a checkpoint from {where}: it is a directory")
+    remove_stale_temporaries(os.path.dirname(os.path.abspath(where)))
     with open(where, "rb") as file:
         return _load(file, where)
 
