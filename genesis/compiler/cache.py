@@ -6,6 +6,11 @@ rebuilt and warned about instead of being executed. Writes go to a temporary
 file in the same directory and are renamed into place, so another process
 reads either the whole entry or none. Location: `GENESIS_CACHE_DIR`, else
 `$XDG_CACHE_HOME/genesis`, else `~/.cache/genesis`.
+
+The cache heals, it never fails a compilation: whatever stands where an entry
+should be (a truncated or edited file, bytes that are not UTF-8, a file it
+may not read, a directory) is dropped with one warning and rebuilt. The C
+libraries in `native` follow the same rule with the helpers here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -60,7 +66,7 @@ def load(key: str) -> str | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
-        return _drop(path, f"unreadable ({error})")
+        return _drop(path, unreadable(error))
     header, _, body = text.partition("\n")
     if not header.startswith(_HEADER):
         return _drop(path, "no checksum header")
@@ -80,10 +86,32 @@ def path_of(key: str) -> Path:
     return cache_dir() / f"{key}.py"
 
 
+def unreadable(error: Exception) -> str:
+    """Why an entry could not be read, in a warning's words."""
+    if isinstance(error, IsADirectoryError):
+        return "a directory stands where the file should be"
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return f"unreadable ({getattr(error, 'strerror', None) or error})"
+
+
+def warn_dropped(path: Path, why: str) -> None:
+    warnings.warn(f"genesis: dropping corrupt cache entry {path}: {why}; it will be rebuilt", stacklevel=4)
+
+
+def clear_directory(path: Path) -> None:
+    """Remove a directory standing where a cache file should be, which would make the rename of the
+    rebuilt file fail. A file is left alone: the rename replaces it atomically, so a process that
+    is reading it meanwhile never finds it missing."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _drop(path: Path, why: str) -> None:
-    warnings.warn(f"genesis: dropping corrupt cache entry {path}: {why}; it will be rebuilt", stacklevel=3)
+    warn_dropped(path, why)
+    clear_directory(path)
     try:
         path.unlink()
     except OSError:
-        pass
+        pass  # gone already (another process healed it), or a directory that could not be removed
     return None

@@ -16,8 +16,9 @@ them. gcc's time goes into optimising the kernels, so two cores halve it.
 A library is cached as `<key>.so` next to the program sources, the key
 hashing the C source, the compiler and its flags. Its SHA-256 goes in a
 sidecar file `<key>.so.sha256`, written after it; a library whose bytes do
-not match is rebuilt with a warning, never loaded. Both are written to a
-temporary name and renamed, so another process sees all of a file or none.
+not match, or that cannot be read (see `cache` for what counts), is rebuilt
+with one warning, never loaded. Both are written to a temporary name and
+renamed, so another process sees all of a file or none.
 """
 
 from __future__ import annotations
@@ -138,18 +139,45 @@ def library_key(source: str, compiler: Compiler) -> str:
     return cache.key_of("c-library", source, compiler.version, compiler.flags, compiler.vector_math)
 
 
+def _library_path(key: str) -> Path:
+    return cache.cache_dir() / f"{key}.so"
+
+
+def _checksum_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+_MISSING = "missing"  # nothing to warn about: never built, or a crash before the checksum was written
+
+
+def _library_problem(path: Path) -> tuple[Path, str] | None:
+    """None if the cached library at `path` is whole, else (the file at fault, why)."""
+    checksum = _checksum_path(path)
+    contents = {}
+    for entry in (path, checksum):
+        try:
+            contents[entry] = entry.read_bytes()
+        except FileNotFoundError:
+            return entry, _MISSING
+        except OSError as error:
+            return entry, cache.unreadable(error)
+    # compared as bytes: a checksum file that is not even text is simply a mismatch
+    if hashlib.sha256(contents[path]).hexdigest().encode() != contents[checksum].strip():
+        return path, f"checksum mismatch with {checksum.name}"
+    return None
+
+
 def build_library(source: str, compiler: Compiler, key: str) -> Path:
     """The cached shared library for `source`, compiled now if missing or corrupt."""
-    path = cache.cache_dir() / f"{key}.so"
-    checksum = path.with_name(path.name + ".sha256")
-    if path.exists() and checksum.exists():
-        try:
-            if hashlib.sha256(path.read_bytes()).hexdigest() == checksum.read_text().strip():
-                return path
-        except OSError:
-            pass
-        warnings.warn(f"genesis: dropping corrupt cache entry {path}: checksum mismatch; it will be rebuilt",
-                      stacklevel=3)
+    path = _library_path(key)
+    checksum = _checksum_path(path)
+    problem = _library_problem(path)
+    if problem is None:
+        return path
+    if problem[1] != _MISSING:
+        cache.warn_dropped(*problem)
+    for entry in (path, checksum):
+        cache.clear_directory(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as folder:
         folder = Path(folder)
@@ -248,14 +276,8 @@ def thread_pool() -> NativeLibrary | None:
 
 def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary:
     """Compile (or find in the cache) and load `source`; `key` is the library key recorded at build time."""
-    if key is not None:
-        path = cache.cache_dir() / f"{key}.so"
-        checksum = path.with_name(path.name + ".sha256")
-        try:
-            if hashlib.sha256(path.read_bytes()).hexdigest() == checksum.read_text().strip():
-                return NativeLibrary(path, signatures)
-        except OSError:
-            pass
+    if key is not None and _library_problem(_library_path(key)) is None:
+        return NativeLibrary(_library_path(key), signatures)  # else build_library warns and rebuilds
     compiler = compiler_or_error()
     key = key or library_key(source, compiler)
     return NativeLibrary(build_library(source, compiler, key), signatures)

@@ -11,7 +11,10 @@ Choices, written down:
 - A safetensors file without the genesis structure (written by another
   library) loads as a flat dict {name: tensor}, in header order.
 - Saving to a path is atomic (see `atomic`); saving to an open binary stream
-  writes straight into it, since a stream cannot be replaced.
+  writes straight into it, since a stream cannot be replaced. Saving or
+  loading by path first removes what crashed saves left in that directory.
+- Every tensor and the structure carry a CRC-32 (see `checksums`), checked on
+  loading unless `verify=False`; a file without them loads unchecked.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import os
 
 import numpy as np
 
-from genesis.serialization import safetensors_io
-from genesis.serialization.atomic import atomic_write
+from genesis.serialization import checksums, safetensors_io
+from genesis.serialization.atomic import atomic_write, remove_stale_temporaries
 from genesis.serialization.errors import CheckpointError
 from genesis.serialization.structure import decode, encode
 from genesis.tensor import Tensor
@@ -35,10 +38,14 @@ FORMAT_VERSION = "1"
 def save_checkpoint(obj, path) -> None:
     """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None) to `path` atomically."""
     tree, tensors = encode(obj)
-    arrays = [(name, np.asarray(tensor._data), tensor.dtype) for name, tensor in tensors]
+    # as stored (C order, little-endian), which is what the checksums cover
+    arrays = [(name, safetensors_io.little_endian(np.asarray(tensor._data)), tensor.dtype) for name, tensor in tensors]
+    structure = json.dumps(tree, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     metadata = {
-        STRUCTURE_KEY: json.dumps(tree, allow_nan=False, ensure_ascii=False, separators=(",", ":")),
+        STRUCTURE_KEY: structure,
         VERSION_KEY: FORMAT_VERSION,
+        checksums.KEY: checksums.table(structure, [(name, safetensors_io.SAFETENSORS_DTYPE[dtype], array)
+                                                   for name, array, dtype in arrays]),
     }
     if hasattr(path, "write"):
         safetensors_io.write_safetensors(path, arrays, metadata)
@@ -46,29 +53,38 @@ def save_checkpoint(obj, path) -> None:
         atomic_write(path, lambda file: safetensors_io.write_safetensors(file, arrays, metadata))
 
 
-def load_checkpoint(path):
-    """Read a checkpoint written by `save_checkpoint`, or any safetensors file as a flat dict of tensors."""
+def load_checkpoint(path, verify: bool = True):
+    """Read a checkpoint written by `save_checkpoint`, or any safetensors file as a flat dict of tensors.
+
+    `verify=False` skips the checksums, to rescue what a damaged checkpoint still holds."""
     if hasattr(path, "read"):
-        return _load(path, str(getattr(path, "name", None) or "<stream>"))
+        return _load(path, str(getattr(path, "name", None) or "<stream>"), verify)
     where = os.fspath(path)
     if os.path.isdir(where):
         raise IsADirectoryError(f"cannot load a checkpoint from {where}: it is a directory")
+    remove_stale_temporaries(os.path.dirname(os.path.abspath(where)))
     with open(where, "rb") as file:
-        return _load(file, where)
+        return _load(file, where, verify)
 
 
-def _load(file, where: str):
+def _load(file, where: str, verify: bool):
     entries, metadata, data_start = safetensors_io.read_header(file, where)
+    structure_checksum, tensor_checksums = checksums.read_table(metadata, entries, where) if verify else (None, {})
     tensors = {
-        name: Tensor._make(safetensors_io.read_tensor(file, where, name, entry, data_start), entry[0])
+        name: Tensor._make(safetensors_io.read_tensor(file, where, name, entry, data_start,
+                                                      tensor_checksums.get(name)), entry[0])
         for name, entry in entries.items()
     }
-    if STRUCTURE_KEY not in metadata:
-        return tensors
+    if STRUCTURE_KEY not in metadata and VERSION_KEY not in metadata:
+        return tensors  # a plain safetensors file
     version = metadata.get(VERSION_KEY)
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{where}: genesis checkpoint format version {version!r} is not one this "
                               f"genesis reads ({FORMAT_VERSION!r})")
+    if STRUCTURE_KEY not in metadata:
+        raise CheckpointError(f"{where}: a genesis checkpoint without its structure ({STRUCTURE_KEY})")
+    if structure_checksum is not None:
+        checksums.verify_structure(where, metadata[STRUCTURE_KEY], structure_checksum)
     try:
         tree = json.loads(metadata[STRUCTURE_KEY])
         return decode(tree, tensors, where)

@@ -12,9 +12,13 @@ The format (https://github.com/huggingface/safetensors) is:
 Loading only parses JSON and copies bytes into fresh numpy arrays, so a file
 can never run code. Every way a file can be wrong (too short, a header length
 past the end of the file, a header that is not JSON, offsets that overlap,
-leave holes or run past the data, an unknown dtype, bool bytes other than 0/1)
-raises `CheckpointError` naming the file and the problem, and files that are
-recognisably something else (pickles, torch's zip archives) say so.
+leave holes or run past the data, an unknown dtype, a field of the wrong type
+or out of range, more dimensions than numpy's 64, bool bytes other than 0/1,
+data that does not match its checksum) raises `CheckpointError` naming the
+file and the tensor or field, and files that are recognisably something else
+(pickles, torch's zip archives) say so. The order of the entries in the
+header need not follow the order of their data (the reference reader sorts
+them by offset too).
 
 Tensor bytes are written one tensor at a time by `write_tensor_bytes`, so a
 large checkpoint is never assembled in memory; tests replace that function to
@@ -32,6 +36,7 @@ import numpy as np
 
 from genesis import dtypes
 from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.serialization import checksums
 from genesis.serialization.errors import CheckpointError
 
 SAFETENSORS_DTYPE = {
@@ -46,6 +51,8 @@ METADATA_KEY = "__metadata__"
 # allocating anything for a length read from a file that may be garbage.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 ALIGNMENT = 8  # the header is padded with spaces so tensor data starts 8-byte aligned
+MAX_DIMS = 64  # numpy's limit on an array's rank
+MAX_BYTES = 2**63 - 1  # numpy's limit on an array's extent, counting a 0-length dimension as 1
 
 
 def little_endian(array: np.ndarray) -> np.ndarray:
@@ -123,15 +130,20 @@ def read_header(file, where: str):
     raw = file.read(header_length)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
         raise CheckpointError(f"{where}: the header is not JSON ({error!s:.200}){hint}") from None
     except _DuplicateKey as duplicate:
         raise CheckpointError(f"{where}: the header names {duplicate.args[0]!r} twice") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: the header is JSON but not an object (got {type(header).__name__})")
-    metadata = header.pop(METADATA_KEY, None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(f"{where}: {METADATA_KEY} must map strings to strings")
+    metadata = header.pop(METADATA_KEY, None)
+    metadata = {} if metadata is None else metadata  # null is what the reference writes for "none"
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{where}: {METADATA_KEY} must map strings to strings, but it is {metadata!r:.100}")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise CheckpointError(f"{where}: {METADATA_KEY} must map strings to strings, but {key!r} maps to "
+                                  f"{value!r:.100}")
     entries = _check_entries(header, where, size - 8 - header_length)
     return entries, metadata, start + 8 + header_length
 
@@ -155,30 +167,59 @@ def _check_entries(header: dict, where: str, data_length: int) -> dict:
     entries = {}
     for name, info in header.items():
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-            raise CheckpointError(f"{where}: tensor {name!r} needs dtype, shape and data_offsets, got {info!r}")
+            raise CheckpointError(f"{where}: tensor {name!r} needs dtype, shape and data_offsets, got {info!r:.200}")
         code = info["dtype"]
-        if code not in GENESIS_DTYPE:
-            raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {code!r}; genesis reads "
+        if not isinstance(code, str) or code not in GENESIS_DTYPE:
+            raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {code!r:.200}; genesis reads "
                                   f"{', '.join(GENESIS_DTYPE)}")
-        shape, offsets = info["shape"], info["data_offsets"]
-        if not (isinstance(shape, list) and all(_is_count(n) for n in shape)):
-            raise CheckpointError(f"{where}: tensor {name!r} has a malformed shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(n) for n in offsets)
-                and offsets[0] <= offsets[1]):
-            raise CheckpointError(f"{where}: tensor {name!r} has malformed data_offsets {offsets!r}")
         dtype = GENESIS_DTYPE[code]
-        begin, end = offsets
+        shape = _check_shape(info["shape"], dtype.itemsize, name, where)
+        begin, end = _check_offsets(info["data_offsets"], name, where)
         expected = math.prod(shape) * dtype.itemsize
         if end - begin != expected:
-            raise CheckpointError(f"{where}: tensor {name!r} of dtype {code} and shape {shape} needs "
-                                  f"{expected} bytes but its data_offsets {offsets} span {end - begin}")
-        entries[name] = (dtype, tuple(shape), begin, end)
+            raise CheckpointError(f"{where}: tensor {name!r} of dtype {code} and shape {list(shape)} needs "
+                                  f"{expected} bytes but its data_offsets {[begin, end]} span {end - begin}")
+        entries[name] = (dtype, shape, begin, end)
     _check_layout(entries, where, data_length)
     return entries
 
 
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_shape(shape, itemsize: int, name: str, where: str) -> tuple:
+    def refuse(problem):
+        raise CheckpointError(f"{where}: tensor {name!r} has a malformed shape {shape!r:.200}: {problem}")
+
+    if not isinstance(shape, list):
+        refuse("it is not a list")
+    if len(shape) > MAX_DIMS:
+        refuse(f"{len(shape)} dimensions, more than the {MAX_DIMS} an array can have")
+    extent = itemsize
+    for axis, size in enumerate(shape):
+        if not _is_integer(size):
+            refuse(f"dimension {axis} is not an integer")
+        if size < 0:
+            refuse(f"dimension {axis} is negative")
+        extent *= max(size, 1)  # numpy refuses a zero-size array whose other dimensions are too large, too
+        if extent > MAX_BYTES:
+            refuse(f"larger than any array can be ({MAX_BYTES} bytes)")
+    return tuple(shape)
+
+
+def _check_offsets(offsets, name: str, where: str) -> tuple[int, int]:
+    def refuse(problem):
+        raise CheckpointError(f"{where}: tensor {name!r} has malformed data_offsets {offsets!r:.200}: {problem}")
+
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_integer, offsets))):
+        refuse("expected [begin, end], two integers")
+    begin, end = offsets
+    if begin < 0 or end < 0:
+        refuse("an offset is negative")
+    if begin > end:
+        refuse("it begins after it ends")
+    return begin, end
 
 
 def _check_layout(entries: dict, where: str, data_length: int) -> None:
@@ -199,8 +240,8 @@ def _check_layout(entries: dict, where: str, data_length: int) -> None:
         raise CheckpointError(f"{where}: {data_length - position} bytes after the last tensor belong to no tensor")
 
 
-def read_tensor(file, where: str, name: str, entry, data_start: int) -> np.ndarray:
-    """A fresh, writable numpy array holding tensor `name`'s bytes."""
+def read_tensor(file, where: str, name: str, entry, data_start: int, checksum: int | None = None) -> np.ndarray:
+    """A fresh, writable numpy array holding tensor `name`'s bytes, checked against `checksum` if given."""
     dtype, shape, begin, end = entry
     array = np.empty(shape, dtype=NUMPY_DTYPE[dtype].newbyteorder("<"))
     if end > begin:
@@ -209,6 +250,8 @@ def read_tensor(file, where: str, name: str, entry, data_start: int) -> np.ndarr
         if count != end - begin:
             raise CheckpointError(f"{where}: the data is shorter than declared: tensor {name!r} needs "
                                   f"{end - begin} bytes, the file gave {count}")
+    if checksum is not None:
+        checksums.verify_tensor(where, name, SAFETENSORS_DTYPE[dtype], array, checksum)
     if dtype is dtypes.bool_ and array.size and array.view(np.uint8).max() > 1:
         raise CheckpointError(f"{where}: bool tensor {name!r} holds bytes other than 0 and 1")
     if array.dtype.byteorder == ">":  # only on big-endian machines

@@ -139,7 +139,7 @@ def decode(tree, tensors: dict, where: str):
         kind = node.get("type")
         if kind == "tensor":
             name = node.get("name")
-            if name not in tensors:
+            if not isinstance(name, str) or name not in tensors:
                 fail(path, f"it refers to tensor {name!r}, which the file does not hold")
             tensor = tensors[name]
             requires_grad = bool(node.get("requires_grad"))
@@ -159,19 +159,19 @@ def decode(tree, tensors: dict, where: str):
             result = {}
             for pair in items:
                 if not (isinstance(pair, list) and len(pair) == 2):
-                    fail(path, f"a dict item must be a [key, value] pair, got {pair!r}")
+                    fail(path, f"a dict item must be a [key, value] pair, got {pair!r:.200}")
                 key = build(pair[0], path)
                 if not (key is None or isinstance(key, (str, int, float))):
                     fail(path, f"a dict key must be a str, number or None, got {type(key).__name__}")
                 result[key] = build(pair[1], path + (key,))
             return result
-        if kind == "float" and node.get("value") in _NON_FINITE:
+        if kind == "float" and isinstance(node.get("value"), str) and node["value"] in _NON_FINITE:
             return _NON_FINITE[node["value"]]
         if kind == "dtype":
             try:
                 return dtypes.as_dtype(node.get("name"))
             except TypeError:
                 fail(path, f"unknown dtype {node.get('name')!r}")
-        fail(path, f"unknown entry {node!r}")
+        fail(path, f"unknown entry {node!r:.200}")
 
     return build(tree, ())
