@@ -156,8 +156,7 @@ class KernelLoops:
                 self.shapes[s.value] = self._shape_of(s.reads[0])
                 self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
         for s in self.statements:  # any other reshape is computed as its source at the same position
-            if s.op == "reshape" and s.value not in self.permuted and \
-                    _without_leading_ones(self._shape_of(s.reads[0])) != _without_leading_ones(self.shapes[s.value]):
+            if s.op == "reshape" and not _same_positions(self._shape_of(s.reads[0]), self.shapes[s.value]):
                 raise Refused(f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
                               f"moves elements to other positions of the loop")
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
@@ -292,12 +291,20 @@ class KernelLoops:
         return numel(trailing[len(trailing) - len(reduced):])
 
 
-def _without_leading_ones(shape) -> tuple:
-    """A shape as broadcasting aligns it: leading 1s change no element's position."""
-    shape = tuple(shape)
-    while shape and shape[0] == 1:
-        shape = shape[1:]
-    return shape
+def _same_positions(source, shape) -> bool:
+    """Whether a reshape from `source` to `shape` leaves every element where the loop finds it: one
+    value per row either way ((rows, 1) -> (rows,)), or shapes that differ only in leading 1s, which
+    broadcasting ignores."""
+    if source[:1] == shape[:1] and numel(source[1:]) == 1 and numel(shape[1:]) == 1:
+        return True
+
+    def without_leading_ones(dims):
+        dims = tuple(dims)
+        while dims and dims[0] == 1:
+            dims = dims[1:]
+        return dims
+
+    return without_leading_ones(source) == without_leading_ones(shape)
 
 
 def _update_partial(s, x: str, target: str) -> str:
