@@ -128,6 +128,12 @@ def _verify_meta(op, inputs, attrs, out):
     if predicted != out.shape:
         raise AssertionError(f"{op.name}: shape rule says {predicted}, kernel made {out.shape} "
                              f"for inputs {shapes} and attrs {attrs}")
+    # what a trace assumes of eager's memory layout (compiler/trace.py layout_of): a fresh result of
+    # contiguous inputs is contiguous, and some ops' results always are
+    contiguous = op.contiguous_result or all(x._data.flags["C_CONTIGUOUS"] for x in inputs if isinstance(x, Tensor))
+    if op.kind is not Kind.VIEW and contiguous and not out._data.flags["C_CONTIGUOUS"]:
+        raise AssertionError(f"{op.name}: kernel made a non-contiguous result of strides {out._data.strides} "
+                             f"from contiguous inputs {shapes} with attrs {attrs}")
 
 
 def _first_tensor(inputs):

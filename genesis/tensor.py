@@ -260,9 +260,7 @@ class Tensor:
         return _F.contiguous(self)
 
     def is_contiguous(self):
-        if getattr(self._data, "is_symbolic", False):
-            return True  # a traced value has no memory layout; compiled code chooses its own
-        return bool(self._data.flags["C_CONTIGUOUS"])
+        return _F.is_contiguous(self)
 
 
 class _HookHandle:

@@ -69,3 +69,124 @@ def test_maximum_with_a_single_element_feeding_a_matmul(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pow_with_a_zero_dim_base(backend):
     assert_compiled_matches_eager(lambda a, b: a.abs() ** b, [(), (3,)], backend)
+
+
+# ---- memory layout: view() and is_contiguous() decide as eager does ----------------------------------
+
+VIEW_REFUSED = "view of a tensor of shape .* is not possible"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_of_an_expanded_value_is_refused_as_in_eager(backend):
+    fn = lambda x: x.expand(-1, 8, -1, 2).view(160)  # noqa: E731
+    x = leaf((5, 1, 2, 2), 0, requires_grad=False)
+    with pytest.raises(RuntimeError, match=VIEW_REFUSED):
+        fn(x)
+    with pytest.raises(RuntimeError, match=VIEW_REFUSED):
+        genesis.compile(fn, backend=backend)(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_contiguous_then_view_of_a_transpose_compiles_whole(backend):
+    fn = lambda x: x.transpose(0, 1).contiguous().view(-1) * 2.0  # noqa: E731
+    compiled = genesis.compile(fn, backend=backend)
+    x = leaf((3, 4), 0, requires_grad=False)
+    np.testing.assert_array_equal(compiled(x).numpy(), fn(x).numpy())
+    assert compiled.graph_break is None
+
+
+def test_a_view_of_a_value_whose_layout_the_trace_cannot_know_runs_eagerly():
+    fn = lambda x: (x.transpose(0, 1) * 2.0).view(-1)  # noqa: E731  (numpy keeps the transposed order)
+    compiled = genesis.compile(fn)
+    x = leaf((3, 4), 0, requires_grad=False)
+    with pytest.raises(RuntimeError, match=VIEW_REFUSED):
+        fn(x)
+    with pytest.warns(UserWarning, match="memory layout"), pytest.raises(RuntimeError, match=VIEW_REFUSED):
+        compiled(x)
+
+
+def test_the_layout_of_each_argument_is_guarded():
+    branchy = lambda x: x * 2.0 if x.is_contiguous() else x * 3.0  # noqa: E731
+    flat = lambda x: x.view(-1) + 1.0  # noqa: E731
+    compiled_branchy, compiled_flat = genesis.compile(branchy), genesis.compile(flat)
+    x = leaf((3, 4), 0, requires_grad=False)
+    for arg in (x, x.T, x):
+        np.testing.assert_array_equal(compiled_branchy(arg).numpy(), branchy(arg).numpy())
+    compiled_flat(x)
+    with pytest.raises(RuntimeError, match=VIEW_REFUSED):
+        compiled_flat(x.T)
+
+
+# ---- found by the program fuzzer (genesis/testing) ---------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_input_written_in_place_is_saved_for_the_backward_as_it_was_read(backend):
+    def fn(x, y):  # seed 1039: the backward read x after the call had written y * x into it
+        x *= y
+        return x
+
+    grads = []
+    for compiled in (False, True):
+        x, y = genesis.tensor(2.0), genesis.tensor(3.0, requires_grad=True)
+        out = (genesis.compile(fn, backend=backend) if compiled else fn)(x, y)
+        (out * 5.0).backward()
+        grads.append((y.grad.item(), x.item()))
+    assert grads[0] == grads[1] == (10.0, 6.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_with_no_elements(backend):
+    def fn(x, y):  # seed 1013: a C kernel over zero rows indexed an empty list of chunks
+        return genesis.where(y > 0, y, x @ y)
+
+    x, y = genesis.zeros(0), genesis.zeros(0, 5)
+    np.testing.assert_array_equal(genesis.compile(fn, backend=backend)(x, y).numpy(), fn(x, y).numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layer_norm_over_one_element_after_a_mean_with_keepdim(backend):
+    # seed 1124: a reduction over merged rows read a whole operand renumbered for them
+    fn = lambda x, w, b: genesis.nn.functional.layer_norm(x.mean(dim=(0,), keepdim=True), (1,), w, b)  # noqa: E731
+    assert_compiled_matches_eager(fn, [(4, 1, 1), (1,), (1,)], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_maximum_over_no_elements_is_refused_as_in_eager(backend):
+    fn = lambda x: x.exp().amin()  # noqa: E731  (seed 1130: numpy's own error from inside a kernel)
+    x = genesis.zeros(6, 0)
+    for run in (fn, genesis.compile(fn, backend=backend)):
+        with pytest.raises(ValueError, match="cannot reduce over a zero-size dimension"):
+            run(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_backward_through_a_value_changed_in_place_is_refused_when_it_runs(backend):
+    def fn(x, y):  # seed 1074: eager refuses the backward; the compiled one computed a gradient
+        product = x * y
+        x.mul_(2.0)
+        return product
+
+    for compiled in (False, True):
+        x, y = leaf((3,), 0, requires_grad=False).exp(), leaf((3,), 1)
+        x.requires_grad = True
+        x = x * 1.0  # not a leaf: an in-place write into it is allowed, and changes what mul saved
+        out = (genesis.compile(fn, backend=backend) if compiled else fn)(x, y)
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            out.sum().backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradients_through_an_argument_the_function_writes_in_place(backend):
+    def fn(x, y):  # x has a history (not a leaf): eager allows the write, and x's gradient is its value's
+        total = x + y.exp()
+        x.mul_(2.0)
+        return total * x
+
+    results = []
+    for compiled in (False, True):
+        a, y = leaf((3,), 0), leaf((3,), 1)
+        out = (genesis.compile(fn, backend=backend) if compiled else fn)(a * 1.0, y)
+        out.sum().backward()
+        results.append([out.detach().numpy(), a.grad.numpy(), y.grad.numpy()])
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -53,7 +53,7 @@ CASES = [
     ("mean_int", lambda: genesis.tensor([1, 2]).mean(), TypeError, "mean needs a floating-point tensor, got int64"),
     ("var_int", lambda: genesis.tensor([1, 2], dtype=genesis.int32).var(), TypeError, "got int32"),
     ("argmax_bool", lambda: bools(3).argmax(), TypeError, "argmax/argmin are not defined for bool"),
-    ("amax_empty", lambda: genesis.zeros(0, 3).amax(0), RuntimeError,
+    ("amax_empty", lambda: genesis.zeros(0, 3).amax(0), ValueError,
      r"amax: cannot reduce over a zero-size dimension.*shape \[0, 3\]"),
     ("and_float", lambda: x23 & x23, TypeError, "bitwise_and is only defined for integer and bool tensors, got float32"),
     ("not_float", lambda: ~x23, TypeError, "bitwise_not is only defined for integer and bool tensors, got float32"),

@@ -46,19 +46,23 @@ def topological_order(roots, children=_tape_children, key=id):
     return order
 
 
+class VersionError(RuntimeError):
+    """A value a gradient needs was changed in place after the op that saved it ran."""
+
+
 def _check_versions(node, out):
     if node.versions is None:
         return
     *input_versions, out_version = node.versions
     for x, version in zip(node.inputs, input_versions):
         if version is not None and x._version[0] != version:
-            raise RuntimeError(
+            raise VersionError(
                 f"one of the tensors needed to compute the gradient of {node.op.name} (shape {list(x.shape)}, "
                 f"dtype {x.dtype.name}) was modified by an in-place operation: it is at version "
                 f"{x._version[0]}, expected {version}. Use an out-of-place op or clone() before modifying it."
             )
-    if "output" in node.op.saves and out._version[0] != out_version:
-        raise RuntimeError(
+    if "output" in node.op.saves and out is not None and out._version[0] != out_version:
+        raise VersionError(
             f"the output of {node.op.name} (shape {list(out.shape)}), needed for its gradient, was modified "
             "by an in-place operation; clone() it before modifying it"
         )
@@ -168,6 +172,7 @@ def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
         tracer.refuse("a backward with create_graph=True (higher-order gradients)")
     order = topological_order([r._node for r in roots])
     reached = {id(r._node) for r in roots if r._node is not None}
+    outputs = {id(r._node): r for r in roots if r._node is not None}  # as eager's loop keeps them
     leaves = {id(r): r for r in roots if r._node is None}
     for node in order:
         if id(node) not in reached:
@@ -176,12 +181,14 @@ def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
             raise _freed(node)
         if node.hooks or node.retained is not None:
             tracer.refuse("a gradient hook or retain_grad() on a traced tensor")
+        _check_versions(node, outputs.get(id(node)))  # eager refuses what was changed in place, so must this
         for i, (x, (child, wanted)) in enumerate(zip(node.inputs, node.edges)):
             if isinstance(x, Tensor) and wanted and _rule(node.op, i) is not None:
                 if child is None:
                     leaves[id(x)] = x
                 else:
                     reached.add(id(child))
+                    outputs[id(child)] = x
     if not retain_graph:
         for node in order:
             node.inputs = None

@@ -196,15 +196,16 @@ def _autocast_state():
 
 def guard_key(leaves, spec) -> tuple:
     """Everything a trace specialised on in the arguments: per tensor its shape, dtype, device,
-    requires_grad, whether it has a gradient, and which earlier argument it is (the same tensor
-    passed twice is one value); the other arguments' values; grad mode; autocast."""
+    requires_grad, whether it has a gradient, which earlier argument it is (the same tensor passed
+    twice is one value) and its memory layout (view() and is_contiguous() read it); the other
+    arguments' values; grad mode; autocast."""
     parts = []
     first: dict[int, int] = {}
     for i, leaf in enumerate(leaves):
         if isinstance(leaf, Tensor):
             grad = leaf.requires_grad
             parts.append(("tensor", tuple(leaf.shape), leaf.dtype.name, str(leaf.device), grad,
-                          grad and leaf.grad is not None, first.setdefault(id(leaf), i)))
+                          grad and leaf.grad is not None, first.setdefault(id(leaf), i), leaf._data.strides))
         else:
             parts.append(("value", type(leaf).__name__, _hashable(leaf)))
     return (repr(spec), tuple(parts), ("grad_mode", grad_mode.is_grad_enabled()), ("autocast", _autocast_state()))
@@ -219,7 +220,7 @@ def _hashable(value):
 
 
 _PART_NAMES = {0: "shape", 1: "dtype", 2: "device", 3: "requires_grad", 4: "has a .grad",
-               5: "is the same tensor as argument"}
+               5: "is the same tensor as argument", 6: "strides"}
 
 
 def _guard_miss(key, programs) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import networkx as nx
 
 from genesis.autograd import grad_mode
+from genesis.autograd.engine import VersionError
 from genesis.autograd.node import Node
 from genesis.compiler.ir import INPUT, Graph
 from genesis.ops.op import Kind, Op
@@ -112,6 +113,15 @@ def _no_kernel(*args, **kwargs):
 
 COMPILED_FUNCTION = Op(name="compiled_function", kind=Kind.OPAQUE, kernel=_no_kernel, shape=_no_kernel,
                        dtype=_no_kernel, vjp=(_compiled_rule,), saves=frozenset(), variadic=True)
+
+
+def _refuse(g, out, *inputs, index, why):
+    raise VersionError(why)
+
+
+# the node of a compiled function's results whose backward eager would refuse (see program.py)
+REFUSED_BACKWARD = Op(name="refused_backward", kind=Kind.OPAQUE, kernel=_no_kernel, shape=_no_kernel,
+                      dtype=_no_kernel, vjp=(_refuse,), saves=frozenset(), variadic=True)
 
 
 def attach(results, call: BackwardCall, inputs: list, slots: list) -> None:

@@ -167,6 +167,13 @@ class Graph:
             raise GraphError(f"cannot remove {name}: it is a graph input")
         self.nx.remove_node(name)
 
+    def remove_input(self, name: str) -> None:
+        """Take back an input nothing reads yet (one added for a step that did not happen)."""
+        if self.users(name) or name in self.outputs:
+            raise GraphError(f"cannot remove input {name}: it is read")
+        self.inputs.remove(name)
+        self.nx.remove_node(name)
+
     def copy(self) -> "Graph":
         other = Graph()
         other.nx = self.nx.copy()

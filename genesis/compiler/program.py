@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from genesis import autograd
 from genesis.autograd import grad_mode
+from genesis.autograd.engine import VersionError
 from genesis.autograd.node import Node
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
@@ -35,6 +36,7 @@ class Program:
         self.writebacks = traced.writebacks  # what a call writes back: in-place updates, .grad, stored tensors
         self.world = traced.world          # the Python state the trace read (compiler/guards.py)
         self.spent = traced.spent          # results a backward inside the function already went through
+        self.refused_backward = traced.refused_backward
         # tensors whose memory a call may write: the trace assumed no two of them share any
         self._written = [s for s in self.sources if s[0] in ("arg", "captured")] if any(
             effect[0] == "buffer" for effect in traced.writebacks) else []
@@ -44,20 +46,24 @@ class Program:
         self.info: dict = {}
         self.confirmed = False             # traced a second time and found the same (see CompiledFunction)
         self.guards = traced.guards        # (read, value, what): host values the trace baked in
-        self._capture_meta = [(source[1], tuple(source[1].shape), source[1].dtype, source[1].requires_grad)
-                              for source in self.sources if source[0] == "captured"]
+        self._capture_meta = [(t, tuple(t.shape), t.dtype, t.requires_grad, t._data.strides)
+                              for t in (source[1] for source in self.sources if source[0] == "captured")]
 
     def stale(self) -> str | None:
         """Why the program no longer fits what its trace read besides the arguments, or None."""
-        for t, shape, dtype, grad in self._capture_meta:
-            if tuple(t.shape) != shape or t.dtype is not dtype or t.requires_grad != grad:
-                return "a captured tensor (parameter or buffer) changed shape, dtype or requires_grad"
+        for t, shape, dtype, grad, strides in self._capture_meta:
+            if tuple(t.shape) != shape or t.dtype is not dtype or t.requires_grad != grad or t._data.strides != strides:
+                return "a captured tensor (parameter or buffer) changed shape, dtype, requires_grad or layout"
         for read, value, what in self.guards:
             now = read()
             if now != value:
                 change = f"{value!r} -> {now!r}"
                 return f"{what}: {change}" if len(change) <= 80 else f"{what} changed"
         return self.world.changed() if self.world is not None else None
+
+    def _written_now(self, leaves) -> set:
+        """Ids of the tensors this call writes in place."""
+        return {id(effects.target_tensor(e[1], leaves)) for e in self.writebacks if e[0] == "buffer"}
 
     def shares_memory(self, leaves) -> bool:
         """Whether two tensors this call would read and write in place share memory (an argument
@@ -71,11 +77,15 @@ class Program:
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
         outputs = self.executor(inputs)
+        saved = self.backward.saved(outputs, self._written_now(leaves)) if self.backward is not None else None
         effects.apply(self.writebacks, outputs, inputs, leaves)
         if self.backward is not None:
-            self.backward.attach(inputs, outputs)
+            self.backward.attach(inputs, outputs, saved)
         for index, op in self.spent:
             _spent_history(outputs[index], op)
+        if self.refused_backward is not None:
+            why, positions = self.refused_backward
+            _refused_history([outputs[i] for i in positions], why, inputs)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
         return pytree.unflatten(self.out_spec, results)
 
@@ -86,6 +96,14 @@ def _spent_history(result, op) -> None:
     node = Node(op, (), {}, None)
     node.inputs = None  # what the engine's backward leaves of a node it went through
     result._node, result.requires_grad = node, True
+
+
+def _refused_history(results, why: str, inputs) -> None:
+    """Results whose backward eager would refuse (a value it needs was changed in place): a backward
+    through them raises that error, when it runs, as eager's does."""
+    node = Node(backward.REFUSED_BACKWARD, tuple(t for t in inputs if t.requires_grad), {"why": why}, None)
+    for result in results:
+        result._node, result.requires_grad = node, True
 
 
 class _Backward:
@@ -99,11 +117,16 @@ class _Backward:
         self.slots = traced.grad_slots                  # per such input: its gradient's index, or None
         self.kernels_per_call = kernels_per_call
 
-    def attach(self, inputs, outputs) -> None:
+    def saved(self, outputs, written: set) -> list:
+        """The values the backward reads, taken before the call's in-place writes: an input the
+        function changes in place is saved as it was when the forward read it, as eager saves it."""
+        saved = [outputs[i] for i in self.saved_positions]
+        return [Tensor._make(t._data.copy(), t.dtype, t.device) if id(t) in written else t for t in saved]
+
+    def attach(self, inputs, outputs, saved) -> None:
         results = [outputs[i] for i in self.output_positions]
         metas = [(r.shape, r.dtype) for r in results]
-        call = backward.BackwardCall(self.executor, [outputs[i] for i in self.saved_positions], metas,
-                                     len(self.input_positions))
+        call = backward.BackwardCall(self.executor, saved, metas, len(self.input_positions))
         backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
 
 
@@ -121,6 +144,7 @@ class Traced:
     guards: list = field(default_factory=list)          # the tracer's guards (see Tracer.guard)
     world: World | None = None                          # the Python state the trace read (compiler/guards.py)
     spent: list = field(default_factory=list)           # (graph output, op): results whose history backward freed
+    refused_backward: tuple | None = None               # (why, graph outputs): a backward eager would refuse
 
 
 def trace(fn, leaves, spec, on_pass=None) -> Traced:
@@ -197,14 +221,33 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
                       and (t._node is None or t._node.inputs is not None)]
     traced.spent = [(_graph_output_index(traced, i), t._node.op) for i, t in enumerate(out_tensors)
                     if t.requires_grad and t._node is not None and t._node.inputs is None]
-    diff_inputs = [i for i, t in enumerate(input_tensors) if t is not None and t.requires_grad]
+    # the inputs that required grad as they were passed (an in-place op may have made one require it since)
+    diff_inputs = [i for i, t in enumerate(input_tensors)
+                   if t is not None and tracer.passed_requiring_grad.get(id(t), t.requires_grad)]
     if not differentiable or not diff_inputs:
         return
     outputs = [out_tensors[i] for i in differentiable]
     incoming = [tracer.add_input(t) for t in outputs]
+    targets = [input_tensors[i] for i in diff_inputs]
+    # an argument written in place has a history now, and its gradient is the one its value as passed
+    # gets: a leaf of the trace's tape, for the length of this call. A result that is that argument
+    # (`x.mul_(y); return x`) keeps its history through a tensor of its own.
+    is_target = {id(t) for t in targets}
+    outputs = [_same_value(t) if id(t) in is_target else t for t in outputs]
+    histories = [t._node for t in targets]
+    for t in targets:
+        t._node = None
+    try:
+        grads = autograd.grad(outputs, targets, grad_outputs=incoming, allow_unused=True)
+    except VersionError as error:  # eager raises it when the backward runs, not in the forward: so will this
+        for t in incoming:
+            graph.remove_input(t._data.name)
+        traced.refused_backward = (str(error), [_graph_output_index(traced, i) for i in differentiable])
+        return
+    finally:
+        for t, history in zip(targets, histories):
+            t._node = history
     traced.grad_inputs = [t._data.name for t in incoming]
-    grads = autograd.grad(outputs, [input_tensors[i] for i in diff_inputs], grad_outputs=incoming,
-                          allow_unused=True)
     traced.grad_slots = []
     n_forward = len(graph.outputs)
     for g in grads:
@@ -213,6 +256,13 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
             graph.outputs.append(tracer.value(g))
     traced.differentiable = [_graph_output_index(traced, i) for i in differentiable]
     traced.diff_inputs = diff_inputs
+
+
+def _same_value(t: Tensor) -> Tensor:
+    """Another tensor object for the traced value `t`, with its history."""
+    other = Tensor._make(t._data, t.dtype, t.device, t.requires_grad)
+    other._node = t._node
+    return other
 
 
 def _graph_output_index(traced, tensor_position: int) -> int:

@@ -27,12 +27,15 @@ import os
 import sys
 import weakref
 
+import numpy as np
+
 import genesis
 from genesis import dispatch
 from genesis.amp.autocast import cast_targets
 from genesis.compiler.ir import Graph, Meta
 from genesis.ops.markers import GRAD
 from genesis.ops.op import Kind
+from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 
@@ -68,20 +71,22 @@ class Symbol:
     breaks the graph.
     """
 
-    __slots__ = ("name", "shape", "dtype", "base", "views")
+    __slots__ = ("name", "shape", "dtype", "base", "views", "strides")
     is_symbolic = True
-    strides = None  # a traced value has no memory layout: a view of it is a re-indexing
 
-    def __init__(self, name: str, shape: tuple, dtype, base=None):
+    def __init__(self, name: str, shape: tuple, dtype, base=None, strides=None):
         self.name = name        # the graph value this buffer holds now (an in-place write renames it)
         self.shape = tuple(shape)
         self.dtype = dtype
         self.base = base        # the Symbol this one is a view of, if any
         self.views = []         # weak references to the tensors that view this buffer
+        # the strides (in elements) eager's array would have, or None where the trace cannot know them;
+        # only view() and is_contiguous() read them (see layout_of)
+        self.strides = strides
 
     def alias(self) -> "Symbol":
         """A buffer of its own that starts with the same values (what a copy is to eager)."""
-        return Symbol(self.name, self.shape, self.dtype)
+        return Symbol(self.name, self.shape, self.dtype, strides=contiguous_strides(self.shape))
 
     @property
     def ndim(self) -> int:
@@ -112,6 +117,37 @@ class _Produced:
 
 
 _PRODUCED = _Produced()
+
+
+def element_strides(array) -> tuple | None:
+    """An array's strides in elements (a traced tensor's Symbol: the strides it was given)."""
+    if isinstance(array, Symbol):
+        return array.strides
+    itemsize = array.itemsize
+    if any(stride % itemsize for stride in array.strides):
+        return None
+    return tuple(stride // itemsize for stride in array.strides)
+
+
+def layout_of(op, inputs, attrs, shape) -> tuple | None:
+    """The strides eager's result of `op` would have, or None when they depend on more than the trace
+    knows. A view's come from its own eager kernel, run on a probe array laid out like its input
+    (numpy makes the view's header and reads no element); any other op's result is a fresh array,
+    C-contiguous when its inputs are, or always (`op.contiguous_result`); `dispatch.verify_meta`
+    checks both against every eager op of the tests."""
+    tensors = [x for x in inputs if isinstance(x, Tensor)]
+    if op.kind is Kind.VIEW:
+        source = tensors[0]._data
+        if source.strides is None:
+            return None
+        itemsize = source.dtype.itemsize
+        probe = np.lib.stride_tricks.as_strided(np.empty(1, source.dtype), source.shape,
+                                                tuple(s * itemsize for s in source.strides))
+        return element_strides(op.kernel(probe, *[x for x in inputs[1:]], **attrs))
+    if op.contiguous_result or all(x._data.strides is not None and is_contiguous(x.shape, x._data.strides)
+                                   for x in tensors):
+        return contiguous_strides(shape)
+    return None
 
 
 def _cpu_device():
@@ -148,15 +184,17 @@ class Tracer:
         self.leaves: list[Tensor] = []         # the leaf tensors gradients reach, by leaf_id
         self._leaf_ids: dict[int, int] = {}    # id(tensor) -> its leaf id (a pass's stand-ins included)
         self._stand_ins: list[Tensor] = []     # a pass's tensors standing for leaves (see tensor_of)
+        self.non_leaves: set[int] = set()      # ids of stand-ins of arguments that are not leaves in eager
+        self.passed_requiring_grad: dict[int, bool] = {}  # id of a stand-in -> its argument's requires_grad
         self._calls = 0                        # numbers backward() calls and multi-result markers
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
 
     # ---- values -----------------------------------------------------------------
-    def _symbol(self, name: str, dtype) -> Symbol:
-        return Symbol(name, self.graph[name].shape, NUMPY_DTYPE[dtype])
+    def _symbol(self, name: str, dtype, strides=None) -> Symbol:
+        return Symbol(name, self.graph[name].shape, NUMPY_DTYPE[dtype], strides=strides)
 
-    def symbolic(self, name: str, dtype, device, requires_grad=False) -> Tensor:
-        tensor = Tensor._make(self._symbol(name, dtype), dtype, device)
+    def symbolic(self, name: str, dtype, device, requires_grad=False, strides=None) -> Tensor:
+        tensor = Tensor._make(self._symbol(name, dtype, strides), dtype, device)
         tensor.requires_grad = requires_grad
         return tensor
 
@@ -176,9 +214,16 @@ class Tracer:
         return tensor
 
     def add_input(self, example: Tensor) -> Tensor:
-        """A graph input shaped like `example`; returns the symbolic tensor that stands for it."""
+        """A graph input shaped like `example`; returns the symbolic tensor that stands for it. The
+        stand-in is a leaf of the trace's tape; one for a tensor with a history is noted in
+        `non_leaves`, since eager allows in-place writes into it."""
         node = self.graph.add_input(example.shape, example.dtype)
-        return self.symbolic(node.name, example.dtype, example.device, example.requires_grad)
+        stand_in = self.symbolic(node.name, example.dtype, example.device, example.requires_grad,
+                                 element_strides(example._data))
+        if example._node is not None:
+            self.non_leaves.add(id(stand_in))
+        self.passed_requiring_grad[id(stand_in)] = example.requires_grad
+        return stand_in
 
     def capture(self, tensor: Tensor) -> str:
         """Make a concrete tensor a graph input in place; `restore` undoes it.
@@ -188,7 +233,7 @@ class Tracer:
         node = self.graph.add_input(tensor.shape, tensor.dtype, source=user_line())
         self._saved.append((tensor, tensor._data, tensor._node, tensor.grad, tensor._version))
         self.captured.append((tensor, node.name))
-        tensor._data = self._symbol(node.name, tensor.dtype)
+        tensor._data = self._symbol(node.name, tensor.dtype, element_strides(tensor._data))
         tensor._node = None  # history from before the trace is not part of the graph
         tensor._version = [0]
         if tensor.grad is not None and type(tensor.grad._data) is not Symbol:
@@ -289,7 +334,7 @@ class Tracer:
         node = self.graph.add(op.name, names, attrs, shape=shape, dtype=out_dtype, source=user_line(),
                               grads=self.grad_edges(inputs) if recorded else None, autocast=region,
                               before=self.before)
-        out = self.symbolic(node.name, out_dtype, device)
+        out = self.symbolic(node.name, out_dtype, device, strides=layout_of(op, inputs, attrs, shape))
         if op.kind is Kind.VIEW:  # eager would share memory: remember it, so writes into either can be refused
             base = inputs[0]._data
             out._data.base = base

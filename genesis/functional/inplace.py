@@ -27,10 +27,15 @@ from genesis.ops.op import Kind
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 
+def _stands_for_a_non_leaf(tensor) -> bool:
+    """A traced function's argument that has a history in eager is a leaf of the trace's own tape."""
+    return dispatch.tracer is not None and id(tensor) in dispatch.tracer.non_leaves
+
+
 def check_inplace_allowed(target):
     if not grad_mode.is_grad_enabled():
         return
-    if target.requires_grad and target.is_leaf:
+    if target.requires_grad and target.is_leaf and not _stands_for_a_non_leaf(target):
         raise RuntimeError(
             f"a leaf tensor that requires grad (shape {list(target.shape)}) is being used in an in-place "
             "operation; wrap the update in `with genesis.no_grad():`"

@@ -13,10 +13,12 @@ from __future__ import annotations
 import builtins
 import math
 
+from genesis import dispatch
 from genesis.dispatch import apply
 from genesis.errors import ShapeError
 from genesis.functional._util import normalize_dim, normalize_dims, normalize_shape
 from genesis.ops import movement as M
+from genesis.ops import shape_rules
 
 
 def _infer_shape(x, shape):
@@ -39,11 +41,15 @@ def _viewable(x, shape) -> bool:
     each other; each chunk must be rebuilt exactly by consecutive new dims.
     A symbolic tensor (under tracing) has no strides: a view is a re-indexing.
     """
-    data = getattr(x, "_data", None)
-    strides = getattr(data, "strides", None)
+    strides = _strides(x)
     old = tuple(x.shape)
-    if strides is None or not old or math.prod(old) == 0 or math.prod(old) != math.prod(shape):
+    if not old or math.prod(old) == 0 or math.prod(old) != math.prod(shape):
         return True  # nothing to lay out (or the shape rule will refuse the sizes)
+    if strides is None:  # a traced value whose layout the trace cannot know: only a trivial view is sure
+        if _without_ones(old) == _without_ones(shape):
+            return True
+        dispatch.tracer.refuse(f"view() of a traced value of shape {list(old)} whose memory layout the trace "
+                               f"does not know (made from a non-contiguous one)")
     view_d = len(shape) - 1
     base_stride = strides[-1]
     tensor_numel = view_numel = 1
@@ -63,10 +69,23 @@ def _viewable(x, shape) -> bool:
     return view_d == -1
 
 
+def _strides(x):
+    """x's strides in elements; a traced tensor's are the ones eager's array would have, or None."""
+    data = x._data
+    if getattr(data, "is_symbolic", False):
+        return data.strides
+    return tuple(stride // data.itemsize for stride in data.strides)
+
+
+def _without_ones(shape) -> tuple:
+    return tuple(n for n in shape if n != 1)
+
+
 def reshape(x, *shape):
-    """A view when the strides allow one, else a reshaped copy."""
+    """A view when the strides allow one, else a reshaped copy. Traced, the two hold the same values
+    and the compiled code lays values out as it likes: the reshape is the view."""
     shape = _infer_shape(x, shape)
-    if not _viewable(x, shape):
+    if not getattr(x._data, "is_symbolic", False) and not _viewable(x, shape):
         x = apply(M.copy, x)
     return apply(M.reshape, x, shape_to=shape)
 
@@ -184,8 +203,20 @@ def pad_to(x, shape):
     return apply(M.pad, x, widths=tuple((0, n - m) for m, n in zip(x.shape, shape)), value=0.0)
 
 
+def is_contiguous(x) -> bool:
+    strides = _strides(x)
+    if strides is None:
+        dispatch.tracer.refuse("is_contiguous() of a traced value whose memory layout the trace does not know")
+    return shape_rules.is_contiguous(x.shape, strides)
+
+
 def contiguous(x):
-    return x if x.is_contiguous() else apply(M.copy, x)
+    strides = _strides(x)
+    if strides is None:  # traced, of a layout the trace does not know: eager gave x itself or a copy
+        out = apply(M.reshape, x, shape_to=tuple(x.shape))  # a view either way, so writes into it are refused
+        out._data.strides = shape_rules.contiguous_strides(x.shape)  # and contiguous either way
+        return out
+    return x if shape_rules.is_contiguous(x.shape, strides) else apply(M.copy, x)
 
 
 def clone(x):
@@ -353,6 +384,7 @@ __all__ = [
     "sum_to",
     "pad_to",
     "contiguous",
+    "is_contiguous",
     "clone",
     "cast",
     "cat",

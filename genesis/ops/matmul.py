@@ -70,5 +70,5 @@ def matmul_kernel(a, b, out=None, casting="same_kind"):
 matmul = register(Op(
     name="matmul", kind=Kind.MATMUL, kernel=matmul_kernel, shape=shape_rules.matmul, dtype=dt.matmul,
     vjp=(_grad_a, _grad_b), autocast=Autocast.LOW_PRECISION,
-    codegen={"numpy": "matmul_kernel({0}, {1}, out={out}, casting='unsafe')"},
+    codegen={"numpy": "matmul_kernel({0}, {1}, out={out}, casting='unsafe')"}, contiguous_result=True,
 ))

@@ -31,9 +31,10 @@ _INDICES = frozenset({"indices"})
 
 
 def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False,
-              codegen=None):
+              codegen=None, contiguous_result=False):
     return register(Op(name=name, kind=kind, kernel=kernel, shape=shape, dtype=dtype, vjp=vjp,
-                       saves=saves, upcasts_low_precision=False, variadic=variadic, codegen=codegen or {}))
+                       saves=saves, upcasts_low_precision=False, variadic=variadic, codegen=codegen or {},
+                       contiguous_result=contiguous_result))
 
 
 # ---- reshape, permute, expand ---------------------------------------------
@@ -137,7 +138,9 @@ def _indexed_view(a, tensors, key):
 
 def _index_kernel(a, *tensors, key):
     view, advanced = _indexed_view(a, tensors, key)
-    return view if advanced is None else view[advanced]
+    # numpy lays out an advanced index's result in its own order (x[:, i] puts i's dims first in
+    # memory); a fresh result is contiguous here, as every other op's is (see dispatch._verify_meta)
+    return view if advanced is None else np.ascontiguousarray(view[advanced])
 
 
 def _index_shape(shape, *index_shapes, key):
@@ -326,7 +329,8 @@ pad = _movement("pad", Kind.OPAQUE, _pad_kernel, _pad_shape, (_pad_grad,))
 
 # ---- copies and casts ------------------------------------------------------------
 copy = _movement("copy", Kind.ELEMENTWISE, lambda a: np.array(a, copy=True, order="C"), shape_rules.same_as_first,
-                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}", "c": "{0}"})
+                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}", "c": "{0}"},
+                 contiguous_result=True)
 cast = register(Op(name="cast", kind=Kind.ELEMENTWISE, kernel=lambda a, *, dtype: a.astype(NUMPY_DTYPE[dtype]),
                    shape=lambda shape, *, dtype: tuple(shape), dtype=dt.cast,
                    vjp=(lambda g, out, x, *, dtype: g,), saves=_NOTHING, upcasts_low_precision=False,

@@ -60,6 +60,10 @@ class Op:
     upcasts_low_precision: bool = True
     # A variadic op (cat) has one vjp rule, called for each input with `index=i`.
     variadic: bool = False
+    # The kernel returns a new C-contiguous array whatever its inputs' layout (a copy, a matmul); else
+    # its result is C-contiguous when its inputs are, and a view's layout follows from its kernel. A
+    # trace reads this to know eager's layouts (compiler/trace.py layout_of); tests check it.
+    contiguous_result: bool = False
 
     @property
     def differentiable(self) -> bool:

@@ -8,6 +8,7 @@ logsumexp and max/min-with-indices are composites in `genesis.functional`.
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
@@ -51,11 +52,12 @@ def _extremum_grad(g, out, x, *, dims, keepdim):
     return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
-def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, c=None):
+def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, c=None,
+               shape=shape_rules.reduce):
     # `c` names the combining operator as OpenMP's reduction clause does (+, *, max, min)
     codegen = {"triton": triton, "numpy": numpy, "c": c}
     return register(Op(
-        name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape_rules.reduce, dtype=dtype,
+        name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape, dtype=dtype,
         vjp=vjp, saves=saves, autocast=Autocast.FP32,
         codegen={backend: text for backend, text in codegen.items() if text},
     ))
@@ -66,14 +68,24 @@ def _numpy_reduction(function):
     return f"np.{function}({{0}}, axis={{dims}}, keepdims={{keepdim}}, out={{out}})"
 
 
+def _check_extremum(name, shape, dims):
+    """max and min have no identity: reducing a zero-size dim is an error, found from the shapes alone,
+    so eager's kernel and a trace's shape rule (compiled code) refuse it alike."""
+    # builtins.any: this module's own `any` is the reduction op defined below
+    if builtins.any(shape[d] == 0 for d in dims):
+        raise ValueError(f"{name}: cannot reduce over a zero-size dimension (no identity), shape {list(shape)}")
+
+
 def _checked_extremum(kernel, name):
     def run(a, *, dims, keepdim):
-        # builtins.any: this module's own `any` is the reduction op defined below
-        if a.size == 0 and builtins.any(a.shape[d] == 0 for d in dims):
-            raise ValueError(f"{name}: cannot reduce over a zero-size dimension (no identity), shape {list(a.shape)}")
+        _check_extremum(name, a.shape, dims)
         return kernel(a, axis=dims, keepdims=keepdim)
 
-    return run
+    def shape(input_shape, *, dims, keepdim):
+        _check_extremum(name, input_shape, dims)
+        return shape_rules.reduce(input_shape, dims=dims, keepdim=keepdim)
+
+    return run, shape
 
 
 sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
@@ -82,11 +94,13 @@ sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdim
 prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
                   (_prod_grad,), dt.sum_like, c="*", numpy=_numpy_reduction("prod"))
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
-amax = _reduction("amax", _checked_extremum(np.max, "amax"), (_extremum_grad,), dt.not_bool, c="max",
+_amax, _amax_shape = _checked_extremum(np.max, "amax")
+_amin, _amin_shape = _checked_extremum(np.min, "amin")
+amax = _reduction("amax", _amax, (_extremum_grad,), dt.not_bool, c="max", shape=_amax_shape,
                   triton="tl.max(tl.where({mask}, {0}, -float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("max"))
-amin = _reduction("amin", _checked_extremum(np.min, "amin"), (_extremum_grad,), dt.not_bool, c="min",
+amin = _reduction("amin", _amin, (_extremum_grad,), dt.not_bool, c="min", shape=_amin_shape,
                   triton="tl.min(tl.where({mask}, {0}, float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("min"))
@@ -101,7 +115,22 @@ all = _reduction("all", lambda a, *, dims, keepdim: np.all(a, axis=dims, keepdim
 any = _reduction("any", lambda a, *, dims, keepdim: np.any(a, axis=dims, keepdims=keepdim), None, _all_any_dtype)
 
 
-def _arg_shape(shape, *, dim, keepdim):
+def _check_arg(name, shape, dim):
+    # an empty tensor has an argmax along a dim whose own size is not zero (the result is empty)
+    if math.prod(shape) == 0 and (dim is None or shape[dim] == 0):
+        raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(shape)}"
+                         + ("" if dim is None else f" along dim {dim} of size 0"))
+
+
+def _arg_shape(name):
+    def shape(input_shape, *, dim, keepdim):
+        _check_arg(name, input_shape, dim)
+        return _reduced_shape(input_shape, dim=dim, keepdim=keepdim)
+
+    return shape
+
+
+def _reduced_shape(shape, *, dim, keepdim):
     if dim is None:
         return (1,) * len(shape) if keepdim else ()
     return shape_rules.reduce(shape, dims=(dim,), keepdim=keepdim)
@@ -109,10 +138,7 @@ def _arg_shape(shape, *, dim, keepdim):
 
 def _arg_kernel(kernel, name):
     def run(a, *, dim, keepdim):
-        # an empty tensor has an argmax along a dim whose own size is not zero (the result is empty)
-        if a.size == 0 and (dim is None or a.shape[dim] == 0):
-            raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(a.shape)}"
-                             + ("" if dim is None else f" along dim {dim} of size 0"))
+        _check_arg(name, a.shape, dim)
         if dim is None:
             index = kernel(a.reshape(-1))
             return np.full((1,) * a.ndim if keepdim else (), index, dtype=np.int64)
@@ -122,6 +148,6 @@ def _arg_kernel(kernel, name):
 
 
 argmax = register(Op(name="argmax", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmax, "argmax"),
-                     shape=_arg_shape, dtype=dt.index_result, upcasts_low_precision=False))
+                     shape=_arg_shape("argmax"), dtype=dt.index_result, upcasts_low_precision=False))
 argmin = register(Op(name="argmin", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmin, "argmin"),
-                     shape=_arg_shape, dtype=dt.index_result, upcasts_low_precision=False))
+                     shape=_arg_shape("argmin"), dtype=dt.index_result, upcasts_low_precision=False))

@@ -73,3 +73,26 @@ def matmul(a, b, **attrs) -> tuple:
     if len(b) == 1:
         out = out[:-1]
     return out
+
+
+def contiguous_strides(shape) -> tuple:
+    """The strides, in elements, of a C-contiguous array of `shape`."""
+    strides, step = [], 1
+    for n in reversed(tuple(shape)):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def is_contiguous(shape, strides) -> bool:
+    """Whether `strides` (in elements) lay `shape` out C-contiguously. As numpy and PyTorch judge it, a
+    dim of size 1 may have any stride, and an empty array is contiguous."""
+    if 0 in shape:
+        return True
+    step = 1
+    for n, stride in zip(reversed(tuple(shape)), reversed(tuple(strides))):
+        if n != 1:
+            if stride != step:
+                return False
+            step *= n
+    return True

@@ -123,6 +123,8 @@ class KernelLoops:
 
     def __init__(self, spec: KernelSpec):
         self.spec = spec
+        if any(numel(v.shape) == 0 for v in (*spec.statements, *spec.operands)):
+            raise Refused("a value with no elements: numpy's kernels do nothing with it, as eager does")
         if spec.mode == "whole" and any(numel(v.shape) != 1 or v.phase != "block" for v in spec.statements):
             raise Refused("whole-array work other than single values stays a numpy kernel")
         self.flat = spec.mode in ("flat", "whole")  # single values: a flat loop over one element

@@ -179,6 +179,8 @@ def _merge_leading_dims(statements, operands, group):
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
     for s in statements:  # whole operands may only vary along the dims that stay (a layer_norm weight)
         for read in s.reads:  # aligned as the statement that reads it broadcasts it
+            if s.phase == "block" and read in whole and OPS[s.op].kind is not Kind.ELEMENTWISE:
+                return None  # a reduction or view renumbers its dims for the merged rows, not the operand's
             if s.phase in ("block", "accumulate") and read in whole:
                 shape = whole[read]
                 aligned = (1,) * (len(s.shape) - len(shape)) + tuple(shape)
