@@ -11,6 +11,13 @@ The cache heals, it never fails a compilation: whatever stands where an entry
 should be (a truncated or edited file, bytes that are not UTF-8, a file it
 may not read, a directory) is dropped with one warning and rebuilt. The C
 libraries in `native` follow the same rule with the helpers here.
+
+Nor does a cache that cannot take a file (no permission, a read-only or full
+file system, a path through a regular file): the process keeps what it
+compiled in memory, and one warning (per directory and error) names both
+of them. A write killed half-way leaves a temporary file, or a C
+library's build folder, recording its writer; the next write in the
+directory removes those whose writer is gone (serialization.atomic's rule).
 """
 
 from __future__ import annotations
@@ -62,11 +69,9 @@ def load(key: str) -> str | None:
     """The cached source for `key`, or None (missing, or corrupt: then it is removed with a warning)."""
     path = cache_dir() / f"{key}.py"
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        return _drop(path, unreadable(error))
+        return None if missing(path, error) else _drop(path, unreadable(error))
     header, _, body = text.partition("\n")
     if not header.startswith(_HEADER):
         return _drop(path, "no checksum header")
@@ -75,15 +80,36 @@ def load(key: str) -> str | None:
     return body
 
 
-def store(key: str, source: str) -> Path:
-    path = cache_dir() / f"{key}.py"
+def store(key: str, source: str) -> None:
+    """Keep `source` for `key`; where the cache cannot take it, warn (once per directory) and go on."""
     checksum = hashlib.sha256(source.encode()).hexdigest()
-    write_atomic(path, f"{_HEADER}{checksum}\n{source}")
-    return path
+    try:
+        write_atomic(path_of(key), f"{_HEADER}{checksum}\n{source}", folders=True)
+    except OSError as error:
+        warn_unwritable(error)
 
 
 def path_of(key: str) -> Path:
     return cache_dir() / f"{key}.py"
+
+
+def missing(path: Path, error: Exception) -> bool:
+    """Whether reading `path` failed because there is no entry: none there, or no directory to hold one
+    (a directory that cannot be searched, or a path through a regular file), which writing reports."""
+    return isinstance(error, FileNotFoundError) or (isinstance(error, OSError) and not os.path.lexists(path))
+
+
+_warned_unwritable: set = set()  # (directory, errno): each warned about once per process
+
+
+def warn_unwritable(error: OSError) -> None:
+    """Say, once per directory and error, that the cache cannot take what this process compiles."""
+    directory = cache_dir()
+    if (directory, error.errno) in _warned_unwritable:
+        return
+    _warned_unwritable.add((directory, error.errno))
+    warnings.warn(f"genesis: cannot write to the kernel cache {directory} ({error.strerror or error}); "
+                  "compiled programs are kept in memory and compiled again by the next process", stacklevel=4)
 
 
 def unreadable(error: Exception) -> str:

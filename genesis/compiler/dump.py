@@ -10,21 +10,17 @@ file, then rename), so a reader never sees half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from genesis.serialization.atomic import atomic_write
 
-def write_atomic(path: Path, text: str) -> None:
+
+def write_atomic(path: Path, text: str, *, folders: bool = False) -> None:
+    """`text` (UTF-8) as the file at `path`, whole or not at all, its directory made if missing. Not
+    fsynced: a dump is for reading now, and the cache checks its entries' checksums. `folders`: the
+    directory is genesis's own, so stale temporary folders in it go too (see serialization.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")), durable=False, folders=folders)
 
 
 class Dump:

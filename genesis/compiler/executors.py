@@ -185,17 +185,18 @@ def c_executor(graph, dump=None, prefix=""):
         built["program"] = build_program_source(graph)
         return built["program"].source
 
+    namespace: dict = {"__name__": f"genesis.generated.c{key}"}
     try:
         source, cache_hit = _cached_source(key, build)
-    except native.CompileFailed as error:  # never lose the user's run to a codegen bug: numpy kernels
+        # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
+        exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own code)
+        if namespace["SIGNATURES"]:
+            namespace["NATIVE"] = native.load(namespace["C_SOURCE"], namespace["SIGNATURES"], namespace["NATIVE_KEY"])
+    # never lose the user's run to a codegen bug, or to a full disk: numpy kernels
+    except (native.CompileFailed, native.NoPlaceForLibrary) as error:
         warnings.warn(f"{error}\ngenesis: running this program's kernels as numpy kernels instead", stacklevel=2)
         run, stats = numpy_executor(graph, dump, prefix)
         return run, dict(stats, c_failed=str(error).splitlines()[0])
-    namespace: dict = {"__name__": f"genesis.generated.c{key}"}
-    # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
-    exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own code)
-    if namespace["SIGNATURES"]:
-        namespace["NATIVE"] = native.load(namespace["C_SOURCE"], namespace["SIGNATURES"], namespace["NATIVE_KEY"])
     refusals = namespace["FALLBACKS"]
     if dump:
         dump.write(f"{prefix}program.py", source)

@@ -18,7 +18,12 @@ hashing the C source, the compiler and its flags. Its SHA-256 goes in a
 sidecar file `<key>.so.sha256`, written after it; a library whose bytes do
 not match, or that cannot be read (see `cache` for what counts), is rebuilt
 with one warning, never loaded. Both are written to a temporary name and
-renamed, so another process sees all of a file or none.
+renamed, so another process sees all of a file or none: the library is
+built in a temporary folder in the cache (named after its writer, so that a
+build killed half-way is removed by a later one) and renamed out of it.
+Where the cache cannot take the library, it is built in a temporary folder
+of the system's, loaded, and the folder removed at once (a loaded library
+stays mapped): the process keeps it in memory, by its key.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
+from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
 
 FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
          "-fopenmp-simd", "-w")
@@ -56,6 +62,10 @@ class CompilerError(RuntimeError):
 
 class CompileFailed(CompilerError):
     """The compiler rejected generated C: a bug in genesis, which then runs numpy kernels instead."""
+
+
+class NoPlaceForLibrary(CompilerError):
+    """Neither the cache nor a temporary folder can take a compiled library: numpy kernels run instead."""
 
 
 @dataclass(frozen=True)
@@ -157,61 +167,93 @@ def _library_problem(path: Path) -> tuple[Path, str] | None:
     for entry in (path, checksum):
         try:
             contents[entry] = entry.read_bytes()
-        except FileNotFoundError:
-            return entry, _MISSING
         except OSError as error:
-            return entry, cache.unreadable(error)
+            return entry, _MISSING if cache.missing(entry, error) else cache.unreadable(error)
     # compared as bytes: a checksum file that is not even text is simply a mismatch
     if hashlib.sha256(contents[path]).hexdigest().encode() != contents[checksum].strip():
         return path, f"checksum mismatch with {checksum.name}"
     return None
 
 
-def build_library(source: str, compiler: Compiler, key: str) -> Path:
-    """The cached shared library for `source`, compiled now if missing or corrupt."""
+def build_library(source: str, compiler: Compiler, key: str) -> None:
+    """Make the library for `source` loadable by `key` (`open_library`): found whole in the cache, else
+    compiled now into it; where the cache cannot take it, compiled elsewhere and kept loaded."""
+    if key in _KEPT_LOADED:
+        return
     path = _library_path(key)
-    checksum = _checksum_path(path)
     problem = _library_problem(path)
     if problem is None:
-        return path
+        return
     if problem[1] != _MISSING:
         cache.warn_dropped(*problem)
+    checksum = _checksum_path(path)
     for entry in (path, checksum):
         cache.clear_directory(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
-        folder = Path(folder)
-        objects = []
-        compiling = []
-        for index, part in enumerate(_parts(source)):
-            c_file, objects_file = folder / f"part{index}.c", folder / f"part{index}.o"
-            c_file.write_text(part)
-            objects.append(str(objects_file))
-            compiling.append(subprocess.Popen([compiler.path, *compiler.flags, "-c", str(c_file), "-o",
-                                               str(objects_file)], stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, text=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, folders=True)
+        folder = Path(make_temporary_folder(path.parent, path.name))
         try:
-            for process in compiling:
-                try:
-                    _, errors = process.communicate(timeout=600)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    _, errors = process.communicate()
-                _check(compiler, process.returncode, errors)
-        finally:  # a part that failed leaves no compiler running on the others
-            for process in compiling:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-        built = folder / f"{key}.so"
-        command = [compiler.path, *compiler.flags, *objects, "-o", str(built)]
-        command += ["-lmvec", "-lm"] if compiler.vector_math else ["-lm"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        _check(compiler, result.returncode, result.stderr)
-        digest = hashlib.sha256(built.read_bytes()).hexdigest()
-        os.replace(built, path)
-    write_atomic(checksum, digest + "\n")
-    return path
+            built = _compile(source, compiler, folder, path.name)
+            digest = hashlib.sha256(built.read_bytes()).hexdigest()
+            os.replace(built, path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        write_atomic(checksum, digest + "\n", folders=True)
+    except OSError as error:  # no permission, a read-only or full file system: the cache cannot take it
+        cache.warn_unwritable(error)
+        _build_elsewhere(source, compiler, key, error)
+
+
+# libraries that the cache could not take, by key: loaded from a folder since removed, kept for the process
+_KEPT_LOADED: dict[str, ctypes.CDLL] = {}
+
+
+def _build_elsewhere(source: str, compiler: Compiler, key: str, cache_error: OSError) -> None:
+    try:
+        with tempfile.TemporaryDirectory(prefix="genesis-", ignore_cleanup_errors=True) as folder:
+            _KEPT_LOADED[key] = ctypes.CDLL(str(_compile(source, compiler, Path(folder), f"{key}.so")))
+    except OSError as error:
+        raise NoPlaceForLibrary(f"genesis: no place to write a C library: the kernel cache {cache.cache_dir()} "
+                                f"({cache_error.strerror or cache_error}) nor a temporary folder "
+                                f"({error.strerror or error})") from error
+
+
+def _compile(source: str, compiler: Compiler, folder: Path, name: str) -> Path:
+    """Compile `source` in `folder` into the shared library `folder / name`."""
+    objects = []
+    compiling = []
+    for index, part in enumerate(_parts(source)):
+        c_file, objects_file = folder / f"part{index}.c", folder / f"part{index}.o"
+        c_file.write_text(part)
+        objects.append(str(objects_file))
+        compiling.append(subprocess.Popen([compiler.path, *compiler.flags, "-c", str(c_file), "-o",
+                                           str(objects_file)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    try:
+        for process in compiling:
+            try:
+                _, errors = process.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, errors = process.communicate()
+            _check(compiler, process.returncode, errors)
+    finally:  # a part that failed leaves no compiler running on the others
+        for process in compiling:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    built = folder / name
+    command = [compiler.path, *compiler.flags, *objects, "-o", str(built)]
+    command += ["-lmvec", "-lm"] if compiler.vector_math else ["-lm"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    _check(compiler, result.returncode, result.stderr)
+    return built
+
+
+def open_library(key: str) -> ctypes.CDLL:
+    """The library built under `key`: the one this process keeps loaded, else the cache's."""
+    return _KEPT_LOADED[key] if key in _KEPT_LOADED else ctypes.CDLL(str(_library_path(key)))
 
 
 def _parts(source: str) -> list[str]:
@@ -237,9 +279,8 @@ class NativeLibrary:
     """A loaded library: its kernels as attributes, with their argument types set; where a kernel
     has a `_chunk` entry for the thread pool, that entry's address as `<name>_chunk`."""
 
-    def __init__(self, path: Path, signatures: dict):
-        self._library = ctypes.CDLL(str(path))
-        self.path = path
+    def __init__(self, library: ctypes.CDLL, signatures: dict):
+        self._library = library
         for name, signature in signatures.items():
             function = getattr(self._library, name)
             function.argtypes = [_ARGUMENT_TYPES[code] for code in signature]
@@ -276,8 +317,8 @@ def thread_pool() -> NativeLibrary | None:
 
 def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary:
     """Compile (or find in the cache) and load `source`; `key` is the library key recorded at build time."""
-    if key is not None and _library_problem(_library_path(key)) is None:
-        return NativeLibrary(_library_path(key), signatures)  # else build_library warns and rebuilds
-    compiler = compiler_or_error()
-    key = key or library_key(source, compiler)
-    return NativeLibrary(build_library(source, compiler, key), signatures)
+    if key is None or (key not in _KEPT_LOADED and _library_problem(_library_path(key)) is not None):
+        compiler = compiler_or_error()  # build_library warns about a damaged library and rebuilds it
+        key = key or library_key(source, compiler)
+        build_library(source, compiler, key)
+    return NativeLibrary(open_library(key), signatures)

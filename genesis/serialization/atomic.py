@@ -23,6 +23,12 @@ checked; such a file is stale only once nobody has written to it for
 STALE_AFTER_SECONDS, far longer than a live writer, which writes its bytes
 back to back, ever pauses. A reused process id keeps a dead writer's file
 until that process ends too: the rule errs towards keeping files.
+
+The kernel cache (genesis.compiler) writes its entries here too, and builds
+its C libraries in folders of the same naming, which only a directory that
+genesis owns has removed (`folders=True`): a user's directory keeps any
+folder. The cache skips the fsyncs (`durable=False`): its entries carry
+checksums, so one that a power loss damages is detected and rebuilt.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import time
 
@@ -41,20 +48,22 @@ _TEMPORARY = re.compile(r"\..+\.(?P<tag>[0-9a-f]{8})-(?P<pid>[0-9]{1,10})\.[0-9a
 _UNRECORDED_WRITER = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # the naming of earlier genesis versions
 
 
-def atomic_write(path, write) -> None:
-    """Call `write(binary_file)` and move the result over `path` atomically."""
+def atomic_write(path, write, *, durable: bool = True, folders: bool = False) -> None:
+    """Call `write(binary_file)` and move the result over `path` atomically. `durable`: fsync the file
+    and the rename; `folders`: remove stale folders too (see the module's docstring)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path}: the directory {directory} does not exist")
-    remove_stale_temporaries(directory)
+    remove_stale_temporaries(directory, folders=folders)
     temporary = os.path.join(directory, temporary_name(os.path.basename(path)))
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
             write(file)
-            file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -62,7 +71,8 @@ def atomic_write(path, write) -> None:
         except FileNotFoundError:
             pass
         raise
-    fsync_directory(directory)
+    if durable:
+        fsync_directory(directory)
 
 
 def temporary_name(target: str) -> str:
@@ -81,9 +91,10 @@ def writer_tag() -> str:
     return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
 
 
-def remove_stale_temporaries(directory) -> None:
-    """Remove the temporaries of crashed writes in `directory` (see the module's docstring for the rule).
-    Never raises: a directory that cannot be listed, or a file another process removes first, is left be."""
+def remove_stale_temporaries(directory, *, folders: bool = False) -> None:
+    """Remove the temporaries of crashed writes in `directory` (see the module's docstring for the rule);
+    `folders`: temporary folders too, with what they hold, for a directory that genesis owns. Never
+    raises: a directory that cannot be listed, or a file another process removes first, is left be."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -95,8 +106,18 @@ def remove_stale_temporaries(directory) -> None:
         try:
             if entry.is_file(follow_symlinks=False) and _is_stale(entry, now):
                 os.unlink(entry.path)
+            elif folders and entry.is_dir(follow_symlinks=False) and _is_stale(entry, now):
+                shutil.rmtree(entry.path, ignore_errors=True)
         except OSError:
             pass
+
+
+def make_temporary_folder(directory, target: str) -> str:
+    """A fresh folder in `directory` to build `target` in, named as a temporary file is (so that
+    `remove_stale_temporaries(directory, folders=True)` removes it once its writer is gone)."""
+    folder = os.path.join(directory, temporary_name(target))
+    os.mkdir(folder)
+    return folder
 
 
 def _is_stale(entry, now: float) -> bool:
