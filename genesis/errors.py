@@ -14,6 +14,15 @@ class ShapeError(ValueError):
     """Shapes that an op cannot take (broadcasting, reshape, matmul, cat...)."""
 
 
+class IndexOutOfRangeError(IndexError):
+    """An index tensor holds a position outside its dim. `index`, `size` and `dim` say which, so a
+    caller (embedding, nll_loss) can name the problem in its own terms."""
+
+    def __init__(self, index: int, size: int, dim: int, message: str | None = None):
+        super().__init__(message or f"index {index} is out of range for dim {dim} with size {size}")
+        self.index, self.size, self.dim = index, size, dim
+
+
 def describe_inputs(inputs) -> str:
     parts = []
     for x in inputs:

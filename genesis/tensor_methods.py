@@ -9,6 +9,7 @@ from __future__ import annotations
 from genesis import functional as F
 from genesis.functional import inplace as I
 from genesis.functional._util import normalize_shape
+from genesis.functional.indexing import index_put_by_indices
 
 # methods that are exactly F.<name>(self, ...)
 _SAME_NAME = """
@@ -99,6 +100,6 @@ def install(cls):
     cls.lerp_ = _lerp_
     cls.dot = F.dot
     cls.where = lambda self, condition, other: F.where(condition, self, other)
-    cls.index_put = F.index_put
+    cls.index_put = index_put_by_indices
     cls.one_hot = F.one_hot
     cls.cast = F.cast
