@@ -23,6 +23,10 @@ class IndexOutOfRangeError(IndexError):
         self.index, self.size, self.dim = index, size, dim
 
 
+class IntegerDivisionByZeroError(ZeroDivisionError):
+    """An integer floor_divide, remainder or fmod whose divisor holds a 0 (float division gives inf or nan)."""
+
+
 def describe_inputs(inputs) -> str:
     parts = []
     for x in inputs:
@@ -37,7 +41,8 @@ def explain_kernel_failure(op, inputs, attrs, error):
     """The error to raise in place of `error`, with its `__cause__` set: a shape rule's own
     error says everything, so numpy's traceback is dropped from under it; a wrapped kernel
     error keeps numpy's as its cause, since that is all there is to go on."""
-    if isinstance(error, (ShapeError, TypeError, IndexError)) and "genesis" in type(error).__module__:
+    passed_through = (ShapeError, TypeError, IndexError, ZeroDivisionError)
+    if isinstance(error, passed_through) and "genesis" in type(error).__module__:
         return error
     shapes = [tuple(x.shape) if hasattr(x, "shape") else () for x in inputs]
     try:
