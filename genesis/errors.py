@@ -14,6 +14,19 @@ class ShapeError(ValueError):
     """Shapes that an op cannot take (broadcasting, reshape, matmul, cat...)."""
 
 
+class IndexOutOfRangeError(IndexError):
+    """An index tensor holds a position outside its dim. `index`, `size` and `dim` say which, so a
+    caller (embedding, nll_loss) can name the problem in its own terms."""
+
+    def __init__(self, index: int, size: int, dim: int, message: str | None = None):
+        super().__init__(message or f"index {index} is out of range for dim {dim} with size {size}")
+        self.index, self.size, self.dim = index, size, dim
+
+
+class IntegerDivisionByZeroError(ZeroDivisionError):
+    """An integer floor_divide, remainder or fmod whose divisor holds a 0 (float division gives inf or nan)."""
+
+
 def describe_inputs(inputs) -> str:
     parts = []
     for x in inputs:
@@ -28,7 +41,8 @@ def explain_kernel_failure(op, inputs, attrs, error):
     """The error to raise in place of `error`, with its `__cause__` set: a shape rule's own
     error says everything, so numpy's traceback is dropped from under it; a wrapped kernel
     error keeps numpy's as its cause, since that is all there is to go on."""
-    if isinstance(error, (ShapeError, TypeError, IndexError)) and "genesis" in type(error).__module__:
+    passed_through = (ShapeError, TypeError, IndexError, ZeroDivisionError)
+    if isinstance(error, passed_through) and "genesis" in type(error).__module__:
         return error
     shapes = [tuple(x.shape) if hasattr(x, "shape") else () for x in inputs]
     try:

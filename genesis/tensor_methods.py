@@ -9,6 +9,7 @@ from __future__ import annotations
 from genesis import functional as F
 from genesis.functional import inplace as I
 from genesis.functional._util import normalize_shape
+from genesis.functional.indexing import index_put_by_indices
 
 # methods that are exactly F.<name>(self, ...)
 _SAME_NAME = """
@@ -18,11 +19,12 @@ _SAME_NAME = """
     sum prod mean var std amax amin argmax argmin max min all any logsumexp
     permute transpose t squeeze unsqueeze flatten unflatten expand_as broadcast_to narrow split chunk
     unbind flip tril triu movedim
-    gather scatter_add index_select masked_fill matmul mm bmm
+    gather scatter_add index_select masked_fill matmul mm bmm floor_divide remainder fmod
 """.split()
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
-_INPLACE = "add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill".split()
+_INPLACE = ("add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill "
+            "floor_divide remainder fmod").split()
 
 
 def _reshape(self, *shape):
@@ -55,8 +57,10 @@ OPERATORS = {
     "__rmul__": _reflected(F.mul),
     "__truediv__": F.div,
     "__rtruediv__": _reflected(F.div),
-    "__floordiv__": lambda a, b: F.div(a, b, rounding_mode="floor"),
-    "__rfloordiv__": lambda a, b: F.div(b, a, rounding_mode="floor"),
+    "__floordiv__": F.floor_divide,
+    "__rfloordiv__": _reflected(F.floor_divide),
+    "__mod__": F.remainder,  # Python's %: the remainder takes the divisor's sign, as in PyTorch
+    "__rmod__": _reflected(F.remainder),
     "__pow__": F.pow,
     "__rpow__": _reflected(F.pow),
     "__matmul__": F.matmul,
@@ -79,6 +83,8 @@ OPERATORS = {
     "__isub__": I.inplace(F.sub),
     "__imul__": I.inplace(F.mul),
     "__itruediv__": I.inplace(F.div),
+    "__ifloordiv__": I.inplace(F.floor_divide),
+    "__imod__": I.inplace(F.remainder),
 }
 
 
@@ -99,6 +105,6 @@ def install(cls):
     cls.lerp_ = _lerp_
     cls.dot = F.dot
     cls.where = lambda self, condition, other: F.where(condition, self, other)
-    cls.index_put = F.index_put
+    cls.index_put = index_put_by_indices
     cls.one_hot = F.one_hot
     cls.cast = F.cast

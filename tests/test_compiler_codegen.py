@@ -68,6 +68,10 @@ ELEMENTWISE = {
     "bitwise_or": lambda x, y: ((x * 50).to(genesis.int32) | 6) + (x > 1) | (y > 0),
     "bitwise_xor": lambda x, y: ((x * 50).to(genesis.int32) ^ -3) * y,
     "bitwise_not": lambda x, y: (~(x * 50).to(genesis.int16)) * 1.5 + (~(y > 0)),
+    # both signs on either side, Python numbers on either side, and integers (the dtype's own C and Triton)
+    "floor_divide": lambda x, y: (y * 7) // x + x // -0.3 + 5 // y + ((x * 40).to(genesis.int32) // -3),
+    "remainder": lambda x, y: (y * 7) % x + x % -0.3 + 5 % y + ((y * 40).to(genesis.int32) % 7),
+    "fmod": lambda x, y: genesis.fmod(y * 7, x) + genesis.fmod(x, -0.3) + genesis.fmod((y * 40).to(genesis.int32), 6),
 }
 
 

@@ -180,6 +180,17 @@ def test_pointwise_kernel_compiles_to_ptx_for_sm90(dtype):
     _assert_ptx(spec)
 
 
+@pytest.mark.parametrize("dtype", [genesis.int64, genesis.uint8, genesis.float16, genesis.float64],
+                         ids=lambda d: d.name)
+def test_division_kernels_compile_to_ptx_for_sm90(dtype):
+    """floor_divide, remainder and fmod choose their float or integer form when Triton compiles them,
+    and the integer form never divides by 0 or -1 (undefined in LLVM), Python literals on either side."""
+    fn = lambda a, b: a // b + a % b + genesis.fmod(a, b) + (a + 1) // 3 + 7 % b  # noqa: E731
+    a, b = genesis.tensor(np.arange(1, 40)).to(dtype), genesis.tensor(np.arange(2, 41)).to(dtype)
+    (spec,) = _specs(fn, a, b)
+    _assert_ptx(spec)
+
+
 def test_softmax_and_layer_norm_compile_to_ptx_for_sm90():
     x = data(37, 65, dtype=genesis.bfloat16)
     (softmax_spec,) = _specs(softmax, x)

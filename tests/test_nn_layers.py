@@ -97,8 +97,12 @@ def test_embedding(dtype, padding_idx):
 def test_embedding_padding_row_starts_at_zero_and_bad_index_is_clear():
     emb = nn.Embedding(5, 3, padding_idx=1)
     assert not np.any(to_numpy(emb.weight)[1])
-    with pytest.raises(IndexError, match="out of range"):
-        emb(genesis.tensor([0, 5]))
+    # PyTorch refuses a negative index here (x[i] would count it from the end): -1 must not read row 4
+    for bad in (5, -1):
+        with pytest.raises(IndexError, match=rf"index {bad} is out of range for an embedding of 5 rows"):
+            emb(genesis.tensor([[0, 2], [bad, 1]]))
+        with pytest.raises(IndexError):
+            torch.nn.Embedding(5, 3)(torch.tensor([[0, 2], [bad, 1]]))
 
 
 def test_flatten_identity():

@@ -171,6 +171,9 @@ BINARY = [
     case("operator_or", [whole(3, 5), whole(5)], lambda x, y: (x > 0) | (y > 0), grad=False),
     case("operator_invert", [whole(3, 5)], lambda x: ~(x > 0), grad=False),
     case("floordiv", [rand(3, 5) * 4, away_from_zero(5)], lambda x, y: x // y, grad=False),
+    case("remainder", [rand(3, 5) * 4, away_from_zero(5)], lambda x, y: x % y),
+    case("remainder_scalar", [rand(3, 5) * 4], lambda x: x % -0.7),
+    case("fmod", [rand(3, 5) * 4, away_from_zero(3, 1)], lambda x, y: lib(x).fmod(x, y)),
     case("expression", [rand(3, 5), rand(5)], lambda x, y: (x * y - y / 3) ** 2 + 1 - x),
     # 0-d and empty tensors
     case("0d_with_matrix", [rand(), rand(3, 5)], lambda x, y: x * y + x),
@@ -288,7 +291,9 @@ INT_OPS = [
     ("neg", lambda x, y: -x), ("abs", lambda x, y: x.abs()), ("add", lambda x, y: x + y),
     ("sub", lambda x, y: x - y), ("mul", lambda x, y: x * y), ("div", lambda x, y: x / (y * y + 1)),
     ("floor", lambda x, y: x.floor()),
-    ("floordiv", lambda x, y: x // 3), ("maximum", lambda x, y: x.maximum(y)),
+    ("floordiv", lambda x, y: x // 3), ("floordiv_tensor", lambda x, y: x // (y * y + 1)),
+    ("remainder", lambda x, y: x % (y * y + 1)), ("fmod", lambda x, y: lib(x).fmod(x, -3)),
+    ("maximum", lambda x, y: x.maximum(y)),
     ("minimum", lambda x, y: x.minimum(y)), ("pow", lambda x, y: x ** 2), ("eq", lambda x, y: x == y),
     ("lt", lambda x, y: x < y), ("clamp", lambda x, y: x.clamp(0, 3)), ("sign", lambda x, y: x.sign()),
     ("exp", lambda x, y: x.exp()), ("sqrt", lambda x, y: x.abs().sqrt()), ("sigmoid", lambda x, y: x.sigmoid()),
@@ -333,7 +338,8 @@ PROMOTION_DTYPES = [genesis.bool, genesis.uint8, genesis.int8, genesis.int32, ge
                     genesis.float16, genesis.bfloat16, genesis.float32, genesis.float64]
 PROMOTION_OPS = [
     ("add", lambda a, b: a + b), ("mul", lambda a, b: a.mul(b)), ("sub", lambda a, b: b - a),
-    ("div", lambda a, b: a / b), ("maximum", lambda a, b: lib(a).maximum(a, b)),
+    ("div", lambda a, b: a / b), ("floordiv", lambda a, b: a // b), ("remainder", lambda a, b: b % a),
+    ("maximum", lambda a, b: lib(a).maximum(a, b)),
     ("eq", lambda a, b: a == b), ("where", lambda a, b: lib(a).where(a > 0, a, b)),
 ]
 

@@ -286,6 +286,77 @@ def test_shape_rule_of_indexing_allocates_nothing():
     assert M._index_shape((10 ** 6, 10 ** 6, 10 ** 6), (2, 4), key=key) == (142858, 2, 4)
 
 
+# ---- negative and out-of-range index tensors: PyTorch's rule, path by path --------------------
+def nnf(x):
+    return genesis.nn.functional if isinstance(x, genesis.Tensor) else torch.nn.functional
+
+
+# x[i] and x[i] = v count a negative index from the end; index_select, gather, scatter_add, embedding,
+# the class targets of nll_loss and cross_entropy (other than ignore_index), and one_hot take positions
+# from 0 only. `x` is (4, 4): 4 rows, 4 columns, 4 classes. The message names the bad index and the size.
+BOUNDS = [
+    ("getitem", lambda x, i: x[i], "index {bad} is out of range for dim 0 with size 4"),
+    ("getitem_dim1", lambda x, i: x[1:, i], "index {bad} is out of range for dim 1 with size 4"),
+    ("setitem", lambda x, i: _set(x * 1, i, 0.5), "index {bad} is out of range for dim 0 with size 4"),
+    ("index_put", lambda x, i: x.index_put((i,), x[:2] * 2, accumulate=True),
+     "index {bad} is out of range for dim 0 with size 4"),
+    ("index_select", lambda x, i: x.index_select(0, i), "index {bad} is out of range for dim 0 with size 4"),
+    ("index_select_dim1", lambda x, i: x.index_select(1, i), "index {bad} is out of range for dim 1 with size 4"),
+    ("gather", lambda x, i: x.gather(1, i.reshape(1, 2)), "index {bad} is out of range for dim 1 with size 4"),
+    ("scatter_add", lambda x, i: x.scatter_add(1, i.reshape(1, 2), x[:1, :2]),
+     "index {bad} is out of range for dim 1 with size 4"),
+    ("embedding", lambda x, i: nnf(x).embedding(i, x), "index {bad} is out of range for an embedding of 4 rows"),
+    ("embedding_2d_indices", lambda x, i: nnf(x).embedding(i.reshape(1, 2), x, padding_idx=0),
+     "index {bad} is out of range for an embedding of 4 rows"),
+    ("nll_loss", lambda x, i: nnf(x).nll_loss(x[:2], i), "target {bad} is out of range for 4 classes"),
+    ("cross_entropy", lambda x, i: nnf(x).cross_entropy(x[:2], i), "target {bad} is out of range for 4 classes"),
+    ("cross_entropy_weighted_smoothed",
+     lambda x, i: nnf(x).cross_entropy(x[:2], i, weight=x[3].abs(), label_smoothing=0.1),
+     "target {bad} is out of range for 4 classes"),
+    ("one_hot", lambda x, i: nnf(x).one_hot(i, 4), "class value {bad} is out of range for 4 classes"),
+    ("one_hot_counted", lambda x, i: nnf(x).one_hot(i), "class value {bad} is negative"),
+]
+
+
+@pytest.mark.parametrize("bad", [-1, -4, -5, 4, -100])
+@pytest.mark.parametrize("name,fn,message", BOUNDS, ids=[b[0] for b in BOUNDS])
+def test_negative_and_out_of_range_indices_follow_torch(name, fn, message, bad):
+    values = RNG.standard_normal((4, 4))
+    try:
+        expected = fn(torch.from_numpy(values), torch.tensor([2, bad]))
+    except (IndexError, RuntimeError):
+        with pytest.raises(IndexError, match=message.format(bad=bad)):
+            fn(genesis.tensor(values), genesis.tensor([2, bad]))
+        return
+    got = fn(genesis.tensor(values), genesis.tensor([2, bad]))
+    assert TORCH_DTYPE[got.dtype] == expected.dtype
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_an_index_out_of_range_raises_in_compiled_code_too(backend):
+    embed = genesis.compile(lambda w, i: genesis.nn.functional.embedding(i, w) * 2, backend=backend)
+    w = genesis.randn(4, 3)
+    np.testing.assert_array_equal(embed(w, genesis.tensor([3, 0])).numpy(), w.numpy()[[3, 0]] * 2)
+    with pytest.raises(IndexError, match="index -1 is out of range for dim 0 with size 4"):
+        embed(w, genesis.tensor([3, -1]))
+
+
+def test_index_put_takes_pytorchs_arguments():
+    values = RNG.standard_normal((4, 3))
+    for accumulate in (False, True):
+        for key in [(ints(0, -1, 0),), (ints(1, 2), ints(-1, 0))]:
+            g = genesis.tensor(values).index_put(tuple(genesis.tensor(k) for k in key),
+                                                 genesis.tensor(7.5, dtype=genesis.float64), accumulate=accumulate)
+            t = torch.from_numpy(values).index_put(tuple(torch.from_numpy(k) for k in key),
+                                                   torch.tensor(7.5, dtype=torch.float64), accumulate=accumulate)
+            np.testing.assert_array_equal(g.numpy(), t.numpy())
+    with pytest.raises(RuntimeError):
+        torch.zeros(3).index_put((torch.tensor([0]),), torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(TypeError, match="index_put: values of dtype float64 do not match the tensor's float32"):
+        genesis.zeros(3).index_put((genesis.tensor([0]),), genesis.tensor(1.0, dtype=genesis.float64))
+
+
 # ---- one_hot and nonzero --------------------------------------------------------------
 @pytest.mark.parametrize("index,num_classes", [
     (ints(0, 2, 1, 2), 3), (ints(0, 2, 1, 2), -1), (ints([0, 4], [1, 1]), 6), (np.array(2), 4), (ints(), 3),
@@ -355,7 +426,8 @@ ERRORS = [
      ValueError, r"0-d tensor value"),
     ("masked_fill_mask_too_big", lambda x: x.masked_fill(genesis.ones(2, 5, 7, 3, dtype=genesis.bool), 0.0),
      ValueError, r"mask of shape \[2, 5, 7, 3\] does not broadcast to \[5, 7, 3\]"),
-    ("one_hot_range", lambda x: genesis.one_hot(genesis.tensor([0, 3]), 3), IndexError, r"\[0, 3\)"),
+    ("one_hot_range", lambda x: genesis.one_hot(genesis.tensor([0, 3]), 3), IndexError,
+     r"class value 3 is out of range for 3 classes"),
 ]
 
 

@@ -27,6 +27,7 @@ BINARY_OPS = {
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b,
+    "remainder": lambda a, b: a % b,
     "maximum": lambda a, b: a.maximum(b),
     "pow": lambda a, b: a.abs() ** b,
     "lt": lambda a, b: a < b,

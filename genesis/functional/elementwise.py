@@ -67,6 +67,9 @@ bitwise_and = _binary(E.bitwise_and)
 bitwise_or = _binary(E.bitwise_or)
 bitwise_xor = _binary(E.bitwise_xor)
 bitwise_not = _unary(E.bitwise_not)
+floor_divide = _binary(E.floor_divide)
+remainder = _binary(E.remainder)
+fmod = _binary(E.fmod)
 
 
 def add(a, b, *, alpha=1):
@@ -78,19 +81,24 @@ def sub(a, b, *, alpha=1):
 
 
 def div(a, b, *, rounding_mode=None):
-    out = apply(E.div, a, b)
+    """True division; rounding_mode "floor" is floor_divide, "trunc" rounds the quotient toward zero.
+
+    Integers divide exactly: a truncated quotient is the floor of the exact multiple a - fmod(a, b).
+    """
     if rounding_mode is None:
-        return out
+        return apply(E.div, a, b)
     if rounding_mode == "floor":
-        out = floor(out)
-    elif rounding_mode == "trunc":
-        out = where(out < 0, ceil(out), floor(out))
-    else:
+        return floor_divide(a, b)
+    if rounding_mode != "trunc":
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     promoted = dtypes.result_type([x.dtype for x in (a, b) if is_tensor(x) and x.ndim],
                                   [x.dtype for x in (a, b) if is_tensor(x) and not x.ndim],
                                   [x for x in (a, b) if not is_tensor(x)])
-    return out if promoted.is_floating_point else out.to(promoted)
+    if not promoted.is_floating_point:
+        exact = a.to(promoted) if is_tensor(a) else a  # a bool dividend takes no part in sub
+        return floor_divide(sub(exact, fmod(exact, b)), b)
+    out = apply(E.div, a, b)
+    return where(out < 0, ceil(out), floor(out))
 
 
 def where(condition, a, b):
@@ -216,5 +224,8 @@ __all__ = [
     "bitwise_or",
     "bitwise_xor",
     "bitwise_not",
+    "floor_divide",
+    "remainder",
+    "fmod",
     "clip",
 ]

@@ -133,7 +133,22 @@ def getitem(x, key):
 
 
 def index_put(x, key, values, *tensors, accumulate=False):
+    """Out of place: `x` with `values` written (or, accumulating, added) at a primitive key."""
     return apply(M.index_put, x, values, *tensors, key=key, accumulate=accumulate)
+
+
+def index_put_by_indices(x, indices, values, accumulate=False):
+    """PyTorch's `x.index_put(indices, values, accumulate)`: `indices` a tuple of index tensors."""
+    from genesis.creation import full
+
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put expects a tuple of index tensors, got {type(indices).__name__}")
+    entries, tensors = normalize_key(x, tuple(indices))
+    if not is_tensor(values):
+        values = full((), values, dtype=x.dtype)
+    if values.dtype is not x.dtype:  # as PyTorch: `x[i] = v` casts, index_put does not
+        raise TypeError(f"index_put: values of dtype {values.dtype.name} do not match the tensor's {x.dtype.name}")
+    return index_put(x, entries, values, *tensors, accumulate=accumulate)
 
 
 def setitem(x, key, value):
@@ -175,7 +190,7 @@ def index_select(x, dim, index):
     if index.ndim > 1:
         raise ShapeError(f"index_select expects a 1-D index, got shape {list(index.shape)}")
     dim = normalize_dim(dim, x.ndim)
-    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("t", 0),)
+    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("p", 0),)  # positions: -1 is refused, as in PyTorch
     return apply(M.index_advanced, x, index.reshape(-1), key=key)
 
 
@@ -197,12 +212,17 @@ def one_hot(index, num_classes=-1):
     from genesis.functional.shape import unsqueeze
 
     _check_index_dtype(index, "one_hot")
-    if num_classes < 0:
-        num_classes = int(index.max().item()) + 1 if index.numel() else 0
-    elif index.numel() and dispatch.tracer is None and (
-            int(index.max().item()) >= num_classes or int(index.min().item()) < 0):
-        # checked in eager mode only: a compiled graph cannot read values, and gives a row of zeros
-        raise IndexError(f"one_hot: class values must be in [0, {num_classes})")
+    counted = num_classes < 0
+    if counted or (index.numel() and dispatch.tracer is None):
+        # checked in eager mode only (a compiled graph cannot read values, and gives a row of zeros),
+        # unless the class count is read from the values anyway
+        low, high = (int(index.min().item()), int(index.max().item())) if index.numel() else (0, -1)
+        if counted:
+            num_classes = high + 1
+        bad = low if low < 0 else high if high >= num_classes else None
+        if bad is not None:  # PyTorch refuses a negative class too, where counting from the end has no meaning
+            reason = "negative" if counted else f"out of range for {num_classes} classes"
+            raise IndexError(f"one_hot: class value {bad} is {reason}")
     return (unsqueeze(index, -1) == arange(num_classes)).long()
 
 __all__ = [

@@ -14,7 +14,8 @@ import numpy as np
 from scipy import special
 
 from genesis import functional as F
-from genesis.dtypes import FLOAT
+from genesis.dtypes import BOOL, FLOAT
+from genesis.errors import IntegerDivisionByZeroError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.op import Autocast, Kind, Op, register
@@ -167,6 +168,62 @@ logical_and = _elementwise("logical_and", np.logical_and, None, dtype=dt.logical
                            c="({0} != 0) & ({1} != 0)", triton="({0} != 0) & ({1} != 0)")
 logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
                           c="({0} != 0) | ({1} != 0)", triton="({0} != 0) | ({1} != 0)")
+
+
+# ---- floor division and remainders -----------------------------------------------
+# Python's rounding for floor_divide and remainder (the remainder takes the divisor's sign), C's for
+# fmod, with PyTorch's answers for floats: -4.0 % 2 is -0.0 (the sign of fmod's zero), 1 // 0.1 is 9.
+# Integers divide exactly (never through a float) and wrap where the quotient overflows (the most
+# negative value // -1). An integer divisor of 0 has no answer: eager raises, as PyTorch does; a
+# compiled kernel cannot raise from its loop, so there the snippets give numpy's 0 (never x86's trap).
+def _numeric(name):
+    """Defined for numbers, not for bools: a bool divided by an int divides integers, as in PyTorch."""
+    def checked(inputs, **attrs):
+        compute, out = dt.same(inputs, **attrs)
+        if out.category == BOOL:
+            raise TypeError(f"{name} is not defined for bool tensors")
+        return compute, out
+
+    return checked
+
+
+def _nonzero_integer_divisor(name, kernel):
+    def checked(a, b):
+        common = np.result_type(a, b)
+        if common.kind in "iu" and not np.all(b):
+            raise IntegerDivisionByZeroError(
+                f"{name}: integer division by zero (a divisor of dtype {common.name} holds 0; "
+                "divide floating-point tensors to get inf or nan)")
+        return kernel(a, b)
+
+    return checked
+
+
+def _remainder_kernel(a, b):
+    # fmod, moved onto the divisor's side where the signs differ: PyTorch's formula, which keeps
+    # fmod's signed zero (np.remainder would give the divisor's sign to a zero)
+    mod = np.asarray(np.fmod(a, b))
+    return np.where((mod != 0) & ((mod < 0) != (np.asarray(b) < 0)), mod + b, mod)
+
+
+def _numeric_op(name, kernel, vjp, *, numpy, c, triton, saves=_SAVES_INPUTS):
+    return _elementwise(name, _nonzero_integer_divisor(name, kernel), vjp, dtype=_numeric(name), saves=saves,
+                        autocast=Autocast.PROMOTE, numpy=numpy, c=c, triton=triton)
+
+
+floor_divide = _numeric_op(
+    "floor_divide", np.floor_divide, (lambda g, out, a, b: F.zeros_like(g), lambda g, out, a, b: F.zeros_like(g)),
+    saves=_SAVES_NOTHING, numpy="np.floor_divide({0}, {1}, out={out}, casting='unsafe')",
+    c="g_floor_divide({0}, {1})", triton="floor_divide({0}, {1})")
+remainder = _numeric_op(
+    "remainder", _remainder_kernel, (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.floor_divide(a, b)),
+    numpy="np.fmod({0}, {1}, out={out}, casting='unsafe'); np.add({out}, {1}, out={out}, casting='unsafe', "
+          "where=({out} != 0) & (({out} < 0) != (np.asarray({1}) < 0)))",
+    c="g_remainder({0}, {1})", triton="remainder({0}, {1})")
+fmod = _numeric_op(
+    "fmod", np.fmod, (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.div(a, b, rounding_mode="trunc")),
+    numpy="np.fmod({0}, {1}, out={out}, casting='unsafe')",
+    c="g_fmod({0}, {1})", triton="fmod({0}, {1})")
 
 
 def _integral(name, rule=dt.same):

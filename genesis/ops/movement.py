@@ -6,9 +6,13 @@ input's buffer on the CPU and fold into indexing in fused kernels.
 
 Indexing keys are hashable tuples, one entry per indexed position:
 `("s", start, stop, step)` a slice, `("i", k)` an integer, `None` a new axis,
-`("t", n)` the n-th index tensor among the op's inputs. Index tensors are
-integers only: the functional layer turns bool masks into positions first,
-so every output shape follows from the input shapes.
+`("t", n)` the n-th index tensor among the op's inputs, whose negative
+entries count from the end (`x[idx]`), and `("p", n)` one whose entries are
+positions from 0 only (index_select, embedding: PyTorch refuses a negative
+position there, where counting it from the end would read the wrong row
+without a word). Index tensors are integers only: the functional layer turns
+bool masks into positions first, so every output shape follows from the
+input shapes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from genesis import dtypes
 from genesis import functional as F
-from genesis.errors import ShapeError
+from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.op import Kind, Op, register
@@ -81,10 +85,6 @@ expand = _movement("expand", Kind.VIEW, lambda a, *, shape_to: np.broadcast_to(a
 
 
 # ---- indexing ----------------------------------------------------------------
-class IndexOutOfRangeError(IndexError):
-    """An index tensor holds a position outside its dim (a genesis error, passed through as is)."""
-
-
 def split_key(key, tensors):
     """A primitive key as (basic, advanced, tensor dims), with PyTorch's semantics.
 
@@ -95,7 +95,8 @@ def split_key(key, tensors):
     beside an index tensor as one more index array, and `x[0, :, idx]` would
     move the broadcast dims to the front; PyTorch selects the int first.
     `advanced` is None when the key holds no index tensors. `tensor dims`
-    names each index tensor's dim in the indexed tensor, for error messages.
+    holds, per index tensor, its position in `advanced`, its dim in the
+    indexed tensor (for error messages) and whether it may be negative.
     """
     basic, advanced, tensor_dims = [], [], []
     dim = 0
@@ -112,7 +113,7 @@ def split_key(key, tensors):
         else:
             basic.append(slice(None))
             advanced.append(tensors[entry[1]])
-            tensor_dims.append((len(advanced) - 1, dim))
+            tensor_dims.append((len(advanced) - 1, dim, entry[0] == "t"))
         dim += 1
     basic.append(Ellipsis)
     return tuple(basic), (tuple(advanced) if tensors else None), tuple(tensor_dims)
@@ -124,15 +125,15 @@ def _check_in_range(index, size, dim, *, negative_ok=True):
     low, high = int(index.min()), int(index.max())
     bad = high if high >= size else low if low < (-size if negative_ok else 0) else None
     if bad is not None:
-        raise IndexOutOfRangeError(f"index {bad} is out of range for dim {dim} with size {size}")
+        raise IndexOutOfRangeError(bad, size, dim)
 
 
 def _indexed_view(a, tensors, key):
     """The basic part applied to `a` (a view) and the checked advanced part, or None."""
     basic, advanced, tensor_dims = split_key(key, tensors)
     view = a[basic]
-    for position, dim in tensor_dims:
-        _check_in_range(advanced[position], view.shape[position], dim)
+    for position, dim, negative_ok in tensor_dims:
+        _check_in_range(advanced[position], view.shape[position], dim, negative_ok=negative_ok)
     return view, advanced
 
 

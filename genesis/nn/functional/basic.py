@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis import functional as GF
-from genesis.errors import ShapeError
+from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.functional.indexing import one_hot  # noqa: F401  (re-exported as F.one_hot)
 from genesis.functional.shape import pad  # noqa: F401  (re-exported as F.pad)
 
@@ -32,7 +32,11 @@ def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, s
         raise TypeError(f"embedding expects integer indices, got {indices.dtype.name}")
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {list(weight.shape)}")
-    rows = GF.index_select(weight, 0, GF.reshape(indices, (-1,)))
+    try:  # index_select refuses -1 as PyTorch's embedding does, where x[-1] would read the last row
+        rows = GF.index_select(weight, 0, GF.reshape(indices, (-1,)))
+    except IndexOutOfRangeError as error:
+        raise IndexOutOfRangeError(error.index, error.size, 0, f"embedding: index {error.index} is out of range "
+                                   f"for an embedding of {error.size} rows") from None
     rows = GF.reshape(rows, tuple(indices.shape) + (weight.shape[1],))
     if padding_idx is not None:
         if padding_idx < 0:

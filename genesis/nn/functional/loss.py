@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis import functional as GF
-from genesis.errors import ShapeError
+from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.nn.functional.activation import log_softmax, logsigmoid
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -68,8 +68,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         raise ShapeError(f"weight tensor should be defined either for all {classes} classes or no classes "
                          f"but got weight tensor of shape: {list(weight.shape)}")
     ignored = target == ignore_index
-    safe_target = GF.where(ignored, 0, target)  # out-of-range targets are refused by gather
-    picked = GF.squeeze(GF.gather(input, class_dim, GF.unsqueeze(safe_target, class_dim)), class_dim)
+    safe_target = GF.where(ignored, 0, target)  # out-of-range targets (negative ones too) are refused by gather
+    try:
+        picked = GF.squeeze(GF.gather(input, class_dim, GF.unsqueeze(safe_target, class_dim)), class_dim)
+    except IndexOutOfRangeError as error:
+        raise IndexOutOfRangeError(error.index, error.size, class_dim, f"nll_loss: target {error.index} is out "
+                                   f"of range for {error.size} classes (ignore_index is {ignore_index})") from None
     if weight is None:
         target_weight = GF.where(ignored, 0.0, GF.ones((), dtype=input.dtype))
     else:
