@@ -244,37 +244,46 @@ def test_compiled_float_division_equals_eager_bit_for_bit(backend, dtype):
         assert got.numpy().tobytes() == expected.numpy().tobytes()
 
 
-# run here, and in a child process for the C backend; -2**31 // -1 wraps in int32 and is 2**31 in int64
-ZERO_DIVISOR_PROGRAM = """
-import warnings
+@pytest.mark.parametrize("backend", ["c", "numpy", "triton", "eager"])
+@pytest.mark.parametrize("dtype", [genesis.int32, genesis.int64], ids=str)
+def test_a_compiled_integer_division_by_zero_is_refused_as_in_eager(dtype, backend):
+    """A fused loop cannot raise: the traced division reads its divisor through a check, which the
+    compiled program runs before the kernel, so the error is eager's."""
+    a, b = genesis.tensor([7, -7, 5], dtype=dtype), genesis.tensor([2, 0, 1], dtype=dtype)
+    for name, program in (("floor_divide", lambda a, b: a // b + 1), ("remainder", lambda a, b: a % b),
+                          ("fmod", lambda a, b: genesis.fmod(a, b)), ("floor_divide", lambda a, b: 9 // b),
+                          ("floor_divide", lambda a, b: a // 0)):
+        for run in (program, genesis.compile(program, backend=backend)):
+            with pytest.raises(ZeroDivisionError, match=f"{name}: integer division by zero"):
+                run(a, b)
+
+
+# in a child process for the C backend: x86's integer division traps (SIGFPE) on the most negative
+# value // -1, which would kill the test run rather than fail this test; it wraps in int32, as in numpy
+OVERFLOW_PROGRAM = """
 import genesis
 
-def divide_by_zero(dtype, backend):
-    a = genesis.tensor([7, -7, 5, -2 ** 31], dtype=dtype)
-    b = genesis.tensor([0, 0, 2, -1], dtype=dtype)
-    program = genesis.compile(lambda a, b: (a // b, a % b, genesis.fmod(a, b), 9 // b), backend=backend)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy warns of the division by zero
-        return [r.numpy().tolist() for r in program(a, b)]
+def overflow(dtype, backend):
+    a, b = genesis.tensor([-2 ** 31, 5, -7], dtype=dtype), genesis.tensor([-1, 2, 2], dtype=dtype)
+    program = genesis.compile(lambda a, b: (a // b, a % b, genesis.fmod(a, b)), backend=backend)
+    return [r.numpy().tolist() for r in program(a, b)]
 """
-ZERO_DIVISOR_RESULTS = {dtype: [[0, 0, 2, quotient], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 4, -9]]
-                        for dtype, quotient in (("int32", -2 ** 31), ("int64", 2 ** 31))}
+OVERFLOW_RESULTS = {dtype: [[quotient, 2, -4], [0, 1, 1], [0, 1, -1]]
+                    for dtype, quotient in (("int32", -2 ** 31), ("int64", 2 ** 31))}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "triton"])
 @pytest.mark.parametrize("dtype", ["int32", "int64"])
-def test_a_compiled_integer_division_by_zero_gives_numpys_zero(dtype, backend):
+def test_the_overflowing_integer_quotient_wraps_as_in_numpy(dtype, backend):
     namespace = {}
-    exec(ZERO_DIVISOR_PROGRAM, namespace)
-    assert namespace["divide_by_zero"](getattr(genesis, dtype), backend) == ZERO_DIVISOR_RESULTS[dtype]
+    exec(OVERFLOW_PROGRAM, namespace)
+    assert namespace["overflow"](getattr(genesis, dtype), backend) == OVERFLOW_RESULTS[dtype]
 
 
 @pytest.mark.c_compiler
-def test_a_c_kernel_never_traps_on_an_integer_division_by_zero():
-    """In a child process: x86's integer division traps (SIGFPE) on x // 0 and on the most negative
-    value // -1, which would kill the test run rather than fail this test."""
-    script = ZERO_DIVISOR_PROGRAM + "print([divide_by_zero(genesis.int32, 'c'), divide_by_zero(genesis.int64, 'c')])"
+def test_a_c_kernel_never_traps_on_the_overflowing_integer_quotient():
+    script = OVERFLOW_PROGRAM + "print([overflow(genesis.int32, 'c'), overflow(genesis.int64, 'c')])"
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                            cwd=Path(__file__).resolve().parent.parent)
     assert child.returncode == 0, f"the compiled division killed its process ({child.returncode}): {child.stderr}"
-    assert child.stdout.strip() == str([ZERO_DIVISOR_RESULTS["int32"], ZERO_DIVISOR_RESULTS["int64"]])
+    assert child.stdout.strip() == str([OVERFLOW_RESULTS["int32"], OVERFLOW_RESULTS["int64"]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from genesis import dtypes
+from genesis import dispatch, dtypes
 from genesis.dispatch import apply
 from genesis.functional._util import is_tensor
 from genesis.ops import elementwise as E
@@ -67,9 +67,25 @@ bitwise_and = _binary(E.bitwise_and)
 bitwise_or = _binary(E.bitwise_or)
 bitwise_xor = _binary(E.bitwise_xor)
 bitwise_not = _unary(E.bitwise_not)
-floor_divide = _binary(E.floor_divide)
-remainder = _binary(E.remainder)
-fmod = _binary(E.fmod)
+def _integer_division(op):
+    """A division whose integer form has no answer for a 0 divisor. Eager's kernel refuses one; a traced
+    one reads its divisor through `checked_divisor`, so that compiled code refuses it too."""
+    def fn(a, b):
+        integers = not is_tensor(a) or a.dtype.category in (dtypes.INT, dtypes.BOOL)
+        if dispatch.tracer is not None and is_tensor(b) and b.dtype.category == dtypes.INT and integers:
+            b = apply(E.checked_divisor, b, divides=op.name)
+        elif type(b) is int and b == 0 and integers:  # known now: refused now, traced or not
+            E.refuse_zero_divisor(op.name, b, a.dtype)
+        return apply(op, a, b)
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise {op.name} with broadcasting (primitive); an integer divisor of 0 is an error."
+    return fn
+
+
+floor_divide = _integer_division(E.floor_divide)
+remainder = _integer_division(E.remainder)
+fmod = _integer_division(E.fmod)
 
 
 def add(a, b, *, alpha=1):

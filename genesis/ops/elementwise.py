@@ -187,16 +187,35 @@ def _numeric(name):
     return checked
 
 
+def refuse_zero_divisor(name, divisor, dtype) -> None:
+    """An integer division by a divisor holding a 0 has no answer: IntegerDivisionByZeroError."""
+    if not np.all(divisor):
+        raise IntegerDivisionByZeroError(
+            f"{name}: integer division by zero (a divisor of dtype {dtype.name} holds 0; "
+            "divide floating-point tensors to get inf or nan)")
+
+
 def _nonzero_integer_divisor(name, kernel):
     def checked(a, b):
         common = np.result_type(a, b)
-        if common.kind in "iu" and not np.all(b):
-            raise IntegerDivisionByZeroError(
-                f"{name}: integer division by zero (a divisor of dtype {common.name} holds 0; "
-                "divide floating-point tensors to get inf or nan)")
+        if common.kind in "iu":
+            refuse_zero_divisor(name, b, common)
         return kernel(a, b)
 
     return checked
+
+
+def _checked_divisor_kernel(b, *, divides):
+    refuse_zero_divisor(divides, b, b.dtype)
+    return b
+
+
+# A traced integer division reads its divisor through this check, which a compiled program runs as a
+# library call before the division's kernel: the check eager's kernel makes, where a fused loop
+# cannot raise. Its value is the divisor itself.
+checked_divisor = register(Op(name="checked_divisor", kind=Kind.OPAQUE, kernel=_checked_divisor_kernel,
+                              shape=shape_rules.same_as_first, dtype=dt.first_input, vjp=None,
+                              saves=_SAVES_NOTHING, upcasts_low_precision=False))
 
 
 def _remainder_kernel(a, b):
