@@ -17,7 +17,7 @@ from genesis.autograd import grad_mode
 from genesis.autograd.node import Node, ViewLink
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind
-from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
 from genesis.tensor import Tensor
 
 _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
@@ -55,7 +55,7 @@ def apply(op, *inputs, **attrs):
         elif type(x) is int and compute is not None and compute.category == dtypes.INT:
             # numpy refuses a Python int outside the array's range (uint8 + -2); PyTorch
             # wraps it into the tensor's dtype, as C would
-            arrays.append(np.array(x, dtype=np.int64).astype(NUMPY_DTYPE[compute]))
+            arrays.append(wrapped_integer(x, compute))
         else:
             arrays.append(x)
     try:

@@ -190,3 +190,11 @@ def test_gradients_through_an_argument_the_function_writes_in_place(backend):
         results.append([out.detach().numpy(), a.grad.numpy(), y.grad.numpy()])
     for got, expected in zip(results[1], results[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [genesis.uint8, genesis.int8, genesis.int32], ids=str)
+def test_integer_literals_outside_the_dtype_wrap_as_in_eager(backend, dtype):
+    fn = lambda a: (a + -2) * 3 - 300  # noqa: E731  (numpy refuses uint8 + -2; eager and C wrap it)
+    x = genesis.tensor([1, 2, 100]).to(dtype)
+    np.testing.assert_array_equal(genesis.compile(fn, backend=backend)(x).numpy(), fn(x).numpy())

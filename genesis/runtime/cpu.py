@@ -29,6 +29,12 @@ NUMPY_DTYPE = {
 GENESIS_DTYPE = {np_dtype: dt for dt, np_dtype in NUMPY_DTYPE.items()}
 
 
+def wrapped_integer(value: int, dtype: dtypes.DType):
+    """A Python int as a scalar of the integer `dtype`, wrapped as PyTorch (and C) wrap it: uint8 + -2
+    adds 254. numpy refuses an int outside the dtype's range instead."""
+    return np.array(value, dtype=np.int64).astype(NUMPY_DTYPE[dtype])
+
+
 def from_numpy_dtype(np_dtype) -> dtypes.DType:
     try:
         return GENESIS_DTYPE[np.dtype(np_dtype)]

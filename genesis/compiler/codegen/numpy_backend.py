@@ -19,6 +19,7 @@ from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtyp
 from genesis.compiler.codegen.snippets import numpy_snippet
 from genesis.compiler.codegen.templates import render
 from genesis.ops.op import OPS, Kind
+from genesis.runtime.cpu import wrapped_integer
 
 _COMBINE = {"sum": "np.add", "amax": "np.maximum", "amin": "np.minimum", "prod": "np.multiply"}
 _NUMPY_NAME = {dtypes.bfloat16: "bfloat16"}
@@ -31,11 +32,15 @@ def np_dtype(dtype: dtypes.DType) -> str:
     return _NUMPY_NAME.get(dtype, f"np.{dtype.name}")
 
 
-def literal(value) -> str:
+def literal(value, compute: dtypes.DType | None = None) -> str:
+    """A Python value as numpy source; an int read by an integer statement is wrapped into its dtype
+    first, as eager's dispatch does (numpy refuses uint8 + -2 where PyTorch wraps it)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "np.nan" if math.isnan(value) else ("np.inf" if value > 0 else "-np.inf")
     if isinstance(value, dtypes.DType):
         return np_dtype(value)
+    if type(value) is int and compute is not None and compute.category == dtypes.INT:
+        return f"{np_dtype(compute)}({int(wrapped_integer(value, compute))})"
     return repr(value)
 
 
@@ -214,7 +219,7 @@ def _read(spec, read, statement, position, sliced=()) -> str:
     """How statement reads its input: a local (cast to the compute dtype if needed) or a literal.
     Blocked operands and the `sliced` values (computed over all rows) are read as this block's rows."""
     if not isinstance(read, str):
-        return literal(read)
+        return literal(read, statement.compute)
     operand = next((o for o in spec.operands if o.local == read), None)
     blocked = (operand is not None and operand.blocked) or read in sliced
     local = read + "_" if blocked and statement.phase != "post" else read

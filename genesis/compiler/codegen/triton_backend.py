@@ -43,6 +43,7 @@ from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
 from genesis.compiler.codegen.templates import render
+from genesis.runtime.cpu import wrapped_integer
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
 from genesis.ops.op import OPS, Kind
 
@@ -240,6 +241,10 @@ def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
         text = repr(value) if math.isfinite(value) else \
             ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
         return f"tl.full([], {text}, tl.float64)" if typed and compute is dtypes.float64 else text
+    if typed and type(value) is int and compute is not None and compute.category == dtypes.INT:
+        # wrapped into the statement's dtype first, as eager's dispatch does (uint8 + -2), and typed so:
+        # Triton refuses a scalar outside a narrow integer type's range
+        return f"tl.full([], {int(wrapped_integer(value, compute))}, {TL_DTYPES[compute]})"
     return repr(value)
 
 
