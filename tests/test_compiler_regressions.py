@@ -198,3 +198,16 @@ def test_integer_literals_outside_the_dtype_wrap_as_in_eager(backend, dtype):
     fn = lambda a: (a + -2) * 3 - 300  # noqa: E731  (numpy refuses uint8 + -2; eager and C wrap it)
     x = genesis.tensor([1, 2, 100]).to(dtype)
     np.testing.assert_array_equal(genesis.compile(fn, backend=backend)(x).numpy(), fn(x).numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_vector_expanded_over_new_leading_dims(backend):
+    # seed 5313: the expand read x by rows, though its one dim lines up with the output's last
+    assert_compiled_matches_eager(lambda x: x * x.broadcast_to((5, 5, -1)), [(5,)], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_products_of_single_elements_in_a_flat_group(backend):
+    # seed 5407: the backward's group of one element flattened the operands of its matmul to scalars
+    assert_compiled_matches_eager(lambda a, b, c: b.mm(c) * 2.0 + (a @ b).sum(), [(1, 1, 1, 1), (1, 1), (1, 8)],
+                                  backend)

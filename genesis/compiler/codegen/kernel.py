@@ -235,7 +235,7 @@ def _mode(statements, operands, group, strided=False, rows=None):
     rows = group.rows if rows is None else rows
     if group.rows is None:
         return "whole", 1
-    if strided:
+    if strided or any(s.phase == "pre" for s in statements):  # a product before the loop keeps its rows
         return "rows", rows
     block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
     plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(

@@ -74,8 +74,10 @@ def read_mode(graph: Graph, group: Group, consumer, position: int, inside: bool)
     kind = OPS[consumer.op].kind
     if kind is Kind.MATMUL and position == 1:
         return "whole" if not inside and len(shape) == 2 else None
-    # an elementwise op aligns its inputs to its output from the right; the others read dim 0 as rows
-    ndim = len(consumer.shape) if kind is Kind.ELEMENTWISE else len(shape)
+    # an elementwise op, and expand, align their inputs to the output from the right (a (n,) value
+    # expanded to (n, n, n) varies along the last dim, not the rows); the others read dim 0 as rows
+    aligns_right = kind is Kind.ELEMENTWISE or consumer.op == "expand"
+    ndim = len(consumer.shape) if aligns_right else len(shape)
     rows_match = bool(shape) and shape[0] == group.rows and len(shape) == ndim
     if inside:
         return "blocked" if rows_match else None
