@@ -400,11 +400,31 @@ def _matmul_shape(a, c):
     return out
 
 
+def self_view(b) -> bool:
+    """A value combined with a view of itself (x + x.unsqueeze(2), x * x.mT): one buffer read at two
+    strides in one kernel, where an index computed for the wrong dim goes unnoticed by shape checks."""
+    v = b.pick(lambda v: v.rank >= 1 and not v.is_bool and v.kink_ok)
+    if v is None:
+        return False
+    w = families_memory.view(b, v)
+    if not w:
+        return False
+    shape = shapes.broadcast(v.shape, w.shape)
+    if shape is None or shapes.numel(shape) > b.cap or w.is_bool:
+        b.emit("mul", "binary", "{0} * 2", [w], w.shape, w.dtype, bound=2 * w.bound)
+        return True
+    name, symbol = b.rng.choice([("add", "+"), ("sub", "-"), ("mul", "*")])
+    bound = v.bound * w.bound if name == "mul" else v.bound + w.bound
+    operands = (v, w) if b.chance(0.5) else (w, v)
+    return _emit_binary(b, name, f"{{0}} {symbol} {{1}}", *operands, b.promote(v, w), bound)
+
+
 FAMILIES = {
     "unary": unary, "binary": binary, "compare": compare, "where": where, "cast": cast,
     "reduction": reduction, "matmul": matmul,
     "view": families_memory.view, "composite": families_composite.composite, "inplace": families_memory.inplace,
-    "join": families_memory.join, "index": families_memory.index,
+    "join": families_memory.join, "index": families_memory.index, "self_view": self_view,
 }
 WEIGHTS = [("unary", 16), ("binary", 18), ("compare", 4), ("where", 5), ("cast", 5), ("reduction", 12),
-           ("view", 16), ("matmul", 6), ("composite", 7), ("inplace", 9), ("join", 2), ("index", 3)]
+           ("view", 20), ("matmul", 6), ("composite", 7), ("inplace", 9), ("join", 2), ("index", 3),
+           ("self_view", 10)]

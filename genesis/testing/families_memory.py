@@ -14,16 +14,17 @@ import genesis
 from genesis.testing import shapes
 
 
-def view(b) -> bool:
-    v = b.pick()
+def view(b, v=None):
+    """A view (or a copy that reshapes: flip, clone, tril) of `v` or of a value picked; the new value or None."""
+    v = v or b.pick()
     if v is None:
-        return False
-    kind = b.weighted([("reshape", 4), ("permute", 3), ("transpose", 3), ("expand", 3), ("slice", 4),
-                       ("unsqueeze", 2), ("squeeze", 2), ("flatten", 2), ("unflatten", 1), ("movedim", 1),
+        return None
+    kind = b.weighted([("reshape", 4), ("permute", 3), ("transpose", 3), ("expand", 5), ("slice", 4),
+                       ("unsqueeze", 3), ("squeeze", 2), ("flatten", 2), ("unflatten", 1), ("movedim", 1),
                        ("narrow", 1), ("flip", 1), ("split", 1), ("unbind", 1), ("copy", 1), ("triangle", 1)])
     rank, shape = v.rank, v.shape
     emit = lambda text, out, is_view=True, expanded=False: b.emit(  # noqa: E731
-        kind, "view", "{0}" + text, [v], out, v.dtype, view=is_view, expanded=expanded) and True
+        kind, "view", "{0}" + text, [v], out, v.dtype, view=is_view, expanded=expanded)
     if kind == "reshape":
         new = shapes.factorize(b.rng, shapes.numel(shape))
         text = list(map(str, new))
@@ -45,7 +46,7 @@ def view(b) -> bool:
     if kind == "expand":
         text, out = shapes.expanded(b.rng, shape, b.sizes, b.cap)
         if not text:
-            return False
+            return None
         method = ".broadcast_to(({},))" if b.chance(0.2) else ".expand({})"
         return emit(method.format(", ".join(text)), out, expanded=out != shape)
     if kind == "slice":
@@ -71,7 +72,7 @@ def view(b) -> bool:
     if kind == "unflatten" and rank >= 1:
         d = b.rng.randrange(rank)
         if shape[d] == 0:
-            return False
+            return None
         sizes = shapes.factorize(b.rng, shape[d], max_rank=3) or (1,)
         text = list(map(str, sizes))
         if b.chance(0.3):
@@ -85,7 +86,7 @@ def view(b) -> bool:
     if kind == "narrow" and rank >= 1:
         d = b.rng.randrange(rank)
         if shape[d] == 0:
-            return False
+            return None
         start = b.rng.randrange(shape[d])
         length = b.rng.randint(1, shape[d] - start)
         return emit(f".narrow({d}, {start}, {length})", shape[:d] + (length,) + shape[d + 1:])
@@ -96,7 +97,7 @@ def view(b) -> bool:
         d = b.rng.randrange(rank)
         n = shape[d]
         if n == 0:
-            return False
+            return None
         if b.chance(0.5):
             size = b.rng.randint(1, n)
             count = -(-n // size)
@@ -112,13 +113,13 @@ def view(b) -> bool:
     if kind == "unbind" and rank >= 1:
         d = b.rng.randrange(rank)
         if shape[d] == 0:
-            return False
+            return None
         return emit(f".unbind({d})[{b.rng.randrange(shape[d])}]", shape[:d] + shape[d + 1:])
     if kind == "copy":
         return emit(b.rng.choice([".clone()", ".contiguous()"]), shape, is_view=False)
     if kind == "triangle" and rank >= 2:
         return emit(f".{b.rng.choice(['tril', 'triu'])}({b.rng.choice([0, 0, 1, -1])})", shape, is_view=False)
-    return False
+    return None
 
 
 def condition(b, shape):
@@ -128,7 +129,9 @@ def condition(b, shape):
         return found
     source = b.pick(lambda v: v.exact and not v.is_bool and shapes.broadcast(v.shape, shape) == tuple(shape))
     if source is None:
-        source = b.new_input(shapes.partner(b.rng, shape, (1,), b.cap), b.float_dtype, grad=False)
+        partner = shapes.partner(b.rng, shape, (1,), b.cap)
+        source = b.new_input(partner if shapes.broadcast(partner, shape) == tuple(shape) else shape, b.float_dtype,
+                             grad=False)
         if source is None:
             return None
     b.emit("compare", "compare", "{0} > 0", [source], source.shape, genesis.bool)

@@ -71,7 +71,10 @@ class Builder:
         self.seed = seed
         self.tiny = tiny
         self.cap = 48 if tiny else 320
-        self.sizes = (1, 2, 3, 4) if tiny else (1, 1, 2, 3, 4, 5, 6, 8)
+        # a few sizes per program, so that dims of equal size meet often: an index computed for the
+        # wrong one of two equal-sized dims reads the right number of elements from the wrong places
+        palette = self.rng.sample((2, 3, 4) if tiny else (2, 3, 4, 5, 6, 8), self.rng.choice([2, 2, 3]))
+        self.sizes = (1,) + tuple(sorted(palette))
         self.float_dtype = self.weighted(FLOAT_CHOICES)
         self.grad = self.rng.random() < 0.45
         self.inputs: list[InputSpec] = []
@@ -99,18 +102,20 @@ class Builder:
     def int_dtype(self):
         return self.weighted(INT_CHOICES)
 
-    def pick(self, ok=lambda v: True) -> Value | None:
-        """A value that passes `ok`, recent ones favoured (they carry the program's history)."""
+    def pick(self, ok=lambda v: True, prefer=lambda v: False) -> Value | None:
+        """A value that passes `ok`, recent ones and those `prefer` likes favoured."""
         candidates = [v for v in self.values.values() if ok(v)]
         if not candidates:
             return None
-        return self.rng.choices(candidates, [i + 1 for i in range(len(candidates))])[0]
+        weights = [(i + 1) * (4 if prefer(v) else 1) for i, v in enumerate(candidates)]
+        return self.rng.choices(candidates, weights)[0]
 
     def broadcast_operand(self, a: Value, ok=lambda v: True, dtype=None) -> Value | None:
         """A tensor that broadcasts with `a`: an existing value, or a new input of a partner shape."""
         if self.chance(0.5):
             found = self.pick(lambda v: v.name != a.name and ok(v) and (dtype is None or v.dtype is dtype)
-                              and (s := shapes.broadcast(a.shape, v.shape)) is not None and shapes.numel(s) <= self.cap)
+                              and (s := shapes.broadcast(a.shape, v.shape)) is not None and shapes.numel(s) <= self.cap,
+                              prefer=lambda v: v.root == a.root)  # the same memory read at other strides
             if found is not None:
                 return found
         return self.new_input(shapes.partner(self.rng, a.shape, self.sizes, self.cap), dtype or a.dtype)
@@ -198,11 +203,16 @@ class Builder:
                        notes={"tiny": self.tiny, "float_dtype": self.float_dtype.name})
 
     def choose_outputs(self) -> tuple:
+        """The last value, the values nothing reads (up to four: so that few statements are dead code),
+        and now and then an input or an earlier value."""
         made = [s.target or s.mutates for s in self.statements]
         last = made[-1] if made else self.inputs[0].name
+        read = {name for s in self.statements for name in s.operands}
+        unread = [s.target for s in self.statements if s.target and s.target not in read and s.target in self.values]
+        unread = self.rng.sample(unread, min(len(unread), 4))
         others = [v for v in self.values if v != last]
-        extra = self.rng.sample(others, min(len(others), self.weighted([(0, 4), (1, 4), (2, 2)])))
-        return tuple(dict.fromkeys([last] + extra))
+        extra = self.rng.sample(others, min(len(others), self.weighted([(0, 6), (1, 3), (2, 1)])))
+        return tuple(dict.fromkeys([last] + unread + extra))
 
 
 def generate(seed: int, *, tiny: bool = False, length: int | None = None) -> Program:

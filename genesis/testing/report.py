@@ -38,6 +38,7 @@ def snippet(program: Program, backend: str, headline: str = "") -> str:
     backward = {d: tolerance(d, precision, program.steps, backward=True).rtol for d in UNIT_ROUNDOFF}
     comments = "".join(f"# {line}\n" for line in headline.splitlines())
     test = f'''
+
 def test_fuzz_seed_{program.seed}_{backend}():
     compiled = genesis.compile(fn, backend={backend!r})
     forward_rtol = {_floats(forward)}

@@ -143,7 +143,7 @@ def _dim_key(rng, size):
 
 def expanded(rng, shape, sizes, cap):
     """Sizes for `expand`: size-1 dims grown, up to two new leading dims, -1 for some kept dims."""
-    lead = [rng.choice(sizes) for _ in range(rng.choice([0, 0, 1, 2]) if len(shape) < 4 else 0)]
+    lead = [rng.choice(sizes) for _ in range(rng.choice([0, 1, 1, 2]) if len(shape) < 4 else 0)]
     grown = [rng.choice(sizes) if s == 1 and rng.random() < 0.6 else s for s in shape]
     if numel(lead + grown) > cap:
         lead, grown = [], list(shape)
