@@ -1,6 +1,6 @@
 """The program fuzzer: compiled equals eager on a fixed set of random programs, on every backend.
 
-Seeds 0..299 each make one program (see genesis/testing/generator.py); a test
+Seeds 0..399 each make one program (see genesis/testing/generator.py); a test
 runs ten of them on one backend, twice each with fresh inputs, and compares
 outputs, gradients and written inputs with eager's. A failure names each
 failing seed and prints the first one's program as a snippet; `python -m

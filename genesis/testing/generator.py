@@ -14,7 +14,7 @@ an op with a kink (relu, clamp, maximum) does not take an inexact fp16/bf16
 value that carries a gradient, since one rounding flip there moves the
 gradient by a whole step; a value whose bound grows past what its dtype holds
 comfortably is scaled down by a power of two (exact) before it is used again.
-The op families live in `families.py`; this module holds the state they share.
+The op families live in `families*.py`; this module holds the state they share.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import genesis
-from genesis.testing.compare import describe_difference, tolerance
+from genesis.testing.compare import UNIT_ROUNDOFF, describe_difference, tolerance
 from genesis.testing.program import Program
 
 CALLS = 2
@@ -126,8 +126,6 @@ def _where(error) -> tuple[str, bool]:
 
 def program_precision(program: Program) -> str | None:
     """The lowest-precision float dtype the program touches (its inputs' and statements' dtypes)."""
-    from genesis.testing.compare import UNIT_ROUNDOFF
-
     names = [spec.dtype for spec in program.inputs] + [s.dtype for s in program.statements if s.dtype]
     floats = [n for n in names if n in UNIT_ROUNDOFF]
     return max(floats, key=UNIT_ROUNDOFF.get) if floats else None
