@@ -211,3 +211,37 @@ def test_products_of_single_elements_in_a_flat_group(backend):
     # seed 5407: the backward's group of one element flattened the operands of its matmul to scalars
     assert_compiled_matches_eager(lambda a, b, c: b.mm(c) * 2.0 + (a @ b).sum(), [(1, 1, 1, 1), (1, 1), (1, 8)],
                                   backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fused_value_expanded_over_a_new_leading_dim(backend):
+    # seed 329: merging the groups let the expand read its (4, 1, 1) input by rows
+    fn = lambda x: genesis.nn.functional.leaky_relu(x, 0.1).expand(4, -1, 1, -1)  # noqa: E731
+    assert_compiled_matches_eager(fn, [(4, 1, 1)], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_gram_matrix_of_a_maximum_with_its_gradient(backend):
+    # seed 44: the backward merged the rows of a product over its columns too
+    assert_compiled_matches_eager(lambda x, w: genesis.maximum(w, x).T @ genesis.maximum(w, x), [(1,), (6, 8)],
+                                  backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_values_in_pointwise_kernels(backend):
+    # seeds 3, 207, 266, 286: Triton's interpreter on bool scalars, one-element outputs, -inf literals
+    a, b = genesis.tensor([[0.0], [1.0], [-2.0]]), genesis.tensor(0.0)
+    ints = genesis.tensor([[[[1, -2, 3, 0, 5, -1]]]])
+    programs = [
+        (lambda a, b: genesis.logical_or(a, b), (a, b)),
+        (lambda a, b: ((a[:1, :1] > 0) != ints) & (a[:1, :1] > 0), (a, b)),
+        (lambda a, b: (genesis.where(a[:1] > 0, a[:1] * 2, b), a[:1] > -1), (a, b)),
+        (lambda a, b: genesis.where(a > 0, a, float("-inf")), (a, b)),
+        (lambda a, b: (ints.ceil(), ints.floor() + 1), (a, b)),
+    ]
+    for fn, args in programs:
+        got, expected = genesis.compile(fn, backend=backend)(*args), fn(*args)
+        got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+        for g, e in zip(got, expected):
+            assert g.dtype is e.dtype
+            np.testing.assert_array_equal(g.numpy(), e.numpy())

@@ -108,9 +108,9 @@ def _sign_kernel(a):
 sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
                     c="({0} > 0) - ({0} < 0)", triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
 floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
-                     saves=_SAVES_NOTHING, c="floor({0})", triton="tl.floor({0})")
+                     saves=_SAVES_NOTHING, c="floor({0})", triton="rounded_down({0})")
 ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
-                    saves=_SAVES_NOTHING, c="ceil({0})", triton="tl.ceil({0})")
+                    saves=_SAVES_NOTHING, c="ceil({0})", triton="rounded_up({0})")
 isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
 isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton="tl.abs({0}) == float(\"inf\")")
 isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,

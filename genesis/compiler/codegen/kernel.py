@@ -172,8 +172,8 @@ def _merge_leading_dims(statements, operands, group):
         if tuple(shape_of[s.reads[0]][:first]) != prefix:
             return None
     for s in before_loop:  # a stack times a 2-d weight: its rows merge as the product's (matmul_kernel)
-        if tuple(s.shape[:first]) != prefix or tuple(shape_of[s.reads[0]][:first]) != prefix or \
-                len(shape_of[s.reads[1]]) != 2:
+        if first >= len(s.shape) or tuple(s.shape[:first]) != prefix or \
+                tuple(shape_of[s.reads[0]][:first]) != prefix or len(shape_of[s.reads[1]]) != 2:
             return None
     whole = {o.local: o.shape for o in operands if not o.blocked}
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}

@@ -236,7 +236,7 @@ def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
         return "None"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return repr(value)
-    if compute is not None and compute.is_floating_point:
+    if isinstance(value, float) or (compute is not None and compute.is_floating_point):
         value = float(value)
         text = repr(value) if math.isfinite(value) else \
             ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
@@ -292,11 +292,18 @@ def render_kernel(spec: KernelSpec) -> str:
     for o in spec.operands:
         keyword = {"blocked": o.blocked} if blocked else {}
         offsets = layout.offsets(o.shape, **keyword)
+        if offsets is None and not blocked:
+            # a pointwise kernel reads a single value into every lane: the interpreter has no `&` or
+            # `|` of a bool block with a bool scalar, and the lanes read it from one cached place
+            offsets = "offsets * 0"
         loads.append(_Access(o.local, f"{o.local}_ptr", offsets, layout.load_mask(o.shape, **keyword),
                              TL_DTYPES[kernel_dtype(o.dtype)]))
     body = statement_lines(spec, layout)
     shapes = _value_shapes(spec)
-    stores = [_Access(v, f"out_{v}_ptr", layout.offsets(shapes[v]), layout.store_mask(shapes[v]),
+    # a single-element output (offsets None: only pointwise kernels have them) is stored at its one
+    # place by the one lane its mask keeps; the pointer is a block like the mask, as Triton wants
+    stores = [_Access(v, f"out_{v}_ptr", layout.offsets(shapes[v]) or "offsets * 0",
+                      layout.store_mask(shapes[v]),
                       TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)], value=v)
               for v in spec.outputs]
     params = [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs]

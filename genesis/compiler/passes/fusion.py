@@ -227,7 +227,11 @@ class _Partition:
         for name in other.members:
             self.group_of[name] = keep  # provisional: fit() reads membership
         keep.members = sorted(keep.members + other.members, key=self.order.__getitem__)
-        if any(self.fit(self.graph[name], keep) != ("block", None) for name in other.members):
+        # other's members, and keep's that read them: a value read from outside (whole) may not be
+        # read the same way from inside (by rows), as x of shape (4, 1, 1) in x.expand(4, 4, 1, 1)
+        readers = [name for name in previous if joining & set(self.graph[name].value_inputs())]
+        if any(self.fit(self.graph[name], keep)[1] is not None for name in readers) or \
+                any(self.fit(self.graph[name], keep) != ("block", None) for name in other.members):
             keep.members = previous
             for name in other.members:
                 self.group_of[name] = other
