@@ -245,3 +245,38 @@ def test_single_values_in_pointwise_kernels(backend):
         for g, e in zip(got, expected):
             assert g.dtype is e.dtype
             np.testing.assert_array_equal(g.numpy(), e.numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_library_call_that_hands_back_its_input_keeps_its_own_buffer(backend):
+    def fn(x):  # seed 30185: the memory plan reused the divisor's buffer, which the check handed back
+        lower = x.tril(0)
+        return lower // (x.abs() + 1), lower.any()
+
+    x = genesis.tensor(np.random.default_rng(0).integers(-4, 5, (8, 1)), dtype=genesis.int16)
+    for got, expected in zip(genesis.compile(fn, backend=backend)(x), fn(x)):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_groups_that_would_read_each_other_through_another_kernel_stay_apart(backend):
+    # seed 30663: merging two 0-d groups made a cycle through the kernel between them
+    fn = lambda x, y: genesis.where(x == 0, (x.sum().abs() + 0.5) ** x.clamp(-2, 2), y)  # noqa: E731
+    assert_compiled_matches_eager(fn, [(5, 4, 4, 1), ()], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_bool_of_a_single_value_in_a_reduction_kernel(backend):
+    # seed 31693: Triton's interpreter and `&` of bool scalars, in the backward's row kernel
+    assert_compiled_matches_eager(lambda x, y: (x.abs() + 0.5) ** y.clamp(-2, 2), [(1, 1, 1, 3), (1, 1, 1, 1)],
+                                  backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_integer_clamp_bound_outside_the_dtype_is_refused(backend):
+    # seed 30931: PyTorch wraps -2 into uint8's 254 but refuses 300; genesis refuses both, compiled too
+    x = genesis.tensor([0, 1, 5, 200]).to(genesis.uint8)
+    for bounds in ((-2, 2), (0, 300)):
+        for fn in (lambda x: x.clamp(*bounds), genesis.compile(lambda x: x.clamp(*bounds), backend=backend)):
+            with pytest.raises(ValueError, match="outside the range of uint8"):
+                fn(x)

@@ -62,7 +62,12 @@ def library_call(graph, node):
     def call(*arrays):
         values = iter(arrays)
         inputs = [Tensor._make(next(values), dtype) if dtype is not None else literal for dtype, literal in slots]
-        return dispatch.apply(op, *inputs, **attrs)._data
+        result = dispatch.apply(op, *inputs, **attrs)._data
+        # the memory plan gives every node's value a buffer of its own: a kernel that hands back its
+        # input (checked_divisor) or a view of it would share one the plan reuses once the input is dead
+        if any(np.may_share_memory(result, array) for array in arrays):
+            result = result.copy()
+        return result
 
     return call
 

@@ -14,7 +14,8 @@ import numpy as np
 from scipy import special
 
 from genesis import functional as F
-from genesis.dtypes import BOOL, FLOAT
+from genesis.dtypes import BOOL, FLOAT, INT
+from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.errors import IntegerDivisionByZeroError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
@@ -298,6 +299,12 @@ def _clamp_dtype(inputs, *, min, max):
     dtype = dt.promoted(list(inputs) + bounds)
     if dtype.category == 0:  # as in PyTorch: clamping a bool against bools has no meaning
         raise TypeError("clamp is not defined for bool tensors with bool bounds")
+    if dtype.category == INT:  # PyTorch wraps -2 into uint8's 254 and refuses 300; a clear error for both
+        info = np.iinfo(NUMPY_DTYPE[dtype])
+        for bound in bounds:
+            if isinstance(bound, (int, float)) and not info.min <= bound <= info.max:
+                raise ValueError(f"clamp: the bound {bound} is outside the range of {dtype.name} "
+                                 f"[{info.min}, {info.max}]")
     return dtype, dtype
 
 

@@ -291,13 +291,13 @@ def render_kernel(spec: KernelSpec) -> str:
     loads = []
     for o in spec.operands:
         keyword = {"blocked": o.blocked} if blocked else {}
-        offsets = layout.offsets(o.shape, **keyword)
-        if offsets is None and not blocked:
-            # a pointwise kernel reads a single value into every lane: the interpreter has no `&` or
-            # `|` of a bool block with a bool scalar, and the lanes read it from one cached place
-            offsets = "offsets * 0"
-        loads.append(_Access(o.local, f"{o.local}_ptr", offsets, layout.load_mask(o.shape, **keyword),
-                             TL_DTYPES[kernel_dtype(o.dtype)]))
+        offsets, mask = layout.offsets(o.shape, **keyword), layout.load_mask(o.shape, **keyword)
+        if offsets is None:
+            # a single value is read into every lane (of a 2-D tile: as one value per row, which keeps
+            # a row's values one per row): the interpreter has no `&` or `|` of a bool block with a
+            # bool scalar, and the lanes read it from one cached place
+            offsets, mask = ("rows * 0", "row_mask") if blocked else ("offsets * 0", "mask")
+        loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, TL_DTYPES[kernel_dtype(o.dtype)]))
     body = statement_lines(spec, layout)
     shapes = _value_shapes(spec)
     # a single-element output (offsets None: only pointwise kernels have them) is stored at its one

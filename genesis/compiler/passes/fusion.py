@@ -309,8 +309,10 @@ class _Partition:
     def _cycle(self, group: Group, joining: set) -> bool:
         """Whether some path leaves `group` ∪ `joining` and comes back into it.
 
-        A path can only come back to a node that is later in topological order, so
-        the search stops at the last node inside."""
+        Another group runs as one kernel, so a path that reaches one of its members goes on from
+        all of them: their values exist only once the whole kernel has run. A path can only come
+        back to a node that is later in topological order, so the search stops at the last node
+        inside."""
         inside = set(group.members) | joining
         last = max(self.order[name] for name in inside)
         frontier = [s for name in inside for s in self.graph.users(name)
@@ -318,12 +320,15 @@ class _Partition:
         seen = set(frontier)
         while frontier:
             name = frontier.pop()
-            for successor in self.graph.users(name):
-                if successor in inside:
-                    return True
-                if successor not in seen and self.order[successor] < last:
-                    seen.add(successor)
-                    frontier.append(successor)
+            other = self.group_of.get(name)
+            reached = other.members if other is not None and other is not group else (name,)
+            for member in reached:
+                for successor in self.graph.users(member):
+                    if successor in inside:
+                        return True
+                    if successor not in seen and self.order[successor] < last:
+                        seen.add(successor)
+                        frontier.append(successor)
         return False
 
 
