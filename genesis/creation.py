@@ -11,7 +11,7 @@ from genesis import dtypes
 from genesis.functional._util import normalize_shape
 from genesis.ops import random as random_ops
 from genesis.random import rng
-from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype
+from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype, wrapped_integer
 from genesis.runtime.devices import device as as_device
 from genesis.runtime.memory import aligned_empty
 from genesis.tensor import Tensor
@@ -96,7 +96,20 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> T
     if dtype is None:
         dtype = dtypes.default_dtype_for_category(dtypes.scalar_category(fill_value))
     dtype = dtypes.as_dtype(dtype)
+    if type(fill_value) is int and dtype.category == dtypes.INT:
+        fill_value = _integer_fill(fill_value, dtype)
     return _make(np.full(shape, fill_value, dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
+
+
+def _integer_fill(value: int, dtype) -> int:
+    """As PyTorch: a negative value that fits the width of an unsigned dtype wraps into it (uint8's -2
+    is 254); any other value outside the dtype is an error, not numpy's OverflowError."""
+    info = np.iinfo(NUMPY_DTYPE[dtype])
+    if info.min <= value <= info.max:
+        return value
+    if info.min == 0 and -(1 << (info.bits - 1)) <= value < 0:
+        return int(wrapped_integer(value, dtype))
+    raise ValueError(f"fill value {value} does not fit {dtype.name} [{info.min}, {info.max}]")
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:

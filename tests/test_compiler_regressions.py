@@ -280,3 +280,71 @@ def test_an_integer_clamp_bound_outside_the_dtype_is_refused(backend):
         for fn in (lambda x: x.clamp(*bounds), genesis.compile(lambda x: x.clamp(*bounds), backend=backend)):
             with pytest.raises(ValueError, match="outside the range of uint8"):
                 fn(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_result_that_views_an_input_the_function_then_writes(backend):
+    def fn(x, y, z):  # seed 100122: x held a view of y's memory, and y's write then showed through it
+        x.copy_(y)
+        y.div_(z.abs() + 1)
+        return x
+
+    make = lambda: (leaf((5, 8), 0, False), leaf((8,), 1, False), leaf((), 2, False))  # noqa: E731
+    (ex, ey, ez), (gx, gy, gz) = make(), make()
+    expected, got = fn(ex, ey, ez), genesis.compile(fn, backend=backend)(gx, gy, gz)
+    for g, e in ((got, expected), (gx, ex), (gy, ey)):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_of_a_view_sees_a_later_write_into_their_base(backend):
+    def fn(x):  # seed 100217: unbind's views are views of a narrow, which the write did not find
+        first = x.unbind(0)[0]
+        x[::2] = 2.0
+        return first * 1.0
+
+    for compiled in (False, True):
+        x = leaf((3, 2), 0, False)
+        got = (genesis.compile(fn, backend=backend) if compiled else fn)(x)
+        np.testing.assert_array_equal(got.numpy(), [2.0, 2.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_in_place_write_into_a_cast_with_a_gradient(backend):
+    def fn(x):  # seed 101082: the write's cast back to fp16 had no history, and autodiff stopped there
+        half = x.half()
+        half.sub_(x * 3)
+        return half * x
+
+    assert_compiled_matches_eager(fn, [(2,)], backend, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stack_of_matrices_times_a_vector(backend):
+    # seed 103910: numpy lays the products out transposed, which a trace takes to be contiguous
+    assert_compiled_matches_eager(lambda a, v: (a.transpose(-3, 0) * 2) @ v, [(5, 2, 1, 5), (5,)], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_where_over_no_elements_beside_a_comparison_over_some(backend):
+    # seed 101923: Triton launched no lane for the (4, 1) comparison when the group's shape was (4, 0)
+    fn = lambda x, y, z: (genesis.where(x > 0, y, z), x > 0)  # noqa: E731
+    x, y, z = genesis.tensor([[1], [-2], [3], [0]]), genesis.zeros(4, 0), genesis.zeros(1, 0)
+    for got, expected in zip(genesis.compile(fn, backend=backend)(x, y, z), fn(x, y, z)):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_a_negative_fill_of_an_unsigned_tensor_wraps_as_in_torch():
+    torch = pytest.importorskip("torch")
+    got = genesis.zeros(3, dtype=genesis.uint8).fill_(-2)
+    np.testing.assert_array_equal(got.numpy(), torch.zeros(3, dtype=torch.uint8).fill_(-2).numpy())
+    with pytest.raises(ValueError, match="fill value 300 does not fit uint8"):
+        genesis.full((2,), 300, dtype=genesis.uint8)
+
+
+def test_attention_with_no_features_averages_the_values_as_torch_does():
+    torch = pytest.importorskip("torch")
+    q, v = np.zeros((1, 2, 3, 0), np.float32), np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    got = genesis.nn.functional.scaled_dot_product_attention(genesis.tensor(q), genesis.tensor(q), genesis.tensor(v))
+    expected = torch.nn.functional.scaled_dot_product_attention(torch.tensor(q), torch.tensor(q), torch.tensor(v))
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)

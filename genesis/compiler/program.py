@@ -24,6 +24,7 @@ from genesis.compiler.dump import Dump
 from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
 from genesis.compiler.report import describe
 from genesis.compiler.trace import Symbol, Tracer, tracing
+from genesis.ops.op import OPS, Kind
 from genesis.tensor import Tensor
 
 
@@ -40,6 +41,7 @@ class Program:
         # tensors whose memory a call may write: the trace assumed no two of them share any
         self._written = [s for s in self.sources if s[0] in ("arg", "captured")] if any(
             effect[0] == "buffer" for effect in traced.writebacks) else []
+        self._aliases = _input_aliases(graph)  # (output, input) positions: outputs that may be inputs' memory
         self.executor = executor
         self.kernels_per_call = kernels_per_call
         self.backward = backward           # a _Backward when results carry gradients
@@ -61,9 +63,16 @@ class Program:
                 return f"{what}: {change}" if len(change) <= 80 else f"{what} changed"
         return self.world.changed() if self.world is not None else None
 
-    def _written_now(self, leaves) -> set:
-        """Ids of the tensors this call writes in place."""
-        return {id(effects.target_tensor(e[1], leaves)) for e in self.writebacks if e[0] == "buffer"}
+    def _detach_from_written(self, inputs, outputs, leaves) -> None:
+        """An output that is an input, or a view of one (the program returns numpy's view), keeps
+        the input's values as the program read them: a copy, where the call is about to write that
+        input in place. Eager saved the old values for its backward, and its results and the other
+        writebacks (`a.copy_(b); b.div_(2)`) hold them too."""
+        written = {id(effects.target_tensor(e[1], leaves)) for e in self.writebacks if e[0] == "buffer"}
+        for output, source in self._aliases:
+            if id(inputs[source]) in written:
+                value = outputs[output]
+                outputs[output] = Tensor._make(value._data.copy(), value.dtype, value.device)
 
     def shares_memory(self, leaves) -> bool:
         """Whether two tensors this call would read and write in place share memory (an argument
@@ -77,10 +86,11 @@ class Program:
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
         outputs = self.executor(inputs)
-        saved = self.backward.saved(outputs, self._written_now(leaves)) if self.backward is not None else None
+        if self._aliases and self._written:
+            self._detach_from_written(inputs, outputs, leaves)
         effects.apply(self.writebacks, outputs, inputs, leaves)
         if self.backward is not None:
-            self.backward.attach(inputs, outputs, saved)
+            self.backward.attach(inputs, outputs)
         for index, op in self.spent:
             _spent_history(outputs[index], op)
         if self.refused_backward is not None:
@@ -88,6 +98,19 @@ class Program:
             _refused_history([outputs[i] for i in positions], why, inputs)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
         return pytree.unflatten(self.out_spec, results)
+
+
+def _input_aliases(graph) -> list[tuple[int, int]]:
+    """(output position, input position) for each output that is a graph input or a chain of views of
+    one: the executors hand such an output back as the input's own memory."""
+    position = {name: i for i, name in enumerate(graph.inputs)}
+    aliases = []
+    for k, name in enumerate(graph.outputs):
+        while name not in position and graph[name].op in OPS and OPS[graph[name].op].kind is Kind.VIEW:
+            name = graph[name].value_inputs()[0]
+        if name in position:
+            aliases.append((k, position[name]))
+    return aliases
 
 
 def _spent_history(result, op) -> None:
@@ -117,16 +140,11 @@ class _Backward:
         self.slots = traced.grad_slots                  # per such input: its gradient's index, or None
         self.kernels_per_call = kernels_per_call
 
-    def saved(self, outputs, written: set) -> list:
-        """The values the backward reads, taken before the call's in-place writes: an input the
-        function changes in place is saved as it was when the forward read it, as eager saves it."""
-        saved = [outputs[i] for i in self.saved_positions]
-        return [Tensor._make(t._data.copy(), t.dtype, t.device) if id(t) in written else t for t in saved]
-
-    def attach(self, inputs, outputs, saved) -> None:
+    def attach(self, inputs, outputs) -> None:
         results = [outputs[i] for i in self.output_positions]
         metas = [(r.shape, r.dtype) for r in results]
-        call = backward.BackwardCall(self.executor, saved, metas, len(self.input_positions))
+        call = backward.BackwardCall(self.executor, [outputs[i] for i in self.saved_positions], metas,
+                                     len(self.input_positions))
         backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
 
 

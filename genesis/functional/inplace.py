@@ -152,9 +152,15 @@ def _traced_write(target, result, *, keep_history):
     tracer = dispatch.tracer
     tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
     node = result._node if keep_history else None
-    with grad_mode.no_grad():
-        value = cast(result, target.dtype)
     _keep_old_input(target, node, lambda symbol: symbol.alias())
+    if node is not None and result.dtype is not target.dtype:
+        # the graph's value is the cast, so the history is too (its vjp casts back, as eager's fitting
+        # of a gradient to its input's dtype does); a cast without one would stop the backward there
+        value = cast(result, target.dtype)
+        node = value._node
+    else:
+        with grad_mode.no_grad():
+            value = cast(result, target.dtype)
     tracer.write(target, value)
     _take_history(target, node)
     if not keep_history and target._node is not None:

@@ -64,6 +64,9 @@ def matmul_kernel(a, b, out=None, casting="same_kind"):
         product = np.matmul(a.reshape(rows, a.shape[-1]), b, casting=casting,
                             out=None if out is None else out.reshape(rows, out.shape[-1]))
         return product.reshape(*a.shape[:-1], b.shape[-1]) if out is None else out
+    if out is None:  # numpy lays out a stack of matrix-vector products transposed; results are contiguous
+        product = np.matmul(a, b, casting=casting)
+        return product if np.ndim(product) == 0 else np.ascontiguousarray(product)
     return np.matmul(a, b, out=out, casting=casting)
 
 

@@ -74,6 +74,8 @@ def why_not(spec: KernelSpec) -> str | None:
     """None when the Triton backend takes this kernel, else why it stays a numpy kernel."""
     if spec.mode == "whole":
         return "0-d work stays a numpy kernel"
+    if any(_numel(v.shape) == 0 for v in (*spec.statements, *spec.operands)):
+        return "a value with no elements: the grid would launch no lane for the others"
     for s in spec.statements:
         kind = OPS[s.op].kind
         if s.phase != "block":

@@ -38,6 +38,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from genesis.compiler.codegen.snippets import numpy_snippet
 from genesis.compiler.ir import STRUCTURAL_OPS, Graph
 from genesis.ops.op import OPS, Kind
@@ -294,25 +296,63 @@ class _Partition:
     def merge_scalar_groups(self) -> None:
         """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
         per-parameter step-count arithmetic is a few scalar ops each, and one kernel call per
-        parameter would cost more than the arithmetic."""
-        merged: list[Group] = []
-        for group in [g for g in self.groups if g.rows is None]:
-            target = next((m for m in merged if not self._cycle(m, set(group.members))), None)
+        parameter would cost more than the arithmetic. Two join only when neither reaches the other
+        through the kernels between them (the units' graph: groups as one node each)."""
+        scalar = [g for g in self.groups if g.rows is None]
+        if len(scalar) < 2:
+            return
+        units = self._units()
+        reach = {g.name: nx.descendants(units, g.name) for g in scalar}
+        merged: list[tuple[Group, set]] = []  # (the kernel, the names of the groups folded into it)
+        for group in scalar:
+            target = next((m for m, names in merged if not any(
+                n in reach[group.name] or group.name in reach[n] for n in names)), None)
             if target is None:
-                merged.append(group)
+                merged.append((group, {group.name}))
                 continue
+            next(names for m, names in merged if m is target).add(group.name)
             for name in group.members:
                 self.group_of[name] = target
             target.members = sorted(target.members + group.members, key=self.order.__getitem__)
             self.groups.remove(group)
 
+    def _units(self) -> nx.DiGraph:
+        """The graph of what runs as one: each group a node, each node outside the groups itself."""
+        kept = {id(g) for g in self.groups}
+
+        def unit_of(name):
+            group = self.group_of.get(name)
+            return group.name if group is not None and id(group) in kept else name
+
+        units = nx.DiGraph()
+        for node in self.graph.nodes():
+            unit = unit_of(node.name)
+            units.add_node(unit)
+            units.add_edges_from((source, unit) for source in map(unit_of, node.value_inputs()) if source != unit)
+        return units
+
+    def no_cycles(self) -> None:
+        """The kernels must run in some order: where groups read each other round a cycle (which the
+        fast check of `_cycle` can miss), the groups on it are dissolved into single nodes, each a
+        library call, and the log says so. Slower, never wrong."""
+        while True:
+            try:
+                cycle = nx.find_cycle(self._units())
+            except nx.NetworkXNoCycle:
+                return
+            on_cycle = {name for edge in cycle for name in edge[:2]}
+            for group in [g for g in self.groups if g.name in on_cycle]:
+                self.groups.remove(group)
+                self.log.append(f"{group.name} dissolved: its kernel and others read each other round a cycle")
+
     def _cycle(self, group: Group, joining: set) -> bool:
         """Whether some path leaves `group` ∪ `joining` and comes back into it.
 
         Another group runs as one kernel, so a path that reaches one of its members goes on from
-        all of them: their values exist only once the whole kernel has run. A path can only come
-        back to a node that is later in topological order, so the search stops at the last node
-        inside."""
+        all of them: their values exist only once the whole kernel has run. A path of single nodes
+        only moves later in topological order, so the search stops at the last node inside; a group
+        with members on both sides of it can lead back past that, which this quick search misses
+        and `no_cycles` catches."""
         inside = set(group.members) | joining
         last = max(self.order[name] for name in inside)
         frontier = [s for name in inside for s in self.graph.users(name)
@@ -342,6 +382,7 @@ def fusion(graph: Graph) -> Graph:
     # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
     # refusal log's group names stay true)
     partition.groups = [g for g in partition.groups if any(OPS[graph[n].op].kind is not Kind.VIEW for n in g.members)]
+    partition.no_cycles()
     graph.groups = partition.groups
     graph.fusion_log = partition.log
     return graph

@@ -40,7 +40,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         key = _repeat_heads(key, repeats)
         value = _repeat_heads(value, repeats)
     length, source_length = query.shape[-2], key.shape[-2]
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if scale is None:  # with no features (E = 0) every score is 0, and any scale leaves it so
+        scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
     scores = GF.matmul(query, GF.transpose(key, -2, -1)) * scale
     if is_causal:
         if attn_mask is not None:
