@@ -17,6 +17,7 @@ from genesis.compiler.ir import Graph, GraphError
 from genesis.compiler.passes import run_pipeline
 from genesis.compiler.passes.cse import cse
 from genesis.compiler.passes.dce import dce
+from genesis.compiler.passes.fusion import Group
 from genesis.compiler.program import trace
 from genesis.compiler import pytree
 
@@ -91,6 +92,25 @@ def test_verify_catches_wrong_meta_cycles_and_dangling_outputs():
         dangling.verify()
     with pytest.raises(GraphError, match="reads v42, which is not in the graph"):
         graph.add("exp", ("v42",), shape=(2, 3), dtype=f32)
+
+
+def test_verify_catches_fusion_groups_that_read_each_other_round_a_cycle():
+    # exp and neg in one kernel, log between them outside it: the kernel would need log's value
+    # before it runs and log needs the kernel's exp. A pass that groups so must be caught.
+    graph = Graph()
+    x = graph.add_input((4,), f32)
+    a = graph.add("exp", (x.name,), shape=(4,), dtype=f32)
+    b = graph.add("log", (a.name,), shape=(4,), dtype=f32)
+    c = graph.add("neg", (b.name,), shape=(4,), dtype=f32)
+    graph.outputs = [c.name]
+    graph.groups = [Group(0, 4, [a.name, b.name, c.name])]
+    graph.verify()
+    graph.groups = [Group(0, 4, [a.name, c.name])]
+    with pytest.raises(GraphError, match="fusion groups read each other round a cycle"):
+        graph.verify()
+    graph.groups = [Group(0, 4, [a.name]), Group(1, 4, [a.name, c.name])]
+    with pytest.raises(GraphError, match=f"{a.name} is in both group g0 and group g1"):
+        graph.verify()
 
 
 # ---- passes -------------------------------------------------------------------------------

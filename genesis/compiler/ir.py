@@ -189,12 +189,28 @@ class Graph:
         numbers = [int(n[1:]) for n in self.nx if n[:1] == "v" and n[1:].isdigit()]
         return max(numbers, default=-1) + 1
 
+    def units(self, groups=None) -> nx.DiGraph:
+        """The graph of what runs as one: each group (default: `self.groups`) a node named by the
+        group, each node outside the groups itself; an edge where one reads a value of the other."""
+        groups = self.groups if groups is None else groups
+        group_of = {member: group.name for group in groups for member in group.members}
+        units = nx.DiGraph()
+        for node in self.nodes():
+            unit = group_of.get(node.name, node.name)
+            units.add_node(unit)
+            units.add_edges_from((source, unit) for source in (group_of.get(x, x) for x in node.value_inputs())
+                                 if source != unit)
+        return units
+
     # ---- checking and printing ---------------------------------------------------------
     def verify(self) -> "Graph":
-        """Raise GraphError unless the graph is acyclic, closed, and every node's meta is its op's."""
+        """Raise GraphError unless the graph is acyclic, closed, every node's meta is its op's, and
+        the fusion groups (if any) can run in some order, each node in at most one."""
         if not nx.is_directed_acyclic_graph(self.nx):
             cycle = nx.find_cycle(self.nx)
             raise GraphError(f"the graph has a cycle: {' -> '.join(a for a, _ in cycle)}")
+        if self.groups:
+            self._verify_groups()
         for name in self.outputs:
             if name not in self.nx:
                 raise GraphError(f"output {name} is not in the graph")
@@ -208,6 +224,20 @@ class Graph:
                 raise GraphError(f"{node.name}: unknown op {node.op!r}")
             self._verify_meta(node)
         return self
+
+    def _verify_groups(self) -> None:
+        seen = {}
+        for group in self.groups:
+            for member in group.members:
+                if member not in self.nx:
+                    raise GraphError(f"group {group.name} holds {member}, which is not in the graph")
+                if member in seen:
+                    raise GraphError(f"{member} is in both group {seen[member]} and group {group.name}")
+                seen[member] = group.name
+        units = self.units()
+        if not nx.is_directed_acyclic_graph(units):
+            cycle = nx.find_cycle(units)
+            raise GraphError(f"the fusion groups read each other round a cycle: {' -> '.join(a for a, _ in cycle)}")
 
     def _verify_meta(self, node: Node) -> None:
         op = OPS[node.op]

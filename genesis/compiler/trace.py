@@ -16,8 +16,9 @@ rules as eager's.
 
 What a graph cannot hold stops the trace with a `GraphBreak` that names the
 user's source line: reading a value on the host (`.item()`, `bool(t)`,
-`.numpy()`, a branch on a tensor) and drawing random numbers (a traced draw
-would be baked into the graph and repeat on every call).
+`.numpy()`, a branch on a tensor) and drawing random integers with `randint`
+or `randperm` (their values would be baked into the graph and repeat on every
+call; `rand`/`randn` draws read a fresh seed per call as a graph input).
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
         kind = OPS[s.op].kind
         if s.phase == "block" and spec.mode != "whole":
             if kind is Kind.VIEW:
-                body.append(f"{s.value} = {_view(s, args, flat)}")
+                body.append(f"{s.value} = {_view(s, args)}")
                 if s.value in outputs:
                     body.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
             else:
@@ -241,23 +241,19 @@ def _round(s) -> list[str]:
 
 
 def _whole_view(s, args) -> str:
-    source = args[0]
-    if s.op == "reshape":
-        return f"np.reshape({source}, {tuple(s.shape)!r})"
-    if s.op == "expand":
-        return f"np.broadcast_to({source}, {tuple(s.shape)!r})"
-    if s.op == "permute":
-        return f"np.transpose({source}, {tuple(s.attrs['dims'])!r})"
-    raise NotImplementedError(f"no whole-array form for the view {s.op}")
+    return _view_as(s, args[0], repr(tuple(s.shape)))
 
 
-def _view(s, args, flat) -> str:
-    source = args[0]
-    rest = tuple(s.shape[1:])
+def _view(s, args) -> str:
+    return _view_as(s, args[0], f"(n,) + {tuple(s.shape[1:])!r}")
+
+
+def _view_as(s, source: str, shape: str) -> str:
+    """The numpy expression of view `s` of `source`, a block's (shape `(n,) + ...`) or a whole array's."""
     if s.op == "reshape":
-        return f"{source}.reshape((n,) + {rest!r})"
+        return f"np.reshape({source}, {shape})"
     if s.op == "expand":
-        return f"np.broadcast_to({source}, (n,) + {rest!r})"
+        return f"np.broadcast_to({source}, {shape})"
     if s.op == "permute":
         return f"np.transpose({source}, {tuple(s.attrs['dims'])!r})"
-    raise NotImplementedError(f"no block form for the view {s.op}")
+    raise NotImplementedError(f"no numpy form for the view {s.op}")

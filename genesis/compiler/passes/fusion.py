@@ -301,7 +301,7 @@ class _Partition:
         scalar = [g for g in self.groups if g.rows is None]
         if len(scalar) < 2:
             return
-        units = self._units()
+        units = self.graph.units(self.groups)
         reach = {g.name: nx.descendants(units, g.name) for g in scalar}
         merged: list[tuple[Group, set]] = []  # (the kernel, the names of the groups folded into it)
         for group in scalar:
@@ -316,28 +316,13 @@ class _Partition:
             target.members = sorted(target.members + group.members, key=self.order.__getitem__)
             self.groups.remove(group)
 
-    def _units(self) -> nx.DiGraph:
-        """The graph of what runs as one: each group a node, each node outside the groups itself."""
-        kept = {id(g) for g in self.groups}
-
-        def unit_of(name):
-            group = self.group_of.get(name)
-            return group.name if group is not None and id(group) in kept else name
-
-        units = nx.DiGraph()
-        for node in self.graph.nodes():
-            unit = unit_of(node.name)
-            units.add_node(unit)
-            units.add_edges_from((source, unit) for source in map(unit_of, node.value_inputs()) if source != unit)
-        return units
-
     def no_cycles(self) -> None:
         """The kernels must run in some order: where groups read each other round a cycle (which the
         fast check of `_cycle` can miss), the groups on it are dissolved into single nodes, each a
         library call, and the log says so. Slower, never wrong."""
         while True:
             try:
-                cycle = nx.find_cycle(self._units())
+                cycle = nx.find_cycle(self.graph.units(self.groups))
             except nx.NetworkXNoCycle:
                 return
             on_cycle = {name for edge in cycle for name in edge[:2]}
