@@ -348,3 +348,26 @@ def test_attention_with_no_features_averages_the_values_as_torch_does():
     got = genesis.nn.functional.scaled_dot_product_attention(genesis.tensor(q), genesis.tensor(q), genesis.tensor(v))
     expected = torch.nn.functional.scaled_dot_product_attention(torch.tensor(q), torch.tensor(q), torch.tensor(v))
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+
+
+INTEGER_LITERALS = {
+    "compare": lambda x: x == -1,            # C compared 255 with -1 as ints: false where eager says true
+    "order": lambda x: x > -1,
+    "masked_fill": lambda x: x.masked_fill(x > 0, -2),   # numpy and Triton refused -2 for a uint8 where
+    "where": lambda x: x.where(x <= 0, -2),
+    "add": lambda x: x + 300,
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("name", INTEGER_LITERALS)
+def test_integer_literals_outside_the_dtype_wrap_as_in_torch(name, dtype, backend):
+    # seed 201016: masked_fill_(mask, -2) on a uint8 value
+    torch = pytest.importorskip("torch")
+    fn = INTEGER_LITERALS[name]
+    values = np.array([0, 1, 127, -128 if dtype == "int8" else 255], dtype=dtype)
+    expected = fn(torch.tensor(values)).numpy()
+    got = genesis.compile(fn, backend=backend)(genesis.tensor(values))
+    np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_array_equal(fn(genesis.tensor(values)).numpy(), expected)

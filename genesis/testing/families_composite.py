@@ -36,10 +36,17 @@ def composite(b) -> bool:
             # the result and its gradient (no program can be held to a tolerance there)
             return False
         cost = 6 + math.log2(1 + shapes.numel(normalized))
+        args, operands = ["{0}", repr(normalized)], [v]
+        if kind == "layer_norm":
+            # nor may the rows be constant, which a broadcast value often is: the gradient is then a sum
+            # that cancels to 0, times 1/sqrt(eps), i.e. rounding noise. A spread as large as v's values
+            # keeps every row's variance comparable to its magnitude.
+            spread = b.new_input(normalized, v.dtype, low=-max(2.0, v.bound), high=max(2.0, v.bound))
+            if spread is None:
+                return False
+            args[0], operands = "{0} + {1}", [v, spread]
         weight = b.new_input(normalized, v.dtype, low=0.5, high=1.5) if b.chance(0.5) else None
         bias = b.new_input(normalized, v.dtype) if kind == "layer_norm" and b.chance(0.5) else None
-        args = ["{0}", repr(normalized)]
-        operands = [v]
         for extra in (weight, bias):
             if extra is not None:
                 operands.append(extra)

@@ -71,8 +71,9 @@ def campaign(seeds, backends, *, jobs=1, tiny=False, shrink=True, shrink_seconds
         for done, (outcomes, taken, _) in enumerate(mapped, 1):
             for outcome in outcomes:
                 counts[outcome.backend, outcome.status] += 1
-                if outcome.reportable:
+                if outcome.reportable:  # named at once: a long campaign's failures can be chased while it runs
                     failures.append(outcome)
+                    print(f"... seed {outcome.seed} {outcome.backend}: {outcome.status}", file=stream, flush=True)
             seconds.update(taken)
             if done % 500 == 0:
                 print(f"... {done}/{len(tasks)} programs, {len(failures)} failures", file=stream, flush=True)

@@ -39,6 +39,7 @@ from genesis.compiler.codegen.layout import (
 )
 from genesis.compiler.codegen.templates import render
 from genesis.ops.op import OPS, Kind
+from genesis.runtime.cpu import wrapped_integer
 
 # the C type of each dtype's arrays; bool arrays as bytes, since gcc vectorises no load of a _Bool
 # array (a loop that reads a mask stayed scalar), while values inside a kernel are _Bool (c_type)
@@ -104,6 +105,8 @@ def literal(value, compute: dtypes.DType | None) -> str:
         suffix = "f" if compute is None or kernel_dtype(compute) is dtypes.float32 else ""
         return f"({value.hex()}{suffix})"
     if isinstance(value, int):
+        if compute is not None and compute.category == dtypes.INT:  # wrapped as eager's dispatch does: uint8 == -1
+            value = int(wrapped_integer(value, compute))
         return f"({value}LL)" if not -(1 << 31) <= value < (1 << 31) else f"({value})"
     raise Refused(f"no C literal for {value!r}")
 
@@ -353,7 +356,7 @@ class Emitter:
     def _read(self, s, position) -> str:
         read = s.reads[position]
         if not isinstance(read, str):
-            return literal(read, s.compute)
+            return literal(read, s.literal_dtype)
         have = s.input_dtypes[position]
         expression = f"v_{read}"
         if s.compute is not None and have is not s.compute and OPS[s.op].kind is not Kind.VIEW:

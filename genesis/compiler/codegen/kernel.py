@@ -66,6 +66,13 @@ class Statement:
     input_dtypes: tuple    # kernel dtype of each input (None for literals)
     phase: str             # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
 
+    @property
+    def literal_dtype(self) -> dtypes.DType:
+        """The dtype a Python number read by this statement takes, as eager's dispatch gives it: the
+        compute dtype, or the result's for an op that computes on its operands as they are (`where`
+        picks between values of the result's dtype; uint8 `where(c, -2, x)` stores 254)."""
+        return self.compute if self.compute is not None else self.dtype
+
 
 @dataclass(frozen=True)
 class KernelSpec:

@@ -219,7 +219,7 @@ def _read(spec, read, statement, position, sliced=()) -> str:
     """How statement reads its input: a local (cast to the compute dtype if needed) or a literal.
     Blocked operands and the `sliced` values (computed over all rows) are read as this block's rows."""
     if not isinstance(read, str):
-        return literal(read, statement.compute)
+        return literal(read, statement.literal_dtype)
     operand = next((o for o in spec.operands if o.local == read), None)
     blocked = (operand is not None and operand.blocked) or read in sliced
     local = read + "_" if blocked and statement.phase != "post" else read

@@ -252,7 +252,7 @@ def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
 
 def _read(spec, read, statement, position) -> str:
     if not isinstance(read, str):
-        return literal(read, statement.compute)
+        return literal(read, statement.literal_dtype)
     have = statement.input_dtypes[position]
     if statement.compute is not None and have is not statement.compute:
         return f"{read}.to({TL_DTYPES[statement.compute]})"
