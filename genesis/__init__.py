@@ -25,7 +25,7 @@ long = int64
 int = int32
 short = int16
 
-__version__ = "0.1.0"
+from genesis.version import __version__  # noqa: E402
 
 # the layers above the eager core: training API, checkpoints, data, the compiler
 from genesis import amp, data, nn, optim  # noqa: E402,F401

@@ -7,9 +7,8 @@ bind point), `ir` (the Graph), `passes/` (each Graph -> Graph), `program`
 `dump` (everything written down for a person to read).
 """
 
-from genesis.compiler.api import BACKENDS, CompiledFunction, compile
+from genesis.compiler.api import BACKENDS, CompiledFunction, compile, explain
 from genesis.compiler.ir import Graph, GraphError, Node
-from genesis.compiler.report import explain
 from genesis.compiler.trace import GraphBreak
 
 __all__ = ["compile", "explain", "CompiledFunction", "BACKENDS", "Graph", "GraphError", "Node", "GraphBreak"]

@@ -18,8 +18,9 @@ import os
 import warnings
 
 from genesis.autograd import grad_mode
-from genesis.compiler import pytree
+from genesis.compiler import native, pytree
 from genesis.compiler.program import Program, build_program
+from genesis.compiler.report import format_report
 from genesis.compiler.trace import GraphBreak
 from genesis.compiler.training import TrainingOptions, TrainingStep
 from genesis.tensor import Tensor
@@ -63,8 +64,6 @@ def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_pa
 
 def default_backend() -> str:
     """"c" where a C compiler is found (see compiler/native.py), else "numpy"."""
-    from genesis.compiler import native
-
     return "c" if native.compiler_available() else "numpy"
 
 
@@ -182,6 +181,15 @@ class CompiledFunction:
     def graphs(self):
         """The optimised graph of each compiled program (for reading and tests)."""
         return [program.graph for program in self.programs]
+
+
+def explain(fn, *args, backend=None, **kwargs) -> str:
+    """Trace and compile `fn` for these arguments, without running it; return the report as text.
+    `backend`: as genesis.compile's (None: the default, C where a compiler is found)."""
+    backend = backend or default_backend()
+    leaves, spec = pytree.flatten((args, kwargs))
+    program = build_program(fn, leaves, spec, backend=backend)
+    return format_report(program.report)
 
 
 def _name(fn) -> str:

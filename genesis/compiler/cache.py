@@ -59,7 +59,7 @@ def code_hash() -> str:
     an edited genesis never runs a stale cached program, even before the codegen version is bumped."""
     digest = hashlib.sha256()
     for folder, pattern in (("compiler", "**/*.py"), ("compiler/templates", "*.j2"), ("ops", "*.py"),
-                            ("runtime", "*.py")):
+                            ("ops/helpers", "*"), ("runtime", "*.py")):
         for path in sorted((_PACKAGE / folder).glob(pattern)):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -20,10 +20,11 @@ import warnings
 
 import numpy as np
 
-import genesis
+from genesis.version import __version__
 from genesis import dispatch
 from genesis.autograd import grad_mode
-from genesis.compiler import cache, interpret
+from genesis.compiler import cache, interpret, native
+from genesis.compiler.codegen import c_backend, triton_backend
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
 from genesis.ops.op import OPS
 from genesis.tensor import Tensor
@@ -73,7 +74,7 @@ def library_call(graph, node):
 
 
 def program_key(graph, backend: str) -> str:
-    return cache.key_of(graph.signature(), backend, genesis.__version__, CODEGEN_VERSION, cache.code_hash(),
+    return cache.key_of(graph.signature(), backend, __version__, CODEGEN_VERSION, cache.code_hash(),
                         np.__version__, sys.version_info[:2])
 
 
@@ -136,11 +137,6 @@ def triton_executor(graph, dump=None, prefix=""):
     buffers under Triton's interpreter; groups Triton does not take run as numpy kernels."""
     import triton
 
-    from genesis.compiler.codegen.triton_backend import (
-        build_program_source,
-        load_module,
-        target_name,
-    )
     from genesis.runtime.triton_buffers import interpreted_triton_library
 
     interpret = _triton_interprets()
@@ -149,20 +145,20 @@ def triton_executor(graph, dump=None, prefix=""):
             "genesis.compile(backend='triton'): a CUDA GPU is present, but genesis has no device buffers "
             "yet (tensors live in host numpy arrays); set TRITON_INTERPRET=1 to run the kernels under the "
             "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX")
-    key = cache.key_of(program_key(graph, "triton"), triton.__version__, target_name(interpret))
+    key = cache.key_of(program_key(graph, "triton"), triton.__version__, triton_backend.target_name(interpret))
     built = {}
 
     def build():
-        built["program"] = build_program_source(graph, interpret)
+        built["program"] = triton_backend.build_program_source(graph, interpret)
         return built["program"].source
 
     source, cache_hit = _cached_source(key, build)
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
-    namespace = load_module("\n" + source, str(cache.path_of(key)), interpret)
+    namespace = triton_backend.load_module("\n" + source, str(cache.path_of(key)), interpret)
     refusals = built["program"].stats["fallbacks"] if built else namespace["FALLBACKS"]
     if dump:
         dump.write(f"{prefix}program.py", source)
-        lines = [f"{namespace['STATS']['triton_kernels']} Triton kernels ({target_name(interpret)}); "
+        lines = [f"{namespace['STATS']['triton_kernels']} Triton kernels ({triton_backend.target_name(interpret)}); "
                  f"groups that run as numpy kernels instead:"]
         dump.write(f"{prefix}triton.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
 
@@ -180,14 +176,11 @@ def triton_executor(graph, dump=None, prefix=""):
 def c_executor(graph, dump=None, prefix=""):
     """The generated program with C kernels (see codegen/c_backend.py) for the groups C takes,
     compiled into one shared library; the other groups run as numpy kernels."""
-    from genesis.compiler import native
-    from genesis.compiler.codegen.c_backend import build_program_source
-
     key = cache.key_of(program_key(graph, "c"), native.machine_signature())
     built = {}
 
     def build():
-        built["program"] = build_program_source(graph)
+        built["program"] = c_backend.build_program_source(graph)
         return built["program"].source
 
     namespace: dict = {"__name__": f"genesis.generated.c{key}"}

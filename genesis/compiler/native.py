@@ -40,8 +40,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from genesis.version import __version__
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
+from genesis.compiler.templates import render
 from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
 
 FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
@@ -296,10 +298,7 @@ def thread_pool() -> NativeLibrary | None:
     program's; None where it cannot be had (not in the cache, and no compiler to build it), and
     kernels then share their chunks through Python's threads. Its cache key names the source and
     the machine, not the compiler, so a process that finds it cached runs no compiler probe."""
-    import genesis
-    from genesis.compiler.codegen.templates import render
-
-    source = render("c_pool.c.j2", version=genesis.__version__)
+    source = render("c_pool.c.j2", version=__version__)
     try:
         library = load(source, {}, key=cache.key_of("c-pool", source, machine_signature()))
     except CompileFailed as error:

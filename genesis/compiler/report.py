@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from genesis.compiler import pytree
 from genesis.compiler.ir import STRUCTURAL_OPS, Graph
 from genesis.ops.op import OPS, Kind
 
@@ -97,16 +96,4 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def explain(fn, *args, backend=None, **kwargs) -> str:
-    """Trace and compile `fn` for these arguments, without running it; return the report as text.
-    `backend`: as genesis.compile's (None: the default, C where a compiler is found)."""
-    from genesis.compiler.api import default_backend
-    from genesis.compiler.program import build_program
-
-    backend = backend or default_backend()
-    leaves, spec = pytree.flatten((args, kwargs))
-    program = build_program(fn, leaves, spec, backend=backend)
-    return format_report(program.report)
-
-
-__all__ = ["describe", "format_report", "explain", "bytes_eager", "bytes_fused", "STRUCTURAL_OPS"]
+__all__ = ["describe", "format_report", "bytes_eager", "bytes_fused", "STRUCTURAL_OPS"]

@@ -27,11 +27,12 @@ _SAVES_NOTHING = frozenset()
 
 
 def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
-                 autocast=Autocast.NONE, triton=None, numpy=None, c=None):
+                 autocast=Autocast.NONE, triton=None, numpy=None, c=None, c_helpers=(), triton_helpers=()):
     # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
     # give `numpy`, the line that computes the same values into {out}. `c` is a C expression
-    # (math functions are <tgmath.h>'s, so one line serves float and double).
-    codegen = {"triton": triton, "numpy": numpy, "c": c}
+    # (math functions are <tgmath.h>'s, so one line serves float and double); the helpers are
+    # files in ops/helpers/ that define the functions a snippet calls.
+    codegen = {"triton": triton, "numpy": numpy, "c": c, "c_helpers": c_helpers, "triton_helpers": triton_helpers}
     return register(Op(
         name=name,
         kind=Kind.ELEMENTWISE,
@@ -64,9 +65,9 @@ def _zero_grad(g, out, x):
 neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
                    dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, c="-{0}", triton="-{0}")
 abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), dtype=_no_bool("abs", dt.same),
-                   c="g_abs({0})", triton="tl.abs({0})")
+                   c="g_abs({0})", c_helpers=("abs.h",), triton="tl.abs({0})")
 exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
-                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="g_exp({0})", triton="tl.exp({0})")
+                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="g_exp({0})", c_helpers=("exp.h",), triton="tl.exp({0})")
 log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
                    autocast=Autocast.FP32, c="log({0})", triton="tl.log({0})")
 log1p = _elementwise("log1p", np.log1p, (lambda g, out, x: g / (x + 1),), dtype=dt.floating,
@@ -89,11 +90,12 @@ cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.f
 tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
                     saves=_SAVES_OUTPUT, c="tanh({0})", triton="libdevice.tanh({0})")
 sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
-                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + g_exp(-{0}))", triton="tl.sigmoid({0})")
+                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + g_exp(-{0}))", c_helpers=("exp.h",),
+                       triton="tl.sigmoid({0})")
 relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
                     (lambda g, out, x: F.where(out > 0, g, 0.0),),
                     dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
-                    c="g_relu({0})", triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
+                    c="g_relu({0})", c_helpers=("relu.h",), triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
                     numpy="np.maximum({0}, 0, out={out})")
 erf = _elementwise("erf", special.erf,
                    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
@@ -109,9 +111,11 @@ def _sign_kernel(a):
 sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
                     c="({0} > 0) - ({0} < 0)", triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
 floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
-                     saves=_SAVES_NOTHING, c="floor({0})", triton="rounded_down({0})")
+                     saves=_SAVES_NOTHING, c="floor({0})", triton="rounded_down({0})",
+                     triton_helpers=("rounding.triton",))
 ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
-                    saves=_SAVES_NOTHING, c="ceil({0})", triton="rounded_up({0})")
+                    saves=_SAVES_NOTHING, c="ceil({0})", triton="rounded_up({0})",
+                    triton_helpers=("rounding.triton",))
 isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
 isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton="tl.abs({0}) == float(\"inf\")")
 isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
@@ -156,9 +160,9 @@ pow = _elementwise("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
                    saves=frozenset({"inputs", "output"}), autocast=Autocast.FP32,
                    c="pow({0}, {1})", triton="libdevice.pow({0}, {1})")
 maximum = _elementwise("maximum", np.maximum, (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, c="g_max({0}, {1})", triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+                       autocast=Autocast.PROMOTE, c="g_max({0}, {1})", c_helpers=("extrema.h",), triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 minimum = _elementwise("minimum", np.minimum, (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, c="g_min({0}, {1})", triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+                       autocast=Autocast.PROMOTE, c="g_min({0}, {1})", c_helpers=("extrema.h",), triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 eq = _elementwise("eq", np.equal, None, dtype=dt.compare, c="{0} == {1}", triton="{0} == {1}")
 ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, c="{0} != {1}", triton="{0} != {1}")
 lt = _elementwise("lt", np.less, None, dtype=dt.compare, c="{0} < {1}", triton="{0} < {1}")
@@ -228,7 +232,8 @@ def _remainder_kernel(a, b):
 
 def _numeric_op(name, kernel, vjp, *, numpy, c, triton, saves=_SAVES_INPUTS):
     return _elementwise(name, _nonzero_integer_divisor(name, kernel), vjp, dtype=_numeric(name), saves=saves,
-                        autocast=Autocast.PROMOTE, numpy=numpy, c=c, triton=triton)
+                        autocast=Autocast.PROMOTE, numpy=numpy, c=c, triton=triton,
+                        c_helpers=("division.h",), triton_helpers=("division.triton",))
 
 
 floor_divide = _numeric_op(
@@ -264,7 +269,8 @@ bitwise_or = _elementwise("bitwise_or", np.bitwise_or, None, dtype=_integral("bi
 bitwise_xor = _elementwise("bitwise_xor", np.bitwise_xor, None, dtype=_integral("bitwise_xor"),
                            saves=_SAVES_NOTHING, c="{0} ^ {1}", triton="{0} ^ {1}")
 bitwise_not = _elementwise("bitwise_not", np.invert, None, dtype=_integral("bitwise_not"),
-                           saves=_SAVES_NOTHING, c="g_not({0})", triton="~{0}")
+                           saves=_SAVES_NOTHING, c="g_not({0})", c_helpers=("bitwise_not.h",),
+                           triton="~{0}")
 
 
 # ---- selection and clamping ------------------------------------------------
@@ -290,7 +296,8 @@ where = _elementwise("where", _where_kernel,
                      (None,
                       lambda g, out, c, a, b: F.where(c, g, 0.0),
                       lambda g, out, c, a, b: F.where(c, 0.0, g)),
-                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="g_where({0}, {1}, {2})", triton="tl.where({0}, {1}, {2})",
+                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="g_where({0}, {1}, {2})",
+                     c_helpers=("where.h",), triton="tl.where({0}, {1}, {2})",
                      numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})")
 
 
@@ -330,5 +337,5 @@ clamp = register(Op(
     codegen={"triton": _TRITON_CLAMP,
              "numpy": "np.clip({0}, {min}, {max}, out={out})",
              # the C backend renders a missing bound (None) as NaN, which no comparison is true for
-             "c": "g_clamp_upper(g_clamp_lower({0}, {min}), {max})"},
+             "c": "g_clamp_upper(g_clamp_lower({0}, {min}), {max})", "c_helpers": ("clamp.h",)},
 ))

@@ -26,7 +26,7 @@ from genesis import functional as F
 from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
-from genesis.ops.op import Kind, Op, register
+from genesis.ops.op import IndexMap, Kind, Op, register
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 _NOTHING = frozenset()
@@ -35,10 +35,10 @@ _INDICES = frozenset({"indices"})
 
 
 def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False,
-              codegen=None, contiguous_result=False):
+              codegen=None, contiguous_result=False, index_map=None):
     return register(Op(name=name, kind=kind, kernel=kernel, shape=shape, dtype=dtype, vjp=vjp,
                        saves=saves, upcasts_low_precision=False, variadic=variadic, codegen=codegen or {},
-                       contiguous_result=contiguous_result))
+                       contiguous_result=contiguous_result, index_map=index_map))
 
 
 # ---- reshape, permute, expand ---------------------------------------------
@@ -50,7 +50,7 @@ def _reshape_shape(shape, *, shape_to):
 
 
 reshape = _movement("reshape", Kind.VIEW, lambda a, *, shape_to: np.reshape(a, shape_to), _reshape_shape,
-                    (lambda g, out, x, *, shape_to: F.reshape(g, x.shape),))
+                    (lambda g, out, x, *, shape_to: F.reshape(g, x.shape),), index_map=IndexMap.RESHAPE)
 
 
 def _permute_shape(shape, *, dims):
@@ -67,7 +67,8 @@ def _inverse_permutation(dims):
 
 
 permute = _movement("permute", Kind.VIEW, lambda a, *, dims: np.transpose(a, dims), _permute_shape,
-                    (lambda g, out, x, *, dims: F.permute(g, _inverse_permutation(dims)),))
+                    (lambda g, out, x, *, dims: F.permute(g, _inverse_permutation(dims)),),
+                    index_map=IndexMap.PERMUTE)
 
 
 def _expand_shape(shape, *, shape_to):
@@ -81,7 +82,7 @@ def _expand_shape(shape, *, shape_to):
 
 
 expand = _movement("expand", Kind.VIEW, lambda a, *, shape_to: np.broadcast_to(a, shape_to), _expand_shape,
-                   (lambda g, out, x, *, shape_to: F.sum_to(g, x.shape),))
+                   (lambda g, out, x, *, shape_to: F.sum_to(g, x.shape),), index_map=IndexMap.BROADCAST)
 
 
 # ---- indexing ----------------------------------------------------------------

@@ -14,7 +14,14 @@ primitive:
   sums a gradient back to its input's shape and casts it to its dtype, so the
   rules need not repeat broadcasting.
 - `kind`: what fusion reads (elementwise, reduction, matmul, view, opaque).
-- `codegen`: snippets per backend ("triton", "numpy"), filled by the compiler.
+- `codegen`: snippets per backend ("triton", "numpy", "c"), filled by the compiler;
+  "c_helpers" and "triton_helpers" name the files in `ops/helpers/` whose
+  functions a snippet calls (C's `g_relu`, Triton's `floor_divide`), which a
+  program includes when one of its kernels runs the op.
+- `combine` (reductions): how two partial results fold into one, so a kernel
+  can reduce blockwise and then combine the blocks' partials.
+- `index_map` (views): how the view's elements sit among its source's, so a
+  kernel can fold the view into its indexing instead of copying.
 - `autocast`: how autocast treats the op's floating inputs.
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
@@ -25,8 +32,15 @@ primitive:
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
+
+import numpy as np
+from scipy import special
+
+HELPERS = Path(__file__).resolve().parent / "helpers"
 
 
 class Kind(enum.Enum):
@@ -44,6 +58,22 @@ class Autocast(enum.Enum):
     NONE = "none"  # not touched by autocast (views, casts, integer ops)
 
 
+class Combine(enum.Enum):
+    """How a reduction folds two partial results into one. Backends spell each (numpy's `np.add`,
+    OpenMP's `+`); the value is numpy's ufunc name."""
+    ADD = "add"
+    MULTIPLY = "multiply"
+    MAXIMUM = "maximum"
+    MINIMUM = "minimum"
+
+
+class IndexMap(enum.Enum):
+    """How a view's elements sit among its source's: what a kernel needs to read the source in place."""
+    RESHAPE = "reshape"      # the same elements in the same row-major order, shape `attrs["shape_to"]`
+    BROADCAST = "broadcast"  # size-1 dims repeated, aligned from the right, to `attrs["shape_to"]`
+    PERMUTE = "permute"      # the source's dims in the order `attrs["dims"]`
+
+
 @dataclass(frozen=True, eq=False)
 class Op:
     name: str
@@ -55,6 +85,8 @@ class Op:
     saves: frozenset = frozenset({"inputs"})
     autocast: Autocast = Autocast.NONE
     codegen: dict = field(default_factory=dict)
+    combine: Combine | None = None       # reductions that kernels may compute blockwise
+    index_map: IndexMap | None = None    # views that kernels may fold into their indexing
     # Kernels of these kinds compute fp16/bf16 in fp32 and round the result once,
     # as PyTorch's CPU kernels do; views and copies move bits and never upcast.
     upcasts_low_precision: bool = True
@@ -74,6 +106,43 @@ class Op:
 
 
 OPS: dict[str, Op] = {}
+
+
+def ufunc_name(kernel) -> str | None:
+    """`np.add` -> "np.add"; scipy.special.expit -> "special.expit"; None for anything else."""
+    if not isinstance(kernel, np.ufunc):
+        return None
+    if getattr(np, kernel.__name__, None) is kernel:
+        return f"np.{kernel.__name__}"
+    if getattr(special, kernel.__name__, None) is kernel:
+        return f"special.{kernel.__name__}"
+    return None
+
+
+def numpy_snippet(op, attrs=None) -> str | None:
+    """The statement template for `op` in a numpy kernel, or None when it has none."""
+    template = op.codegen.get("numpy")
+    if template is not None:
+        return template
+    name = ufunc_name(op.kernel)
+    if name is None:
+        return None
+    arity = op.kernel.nin
+    args = ", ".join(f"{{{i}}}" for i in range(arity))
+    # eager casts the ufunc's own result (floor of an int array is float64) to the output dtype
+    return f"{name}({args}, out={{out}}, casting='unsafe')"
+
+
+@functools.lru_cache(maxsize=None)
+def helper_source(name: str) -> str:
+    return (HELPERS / name).read_text(encoding="utf-8")
+
+
+def helpers_of(ops, dialect: str) -> list[tuple[str, str]]:
+    """(file name, source) of each helper file that the `dialect` snippets of `ops` call, once each,
+    in the order the ops first name them."""
+    names = dict.fromkeys(name for op in ops for name in op.codegen.get(f"{dialect}_helpers", ()))
+    return [(name, helper_source(name)) for name in names]
 
 
 def register(op: Op) -> Op:

@@ -16,7 +16,7 @@ from genesis import dtypes
 from genesis import functional as F
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
-from genesis.ops.op import Autocast, Kind, Op, register
+from genesis.ops.op import Autocast, Combine, Kind, Op, register
 
 
 def _expand_back(g, x, dims, keepdim):
@@ -52,13 +52,13 @@ def _extremum_grad(g, out, x, *, dims, keepdim):
     return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
-def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, c=None,
+def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, combine=None,
                shape=shape_rules.reduce):
-    # `c` names the combining operator as OpenMP's reduction clause does (+, *, max, min)
-    codegen = {"triton": triton, "numpy": numpy, "c": c}
+    # a reduction with a `combine` runs blockwise in fused kernels (C, numpy); triton/numpy: its line there
+    codegen = {"triton": triton, "numpy": numpy}
     return register(Op(
         name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape, dtype=dtype,
-        vjp=vjp, saves=saves, autocast=Autocast.FP32,
+        vjp=vjp, saves=saves, autocast=Autocast.FP32, combine=combine,
         codegen={backend: text for backend, text in codegen.items() if text},
     ))
 
@@ -89,18 +89,18 @@ def _checked_extremum(kernel, name):
 
 
 sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
-                 (_sum_grad,), dt.sum_like, c="+", triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
+                 (_sum_grad,), dt.sum_like, combine=Combine.ADD, triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
                  saves=frozenset(), numpy=_numpy_reduction("sum"))
 prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
-                  (_prod_grad,), dt.sum_like, c="*", numpy=_numpy_reduction("prod"))
+                  (_prod_grad,), dt.sum_like, combine=Combine.MULTIPLY, numpy=_numpy_reduction("prod"))
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
 _amax, _amax_shape = _checked_extremum(np.max, "amax")
 _amin, _amin_shape = _checked_extremum(np.min, "amin")
-amax = _reduction("amax", _amax, (_extremum_grad,), dt.not_bool, c="max", shape=_amax_shape,
+amax = _reduction("amax", _amax, (_extremum_grad,), dt.not_bool, combine=Combine.MAXIMUM, shape=_amax_shape,
                   triton="tl.max(tl.where({mask}, {0}, -float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("max"))
-amin = _reduction("amin", _amin, (_extremum_grad,), dt.not_bool, c="min", shape=_amin_shape,
+amin = _reduction("amin", _amin, (_extremum_grad,), dt.not_bool, combine=Combine.MINIMUM, shape=_amin_shape,
                   triton="tl.min(tl.where({mask}, {0}, float(\"inf\")), axis={axis}, keep_dims=True)",
                   saves=frozenset({"inputs", "output"}),
                   numpy=_numpy_reduction("min"))

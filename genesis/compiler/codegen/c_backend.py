@@ -1,4 +1,4 @@
-"""Render kernel descriptions as C (loops from `c_loops.py`), and a program that runs them.
+"""Render kernel descriptions as C (`c_loops.py`, `c_emit.py`), and a program that runs them.
 
 Which groups C takes: flat and row groups, reductions within a row and over
 the rows, matmul epilogues, single values. For the others (views that move
@@ -19,25 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genesis.version import __version__
+from genesis.compiler import native
 from genesis.compiler.codegen import numpy_backend
-from genesis.compiler.codegen.c_loops import (
-    STORAGE_TYPES,
-    Emitter,
-    KernelLoops,
-    Refused,
-    accumulator_type,
-    c_type,
-    load,
-    store,
-)
-from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.c_dialect import STORAGE_TYPES, Refused, accumulator_type, c_type, load, store
+from genesis.compiler.codegen.c_emit import Emitter
+from genesis.compiler.codegen.c_loops import KernelLoops
+from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import numel
-from genesis.compiler.codegen.templates import render
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
-from genesis.ops.op import OPS, Kind
-
-_COMBINE = {"+": "np.add", "*": "np.multiply", "max": "np.maximum", "min": "np.minimum"}
-
+from genesis.compiler.templates import render
+from genesis.ops.op import Kind
 
 def _numpy_accumulator(s) -> str:
     return {"double": "np.float64", "int64_t": "np.int64", "float": "np.float32"}[accumulator_type(s)]
@@ -78,8 +70,7 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
     made = {s.value: s for s in k.post}
     external: dict[str, tuple] = {}  # name -> (shape, dtype the array holds)
     for s in k.post:
-        op = OPS[s.op]
-        if op.kind is not Kind.ELEMENTWISE or "c" not in op.codegen:
+        if s.kind is not Kind.ELEMENTWISE or "c" not in s.record.codegen:
             return None
         for r in s.reads:
             if not isinstance(r, str):
@@ -144,8 +135,7 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
     for s in emitter.partials:
         size = k.partial_size(s)
         partials.append(f"np.empty((len(chunks), {size}), {_numpy_accumulator(s)})")
-        combine = _COMBINE[OPS[s.op].codegen["c"]]
-        after.append(f"{s.value} = {combine}.reduce(partials[{len(partials) - 1}], axis=0)"
+        after.append(f"{s.value} = np.{s.combine.value}.reduce(partials[{len(partials) - 1}], axis=0)"
                      f".astype({numpy_backend.np_dtype(kernel_dtype(s.dtype))}).reshape({s.shape!r})")
         if s.dtype.is_low_precision:
             after.append(f"round_to({s.value}, {numpy_backend.np_dtype(s.dtype)})")
@@ -169,11 +159,8 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
 def build_program_source(graph) -> ProgramSource:
     """One module: C kernels (shims over one C source) for the groups C takes, numpy kernels for the
     rest; the C source is compiled here, so the module records its library's cache key."""
-    import genesis
-    from genesis.compiler import native
-
     planned = plan(graph)
-    shims, c_functions, signatures, fallbacks = [], [], {}, {}
+    shims, c_functions, signatures, fallbacks, in_c = [], [], {}, {}, []
     for spec in planned.kernels:
         try:
             rendered = render_kernel(spec)
@@ -183,19 +170,20 @@ def build_program_source(graph) -> ProgramSource:
             continue
         shims.append(rendered.shim)
         c_functions.append(rendered.c_source)
+        in_c.append(spec)
         signatures.update(rendered.signatures)
     compiler = native.compiler_or_error()
     stats = {**planned.stats, "c_kernels": len(c_functions), "numpy_kernels": len(fallbacks)}
     summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {stats['library_calls']} library calls"
-    c_source = render("c_program.c.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+    c_source = render("c_program.c.j2", version=__version__, codegen_version=CODEGEN_VERSION,
                       summary=summary, vector_math=compiler.vector_math, vector_functions=native.VECTOR_FUNCTIONS,
-                      kernels=c_functions, streaming=any("g_stream_row(" in f for f in c_functions),
+                      helpers=helpers(in_c, "c"), kernels=c_functions, streaming=any("g_stream_row(" in f for f in c_functions),
                       separator=native.KERNEL_SEPARATOR)
     key = native.library_key(c_source, compiler)
     if c_functions:
         native.build_library(c_source, compiler, key)
     source = render(
-        "c_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION, summary=summary,
+        "c_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION, summary=summary,
         kernels=shims, inputs=list(graph.inputs), steps=planned.lines, outputs=list(graph.outputs),
         library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
         signatures=repr(signatures), native_key=repr(key if c_functions else None), c_source=repr(c_source),

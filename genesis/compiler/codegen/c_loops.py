@@ -1,5 +1,6 @@
-"""C loops for one kernel description: which values live per kernel, per row or per element,
-how a row's statements split into loops, and the C each statement becomes.
+"""Which C loops a kernel description becomes: which values live per kernel, per row or per
+element, how views fold into indexing, and whether C takes the kernel at all (`Refused` says why).
+`c_emit.py` writes the loops; `c_dialect.py` spells values, literals and reductions.
 
 - flat groups: one loop over the elements, every statement a local of the
   loop body, reductions over everything as OpenMP SIMD reductions;
@@ -12,113 +13,24 @@ how a row's statements split into loops, and the C each statement becomes.
   chunk order, so results do not depend on thread timing;
 - work on single values (an optimizer's bias corrections) is a flat loop over
   one element.
-
-Numerics follow eager as the other backends do: values are held in their
-kernel dtype (fp16/bf16 as float), each statement computes in the op's
-compute dtype, a value whose eager dtype is fp16/bf16 is rounded to it at
-once, and literals are typed like the statement (`0x1p-1f`), so float math
-stays float. Sums over the rows accumulate in double; sums within a row of up
-to FLOAT_ROW_SUM_LIMIT float32 values in float (as accurate as numpy's pairwise
-sum there). The statement lines are the op records' `codegen["c"]` snippets.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 from genesis import dtypes
+from genesis.compiler.codegen.c_dialect import FLOAT_ROW_SUM_LIMIT, Refused, propagates_nan
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
-from genesis.compiler.codegen.layout import (
-    Names,
-    RowLayout,
-    Unsupported,
-    numel,
-    rank_broadcast,
-    strides,
-)
-from genesis.compiler.codegen.templates import render
-from genesis.ops.op import OPS, Kind
-from genesis.runtime.cpu import wrapped_integer
+from genesis.compiler.codegen.layout import Names, RowLayout, Unsupported, numel, rank_broadcast, strides
+from genesis.ops.op import IndexMap, Kind
 
-# the C type of each dtype's arrays; bool arrays as bytes, since gcc vectorises no load of a _Bool
-# array (a loop that reads a mask stayed scalar), while values inside a kernel are _Bool (c_type)
-STORAGE_TYPES = {dtypes.bool_: "uint8_t", dtypes.uint8: "uint8_t", dtypes.int8: "int8_t", dtypes.int16: "int16_t",
-                 dtypes.int32: "int32_t", dtypes.int64: "int64_t", dtypes.float16: "_Float16",
-                 dtypes.bfloat16: "uint16_t", dtypes.float32: "float", dtypes.float64: "double"}
+__all__ = ["FLOAT_ROW_SUM_LIMIT", "STREAM_BYTES", "KernelLoops", "Refused"]
+
 _LOOP_NAMES = Names(rows="r", cols="j", floordiv="/")
-# (initial value, update of `a` by `x`); max/min also track NaN, which they propagate as numpy does
-_REDUCTIONS = {"+": ("0", "{a} += {x};"), "*": ("1", "{a} *= {x};"),
-               "max": ("-INFINITY", "{a} = {x} > {a} ? {x} : {a};"),
-               "min": ("INFINITY", "{a} = {x} < {a} ? {x} : {a};")}
 
-
-class Refused(Exception):
-    """C does not take this kernel; the message says why."""
-
-
-def c_type(dtype: dtypes.DType) -> str:
-    """The C type a value of `dtype` is held in inside a kernel (fp16/bf16 as float, bool as _Bool)."""
-    return "_Bool" if dtype is dtypes.bool_ else STORAGE_TYPES[kernel_dtype(dtype)]
-
-
-def load(expression: str, dtype: dtypes.DType) -> str:
-    if dtype is dtypes.bfloat16:
-        return f"g_bf16_load({expression})"
-    if dtype is dtypes.bool_:
-        return f"(_Bool){expression}"
-    return f"(float){expression}" if dtype is dtypes.float16 else expression
-
-
-def _round(s) -> list[str]:
-    """Round a statement's value to its fp16/bf16 dtype right away, as eager stores it."""
-    if s.dtype is dtypes.float16:
-        return [f"v_{s.value} = (float)(_Float16)v_{s.value};"]
-    if s.dtype is dtypes.bfloat16:
-        return [f"v_{s.value} = g_bf16_round(v_{s.value});"]
-    return []
-
-
-def store(value: str, dtype: dtypes.DType) -> str:
-    if dtype is dtypes.bfloat16:
-        return f"g_bf16_store({value})"
-    return f"({STORAGE_TYPES[dtype]}){value}"
-
-
-def literal(value, compute: dtypes.DType | None) -> str:
-    """A Python value as a C literal of the statement's compute dtype (exact: hex floats)."""
-    if isinstance(value, dtypes.DType):
-        return c_type(value)
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    floating = compute is not None and compute.is_floating_point
-    if value is None:  # a missing bound: NaN, which no comparison is true for
-        if not floating:
-            raise Refused("a missing bound on integers has no C literal")
-        return "NAN"
-    if isinstance(value, float) or floating:
-        value = float(value)
-        if math.isnan(value):
-            return "NAN"
-        if math.isinf(value):
-            return "INFINITY" if value > 0 else "(-INFINITY)"
-        suffix = "f" if compute is None or kernel_dtype(compute) is dtypes.float32 else ""
-        return f"({value.hex()}{suffix})"
-    if isinstance(value, int):
-        if compute is not None and compute.category == dtypes.INT:  # wrapped as eager's dispatch does: uint8 == -1
-            value = int(wrapped_integer(value, compute))
-        return f"({value}LL)" if not -(1 << 31) <= value < (1 << 31) else f"({value})"
-    raise Refused(f"no C literal for {value!r}")
-
-
-@dataclass
-class _Loop:
-    """Row code before a loop over a row's elements, the loop's statements, and row code after it."""
-    before: list = field(default_factory=list)
-    body: list = field(default_factory=list)
-    after: list = field(default_factory=list)
-    reduced: set = field(default_factory=set)      # row values the loop's reductions produce
-    produced_after: set = field(default_factory=set)
+# Outputs of at least this many bytes (more than the L2 caches hold) are written with streaming
+# stores: a row is computed into an L1 buffer, then copied out without first reading the output's
+# lines into the cache. Measured on the 2-core machine: layer_norm over (4096, 1024) 0.60 -> 0.50 ms.
+STREAM_BYTES = 4 << 20
 
 
 class KernelLoops:
@@ -143,25 +55,25 @@ class KernelLoops:
         self.inputs = {name: value for name, value in inputs.items() if name in self._read_names()}
         for s in self.statements:  # a whole operand reshaped into rows reads as rows of that shape
             source = s.reads[0]
-            if s.op == "reshape" and source in self.inputs and not self.inputs[source][2] and \
+            if s.index_map is IndexMap.RESHAPE and source in self.inputs and not self.inputs[source][2] and \
                     numel(self.inputs[source][0]) == numel(s.shape) and self._readers(source) == 1:
                 self.inputs[source] = (s.shape, self.inputs[source][1], True)
         self.shapes = {s.value: s.shape for s in self.statements}
         for s in self.statements:  # splitting a row's dims (heads out of features), for output only:
             source = s.reads[0]    # the same elements in the same order, stored where its source would be
-            if s.op == "reshape" and s.phase == "block" and self._readers(s.value) == 0 and \
+            if s.index_map is IndexMap.RESHAPE and s.phase == "block" and self._readers(s.value) == 0 and \
                     isinstance(source, str) and self._shape_of(source)[:1] == s.shape[:1] and \
                     numel(self._shape_of(source)[1:]) == numel(s.shape[1:]):
                 self.shapes[s.value] = self._shape_of(source)
         self.permuted = {}  # a permute of a row's dims, only stored: computed as its source, stored permuted
         for s in self.statements:
-            if s.op == "permute":
+            if s.index_map is IndexMap.PERMUTE:
                 if s.attrs["dims"][0] != 0 or self._readers(s.value) or not isinstance(s.reads[0], str):
                     raise Refused(f"{s.value} = permute moves the rows, or a later statement reads it")
                 self.shapes[s.value] = self._shape_of(s.reads[0])
                 self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
         for s in self.statements:  # any other reshape is computed as its source at the same position
-            if s.op == "reshape" and not _same_positions(self._shape_of(s.reads[0]), self.shapes[s.value]):
+            if s.index_map is IndexMap.RESHAPE and not _same_positions(self._shape_of(s.reads[0]), self.shapes[s.value]):
                 raise Refused(f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
                               f"moves elements to other positions of the loop")
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
@@ -194,18 +106,20 @@ class KernelLoops:
         return {r for s in self.statements for r in s.reads if isinstance(r, str)}
 
     def _check(self, s) -> None:
-        op = OPS[s.op]
-        if op.kind is Kind.VIEW:
-            if s.op not in ("reshape", "expand", "permute"):
+        if s.kind is Kind.VIEW:
+            if s.index_map is None:
                 raise Refused(f"{s.value} = {s.op}: only reshape, expand and permute fold into C indexing")
             return
-        if op.kind is Kind.MATMUL:
+        if s.kind is Kind.MATMUL:
             raise Refused(f"{s.value} = {s.op}: a matmul inside the loop")
-        if "c" not in op.codegen:
+        if s.kind is Kind.REDUCTION:
+            if s.combine is None or s.compute is None:
+                raise Refused(f"{s.value} = {s.op}: no combine for C's accumulators")
+            if propagates_nan(s.combine) and not s.compute.is_floating_point:
+                raise Refused(f"{s.value} = {s.op}: integer extrema stay numpy kernels")
+            return
+        if "c" not in s.record.codegen:
             raise Refused(f"{s.op} has no C snippet")
-        if op.kind is Kind.REDUCTION and (s.compute is None or (
-                op.codegen["c"] in ("max", "min") and not s.compute.is_floating_point)):
-            raise Refused(f"{s.value} = {s.op}: integer extrema stay numpy kernels")
 
     def _level_of_shape(self, shape, blocked) -> int:
         """0: one value for the kernel, 1: one per row, 2: one per element."""
@@ -218,7 +132,7 @@ class KernelLoops:
         return {"scalar": 0, "row": 1, "columns": 2, "full": 2}[kind]
 
     def _level_of(self, s) -> int:
-        kind = OPS[s.op].kind
+        kind = s.kind
         if s.phase == "accumulate":
             return 0
         if self.flat:  # every statement of a flat loop is computed per element (x + 1 over one element)
@@ -310,284 +224,3 @@ def _same_positions(source, shape) -> bool:
         return dims
 
     return without_leading_ones(source) == without_leading_ones(shape)
-
-
-def _update_partial(s, x: str, target: str) -> str:
-    """`target` combined with `x` by the statement's reduction; max/min let a NaN through, as numpy's."""
-    combine = OPS[s.op].codegen["c"]
-    if combine in ("+", "*"):
-        return _REDUCTIONS[combine][1].format(a=target, x=x)
-    return f"{target} = ({x} != {x} || {x} {'>' if combine == 'max' else '<'} {target}) ? {x} : {target};"
-
-
-def _nan_flag(s) -> str:
-    return f" int n_{s.value} = 0;" if OPS[s.op].codegen["c"] in ("max", "min") else ""
-
-
-# Outputs of at least this many bytes (more than the L2 caches hold) are written with streaming
-# stores: a row is computed into an L1 buffer, then copied out without first reading the output's
-# lines into the cache. Measured on the 2-core machine: layer_norm over (4096, 1024) 0.60 -> 0.50 ms.
-STREAM_BYTES = 4 << 20
-
-# A float32 sum within a row of up to this many elements accumulates in float: each of the 16 SIMD
-# lanes adds at most 1K values, about as accurate as numpy's pairwise sum, and softmax runs 11% faster
-# than with double lanes. Longer rows, and sums over the rows (which can add millions), use double.
-FLOAT_ROW_SUM_LIMIT = 1 << 14
-
-
-def accumulator_type(s, row_elements: int | None = None) -> str:
-    """The C type `s`'s reduction accumulates in; `row_elements` for a reduction within a row."""
-    op = OPS[s.op].codegen["c"]
-    if op not in ("+", "*"):
-        return c_type(s.compute)
-    if not s.compute.is_floating_point:
-        return "int64_t"
-    within_short_row = row_elements is not None and row_elements <= FLOAT_ROW_SUM_LIMIT
-    return "float" if within_short_row and s.compute is dtypes.float32 else "double"
-
-
-class Emitter:
-    def __init__(self, k: KernelLoops):
-        self.k = k
-        self.params, self.signature = [], ""
-        self.partials = []  # accumulate statements, in argument order
-
-    # ---- expressions ------------------------------------------------------------------------
-    def _read(self, s, position) -> str:
-        read = s.reads[position]
-        if not isinstance(read, str):
-            return literal(read, s.literal_dtype)
-        have = s.input_dtypes[position]
-        expression = f"v_{read}"
-        if s.compute is not None and have is not s.compute and OPS[s.op].kind is not Kind.VIEW:
-            return f"(({c_type(s.compute)}){expression})"
-        return expression
-
-    def _statement(self, s) -> list[str]:
-        args = [self._read(s, i) for i in range(len(s.reads))]
-        op = OPS[s.op]
-        if op.kind is Kind.VIEW or op.kind is Kind.REDUCTION:  # a reduction here is over one value per row
-            expression = args[0]
-        else:
-            attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
-            expression = op.codegen["c"].format(*args, **attrs)
-        return [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({expression});"] + _round(s)
-
-    def _accumulate(self, s, target) -> list[str]:
-        """`target` combined with the statement's input; max/min also note a NaN, which they propagate."""
-        combine, x = OPS[s.op].codegen["c"], self._read(s, 0)
-        lines = [_REDUCTIONS[combine][1].format(a=target, x=x)]
-        if combine in ("max", "min"):
-            lines.append(f"n_{s.value} |= {x} != {x};")
-        return lines
-
-    def _output_store(self, s) -> list[str]:
-        if s.value not in self.k.outputs:
-            return []
-        if s.value in self.k.streamed:
-            return [f"w_{s.value}[j] = v_{s.value};"]
-        if self.k.level[s.value] == 2 and not self.k.flat and tuple(self.k.shapes[s.value][1:]) != self.k.layout.trailing:
-            raise Refused(f"{s.value}, an output, is broadcast within its rows")
-        return [f"o_{s.value}[{self.k.offset(s.value)}] = {store('v_' + s.value, s.dtype)};"]
-
-    # ---- the function -------------------------------------------------------------------------
-    def function(self) -> str:
-        k = self.k
-        for name, (shape, dtype, blocked) in k.inputs.items():
-            self._param(f"const {STORAGE_TYPES[dtype]}* p_{name}")
-        for value in k.spec.outputs:
-            dtype = next(s.dtype for s in k.spec.statements if s.value == value)
-            if any(s.value == value for s in k.statements if s.phase == "block"):
-                self._param(f"{STORAGE_TYPES[dtype]}* o_{value}")
-        for s in k.statements:
-            if s.phase == "accumulate":
-                self.partials.append(s)
-                self._param(f"{accumulator_type(s)}* q_{s.value}")
-        self.params += ["int64_t start", "int64_t stop"]
-        self.signature += "ii"
-
-        prologue, epilogue = [], []
-        for name, (shape, dtype, blocked) in k.inputs.items():
-            if k.level[name] == 0:
-                prologue.append(f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[0]', dtype)};")
-        for s in self.partials:
-            initial, _ = _REDUCTIONS[OPS[s.op].codegen["c"]]
-            size = k.partial_size(s)
-            if size == 1:
-                prologue.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + _nan_flag(s))
-                nan = f"n_{s.value} ? NAN : " if OPS[s.op].codegen["c"] in ("max", "min") else ""
-                epilogue.append(f"q_{s.value}[0] = {nan}a_{s.value};")
-            else:
-                prologue.append(f"for (int64_t j = 0; j < {size}; j++) q_{s.value}[j] = {initial};")
-        loops = self._loops()
-        scratch = self._scratch(loops)
-        buffers = [(f"t_{name}", c_type(self._dtype(name)), k.row_elements) for name in scratch]
-        buffers += [(f"w_{value}", "float", k.row_elements) for value in sorted(k.streamed)]
-        buffers += [(f"s_{s.value}", accumulator_type(s), k.row_elements) for s in self.partials
-                    if k.partial_size(s) > 1 and k.scattered_offset(s) is not None]
-        body = []
-        for loop in loops:
-            body += loop.before + self._element_loop(loop, scratch) + loop.after
-        return render("c_kernel.c.j2", k={
-            "name": k.spec.name, "params": self.params, "prologue": prologue, "epilogue": epilogue,
-            "flat": k.flat, "body": body, "row_loads": self._row_loads(), "scratch": buffers,
-            "streams": bool(k.streamed), "chunk_args": self._chunk_args(),
-            "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}"})
-
-    def _chunk_args(self) -> list[str]:
-        """The pointer arguments as the `_chunk` entry unpacks them from `a`: a partial moves to the
-        chunk's row of its (chunks, size) array."""
-        partial_rows = {f"q_{s.value}": f"{self.k.partial_size(s)} * sizeof({accumulator_type(s)})"
-                        for s in self.partials}
-        args = []
-        for index, declaration in enumerate(self.params[:-2]):  # the last two: start, stop
-            pointer_type, name = declaration.rsplit(" ", 1)
-            if name in partial_rows:
-                args.append(f"({pointer_type})((char*)a[{index}] + chunk * {partial_rows[name]})")
-            else:
-                args.append(f"({pointer_type})a[{index}]")
-        return args
-
-    def _dtype(self, name):
-        return self.k._dtype_of(name)
-
-    def _param(self, declaration: str) -> None:
-        self.params.append(declaration)
-        self.signature += "p"
-
-    def _row_loads(self) -> list[str]:
-        k = self.k
-        return [f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[{k.offset(name)}]', dtype)};"
-                for name, (shape, dtype, blocked) in k.inputs.items() if k.level[name] == 1]
-
-    # ---- splitting a row's statements into loops ------------------------------------------------
-    def _loops(self) -> list[_Loop]:
-        k = self.k
-        loops = [_Loop()]
-        for s in k.statements:
-            loop = loops[-1]
-            waits = {r for r in s.reads if isinstance(r, str)} & (loop.reduced | loop.produced_after)
-            elementwise = k.flat or k.level[s.value] == 2 or (
-                s.phase == "accumulate" or OPS[s.op].kind is Kind.REDUCTION) and self._level(s.reads[0]) == 2
-            if elementwise:
-                if waits:  # a value this loop finishes only at its end: a new loop over the row
-                    loop = _Loop()
-                    loops.append(loop)
-                loop.body.append(s)
-                if self._reduces_in_loop(s):
-                    loop.reduced.add(s.value)
-            elif waits or loop.after:
-                loop.after.append(s)
-                loop.produced_after.add(s.value)
-            else:
-                loop.before.append(s)
-        for loop in loops:  # statements become lines now that every loop is known
-            loop.before = [line for s in loop.before for line in self._row_statement(s)]
-            loop.after = [line for s in loop.after for line in self._row_statement(s)]
-        return loops
-
-    def _reduces_in_loop(self, s) -> bool:
-        """A reduction over a row's elements (in a flat loop, a reduction is over one value: a copy)."""
-        return OPS[s.op].kind is Kind.REDUCTION and s.phase == "block" and not self.k.flat
-
-    def _level(self, read) -> int:
-        return self.k._level_of_read(read)
-
-    def _row_statement(self, s) -> list[str]:
-        if s.phase == "accumulate":
-            return self._accumulate(s, f"a_{s.value}")
-        return self._statement(s) + self._output_store(s)
-
-    def _scattered_loop(self, s, offset) -> list[str]:
-        """Add a row's scratch `s_` into the partials: a sum whose reduced dims are the row's last ones
-        in runs (height * width values per channel, a SIMD reduction each), else element by element."""
-        k, row = self.k, self.k.row_elements
-        run = k.reduced_run(s)
-        combine = OPS[s.op].codegen["c"]
-        if run is not None and combine in ("+", "*"):
-            initial, update = _REDUCTIONS[combine]
-            return [f"for (int64_t c = 0; c < {row // run}; c++) {{",
-                    f"    {accumulator_type(s)} a = {initial};",
-                    f"    #pragma omp simd reduction({combine}:a)",
-                    f"    for (int64_t i = 0; i < {run}; i++) " + update.format(a="a", x=f"s_{s.value}[c * {run} + i]"),
-                    "    " + update.format(a=f"q_{s.value}[c]", x="a"),
-                    "}"]
-        return ([f"for (int64_t j = 0; j < {row}; j++) {{"]
-                + [f"    const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()]
-                + ["    " + _update_partial(s, f"s_{s.value}[j]", f"q_{s.value}[{offset}]"), "}"])
-
-    def _scratch(self, loops) -> list[str]:
-        """Full-row values a later loop reads, kept in a row-sized buffer (outputs are read back)."""
-        home = {}
-        for index, loop in enumerate(loops):
-            for s in loop.body:
-                home[s.value] = index
-        kept = []
-        for index, loop in enumerate(loops):
-            for s in loop.body:
-                for r in s.reads:
-                    if isinstance(r, str) and home.get(r, index) != index and self.k.level[r] == 2 \
-                            and r not in kept:
-                        kept.append(r)
-        return kept
-
-    def _element_loop(self, loop: _Loop, scratch) -> list[str]:
-        if not loop.body:
-            return []
-        k = self.k
-        inside = {s.value for s in loop.body}
-        reads = [r for s in loop.body for r in s.reads if isinstance(r, str)]
-        lines, clauses, finish = [], [], []
-        for s in loop.body:  # reductions over the row: accumulators before the loop, results after
-            if self._reduces_in_loop(s):
-                combine = OPS[s.op].codegen["c"]
-                initial, _ = _REDUCTIONS[combine]
-                lines.append(f"{accumulator_type(s, k.row_elements)} a_{s.value} = {initial};" + _nan_flag(s))
-                clauses.append(f"reduction({combine}:a_{s.value})")
-                nan = f"n_{s.value} ? NAN : " if combine in ("max", "min") else ""
-                finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({nan}a_{s.value});"]
-                finish += _round(s) + self._output_store(s)
-            elif s.phase == "accumulate" and k.partial_size(s) == 1:
-                clauses.append(f"reduction({OPS[s.op].codegen['c']}:a_{s.value})")
-            if OPS[s.op].codegen.get("c") in ("max", "min") and (self._reduces_in_loop(s) or (
-                    s.phase == "accumulate" and k.partial_size(s) == 1)):
-                clauses.append(f"reduction(|:n_{s.value})")
-        body = []
-        loaded = set()
-        for name in reads:
-            if name in k.inputs and k.level[name] == 2 and name not in loaded:
-                loaded.add(name)
-                dtype = k.inputs[name][1]
-                body.append(f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[{k.offset(name)}]', dtype)};")
-            elif name not in k.inputs and name not in inside and name in scratch and name not in loaded:
-                loaded.add(name)
-                body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
-        scattered = []  # (statement, offset of its partial): added after the loop, element by element
-        for s in loop.body:
-            if s.phase == "accumulate" and k.partial_size(s) > 1:
-                offset = k.scattered_offset(s)
-                if offset is None:  # one partial per element of the row
-                    body.append(_update_partial(s, self._read(s, 0), f"q_{s.value}[j]"))
-                else:  # several elements add into one partial: no SIMD lanes may share it
-                    body.append(f"s_{s.value}[j] = {self._read(s, 0)};")
-                    scattered.append((s, offset))
-                continue
-            if s.phase == "accumulate" or self._reduces_in_loop(s):
-                body += self._accumulate(s, f"a_{s.value}")
-                continue
-            body += self._statement(s)
-            if s.value in scratch:
-                body.append(f"t_{s.value}[j] = v_{s.value};")
-            body += self._output_store(s)
-        if not k.flat:  # the indices within the row that this loop's offsets use (known once they are built)
-            body = [f"const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()] + body
-        bounds = "int64_t j = start; j < stop; j++" if k.flat else f"int64_t j = 0; j < {k.row_elements}; j++"
-        lines.append(" ".join(["#pragma omp simd"] + clauses))
-        lines.append(f"for ({bounds}) {{")
-        lines += ["    " + line for line in body]
-        lines.append("}")
-        for s, offset in scattered:
-            lines += self._scattered_loop(s, offset)
-        streamed = [f"g_stream_row(o_{s.value} + r * {k.row_elements}, w_{s.value}, {k.row_elements});"
-                    for s in loop.body if s.value in k.streamed]
-        return lines + streamed + finish

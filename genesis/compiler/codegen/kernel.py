@@ -23,12 +23,19 @@ from dataclasses import dataclass, replace
 from genesis import dtypes
 from genesis.compiler.codegen.layout import numel
 from genesis.compiler.ir import Graph
-from genesis.ops.op import OPS, Kind
+from genesis.compiler.passes.fusion import read_mode
+from genesis.ops.op import OPS, Combine, IndexMap, Kind, Op, helpers_of
 
 # per value and block: 64K elements (256 KB in float32). 128K measured 10-17% faster on the fusion
 # benchmarks (less Python per element, which the GIL serialises across the threads), but its scratch
 # raised a small training step's peak memory from 0.58x to 0.73x of eager's; 256K spills the cache.
 BLOCK_ELEMENTS = 1 << 16
+
+
+def helpers(specs, dialect: str) -> list[tuple[str, str]]:
+    """(file name, source) of the helper functions that the `dialect` snippets of these kernels'
+    statements call (`ops/helpers/`), each once: what a program defines before its kernels."""
+    return helpers_of([s.record for spec in specs for s in spec.statements], dialect)
 
 
 def kernel_dtype(dtype: dtypes.DType) -> dtypes.DType:
@@ -73,6 +80,24 @@ class Statement:
         picks between values of the result's dtype; uint8 `where(c, -2, x)` stores 254)."""
         return self.compute if self.compute is not None else self.dtype
 
+    @property
+    def record(self) -> Op:
+        return OPS[self.op]
+
+    @property
+    def kind(self) -> Kind:
+        return OPS[self.op].kind
+
+    @property
+    def combine(self) -> Combine | None:
+        """How the statement's reduction folds partial results (None: not blockwise, or no reduction)."""
+        return OPS[self.op].combine
+
+    @property
+    def index_map(self) -> IndexMap | None:
+        """How the statement's view reads its source (None: not a view kernels fold)."""
+        return OPS[self.op].index_map
+
 
 @dataclass(frozen=True)
 class KernelSpec:
@@ -91,8 +116,6 @@ class KernelSpec:
 
 
 def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
-    from genesis.compiler.passes.fusion import read_mode
-
     members = set(group.members)
     statements, operands = [], {}
     for name in group.members:
@@ -174,7 +197,7 @@ def _merge_leading_dims(statements, operands, group):
         return None
     shape_of = {o.local: o.shape for o in operands} | {s.value: s.shape for s in statements}
     for s in views:
-        if s.op == "permute" and tuple(s.attrs["dims"][:first]) != tuple(range(first)):
+        if s.index_map is IndexMap.PERMUTE and tuple(s.attrs["dims"][:first]) != tuple(range(first)):
             return None
         if tuple(shape_of[s.reads[0]][:first]) != prefix:
             return None
@@ -206,9 +229,9 @@ def _merge_leading_dims(statements, operands, group):
             attrs = s.attrs
             if OPS[s.op].kind is Kind.REDUCTION:
                 attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
-            elif s.op == "permute":
+            elif s.index_map is IndexMap.PERMUTE:
                 attrs = {**attrs, "dims": (0,) + tuple(d - first + 1 for d in attrs["dims"][first:])}
-            elif "shape_to" in attrs:  # reshape, expand
+            elif s.index_map in (IndexMap.RESHAPE, IndexMap.BROADCAST):
                 attrs = {**attrs, "shape_to": merge(attrs["shape_to"])}
             s = replace(s, shape=merge(s.shape), attrs=attrs)
         elif s.phase == "pre":
@@ -221,7 +244,7 @@ def _merge_leading_dims(statements, operands, group):
     # same order), so the reshape is the identity and every value has the rows' trailing shape
     readers = [r for s in statements for r in s.reads if isinstance(r, str)]
     entered_as = {s.reads[0]: s.shape for s in statements
-                  if s.op == "reshape" and readers.count(s.reads[0]) == 1}
+                  if s.index_map is IndexMap.RESHAPE and readers.count(s.reads[0]) == 1}
     merged_operands = tuple(replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o
                             for o in operands)
     # a whole operand the loop reads loses the leading 1s that stood for the merged dims, so that it

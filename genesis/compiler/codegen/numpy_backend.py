@@ -16,12 +16,11 @@ import numpy as np
 
 from genesis import dtypes
 from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
-from genesis.compiler.codegen.snippets import numpy_snippet
-from genesis.compiler.codegen.templates import render
+from genesis.compiler.codegen.snippets import numpy_snippet, numpy_view
+from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
 from genesis.runtime.cpu import wrapped_integer
 
-_COMBINE = {"sum": "np.add", "amax": "np.maximum", "amin": "np.minimum", "prod": "np.multiply"}
 _NUMPY_NAME = {dtypes.bfloat16: "bfloat16"}
 _NUMPY_TYPES = {f"np.{dt.name}": np.dtype(dt.name) for dt in dtypes.ALL_DTYPES if dt is not dtypes.bfloat16}
 _NUMPY_TYPES["np.bool"] = np.dtype(bool)
@@ -159,7 +158,7 @@ def _kernel_context(spec: KernelSpec) -> dict:
             else:
                 body += _compute(s, args, s.value, round_low=False)
             body.append(f"partials_{s.value}[index] = {s.value}")
-            after.append(f"{s.value} = combine(partials_{s.value}, {_COMBINE[s.op]})")
+            after.append(f"{s.value} = combine(partials_{s.value}, np.{s.combine.value})")
             after += _round(s)
             if s.value in outputs:
                 after.append(f"np.copyto(out_{s.value}, {s.value})")
@@ -241,19 +240,9 @@ def _round(s) -> list[str]:
 
 
 def _whole_view(s, args) -> str:
-    return _view_as(s, args[0], repr(tuple(s.shape)))
+    return numpy_view(s.index_map, args[0], s.attrs, repr(tuple(s.shape)))
 
 
 def _view(s, args) -> str:
-    return _view_as(s, args[0], f"(n,) + {tuple(s.shape[1:])!r}")
-
-
-def _view_as(s, source: str, shape: str) -> str:
-    """The numpy expression of view `s` of `source`, a block's (shape `(n,) + ...`) or a whole array's."""
-    if s.op == "reshape":
-        return f"np.reshape({source}, {shape})"
-    if s.op == "expand":
-        return f"np.broadcast_to({source}, {shape})"
-    if s.op == "permute":
-        return f"np.transpose({source}, {tuple(s.attrs['dims'])!r})"
-    raise NotImplementedError(f"no numpy form for the view {s.op}")
+    """A view of a block of rows: `n` rows, the trailing shape of the statement's."""
+    return numpy_view(s.index_map, args[0], s.attrs, f"(n,) + {tuple(s.shape[1:])!r}")

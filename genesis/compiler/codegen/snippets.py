@@ -2,45 +2,31 @@
 
 The op table is the one definition: an op whose eager kernel is a numpy ufunc
 (np.add, np.exp, scipy's expit and erf) needs no snippet at all, since the
-ufunc itself, called with `out=`, is its numpy kernel line. Other ops carry a
-`codegen["numpy"]` template in their record (relu, where, clamp, sum, ...),
-and `codegen["triton"]` for the Triton backend. Templates name operands
-`{0}`, `{1}`, ..., the destination `{out}`, and attributes by name.
+ufunc itself, called with `out=`, is its numpy kernel line (`ops.op.numpy_snippet`,
+which fusion reads too). Other ops carry a `codegen["numpy"]` template in their
+record (relu, where, clamp, sum, ...), and `codegen["triton"]` for the Triton
+backend. Templates name operands `{0}`, `{1}`, ..., the destination `{out}`, and
+attributes by name. A view's numpy form follows from its record's index map.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from genesis.ops.op import IndexMap, numpy_snippet
 
-# module-level names a generated numpy kernel may use for a ufunc: scipy's live in scipy.special
-UFUNC_MODULES = {"numpy": "np", "scipy.special": "special", "scipy.special._ufuncs": "special"}
-
-
-def ufunc_name(kernel) -> str | None:
-    """`np.add` -> "np.add"; scipy.special.expit -> "special.expit"; None for anything else."""
-    if not isinstance(kernel, np.ufunc):
-        return None
-    if getattr(np, kernel.__name__, None) is kernel:
-        return f"np.{kernel.__name__}"
-    from scipy import special
-
-    if getattr(special, kernel.__name__, None) is kernel:
-        return f"special.{kernel.__name__}"
-    return None
+__all__ = ["numpy_snippet", "numpy_view", "triton_snippet"]
 
 
-def numpy_snippet(op, attrs=None) -> str | None:
-    """The statement template for `op` in a numpy kernel, or None when it has none."""
-    template = op.codegen.get("numpy")
-    if template is not None:
-        return template
-    name = ufunc_name(op.kernel)
-    if name is None:
-        return None
-    arity = op.kernel.nin
-    args = ", ".join(f"{{{i}}}" for i in range(arity))
-    # eager casts the ufunc's own result (floor of an int array is float64) to the output dtype
-    return f"{name}({args}, out={{out}}, casting='unsafe')"
+def numpy_view(index_map: IndexMap, source: str, attrs: dict, shape: str | None = None) -> str:
+    """The numpy expression of a view of `source` by `index_map`; `shape` spells the result's shape
+    where it is not the attribute's (a block of rows: `(n,) + (...)`)."""
+    if index_map is IndexMap.PERMUTE:
+        return f"np.transpose({source}, {tuple(attrs['dims'])!r})"
+    shape = shape or repr(tuple(attrs["shape_to"]))
+    if index_map is IndexMap.RESHAPE:
+        return f"np.reshape({source}, {shape})"
+    if index_map is IndexMap.BROADCAST:
+        return f"np.broadcast_to({source}, {shape})"
+    raise NotImplementedError(f"no numpy form for the index map {index_map}")
 
 
 def triton_snippet(op) -> str | None:

@@ -32,17 +32,17 @@ import linecache
 import math
 from dataclasses import dataclass
 
-import genesis
+from genesis.version import __version__
 from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
-from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
+from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast
 from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
-from genesis.compiler.codegen.templates import render
+from genesis.compiler.templates import render
 from genesis.runtime.cpu import wrapped_integer
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
 from genesis.ops.op import OPS, Kind
@@ -329,22 +329,24 @@ def build_program_source(graph, interpret: bool = True) -> ProgramSource:
     import triton
 
     planned = plan(graph)
-    sources, fallbacks = [], {}
+    sources, fallbacks, in_triton = [], {}, []
     for spec in planned.kernels:
         why = why_not(spec)
         if why is None:
             sources.append(render_kernel(spec))
+            in_triton.append(spec)
         else:
             fallbacks[spec.group] = why
             sources.append(numpy_backend.render_kernel(spec))
     stats = {**planned.stats, "triton_kernels": len(planned.kernels) - len(fallbacks),
              "numpy_kernels": len(fallbacks)}
     source = render(
-        "triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+        "triton_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
         triton_version=triton.__version__, target=target_name(interpret),
         summary=f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
                 f"{stats['library_calls']} library calls",
-        kernels=sources, inputs=list(graph.inputs), steps=planned.lines, outputs=list(graph.outputs),
+        helpers=helpers(in_triton, "triton"), kernels=sources, inputs=list(graph.inputs), steps=planned.lines,
+        outputs=list(graph.outputs),
         library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
     )
     return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels,
@@ -379,9 +381,9 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
     why = why_not(spec)
     if why is not None:
         raise ValueError(f"genesis: {spec.name} is not a Triton kernel: {why}")
-    source = render("triton_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+    source = render("triton_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
                     triton_version=triton.__version__, target=target_name(False, target), summary=spec.name,
-                    kernels=[render_kernel(spec)], inputs=[], steps=[], outputs=[],
+                    helpers=helpers([spec], "triton"), kernels=[render_kernel(spec)], inputs=[], steps=[], outputs=[],
                     library="[]", stats="{}", fallbacks="{}")
     namespace = load_module(source, f"<genesis triton {spec.name} {abs(hash(source)):x}>", interpret=False)
     kernel = namespace[f"{spec.name}_kernel"]

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-import genesis
+from genesis.version import __version__
 from genesis import dtypes
 from genesis.compiler.codegen.kernel import lower
 from genesis.compiler.codegen.numpy_backend import np_dtype, render_kernel
-from genesis.compiler.codegen.snippets import numpy_snippet
-from genesis.compiler.codegen.templates import render
+from genesis.compiler.codegen.snippets import numpy_snippet, numpy_view
+from genesis.compiler.templates import render
 from genesis.compiler.ir import CONSTANT, INPUT, Graph
 from genesis.ops.op import OPS, Kind
 
@@ -90,12 +90,10 @@ def _read_outside(graph: Graph) -> set:
     return needed
 
 
-# views outside any kernel are numpy views in the wrapper: the same calls as their eager kernels, minus dispatch
-INLINE_VIEWS = {
-    "permute": lambda x, attrs: f"np.transpose({x}, {tuple(attrs['dims'])!r})",
-    "reshape": lambda x, attrs: f"np.reshape({x}, {tuple(attrs['shape_to'])!r})",
-    "expand": lambda x, attrs: f"np.broadcast_to({x}, {tuple(attrs['shape_to'])!r})",
-}
+def inline_view(node) -> bool:
+    """Views outside any kernel that the wrapper takes as numpy views: the same calls as their eager
+    kernels, minus dispatch."""
+    return OPS[node.op].index_map is not None
 
 
 @dataclass
@@ -122,14 +120,14 @@ def plan(graph: Graph) -> Planned:
     steps = schedule(graph)
     library_nodes, library_calls = [], 0
     for step in steps:
-        if step.kind == "library" and step.node.op not in INLINE_VIEWS:
+        if step.kind == "library" and not inline_view(step.node):
             library_calls += 1
             if not runs_inline(graph, step.node):
                 step.library_index = len(library_nodes)
                 library_nodes.append(step.node)
     lines, allocations = _plan(graph, steps)
     kernels = [s.kernel for s in steps if s.kind == "kernel"]
-    views = sum(step.kind == "library" and step.node.op in INLINE_VIEWS for step in steps)
+    views = sum(step.kind == "library" and inline_view(step.node) for step in steps)
     stats = {"kernels": len(kernels), "library_calls": library_calls, "views": views, **allocations}
     return Planned(steps, library_nodes, lines, kernels, stats)
 
@@ -139,7 +137,7 @@ def build_source(graph: Graph) -> ProgramSource:
     steps, library_nodes, lines, kernels, stats = (planned.steps, planned.library_nodes, planned.lines,
                                                    planned.kernels, planned.stats)
     source = render(
-        "numpy_program.py.j2", version=genesis.__version__, codegen_version=CODEGEN_VERSION,
+        "numpy_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
         summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
         kernels=[render_kernel(k) for k in kernels], inputs=list(graph.inputs), steps=lines,
         outputs=list(graph.outputs), library=repr([n.name for n in library_nodes]), stats=repr(stats),
@@ -201,8 +199,9 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
         else:
             node = step.node
             arguments = node.value_inputs()  # the library call puts the literals back in place
-            if node.op in INLINE_VIEWS:
-                lines.append(f"{node.name} = {INLINE_VIEWS[node.op](arguments[0], node.attrs)}  # {node.op}")
+            if inline_view(node):
+                view = numpy_view(OPS[node.op].index_map, arguments[0], node.attrs)
+                lines.append(f"{node.name} = {view}  # {node.op}")
             elif runs_inline(graph, node):
                 allocate(node.name)
                 lines.append(numpy_snippet(OPS[node.op]).format(*arguments, out=node.name) + f"  # {node.op}")

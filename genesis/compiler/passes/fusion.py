@@ -40,15 +40,12 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from genesis.compiler.codegen.snippets import numpy_snippet
 from genesis.compiler.ir import STRUCTURAL_OPS, Graph
-from genesis.ops.op import OPS, Kind
+from genesis.ops.op import OPS, IndexMap, Kind, numpy_snippet
 
 log = logging.getLogger("genesis.compiler.fusion")
 
 POST_LOOP_ELEMENTS = 1 << 12  # statements after the loop work on whole arrays: only small ones go there
-_ACCUMULATE = {"sum": "add", "amax": "maximum", "amin": "minimum", "prod": "multiply"}
-_ROW_VIEWS = ("reshape", "expand", "permute")
 
 
 @dataclass
@@ -78,7 +75,7 @@ def read_mode(graph: Graph, group: Group, consumer, position: int, inside: bool)
         return "whole" if not inside and len(shape) == 2 else None
     # an elementwise op, and expand, align their inputs to the output from the right (a (n,) value
     # expanded to (n, n, n) varies along the last dim, not the rows); the others read dim 0 as rows
-    aligns_right = kind is Kind.ELEMENTWISE or consumer.op == "expand"
+    aligns_right = kind is Kind.ELEMENTWISE or OPS[consumer.op].index_map is IndexMap.BROADCAST
     ndim = len(consumer.shape) if aligns_right else len(shape)
     rows_match = bool(shape) and shape[0] == group.rows and len(shape) == ndim
     if inside:
@@ -97,7 +94,7 @@ def _any_output(graph: Graph, names: set) -> bool:
 
 def is_accumulator(node) -> bool:
     """A reduction over the leading dim: each block adds its part into a whole result."""
-    return node.op in _ACCUMULATE and 0 in _reduced_dims(node)
+    return OPS[node.op].combine is not None and 0 in _reduced_dims(node)
 
 
 class _Partition:
@@ -143,7 +140,7 @@ class _Partition:
             return "pre", None
         if op.kind is Kind.REDUCTION and 0 in _reduced_dims(node):
             return "block", "it reduces over the rows but cannot accumulate them"
-        if node.op == "permute" and node.attrs["dims"][0] != 0:
+        if op.index_map is IndexMap.PERMUTE and node.attrs["dims"][0] != 0:
             return "block", "it moves the rows away from the leading dim"
         for position, x in inputs:
             if read_mode(self.graph, group, node, position, inside[x]) is None:
@@ -156,7 +153,7 @@ class _Partition:
             return "not an op"
         if op.kind is Kind.MATMUL:
             return None if len(node.shape) >= 2 else "a vector matmul"
-        if op.kind is Kind.VIEW and node.op not in _ROW_VIEWS:
+        if op.kind is Kind.VIEW and op.index_map is None:
             return f"{node.op} is a view that codegen does not fold"
         if op.kind in (Kind.OPAQUE,):
             return f"{node.op} is opaque to fusion"
@@ -284,7 +281,7 @@ class _Partition:
             for name in list(group.members):
                 node = self.graph[name]
                 users = self.graph.users(name)
-                if node.op != "permute" or not users or name in self.graph.outputs or \
+                if OPS[node.op].index_map is not IndexMap.PERMUTE or not users or name in self.graph.outputs or \
                         len(node.shape) - 1 not in node.attrs["dims"][-2:] or \
                         any(user in members or OPS[self.graph[user].op].kind is not Kind.MATMUL for user in users):
                     continue

@@ -1,4 +1,5 @@
-"""The Jinja environment over `genesis/compiler/templates/`: skeletons with holes, naming no op."""
+"""The templates of generated code (`*.j2` here: skeletons with holes, naming no op) and the Jinja
+environment that renders them. Code generators fill them; the C toolchain renders its thread pool."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent
 
 
 @lru_cache(maxsize=1)
