@@ -75,8 +75,7 @@ def run(rounds: int) -> list[dict]:
     for group, cases, group_rounds in (("small", small_cases(), rounds), ("large", large_cases(), max(3, rounds // 2))):
         for name, variants in cases.items():
             times = measure(variants, group_rounds)
-            row = {"group": group, "case": name, "seconds": times,
-                   "genesis/numpy": times["genesis"] / times["numpy"]}
+            row = {"group": group, "case": name, "seconds": times, "genesis/numpy": times["genesis"] / times["numpy"]}
             if "torch" in times:
                 row["genesis/torch"] = times["genesis"] / times["torch"]
             rows.append(row)
@@ -84,15 +83,19 @@ def run(rounds: int) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    header = f"{'case':32s} {'numpy':>11s} {'genesis':>11s} {'torch':>11s} {'genesis/numpy':>14s} {'genesis/torch':>14s}"
+    header = (
+        f"{'case':32s} {'numpy':>11s} {'genesis':>11s} {'torch':>11s} {'genesis/numpy':>14s} {'genesis/torch':>14s}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         t = row["seconds"]
         torch_time = format_time(t["torch"]) if "torch" in t else "-"
         vs_torch = f"{row['genesis/torch']:.2f}x" if "genesis/torch" in row else "-"
-        print(f"{row['case']:32s} {format_time(t['numpy']):>11s} {format_time(t['genesis']):>11s} "
-              f"{torch_time:>11s} {row['genesis/numpy']:>13.2f}x {vs_torch:>14s}")
+        print(
+            f"{row['case']:32s} {format_time(t['numpy']):>11s} {format_time(t['genesis']):>11s} "
+            f"{torch_time:>11s} {row['genesis/numpy']:>13.2f}x {vs_torch:>14s}"
+        )
     print("\ntargets: small ops genesis/torch <= 2x; 4M-element ops genesis/numpy <= 1.10x")
 
 

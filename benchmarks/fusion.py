@@ -46,15 +46,23 @@ def make_cases():
     cases = [
         ("chain 8M", chain, (x8m, y8m), chain),
         ("softmax 4096x1024", lambda x: F.softmax(x, dim=-1), (rows,), lambda x: torch.softmax(x, dim=-1)),
-        ("layer_norm 4096x1024", lambda x, w, b: F.layer_norm(x, (1024,), w, b), (rows, weight, bias),
-         lambda x, w, b: torch.nn.functional.layer_norm(x, (1024,), w, b)),
+        (
+            "layer_norm 4096x1024",
+            lambda x, w, b: F.layer_norm(x, (1024,), w, b),
+            (rows, weight, bias),
+            lambda x, w, b: torch.nn.functional.layer_norm(x, (1024,), w, b),
+        ),
         ("MLP 784-1024-1024-10 b256", mlp, (batch,), None),
     ]
     if torch is not None:
-        reference = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.GELU(), torch.nn.Linear(1024, 1024),
-                                        torch.nn.GELU(), torch.nn.Linear(1024, 10))
-        reference.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy())
-                                   for k, v in mlp.state_dict().items()})
+        reference = torch.nn.Sequential(
+            torch.nn.Linear(784, 1024),
+            torch.nn.GELU(),
+            torch.nn.Linear(1024, 1024),
+            torch.nn.GELU(),
+            torch.nn.Linear(1024, 10),
+        )
+        reference.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy()) for k, v in mlp.state_dict().items()})
         cases[-1] = cases[-1][:3] + (reference,)
     return cases
 
@@ -69,12 +77,20 @@ def run_case(name, fn, arrays, rounds):
         expected, got = fn(*inputs), compiled(*inputs)
         error = float(np.max(np.abs(expected.numpy() - got.numpy())))
         numpy_compiled = genesis.compile(fn, backend="numpy")
-        variants = {"genesis eager": lambda: fn(*inputs), "genesis numpy": lambda: numpy_compiled(*inputs),
-                    "genesis compiled": lambda: compiled(*inputs)}
+        variants = {
+            "genesis eager": lambda: fn(*inputs),
+            "genesis numpy": lambda: numpy_compiled(*inputs),
+            "genesis compiled": lambda: compiled(*inputs),
+        }
         report = compiled.programs[0].report
-    row = {"case": name, "max_abs_difference": error, "genesis_compile_seconds": compile_seconds,
-           "kernels_per_call": compiled.stats["kernels_per_call"],
-           "bytes_eager": report["bytes_eager"], "bytes_fused": report["bytes_fused"]}
+    row = {
+        "case": name,
+        "max_abs_difference": error,
+        "genesis_compile_seconds": compile_seconds,
+        "kernels_per_call": compiled.stats["kernels_per_call"],
+        "bytes_eager": report["bytes_eager"],
+        "bytes_fused": report["bytes_fused"],
+    }
     # Each sample runs a quarter second: the first calls after another variant pay for its page
     # faults and cold caches, which a 20 ms sample would count.
     with genesis.no_grad():
@@ -102,10 +118,12 @@ def run_torch(row, arrays, torch_fn, rounds, use_torch_compile):
 def print_rows(rows) -> None:
     print_comparison(rows)
     for row in rows:
-        print(f"{row['case']:28s} kernels/call {row['kernels_per_call']}, bytes/call eager {row['bytes_eager']:,} "
-              f"fused {row['bytes_fused']:,}, compile {row['genesis_compile_seconds'] * 1e3:.0f} ms"
-              + (f" (torch.compile {row['torch_compile_seconds']:.1f} s)" if "torch_compile_seconds" in row else "")
-              + f", max |compiled - eager| {row['max_abs_difference']:.2e}")
+        print(
+            f"{row['case']:28s} kernels/call {row['kernels_per_call']}, bytes/call eager {row['bytes_eager']:,} "
+            f"fused {row['bytes_fused']:,}, compile {row['genesis_compile_seconds'] * 1e3:.0f} ms"
+            + (f" (torch.compile {row['torch_compile_seconds']:.1f} s)" if "torch_compile_seconds" in row else "")
+            + f", max |compiled - eager| {row['max_abs_difference']:.2e}"
+        )
 
 
 def main(argv=None) -> None:

@@ -63,17 +63,21 @@ def print_comparison(rows) -> None:
 def environment() -> str:
     """One line naming the versions (and torch's thread count) the figures were measured with."""
     import numpy
+
     import genesis
 
     try:
         import torch
+
         peer = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         peer = "torch not installed"
     from genesis.compiler.api import default_backend
 
-    return (f"python {sys.version.split()[0]}, numpy {numpy.__version__}, genesis {genesis.__version__} "
-            f"(compiled: the {default_backend()} backend), {peer}\n")
+    return (
+        f"python {sys.version.split()[0]}, numpy {numpy.__version__}, genesis {genesis.__version__} "
+        f"(compiled: the {default_backend()} backend), {peer}\n"
+    )
 
 
 def save_json(path: Path | None, rows) -> None:

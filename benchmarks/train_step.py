@@ -39,10 +39,12 @@ except ImportError:  # torch is a test-only dependency: report without it
 
 # (name, model, batch): an MLP by its layer sizes; ("block", width, heads, tokens) a transformer block;
 # ("cnn", channels, side) the CNN over images of 3 x side x side
-CONFIGS = [("MLP 784-256-256-10 b64", (784, 256, 256, 10), 64),
-           ("MLP 784-1024-1024-10 b256", (784, 1024, 1024, 10), 256),
-           ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32),
-           ("CNN 32-64 BN 32x32 b64", ("cnn", 32, 32), 64)]
+CONFIGS = [
+    ("MLP 784-256-256-10 b64", (784, 256, 256, 10), 64),
+    ("MLP 784-1024-1024-10 b256", (784, 1024, 1024, 10), 256),
+    ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32),
+    ("CNN 32-64 BN 32x32 b64", ("cnn", 32, 32), 64),
+]
 CLASSES = 10
 
 
@@ -56,8 +58,9 @@ def make_model(nn_lib, spec):
                 super().__init__()
                 self.norm1, self.norm2 = nn_lib.LayerNorm(width), nn_lib.LayerNorm(width)
                 self.attention = nn_lib.MultiheadAttention(width, heads, batch_first=True)
-                self.mlp = nn_lib.Sequential(nn_lib.Linear(width, 4 * width), nn_lib.GELU(),
-                                             nn_lib.Linear(4 * width, width))
+                self.mlp = nn_lib.Sequential(
+                    nn_lib.Linear(width, 4 * width), nn_lib.GELU(), nn_lib.Linear(4 * width, width)
+                )
                 self.head = nn_lib.Linear(width, CLASSES)
 
             def forward(self, x):
@@ -73,8 +76,12 @@ def make_model(nn_lib, spec):
         def stage(a, b):
             return [nn_lib.Conv2d(a, b, 3, padding=1), nn_lib.BatchNorm2d(b), nn_lib.ReLU(), nn_lib.MaxPool2d(2)]
 
-        return nn_lib.Sequential(*stage(3, channels), *stage(channels, 2 * channels), nn_lib.Flatten(),
-                                 nn_lib.Linear(2 * channels * (side // 4) ** 2, CLASSES))
+        return nn_lib.Sequential(
+            *stage(3, channels),
+            *stage(channels, 2 * channels),
+            nn_lib.Flatten(),
+            nn_lib.Linear(2 * channels * (side // 4) ** 2, CLASSES),
+        )
     layers = []
     for i, (a, b) in enumerate(zip(spec[:-1], spec[1:])):
         layers += [nn_lib.Linear(a, b)] + ([nn_lib.GELU()] if i < len(spec) - 2 else [])
@@ -138,16 +145,23 @@ def batch(spec, batch_size, seed=0):
         shape, classes = (batch_size, 3, spec[2], spec[2]), CLASSES
     else:
         shape, classes = (batch_size, spec[0]), spec[-1]
-    return (genesis.tensor(rng.standard_normal(shape, dtype=np.float32)),
-            genesis.tensor(rng.integers(0, classes, batch_size)))
+    return (
+        genesis.tensor(rng.standard_normal(shape, dtype=np.float32)),
+        genesis.tensor(rng.integers(0, classes, batch_size)),
+    )
 
 
 def warm_start_seconds(spec, batch_size, cache_dir) -> tuple[float, int]:
     """A fresh process (imports and the model built first): compile from the warm disk cache and run
     the first step, which traces and loads the generated program instead of generating it."""
     script = WARM_START.format(here=str(Path(__file__).resolve().parent), spec=spec, batch_size=batch_size)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, GENESIS_CACHE_DIR=cache_dir))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, GENESIS_CACHE_DIR=cache_dir),
+    )
     seconds, hits = done.stdout.split()
     return float(seconds), int(hits)
 
@@ -166,15 +180,26 @@ def run_config(name, spec, batch_size, rounds):
     compiled(x, y)
     second_call = time.perf_counter() - started  # traces once more (Adam made its state on the first call)
     eager_step(x, y)
-    row = {"case": name, "first_call_seconds": first_compile, "second_call_seconds": second_call,
-           "kernels_per_step": compiled.stats["kernels_per_call"],
-           "peak_bytes_eager": peak_bytes(lambda: eager_step(x, y)),
-           "peak_bytes_compiled": peak_bytes(lambda: compiled(x, y))}
+    row = {
+        "case": name,
+        "first_call_seconds": first_compile,
+        "second_call_seconds": second_call,
+        "kernels_per_step": compiled.stats["kernels_per_call"],
+        "peak_bytes_eager": peak_bytes(lambda: eager_step(x, y)),
+        "peak_bytes_compiled": peak_bytes(lambda: compiled(x, y)),
+    }
     row["warm_start_seconds"], row["warm_start_disk_hits"] = warm_start_seconds(spec, batch_size, cache_dir)
     _, numpy_step = genesis_setup(spec)
     numpy_compiled = genesis.compile(numpy_step, backend="numpy")
-    row["seconds"] = measure({"genesis eager": lambda: eager_step(x, y), "genesis numpy": lambda: numpy_compiled(x, y),
-                              "genesis compiled": lambda: compiled(x, y)}, rounds, min_seconds=0.25)
+    row["seconds"] = measure(
+        {
+            "genesis eager": lambda: eager_step(x, y),
+            "genesis numpy": lambda: numpy_compiled(x, y),
+            "genesis compiled": lambda: compiled(x, y),
+        },
+        rounds,
+        min_seconds=0.25,
+    )
     row["_torch_inputs"] = (spec, model, x, y)
     return row
 
@@ -198,13 +223,19 @@ def run_torch(row, rounds, use_torch_compile):
 def print_rows(rows) -> None:
     print_comparison(rows)
     for row in rows:
-        torch_compile = f", torch.compile {row['torch_compile_seconds']:.2f} s" if "torch_compile_seconds" in row else ""
-        print(f"{row['case']:28s} compile: first call {row['first_call_seconds']:.2f} s, second call "
-              f"{row['second_call_seconds']:.2f} s, fresh process with warm cache {row['warm_start_seconds']:.2f} s "
-              f"({row['warm_start_disk_hits']} programs from disk){torch_compile}")
-        print(f"{'':28s} kernels per step {row['kernels_per_step']}; peak memory per step eager "
-              f"{row['peak_bytes_eager'] / 2**20:.1f} MiB, compiled {row['peak_bytes_compiled'] / 2**20:.1f} MiB "
-              f"({row['peak_bytes_compiled'] / row['peak_bytes_eager']:.2f}x)")
+        torch_compile = (
+            f", torch.compile {row['torch_compile_seconds']:.2f} s" if "torch_compile_seconds" in row else ""
+        )
+        print(
+            f"{row['case']:28s} compile: first call {row['first_call_seconds']:.2f} s, second call "
+            f"{row['second_call_seconds']:.2f} s, fresh process with warm cache {row['warm_start_seconds']:.2f} s "
+            f"({row['warm_start_disk_hits']} programs from disk){torch_compile}"
+        )
+        print(
+            f"{'':28s} kernels per step {row['kernels_per_step']}; peak memory per step eager "
+            f"{row['peak_bytes_eager'] / 2**20:.1f} MiB, compiled {row['peak_bytes_compiled'] / 2**20:.1f} MiB "
+            f"({row['peak_bytes_compiled'] / row['peak_bytes_eager']:.2f}x)"
+        )
 
 
 def main(argv=None) -> None:

@@ -79,8 +79,12 @@ def main(argv=None) -> float:
 
     genesis.manual_seed(0)
     (train_x, train_y), (test_x, test_y) = load_digits_split()
-    loader = DataLoader(TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
-                        generator=genesis.Generator().manual_seed(1))
+    loader = DataLoader(
+        TensorDataset(train_x, train_y),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=genesis.Generator().manual_seed(1),
+    )
     model = make_model()
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     scheduler = CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
@@ -121,17 +125,22 @@ def main(argv=None) -> float:
             scheduler.step()
             progress(epoch, args.epochs, step + 1, len(loader), loss.item())
         test_accuracy = accuracy(model, test_x, test_y)
-        print(f"  test accuracy {test_accuracy:.3f}  lr {scheduler.get_last_lr()[0]:.2e}  "
-              f"{time.perf_counter() - started:.1f}s")
-        genesis.save_checkpoint({
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": genesis.get_rng_state(),
-            "loader_rng": loader.generator.get_state(),
-        }, args.checkpoint)
+        print(
+            f"  test accuracy {test_accuracy:.3f}  lr {scheduler.get_last_lr()[0]:.2e}  "
+            f"{time.perf_counter() - started:.1f}s"
+        )
+        genesis.save_checkpoint(
+            {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": genesis.get_rng_state(),
+                "loader_rng": loader.generator.get_state(),
+            },
+            args.checkpoint,
+        )
 
     final = accuracy(model, test_x, test_y)
     print(f"final test accuracy {final:.3f}")

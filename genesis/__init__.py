@@ -2,8 +2,20 @@
 
 from genesis import dtypes
 from genesis.dtypes import (
-    DType, bool_ as bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
-    get_default_dtype, set_default_dtype, promote_types,
+    DType,
+    bool_ as bool,
+    uint8,
+    int8,
+    int16,
+    int32,
+    int64,
+    float16,
+    bfloat16,
+    float32,
+    float64,
+    get_default_dtype,
+    set_default_dtype,
+    promote_types,
 )
 from genesis.runtime.devices import Device, device, is_cuda_available
 from genesis.tensor import Tensor
@@ -11,8 +23,27 @@ from genesis import ops  # noqa: F401  (registers every primitive)
 from genesis.functional import *  # noqa: F401,F403
 from genesis.functional import abs, all, any, max, min, pow, sum  # noqa: F401
 from genesis.creation import (
-    tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like, ones_like, full_like, empty_like,
-    arange, linspace, eye, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
+    tensor,
+    as_tensor,
+    from_numpy,
+    zeros,
+    ones,
+    full,
+    empty,
+    zeros_like,
+    ones_like,
+    full_like,
+    empty_like,
+    arange,
+    linspace,
+    eye,
+    rand,
+    randn,
+    randint,
+    randperm,
+    rand_like,
+    randn_like,
+    randint_like,
 )
 from genesis.random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state
 from genesis.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled

@@ -153,7 +153,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         dtype = dtypes.int64 if is_int else dtypes.get_default_dtype()
     dtype = dtypes.as_dtype(dtype)
     count = max(0, math.ceil((end - start) / step))
-    array = (start + np.arange(count, dtype=np.float64 if dtype.is_floating_point else np.int64) * step)
+    array = start + np.arange(count, dtype=np.float64 if dtype.is_floating_point else np.int64) * step
     return _make(array.astype(NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
 
 

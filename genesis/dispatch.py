@@ -126,14 +126,17 @@ def _verify_meta(op, inputs, attrs, out):
     shapes = [tuple(x.shape) if isinstance(x, Tensor) else () for x in inputs]
     predicted = tuple(op.shape(*shapes, **attrs))
     if predicted != out.shape:
-        raise AssertionError(f"{op.name}: shape rule says {predicted}, kernel made {out.shape} "
-                             f"for inputs {shapes} and attrs {attrs}")
+        raise AssertionError(
+            f"{op.name}: shape rule says {predicted}, kernel made {out.shape} for inputs {shapes} and attrs {attrs}"
+        )
     # what a trace assumes of eager's memory layout (compiler/trace.py layout_of): a fresh result of
     # contiguous inputs is contiguous, and some ops' results always are
     contiguous = op.contiguous_result or all(x._data.flags["C_CONTIGUOUS"] for x in inputs if isinstance(x, Tensor))
     if op.kind is not Kind.VIEW and contiguous and not out._data.flags["C_CONTIGUOUS"]:
-        raise AssertionError(f"{op.name}: kernel made a non-contiguous result of strides {out._data.strides} "
-                             f"from contiguous inputs {shapes} with attrs {attrs}")
+        raise AssertionError(
+            f"{op.name}: kernel made a non-contiguous result of strides {out._data.strides} "
+            f"from contiguous inputs {shapes} with attrs {attrs}"
+        )
 
 
 def _first_tensor(inputs):

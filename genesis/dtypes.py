@@ -53,10 +53,22 @@ ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float3
 FLOAT_DTYPES = (float16, bfloat16, float32, float64)
 
 _ALIASES = {
-    "bool": bool_, "uint8": uint8, "int8": int8, "int16": int16, "short": int16,
-    "int32": int32, "int": int32, "int64": int64, "long": int64,
-    "float16": float16, "half": float16, "bfloat16": bfloat16,
-    "float32": float32, "float": float32, "float64": float64, "double": float64,
+    "bool": bool_,
+    "uint8": uint8,
+    "int8": int8,
+    "int16": int16,
+    "short": int16,
+    "int32": int32,
+    "int": int32,
+    "int64": int64,
+    "long": int64,
+    "float16": float16,
+    "half": float16,
+    "bfloat16": bfloat16,
+    "float32": float32,
+    "float": float32,
+    "float64": float64,
+    "double": float64,
 }
 
 _default_float = float32
@@ -112,9 +124,7 @@ def _promote_pair(a: DType, b: DType) -> DType:
     return bool_
 
 
-_PROMOTE: dict[tuple[DType, DType], DType] = {
-    (a, b): _promote_pair(a, b) for a in ALL_DTYPES for b in ALL_DTYPES
-}
+_PROMOTE: dict[tuple[DType, DType], DType] = {(a, b): _promote_pair(a, b) for a in ALL_DTYPES for b in ALL_DTYPES}
 
 
 def promote_types(a: DType, b: DType) -> DType:

@@ -82,11 +82,14 @@ def _summarized(data: np.ndarray) -> np.ndarray:
 def _vector(data, indent, summarize, formatter) -> str:
     per_line = max(1, math.floor((LINE_WIDTH - indent) / (formatter.max_width + 2)))
     if summarize and data.shape[0] > 2 * EDGE_ITEMS:
-        items = ([formatter.format(v) for v in data[:EDGE_ITEMS].tolist()] + [" ..."]
-                 + [formatter.format(v) for v in data[-EDGE_ITEMS:].tolist()])
+        items = (
+            [formatter.format(v) for v in data[:EDGE_ITEMS].tolist()]
+            + [" ..."]
+            + [formatter.format(v) for v in data[-EDGE_ITEMS:].tolist()]
+        )
     else:
         items = [formatter.format(v) for v in data.tolist()]
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
 
 
@@ -96,9 +99,14 @@ def _nested(data, indent, summarize, formatter) -> str:
     if data.ndim == 1:
         return _vector(data, indent, summarize, formatter)
     if summarize and data.shape[0] > 2 * EDGE_ITEMS:
-        rows = ([_nested(data[i], indent + 1, summarize, formatter) for i in range(EDGE_ITEMS)] + ["..."]
-                + [_nested(data[i], indent + 1, summarize, formatter)
-                   for i in range(data.shape[0] - EDGE_ITEMS, data.shape[0])])
+        rows = (
+            [_nested(data[i], indent + 1, summarize, formatter) for i in range(EDGE_ITEMS)]
+            + ["..."]
+            + [
+                _nested(data[i], indent + 1, summarize, formatter)
+                for i in range(data.shape[0] - EDGE_ITEMS, data.shape[0])
+            ]
+        )
     else:
         rows = [_nested(row, indent + 1, summarize, formatter) for row in data]
     return "[" + ("," + "\n" * (data.ndim - 1) + " " * (indent + 1)).join(rows) + "]"

@@ -14,7 +14,7 @@ class Generator:
         self.device = device
         self.manual_seed(np.random.SeedSequence().entropy % (2**63))
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         seed = int(seed)
         self._seed = seed
         self._rng = np.random.Generator(np.random.PCG64(seed & (2**64 - 1)))

@@ -11,13 +11,24 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis.autograd import grad_mode
-from genesis.runtime import devices as _device
 from genesis.runtime import cpu as _cpu  # noqa: F401  (loads the CPU runtime: dtype table, warning filter)
+from genesis.runtime import devices as _device
 
 
 class Tensor:
-    __slots__ = ("_data", "dtype", "device", "requires_grad", "grad", "_node", "_version",
-                 "_hooks", "_retains_grad", "_view_of", "__weakref__")
+    __slots__ = (
+        "_data",
+        "dtype",
+        "device",
+        "requires_grad",
+        "grad",
+        "_node",
+        "_version",
+        "_hooks",
+        "_retains_grad",
+        "_view_of",
+        "__weakref__",
+    )
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         from genesis.creation import _array_from_data
@@ -214,8 +225,10 @@ class Tensor:
             if isinstance(arg, (dtypes.DType, type)) or (isinstance(arg, str) and arg in dtypes._ALIASES):
                 dtype = arg
             elif isinstance(arg, str) and arg.partition(":")[0] not in ("cpu", "cuda"):
-                raise ValueError(f"to({arg!r}): neither a dtype genesis knows ({', '.join(sorted(dtypes._ALIASES))}) "
-                                 "nor a device ('cpu', 'cuda[:index]')")
+                raise ValueError(
+                    f"to({arg!r}): neither a dtype genesis knows ({', '.join(sorted(dtypes._ALIASES))}) "
+                    "nor a device ('cpu', 'cuda[:index]')"
+                )
             else:
                 device = arg
         if device is not None and _device.device(device) != self.device:

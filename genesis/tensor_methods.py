@@ -23,8 +23,9 @@ _SAME_NAME = """
 """.split()
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
-_INPLACE = ("add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill "
-            "floor_divide remainder fmod").split()
+_INPLACE = (
+    "add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill floor_divide remainder fmod"
+).split()
 
 
 def _reshape(self, *shape):
@@ -33,8 +34,6 @@ def _reshape(self, *shape):
 
 def _expand(self, *sizes):
     return F.expand(self, *sizes)
-
-
 
 
 def _reflected(fn):

@@ -17,9 +17,15 @@ import genesis
 from genesis.tensor import Tensor
 
 TORCH_DTYPE = {
-    genesis.float16: torch.float16, genesis.bfloat16: torch.bfloat16, genesis.float32: torch.float32,
-    genesis.float64: torch.float64, genesis.int64: torch.int64, genesis.int32: torch.int32,
-    genesis.int16: torch.int16, genesis.int8: torch.int8, genesis.uint8: torch.uint8,
+    genesis.float16: torch.float16,
+    genesis.bfloat16: torch.bfloat16,
+    genesis.float32: torch.float32,
+    genesis.float64: torch.float64,
+    genesis.int64: torch.int64,
+    genesis.int32: torch.int32,
+    genesis.int16: torch.int16,
+    genesis.int8: torch.int8,
+    genesis.uint8: torch.uint8,
     genesis.bool: torch.bool,
 }
 GENESIS_DTYPE = {v: k for k, v in TORCH_DTYPE.items()}
@@ -69,8 +75,20 @@ def assert_close(actual, expected, dtype, what, rtol=None, atol=None):
     np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
 
-def check_torch(fn, inputs, *, dtype=genesis.float32, torch_fn=None, grad=True, rtol=None, atol=None,
-                grad_rtol=None, grad_atol=None, non_contiguous=False, int_inputs=()):
+def check_torch(
+    fn,
+    inputs,
+    *,
+    dtype=genesis.float32,
+    torch_fn=None,
+    grad=True,
+    rtol=None,
+    atol=None,
+    grad_rtol=None,
+    grad_atol=None,
+    non_contiguous=False,
+    int_inputs=(),
+):
     """inputs: numpy arrays; those at positions in `int_inputs` stay integer (indices) and take no grad."""
     torch_fn = torch_fn or fn
     g_args, t_args = [], []
@@ -112,12 +130,20 @@ def check_torch(fn, inputs, *, dtype=genesis.float32, torch_fn=None, grad=True, 
     for i, (ga, ta) in enumerate(zip(g_args, t_args)):
         if isinstance(ta, torch.Tensor) and ta.requires_grad:
             if ta.grad is None:
-                assert ga.grad is None or not np.any(to_numpy(ga.grad)), f"input {i}: genesis has a gradient, torch none"
+                assert ga.grad is None or not np.any(to_numpy(ga.grad)), (
+                    f"input {i}: genesis has a gradient, torch none"
+                )
                 continue
             assert ga.grad is not None, f"input {i}: torch has a gradient, genesis none"
             assert ga.grad.dtype is ga.dtype, f"input {i}: gradient dtype {ga.grad.dtype} != input dtype {ga.dtype}"
-            assert_close(ga.grad, ta.grad, dtype, f"gradient of input {i}",
-                         grad_rtol if grad_rtol is not None else rtol, grad_atol if grad_atol is not None else atol)
+            assert_close(
+                ga.grad,
+                ta.grad,
+                dtype,
+                f"gradient of input {i}",
+                grad_rtol if grad_rtol is not None else rtol,
+                grad_atol if grad_atol is not None else atol,
+            )
     return g_out
 
 
@@ -147,9 +173,19 @@ def check_numerical_grad(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-7, int_inpu
                 flat[j] = original
                 numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
             analytic = x.grad._data if x.grad is not None else np.zeros(x.shape)
-            np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
-                                       err_msg=f"numerical gradient of input {i}")
+            np.testing.assert_allclose(
+                analytic, numeric, rtol=rtol, atol=atol, err_msg=f"numerical gradient of input {i}"
+            )
 
 
-__all__ = ["check_torch", "check_numerical_grad", "assert_close", "make_pair", "to_numpy",
-           "TORCH_DTYPE", "FLOAT_DTYPES", "TOLERANCE", "ml_dtypes"]
+__all__ = [
+    "check_torch",
+    "check_numerical_grad",
+    "assert_close",
+    "make_pair",
+    "to_numpy",
+    "TORCH_DTYPE",
+    "FLOAT_DTYPES",
+    "TOLERANCE",
+    "ml_dtypes",
+]

@@ -14,16 +14,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from optest import TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 import genesis
 from genesis import dispatch
 from genesis.amp import GradScaler, autocast, get_autocast_dtype, is_autocast_enabled
 from genesis.nn.utils import clip_grad_norm_
-from optest import TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 # inf and nan are the subject of several tests here: numpy's warnings about making them are expected
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
-                                        "ignore:invalid value encountered:RuntimeWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning"
+)
 
 LOW = [genesis.float16, genesis.bfloat16]
 f16, bf16, f32, f64 = genesis.float16, genesis.bfloat16, genesis.float32, genesis.float64
@@ -88,7 +89,7 @@ def _cases(low):
         ("matmul_double_untouched", (f64, f64), lambda a, b: a @ b, lambda a, b: a @ b, f64),
         ("exp", (low,), lambda a: a.exp(), lambda a: c(a, f32).exp(), f32),
         ("log_abs", (low,), lambda a: a.abs().log(), lambda a: c(a.abs(), f32).log(), f32),
-        ("pow", (low,), lambda a: a ** 2, lambda a: c(a, f32) ** 2, f32),
+        ("pow", (low,), lambda a: a**2, lambda a: c(a, f32) ** 2, f32),
         ("sum", (low,), lambda a: a.sum(-1), lambda a: c(a, f32).sum(-1), f32),
         ("mean_composite", (low,), lambda a: a.mean(), lambda a: c(a, f32).mean(), f32),
         ("logsumexp_composite", (low,), lambda a: a.logsumexp(-1), lambda a: c(a, f32).logsumexp(-1), f32),
@@ -97,8 +98,13 @@ def _cases(low):
         ("mul_same_dtype", (low, low), lambda a, b: a * b, lambda a, b: a * b, low),
         ("relu_untouched", (low,), lambda a: a.relu(), lambda a: a.relu(), low),
         ("reshape_untouched", (f32,), lambda a: a.reshape(-1), lambda a: a.reshape(-1), f32),
-        ("where_promotes", (low, f32), lambda a, b: genesis.where(a > 0, a, b),
-         lambda a, b: genesis.where(a > 0, c(a, f32), b), f32),
+        (
+            "where_promotes",
+            (low, f32),
+            lambda a, b: genesis.where(a > 0, a, b),
+            lambda a, b: genesis.where(a > 0, c(a, f32), b),
+            f32,
+        ),
     ]
 
 
@@ -118,11 +124,11 @@ def test_autocast_class_equals_explicit_casts(low, case):
 def test_promote_never_casts_down():
     # a fp16 loss times a 0-d fp32 scale stays fp16 (PyTorch's promotion): the scale is never rounded
     loss = randn(3, dtype=f16)
-    scale = genesis.tensor(2.0 ** 15 + 1.0)  # not representable in fp16
+    scale = genesis.tensor(2.0**15 + 1.0)  # not representable in fp16
     with autocast():
         out = loss * scale
     assert out.dtype is f16
-    expected = (torch.tensor(to_numpy(loss)).half() * torch.tensor(2.0 ** 15 + 1.0)).double().numpy()
+    expected = (torch.tensor(to_numpy(loss)).half() * torch.tensor(2.0**15 + 1.0)).double().numpy()
     np.testing.assert_array_equal(to_numpy(out), expected)
 
 
@@ -140,8 +146,10 @@ def test_linear_chain_matches_torch_cpu_autocast(low):
     g_x, g_w, g_b = (make_pair(a, f32, True)[0] for a in arrays)
     t_x, t_w, t_b = (make_pair(a, f32, True)[1] for a in arrays)
     outs = []
-    for x, w, b, ctx in ((g_x, g_w, g_b, autocast(dtype=low)),
-                         (t_x, t_w, t_b, torch.autocast("cpu", dtype=TORCH_DTYPE[low]))):
+    for x, w, b, ctx in (
+        (g_x, g_w, g_b, autocast(dtype=low)),
+        (t_x, t_w, t_b, torch.autocast("cpu", dtype=TORCH_DTYPE[low])),
+    ):
         with ctx:
             y = x @ w  # low precision in both
             z = y + b  # promotes to fp32 in both
@@ -245,8 +253,11 @@ def run_training(lib, *, steps=12, inject=None, low=None, **scaler_kwargs):
     """A Linear + MSE loop with scale, unscale_, clip, step and update; returns params and history."""
     rng = np.random.default_rng(0)
     w, b, x, target = (rng.standard_normal(s) for s in ((5, 3), (3,), (7, 5), (7, 3)))
-    make = (lambda a, g: genesis.tensor(a, dtype=f32, requires_grad=g)) if lib is genesis else \
-        (lambda a, g: torch.tensor(a, dtype=torch.float32, requires_grad=g))
+    make = (
+        (lambda a, g: genesis.tensor(a, dtype=f32, requires_grad=g))
+        if lib is genesis
+        else (lambda a, g: torch.tensor(a, dtype=torch.float32, requires_grad=g))
+    )
     w, b, x, target = make(w, True), make(b, True), make(x, False), make(target, False)
     clip = clip_grad_norm_ if lib is genesis else torch.nn.utils.clip_grad_norm_
     scaler = _scaler(lib, **scaler_kwargs)
@@ -274,28 +285,28 @@ def assert_same_training(g_run, t_run, dtype=f32):
     (gw, gb, g_hist), (tw, tb, t_hist) = g_run, t_run
     for step, (g, t) in enumerate(zip(g_hist, t_hist)):
         assert g[:3] == t[:3], f"step {step}: (scale, tracker, step result) {g[:3]} != torch's {t[:3]}"
-        assert math.isclose(g[3], t[3], rel_tol=TOL[dtype]) or (math.isnan(g[3]) and math.isnan(t[3])) \
-            or g[3] == t[3], f"step {step}: norm {g[3]} != {t[3]}"
+        assert (
+            math.isclose(g[3], t[3], rel_tol=TOL[dtype]) or (math.isnan(g[3]) and math.isnan(t[3])) or g[3] == t[3]
+        ), f"step {step}: norm {g[3]} != {t[3]}"
     assert_close(gw, tw, dtype, "w")
     assert_close(gb, tb, dtype, "b")
 
 
-
 def test_training_loop_matches_torch_with_skipped_steps():
     inject = {4: math.inf, 8: math.nan, 9: -math.inf}
-    kwargs = dict(init_scale=2.0 ** 10, growth_interval=3, inject=inject)
+    kwargs = dict(init_scale=2.0**10, growth_interval=3, inject=inject)
     g_run, t_run = run_training(genesis, **kwargs), run_training(torch, **kwargs)
     assert_same_training(g_run, t_run)
     scales = [h[0] for h in g_run[2]]
     results = [h[2] for h in g_run[2]]
     assert results[4] is None and results[8] is None and results[9] is None  # skipped
-    assert scales[2] == 2.0 ** 11 and scales[4] == 2.0 ** 10  # grew after 3 clean steps, backed off at the inf
+    assert scales[2] == 2.0**11 and scales[4] == 2.0**10  # grew after 3 clean steps, backed off at the inf
 
 
 @pytest.mark.parametrize("low", LOW, ids=lambda d: d.name)
 def test_training_loop_under_autocast_matches_torch(low):
     # a huge initial scale overflows the fp16 gradients of the matmul: the scaler backs off until they fit
-    kwargs = dict(init_scale=2.0 ** 24 if low is f16 else 2.0 ** 10, growth_interval=4, low=low)
+    kwargs = dict(init_scale=2.0**24 if low is f16 else 2.0**10, growth_interval=4, low=low)
     g_run, t_run = run_training(genesis, **kwargs), run_training(torch, **kwargs)
     assert_same_training(g_run, t_run, low)
     if low is f16:
@@ -304,8 +315,14 @@ def test_training_loop_under_autocast_matches_torch(low):
 
 def test_odd_factors_match_torch():
     # 1.7 and 0.3 are not float32 numbers: the products must round like PyTorch's (float64, then float32)
-    kwargs = dict(init_scale=1000.0, growth_factor=1.7, backoff_factor=0.3, growth_interval=2,
-                  inject={3: math.inf, 4: math.inf}, steps=9)
+    kwargs = dict(
+        init_scale=1000.0,
+        growth_factor=1.7,
+        backoff_factor=0.3,
+        growth_interval=2,
+        inject={3: math.inf, 4: math.inf},
+        steps=9,
+    )
     g_run, t_run = run_training(genesis, **kwargs), run_training(torch, **kwargs)
     assert_same_training(g_run, t_run)
     assert len({h[0] for h in g_run[2]}) >= 4
@@ -334,7 +351,7 @@ def test_scale_outputs_like_torch():
     for g, t in ((g_out[0], t_out[0]), (g_out[1][0], t_out[1][0]), (g_out[1][1][0], t_out[1][1][0])):
         assert TORCH_DTYPE[g.dtype] == t.dtype and g.requires_grad
         assert_close(g, t, g.dtype, "scaled", rtol=0, atol=0)
-    assert [x.item() for x in g_scaler.scale(iter([g32.sum()]))] == [3.0 * 2 ** 16]
+    assert [x.item() for x in g_scaler.scale(iter([g32.sum()]))] == [3.0 * 2**16]
     with pytest.raises(ValueError, match="Tensor or an iterable"):
         g_scaler.scale([g32, 3.0])
 
@@ -418,8 +435,11 @@ def test_update_with_new_scale():
     assert scaler.get_scale() == 1024.0
     scaler.update(genesis.tensor([0.125], dtype=f64))
     assert scaler.get_scale() == 0.125 and scaler._scale is scale_tensor  # updated in place
-    for bad, error in ((genesis.tensor([1.0, 2.0]), ValueError), (genesis.ones(1, requires_grad=True), ValueError),
-                       ("2", TypeError)):
+    for bad, error in (
+        (genesis.tensor([1.0, 2.0]), ValueError),
+        (genesis.ones(1, requires_grad=True), ValueError),
+        ("2", TypeError),
+    ):
         with pytest.raises(error, match="new_scale"):
             scaler.update(bad)
 
@@ -427,12 +447,12 @@ def test_update_with_new_scale():
 def test_state_dict_round_trip_matches_torch():
     states = []
     for lib in (genesis, torch):
-        scaler = _scaler(lib, init_scale=2.0 ** 6, growth_factor=3.0, backoff_factor=0.25, growth_interval=5)
-        assert scaler.state_dict()["scale"] == 2.0 ** 6  # before the first scale()
+        scaler = _scaler(lib, init_scale=2.0**6, growth_factor=3.0, backoff_factor=0.25, growth_interval=5)
+        assert scaler.state_dict()["scale"] == 2.0**6  # before the first scale()
         states.append(scaler.state_dict())
     assert states[0] == states[1]
-    g_scaler = GradScaler(init_scale=2.0 ** 6, growth_interval=5)
-    t_scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 6, growth_interval=5)
+    g_scaler = GradScaler(init_scale=2.0**6, growth_interval=5)
+    t_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**6, growth_interval=5)
     for scaler, lib in ((g_scaler, genesis), (t_scaler, torch)):
         p = (genesis if lib is genesis else torch).ones(2, requires_grad=True)
         opt = PlainSGD([p], 0.1, lib.no_grad)
@@ -481,7 +501,7 @@ def test_bad_factors():
         GradScaler(growth_factor=1.0)
     with pytest.raises(ValueError, match="backoff_factor"):
         GradScaler(backoff_factor=1.5)
-    assert GradScaler("cpu", enabled=True).get_scale() == 2.0 ** 16  # torch's leading device argument
+    assert GradScaler("cpu", enabled=True).get_scale() == 2.0**16  # torch's leading device argument
 
 
 def test_unscale_and_update_never_read_the_host(monkeypatch):

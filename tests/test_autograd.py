@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from optest import assert_close
 
 import genesis
-from optest import assert_close
 
 RNG = np.random.default_rng(0)
 
@@ -32,8 +32,9 @@ def pair(shape, dtype=genesis.float64, requires_grad=True):
     """The same random values as a genesis leaf and a torch leaf."""
     array = RNG.standard_normal(shape)
     g = genesis.tensor(array, dtype=dtype, requires_grad=requires_grad)
-    t = torch.tensor(array, dtype=torch.float64 if dtype is genesis.float64 else torch.float32,
-                     requires_grad=requires_grad)
+    t = torch.tensor(
+        array, dtype=torch.float64 if dtype is genesis.float64 else torch.float32, requires_grad=requires_grad
+    )
     return g, t
 
 
@@ -149,7 +150,7 @@ def test_long_chain_does_not_recurse():
         del y  # freeing the chain must not recurse either
     finally:
         sys.setrecursionlimit(limit)
-    expected = 1.0001 ** 5000
+    expected = 1.0001**5000
     np.testing.assert_allclose(x.grad.numpy(), [expected, expected], rtol=1e-3)
 
 
@@ -180,11 +181,18 @@ def test_grad_modes_restore_after_an_exception():
 
 
 # built inside the test: set_grad_enabled(False) changes the mode the moment it is called
-@pytest.mark.parametrize("make_decorator, expected", [
-    (lambda: genesis.no_grad(), False), (lambda: genesis.no_grad, False),
-    (lambda: genesis.enable_grad(), True), (lambda: genesis.enable_grad, True),
-    (lambda: genesis.set_grad_enabled(False), False), (lambda: genesis.set_grad_enabled(True), True),
-], ids=["no_grad()", "no_grad", "enable_grad()", "enable_grad", "set_false", "set_true"])
+@pytest.mark.parametrize(
+    "make_decorator, expected",
+    [
+        (lambda: genesis.no_grad(), False),
+        (lambda: genesis.no_grad, False),
+        (lambda: genesis.enable_grad(), True),
+        (lambda: genesis.enable_grad, True),
+        (lambda: genesis.set_grad_enabled(False), False),
+        (lambda: genesis.set_grad_enabled(True), True),
+    ],
+    ids=["no_grad()", "no_grad", "enable_grad()", "enable_grad", "set_false", "set_true"],
+)
 def test_grad_modes_as_decorators(make_decorator, expected):
     @make_decorator()
     def fn(x):
@@ -307,7 +315,7 @@ def test_autograd_grad_allow_unused():
 
 
 def tanh_cubed(x):
-    return x.tanh() * x ** 3
+    return x.tanh() * x**3
 
 
 def test_second_and_third_derivatives_match_torch():

@@ -20,8 +20,18 @@ import genesis
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.serialization import safetensors_io
 
-ALL_DTYPES = [genesis.float32, genesis.float16, genesis.bfloat16, genesis.float64, genesis.int8, genesis.int16,
-              genesis.int32, genesis.int64, genesis.uint8, genesis.bool]
+ALL_DTYPES = [
+    genesis.float32,
+    genesis.float16,
+    genesis.bfloat16,
+    genesis.float64,
+    genesis.int8,
+    genesis.int16,
+    genesis.int32,
+    genesis.int64,
+    genesis.uint8,
+    genesis.bool,
+]
 
 
 def random_array(dtype, shape, seed=0) -> np.ndarray:
@@ -88,6 +98,7 @@ def round_trip(obj, tmp_path, name="state.safetensors"):
 
 # ---- round trips -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=lambda d: d.name)
 def test_every_dtype_round_trips_bit_for_bit(dtype, tmp_path):
     tensors = {
@@ -113,7 +124,7 @@ def test_nested_structure_round_trips_with_types(tmp_path):
             "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0, 1], "amsgrad": False}],
         },
         "numbers": [0, -1, 2**100, 1.5, -0.0, math.inf, -math.inf, math.nan, 5e-324, True, False, None],
-        "text": ["", "naïve ✓ \"quoted\" \\ back", "\x00control"],
+        "text": ["", 'naïve ✓ "quoted" \\ back', "\x00control"],
         "empties": ({}, [], ()),
         "keys": {1: "int", "1": "str", None: "none", 2.5: "float"},
         "bool_keys": {True: "yes", False: "no"},  # apart: True == 1 would merge with the int key
@@ -143,8 +154,9 @@ def test_numpy_scalars_are_stored_as_python_numbers(tmp_path):
 def test_requires_grad_is_restored_and_tensors_are_leaves(tmp_path):
     leaf = genesis.randn(3, 4, requires_grad=True)
     non_leaf = leaf * 2  # torch.save keeps requires_grad on such a tensor too; it loads as a leaf
-    loaded = round_trip({"leaf": leaf, "non_leaf": non_leaf, "plain": genesis.randn(2), "ints": genesis.arange(3)},
-                        tmp_path)
+    loaded = round_trip(
+        {"leaf": leaf, "non_leaf": non_leaf, "plain": genesis.randn(2), "ints": genesis.arange(3)}, tmp_path
+    )
     assert loaded["leaf"].requires_grad and loaded["leaf"].is_leaf and loaded["leaf"].grad is None
     assert loaded["non_leaf"].requires_grad and loaded["non_leaf"].is_leaf
     assert not loaded["plain"].requires_grad and not loaded["ints"].requires_grad
@@ -214,14 +226,18 @@ def test_unsupported_values_are_refused_with_their_path(tmp_path):
 
 # ---- interop with the safetensors library ---------------------------------------
 
+
 def test_files_open_with_the_safetensors_library(tmp_path):
     state = {f"t_{dt.name}": make(random_array(dt, (3, 5), seed=i), dt) for i, dt in enumerate(ALL_DTYPES)}
     state["nested"] = {"scalar": genesis.tensor(2.5), "empty": genesis.zeros(0, 4, dtype=genesis.int16)}
     path = tmp_path / "interop.safetensors"
     genesis.save_checkpoint(state, path)
     theirs = safetensors.numpy.load_file(str(path))
-    expected = {"nested.scalar": state["nested"]["scalar"], "nested.empty": state["nested"]["empty"],
-                **{name: t for name, t in state.items() if name != "nested"}}
+    expected = {
+        "nested.scalar": state["nested"]["scalar"],
+        "nested.empty": state["nested"]["empty"],
+        **{name: t for name, t in state.items() if name != "nested"},
+    }
     assert sorted(theirs) == sorted(expected)
     for name, t in expected.items():
         assert theirs[name].dtype == t._data.dtype and theirs[name].shape == t.shape
@@ -236,9 +252,11 @@ def test_files_open_with_the_safetensors_library(tmp_path):
 
 def test_foreign_safetensors_file_loads_as_flat_dict(tmp_path):
     rng = np.random.default_rng(0)
-    theirs = {"encoder.weight": rng.standard_normal((4, 3)).astype(np.float32),
-              "encoder.ids": rng.integers(-5, 5, size=(7,)).astype(np.int64),
-              "mask": rng.integers(0, 2, size=(2, 2)).astype(np.bool_)}
+    theirs = {
+        "encoder.weight": rng.standard_normal((4, 3)).astype(np.float32),
+        "encoder.ids": rng.integers(-5, 5, size=(7,)).astype(np.int64),
+        "mask": rng.integers(0, 2, size=(2, 2)).astype(np.bool_),
+    }
     path = tmp_path / "foreign.safetensors"
     safetensors.numpy.save_file(theirs, str(path), metadata={"format": "np"})
     loaded = genesis.load_checkpoint(path)
@@ -249,6 +267,7 @@ def test_foreign_safetensors_file_loads_as_flat_dict(tmp_path):
 
 
 # ---- atomic writes ----------------------------------------------------------------
+
 
 def _crash_after(monkeypatch, tensors_written: int):
     """Make the tensor writer write `tensors_written` tensors, half of the next one, then raise."""
@@ -308,6 +327,7 @@ def test_missing_directory_and_directory_target(tmp_path):
 
 # ---- truncated, corrupt and foreign files ---------------------------------------------
 
+
 def write_raw(path, header, data=b"", header_length=None):
     """A file laid out as safetensors, with whatever header and data a test wants."""
     encoded = header if isinstance(header, bytes) else json.dumps(header).encode()
@@ -351,22 +371,29 @@ def test_header_not_json(tmp_path):
     expect_error(write_raw(tmp_path / "c", b"[1, 2]"), "not an object")
 
 
-@pytest.mark.parametrize("header, data, words", [
-    ({"a": f32([2], [8, 16])}, bytes(8), ["shorter than declared", "'a'"]),
-    ({"a": f32([2], [0, 8]), "b": f32([2], [4, 12])}, bytes(12), ["overlapping", "'a'", "'b'"]),
-    ({"a": f32([1], [0, 4]), "b": f32([1], [8, 12])}, bytes(12), ["hole", "'b'"]),
-    ({"a": f32([1], [0, 4])}, bytes(8), ["4 bytes after the last tensor"]),
-    ({"a": f32([3], [0, 8])}, bytes(8), ["needs 12 bytes", "span 8"]),
-    ({"a": f32([2], [8, 0])}, bytes(8), ["malformed data_offsets"]),
-    ({"a": f32([-2], [0, 8])}, bytes(8), ["malformed shape"]),
-    ({"a": {"dtype": "F32", "shape": [2]}}, bytes(8), ["needs dtype, shape and data_offsets"]),
-    ({"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, bytes(2), ["unknown dtype 'F8_E4M3'"]),
-    ({"a": {"dtype": "U16", "shape": [1], "data_offsets": [0, 2]}}, bytes(2), ["unknown dtype 'U16'"]),
-    ({"a": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\x00\x01\x07", ["bytes other than 0 and 1"]),
-    ({"__metadata__": {"k": 1}}, b"", ["__metadata__ must map strings to strings"]),
-    (b'{"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, '
-     b'"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}', bytes(2), ["names 'a' twice"]),
-])
+@pytest.mark.parametrize(
+    "header, data, words",
+    [
+        ({"a": f32([2], [8, 16])}, bytes(8), ["shorter than declared", "'a'"]),
+        ({"a": f32([2], [0, 8]), "b": f32([2], [4, 12])}, bytes(12), ["overlapping", "'a'", "'b'"]),
+        ({"a": f32([1], [0, 4]), "b": f32([1], [8, 12])}, bytes(12), ["hole", "'b'"]),
+        ({"a": f32([1], [0, 4])}, bytes(8), ["4 bytes after the last tensor"]),
+        ({"a": f32([3], [0, 8])}, bytes(8), ["needs 12 bytes", "span 8"]),
+        ({"a": f32([2], [8, 0])}, bytes(8), ["malformed data_offsets"]),
+        ({"a": f32([-2], [0, 8])}, bytes(8), ["malformed shape"]),
+        ({"a": {"dtype": "F32", "shape": [2]}}, bytes(8), ["needs dtype, shape and data_offsets"]),
+        ({"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, bytes(2), ["unknown dtype 'F8_E4M3'"]),
+        ({"a": {"dtype": "U16", "shape": [1], "data_offsets": [0, 2]}}, bytes(2), ["unknown dtype 'U16'"]),
+        ({"a": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\x00\x01\x07", ["bytes other than 0 and 1"]),
+        ({"__metadata__": {"k": 1}}, b"", ["__metadata__ must map strings to strings"]),
+        (
+            b'{"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, '
+            b'"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}',
+            bytes(2),
+            ["names 'a' twice"],
+        ),
+    ],
+)
 def test_malformed_tensor_tables(tmp_path, header, data, words):
     expect_error(write_raw(tmp_path / "bad.safetensors", header, data), *words)
 
@@ -438,6 +465,7 @@ def test_corrupt_structure(tmp_path):
 
 
 # ---- with the training API ---------------------------------------------------------------
+
 
 def test_parameters_come_back_as_parameters(tmp_path):
     from genesis.nn.parameter import Parameter

@@ -33,7 +33,7 @@ def saved_bytes(obj) -> bytes:
 def split(data: bytes) -> tuple[dict, int]:
     """(the header as JSON, where the tensor data starts)."""
     (length,) = struct.unpack("<Q", data[:8])
-    return json.loads(data[8:8 + length]), 8 + length
+    return json.loads(data[8 : 8 + length]), 8 + length
 
 
 def with_header(header: dict, data: bytes) -> bytes:
@@ -52,13 +52,22 @@ def expect_error(path, *words):
 
 
 def small_state():
-    return {"model": {"w": Parameter(genesis.randn(3, 2)), "mask": genesis.tensor([True, False]),
-                      "empty": genesis.zeros(2, 0, dtype=genesis.int16),
-                      "scale": genesis.tensor(2.5, dtype=genesis.float16)},
-            "epoch": 3, "lr": 0.125, "name": "run", "betas": (0.9, 0.99)}
+    return {
+        "model": {
+            "w": Parameter(genesis.randn(3, 2)),
+            "mask": genesis.tensor([True, False]),
+            "empty": genesis.zeros(2, 0, dtype=genesis.int16),
+            "scale": genesis.tensor(2.5, dtype=genesis.float16),
+        },
+        "epoch": 3,
+        "lr": 0.125,
+        "name": "run",
+        "betas": (0.9, 0.99),
+    }
 
 
 # ---- checksums ------------------------------------------------------------------------------------
+
 
 def test_every_single_bit_flip_is_reported_or_changes_nothing():
     data = saved_bytes(small_state())
@@ -111,8 +120,10 @@ def test_checksums_are_standard_metadata_computed_as_documented(tmp_path):
 
 
 def test_files_without_checksums_still_load(tmp_path):
-    older = {"genesis.structure": json.dumps({"type": "dict", "items": [["x", {"type": "tensor", "name": "x"}]]}),
-             "genesis.format_version": "1"}  # a checkpoint of a genesis from before checksums
+    older = {
+        "genesis.structure": json.dumps({"type": "dict", "items": [["x", {"type": "tensor", "name": "x"}]]}),
+        "genesis.format_version": "1",
+    }  # a checkpoint of a genesis from before checksums
     ids = np.arange(3, dtype=np.int64)
     safetensors.numpy.save_file({"x": ids}, str(tmp_path / "older"), metadata=older)
     np.testing.assert_array_equal(genesis.load_checkpoint(tmp_path / "older")["x"]._data, ids)
@@ -120,15 +131,18 @@ def test_files_without_checksums_still_load(tmp_path):
     np.testing.assert_array_equal(genesis.load_checkpoint(tmp_path / "foreign")["y"]._data, ids)
 
 
-@pytest.mark.parametrize("table, words", [
-    ("{not json", ["genesis.crc32", "not JSON"]),
-    ('["00000000"]', ["genesis.crc32", "'tensors' object"]),
-    ('{"tensors": {"a": "xyz"}}', ["tensor 'a'", "8 hexadecimal digits"]),
-    ('{"tensors": {"a": "0000000g", "b": "00000000"}}', ["tensor 'a'", "8 hexadecimal digits"]),
-    ('{"tensors": {"a": "00000000"}}', ["tensor 'b' has no checksum"]),
-    ('{"tensors": {"a": "00000000", "b": "00000000", "z": "00000000"}}', ["tensor 'z'", "does not hold"]),
-    ('{"tensors": {}, "structure": 12}', ["the structure", "8 hexadecimal digits"]),
-])
+@pytest.mark.parametrize(
+    "table, words",
+    [
+        ("{not json", ["genesis.crc32", "not JSON"]),
+        ('["00000000"]', ["genesis.crc32", "'tensors' object"]),
+        ('{"tensors": {"a": "xyz"}}', ["tensor 'a'", "8 hexadecimal digits"]),
+        ('{"tensors": {"a": "0000000g", "b": "00000000"}}', ["tensor 'a'", "8 hexadecimal digits"]),
+        ('{"tensors": {"a": "00000000"}}', ["tensor 'b' has no checksum"]),
+        ('{"tensors": {"a": "00000000", "b": "00000000", "z": "00000000"}}', ["tensor 'z'", "does not hold"]),
+        ('{"tensors": {}, "structure": 12}', ["the structure", "8 hexadecimal digits"]),
+    ],
+)
 def test_a_damaged_checksum_table_is_reported_and_verify_false_ignores_it(tmp_path, table, words):
     state = {"a": genesis.randn(2), "b": genesis.randn(3)}
     header, start = split(saved_bytes(state))
@@ -150,6 +164,7 @@ def test_a_corrupt_structure_names_the_structure(tmp_path):
 
 
 # ---- malformed headers ------------------------------------------------------------------------------
+
 
 def f32(shape, offsets, **changes):
     return {"dtype": "F32", "shape": shape, "data_offsets": offsets, **changes}
@@ -175,8 +190,11 @@ MALFORMED = {
     "three-offsets": ({"t": f32([2], [0, 8, 16])}, bytes(8), ["tensor 't'", "data_offsets", "[begin, end]"]),
     "offsets-string": ({"t": f32([2], "0-8")}, bytes(8), ["tensor 't'", "data_offsets", "[begin, end]"]),
     "offset-float": ({"t": f32([2], [0, 8.0])}, bytes(8), ["tensor 't'", "data_offsets", "[begin, end]"]),
-    "offsets-past-the-end": ({"t": f32([2], [HUGE, HUGE + 8])}, bytes(8),
-                             ["tensor 't'", "ends at byte", "only 8 data bytes"]),
+    "offsets-past-the-end": (
+        {"t": f32([2], [HUGE, HUGE + 8])},
+        bytes(8),
+        ["tensor 't'", "ends at byte", "only 8 data bytes"],
+    ),
     "data-short": ({"t": f32([2], [0, 8]), "u": f32([2], [8, 16])}, bytes(12), ["tensor 'u'", "shorter than"]),
     "header-order-differs": ({"t": f32([2], [8, 16]), "u": f32([2], [0, 8])}, bytes(16), None),  # allowed
     "entry-string": ({"t": "F32"}, b"", ["tensor 't'", "needs dtype, shape and data_offsets"]),
@@ -187,8 +205,11 @@ MALFORMED = {
     "header-string": (b'"just a string"', b"", ["not an object", "str"]),
     "header-null": (b"null", b"", ["not an object", "NoneType"]),
     "header-number": (b"17", b"", ["not an object", "int"]),
-    "5000-digit-number": (b'{"t": {"dtype": "U8", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 1]}}',
-                          bytes(1), ["not JSON"]),
+    "5000-digit-number": (
+        b'{"t": {"dtype": "U8", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 1]}}',
+        bytes(1),
+        ["not JSON"],
+    ),
 }
 
 
@@ -203,12 +224,15 @@ def test_malformed_headers_are_reported_with_the_file_and_field(tmp_path, header
         expect_error(path, *words)
 
 
-@pytest.mark.parametrize("structure, words", [
-    ({"type": "tensor", "name": ["x"]}, ["refers to tensor ['x']"]),
-    ({"type": "tensor", "name": {"x": 1}}, ["refers to tensor"]),
-    ({"type": "float", "value": ["nan"]}, ["unknown entry"]),
-    ({"type": "dtype", "name": ["float32"]}, ["unknown dtype"]),
-])
+@pytest.mark.parametrize(
+    "structure, words",
+    [
+        ({"type": "tensor", "name": ["x"]}, ["refers to tensor ['x']"]),
+        ({"type": "tensor", "name": {"x": 1}}, ["refers to tensor"]),
+        ({"type": "float", "value": ["nan"]}, ["unknown entry"]),
+        ({"type": "dtype", "name": ["float32"]}, ["unknown dtype"]),
+    ],
+)
 def test_structures_with_values_of_the_wrong_type_are_reported(tmp_path, structure, words):
     metadata = {"genesis.structure": json.dumps(structure), "genesis.format_version": "1"}
     safetensors.numpy.save_file({"x": np.zeros(2, np.float32)}, str(tmp_path / "s"), metadata=metadata)
@@ -222,19 +246,32 @@ def test_a_genesis_checkpoint_that_lost_its_structure_is_not_read_as_a_flat_file
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=4)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
     | st.sampled_from(["F32", "BOOL", "U8", "I64", "__metadata__"]),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets", "t", "u"]), inner, max_size=4),
-    max_leaves=12)
-_ENTRY = st.fixed_dictionaries({"dtype": st.sampled_from(["F32", "U8", "BOOL"]) | _JSON,
-                                "shape": st.lists(st.integers(-1, 4), max_size=3) | _JSON,
-                                "data_offsets": st.lists(st.integers(-1, 24), min_size=2, max_size=2) | _JSON})
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets", "t", "u"]), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_ENTRY = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["F32", "U8", "BOOL"]) | _JSON,
+        "shape": st.lists(st.integers(-1, 4), max_size=3) | _JSON,
+        "data_offsets": st.lists(st.integers(-1, 24), min_size=2, max_size=2) | _JSON,
+    }
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(header=st.dictionaries(st.sampled_from(["t", "u", "__metadata__"]), _ENTRY | _JSON, max_size=3) | _JSON,
-       data=st.binary(max_size=24))
+@given(
+    header=st.dictionaries(st.sampled_from(["t", "u", "__metadata__"]), _ENTRY | _JSON, max_size=3) | _JSON,
+    data=st.binary(max_size=24),
+)
 def test_any_header_loads_or_gives_a_checkpoint_error(header, data):
     try:
         loaded = genesis.load_checkpoint(io.BytesIO(with_header(header, data)))

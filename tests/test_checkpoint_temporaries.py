@@ -47,8 +47,13 @@ WRITER = textwrap.dedent("""
 
 
 def start_writer(path, mode):
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), mode], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), mode],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def temporaries(folder):
@@ -91,20 +96,24 @@ def test_a_temporary_of_this_process_is_never_stale(tmp_path):
 
 
 def _dead_process_id() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(done.stdout)
 
 
-@pytest.mark.parametrize("name, stale_when_new", [
-    (".model.safetensors.{tag}-{dead}.0123456789ab.tmp", True),         # written here, by a process now gone
-    (".model.safetensors.0000beef-{dead}.0123456789ab.tmp", False),     # another machine's process: by age
-    (".model.safetensors.0123456789ab.tmp", False),                     # an earlier genesis's naming: by age
-    (".model.safetensors.{tag}-{dead}.0123456789AB.tmp", None),         # not ours: never
-    ("model.safetensors.{tag}-{dead}.0123456789ab.tmp", None),          # not hidden, so not ours
-    (".model.tmp", None),
-    (".model.safetensors.1234.tmp", None),
-])
+@pytest.mark.parametrize(
+    "name, stale_when_new",
+    [
+        (".model.safetensors.{tag}-{dead}.0123456789ab.tmp", True),  # written here, by a process now gone
+        (".model.safetensors.0000beef-{dead}.0123456789ab.tmp", False),  # another machine's process: by age
+        (".model.safetensors.0123456789ab.tmp", False),  # an earlier genesis's naming: by age
+        (".model.safetensors.{tag}-{dead}.0123456789AB.tmp", None),  # not ours: never
+        ("model.safetensors.{tag}-{dead}.0123456789ab.tmp", None),  # not hidden, so not ours
+        (".model.tmp", None),
+        (".model.safetensors.1234.tmp", None),
+    ],
+)
 def test_which_temporaries_are_stale(tmp_path, name, stale_when_new):
     path = tmp_path / name.format(tag=atomic.writer_tag(), dead=_dead_process_id())
     path.write_bytes(b"left behind")

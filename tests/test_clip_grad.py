@@ -11,14 +11,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 import genesis
 from genesis.nn import utils as U
-from optest import FLOAT_DTYPES, TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 # inf and nan are the subject of several tests here: numpy's warnings about making them are expected
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
-                                        "ignore:invalid value encountered:RuntimeWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning"
+)
 # mixed shapes: a matrix, a vector, a 0-d tensor, an empty tensor, and one parameter without a gradient
 SHAPES = [(3, 5), (7,), (), (2, 0), (4, 3)]
 NO_GRAD = 4
@@ -81,7 +82,7 @@ def test_clipping_really_changes_the_gradients():
     norm = U.clip_grad_norm_(g_params, 0.5).item()
     after = [to_numpy(p.grad) for p in g_params if p.grad is not None]
     assert norm > 0.5
-    np.testing.assert_allclose(math.sqrt(sum((a ** 2).sum() for a in after)), 0.5, rtol=1e-5)
+    np.testing.assert_allclose(math.sqrt(sum((a**2).sum() for a in after)), 0.5, rtol=1e-5)
     for b, a in zip(before, after):
         np.testing.assert_allclose(a, b * 0.5 / (norm + 1e-6), rtol=1e-5)
 
@@ -233,8 +234,9 @@ def test_vector_to_parameters_matches_torch():
         assert g.shape == tuple(t.shape) and g.is_leaf and g.requires_grad
         assert_close(g, t, genesis.float32, "parameter")
     # a round trip gives the vector back
-    np.testing.assert_allclose(to_numpy(U.parameters_to_vector(g_params).detach()),
-                               values.astype(np.float32), rtol=0, atol=0)
+    np.testing.assert_allclose(
+        to_numpy(U.parameters_to_vector(g_params).detach()), values.astype(np.float32), rtol=0, atol=0
+    )
 
 
 def test_vector_to_parameters_errors():

@@ -23,6 +23,7 @@ def assert_same(got, expected, rtol=1e-6, atol=1e-6):
 
 # ---- every call binds its own tensors -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_in_place_write_goes_to_the_tensor_of_each_call(backend):
     f = genesis.compile(lambda x: x.add_(1), backend=backend)
@@ -110,6 +111,7 @@ def test_an_argument_that_is_a_tensor_the_function_also_reads_as_a_global():
 
 
 # ---- guards on the Python state a trace read ------------------------------------------------------
+
 
 def test_a_closure_over_a_model_follows_its_train_and_eval_modes():
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
@@ -236,6 +238,7 @@ def test_a_module_method_compiled_guards_its_module():
 
 # ---- results and gradients as eager leaves them ------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_step_returning_what_it_ran_backward_through_behaves_as_in_eager(backend):
     def run(compiled):
@@ -244,7 +247,7 @@ def test_a_step_returning_what_it_ran_backward_through_behaves_as_in_eager(backe
 
         def step(x):
             out = model(x)
-            loss = (out ** 2).sum()
+            loss = (out**2).sum()
             loss.backward()
             return loss, out
 

@@ -41,8 +41,9 @@ def mlp():
 
 
 def cnn():
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 10)
+    )
 
 
 def digits(count, batch=32):
@@ -50,13 +51,12 @@ def digits(count, batch=32):
 
     data = load_digits()
     images = (data.images / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
-    return [(images[i * batch:(i + 1) * batch], data.target[i * batch:(i + 1) * batch]) for i in range(count)]
+    return [(images[i * batch : (i + 1) * batch], data.target[i * batch : (i + 1) * batch]) for i in range(count)]
 
 
 def random_batches(count, shape, classes=3, seed=0):
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal(shape).astype(np.float32), rng.integers(0, classes, shape[0]))
-            for _ in range(count)]
+    return [(rng.standard_normal(shape).astype(np.float32), rng.integers(0, classes, shape[0])) for _ in range(count)]
 
 
 class Setup:
@@ -68,9 +68,12 @@ class Setup:
         if dtype is not None:
             self.model.to(dtype)
         params = self.model.parameters()
-        self.optimizer = (genesis.optim.AdamW(params, lr=lr) if optimizer == "adamw"
-                          else genesis.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True))
-        self.scaler = GradScaler(init_scale=2.0 ** 10, growth_interval=4, enabled=scaler)
+        self.optimizer = (
+            genesis.optim.AdamW(params, lr=lr)
+            if optimizer == "adamw"
+            else genesis.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+        )
+        self.scaler = GradScaler(init_scale=2.0**10, growth_interval=4, enabled=scaler)
         self.scheduler = genesis.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=60)
 
 
@@ -88,12 +91,14 @@ def train_step(setup, x, y, amp=None, clip=1.0):
 
 def plain_step(model, optimizer):
     """A training step without AMP or clipping: zero_grad, forward, backward, step."""
+
     def step(x, y):
         optimizer.zero_grad()
         loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
         return loss
+
     return step
 
 
@@ -102,7 +107,7 @@ def plain_step(model, optimizer):
 # arrive in another layout (OpenBLAS's SkylakeX kernels do that, its Haswell ones do not), and then now
 # and then a value rounds to the neighbouring fp16/bf16 one: a relative difference of one ulp, 2u, in
 # that element, where u is the dtype's unit roundoff.
-UNIT_ROUNDOFF = {genesis.float16: 2.0 ** -11, genesis.bfloat16: 2.0 ** -8}
+UNIT_ROUNDOFF = {genesis.float16: 2.0**-11, genesis.bfloat16: 2.0**-8}
 
 
 class AmpBounds:
@@ -128,8 +133,9 @@ class AmpBounds:
         self.gradients = 2 * layers * u
 
 
-def run_side_by_side(make_model, batches, *, amp=None, scaler=False, optimizer="adamw", rtol=1e-5,
-                     loss_rtol=1e-5, backend=None):
+def run_side_by_side(
+    make_model, batches, *, amp=None, scaler=False, optimizer="adamw", rtol=1e-5, loss_rtol=1e-5, backend=None
+):
     """Train a copy eagerly and a copy compiled on the same batches; compare each step's loss, then the
     parameters and the last step's gradients: to `rtol`/`loss_rtol` in fp32, to AmpBounds under autocast."""
     eager, fused = Setup(make_model, optimizer, scaler), Setup(make_model, optimizer, scaler)
@@ -150,12 +156,14 @@ def run_side_by_side(make_model, batches, *, amp=None, scaler=False, optimizer="
         else:
             param_rtol, param_atol = 0.0, bounds.parameters
             grad_rtol, grad_atol = 0.0, bounds.gradients * float(np.abs(expected_grad).max())
-        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=param_rtol, atol=param_atol,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            b.detach().numpy(), a.detach().numpy(), rtol=param_rtol, atol=param_atol, err_msg=name
+        )
         # the gradients the last step left, which eager code after the step reads (zero_grad drops the
         # ones of the call before, also where the first call traced without any)
-        np.testing.assert_allclose(b.grad.numpy(), expected_grad, rtol=grad_rtol, atol=grad_atol,
-                                   err_msg=f"{name}.grad")
+        np.testing.assert_allclose(
+            b.grad.numpy(), expected_grad, rtol=grad_rtol, atol=grad_atol, err_msg=f"{name}.grad"
+        )
     assert eager.scaler.get_scale() == fused.scaler.get_scale()
     return step, eager, fused
 
@@ -197,7 +205,8 @@ def test_autocast_steps_match_eager_amp(amp, backend):
     # ran near the exact trajectory, would fail it.
     exact, amp_eager, amp_compiled = (
         np.concatenate([p.detach().to(genesis.float64).numpy().ravel() for p in setup.model.parameters()])
-        for setup in (train_in_float64(mlp, batches), eager, fused))
+        for setup in (train_in_float64(mlp, batches), eager, fused)
+    )
     bound = AmpBounds(Setup(mlp), amp, len(batches)).parameters
     eager_error = np.abs(amp_eager - exact).max()
     assert eager_error > bound
@@ -210,7 +219,7 @@ def test_an_inf_gradient_is_skipped_exactly_as_eager_gradscaler_skips_it():
     batches[3] = (batches[3][0] * np.float32("inf"), batches[3][1])
     batches[7] = (np.full_like(batches[7][0], np.nan), batches[7][1])
     _, eager, fused = run_side_by_side(mlp, batches, amp=genesis.float16, scaler=True)
-    assert fused.scaler.get_scale() == eager.scaler.get_scale() < 2.0 ** 10 * 2  # backed off twice
+    assert fused.scaler.get_scale() == eager.scaler.get_scale() < 2.0**10 * 2  # backed off twice
     step_count = fused.optimizer.state[next(iter(fused.model.parameters()))]["step"]
     assert step_count.item() == 8  # two of ten steps were skipped
 
@@ -233,9 +242,16 @@ def test_checkpoint_and_resume_in_the_middle_of_compiled_training(tmp_path):
         losses = []
         for i in range(start, len(batches)):
             if i == stop:
-                genesis.save_checkpoint({"model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
-                                         "scaler": setup.scaler.state_dict(),
-                                         "scheduler": setup.scheduler.state_dict(), "step": i}, path)
+                genesis.save_checkpoint(
+                    {
+                        "model": setup.model.state_dict(),
+                        "optimizer": setup.optimizer.state_dict(),
+                        "scaler": setup.scaler.state_dict(),
+                        "scheduler": setup.scheduler.state_dict(),
+                        "step": i,
+                    },
+                    path,
+                )
                 return setup, losses
             losses.append(step(*batches[i]).item())
             setup.scheduler.step()
@@ -287,7 +303,7 @@ def test_options_add_autocast_loss_scaling_and_clipping_to_a_plain_step():
         assert step(x, y).item() == pytest.approx(expected, rel=1e-6, nan_ok=True)
     for a, b in zip(eager.model.parameters(), plain.model.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-6, atol=1e-8)
-    assert step.fn.scaler.get_scale() == eager.scaler.get_scale() == 2.0 ** 15
+    assert step.fn.scaler.get_scale() == eager.scaler.get_scale() == 2.0**15
     assert step.stats["fallbacks"] == []
 
 
@@ -326,8 +342,8 @@ def test_optimizer_state_is_updated_in_its_own_buffer(tmp_path):
     before = {key: value.copy() for key, value in buffers.items()}
     step(*batches[2])
     for key, value in state.items():
-        assert value._data is buffers[key]                    # the same buffer, as eager's in-place ops
-        assert not np.array_equal(value._data, before[key])   # holding the new values
+        assert value._data is buffers[key]  # the same buffer, as eager's in-place ops
+        assert not np.array_equal(value._data, before[key])  # holding the new values
     programs = sorted(tmp_path.iterdir())
     assert "updated in place" in (programs[-1] / "program.py").read_text()
 
@@ -346,9 +362,11 @@ def test_a_training_step_on_the_triton_backend_matches_eager():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_the_optimizer_update_of_every_parameter_fuses_into_few_kernels(optimizer):
-    make = {"sgd": lambda p: genesis.optim.SGD(p, lr=0.1, momentum=0.9),
-            "adam": lambda p: genesis.optim.Adam(p, lr=1e-3),
-            "adamw": lambda p: genesis.optim.AdamW(p, lr=1e-3, weight_decay=0.1)}[optimizer]
+    make = {
+        "sgd": lambda p: genesis.optim.SGD(p, lr=0.1, momentum=0.9),
+        "adam": lambda p: genesis.optim.Adam(p, lr=1e-3),
+        "adamw": lambda p: genesis.optim.AdamW(p, lr=1e-3, weight_decay=0.1),
+    }[optimizer]
     x, y = (genesis.tensor(a) for a in random_batches(1, (16, 12))[0])
 
     def kernels(clip, update):
@@ -380,8 +398,10 @@ def test_the_optimizer_update_of_every_parameter_fuses_into_few_kernels(optimize
 OPTIMIZERS = {
     "adamw": (lambda params: genesis.optim.AdamW(params, lr=1e-2), {"weight_decay": 0.3, "eps": 1e-3, "amsgrad": True}),
     "sgd": (lambda params: genesis.optim.SGD(params, lr=1e-2, momentum=0.9), {"dampening": 0.5, "momentum": 0.0}),
-    "rmsprop": (lambda params: genesis.optim.RMSprop(params, lr=1e-3), {"alpha": 0.9, "momentum": 0.5,
-                                                                        "centered": True}),
+    "rmsprop": (
+        lambda params: genesis.optim.RMSprop(params, lr=1e-3),
+        {"alpha": 0.9, "momentum": 0.5, "centered": True},
+    ),
 }
 
 
@@ -405,8 +425,9 @@ def test_changing_a_hyperparameter_the_step_bakes_in_recompiles_and_matches_eage
         eager_step(x, y)
         compiled(x, y)
         for a, b in zip(models[0].parameters(), models[1].parameters()):
-            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7,
-                                       err_msg=f"step {number}")
+            np.testing.assert_allclose(
+                b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7, err_msg=f"step {number}"
+            )
     assert compiled.stats["fallbacks"] == []
     reasons = compiled.stats["recompile_reasons"]
     for key in changes:
@@ -425,7 +446,7 @@ def test_changing_a_grad_scaler_factor_recompiles_and_matches_eager():
         train_step(eager, x, y, genesis.float16)
         step(x, y)
         assert fused.scaler.get_scale() == eager.scaler.get_scale(), number
-    assert eager.scaler.get_scale() == 2.0 ** 15  # grown x2 at step 3, then x4 at steps 5 and 7
+    assert eager.scaler.get_scale() == 2.0**15  # grown x2 at step 3, then x4 at steps 5 and 7
     assert any("GradScaler growth_factor" in reason for reason in step.stats["recompile_reasons"])
 
 
@@ -451,9 +472,11 @@ def test_a_param_group_added_or_state_replaced_after_compiling_is_traced_anew(ch
         eager_step(x, y)
         compiled(x, y)
         for a, b in zip(eager_head.parameters(), head.parameters()):
-            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7,
-                                       err_msg=f"step {number}")
+            np.testing.assert_allclose(
+                b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7, err_msg=f"step {number}"
+            )
         for a, b in zip(eager_optimizer.state.values(), optimizer.state.values()):
-            np.testing.assert_allclose(b["exp_avg"].numpy(), a["exp_avg"].numpy(), rtol=1e-5, atol=1e-7,
-                                       err_msg=f"step {number}")
+            np.testing.assert_allclose(
+                b["exp_avg"].numpy(), a["exp_avg"].numpy(), rtol=1e-5, atol=1e-7, err_msg=f"step {number}"
+            )
     assert any("Adam's parameters and state tensors changed" in r for r in compiled.stats["recompile_reasons"])

@@ -44,8 +44,7 @@ def test_mlp_module_gradients_match_eager(backend):
     genesis.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 3))
     x = randn(17, 12, requires_grad=True)
-    compiled = compare(lambda x: nn.functional.log_softmax(model(x), dim=-1), [x], model.parameters(),
-                       backend=backend)
+    compiled = compare(lambda x: nn.functional.log_softmax(model(x), dim=-1), [x], model.parameters(), backend=backend)
     assert compiled.stats["compiles"] == 1
 
 
@@ -73,7 +72,7 @@ def test_the_backward_program_is_compiled_and_dumped(tmp_path):
 
 def test_higher_order_gradients_through_a_compiled_function_are_refused():
     x = randn(4, requires_grad=True)
-    out = genesis.compile(lambda x: (x ** 3).sum())(x)
+    out = genesis.compile(lambda x: (x**3).sum())(x)
     with pytest.raises(NotImplementedError, match="higher-order gradients"):
         genesis.autograd.grad(out, x, create_graph=True)
 
@@ -82,8 +81,9 @@ def test_higher_order_gradients_through_a_compiled_function_are_refused():
 def test_conv_and_attention_modules_gradients_match_eager(make):
     genesis.manual_seed(0)
     if make == "cnn":
-        model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(3 * 3 * 3, 4))
+        model = nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 3 * 3, 4)
+        )
         x = randn(5, 2, 7, 6, requires_grad=True)
     else:
         model = nn.MultiheadAttention(8, 2, batch_first=True)

@@ -50,8 +50,11 @@ def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, c_kernels=None, kernels=
 def test_elementwise_op_in_a_c_kernel_equals_eager(name, dtype):
     x = data(37, 65, dtype=dtype, low=0.1, high=3.0)
     y = data(37, 65, seed=1, dtype=dtype)
-    rtol = TOLERANCE[dtype] * (8 if name in TRANSCENDENTAL else 1) if name in TRANSCENDENTAL or \
-        dtype.is_low_precision else 0.0
+    rtol = (
+        TOLERANCE[dtype] * (8 if name in TRANSCENDENTAL else 1)
+        if name in TRANSCENDENTAL or dtype.is_low_precision
+        else 0.0
+    )
     _, program = assert_matches_eager(ELEMENTWISE[name], x, y, rtol=rtol, atol=rtol * 1e-3)
     # every group is a C kernel; sign alone is never fused (the numpy kernels have no line for it)
     assert program["c_kernels"] == program["kernels"] >= (0 if name == "sign" else 1), program
@@ -61,15 +64,18 @@ def test_every_elementwise_op_has_a_c_snippet_and_every_reduction_a_combine():
     from genesis.ops import OPS, Kind
 
     missing = [name for name, op in OPS.items() if op.kind is Kind.ELEMENTWISE and "c" not in op.codegen]
-    missing += [name for name, op in OPS.items() if op.kind is Kind.REDUCTION and op.combine is None
-                and name not in ("all", "any", "argmax", "argmin")]
+    missing += [
+        name
+        for name, op in OPS.items()
+        if op.kind is Kind.REDUCTION and op.combine is None and name not in ("all", "any", "argmax", "argmin")
+    ]
     assert missing == []
 
 
 def test_integer_arithmetic_wraps_as_numpy_does():
     fn = lambda a, b: (a * b + 7) * -3 - (a ^ b)  # noqa: E731
-    a = genesis.tensor(np.random.default_rng(0).integers(-2**31, 2**31 - 1, (40, 33)), dtype=genesis.int32)
-    b = genesis.tensor(np.random.default_rng(1).integers(-2**31, 2**31 - 1, (40, 33)), dtype=genesis.int32)
+    a = genesis.tensor(np.random.default_rng(0).integers(-(2**31), 2**31 - 1, (40, 33)), dtype=genesis.int32)
+    b = genesis.tensor(np.random.default_rng(1).integers(-(2**31), 2**31 - 1, (40, 33)), dtype=genesis.int32)
     assert_matches_eager(fn, a, b, c_kernels=1)
 
 
@@ -78,8 +84,15 @@ def test_nan_and_inf_propagate_as_in_numpy():
     x = genesis.tensor(values, dtype=genesis.float32)
 
     def fn(x):
-        return (genesis.maximum(x, 1.0) + genesis.minimum(x, 2.0), x.clamp(-1, 1), x.relu(),
-                x.amax(dim=1), x.amin(dim=1), x.sum(dim=0), (x * 2).amax())
+        return (
+            genesis.maximum(x, 1.0) + genesis.minimum(x, 2.0),
+            x.clamp(-1, 1),
+            x.relu(),
+            x.amax(dim=1),
+            x.amin(dim=1),
+            x.sum(dim=0),
+            (x * 2).amax(),
+        )
 
     assert_matches_eager(fn, x)
 
@@ -110,8 +123,13 @@ def test_where_equals_numpy_bit_for_bit(dtype):
 def test_reductions_over_the_rows_and_some_of_a_rows_dims_are_c_kernels(backend, small_chunks):
     def batch_norm_statistics(x, g):  # per channel over (batch, height, width); over batch and a middle dim
         centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
-        return ((centred * g).sum(dim=(0, 2, 3)), (g.relu() > 0).sum(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3)),
-                (x * g).sum(dim=(0, 3)), (x * g).sum(dim=(0, 2)))
+        return (
+            (centred * g).sum(dim=(0, 2, 3)),
+            (g.relu() > 0).sum(dim=(0, 2, 3)),
+            x.amax(dim=(0, 2, 3)),
+            (x * g).sum(dim=(0, 3)),
+            (x * g).sum(dim=(0, 2)),
+        )
 
     x, g = data(16, 3, 9, 11), data(16, 3, 9, 11, seed=1)
     compiled = compiled_matches_eager(batch_norm_statistics, x, g, backend=backend, rtol=1e-5, atol=1e-5)
@@ -193,8 +211,10 @@ def test_a_matmul_before_the_loop_or_a_reshaped_operand_merge_with_rows_over_sev
         joined = g.permute(2, 0, 1, 3).reshape(5, 4, 6)
         return joined.sum(dim=(0, 1)), joined * 3
 
-    for fn, args in [(linear_backward, (data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2))),
-                     (heads_bias_backward, (data(4, 2, 5, 3),))]:
+    for fn, args in [
+        (linear_backward, (data(4, 6, 5), data(4, 6, 3, seed=1), data(5, 3, seed=2))),
+        (heads_bias_backward, (data(4, 2, 5, 3),)),
+    ]:
         compiled = compiled_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6)
         (program,) = compiled.programs
         if backend == "c":
@@ -208,17 +228,28 @@ def test_hypothesis_random_graphs_over_four_dims_match_eager_on_merged_rows():
     # exp of a clamped value, as in the two-dim test
     unary = [lambda a: a.clamp(-6, 6).exp(), lambda a: a.tanh(), lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
     binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b]
-    reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
-                  lambda a: a.sum(dim=(-2, -1), keepdim=True), lambda a: a.mean(dim=-1, keepdim=True),
-                  lambda a: a.sum(dim=(0, 1))]
-    views = [lambda a: a.expand(*full) if a.ndim == 4 else a,  # a view of a reduced value stays as it is
-             lambda a: a.permute(0, 1, 3, 2) if a.ndim == 4 else a,
-             lambda a: a.reshape(3, 2, -1).reshape(*a.shape) if a.ndim == 4 else a,
-             lambda a: a.transpose(-1, -2) if a.ndim == 4 else a]
+    reductions = [
+        lambda a: a.sum(dim=-1, keepdim=True),
+        lambda a: a.amax(dim=-1, keepdim=True),
+        lambda a: a.sum(dim=(-2, -1), keepdim=True),
+        lambda a: a.mean(dim=-1, keepdim=True),
+        lambda a: a.sum(dim=(0, 1)),
+    ]
+    views = [
+        lambda a: a.expand(*full) if a.ndim == 4 else a,  # a view of a reduced value stays as it is
+        lambda a: a.permute(0, 1, 3, 2) if a.ndim == 4 else a,
+        lambda a: a.reshape(3, 2, -1).reshape(*a.shape) if a.ndim == 4 else a,
+        lambda a: a.transpose(-1, -2) if a.ndim == 4 else a,
+    ]
 
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
-                    min_size=1, max_size=9))
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
+            min_size=1,
+            max_size=9,
+        )
+    )
     def check(program):
         def fn(x, y):
             values = apply_random_program(program, [x, y], [unary, binary, reductions, views])
@@ -252,8 +283,9 @@ def test_a_transpose_only_matmuls_read_leaves_the_softmax_group_for_c():
         probabilities = genesis.nn.functional.softmax(scores, dim=-1)
         return probabilities.transpose(-1, -2) @ v
 
-    compiled, program = assert_matches_eager(attention_backward_part, data(4, 3, 5, 5), data(4, 3, 5, 6, seed=1),
-                                             rtol=1e-5, atol=1e-6)  # C's exp is within an ulp of numpy's
+    compiled, program = assert_matches_eager(
+        attention_backward_part, data(4, 3, 5, 5), data(4, 3, 5, 6, seed=1), rtol=1e-5, atol=1e-6
+    )  # C's exp is within an ulp of numpy's
     assert program["c_kernels"] == 1 and program["backend_refusals"] == {}, program
     assert any("permute leaves" in line for line in compiled.graphs[0].fusion_log)
 
@@ -268,8 +300,8 @@ def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
 
 def test_reductions_over_the_rows_accumulate_per_chunk(small_chunks):
     def fn(x, y):
-        bias_grad = (x * y).sum(dim=0)            # a vector partial per chunk
-        total = (x * x).sum() / 3                 # a scalar partial, then after the loop
+        bias_grad = (x * y).sum(dim=0)  # a vector partial per chunk
+        total = (x * x).sum() / 3  # a scalar partial, then after the loop
         peak = (x - y).amax(dim=(0, 1), keepdim=True)
         return bias_grad, total, peak, x * 2
 
@@ -353,7 +385,8 @@ _CHILD = (
     "    warnings.simplefilter('always')\n"
     "    got = f(x).numpy()\n"
     "assert np.allclose(got, np.exp(np.arange(12.0).reshape(3, 4) * 3).sum(1), rtol=1e-5)\n"
-    "print(len(calls), f.stats['disk_cache_hits'], sum('corrupt cache entry' in str(w.message) for w in caught))\n")
+    "print(len(calls), f.stats['disk_cache_hits'], sum('corrupt cache entry' in str(w.message) for w in caught))\n"
+)
 
 
 def _run_child(cache_dir):
@@ -385,8 +418,9 @@ def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch
 
     def broken(spec):
         rendered = render(spec)
-        return c_backend.RenderedKernel(rendered.c_source.replace("{", "{ not C;", 1), rendered.shim,
-                                        rendered.signatures)
+        return c_backend.RenderedKernel(
+            rendered.c_source.replace("{", "{ not C;", 1), rendered.shim, rendered.signatures
+        )
 
     monkeypatch.setattr(c_backend, "render_kernel", broken)
     fn = lambda x: (x * 3).tanh() + 1  # noqa: E731
@@ -406,8 +440,9 @@ def test_a_program_compiles_in_parallel_parts_and_a_part_that_fails_is_reported(
     monkeypatch.setattr(native, "PART_CHARACTERS", 1)  # a part per kernel, up to one per core
     monkeypatch.setattr(native.os, "cpu_count", lambda: 3)
     source = native.KERNEL_SEPARATOR.join(
-        ["#include <stdint.h>\nstatic inline int64_t twice(int64_t x) { return 2 * x; }\n"] +
-        [f"int64_t k{i}(int64_t x) {{ return twice(x) + {i}; }}\n" for i in range(5)])
+        ["#include <stdint.h>\nstatic inline int64_t twice(int64_t x) { return 2 * x; }\n"]
+        + [f"int64_t k{i}(int64_t x) {{ return twice(x) + {i}; }}\n" for i in range(5)]
+    )
     assert len(native._parts(source)) == 3
     library = native.load(source, {f"k{i}": "i" for i in range(5)})
     assert [getattr(library, f"k{i}")(10) for i in range(5)] == [20, 21, 22, 23, 24]
@@ -417,8 +452,9 @@ def test_a_program_compiles_in_parallel_parts_and_a_part_that_fails_is_reported(
 
 
 def test_the_dump_holds_the_c_source_and_what_stayed_numpy(tmp_path):
-    compiled = genesis.compile(lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=1, keepdim=True)), backend="c",
-                               dump_dir=tmp_path)
+    compiled = genesis.compile(
+        lambda x: (F_softmax(x[0]) * 2, x.exp().sum(dim=1, keepdim=True)), backend="c", dump_dir=tmp_path
+    )
     compiled(data(6, 4, 5))
     (folder,) = tmp_path.iterdir()
     source = (folder / "kernels.c").read_text()
@@ -582,8 +618,28 @@ def test_big_outputs_are_written_with_streaming_stores(tmp_path, monkeypatch, sm
 
 def test_the_inline_exp_is_within_one_ulp_over_the_whole_float_range():
     rng = np.random.default_rng(0)
-    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.7228, 88.73, 89.0, 100.0, 104.0, 104.5, 1e30, -87.33,
-             -103.97, -104.0, -104.5, -110.0, -1e30, 1e-10]
+    edges = [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        88.72,
+        88.7228,
+        88.73,
+        89.0,
+        100.0,
+        104.0,
+        104.5,
+        1e30,
+        -87.33,
+        -103.97,
+        -104.0,
+        -104.5,
+        -110.0,
+        -1e30,
+        1e-10,
+    ]
     values = np.concatenate([rng.uniform(-110, 95, 200_000), rng.uniform(-1, 1, 50_000), edges]).astype(np.float32)
     x = genesis.tensor(values)
     got = genesis.compile(lambda x: x.exp(), backend="c")(x).numpy()
@@ -601,6 +657,14 @@ def test_kernels_get_the_data_address_of_every_kind_of_array():
     base = np.arange(64, dtype=np.float32).reshape(8, 8)
     readonly = base.copy()
     readonly.flags.writeable = False
-    for array in [base, base[2:], base[:, 1:], base.T, np.broadcast_to(base[0], (8, 8)), readonly,
-                  np.empty(0, np.float32), np.zeros((), np.float64)]:
+    for array in [
+        base,
+        base[2:],
+        base[:, 1:],
+        base.T,
+        np.broadcast_to(base[0], (8, 8)),
+        readonly,
+        np.empty(0, np.float32),
+        np.zeros((), np.float64),
+    ]:
         assert address(array) == array.__array_interface__["data"][0]

@@ -40,14 +40,13 @@ SCRIPT = textwrap.dedent("""
 
 def run_process(cache_dir, mode):
     env = dict(os.environ, GENESIS_CACHE_DIR=str(cache_dir))
-    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return int(done.stdout.strip().splitlines()[-1])
 
 
 def test_a_second_process_generates_no_code(tmp_path):
-    assert run_process(tmp_path, "normal") == 0          # generated and stored
+    assert run_process(tmp_path, "normal") == 0  # generated and stored
     assert len(list(tmp_path.glob("*.py"))) == 1
     assert run_process(tmp_path, "forbid-codegen") == 1  # loaded, not generated
 
@@ -82,6 +81,7 @@ def test_an_entry_without_a_checksum_is_refused(tmp_path, monkeypatch):
 
 
 # ---- whatever stands where an entry should be: dropped, rebuilt, one warning -------------------------------
+
 
 def healing_fn(x):
     return (x * 3).exp() + 1
@@ -124,6 +124,7 @@ def permission_denied(path, monkeypatch):
             if self == path and self.stat().st_mtime_ns == damaged:
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
             return method(self, *args, **kwargs)
+
         return read
 
     os.utime(path, ns=(damaged - 10**9, damaged - 10**9))
@@ -132,10 +133,12 @@ def permission_denied(path, monkeypatch):
         monkeypatch.setattr(pathlib.Path, name, refuse(getattr(pathlib.Path, name)))
 
 
-DAMAGE = {not_utf8: {"program": "not UTF-8 text", "library": "checksum mismatch", "checksum": "checksum mismatch"},
-          a_directory: "a directory stands where the file should be",
-          a_symlink_loop: "unreadable",
-          permission_denied: "unreadable (Permission denied)"}
+DAMAGE = {
+    not_utf8: {"program": "not UTF-8 text", "library": "checksum mismatch", "checksum": "checksum mismatch"},
+    a_directory: "a directory stands where the file should be",
+    a_symlink_loop: "unreadable",
+    permission_denied: "unreadable (Permission denied)",
+}
 ENTRIES = {"program": "*.py", "library": "*.so", "checksum": "*.so.sha256"}
 
 

@@ -53,15 +53,23 @@ def matches_eager(fn, backend):
     return program.info
 
 
-@pytest.mark.parametrize("target_suffix, backend", [
-    (".py", "numpy"),
-    pytest.param(".so", "c", marks=pytest.mark.c_compiler),
-])
-def test_a_killed_compilations_temporaries_are_removed_by_the_next_write(tmp_path, monkeypatch, target_suffix,
-                                                                           backend):
+@pytest.mark.parametrize(
+    "target_suffix, backend",
+    [
+        (".py", "numpy"),
+        pytest.param(".so", "c", marks=pytest.mark.c_compiler),
+    ],
+)
+def test_a_killed_compilations_temporaries_are_removed_by_the_next_write(tmp_path, monkeypatch, target_suffix, backend):
     env = dict(os.environ, GENESIS_CACHE_DIR=str(tmp_path))
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, target_suffix, backend], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, target_suffix, backend],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     (left,) = leftovers(tmp_path)
     assert f"{target_suffix}.{atomic.writer_tag()}-" in left
@@ -73,41 +81,47 @@ def test_a_killed_compilations_temporaries_are_removed_by_the_next_write(tmp_pat
 
 
 def _dead_process_id() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(done.stdout)
 
 
 # build folders in the cache: whether the next write removes each, first as they are, then unwritten for long
 BUILD_FOLDERS = {
     ".0123.so.{tag}-{dead}.0123456789ab.tmp": ("removed", "removed"),  # a build here, by a process now gone
-    ".0123.so.{tag}-{mine}.0123456789ab.tmp": ("kept", "kept"),        # a build of this process: never
+    ".0123.so.{tag}-{mine}.0123456789ab.tmp": ("kept", "kept"),  # a build of this process: never
     ".0123.so.0000beef-{dead}.0123456789ab.tmp": ("kept", "removed"),  # another machine's build: by age
-    ".0123.so.{tag}-{dead}.tmp": ("kept", "kept"),                     # not of the cache's naming: never
+    ".0123.so.{tag}-{dead}.tmp": ("kept", "kept"),  # not of the cache's naming: never
     "tmp0123.so.{tag}-{dead}.0123456789ab.tmp": ("kept", "kept"),
 }
 
 
 def test_the_next_write_removes_the_build_folders_of_dead_writers_only(tmp_path, monkeypatch):
     monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
-    folders = {tmp_path / name.format(tag=atomic.writer_tag(), dead=_dead_process_id(), mine=os.getpid()): fates
-               for name, fates in BUILD_FOLDERS.items()}
+    folders = {
+        tmp_path / name.format(tag=atomic.writer_tag(), dead=_dead_process_id(), mine=os.getpid()): fates
+        for name, fates in BUILD_FOLDERS.items()
+    }
     for folder in folders:
         folder.mkdir()
         (folder / "part0.o").write_bytes(b"half an object file")
     matches_eager(lambda x: x * 5 + 1, "numpy")
-    assert {folder.name for folder in folders if folder.exists()} == \
-        {folder.name for folder, (new, _) in folders.items() if new == "kept"}
+    assert {folder.name for folder in folders if folder.exists()} == {
+        folder.name for folder, (new, _) in folders.items() if new == "kept"
+    }
     old = time.time() - atomic.STALE_AFTER_SECONDS - 60
     for folder in folders:
         if folder.exists():
             os.utime(folder, (old, old))
     matches_eager(lambda x: x * 6 + 1, "numpy")
-    assert {folder.name for folder in folders if folder.exists()} == \
-        {folder.name for folder, (_, aged) in folders.items() if aged == "kept"}
+    assert {folder.name for folder in folders if folder.exists()} == {
+        folder.name for folder, (_, aged) in folders.items() if aged == "kept"
+    }
 
 
 # ---- a cache that cannot take a file ------------------------------------------------------------------------
+
 
 def cache_warnings(caught) -> list[str]:
     return [str(w.message) for w in caught if "kernel cache" in str(w.message)]

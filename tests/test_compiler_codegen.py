@@ -8,7 +8,8 @@ an MLP are counted in kernels. Shapes are odd on purpose (block edges, masks).
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import genesis
 from genesis.compiler.codegen import snippets
@@ -27,8 +28,12 @@ def data(*shape, seed=0, dtype=genesis.float32, low=-2.0, high=2.0):
 def broadcasting_case(dtype):
     """A bias over the last dim, a scale over a middle one, a value per row: each read at its own strides."""
     fn = lambda x, bias, scale, row: ((x + bias) * scale - row).relu()  # noqa: E731
-    return fn, (data(30, 7, 9, dtype=dtype), data(9, seed=1, dtype=dtype), data(1, 7, 1, seed=2, dtype=dtype),
-                data(30, 1, 1, seed=3, dtype=dtype))
+    return fn, (
+        data(30, 7, 9, dtype=dtype),
+        data(9, seed=1, dtype=dtype),
+        data(1, 7, 1, seed=2, dtype=dtype),
+        data(30, 1, 1, seed=3, dtype=dtype),
+    )
 
 
 def assert_matches_eager(fn, *args, backend="numpy", rtol=0.0, atol=0.0, kernels=None):
@@ -38,8 +43,9 @@ def assert_matches_eager(fn, *args, backend="numpy", rtol=0.0, atol=0.0, kernels
     expected = expected if isinstance(expected, (tuple, list)) else (expected,)
     for g, e in zip(got, expected):
         assert g.shape == e.shape and g.dtype is e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
-        np.testing.assert_allclose(g.numpy().astype(np.float64), e.numpy().astype(np.float64),
-                                   rtol=rtol, atol=atol, equal_nan=True)
+        np.testing.assert_allclose(
+            g.numpy().astype(np.float64), e.numpy().astype(np.float64), rtol=rtol, atol=atol, equal_nan=True
+        )
     if kernels is not None:
         assert compiled.stats["kernels_per_call"] == kernels, compiled.graphs[0]
     return compiled
@@ -47,23 +53,47 @@ def assert_matches_eager(fn, *args, backend="numpy", rtol=0.0, atol=0.0, kernels
 
 # every elementwise primitive, as a function of two float tensors x (positive) and y
 ELEMENTWISE = {
-    "abs": lambda x, y: (x - 1).abs(), "neg": lambda x, y: -x, "exp": lambda x, y: y.exp(),
-    "log": lambda x, y: x.log(), "log1p": lambda x, y: x.log1p(), "expm1": lambda x, y: y.expm1(),
-    "sqrt": lambda x, y: x.sqrt(), "rsqrt": lambda x, y: x.rsqrt(), "reciprocal": lambda x, y: x.reciprocal(),
-    "sin": lambda x, y: y.sin(), "cos": lambda x, y: y.cos(), "tanh": lambda x, y: y.tanh(),
-    "sigmoid": lambda x, y: y.sigmoid(), "relu": lambda x, y: y.relu(), "erf": lambda x, y: y.erf(),
-    "sign": lambda x, y: y.sign(), "floor": lambda x, y: (y * 3).floor(), "ceil": lambda x, y: (y * 3).ceil(),
-    "isnan": lambda x, y: (x.log() * y).isnan(), "isinf": lambda x, y: (y / (y - y)).isinf(),
-    "isfinite": lambda x, y: (y / (y - y)).isfinite(), "logical_not": lambda x, y: (y > 0).logical_not(),
-    "add": lambda x, y: x + y, "sub": lambda x, y: 1.5 - y - x, "mul": lambda x, y: x * y * 3,
-    "div": lambda x, y: y / x / 3, "pow": lambda x, y: x ** y + x ** 2 + 2 ** y,
-    "maximum": lambda x, y: genesis.maximum(x, y), "minimum": lambda x, y: genesis.minimum(x, y),
-    "eq": lambda x, y: x == x.floor(), "ne": lambda x, y: x != y, "lt": lambda x, y: x < y,
-    "le": lambda x, y: x <= 1, "gt": lambda x, y: y > x, "ge": lambda x, y: 0.5 >= y,
+    "abs": lambda x, y: (x - 1).abs(),
+    "neg": lambda x, y: -x,
+    "exp": lambda x, y: y.exp(),
+    "log": lambda x, y: x.log(),
+    "log1p": lambda x, y: x.log1p(),
+    "expm1": lambda x, y: y.expm1(),
+    "sqrt": lambda x, y: x.sqrt(),
+    "rsqrt": lambda x, y: x.rsqrt(),
+    "reciprocal": lambda x, y: x.reciprocal(),
+    "sin": lambda x, y: y.sin(),
+    "cos": lambda x, y: y.cos(),
+    "tanh": lambda x, y: y.tanh(),
+    "sigmoid": lambda x, y: y.sigmoid(),
+    "relu": lambda x, y: y.relu(),
+    "erf": lambda x, y: y.erf(),
+    "sign": lambda x, y: y.sign(),
+    "floor": lambda x, y: (y * 3).floor(),
+    "ceil": lambda x, y: (y * 3).ceil(),
+    "isnan": lambda x, y: (x.log() * y).isnan(),
+    "isinf": lambda x, y: (y / (y - y)).isinf(),
+    "isfinite": lambda x, y: (y / (y - y)).isfinite(),
+    "logical_not": lambda x, y: (y > 0).logical_not(),
+    "add": lambda x, y: x + y,
+    "sub": lambda x, y: 1.5 - y - x,
+    "mul": lambda x, y: x * y * 3,
+    "div": lambda x, y: y / x / 3,
+    "pow": lambda x, y: x**y + x**2 + 2**y,
+    "maximum": lambda x, y: genesis.maximum(x, y),
+    "minimum": lambda x, y: genesis.minimum(x, y),
+    "eq": lambda x, y: x == x.floor(),
+    "ne": lambda x, y: x != y,
+    "lt": lambda x, y: x < y,
+    "le": lambda x, y: x <= 1,
+    "gt": lambda x, y: y > x,
+    "ge": lambda x, y: 0.5 >= y,
     "logical_and": lambda x, y: genesis.logical_and(x > 1, y > 0),
     "logical_or": lambda x, y: genesis.logical_or(x > 1, y > 0),
-    "where": lambda x, y: genesis.where(y > 0, x, y * 2), "clamp": lambda x, y: y.clamp(-0.5, 0.7) + x.clamp(min=1),
-    "cast": lambda x, y: (y * 100).to(genesis.int32) + (x > 1).float(), "copy": lambda x, y: (x + y).clone() * 2,
+    "where": lambda x, y: genesis.where(y > 0, x, y * 2),
+    "clamp": lambda x, y: y.clamp(-0.5, 0.7) + x.clamp(min=1),
+    "cast": lambda x, y: (y * 100).to(genesis.int32) + (x > 1).float(),
+    "copy": lambda x, y: (x + y).clone() * 2,
     "bitwise_and": lambda x, y: ((x * 50).to(genesis.int32) & (y * 50).to(genesis.int32)) + x,
     "bitwise_or": lambda x, y: ((x * 50).to(genesis.int32) | 6) + (x > 1) | (y > 0),
     "bitwise_xor": lambda x, y: ((x * 50).to(genesis.int32) ^ -3) * y,
@@ -134,8 +164,11 @@ def test_reductions_over_the_last_dims_of_a_4d_tensor_iterate_over_all_leading_d
     from genesis.nn import functional as F
 
     x, w, b = data(3, 4, 5, 6), data(6, seed=1), data(6, seed=2)
-    for fn, args in [(lambda x: F.softmax(x, dim=-1) * 2, (x,)), (lambda x, w, b: F.layer_norm(x, (6,), w, b), (x, w, b)),
-                     (lambda x: F.layer_norm(x, (5, 6)), (x,))]:
+    for fn, args in [
+        (lambda x: F.softmax(x, dim=-1) * 2, (x,)),
+        (lambda x, w, b: F.layer_norm(x, (6,), w, b), (x, w, b)),
+        (lambda x: F.layer_norm(x, (5, 6)), (x,)),
+    ]:
         compiled = assert_matches_eager(fn, *args, backend=backend, rtol=1e-5, atol=1e-6, kernels=1)
         (program,) = compiled.programs
         assert not program.info.get("backend_refusals"), program.info
@@ -150,12 +183,22 @@ def test_mlp_matmul_with_bias_and_gelu_epilogue_fuses():
     compiled = assert_matches_eager(mlp, *args, rtol=1e-5, atol=1e-5, kernels=2)
     groups = compiled.graphs[0].groups
     assert [sorted(compiled.graphs[0][m].op for m in g.members) for g in groups] == [
-        ["add", "add", "erf", "matmul", "mul", "mul", "mul"], ["add", "matmul"]]
+        ["add", "add", "erf", "matmul", "mul", "mul", "mul"],
+        ["add", "matmul"],
+    ]
 
 
-@pytest.mark.parametrize("shape,dims,keepdim", [((777,), None, False), ((131, 5), (0,), False),
-                                               ((131, 5), (0,), True), ((33, 4, 5), (0, 2), False),
-                                               ((33, 4, 5), (1, 2), True), ((33, 4, 5), None, True)])
+@pytest.mark.parametrize(
+    "shape,dims,keepdim",
+    [
+        ((777,), None, False),
+        ((131, 5), (0,), False),
+        ((131, 5), (0,), True),
+        ((33, 4, 5), (0, 2), False),
+        ((33, 4, 5), (1, 2), True),
+        ((33, 4, 5), None, True),
+    ],
+)
 @pytest.mark.parametrize("reduce", ["sum", "amax", "amin", "prod", "mean"])
 def test_reductions_with_prologue_and_epilogue(shape, dims, keepdim, reduce):
     def fn(x):
@@ -197,8 +240,9 @@ def test_an_unfused_matmul_writes_into_a_planned_buffer_where_numpy_computes_as_
 
     q, k = data(2, 3, 4, 5), data(2, 3, 4, 5, seed=1)
     exact = dtype is not genesis.float32  # fp16 rounds every result: compiled must equal eager exactly
-    compiled = assert_matches_eager(attention, q, k, backend=backend, rtol=0.0 if exact else 1e-6,
-                                    atol=0.0 if exact else 1e-7)
+    compiled = assert_matches_eager(
+        attention, q, k, backend=backend, rtol=0.0 if exact else 1e-6, atol=0.0 if exact else 1e-7
+    )
     source = build_source(compiled.graphs[0]).source
     inline = [line for line in source.splitlines() if line.strip().startswith("matmul_kernel(")]
     # float32 products run straight into the plan's buffers; fp16 ones stay eager's (fp32 accumulation)
@@ -217,9 +261,9 @@ def test_a_view_keeps_its_sources_scratch_until_the_view_is_read(backend):
 
 def test_memory_plan_reuses_dead_buffers():
     def fn(x):
-        a = (x * 2).exp()            # kernel 1 writes a
-        b = a.flip(0)                # a library call reads a: a is dead after it
-        c = (b + 1).tanh()           # kernel 2 writes c: it can take a's buffer
+        a = (x * 2).exp()  # kernel 1 writes a
+        b = a.flip(0)  # a library call reads a: a is dead after it
+        c = (b + 1).tanh()  # kernel 2 writes c: it can take a's buffer
         return (c.flip(1) * 3).sum()
 
     from genesis.compiler.codegen.wrapper import build_source
@@ -237,22 +281,39 @@ def apply_random_program(program, values, families):
         ops = families[family]
         op = ops[which % len(ops)]
         operands = (values[a % len(values)], values[b % len(values)])
-        values.append(op(*operands[:op.__code__.co_argcount]))
+        values.append(op(*operands[: op.__code__.co_argcount]))
     return values
 
 
 def test_hypothesis_random_elementwise_and_reduction_graphs_match_eager_on_every_backend():
     # exp of a clamped value: exp(exp(exp(x))) multiplies the backends' 1-ulp exp differences by its argument
-    unary = [lambda a: a.clamp(-6, 6).exp(), lambda a: a.tanh(), lambda a: a.abs().sqrt(), lambda a: a.sigmoid(),
-             lambda a: a * 1.5, lambda a: -a, lambda a: a.relu()]
+    unary = [
+        lambda a: a.clamp(-6, 6).exp(),
+        lambda a: a.tanh(),
+        lambda a: a.abs().sqrt(),
+        lambda a: a.sigmoid(),
+        lambda a: a * 1.5,
+        lambda a: -a,
+        lambda a: a.relu(),
+    ]
     binary = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: genesis.maximum(a, b), lambda a, b: a - b]
-    reductions = [lambda a: a.sum(dim=-1, keepdim=True), lambda a: a.amax(dim=-1, keepdim=True),
-                  lambda a: a.mean(dim=0, keepdim=True), lambda a: a.sum(dim=-1), lambda a: a.sum()]
+    reductions = [
+        lambda a: a.sum(dim=-1, keepdim=True),
+        lambda a: a.amax(dim=-1, keepdim=True),
+        lambda a: a.mean(dim=0, keepdim=True),
+        lambda a: a.sum(dim=-1),
+        lambda a: a.sum(),
+    ]
 
     @settings(max_examples=60, deadline=None)
-    @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
-                    min_size=1, max_size=8),
-           st.sampled_from([(17, 9), (1, 5), (64, 3)]))
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5)),
+            min_size=1,
+            max_size=8,
+        ),
+        st.sampled_from([(17, 9), (1, 5), (64, 3)]),
+    )
     def check(program, shape):
         def fn(x, y):
             values = apply_random_program(program, [x, y], [unary, binary, reductions])

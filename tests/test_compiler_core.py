@@ -13,13 +13,13 @@ import pytest
 
 import genesis
 from genesis import compiler
+from genesis.compiler import pytree
 from genesis.compiler.ir import Graph, GraphError
 from genesis.compiler.passes import run_pipeline
 from genesis.compiler.passes.cse import cse
 from genesis.compiler.passes.dce import dce
 from genesis.compiler.passes.fusion import Group
 from genesis.compiler.program import trace
-from genesis.compiler import pytree
 
 f32 = genesis.float32
 
@@ -31,8 +31,9 @@ def randn(*shape, seed=0, dtype=f32, requires_grad=False):
 
 def assert_same(actual, expected, rtol=1e-6, atol=1e-6):
     assert actual.shape == expected.shape and actual.dtype is expected.dtype
-    np.testing.assert_allclose(actual.detach().numpy().astype(np.float64),
-                               expected.detach().numpy().astype(np.float64), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        actual.detach().numpy().astype(np.float64), expected.detach().numpy().astype(np.float64), rtol=rtol, atol=atol
+    )
 
 
 def traced(fn, *args):
@@ -137,8 +138,8 @@ def test_cse_merges_equal_subexpressions_and_keeps_literal_types_apart():
 def test_simplify_removes_identities_but_never_a_promotion_or_broadcast():
     def fn(x, i):
         kept_broadcast = x * genesis.ones(2, 1, 1).sum(dim=0) * 1  # (3, 4) * 1 after the broadcast: dropped
-        promoted = i * 1.0                                          # int64 -> float32: kept
-        double_transpose = x.transpose(0, 1).transpose(0, 1)        # identity: dropped
+        promoted = i * 1.0  # int64 -> float32: kept
+        double_transpose = x.transpose(0, 1).transpose(0, 1)  # identity: dropped
         same_cast = x.to(genesis.float32)
         return kept_broadcast + 0, promoted, double_transpose - 0, same_cast / 1
 
@@ -293,8 +294,17 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
     compiled(randn(8), randn(8, seed=1))
     (directory,) = tmp_path.iterdir()
     names = sorted(p.name for p in directory.iterdir())
-    assert names[:9] == ["00_traced.txt", "01_autocast.txt", "02_loss_scaling.txt", "03_clipping.txt",
-                         "04_autodiff.txt", "05_dce.txt", "06_cse.txt", "07_simplify.txt", "08_dce_after_simplify.txt"]
+    assert names[:9] == [
+        "00_traced.txt",
+        "01_autocast.txt",
+        "02_loss_scaling.txt",
+        "03_clipping.txt",
+        "04_autodiff.txt",
+        "05_dce.txt",
+        "06_cse.txt",
+        "07_simplify.txt",
+        "08_dce_after_simplify.txt",
+    ]
     assert "graph.dot" in names and "report.json" in names
     traced_text = (directory / "00_traced.txt").read_text()
     assert "tanh(" in traced_text and "exp(" in traced_text
@@ -328,11 +338,14 @@ def test_report_json_lists_groups_and_bytes(tmp_path):
     assert report["kernels"] == 1 and report["library_calls"] == 0
     # x*y, +1, tanh, *0.5, -x, exp, *y, + : each op reads its tensor inputs and writes its result
     assert report["bytes_eager"] == 4000 * (3 + 2 + 2 + 2 + 2 + 2 + 3 + 3)
-    assert report["bytes_fused"] == 4000 * 3              # read x and y once, write the result once
+    assert report["bytes_fused"] == 4000 * 3  # read x and y once, write the result once
 
 
-@pytest.mark.parametrize("read", [lambda t: t.numpy(), lambda t: t.tolist(), lambda t: float(t.sum()),
-                                  lambda t: np.asarray(t)], ids=["numpy", "tolist", "float", "asarray"])
+@pytest.mark.parametrize(
+    "read",
+    [lambda t: t.numpy(), lambda t: t.tolist(), lambda t: float(t.sum()), lambda t: np.asarray(t)],
+    ids=["numpy", "tolist", "float", "asarray"],
+)
 def test_every_host_read_breaks_the_graph(read):
     compiled = genesis.compile(lambda x: (read(x), x * 2)[1], fullgraph=True)
     with pytest.raises(compiler.GraphBreak, match="test_compiler_core.py"):

@@ -26,8 +26,16 @@ from genesis.nn import utils as nn_utils
 from tests.test_compile_training import plain_step
 
 f32, bf16, f16 = genesis.float32, genesis.bfloat16, genesis.float16
-MARKER_OPS = ("loss_scale", "found_inf", "unscale", "skip_update", "scale_update", "grad_norm",
-              "clip_coefficient", "grad")
+MARKER_OPS = (
+    "loss_scale",
+    "found_inf",
+    "unscale",
+    "skip_update",
+    "scale_update",
+    "grad_norm",
+    "clip_coefficient",
+    "grad",
+)
 
 
 def randn(*shape, seed=0, dtype=f32, requires_grad=False):
@@ -44,7 +52,7 @@ def amp_step_setup():
     genesis.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
     optimizer = genesis.optim.AdamW(model.parameters(), lr=1e-2)
-    return model, optimizer, GradScaler(init_scale=2.0 ** 8, growth_interval=3)
+    return model, optimizer, GradScaler(init_scale=2.0**8, growth_interval=3)
 
 
 def amp_step(model, optimizer, scaler, x, y):
@@ -81,9 +89,12 @@ def test_each_marker_is_in_the_traced_graph_until_its_pass_writes_it_out(tmp_pat
     assert "autocast=" not in passes["01_autocast"]
     # autocast's casts feed the matmuls: the forward's matmuls run in bf16
     assert any("= matmul(" in line and "bfloat16" in line for line in passes["01_autocast"].splitlines())
-    written_out_by = [("01_autocast", ()), ("02_loss_scaling", ("loss_scale", "found_inf", "unscale", "skip_update",
-                                                                 "scale_update")),
-                      ("03_clipping", ("grad_norm", "clip_coefficient")), ("04_autodiff", ("grad",))]
+    written_out_by = [
+        ("01_autocast", ()),
+        ("02_loss_scaling", ("loss_scale", "found_inf", "unscale", "skip_update", "scale_update")),
+        ("03_clipping", ("grad_norm", "clip_coefficient")),
+        ("04_autodiff", ("grad",)),
+    ]
     before = traced
     for name, markers in written_out_by:
         assert set(markers) <= ops_in(before) and not set(markers) & ops_in(passes[name]), name
@@ -105,8 +116,10 @@ def test_the_lowered_amp_step_matches_eager_over_steps_with_a_skipped_one():
         assert step(x, y).item() == pytest.approx(expected, rel=1e-5, nan_ok=True)
     for a, b in zip(eager[0].parameters(), fused[0].parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-7)
-    assert fused[2].get_scale() == eager[2].get_scale() and fused[2]._get_growth_tracker() == \
-        eager[2]._get_growth_tracker()
+    assert (
+        fused[2].get_scale() == eager[2].get_scale()
+        and fused[2]._get_growth_tracker() == eager[2]._get_growth_tracker()
+    )
     assert step.stats["fallbacks"] == []
 
 
@@ -114,8 +127,9 @@ def test_the_options_of_a_plain_step_record_the_same_markers(tmp_path):
     genesis.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
     optimizer = genesis.optim.SGD(model.parameters(), lr=0.1)
-    step = genesis.compile(plain_step(model, optimizer), amp="fp16", loss_scale="dynamic", clip_grad_norm=1.0,
-                           dump_dir=tmp_path)
+    step = genesis.compile(
+        plain_step(model, optimizer), amp="fp16", loss_scale="dynamic", clip_grad_norm=1.0, dump_dir=tmp_path
+    )
     traced = dumped(tmp_path, step, *batch(0))["00_traced"]
     assert set(MARKER_OPS) <= ops_in(traced) and "autocast=float16" in traced
 

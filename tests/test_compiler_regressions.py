@@ -57,8 +57,9 @@ def test_a_permute_times_the_tensor_with_its_gradient(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_reductions_with_keepdim_over_size_one_dims(backend):
-    assert_compiled_matches_eager(lambda x: x.sum(dim=(1, 3), keepdim=True) * x + x.amax(1, keepdim=True),
-                                  [(2, 1, 3, 1)], backend)
+    assert_compiled_matches_eager(
+        lambda x: x.sum(dim=(1, 3), keepdim=True) * x + x.amax(1, keepdim=True), [(2, 1, 3, 1)], backend
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -118,6 +119,7 @@ def test_the_layout_of_each_argument_is_guarded():
 
 
 # ---- found by the program fuzzer (genesis/testing) ---------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_input_written_in_place_is_saved_for_the_backward_as_it_was_read(backend):
@@ -209,8 +211,9 @@ def test_a_vector_expanded_over_new_leading_dims(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_products_of_single_elements_in_a_flat_group(backend):
     # seed 5407: the backward's group of one element flattened the operands of its matmul to scalars
-    assert_compiled_matches_eager(lambda a, b, c: b.mm(c) * 2.0 + (a @ b).sum(), [(1, 1, 1, 1), (1, 1), (1, 8)],
-                                  backend)
+    assert_compiled_matches_eager(
+        lambda a, b, c: b.mm(c) * 2.0 + (a @ b).sum(), [(1, 1, 1, 1), (1, 1), (1, 8)], backend
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -223,8 +226,7 @@ def test_a_fused_value_expanded_over_a_new_leading_dim(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_gram_matrix_of_a_maximum_with_its_gradient(backend):
     # seed 44: the backward merged the rows of a product over its columns too
-    assert_compiled_matches_eager(lambda x, w: genesis.maximum(w, x).T @ genesis.maximum(w, x), [(1,), (6, 8)],
-                                  backend)
+    assert_compiled_matches_eager(lambda x, w: genesis.maximum(w, x).T @ genesis.maximum(w, x), [(1,), (6, 8)], backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -268,8 +270,7 @@ def test_groups_that_would_read_each_other_through_another_kernel_stay_apart(bac
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_bool_of_a_single_value_in_a_reduction_kernel(backend):
     # seed 31693: Triton's interpreter and `&` of bool scalars, in the backward's row kernel
-    assert_compiled_matches_eager(lambda x, y: (x.abs() + 0.5) ** y.clamp(-2, 2), [(1, 1, 1, 3), (1, 1, 1, 1)],
-                                  backend)
+    assert_compiled_matches_eager(lambda x, y: (x.abs() + 0.5) ** y.clamp(-2, 2), [(1, 1, 1, 3), (1, 1, 1, 1)], backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -351,9 +352,9 @@ def test_attention_with_no_features_averages_the_values_as_torch_does():
 
 
 INTEGER_LITERALS = {
-    "compare": lambda x: x == -1,            # C compared 255 with -1 as ints: false where eager says true
+    "compare": lambda x: x == -1,  # C compared 255 with -1 as ints: false where eager says true
     "order": lambda x: x > -1,
-    "masked_fill": lambda x: x.masked_fill(x > 0, -2),   # numpy and Triton refused -2 for a uint8 where
+    "masked_fill": lambda x: x.masked_fill(x > 0, -2),  # numpy and Triton refused -2 for a uint8 where
     "where": lambda x: x.where(x <= 0, -2),
     "add": lambda x: x + 300,
 }

@@ -74,7 +74,7 @@ def test_broadcasting_operands_are_read_at_their_own_strides(dtype):
 
 def test_an_output_smaller_than_the_iteration_space_is_stored_once_per_element():
     def fn(x, row):
-        scaled = row * 2 + 1          # (30, 1, 1), an output, computed inside the (30, 7, 9) kernel
+        scaled = row * 2 + 1  # (30, 1, 1), an output, computed inside the (30, 7, 9) kernel
         return x * scaled, scaled
 
     assert_matches_eager(fn, data(30, 7, 9), data(30, 1, 1, seed=1), triton_kernels=1)
@@ -99,8 +99,8 @@ def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
 
 def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
     def fn(x, w):
-        total = (x * 2).sum()                 # an accumulator over the rows
-        return (x @ w).relu(), total          # a matmul epilogue
+        total = (x * 2).sum()  # an accumulator over the rows
+        return (x @ w).relu(), total  # a matmul epilogue
 
     compiled, program = assert_matches_eager(fn, data(33, 8), data(8, 5, seed=1), rtol=1e-6)
     refusals = program["backend_refusals"]
@@ -175,13 +175,14 @@ def _assert_ptx(spec):
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
 def test_pointwise_kernel_compiles_to_ptx_for_sm90(dtype):
-    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y + x ** 2 + x.sqrt().rsqrt()  # noqa: E731
+    fn = lambda x, y: (x * y + 1).tanh() * 0.5 + (-x).exp() * y + x**2 + x.sqrt().rsqrt()  # noqa: E731
     (spec,) = _specs(fn, data(37, 65, dtype=dtype, low=0.1), data(37, 65, seed=1, dtype=dtype))
     _assert_ptx(spec)
 
 
-@pytest.mark.parametrize("dtype", [genesis.int64, genesis.uint8, genesis.float16, genesis.float64],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "dtype", [genesis.int64, genesis.uint8, genesis.float16, genesis.float64], ids=lambda d: d.name
+)
 def test_division_kernels_compile_to_ptx_for_sm90(dtype):
     """floor_divide, remainder and fmod choose their float or integer form when Triton compiles them,
     and the integer form never divides by 0 or -1 (undefined in LLVM), Python literals on either side."""

@@ -13,9 +13,21 @@ import torch.utils.data as tud
 from torch.utils.data import default_collate as torch_collate
 
 import genesis
-from genesis.data import (BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset, RandomSampler,
-                          SequentialSampler, Subset, SubsetRandomSampler, TensorDataset, default_collate,
-                          default_convert, random_split)
+from genesis.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    default_collate,
+    default_convert,
+    random_split,
+)
 from tests.optest import GENESIS_DTYPE, TORCH_DTYPE
 
 Point = collections.namedtuple("Point", ["x", "label"])
@@ -79,8 +91,10 @@ class RecordDataset(Dataset):
 
 # ---- batches without shuffling match torch ---------------------------------------------
 
-@pytest.mark.parametrize("batch_size, drop_last", [(1, False), (5, False), (5, True), (7, True), (23, True),
-                                                   (30, False), (30, True)])
+
+@pytest.mark.parametrize(
+    "batch_size, drop_last", [(1, False), (5, False), (5, True), (7, True), (23, True), (30, False), (30, True)]
+)
 def test_tensor_dataset_batches_match_torch(batch_size, drop_last):
     ours, theirs = paired_tensor_datasets()
     loader = DataLoader(ours, batch_size=batch_size, drop_last=drop_last)
@@ -126,6 +140,7 @@ def test_no_batching_converts_like_torch():
 
 
 # ---- default_collate ------------------------------------------------------------------
+
 
 def test_default_collate_matches_torch_on_every_kind_of_leaf():
     rng = np.random.default_rng(3)
@@ -181,6 +196,7 @@ def test_default_convert_keeps_structure():
 
 # ---- shuffling ------------------------------------------------------------------------
 
+
 def epoch_orders(loader, epochs):
     return [np.concatenate([batch[1]._data for batch in loader]).tolist() for _ in range(epochs)]
 
@@ -190,8 +206,9 @@ def test_shuffle_visits_every_sample_once_and_reproducibly():
     dataset = TensorDataset(genesis.randn(n, 2), genesis.arange(n))
 
     def loader(seed, **kwargs):
-        return DataLoader(dataset, batch_size=6, shuffle=True, generator=genesis.Generator().manual_seed(seed),
-                          **kwargs)
+        return DataLoader(
+            dataset, batch_size=6, shuffle=True, generator=genesis.Generator().manual_seed(seed), **kwargs
+        )
 
     orders = epoch_orders(loader(7), epochs=4)
     for order in orders:
@@ -272,6 +289,7 @@ def test_conflicting_loader_arguments_are_refused_like_torch():
 
 # ---- datasets ---------------------------------------------------------------------------
 
+
 def test_tensor_dataset_checks_and_indexing():
     with pytest.raises(ValueError, match="first dimension"):
         TensorDataset(genesis.zeros(3, 2), genesis.zeros(4))
@@ -309,10 +327,19 @@ def test_subset_and_concat_match_torch():
     assert isinstance(joined, ConcatDataset) and [joined[i] for i in range(8)] == [0, 1, 4, 9] * 2
 
 
-@pytest.mark.parametrize("n, lengths", [
-    (10, [3, 7]), (10, [0.3, 0.7]), (7, [0.5, 0.5]), (10, [0.33, 0.33, 0.34]), (101, [0.8, 0.1, 0.1]),
-    (3, [0.25, 0.25, 0.25, 0.25]), (5, [5, 0]), (0, [0.5, 0.5]),
-])
+@pytest.mark.parametrize(
+    "n, lengths",
+    [
+        (10, [3, 7]),
+        (10, [0.3, 0.7]),
+        (7, [0.5, 0.5]),
+        (10, [0.33, 0.33, 0.34]),
+        (101, [0.8, 0.1, 0.1]),
+        (3, [0.25, 0.25, 0.25, 0.25]),
+        (5, [5, 0]),
+        (0, [0.5, 0.5]),
+    ],
+)
 def test_random_split_sizes_match_torch(n, lengths):
     with warnings.catch_warnings(record=True) as our_warnings:
         warnings.simplefilter("always")
@@ -342,6 +369,7 @@ def test_random_split_is_reproducible_and_checks_lengths():
 
 
 # ---- iterable datasets --------------------------------------------------------------------
+
 
 class Countdown(IterableDataset):
     def __init__(self, n, sized=False):

@@ -16,13 +16,23 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-
-import genesis
 from optest import TORCH_DTYPE, assert_close, to_numpy
 
+import genesis
+
 # int16 is not in the list but genesis has it, so it is promoted like the others
-DTYPES = [genesis.bool, genesis.uint8, genesis.int8, genesis.int16, genesis.int32, genesis.int64,
-          genesis.float16, genesis.bfloat16, genesis.float32, genesis.float64]
+DTYPES = [
+    genesis.bool,
+    genesis.uint8,
+    genesis.int8,
+    genesis.int16,
+    genesis.int32,
+    genesis.int64,
+    genesis.float16,
+    genesis.bfloat16,
+    genesis.float32,
+    genesis.float64,
+]
 PAIRS = list(itertools.product(DTYPES, DTYPES))
 SCALARS = [True, 3, -2, 2.5]
 
@@ -108,8 +118,9 @@ def test_python_scalars_do_not_widen_a_tensor_of_their_category(dtype, scalar, z
             continue  # torch.maximum takes no Python scalar
         run_both(op, (g, scalar), (t, scalar))
         run_both(op, (scalar, g), (scalar, t))
-    assert TORCH_DTYPE[genesis.dtypes.result_type([] if zero_dim else [dtype], [dtype] if zero_dim else [],
-                                                  [scalar])] == torch.result_type(t, scalar)
+    assert TORCH_DTYPE[
+        genesis.dtypes.result_type([] if zero_dim else [dtype], [dtype] if zero_dim else [], [scalar])
+    ] == torch.result_type(t, scalar)
 
 
 def test_float16_tensor_with_python_float_stays_float16():

@@ -18,7 +18,6 @@ import collections
 import numpy as np
 import pytest
 
-import genesis
 from genesis.testing import compare
 from genesis.testing.generator import generate
 from genesis.testing.program import InputSpec, Program, Statement
@@ -32,12 +31,16 @@ BACKENDS = ["c", "numpy", "triton", "eager"]
 
 
 def _failure_report(failures, backend):
-    lines = [f"{len(failures)} of {CHUNK} programs failed on backend {backend!r} "
-             f"(seeds {', '.join(str(o.seed) for o, _ in failures)}):"]
+    lines = [
+        f"{len(failures)} of {CHUNK} programs failed on backend {backend!r} "
+        f"(seeds {', '.join(str(o.seed) for o, _ in failures)}):"
+    ]
     lines += [outcome.summary() for outcome, _ in failures]
     outcome, program = failures[0]
-    lines.append(f"\nthe first, as a test (shrink it with: python -m genesis.testing.fuzz --seeds {outcome.seed} "
-                 f"--backends {backend}):\n{snippet(program, backend)}")
+    lines.append(
+        f"\nthe first, as a test (shrink it with: python -m genesis.testing.fuzz --seeds {outcome.seed} "
+        f"--backends {backend}):\n{snippet(program, backend)}"
+    )
     return "\n".join(lines)
 
 
@@ -69,16 +72,82 @@ def programs():
 def test_the_fixed_seeds_cover_every_op_family_and_dtype(programs):
     ops = collections.Counter(op for p in programs for op in p.ops())
     families = collections.Counter(s.family for p in programs for s in p.statements)
-    expected_families = {"unary", "binary", "compare", "where", "cast", "reduction", "view", "matmul", "composite",
-                         "inplace", "join", "index"}
+    expected_families = {
+        "unary",
+        "binary",
+        "compare",
+        "where",
+        "cast",
+        "reduction",
+        "view",
+        "matmul",
+        "composite",
+        "inplace",
+        "join",
+        "index",
+    }
     assert expected_families <= set(families), sorted(families)
     expected_ops = {
-        "exp", "log", "sqrt", "rsqrt", "sin", "tanh", "sigmoid", "erf", "relu", "abs", "gelu", "silu", "floor",
-        "sign", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "bitwise_and", "logical_and", "compare",
-        "where", "masked_fill", "cast", "sum", "mean", "amax", "amin", "prod", "var", "logsumexp", "argmax",
-        "matmul", "linear", "softmax", "log_softmax", "layer_norm", "cross_entropy", "attention",
-        "reshape", "permute", "transpose", "expand", "slice", "unsqueeze", "squeeze", "flatten",
-        "add_", "mul_", "clamp_", "setitem", "copy_", "fill_", "cat", "stack", "index", "gather",
+        "exp",
+        "log",
+        "sqrt",
+        "rsqrt",
+        "sin",
+        "tanh",
+        "sigmoid",
+        "erf",
+        "relu",
+        "abs",
+        "gelu",
+        "silu",
+        "floor",
+        "sign",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "pow",
+        "maximum",
+        "minimum",
+        "bitwise_and",
+        "logical_and",
+        "compare",
+        "where",
+        "masked_fill",
+        "cast",
+        "sum",
+        "mean",
+        "amax",
+        "amin",
+        "prod",
+        "var",
+        "logsumexp",
+        "argmax",
+        "matmul",
+        "linear",
+        "softmax",
+        "log_softmax",
+        "layer_norm",
+        "cross_entropy",
+        "attention",
+        "reshape",
+        "permute",
+        "transpose",
+        "expand",
+        "slice",
+        "unsqueeze",
+        "squeeze",
+        "flatten",
+        "add_",
+        "mul_",
+        "clamp_",
+        "setitem",
+        "copy_",
+        "fill_",
+        "cat",
+        "stack",
+        "index",
+        "gather",
     }
     assert not expected_ops - set(ops), sorted(expected_ops - set(ops))
     dtypes = {s.dtype for p in programs for s in p.statements} | {i.dtype for p in programs for i in p.inputs}
@@ -123,18 +192,24 @@ def test_differences_are_named_and_exact_dtypes_must_be_equal():
     close = (np.array([1.0 + 1e-7, np.nan, np.inf], dtype=np.float32), "float32")
     assert compare.describe_difference(floats, close, tol) is None
     assert "nan" in compare.describe_difference(floats, (np.array([1.0, 0.0, np.inf], np.float32), "float32"), tol)
-    assert "max abs error" in compare.describe_difference(floats, (np.array([1.001, np.nan, np.inf], np.float32),
-                                                                   "float32"), tol)
+    assert "max abs error" in compare.describe_difference(
+        floats, (np.array([1.001, np.nan, np.inf], np.float32), "float32"), tol
+    )
     assert "dtype" in compare.describe_difference(floats, (floats[0].astype(np.float64), "float64"), tol)
     assert "shape" in compare.describe_difference(ints, (np.array([1, 2]), "int64"), None)
 
 
 # ---- planted bugs: the fuzzer must report each ---------------------------------------------------
 def _tanh_program(seed=0, requires_grad=False):
-    return Program(seed, (InputSpec("x0", (4, 5), "float32", requires_grad=requires_grad),),
-                   (Statement("tanh", "unary", "{0}.tanh()", ("x0",), "v0", shape=(4, 5), dtype="float32"),
-                    Statement("mul", "binary", "{0} * {1}", ("v0", "x0"), "v1", shape=(4, 5), dtype="float32")),
-                   ("v1",))
+    return Program(
+        seed,
+        (InputSpec("x0", (4, 5), "float32", requires_grad=requires_grad),),
+        (
+            Statement("tanh", "unary", "{0}.tanh()", ("x0",), "v0", shape=(4, 5), dtype="float32"),
+            Statement("mul", "binary", "{0} * {1}", ("v0", "x0"), "v1", shape=(4, 5), dtype="float32"),
+        ),
+        ("v1",),
+    )
 
 
 @pytest.fixture
@@ -146,7 +221,9 @@ def wrong_tanh(monkeypatch, tmp_path):
     def plant(relative_error):
         monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path))
         codegen, factor = OPS["tanh"].codegen, 1 + relative_error
-        monkeypatch.setitem(codegen, "numpy", f"np.tanh({{0}}, out={{out}}); np.multiply({{out}}, {factor!r}, out={{out}})")
+        monkeypatch.setitem(
+            codegen, "numpy", f"np.tanh({{0}}, out={{out}}); np.multiply({{out}}, {factor!r}, out={{out}})"
+        )
         monkeypatch.setitem(codegen, "c", f"({codegen['c']} * {factor!r})")
         monkeypatch.setitem(codegen, "triton", f"({codegen['triton']} * {factor!r})")
 
@@ -164,8 +241,11 @@ def test_a_value_planted_wrong_in_a_kernel_is_a_mismatch(backend, wrong_tanh):
 
 def test_random_programs_find_the_planted_kernel_bug(wrong_tanh):
     """Not only a hand-written program: generated ones that reach tanh in fp32, and pass as they are, fail."""
-    with_tanh = [seed for seed in SEEDS if ".tanh()" in generate(seed).source()
-                 and generate(seed).notes["float_dtype"] == "float32"]
+    with_tanh = [
+        seed
+        for seed in SEEDS
+        if ".tanh()" in generate(seed).source() and generate(seed).notes["float_dtype"] == "float32"
+    ]
     passing = [seed for seed in with_tanh if run_backend(generate(seed), "numpy", calls=1).status == "match"][:5]
     assert len(passing) >= 3, with_tanh
     wrong_tanh(1e-3)
@@ -210,11 +290,13 @@ def test_an_internal_error_while_compiling_is_a_crash(monkeypatch):
 
 def test_a_failing_program_shrinks_to_the_statement_that_fails(wrong_tanh):
     wrong_tanh(1e-5)
-    statements = [Statement("exp", "unary", "{0}.clamp(-4, 4).exp()", ("x0",), "v0", shape=(4, 5), dtype="float32"),
-                  Statement("sum", "reduction", "{0}.sum(dim=1)", ("v0",), "v1", shape=(4,), dtype="float32"),
-                  Statement("tanh", "unary", "{0}.tanh()", ("x1",), "v2", shape=(4, 5), dtype="float32"),
-                  Statement("add", "binary", "{0} + {1}", ("v2", "x0"), "v3", shape=(4, 5), dtype="float32"),
-                  Statement("neg", "unary", "-{0}", ("v1",), "v4", shape=(4,), dtype="float32")]
+    statements = [
+        Statement("exp", "unary", "{0}.clamp(-4, 4).exp()", ("x0",), "v0", shape=(4, 5), dtype="float32"),
+        Statement("sum", "reduction", "{0}.sum(dim=1)", ("v0",), "v1", shape=(4,), dtype="float32"),
+        Statement("tanh", "unary", "{0}.tanh()", ("x1",), "v2", shape=(4, 5), dtype="float32"),
+        Statement("add", "binary", "{0} + {1}", ("v2", "x0"), "v3", shape=(4, 5), dtype="float32"),
+        Statement("neg", "unary", "-{0}", ("v1",), "v4", shape=(4,), dtype="float32"),
+    ]
     inputs = (InputSpec("x0", (4, 5), "float32", requires_grad=True), InputSpec("x1", (4, 5), "float32"))
     program = Program(5, inputs, tuple(statements), ("v4", "v3"))
     outcome = run_backend(program, "numpy")

@@ -42,11 +42,13 @@ def make_optimizer(lib, kind="SGD"):
 
 def cosine_with_warmup_reference(num_warmup_steps, num_training_steps, num_cycles=0.5):
     """The transformers formula, written out independently of genesis."""
+
     def factor(step):
         if step < num_warmup_steps:
             return float(step) / float(max(1, num_warmup_steps))
         progress = float(step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
         return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
+
     return factor
 
 
@@ -55,7 +57,7 @@ def linear_decay(epoch):
 
 
 def per_group_lambdas(epoch):
-    return 0.97 ** epoch
+    return 0.97**epoch
 
 
 def sequential(m, opt):
@@ -76,6 +78,7 @@ def warmup(num_warmup_steps, num_training_steps, num_cycles=0.5):
         if m is G:
             return G.get_cosine_schedule_with_warmup(opt, num_warmup_steps, num_training_steps, num_cycles)
         return T.LambdaLR(opt, cosine_with_warmup_reference(num_warmup_steps, num_training_steps, num_cycles))
+
     return build
 
 
@@ -94,13 +97,31 @@ SCHEDULERS = [
     ("linear-down", "Adam", lambda m, o: m.LinearLR(o, start_factor=1.0, end_factor=0.05, total_iters=150)),
     ("constant", "SGD", lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=40)),
     ("onecycle-sgd", "SGD", lambda m, o: m.OneCycleLR(o, max_lr=[0.5, 0.2], total_steps=STEPS)),
-    ("onecycle-adam-linear", "Adam",
-     lambda m, o: m.OneCycleLR(o, max_lr=0.3, total_steps=STEPS + 10, anneal_strategy="linear", pct_start=0.25)),
-    ("onecycle-three-phase", "Adam",
-     lambda m, o: m.OneCycleLR(o, max_lr=0.4, epochs=4, steps_per_epoch=50, three_phase=True, div_factor=10.0,
-                               final_div_factor=100.0, base_momentum=0.8, max_momentum=0.9)),
-    ("onecycle-no-momentum", "SGD",
-     lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=STEPS, cycle_momentum=False, pct_start=0.1)),
+    (
+        "onecycle-adam-linear",
+        "Adam",
+        lambda m, o: m.OneCycleLR(o, max_lr=0.3, total_steps=STEPS + 10, anneal_strategy="linear", pct_start=0.25),
+    ),
+    (
+        "onecycle-three-phase",
+        "Adam",
+        lambda m, o: m.OneCycleLR(
+            o,
+            max_lr=0.4,
+            epochs=4,
+            steps_per_epoch=50,
+            three_phase=True,
+            div_factor=10.0,
+            final_div_factor=100.0,
+            base_momentum=0.8,
+            max_momentum=0.9,
+        ),
+    ),
+    (
+        "onecycle-no-momentum",
+        "SGD",
+        lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=STEPS, cycle_momentum=False, pct_start=0.1),
+    ),
     ("sequential", "SGD", sequential),
     ("sequential-exponential", "Adam", sequential_exponential),
     ("warmup-cosine", "SGD", warmup(20, STEPS)),
@@ -172,12 +193,17 @@ def test_resume_from_state_dicts(case):
 
 
 @pytest.mark.filterwarnings("ignore:The epoch parameter")
-@pytest.mark.parametrize("name,kwargs", [("StepLR", dict(step_size=4, gamma=0.5)),
-                                         ("MultiStepLR", dict(milestones=[3, 3, 9])),
-                                         ("ExponentialLR", dict(gamma=0.9)),
-                                         ("CosineAnnealingLR", dict(T_max=13, eta_min=0.01)),
-                                         ("LinearLR", dict(start_factor=0.2, total_iters=6)),
-                                         ("ConstantLR", dict(factor=0.3, total_iters=5))])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("StepLR", dict(step_size=4, gamma=0.5)),
+        ("MultiStepLR", dict(milestones=[3, 3, 9])),
+        ("ExponentialLR", dict(gamma=0.9)),
+        ("CosineAnnealingLR", dict(T_max=13, eta_min=0.01)),
+        ("LinearLR", dict(start_factor=0.2, total_iters=6)),
+        ("ConstantLR", dict(factor=0.3, total_iters=5)),
+    ],
+)
 def test_closed_form_with_an_epoch(name, kwargs):
     """step(epoch) (deprecated in PyTorch) jumps with the closed form."""
     genesis_opt, torch_opt = make_optimizer(genesis), make_optimizer(torch)
@@ -201,14 +227,17 @@ def metric_sequence(length=200, seed=0):
     return values
 
 
-@pytest.mark.parametrize("kwargs,sign", [
-    (dict(), 1),
-    (dict(patience=3, factor=0.5), 1),
-    (dict(patience=2, factor=0.5, threshold=0.02, threshold_mode="abs", cooldown=4), 1),
-    (dict(mode="max", patience=4, factor=0.3, min_lr=[0.01, 0.001]), -1),
-    (dict(mode="max", patience=1, threshold_mode="abs", threshold=0.001, min_lr=0.005, cooldown=2), -1),
-    (dict(patience=0, factor=0.9, eps=0.002), 1),  # stops cutting once a cut would be smaller than eps
-])
+@pytest.mark.parametrize(
+    "kwargs,sign",
+    [
+        (dict(), 1),
+        (dict(patience=3, factor=0.5), 1),
+        (dict(patience=2, factor=0.5, threshold=0.02, threshold_mode="abs", cooldown=4), 1),
+        (dict(mode="max", patience=4, factor=0.3, min_lr=[0.01, 0.001]), -1),
+        (dict(mode="max", patience=1, threshold_mode="abs", threshold=0.001, min_lr=0.005, cooldown=2), -1),
+        (dict(patience=0, factor=0.9, eps=0.002), 1),  # stops cutting once a cut would be smaller than eps
+    ],
+)
 def test_reduce_on_plateau_matches_torch(kwargs, sign):
     metrics = [sign * value for value in metric_sequence()]
     genesis_opt, torch_opt = make_optimizer(genesis), make_optimizer(torch)
@@ -220,8 +249,11 @@ def test_reduce_on_plateau_matches_torch(kwargs, sign):
         genesis_sched.step(genesis.tensor(metric, dtype=genesis.float64) if step % 2 else metric)  # 0-d tensor or float
         torch_sched.step(metric)
         assert_same(genesis_sched.get_last_lr(), torch_sched.get_last_lr(), f"step {step}")
-        assert (genesis_sched.num_bad_epochs, genesis_sched.cooldown_counter, genesis_sched.best) == \
-            (torch_sched.num_bad_epochs, torch_sched.cooldown_counter, torch_sched.best)
+        assert (genesis_sched.num_bad_epochs, genesis_sched.cooldown_counter, genesis_sched.best) == (
+            torch_sched.num_bad_epochs,
+            torch_sched.cooldown_counter,
+            torch_sched.best,
+        )
         cuts += genesis_sched.get_last_lr() != before
         if step == 120:  # resume from a state dict in the middle
             state = genesis_sched.state_dict()
@@ -236,7 +268,7 @@ def test_lambda_state_dict_omits_functions_but_keeps_callable_objects():
             self.rate = rate
 
         def __call__(self, epoch):
-            return self.rate ** epoch
+            return self.rate**epoch
 
     opt = make_optimizer(genesis)
     scheduler = G.LambdaLR(opt, [linear_decay, Decay(0.9)])
@@ -306,5 +338,6 @@ def test_constructor_errors():
 def test_chained_scheduler_matches_torch():
     def build(m, opt):
         return m.ChainedScheduler([m.ExponentialLR(opt, gamma=0.98), m.StepLR(opt, step_size=17, gamma=0.5)])
+
     for step, (a, e) in enumerate(zip(run(G, "SGD", build), run(T, "SGD", build))):
         assert_same(a, e, f"step {step}")

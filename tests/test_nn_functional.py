@@ -9,10 +9,10 @@ once, autocast results) are checked directly.
 import numpy as np
 import pytest
 import torch
+from optest import assert_close, check_numerical_grad, check_torch, to_numpy
 
 import genesis
 import genesis.nn.functional as F
-from optest import assert_close, check_numerical_grad, check_torch, to_numpy
 
 DTYPES = [genesis.float32, genesis.float64]
 
@@ -70,12 +70,26 @@ def test_autocast_keeps_fp32_composites_in_fp32():
 
 # ---- activations -------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name, kwargs", [("relu", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}),
-                                          ("silu", {}), ("leaky_relu", {"negative_slope": 0.1}),
-                                          ("elu", {"alpha": 1.5}), ("softplus", {"beta": 0.5, "threshold": 4}),
-                                          ("logsigmoid", {}), ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
-                                          ("hardtanh", {"min_val": 0.0, "max_val": 2.0}), ("relu6", {}),
-                                          ("glu", {"dim": 1}), ("sigmoid", {}), ("tanh", {}), ("mish", {})])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("relu", {}),
+        ("gelu", {}),
+        ("gelu", {"approximate": "tanh"}),
+        ("silu", {}),
+        ("leaky_relu", {"negative_slope": 0.1}),
+        ("elu", {"alpha": 1.5}),
+        ("softplus", {"beta": 0.5, "threshold": 4}),
+        ("logsigmoid", {}),
+        ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
+        ("hardtanh", {"min_val": 0.0, "max_val": 2.0}),
+        ("relu6", {}),
+        ("glu", {"dim": 1}),
+        ("sigmoid", {}),
+        ("tanh", {}),
+        ("mish", {}),
+    ],
+)
 def test_activation_functions(dtype, name, kwargs):
     x = randn(3, 6) * 5
     x[0, 0] = 0.0
@@ -111,16 +125,17 @@ def test_sdpa(dtype, mask, scale):
 
 def test_sdpa_causal_square_and_3d():
     q = randn(4, 6, 8)
-    check_torch(lambda q: lib_of(q).scaled_dot_product_attention(q, q, q, is_causal=True), [q],
-                dtype=genesis.float64)
+    check_torch(lambda q: lib_of(q).scaled_dot_product_attention(q, q, q, is_causal=True), [q], dtype=genesis.float64)
 
 
 def test_sdpa_gqa_and_dropout():
     q, k = randn(1, 4, 3, 2), randn(1, 2, 5, 2, seed=1)
-    check_torch(lambda q, k: lib_of(q).scaled_dot_product_attention(q, k, k, enable_gqa=True), [q, k],
-                dtype=genesis.float64)
-    out = F.scaled_dot_product_attention(genesis.ones(1, 50, 4), genesis.ones(1, 50, 4), genesis.ones(1, 50, 4),
-                                         dropout_p=0.5)
+    check_torch(
+        lambda q, k: lib_of(q).scaled_dot_product_attention(q, k, k, enable_gqa=True), [q, k], dtype=genesis.float64
+    )
+    out = F.scaled_dot_product_attention(
+        genesis.ones(1, 50, 4), genesis.ones(1, 50, 4), genesis.ones(1, 50, 4), dropout_p=0.5
+    )
     values = to_numpy(out)  # each output averages ~half of the values 1/(1-p)=2 with weight 1/50
     assert 0.6 < values.mean() < 1.4 and values.std() > 0
 
@@ -132,13 +147,24 @@ def test_sdpa_shape_errors():
 
 # ---- convolution and pooling as functions ------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=(2, 1)),
-                                    dict(groups=3, stride=(1, 2)), dict(padding=(0, 2), dilation=2)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(padding="same", dilation=(2, 1)),
+        dict(groups=3, stride=(1, 2)),
+        dict(padding=(0, 2), dilation=2),
+    ],
+)
 @pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 def test_conv2d_function(dtype, kwargs):
     groups = kwargs.get("groups", 1)
-    check_torch(lambda x, w, b: lib_of(x).conv2d(x, w, b, **kwargs),
-                [randn(2, 3, 8, 7), randn(6, 3 // groups, 3, 2, seed=1), randn(6, seed=2)], dtype=dtype)
+    check_torch(
+        lambda x, w, b: lib_of(x).conv2d(x, w, b, **kwargs),
+        [randn(2, 3, 8, 7), randn(6, 3 // groups, 3, 2, seed=1), randn(6, seed=2)],
+        dtype=dtype,
+    )
 
 
 def test_conv2d_numerical_gradient():
@@ -149,8 +175,11 @@ def test_conv2d_numerical_gradient():
 def test_pool_functions(dtype):
     x = randn(2, 3, 9, 7)
     check_torch(lambda x: lib_of(x).max_pool2d(x, (3, 2), stride=(2, 2), padding=1, ceil_mode=True), [x], dtype=dtype)
-    check_torch(lambda x: lib_of(x).avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
-                [x], dtype=dtype)
+    check_torch(
+        lambda x: lib_of(x).avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        [x],
+        dtype=dtype,
+    )
     check_torch(lambda x: lib_of(x).adaptive_avg_pool2d(x, (4, 3)), [x], dtype=dtype)
 
 
@@ -174,8 +203,9 @@ def test_batch_norm_function_updates_running_stats():
     g_mean, g_var = genesis.zeros(3), genesis.ones(3)
     t_mean, t_var = torch.zeros(3), torch.ones(3)
     out = F.batch_norm(genesis.tensor(x, dtype=genesis.float32), g_mean, g_var, training=True, momentum=0.2)
-    expected = torch.nn.functional.batch_norm(torch.tensor(x, dtype=torch.float32), t_mean, t_var, training=True,
-                                              momentum=0.2)
+    expected = torch.nn.functional.batch_norm(
+        torch.tensor(x, dtype=torch.float32), t_mean, t_var, training=True, momentum=0.2
+    )
     assert_close(out, expected, genesis.float32, "output")
     assert_close(g_mean, t_mean, genesis.float32, "running_mean")
     assert_close(g_var, t_var, genesis.float32, "running_var")
@@ -190,8 +220,9 @@ def test_norm_shape_errors():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_and_embedding_functions(dtype):
-    check_torch(lambda x, w, b: lib_of(x).linear(x, w, b), [randn(2, 3, 4), randn(5, 4, seed=1), randn(5, seed=2)],
-                dtype=dtype)
+    check_torch(
+        lambda x, w, b: lib_of(x).linear(x, w, b), [randn(2, 3, 4), randn(5, 4, seed=1), randn(5, seed=2)], dtype=dtype
+    )
     idx = np.array([[3, 0], [1, 3]])
     check_torch(lambda i, w: lib_of(w).embedding(i, w, padding_idx=3), [idx, randn(4, 2)], dtype=dtype)
 

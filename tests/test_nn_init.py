@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from optest import to_numpy
 
 import genesis
 import genesis.nn as nn
 from genesis.nn import init
-from optest import to_numpy
 
 
 def uniform_stats(values, low, high):
@@ -31,12 +31,22 @@ def normal_stats(values, mean, std):
 
 @pytest.mark.parametrize("shape", [(4, 3), (8, 3, 5, 2), (6, 2, 7)])
 def test_fans_and_gains_match_torch(shape):
-    assert init._calculate_fan_in_and_fan_out(genesis.empty(shape)) == \
-        torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
-    for nonlinearity, param in [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None),
-                                ("relu", None), ("leaky_relu", None), ("leaky_relu", 0.2), ("selu", None)]:
-        assert init.calculate_gain(nonlinearity, param) == pytest.approx(torch.nn.init.calculate_gain(nonlinearity,
-                                                                                                      param))
+    assert init._calculate_fan_in_and_fan_out(genesis.empty(shape)) == torch.nn.init._calculate_fan_in_and_fan_out(
+        torch.empty(shape)
+    )
+    for nonlinearity, param in [
+        ("linear", None),
+        ("conv2d", None),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("relu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("selu", None),
+    ]:
+        assert init.calculate_gain(nonlinearity, param) == pytest.approx(
+            torch.nn.init.calculate_gain(nonlinearity, param)
+        )
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         init._calculate_fan_in_and_fan_out(genesis.empty(3))
     with pytest.raises(ValueError, match="Unsupported nonlinearity"):
@@ -83,7 +93,7 @@ def test_xavier_and_kaiming(shape):
     bound = 1.7 * math.sqrt(3.0 * 2.0 / (fan_in + fan_out))
     uniform_stats(to_numpy(init.xavier_uniform_(t, gain=1.7)), -bound, bound)
     normal_stats(to_numpy(init.xavier_normal_(t, gain=0.5)), 0.0, 0.5 * math.sqrt(2.0 / (fan_in + fan_out)))
-    gain = math.sqrt(2.0 / (1 + 0.3 ** 2))
+    gain = math.sqrt(2.0 / (1 + 0.3**2))
     bound = gain * math.sqrt(3.0 / fan_out)
     uniform_stats(to_numpy(init.kaiming_uniform_(t, a=0.3, mode="fan_out")), -bound, bound)
     normal_stats(to_numpy(init.kaiming_normal_(t, nonlinearity="relu")), 0.0, math.sqrt(2.0 / fan_in))

@@ -10,22 +10,25 @@ float32 and float64 are both checked with the tight tolerances of optest.
 import numpy as np
 import pytest
 import torch
+from optest import TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 import genesis
 import genesis.nn as nn
-from optest import TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 DTYPES = [genesis.float32, genesis.float64]
 
 
 def copy_into_torch(g_module, t_module):
-    state = {k: torch.from_numpy(np.array(to_numpy(v))).to(t_module.state_dict()[k].dtype)
-             for k, v in g_module.state_dict().items()}
+    state = {
+        k: torch.from_numpy(np.array(to_numpy(v))).to(t_module.state_dict()[k].dtype)
+        for k, v in g_module.state_dict().items()
+    }
     t_module.load_state_dict(state)
 
 
-def compare_module(g_module, t_module, inputs, dtype, *, int_inputs=(), grad=True, rtol=None, atol=None,
-                   call=None, outputs=None):
+def compare_module(
+    g_module, t_module, inputs, dtype, *, int_inputs=(), grad=True, rtol=None, atol=None, call=None, outputs=None
+):
     """inputs: numpy arrays. Returns the genesis and torch outputs."""
     g_module.to(dtype)
     t_module.to(TORCH_DTYPE[dtype])
@@ -90,8 +93,13 @@ def test_linear(dtype, bias, shape):
 @pytest.mark.parametrize("padding_idx", [None, 2, -1])
 def test_embedding(dtype, padding_idx):
     indices = np.array([[0, 2, 6], [6, 2, 1]], dtype=np.int64)
-    g_out, _ = compare_module(nn.Embedding(7, 4, padding_idx=padding_idx),
-                              torch.nn.Embedding(7, 4, padding_idx=padding_idx), [indices], dtype, int_inputs=(0,))
+    g_out, _ = compare_module(
+        nn.Embedding(7, 4, padding_idx=padding_idx),
+        torch.nn.Embedding(7, 4, padding_idx=padding_idx),
+        [indices],
+        dtype,
+        int_inputs=(0,),
+    )
 
 
 def test_embedding_padding_row_starts_at_zero_and_bad_index_is_clear():
@@ -124,9 +132,12 @@ def _perturb(module, seed=3, scale=1.0):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("affine, bias", [(True, True), (True, False), (False, False)])
 def test_layer_norm(dtype, affine, bias):
-    compare_module(_perturb(nn.LayerNorm((3, 5), eps=1e-4, elementwise_affine=affine, bias=bias)),
-                   torch.nn.LayerNorm((3, 5), eps=1e-4, elementwise_affine=affine, bias=bias),
-                   [randn(2, 4, 3, 5) * 3 + 1], dtype)
+    compare_module(
+        _perturb(nn.LayerNorm((3, 5), eps=1e-4, elementwise_affine=affine, bias=bias)),
+        torch.nn.LayerNorm((3, 5), eps=1e-4, elementwise_affine=affine, bias=bias),
+        [randn(2, 4, 3, 5) * 3 + 1],
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -215,14 +226,21 @@ def test_conv2d(dtype, case):
 
 @pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 def test_conv2d_unbatched_and_conv1d():
-    compare_module(nn.Conv2d(2, 3, 3, padding=1), torch.nn.Conv2d(2, 3, 3, padding=1), [randn(2, 5, 4)],
-                   genesis.float64)
-    compare_module(nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2), torch.nn.Conv1d(4, 6, 3, stride=2, padding=1,
-                                                                                      groups=2),
-                   [randn(3, 4, 9)], genesis.float64)
-    compare_module(nn.Conv1d(2, 3, 4, padding="same", dilation=2), torch.nn.Conv1d(2, 3, 4, padding="same",
-                                                                                   dilation=2),
-                   [randn(2, 2, 7)], genesis.float32)
+    compare_module(
+        nn.Conv2d(2, 3, 3, padding=1), torch.nn.Conv2d(2, 3, 3, padding=1), [randn(2, 5, 4)], genesis.float64
+    )
+    compare_module(
+        nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
+        torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
+        [randn(3, 4, 9)],
+        genesis.float64,
+    )
+    compare_module(
+        nn.Conv1d(2, 3, 4, padding="same", dilation=2),
+        torch.nn.Conv1d(2, 3, 4, padding="same", dilation=2),
+        [randn(2, 2, 7)],
+        genesis.float32,
+    )
 
 
 def test_conv2d_errors():
@@ -254,12 +272,18 @@ def test_max_pool2d(dtype, case):
 
 def test_max_pool2d_dilation_indices_and_unbatched():
     kwargs = dict(kernel_size=3, stride=2, padding=1, dilation=2, return_indices=True)
-    g_out, t_out = compare_module(nn.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs), [randn(2, 2, 9, 8)],
-                                  genesis.float64, outputs=lambda out: out[:1])
+    g_out, t_out = compare_module(
+        nn.MaxPool2d(**kwargs),
+        torch.nn.MaxPool2d(**kwargs),
+        [randn(2, 2, 9, 8)],
+        genesis.float64,
+        outputs=lambda out: out[:1],
+    )
     np.testing.assert_array_equal(to_numpy(g_out[1]), t_out[1].numpy())
     assert g_out[1].dtype is genesis.int64
-    compare_module(nn.MaxPool2d(2, ceil_mode=True), torch.nn.MaxPool2d(2, ceil_mode=True), [randn(3, 5, 5)],
-                   genesis.float32)
+    compare_module(
+        nn.MaxPool2d(2, ceil_mode=True), torch.nn.MaxPool2d(2, ceil_mode=True), [randn(3, 5, 5)], genesis.float32
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -274,8 +298,9 @@ def test_avg_pool2d_divisor_override_and_adaptive():
     kwargs = dict(kernel_size=3, stride=2, padding=1, divisor_override=5)
     compare_module(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), [randn(2, 3, 7, 5)], genesis.float64)
     for size in [(2, 3), 1, (3, 2), (None, 2)]:
-        compare_module(nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), [randn(2, 3, 7, 6)],
-                       genesis.float64)
+        compare_module(
+            nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), [randn(2, 3, 7, 6)], genesis.float64
+        )
 
 
 def test_pool_padding_too_large():
@@ -285,9 +310,22 @@ def test_pool_padding_too_large():
 
 # ---- activations ---------------------------------------------------------------------------
 ACTIVATIONS = [
-    ("ReLU", ()), ("GELU", ()), ("GELU", ("tanh",)), ("SiLU", ()), ("Sigmoid", ()), ("Tanh", ()),
-    ("LeakyReLU", ()), ("LeakyReLU", (0.2,)), ("Softmax", (1,)), ("LogSoftmax", (-1,)), ("Softmax", (0,)),
-    ("ELU", (0.7,)), ("ReLU6", ()), ("Softplus", (2.0, 3.0)), ("Mish", ()), ("Softmin", (1,)),
+    ("ReLU", ()),
+    ("GELU", ()),
+    ("GELU", ("tanh",)),
+    ("SiLU", ()),
+    ("Sigmoid", ()),
+    ("Tanh", ()),
+    ("LeakyReLU", ()),
+    ("LeakyReLU", (0.2,)),
+    ("Softmax", (1,)),
+    ("LogSoftmax", (-1,)),
+    ("Softmax", (0,)),
+    ("ELU", (0.7,)),
+    ("ReLU6", ()),
+    ("Softplus", (2.0, 3.0)),
+    ("Mish", ()),
+    ("Softmin", (1,)),
 ]
 
 
@@ -335,14 +373,20 @@ def test_multihead_attention(dtype, case, mask_case):
     batch, length, source_length, embed = 2, 4, 5, ctor["embed_dim"]
     kdim, vdim = ctor.get("kdim", embed), ctor.get("vdim", embed)
     first = (lambda n, e: (batch, n, e)) if ctor.get("batch_first") else (lambda n, e: (n, batch, e))
-    inputs = [randn(*first(length, embed), seed=1), randn(*first(source_length, kdim), seed=2),
-              randn(*first(source_length, vdim), seed=3)]
+    inputs = [
+        randn(*first(length, embed), seed=1),
+        randn(*first(source_length, kdim), seed=2),
+        randn(*first(source_length, vdim), seed=3),
+    ]
     attn_mask, padding = _masks(mask_case, batch, length, source_length, ctor["num_heads"])
 
     def run(module, q, k, v):
         lib = genesis if isinstance(module, nn.Module) else torch
-        to_tensor = (lambda a: genesis.tensor(a, dtype=dtype if a.dtype != bool else None)) \
-            if lib is genesis else (lambda a: torch.tensor(a, dtype=TORCH_DTYPE[dtype] if a.dtype != bool else None))
+        to_tensor = (
+            (lambda a: genesis.tensor(a, dtype=dtype if a.dtype != bool else None))
+            if lib is genesis
+            else (lambda a: torch.tensor(a, dtype=TORCH_DTYPE[dtype] if a.dtype != bool else None))
+        )
         masks = {}
         if attn_mask is not None:
             masks["attn_mask"] = to_tensor(attn_mask)

@@ -9,11 +9,11 @@ against the functions once each.
 import numpy as np
 import pytest
 import torch
+from optest import assert_close, check_torch
 
 import genesis
 import genesis.nn as nn
 import genesis.nn.functional as F
-from optest import assert_close, check_torch
 
 DTYPES = [genesis.float32, genesis.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -54,8 +54,7 @@ def test_cross_entropy_class_indices(dtype, reduction, shape, target_shape, smoo
     weight = np.random.default_rng(5).random(5) + 0.5 if weighted else None
 
     def fn(x, t):
-        return lib_of(x).cross_entropy(x, t, weight=const(x, weight), reduction=reduction,
-                                       label_smoothing=smoothing)
+        return lib_of(x).cross_entropy(x, t, weight=const(x, weight), reduction=reduction, label_smoothing=smoothing)
 
     check_torch(fn, [x, t], dtype=dtype)
 
@@ -68,9 +67,13 @@ def test_cross_entropy_ignore_index(dtype, reduction, ignore_index):
     if ignore_index != -100:
         t[2] = 0
     weight = np.random.default_rng(5).random(4) + 0.5
-    check_torch(lambda x, t: lib_of(x).cross_entropy(x, t, weight=const(x, weight), ignore_index=ignore_index,
-                                                     reduction=reduction, label_smoothing=0.1),
-                [randn(6, 4), t], dtype=dtype)
+    check_torch(
+        lambda x, t: lib_of(x).cross_entropy(
+            x, t, weight=const(x, weight), ignore_index=ignore_index, reduction=reduction, label_smoothing=0.1
+        ),
+        [randn(6, 4), t],
+        dtype=dtype,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -91,8 +94,7 @@ def test_cross_entropy_class_probabilities(dtype, reduction, shape, smoothing, w
     weight = np.random.default_rng(5).random(5) + 0.5 if weighted else None
 
     def fn(x, p):
-        return lib_of(x).cross_entropy(x, p, weight=const(x, weight), reduction=reduction,
-                                       label_smoothing=smoothing)
+        return lib_of(x).cross_entropy(x, p, weight=const(x, weight), reduction=reduction, label_smoothing=smoothing)
 
     check_torch(fn, [randn(*shape), probs], dtype=dtype)
 
@@ -103,8 +105,11 @@ def test_cross_entropy_class_probabilities(dtype, reduction, shape, smoothing, w
 def test_nll_loss(dtype, reduction, weighted):
     t = targets((4, 3), 5, ignored=(0, 5))
     weight = np.random.default_rng(5).random(5) + 0.5 if weighted else None
-    check_torch(lambda x, t: lib_of(x).nll_loss(x, t, weight=const(x, weight), reduction=reduction),
-                [randn(4, 5, 3), t], dtype=dtype)
+    check_torch(
+        lambda x, t: lib_of(x).nll_loss(x, t, weight=const(x, weight), reduction=reduction),
+        [randn(4, 5, 3), t],
+        dtype=dtype,
+    )
 
 
 def test_classification_errors():
@@ -123,12 +128,23 @@ def test_classification_errors():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("name, kwargs", [("mse_loss", {}), ("l1_loss", {}), ("smooth_l1_loss", {}),
-                                          ("smooth_l1_loss", {"beta": 0.5}), ("smooth_l1_loss", {"beta": 0.0}),
-                                          ("huber_loss", {"delta": 0.7})])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("mse_loss", {}),
+        ("l1_loss", {}),
+        ("smooth_l1_loss", {}),
+        ("smooth_l1_loss", {"beta": 0.5}),
+        ("smooth_l1_loss", {"beta": 0.0}),
+        ("huber_loss", {"delta": 0.7}),
+    ],
+)
 def test_regression_losses(dtype, reduction, name, kwargs):
-    check_torch(lambda x, y: getattr(lib_of(x), name)(x, y, reduction=reduction, **kwargs),
-                [randn(3, 7, 2), randn(3, 7, 2, seed=1)], dtype=dtype)
+    check_torch(
+        lambda x, y: getattr(lib_of(x), name)(x, y, reduction=reduction, **kwargs),
+        [randn(3, 7, 2), randn(3, 7, 2, seed=1)],
+        dtype=dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -138,8 +154,11 @@ def test_binary_cross_entropy(dtype, reduction, weighted):
     rng = np.random.default_rng(3)
     probs, target = rng.random((5, 4)) * 0.98 + 0.01, rng.random((5, 4))
     weight = rng.random(4) + 0.5 if weighted else None
-    check_torch(lambda x, t: lib_of(x).binary_cross_entropy(x, t, weight=const(x, weight), reduction=reduction),
-                [probs, target], dtype=dtype)
+    check_torch(
+        lambda x, t: lib_of(x).binary_cross_entropy(x, t, weight=const(x, weight), reduction=reduction),
+        [probs, target],
+        dtype=dtype,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
@@ -157,9 +176,13 @@ def test_binary_cross_entropy_with_logits(dtype, reduction, weighted, pos_weight
     logits[0, 0] = 0.0  # the kink of |x|: the gradient must still be sigmoid(0) - t
     weight = rng.random(3) + 0.5 if weighted else None
     pos_weight = rng.random(3) * 3 if pos_weighted else None
-    check_torch(lambda x, t: lib_of(x).binary_cross_entropy_with_logits(
-        x, t, weight=const(x, weight), pos_weight=const(x, pos_weight), reduction=reduction),
-        [logits, rng.random((6, 3))], dtype=dtype)
+    check_torch(
+        lambda x, t: lib_of(x).binary_cross_entropy_with_logits(
+            x, t, weight=const(x, weight), pos_weight=const(x, pos_weight), reduction=reduction
+        ),
+        [logits, rng.random((6, 3))],
+        dtype=dtype,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
@@ -172,8 +195,11 @@ def test_kl_div(reduction, log_target):
     q[0, 1] = 0.0
     target = np.log(q + 1e-3) if log_target else q
     # the target is a constant: torch's gradient for a zero target probability is NaN (log 0)
-    check_torch(lambda x: lib_of(x).kl_div(x, const(x, target), reduction=reduction, log_target=log_target),
-                [log_p], dtype=genesis.float64)
+    check_torch(
+        lambda x: lib_of(x).kl_div(x, const(x, target), reduction=reduction, log_target=log_target),
+        [log_p],
+        dtype=genesis.float64,
+    )
 
 
 def test_loss_modules_match_functions():
@@ -181,14 +207,20 @@ def test_loss_modules_match_functions():
     x, t = rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])
     weight = genesis.tensor([0.5, 1.0, 2.0])
     cases = [
-        (nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1, ignore_index=2),
-         torch.nn.CrossEntropyLoss(weight=torch.tensor([0.5, 1.0, 2.0]), label_smoothing=0.1, ignore_index=2), t),
+        (
+            nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1, ignore_index=2),
+            torch.nn.CrossEntropyLoss(weight=torch.tensor([0.5, 1.0, 2.0]), label_smoothing=0.1, ignore_index=2),
+            t,
+        ),
         (nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum"), t),
         (nn.MSELoss(), torch.nn.MSELoss(), rng.standard_normal((4, 3))),
         (nn.L1Loss(reduction="sum"), torch.nn.L1Loss(reduction="sum"), rng.standard_normal((4, 3))),
         (nn.SmoothL1Loss(beta=0.3), torch.nn.SmoothL1Loss(beta=0.3), rng.standard_normal((4, 3))),
-        (nn.BCEWithLogitsLoss(pos_weight=genesis.tensor([1.0, 2.0, 3.0])),
-         torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 2.0, 3.0])), rng.random((4, 3))),
+        (
+            nn.BCEWithLogitsLoss(pos_weight=genesis.tensor([1.0, 2.0, 3.0])),
+            torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 2.0, 3.0])),
+            rng.random((4, 3)),
+        ),
         (nn.BCELoss(), torch.nn.BCELoss(), rng.random((4, 3))),
         (nn.MSELoss(size_average=False), torch.nn.MSELoss(reduction="sum"), rng.standard_normal((4, 3))),
     ]

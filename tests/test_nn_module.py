@@ -11,12 +11,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from optest import assert_close, to_numpy
+from test_nn_layers import copy_into_torch
 
 import genesis
 import genesis.nn as nn
 import genesis.nn.functional as F
-from optest import assert_close, to_numpy
-from test_nn_layers import copy_into_torch
 
 
 def build(lib):
@@ -65,16 +65,23 @@ def test_names_and_state_dict_keys_match_torch():
 def test_repr_matches_torch():
     assert repr(build(genesis)) == repr(build(torch))
     for args in [(3, 4, 3), (3, 4, (2, 3))]:
-        assert repr(nn.Conv2d(*args, stride=2, dilation=2, groups=1, bias=False)) == \
-            repr(torch.nn.Conv2d(*args, stride=2, dilation=2, groups=1, bias=False))
-    for g, t in [(nn.Conv2d(4, 4, 3, padding="same", groups=2), torch.nn.Conv2d(4, 4, 3, padding="same", groups=2)),
-                 (nn.AvgPool2d(3, 2, 1), torch.nn.AvgPool2d(3, 2, 1)),
-                 (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)), (nn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
-                 (nn.RMSNorm([2, 3]), torch.nn.RMSNorm([2, 3])), (nn.Flatten(), torch.nn.Flatten()),
-                 (nn.BatchNorm1d(3, momentum=None), torch.nn.BatchNorm1d(3, momentum=None)),
-                 (nn.Dropout(0.2), torch.nn.Dropout(0.2)), (nn.Identity(), torch.nn.Identity()),
-                 (nn.LayerNorm([2, 3], elementwise_affine=False), torch.nn.LayerNorm([2, 3], elementwise_affine=False)),
-                 (nn.Embedding(5, 2), torch.nn.Embedding(5, 2)), (nn.GroupNorm(2, 4), torch.nn.GroupNorm(2, 4))]:
+        assert repr(nn.Conv2d(*args, stride=2, dilation=2, groups=1, bias=False)) == repr(
+            torch.nn.Conv2d(*args, stride=2, dilation=2, groups=1, bias=False)
+        )
+    for g, t in [
+        (nn.Conv2d(4, 4, 3, padding="same", groups=2), torch.nn.Conv2d(4, 4, 3, padding="same", groups=2)),
+        (nn.AvgPool2d(3, 2, 1), torch.nn.AvgPool2d(3, 2, 1)),
+        (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
+        (nn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
+        (nn.RMSNorm([2, 3]), torch.nn.RMSNorm([2, 3])),
+        (nn.Flatten(), torch.nn.Flatten()),
+        (nn.BatchNorm1d(3, momentum=None), torch.nn.BatchNorm1d(3, momentum=None)),
+        (nn.Dropout(0.2), torch.nn.Dropout(0.2)),
+        (nn.Identity(), torch.nn.Identity()),
+        (nn.LayerNorm([2, 3], elementwise_affine=False), torch.nn.LayerNorm([2, 3], elementwise_affine=False)),
+        (nn.Embedding(5, 2), torch.nn.Embedding(5, 2)),
+        (nn.GroupNorm(2, 4), torch.nn.GroupNorm(2, 4)),
+    ]:
         assert repr(g) == repr(t)
     assert repr(nn.Parameter(genesis.zeros(2))).startswith("Parameter containing:\n")
 
@@ -110,8 +117,10 @@ def test_load_state_dict_round_trip_and_errors():
     assert message.startswith("Error(s) in loading state_dict for Sequential:")
     assert 'Missing key(s) in state_dict: "2.bias".' in message
     assert 'Unexpected key(s) in state_dict: "2.extra".' in message
-    assert "size mismatch for 0.conv.weight: copying a param with shape [1, 2, 3, 3] from checkpoint, " \
-           "the shape in current model is [4, 2, 3, 3]." in message
+    assert (
+        "size mismatch for 0.conv.weight: copying a param with shape [1, 2, 3, 3] from checkpoint, "
+        "the shape in current model is [4, 2, 3, 3]." in message
+    )
     del state["0.conv.weight"]
     result = target.load_state_dict(state, strict=False)
     assert result.missing_keys == ["0.conv.weight", "2.bias"] and result.unexpected_keys == ["2.extra"]
@@ -270,6 +279,7 @@ def test_deepcopy_and_pickle():
 
 def test_training_loop_matches_torch_step_for_step():
     """Five SGD steps on an MLP with cross-entropy: identical parameters in genesis and torch."""
+
     def mlp(lib):
         n = lib.nn
         return n.Sequential(n.Linear(6, 16), n.LayerNorm(16), n.GELU(), n.Linear(16, 4))

@@ -31,8 +31,11 @@ def _op_name(identifier: str) -> str | None:
 
 @pytest.mark.parametrize("path", CODEGEN, ids=lambda p: p.name)
 def test_no_codegen_module_names_an_op(path):
-    named = [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text()))
-             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in OPS]
+    named = [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in OPS
+    ]
     assert named == [], f"{path.name} names ops: read the fact from the op record instead"
 
 

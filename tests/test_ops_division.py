@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from optest import GENESIS_DTYPE, TORCH_DTYPE
 
 import genesis
-from optest import GENESIS_DTYPE, TORCH_DTYPE
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -96,7 +96,7 @@ def test_integer_division_matches_torch(name, dtype):
 def test_integer_division_is_exact_past_the_precision_of_floats(dtype):
     """A quotient through float32 (or float64) would lose the low bits: 2**31 - 1 // 1 is not -2**31."""
     info = np.iinfo(np.int32 if dtype is genesis.int32 else np.int64)
-    a = np.array([info.max, info.max - 1, info.min + 1, 2 ** 24 + 1, -(2 ** 24) - 3, info.max // 3 * 3 + 1])
+    a = np.array([info.max, info.max - 1, info.min + 1, 2**24 + 1, -(2**24) - 3, info.max // 3 * 3 + 1])
     b = np.array([1, 3, 7, -1, 5, 3])
     (ga, ta), (gb, tb) = _both(a, dtype), _both(b, dtype)
     for name in ("floordiv", "div_trunc", "mod", "fmod"):
@@ -122,10 +122,24 @@ FLOAT_VALUES = (
 )
 
 
-@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64, genesis.float16, genesis.bfloat16],
-                         ids=lambda d: d.name)
-@pytest.mark.parametrize("name", ["floordiv", "div_floor", "div_trunc", "mod", "remainder", "fmod", "rmod",
-                                  "rmod_negative", "mod_negative_scalar", "floordiv_negative_scalar"])
+@pytest.mark.parametrize(
+    "dtype", [genesis.float32, genesis.float64, genesis.float16, genesis.bfloat16], ids=lambda d: d.name
+)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "floordiv",
+        "div_floor",
+        "div_trunc",
+        "mod",
+        "remainder",
+        "fmod",
+        "rmod",
+        "rmod_negative",
+        "mod_negative_scalar",
+        "floordiv_negative_scalar",
+    ],
+)
 def test_float_division_matches_torch_with_signed_zeros_inf_and_nan(name, dtype):
     (ga, ta), (gb, tb) = _both(FLOAT_VALUES[0], dtype), _both(FLOAT_VALUES[1], dtype)
     _assert_same(DIVISIONS[name](ga, gb), DIVISIONS[name](ta, tb))
@@ -184,8 +198,12 @@ def test_bool_operands_are_refused_as_in_torch(name):
 
 
 def test_in_place_forms_write_into_the_tensor():
-    for method, torch_method in [("__imod__", "__imod__"), ("__ifloordiv__", "__ifloordiv__"),
-                                 ("remainder_", "remainder_"), ("fmod_", "fmod_")]:
+    for method, torch_method in [
+        ("__imod__", "__imod__"),
+        ("__ifloordiv__", "__ifloordiv__"),
+        ("remainder_", "remainder_"),
+        ("fmod_", "fmod_"),
+    ]:
         (ga, ta), (gb, tb) = _operands(genesis.int32)
         before = ga
         result = getattr(ga, method)(gb)
@@ -250,9 +268,13 @@ def test_a_compiled_integer_division_by_zero_is_refused_as_in_eager(dtype, backe
     """A fused loop cannot raise: the traced division reads its divisor through a check, which the
     compiled program runs before the kernel, so the error is eager's."""
     a, b = genesis.tensor([7, -7, 5], dtype=dtype), genesis.tensor([2, 0, 1], dtype=dtype)
-    for name, program in (("floor_divide", lambda a, b: a // b + 1), ("remainder", lambda a, b: a % b),
-                          ("fmod", lambda a, b: genesis.fmod(a, b)), ("floor_divide", lambda a, b: 9 // b),
-                          ("floor_divide", lambda a, b: a // 0)):
+    for name, program in (
+        ("floor_divide", lambda a, b: a // b + 1),
+        ("remainder", lambda a, b: a % b),
+        ("fmod", lambda a, b: genesis.fmod(a, b)),
+        ("floor_divide", lambda a, b: 9 // b),
+        ("floor_divide", lambda a, b: a // 0),
+    ):
         for run in (program, genesis.compile(program, backend=backend)):
             with pytest.raises(ZeroDivisionError, match=f"{name}: integer division by zero"):
                 run(a, b)
@@ -268,8 +290,9 @@ def overflow(dtype, backend):
     program = genesis.compile(lambda a, b: (a // b, a % b, genesis.fmod(a, b)), backend=backend)
     return [r.numpy().tolist() for r in program(a, b)]
 """
-OVERFLOW_RESULTS = {dtype: [[quotient, 2, -4], [0, 1, 1], [0, 1, -1]]
-                    for dtype, quotient in (("int32", -2 ** 31), ("int64", 2 ** 31))}
+OVERFLOW_RESULTS = {
+    dtype: [[quotient, 2, -4], [0, 1, 1], [0, 1, -1]] for dtype, quotient in (("int32", -(2**31)), ("int64", 2**31))
+}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "triton"])
@@ -283,7 +306,12 @@ def test_the_overflowing_integer_quotient_wraps_as_in_numpy(dtype, backend):
 @pytest.mark.c_compiler
 def test_a_c_kernel_never_traps_on_the_overflowing_integer_quotient():
     script = OVERFLOW_PROGRAM + "print([overflow(genesis.int32, 'c'), overflow(genesis.int64, 'c')])"
-    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                           cwd=Path(__file__).resolve().parent.parent)
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert child.returncode == 0, f"the compiled division killed its process ({child.returncode}): {child.stderr}"
     assert child.stdout.strip() == str([OVERFLOW_RESULTS["int32"], OVERFLOW_RESULTS["int64"]])

@@ -16,9 +16,9 @@ Python scalar, because those three tiers promote differently.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, GENESIS_DTYPE, TORCH_DTYPE, check_numerical_grad, check_torch
 
 import genesis
-from optest import FLOAT_DTYPES, GENESIS_DTYPE, TORCH_DTYPE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 
@@ -117,14 +117,14 @@ BINARY = [
     case("div_broadcast", [rand(3, 5), away_from_zero(5)], lambda x, y: x / y),
     case("div_method", [rand(1, 5), away_from_zero(4, 1)], lambda x, y: x.div(y)),
     case("pow_tensor", [positive(3, 5), rand(3, 5)], lambda x, y: x.pow(y)),
-    case("pow_broadcast", [positive(3, 1), rand(4)], lambda x, y: x ** y),
-    case("pow_scalar_2", [rand(3, 5)], lambda x: x ** 2),
+    case("pow_broadcast", [positive(3, 1), rand(4)], lambda x, y: x**y),
+    case("pow_scalar_2", [rand(3, 5)], lambda x: x**2),
     case("pow_scalar_3", [rand(3, 5)], lambda x: x.pow(3)),
-    case("pow_scalar_half", [positive(3, 5)], lambda x: x ** 0.5),
-    case("pow_scalar_negative", [positive(3, 5)], lambda x: x ** -1.5),
-    case("pow_scalar_0", [rand(3, 5)], lambda x: x ** 0),
-    case("pow_scalar_base", [rand(3, 5)], lambda x: 2 ** x),
-    case("pow_float_base", [rand(3, 5)], lambda x: 0.7 ** x),
+    case("pow_scalar_half", [positive(3, 5)], lambda x: x**0.5),
+    case("pow_scalar_negative", [positive(3, 5)], lambda x: x**-1.5),
+    case("pow_scalar_0", [rand(3, 5)], lambda x: x**0),
+    case("pow_scalar_base", [rand(3, 5)], lambda x: 2**x),
+    case("pow_float_base", [rand(3, 5)], lambda x: 0.7**x),
     case("pow_function_scalar_base", [rand(4)], lambda x: lib(x).pow(1.5, x)),
     case("maximum", [rand(3, 5), rand(5)], lambda x, y: x.maximum(y)),
     case("minimum", [rand(3, 1), rand(3, 5)], lambda x, y: lib(x).minimum(x, y)),
@@ -151,8 +151,7 @@ BINARY = [
     case("clamp_int_bounds", [rand(4, 5) * 2], lambda x: x.clamp(-1, 1)),
     case("clamp_min_above_max", [rand(4, 5) * 2], lambda x: x.clamp(0.5, -0.5)),
     case("clip", [rand(4, 5) * 2], lambda x: x.clip(-0.55, 0.65)),
-    case("clamp_tensor_bounds", [rand(3, 5) * 2, rand(5) - 1, rand(3, 1) + 1],
-         lambda x, low, high: x.clamp(low, high)),
+    case("clamp_tensor_bounds", [rand(3, 5) * 2, rand(5) - 1, rand(3, 1) + 1], lambda x, low, high: x.clamp(low, high)),
     case("clamp_tensor_min", [rand(3, 5), rand(3, 5)], lambda x, low: x.clamp(min=low)),
     case("clamp_tensor_max", [rand(3, 5), rand(5)], lambda x, high: x.clamp(max=high)),
     # Python operators, reflected forms included
@@ -178,7 +177,7 @@ BINARY = [
     # 0-d and empty tensors
     case("0d_with_matrix", [rand(), rand(3, 5)], lambda x, y: x * y + x),
     case("0d_with_0d", [rand(), positive()], lambda x, y: x / y),
-    case("0d_pow", [positive(), rand()], lambda x, y: x ** y),
+    case("0d_pow", [positive(), rand()], lambda x, y: x**y),
     case("empty_broadcast", [rand(0, 1), rand(1, 5)], lambda x, y: x * y),
     case("empty_with_0d", [rand(3, 0), rand()], lambda x, y: x - y),
     case("empty_where", [bools(0, 5), rand(0, 5), rand(5)], lambda c, x, y: lib(x).where(c, x, y)),
@@ -198,8 +197,7 @@ LAYOUTS = [(False, c) for c in CASES] + [(True, c) for c in CASES if _can_be_str
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
-@pytest.mark.parametrize("non_contiguous,case", LAYOUTS,
-                         ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
+@pytest.mark.parametrize("non_contiguous,case", LAYOUTS, ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
 def test_elementwise_op_matches_torch(case, non_contiguous, dtype):
     name, inputs, fn, torch_fn, grad = case
     check_torch(fn, inputs, dtype=dtype, torch_fn=torch_fn, grad=grad, non_contiguous=non_contiguous)
@@ -218,8 +216,15 @@ def test_elementwise_op_numerical_gradient(case):
 def test_gradients_at_non_differentiable_points_follow_torch():
     """abs'(0) = 0, relu'(0) = 0, clamp passes the gradient at its bounds, sqrt'(0) = inf."""
     values = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
-    for fn in [lambda x: x.abs(), lambda x: x.relu(), lambda x: x.clamp(0.5, 1.0), lambda x: x.sign(),
-               lambda x: x.clamp(min=0.0), lambda x: x.clamp(max=1.0), lambda x: x.floor()]:
+    for fn in [
+        lambda x: x.abs(),
+        lambda x: x.relu(),
+        lambda x: x.clamp(0.5, 1.0),
+        lambda x: x.sign(),
+        lambda x: x.clamp(min=0.0),
+        lambda x: x.clamp(max=1.0),
+        lambda x: x.floor(),
+    ]:
         check_torch(fn, [values], dtype=genesis.float64)
     check_torch(lambda x: x.sqrt(), [np.array([0.0, 4.0])], dtype=genesis.float64)
 
@@ -228,10 +233,10 @@ def test_pow_gradients_at_zero_follow_torch():
     """0 ** 0 = 1 with gradient 0 for the base; 0 ** y has gradient 0 for the exponent when y >= 0."""
     base = np.array([0.0, 0.0, 0.0, 2.0, 1.5])
     exponent = np.array([0.0, 1.0, 2.5, 0.0, -1.0])
-    check_torch(lambda x, y: x ** y, [base, exponent], dtype=genesis.float64)
-    check_torch(lambda x: x ** 0, [base], dtype=genesis.float64)
-    check_torch(lambda x: x ** 2, [base], dtype=genesis.float64)
-    check_torch(lambda x: 0.0 ** x, [exponent.clip(0)], dtype=genesis.float64)
+    check_torch(lambda x, y: x**y, [base, exponent], dtype=genesis.float64)
+    check_torch(lambda x: x**0, [base], dtype=genesis.float64)
+    check_torch(lambda x: x**2, [base], dtype=genesis.float64)
+    check_torch(lambda x: 0.0**x, [exponent.clip(0)], dtype=genesis.float64)
 
 
 def test_clamp_with_tensor_bounds_routes_gradients_like_torch_at_ties_and_crossed_bounds():
@@ -244,13 +249,20 @@ def test_clamp_with_tensor_bounds_routes_gradients_like_torch_at_ties_and_crosse
         check_torch(lambda x, lo: x.clamp(min=lo), [x, low], dtype=dtype)
         check_torch(lambda x, hi: x.clamp(max=hi), [x, high], dtype=dtype)
         # genesis also takes one bound as a Python number (torch wants both as tensors)
-        check_torch(lambda x, hi: x.clamp(0.5, hi), [x, high], dtype=dtype,
-                    torch_fn=lambda x, hi: x.clamp(torch.full_like(hi, 0.5), hi))
+        check_torch(
+            lambda x, hi: x.clamp(0.5, hi),
+            [x, high],
+            dtype=dtype,
+            torch_fn=lambda x, hi: x.clamp(torch.full_like(hi, 0.5), hi),
+        )
 
 
 def test_clamp_with_tensor_bounds_promotes_like_torch():
-    for bound_dtype, x_dtype in [(genesis.float64, genesis.float32), (genesis.float32, genesis.int64),
-                                 (genesis.int64, genesis.float16)]:
+    for bound_dtype, x_dtype in [
+        (genesis.float64, genesis.float32),
+        (genesis.float32, genesis.int64),
+        (genesis.int64, genesis.float16),
+    ]:
         x, tx = _pair(x_dtype, (2, 3), -3, 4)
         low, tlow = _pair(bound_dtype, (3,), -2, 0, seed=1)
         _same_outcome(lambda a, b: a.clamp(min=b), (x, low), (tx, tlow))
@@ -261,9 +273,20 @@ def test_values_at_the_edges_of_the_domain_match_torch():
     """log(0) = -inf, log(-1) = nan, 1/0 = inf, exp overflows to inf, 0/0 = nan: answers, not errors."""
     x = np.array([0.0, -1.0, 1e4, -1e4, np.inf, -np.inf, np.nan])
     for dtype in FLOAT_DTYPES:
-        for fn in [lambda t: t.log(), lambda t: t.reciprocal(), lambda t: t.exp(), lambda t: t.sqrt(),
-                   lambda t: t / t, lambda t: t.sigmoid(), lambda t: t.tanh(), lambda t: t.relu(),
-                   lambda t: t.isfinite(), lambda t: t.clamp(-1, 1), lambda t: t.log1p(), lambda t: t.rsqrt()]:
+        for fn in [
+            lambda t: t.log(),
+            lambda t: t.reciprocal(),
+            lambda t: t.exp(),
+            lambda t: t.sqrt(),
+            lambda t: t / t,
+            lambda t: t.sigmoid(),
+            lambda t: t.tanh(),
+            lambda t: t.relu(),
+            lambda t: t.isfinite(),
+            lambda t: t.clamp(-1, 1),
+            lambda t: t.log1p(),
+            lambda t: t.rsqrt(),
+        ]:
             check_torch(fn, [x], dtype=dtype, grad=False)
 
 
@@ -288,18 +311,33 @@ def _pair(dtype, shape, low=1, high=3, seed=0):
 
 
 INT_OPS = [
-    ("neg", lambda x, y: -x), ("abs", lambda x, y: x.abs()), ("add", lambda x, y: x + y),
-    ("sub", lambda x, y: x - y), ("mul", lambda x, y: x * y), ("div", lambda x, y: x / (y * y + 1)),
+    ("neg", lambda x, y: -x),
+    ("abs", lambda x, y: x.abs()),
+    ("add", lambda x, y: x + y),
+    ("sub", lambda x, y: x - y),
+    ("mul", lambda x, y: x * y),
+    ("div", lambda x, y: x / (y * y + 1)),
     ("floor", lambda x, y: x.floor()),
-    ("floordiv", lambda x, y: x // 3), ("floordiv_tensor", lambda x, y: x // (y * y + 1)),
-    ("remainder", lambda x, y: x % (y * y + 1)), ("fmod", lambda x, y: lib(x).fmod(x, -3)),
+    ("floordiv", lambda x, y: x // 3),
+    ("floordiv_tensor", lambda x, y: x // (y * y + 1)),
+    ("remainder", lambda x, y: x % (y * y + 1)),
+    ("fmod", lambda x, y: lib(x).fmod(x, -3)),
     ("maximum", lambda x, y: x.maximum(y)),
-    ("minimum", lambda x, y: x.minimum(y)), ("pow", lambda x, y: x ** 2), ("eq", lambda x, y: x == y),
-    ("lt", lambda x, y: x < y), ("clamp", lambda x, y: x.clamp(0, 3)), ("sign", lambda x, y: x.sign()),
-    ("exp", lambda x, y: x.exp()), ("sqrt", lambda x, y: x.abs().sqrt()), ("sigmoid", lambda x, y: x.sigmoid()),
-    ("relu", lambda x, y: x.relu()), ("logical_and", lambda x, y: x.logical_and(y)),
-    ("scalar_float", lambda x, y: x * 2.5), ("scalar_int", lambda x, y: x + 2),
-    ("isnan", lambda x, y: x.isnan()), ("where", lambda x, y: x.where(x > y, y)),
+    ("minimum", lambda x, y: x.minimum(y)),
+    ("pow", lambda x, y: x**2),
+    ("eq", lambda x, y: x == y),
+    ("lt", lambda x, y: x < y),
+    ("clamp", lambda x, y: x.clamp(0, 3)),
+    ("sign", lambda x, y: x.sign()),
+    ("exp", lambda x, y: x.exp()),
+    ("sqrt", lambda x, y: x.abs().sqrt()),
+    ("sigmoid", lambda x, y: x.sigmoid()),
+    ("relu", lambda x, y: x.relu()),
+    ("logical_and", lambda x, y: x.logical_and(y)),
+    ("scalar_float", lambda x, y: x * 2.5),
+    ("scalar_int", lambda x, y: x + 2),
+    ("isnan", lambda x, y: x.isnan()),
+    ("where", lambda x, y: x.where(x > y, y)),
 ]
 
 
@@ -312,16 +350,31 @@ def test_elementwise_on_integer_tensors_matches_torch(name, fn, dtype):
 
 
 BOOL_OPS = [
-    ("and", lambda x, y: x & y), ("or", lambda x, y: x | y), ("not", lambda x, y: ~x),
-    ("eq", lambda x, y: x == y), ("add", lambda x, y: x + y), ("mul", lambda x, y: x * y),
-    ("add_int", lambda x, y: x + 1), ("mul_float", lambda x, y: x * 1.5), ("maximum", lambda x, y: x.maximum(y)),
-    ("where", lambda x, y: lib(x).where(x, 1.0, 0.0)), ("logical_not", lambda x, y: x.logical_not()),
-    ("exp", lambda x, y: x.exp()), ("div", lambda x, y: x / 2), ("sign", lambda x, y: x.sign()),
-    ("pow", lambda x, y: x ** 2), ("clamp_int", lambda x, y: x.clamp(min=0)),
+    ("and", lambda x, y: x & y),
+    ("or", lambda x, y: x | y),
+    ("not", lambda x, y: ~x),
+    ("eq", lambda x, y: x == y),
+    ("add", lambda x, y: x + y),
+    ("mul", lambda x, y: x * y),
+    ("add_int", lambda x, y: x + 1),
+    ("mul_float", lambda x, y: x * 1.5),
+    ("maximum", lambda x, y: x.maximum(y)),
+    ("where", lambda x, y: lib(x).where(x, 1.0, 0.0)),
+    ("logical_not", lambda x, y: x.logical_not()),
+    ("exp", lambda x, y: x.exp()),
+    ("div", lambda x, y: x / 2),
+    ("sign", lambda x, y: x.sign()),
+    ("pow", lambda x, y: x**2),
+    ("clamp_int", lambda x, y: x.clamp(min=0)),
     # refused by torch, so by genesis too
-    ("neg", lambda x, y: -x), ("sub", lambda x, y: x - y), ("sub_python_bool", lambda x, y: x - True),
-    ("abs", lambda x, y: x.abs()), ("relu", lambda x, y: x.relu()), ("floor", lambda x, y: x.floor()),
-    ("ceil", lambda x, y: x.ceil()), ("clamp_bool", lambda x, y: x.clamp(max=True)),
+    ("neg", lambda x, y: -x),
+    ("sub", lambda x, y: x - y),
+    ("sub_python_bool", lambda x, y: x - True),
+    ("abs", lambda x, y: x.abs()),
+    ("relu", lambda x, y: x.relu()),
+    ("floor", lambda x, y: x.floor()),
+    ("ceil", lambda x, y: x.ceil()),
+    ("clamp_bool", lambda x, y: x.clamp(max=True)),
 ]
 
 
@@ -329,18 +382,31 @@ BOOL_OPS = [
 def test_elementwise_on_bool_tensors_matches_torch(name, fn):
     rng = np.random.default_rng(2)
     x_np, y_np = rng.random((3, 5)) < 0.5, rng.random(5) < 0.5
-    _same_outcome(fn, (genesis.tensor(x_np), genesis.tensor(y_np)),
-                  (torch.from_numpy(x_np), torch.from_numpy(y_np)))
+    _same_outcome(fn, (genesis.tensor(x_np), genesis.tensor(y_np)), (torch.from_numpy(x_np), torch.from_numpy(y_np)))
 
 
 # ---- type promotion: the result dtype is torch's, tier by tier ---------------------------------
-PROMOTION_DTYPES = [genesis.bool, genesis.uint8, genesis.int8, genesis.int32, genesis.int64,
-                    genesis.float16, genesis.bfloat16, genesis.float32, genesis.float64]
+PROMOTION_DTYPES = [
+    genesis.bool,
+    genesis.uint8,
+    genesis.int8,
+    genesis.int32,
+    genesis.int64,
+    genesis.float16,
+    genesis.bfloat16,
+    genesis.float32,
+    genesis.float64,
+]
 PROMOTION_OPS = [
-    ("add", lambda a, b: a + b), ("mul", lambda a, b: a.mul(b)), ("sub", lambda a, b: b - a),
-    ("div", lambda a, b: a / b), ("floordiv", lambda a, b: a // b), ("remainder", lambda a, b: b % a),
+    ("add", lambda a, b: a + b),
+    ("mul", lambda a, b: a.mul(b)),
+    ("sub", lambda a, b: b - a),
+    ("div", lambda a, b: a / b),
+    ("floordiv", lambda a, b: a // b),
+    ("remainder", lambda a, b: b % a),
     ("maximum", lambda a, b: lib(a).maximum(a, b)),
-    ("eq", lambda a, b: a == b), ("where", lambda a, b: lib(a).where(a > 0, a, b)),
+    ("eq", lambda a, b: a == b),
+    ("where", lambda a, b: lib(a).where(a > 0, a, b)),
 ]
 
 
@@ -359,8 +425,15 @@ def test_type_promotion_between_tensors_matches_torch(a, b, tier):
 @pytest.mark.parametrize("zero_dim", [False, True], ids=["dimensioned", "0d"])
 def test_type_promotion_with_python_scalars_matches_torch(a, scalar, zero_dim):
     shape = () if zero_dim else (2, 3)
-    for fn in [lambda x: x + scalar, lambda x: scalar * x, lambda x: x / scalar, lambda x: x ** 2,
-               lambda x: x > scalar, lambda x: lib(x).where(x > 1, x, scalar), lambda x: x.clamp(max=scalar)]:
+    for fn in [
+        lambda x: x + scalar,
+        lambda x: scalar * x,
+        lambda x: x / scalar,
+        lambda x: x**2,
+        lambda x: x > scalar,
+        lambda x: lib(x).where(x > 1, x, scalar),
+        lambda x: x.clamp(max=scalar),
+    ]:
         g, t = _pair(a, shape)
         _same_outcome(fn, (g,), (t,))
 
@@ -403,8 +476,14 @@ def test_errors_are_clear(name, fn, message):
         fn()
 
 
-BITWISE = {"and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
-           "not": lambda a, b: ~a, "and_scalar": lambda a, b: a & 5, "or_reflected": lambda a, b: 9 | a}
+BITWISE = {
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
+    "xor": lambda a, b: a ^ b,
+    "not": lambda a, b: ~a,
+    "and_scalar": lambda a, b: a & 5,
+    "or_reflected": lambda a, b: 9 | a,
+}
 
 
 @pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int16", "int32", "int64"])

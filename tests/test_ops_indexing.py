@@ -10,10 +10,10 @@ through a float64 numerical-gradient check.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TOLERANCE, TORCH_DTYPE, check_numerical_grad, check_torch
 
 import genesis
 from genesis.ops import movement as M
-from optest import FLOAT_DTYPES, TOLERANCE, TORCH_DTYPE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 
@@ -103,18 +103,27 @@ SETITEM = [
     ("scalar", [rand(5, 7)], lambda x: _set(x * 1, 1, 2.5)),
     ("scalar_0d_region", [rand(5, 7)], lambda x: _set(x * 1, (1, 2), -1.0)),
     ("tensor_broadcast_rows", [rand(5, 7), rand(7)], lambda x, v: _set(x * 1, slice(1, 4), v)),
-    ("slices_with_steps", [rand(5, 7), rand(3, 2)],
-     lambda x, v: _set(x * 1, (slice(None, None, 2), slice(1, None, 3)), v)),
+    (
+        "slices_with_steps",
+        [rand(5, 7), rand(3, 2)],
+        lambda x, v: _set(x * 1, (slice(None, None, 2), slice(1, None, 3)), v),
+    ),
     ("value_with_leading_ones", [rand(5, 7), rand(1, 7)], lambda x, v: _set(x * 1, 0, v)),
     ("ellipsis", [rand(5, 7), rand(5)], lambda x, v: _set(x * 1, (Ellipsis, 2), v)),
     ("0d_value_tensor", [rand(5, 7), rand()], lambda x, v: _set(x * 1, (slice(None), 3), v)),
     ("int_tensor", [rand(5, 7), rand(2, 7), ints(0, 3)], lambda x, v, i: _set(x * 1, i, v)),
     ("int_tensor_broadcast_value", [rand(5, 7), rand(7), ints(4, -1 - 1)], lambda x, v, i: _set(x * 1, i, v)),
     ("two_tensors", [rand(5, 7), rand(2, 3), ints([0], [4]), ints(1, 6, 2)], lambda x, v, i, j: _set(x * 1, (i, j), v)),
-    ("tensors_split_by_slice", [rand(5, 7, 3), rand(2, 7), ints(0, 4), ints(2, 0)],
-     lambda x, v, i, k: _set(x * 1, (i, slice(None), k), v)),
-    ("int_and_tensor_split_by_slice", [rand(5, 7, 3), rand(7, 2), ints(0, 2)],
-     lambda x, v, k: _set(x * 1, (0, slice(None), k), v)),
+    (
+        "tensors_split_by_slice",
+        [rand(5, 7, 3), rand(2, 7), ints(0, 4), ints(2, 0)],
+        lambda x, v, i, k: _set(x * 1, (i, slice(None), k), v),
+    ),
+    (
+        "int_and_tensor_split_by_slice",
+        [rand(5, 7, 3), rand(7, 2), ints(0, 2)],
+        lambda x, v, k: _set(x * 1, (0, slice(None), k), v),
+    ),
     ("mask_scalar", [rand(5, 7), mask(5, 7)], lambda x, m: _set(x * 1, m, 0.0)),
     ("mask_rows_tensor", [rand(5, 7), rand(7), ROWS], lambda x, v, m: _set(x * 1, m, v)),
     ("iadd_slice", [rand(5, 7), rand(2, 7)], lambda x, v: _iadd(x * 1, slice(1, 3), v)),
@@ -130,14 +139,26 @@ OTHER = [
     ("gather_smaller_index", [rand(3, 5), ints([4, 0, 1], [2, 2, 3])], lambda x, i: x.gather(1, i)),
     ("gather_negative_dim_3d", [rand(2, 3, 5), RNG.integers(0, 5, (2, 3, 2))], lambda x, i: x.gather(-1, i)),
     ("gather_empty_index", [rand(3, 5), np.zeros((3, 0), dtype=np.int64)], lambda x, i: x.gather(1, i)),
-    ("scatter_add_duplicates", [rand(3, 5), rand(2, 5), ints([0, 2, 2, 0, 1], [0, 0, 2, 1, 1])],
-     lambda x, s, i: x.scatter_add(0, i, s)),
-    ("scatter_add_negative_dim", [rand(2, 3, 5), rand(2, 3, 2), RNG.integers(0, 5, (2, 3, 2))],
-     lambda x, s, i: x.scatter_add(-1, i, s)),
-    ("scatter_add_larger_src_constant", [rand(3, 5), ints([1, 1, 4], [0, 3, 3])],
-     lambda x, i: x.scatter_add(1, i, _constant(x, SRC_4x6))),
-    ("scatter_add_empty_index_constant", [rand(3, 5), np.zeros((0, 5), dtype=np.int64)],
-     lambda x, i: x.scatter_add(0, i, _constant(x, SRC_4x6[:3, :5]))),
+    (
+        "scatter_add_duplicates",
+        [rand(3, 5), rand(2, 5), ints([0, 2, 2, 0, 1], [0, 0, 2, 1, 1])],
+        lambda x, s, i: x.scatter_add(0, i, s),
+    ),
+    (
+        "scatter_add_negative_dim",
+        [rand(2, 3, 5), rand(2, 3, 2), RNG.integers(0, 5, (2, 3, 2))],
+        lambda x, s, i: x.scatter_add(-1, i, s),
+    ),
+    (
+        "scatter_add_larger_src_constant",
+        [rand(3, 5), ints([1, 1, 4], [0, 3, 3])],
+        lambda x, i: x.scatter_add(1, i, _constant(x, SRC_4x6)),
+    ),
+    (
+        "scatter_add_empty_index_constant",
+        [rand(3, 5), np.zeros((0, 5), dtype=np.int64)],
+        lambda x, i: x.scatter_add(0, i, _constant(x, SRC_4x6[:3, :5])),
+    ),
     ("index_select_dim0", [rand(3, 5), ints(2, 0, 2)], lambda x, i: x.index_select(0, i)),
     ("index_select_last", [rand(2, 3, 5), ints(4, 1, 1, 0)], lambda x, i: x.index_select(-1, i)),
     ("index_select_0d_index", [rand(3, 5), np.array(1)], lambda x, i: x.index_select(1, i)),
@@ -152,10 +173,16 @@ OTHER = [
 # ScatterAddBackward0 returns a gradient of the index's shape and autograd rejects it. genesis
 # zero-pads that gradient to src's shape; these rows check it against numerical gradients only.
 NUMERICAL_ONLY = [
-    ("scatter_add_larger_src", [rand(3, 5), rand(4, 6), ints([1, 1, 4], [0, 3, 3])],
-     lambda x, s, i: x.scatter_add(1, i, s)),
-    ("scatter_add_empty_index", [rand(3, 5), rand(3, 5), np.zeros((0, 5), dtype=np.int64)],
-     lambda x, s, i: x.scatter_add(0, i, s)),
+    (
+        "scatter_add_larger_src",
+        [rand(3, 5), rand(4, 6), ints([1, 1, 4], [0, 3, 3])],
+        lambda x, s, i: x.scatter_add(1, i, s),
+    ),
+    (
+        "scatter_add_empty_index",
+        [rand(3, 5), rand(3, 5), np.zeros((0, 5), dtype=np.int64)],
+        lambda x, s, i: x.scatter_add(0, i, s),
+    ),
 ]
 
 CASES = [("getitem_" + c[0],) + c[1:] for c in GETITEM] + [("setitem_" + c[0],) + c[1:] for c in SETITEM] + OTHER
@@ -175,8 +202,9 @@ LAYOUTS = [(False, c) for c in CASES] + [(True, c) for c in CASES if _strided(c[
 def test_indexing_matches_torch(case, non_contiguous, dtype):
     name, inputs, fn = case
     grad_rtol, grad_atol = TOLERANCE[dtype]
-    check_torch(fn, inputs, dtype=dtype, rtol=0, atol=0, grad_rtol=grad_rtol, grad_atol=grad_atol,
-                non_contiguous=non_contiguous)
+    check_torch(
+        fn, inputs, dtype=dtype, rtol=0, atol=0, grad_rtol=grad_rtol, grad_atol=grad_atol, non_contiguous=non_contiguous
+    )
 
 
 @pytest.mark.parametrize("name,inputs,fn", CASES + NUMERICAL_ONLY, ids=[c[0] for c in CASES + NUMERICAL_ONLY])
@@ -189,9 +217,15 @@ def test_indexing_integer_and_bool_tensors(dtype):
     data = RNG.integers(0, 2 if dtype is genesis.bool else 50, (5, 7))
     g, t = genesis.tensor(data).to(dtype), torch.from_numpy(data).to(TORCH_DTYPE[dtype])
     i, m = ints(4, 0, 4), ROWS
-    for fn in [lambda x, i, m: x[1:, ::3], lambda x, i, m: x[i, 2:], lambda x, i, m: x[m],
-               lambda x, i, m: x.gather(1, i.reshape(1, 3)), lambda x, i, m: x.index_select(1, i),
-               lambda x, i, m: x.masked_fill(m.reshape(5, 1), 1), lambda x, i, m: _set(x.clone(), (i, 1), 0)]:
+    for fn in [
+        lambda x, i, m: x[1:, ::3],
+        lambda x, i, m: x[i, 2:],
+        lambda x, i, m: x[m],
+        lambda x, i, m: x.gather(1, i.reshape(1, 3)),
+        lambda x, i, m: x.index_select(1, i),
+        lambda x, i, m: x.masked_fill(m.reshape(5, 1), 1),
+        lambda x, i, m: _set(x.clone(), (i, 1), 0),
+    ]:
         go, to = fn(g, genesis.tensor(i), genesis.tensor(m)), fn(t, torch.from_numpy(i), torch.from_numpy(m))
         assert TORCH_DTYPE[go.dtype] == to.dtype
         np.testing.assert_array_equal(go.numpy(), to.numpy())
@@ -282,8 +316,8 @@ def test_shape_rule_of_indexing_allocates_nothing():
 
     The int applies first (PyTorch's rule), so the index tensor's dims stay in place.
     """
-    key = (("i", 3), ("s", 0, 10 ** 6, 7), ("t", 0))
-    assert M._index_shape((10 ** 6, 10 ** 6, 10 ** 6), (2, 4), key=key) == (142858, 2, 4)
+    key = (("i", 3), ("s", 0, 10**6, 7), ("t", 0))
+    assert M._index_shape((10**6, 10**6, 10**6), (2, 4), key=key) == (142858, 2, 4)
 
 
 # ---- negative and out-of-range index tensors: PyTorch's rule, path by path --------------------
@@ -298,21 +332,32 @@ BOUNDS = [
     ("getitem", lambda x, i: x[i], "index {bad} is out of range for dim 0 with size 4"),
     ("getitem_dim1", lambda x, i: x[1:, i], "index {bad} is out of range for dim 1 with size 4"),
     ("setitem", lambda x, i: _set(x * 1, i, 0.5), "index {bad} is out of range for dim 0 with size 4"),
-    ("index_put", lambda x, i: x.index_put((i,), x[:2] * 2, accumulate=True),
-     "index {bad} is out of range for dim 0 with size 4"),
+    (
+        "index_put",
+        lambda x, i: x.index_put((i,), x[:2] * 2, accumulate=True),
+        "index {bad} is out of range for dim 0 with size 4",
+    ),
     ("index_select", lambda x, i: x.index_select(0, i), "index {bad} is out of range for dim 0 with size 4"),
     ("index_select_dim1", lambda x, i: x.index_select(1, i), "index {bad} is out of range for dim 1 with size 4"),
     ("gather", lambda x, i: x.gather(1, i.reshape(1, 2)), "index {bad} is out of range for dim 1 with size 4"),
-    ("scatter_add", lambda x, i: x.scatter_add(1, i.reshape(1, 2), x[:1, :2]),
-     "index {bad} is out of range for dim 1 with size 4"),
+    (
+        "scatter_add",
+        lambda x, i: x.scatter_add(1, i.reshape(1, 2), x[:1, :2]),
+        "index {bad} is out of range for dim 1 with size 4",
+    ),
     ("embedding", lambda x, i: nnf(x).embedding(i, x), "index {bad} is out of range for an embedding of 4 rows"),
-    ("embedding_2d_indices", lambda x, i: nnf(x).embedding(i.reshape(1, 2), x, padding_idx=0),
-     "index {bad} is out of range for an embedding of 4 rows"),
+    (
+        "embedding_2d_indices",
+        lambda x, i: nnf(x).embedding(i.reshape(1, 2), x, padding_idx=0),
+        "index {bad} is out of range for an embedding of 4 rows",
+    ),
     ("nll_loss", lambda x, i: nnf(x).nll_loss(x[:2], i), "target {bad} is out of range for 4 classes"),
     ("cross_entropy", lambda x, i: nnf(x).cross_entropy(x[:2], i), "target {bad} is out of range for 4 classes"),
-    ("cross_entropy_weighted_smoothed",
-     lambda x, i: nnf(x).cross_entropy(x[:2], i, weight=x[3].abs(), label_smoothing=0.1),
-     "target {bad} is out of range for 4 classes"),
+    (
+        "cross_entropy_weighted_smoothed",
+        lambda x, i: nnf(x).cross_entropy(x[:2], i, weight=x[3].abs(), label_smoothing=0.1),
+        "target {bad} is out of range for 4 classes",
+    ),
     ("one_hot", lambda x, i: nnf(x).one_hot(i, 4), "class value {bad} is out of range for 4 classes"),
     ("one_hot_counted", lambda x, i: nnf(x).one_hot(i), "class value {bad} is negative"),
 ]
@@ -346,10 +391,12 @@ def test_index_put_takes_pytorchs_arguments():
     values = RNG.standard_normal((4, 3))
     for accumulate in (False, True):
         for key in [(ints(0, -1, 0),), (ints(1, 2), ints(-1, 0))]:
-            g = genesis.tensor(values).index_put(tuple(genesis.tensor(k) for k in key),
-                                                 genesis.tensor(7.5, dtype=genesis.float64), accumulate=accumulate)
-            t = torch.from_numpy(values).index_put(tuple(torch.from_numpy(k) for k in key),
-                                                   torch.tensor(7.5, dtype=torch.float64), accumulate=accumulate)
+            g = genesis.tensor(values).index_put(
+                tuple(genesis.tensor(k) for k in key), genesis.tensor(7.5, dtype=genesis.float64), accumulate=accumulate
+            )
+            t = torch.from_numpy(values).index_put(
+                tuple(torch.from_numpy(k) for k in key), torch.tensor(7.5, dtype=torch.float64), accumulate=accumulate
+            )
             np.testing.assert_array_equal(g.numpy(), t.numpy())
     with pytest.raises(RuntimeError):
         torch.zeros(3).index_put((torch.tensor([0]),), torch.tensor(1.0, dtype=torch.float64))
@@ -358,9 +405,16 @@ def test_index_put_takes_pytorchs_arguments():
 
 
 # ---- one_hot and nonzero --------------------------------------------------------------
-@pytest.mark.parametrize("index,num_classes", [
-    (ints(0, 2, 1, 2), 3), (ints(0, 2, 1, 2), -1), (ints([0, 4], [1, 1]), 6), (np.array(2), 4), (ints(), 3),
-])
+@pytest.mark.parametrize(
+    "index,num_classes",
+    [
+        (ints(0, 2, 1, 2), 3),
+        (ints(0, 2, 1, 2), -1),
+        (ints([0, 4], [1, 1]), 6),
+        (np.array(2), 4),
+        (ints(), 3),
+    ],
+)
 def test_one_hot_matches_torch(index, num_classes):
     got = genesis.one_hot(genesis.tensor(index), num_classes)
     expected = torch.nn.functional.one_hot(torch.from_numpy(index), num_classes)
@@ -384,50 +438,116 @@ def _float_index(x):
 ERRORS = [
     ("int_out_of_range", lambda x: x[5], IndexError, r"index 5 is out of range for dim 0 with size 5"),
     ("negative_int_out_of_range", lambda x: x[:, -8], IndexError, r"index -8 is out of range for dim 1 with size 7"),
-    ("tensor_out_of_range", lambda x: x[genesis.tensor([0, 9])], IndexError,
-     r"index 9 is out of range for dim 0 with size 5"),
-    ("tensor_negative_out_of_range", lambda x: x[1:, [0, -8]], IndexError,
-     r"index -8 is out of range for dim 1 with size 7"),
-    ("setitem_tensor_out_of_range", lambda x: _set(x, (slice(None), ints(7)), 0.0), IndexError,
-     r"index 7 is out of range for dim 1 with size 7"),
+    (
+        "tensor_out_of_range",
+        lambda x: x[genesis.tensor([0, 9])],
+        IndexError,
+        r"index 9 is out of range for dim 0 with size 5",
+    ),
+    (
+        "tensor_negative_out_of_range",
+        lambda x: x[1:, [0, -8]],
+        IndexError,
+        r"index -8 is out of range for dim 1 with size 7",
+    ),
+    (
+        "setitem_tensor_out_of_range",
+        lambda x: _set(x, (slice(None), ints(7)), 0.0),
+        IndexError,
+        r"index 7 is out of range for dim 1 with size 7",
+    ),
     ("too_many_indices", lambda x: x[0, 0, 0, 0], IndexError, r"too many indices.*dimension 3.*\[5, 7, 3\]"),
     ("too_many_with_mask", lambda x: x[genesis.ones(5, 7, dtype=genesis.bool), 0, 0], IndexError, "too many indices"),
     ("float_index_tensor", _float_index, IndexError, r"integer or bool tensors, got float32"),
     ("float_index", lambda x: x[1.5], IndexError, r"unsupported index 1.5"),
-    ("mask_shape", lambda x: x[genesis.ones(5, 3, dtype=genesis.bool)], IndexError,
-     r"mask of shape \[5, 3\] does not match the indexed shape \[5, 7\] at dim 0"),
+    (
+        "mask_shape",
+        lambda x: x[genesis.ones(5, 3, dtype=genesis.bool)],
+        IndexError,
+        r"mask of shape \[5, 3\] does not match the indexed shape \[5, 7\] at dim 0",
+    ),
     ("negative_step", lambda x: x[::-1], ValueError, r"step must be positive"),
     ("two_ellipses", lambda x: x[..., 0, ...], IndexError, r"single ellipsis"),
-    ("setitem_shape", lambda x: _set(x, 0, genesis.zeros(3, 7)), ValueError,
-     r"values of shape \[3, 7\].*region of shape \[7, 3\]"),
-    ("gather_rank", lambda x: x.gather(1, genesis.tensor([0, 1])), ValueError,
-     r"gather: index has 1 dims but input has 3"),
-    ("gather_out_of_range", lambda x: x.gather(1, genesis.zeros(1, 1, 1, dtype=genesis.int64) + 7), IndexError,
-     r"index 7 is out of range for dim 1 with size 7"),
-    ("gather_negative", lambda x: x.gather(2, genesis.zeros(1, 1, 1, dtype=genesis.int64) - 1), IndexError,
-     r"index -1 is out of range for dim 2 with size 3"),
+    (
+        "setitem_shape",
+        lambda x: _set(x, 0, genesis.zeros(3, 7)),
+        ValueError,
+        r"values of shape \[3, 7\].*region of shape \[7, 3\]",
+    ),
+    (
+        "gather_rank",
+        lambda x: x.gather(1, genesis.tensor([0, 1])),
+        ValueError,
+        r"gather: index has 1 dims but input has 3",
+    ),
+    (
+        "gather_out_of_range",
+        lambda x: x.gather(1, genesis.zeros(1, 1, 1, dtype=genesis.int64) + 7),
+        IndexError,
+        r"index 7 is out of range for dim 1 with size 7",
+    ),
+    (
+        "gather_negative",
+        lambda x: x.gather(2, genesis.zeros(1, 1, 1, dtype=genesis.int64) - 1),
+        IndexError,
+        r"index -1 is out of range for dim 2 with size 3",
+    ),
     ("gather_float_index", lambda x: x.gather(0, genesis.zeros(1, 1, 1)), TypeError, r"gather.*integer.*float32"),
-    ("gather_index_too_big", lambda x: x.gather(0, genesis.zeros(1, 8, 1, dtype=genesis.int64)), ValueError,
-     r"index shape \[1, 8, 1\] is larger than input shape \[5, 7, 3\] at dim 1"),
-    ("scatter_add_shapes",
-     lambda x: x.scatter_add(0, genesis.zeros(2, 2, 2, dtype=genesis.int64), genesis.zeros(1, 2, 2)),
-     ValueError, r"index shape \[2, 2, 2\] is larger than src shape \[1, 2, 2\]"),
-    ("scatter_add_rank", lambda x: x.scatter_add(0, genesis.zeros(2, dtype=genesis.int64), genesis.zeros(2)),
-     ValueError, r"same number of dims"),
-    ("scatter_add_out_of_range", lambda x: x.scatter_add(2, genesis.full((1, 1, 1), 3, dtype=genesis.int64),
-                                                         genesis.zeros(1, 1, 1)), IndexError,
-     r"index 3 is out of range for dim 2 with size 3"),
-    ("index_select_2d", lambda x: x.index_select(0, genesis.zeros(2, 2, dtype=genesis.int64)), ValueError,
-     r"1-D index"),
-    ("index_select_out_of_range", lambda x: x.index_select(2, genesis.tensor([3])), IndexError,
-     r"index 3 is out of range for dim 2 with size 3"),
+    (
+        "gather_index_too_big",
+        lambda x: x.gather(0, genesis.zeros(1, 8, 1, dtype=genesis.int64)),
+        ValueError,
+        r"index shape \[1, 8, 1\] is larger than input shape \[5, 7, 3\] at dim 1",
+    ),
+    (
+        "scatter_add_shapes",
+        lambda x: x.scatter_add(0, genesis.zeros(2, 2, 2, dtype=genesis.int64), genesis.zeros(1, 2, 2)),
+        ValueError,
+        r"index shape \[2, 2, 2\] is larger than src shape \[1, 2, 2\]",
+    ),
+    (
+        "scatter_add_rank",
+        lambda x: x.scatter_add(0, genesis.zeros(2, dtype=genesis.int64), genesis.zeros(2)),
+        ValueError,
+        r"same number of dims",
+    ),
+    (
+        "scatter_add_out_of_range",
+        lambda x: x.scatter_add(2, genesis.full((1, 1, 1), 3, dtype=genesis.int64), genesis.zeros(1, 1, 1)),
+        IndexError,
+        r"index 3 is out of range for dim 2 with size 3",
+    ),
+    (
+        "index_select_2d",
+        lambda x: x.index_select(0, genesis.zeros(2, 2, dtype=genesis.int64)),
+        ValueError,
+        r"1-D index",
+    ),
+    (
+        "index_select_out_of_range",
+        lambda x: x.index_select(2, genesis.tensor([3])),
+        IndexError,
+        r"index 3 is out of range for dim 2 with size 3",
+    ),
     ("masked_fill_mask_dtype", lambda x: x.masked_fill(genesis.zeros(5, 7, 3), 1.0), TypeError, r"bool mask"),
-    ("masked_fill_value_dims", lambda x: x.masked_fill(genesis.ones(3, dtype=genesis.bool), genesis.zeros(3)),
-     ValueError, r"0-d tensor value"),
-    ("masked_fill_mask_too_big", lambda x: x.masked_fill(genesis.ones(2, 5, 7, 3, dtype=genesis.bool), 0.0),
-     ValueError, r"mask of shape \[2, 5, 7, 3\] does not broadcast to \[5, 7, 3\]"),
-    ("one_hot_range", lambda x: genesis.one_hot(genesis.tensor([0, 3]), 3), IndexError,
-     r"class value 3 is out of range for 3 classes"),
+    (
+        "masked_fill_value_dims",
+        lambda x: x.masked_fill(genesis.ones(3, dtype=genesis.bool), genesis.zeros(3)),
+        ValueError,
+        r"0-d tensor value",
+    ),
+    (
+        "masked_fill_mask_too_big",
+        lambda x: x.masked_fill(genesis.ones(2, 5, 7, 3, dtype=genesis.bool), 0.0),
+        ValueError,
+        r"mask of shape \[2, 5, 7, 3\] does not broadcast to \[5, 7, 3\]",
+    ),
+    (
+        "one_hot_range",
+        lambda x: genesis.one_hot(genesis.tensor([0, 3]), 3),
+        IndexError,
+        r"class value 3 is out of range for 3 classes",
+    ),
 ]
 
 

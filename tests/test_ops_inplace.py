@@ -13,9 +13,9 @@ target's dtype and shape or is refused as torch refuses it.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TORCH_DTYPE, assert_close, check_numerical_grad, check_torch, make_pair
 
 import genesis
-from optest import FLOAT_DTYPES, TORCH_DTYPE, assert_close, check_numerical_grad, check_torch, make_pair
 
 RNG = np.random.default_rng(0)
 
@@ -100,22 +100,40 @@ CASES = [
     ("div_by_itself_plus", [positive(3, 5)], lambda x: (lambda t: t.div_(t + 1))(x * 1)),
     ("chain", [rand(3, 5), rand(5)], lambda x, y: (x * 1).add_(y).mul_(y).sub_(x).tanh_()),
     ("in_place_then_reuse", [rand(3, 5), rand(3, 5)], lambda x, y: (lambda t: t.mul_(y) + t * t)(x + 0)),
-    ("earlier_use_needs_no_saved_value", [rand(3, 5), rand(3, 5)],
-     lambda x, y: (lambda t: (t + y) * 2 + t.mul_(3))(x * 1)),
+    (
+        "earlier_use_needs_no_saved_value",
+        [rand(3, 5), rand(3, 5)],
+        lambda x, y: (lambda t: (t + y) * 2 + t.mul_(3))(x * 1),
+    ),
     # a write through a view changes the base's history too (torch's CopySlices)
     ("write_through_a_view", [rand(3, 5), rand(5)], lambda x, y: (lambda t: (t[1].mul_(y), t * t)[1])(x * 1)),
-    ("write_through_a_view_of_a_view", [rand(3, 5), rand(3)],
-     lambda x, y: (lambda t: (t.T[2:].add_(y), t * t)[1])(x * 1)),
-    ("write_through_a_reshaped_view", [rand(3, 4), rand(2)],
-     lambda x, y: (lambda t: (t.reshape(6, 2)[1:4].mul_(y), t.exp())[1])(x * 1)),
-    ("two_writes_through_views", [rand(3, 5), rand(5)],
-     lambda x, y: (lambda t: (t[0].mul_(y), t[2].sub_(y * y), t[:, 1].exp_(), t.sin())[-1])(x * 1)),
+    (
+        "write_through_a_view_of_a_view",
+        [rand(3, 5), rand(3)],
+        lambda x, y: (lambda t: (t.T[2:].add_(y), t * t)[1])(x * 1),
+    ),
+    (
+        "write_through_a_reshaped_view",
+        [rand(3, 4), rand(2)],
+        lambda x, y: (lambda t: (t.reshape(6, 2)[1:4].mul_(y), t.exp())[1])(x * 1),
+    ),
+    (
+        "two_writes_through_views",
+        [rand(3, 5), rand(5)],
+        lambda x, y: (lambda t: (t[0].mul_(y), t[2].sub_(y * y), t[:, 1].exp_(), t.sin())[-1])(x * 1),
+    ),
     ("zero_through_a_view", [rand(3, 5)], lambda x: (lambda t: (t[:, 1:3].zero_(), t * x)[1])(x * 1)),
     ("copy_through_a_view", [rand(3, 5), rand(5)], lambda x, y: (lambda t: (t[2].copy_(y), t * x)[1])(x * 1)),
-    ("view_then_base_then_view", [rand(3, 5), rand(5)],
-     lambda x, y: (lambda t, v: (v.mul_(y), t.add_(1), v.tanh())[-1])(*(lambda t: (t, t[1]))(x * 1))),
-    ("setitem_on_a_view", [rand(3, 5), rand(2)],
-     lambda x, y: (lambda t: (t[1].__setitem__(slice(1, 3), y), t * t)[1])(x * 1)),
+    (
+        "view_then_base_then_view",
+        [rand(3, 5), rand(5)],
+        lambda x, y: (lambda t, v: (v.mul_(y), t.add_(1), v.tanh())[-1])(*(lambda t: (t, t[1]))(x * 1)),
+    ),
+    (
+        "setitem_on_a_view",
+        [rand(3, 5), rand(2)],
+        lambda x, y: (lambda t: (t[1].__setitem__(slice(1, 3), y), t * t)[1])(x * 1),
+    ),
     # 0-d and empty
     ("0d", [rand(), rand()], lambda x, y: (x * 1).mul_(y).add_(1)),
     ("0d_into_matrix", [rand(3, 5), rand()], lambda x, y: (x * 1).sub_(y)),
@@ -137,8 +155,14 @@ def test_inplace_op_numerical_gradient(name, inputs, fn):
 def test_inplace_op_returns_the_target_and_every_alias_sees_the_change():
     x = genesis.tensor([1.0, 2.0])
     alias = x
-    for method, args in [("add_", (1,)), ("mul_", (2,)), ("clamp_", (0, 5)), ("zero_", ()), ("fill_", (3,)),
-                         ("copy_", (genesis.tensor([7.0, 8.0]),))]:
+    for method, args in [
+        ("add_", (1,)),
+        ("mul_", (2,)),
+        ("clamp_", (0, 5)),
+        ("zero_", ()),
+        ("fill_", (3,)),
+        ("copy_", (genesis.tensor([7.0, 8.0]),)),
+    ]:
         assert getattr(x, method)(*args) is x
     assert alias.tolist() == [7.0, 8.0]
 
@@ -194,7 +218,7 @@ def _matmul_then_change_operand(x):
 
 def _pow_then_change_through_a_view(x):
     base = x * 1
-    out = base ** 3
+    out = base**3
     base[0].mul_(2)
     return out
 
@@ -240,10 +264,20 @@ def test_changing_a_value_no_backward_rule_reads_is_allowed_like_torch():
         assert x.grad.tolist() == [8.0, 8.0]
 
 
-@pytest.mark.parametrize("operation", [
-    lambda x: x.add_(1), lambda x: x.mul_(2), lambda x: x.zero_(), lambda x: x.fill_(3.0),
-    lambda x: x.copy_(x.detach() * 2), lambda x: x.clamp_(0, 1), lambda x: x.exp_(), lambda x: x.__iadd__(1),
-], ids=["add_", "mul_", "zero_", "fill_", "copy_", "clamp_", "exp_", "iadd"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda x: x.add_(1),
+        lambda x: x.mul_(2),
+        lambda x: x.zero_(),
+        lambda x: x.fill_(3.0),
+        lambda x: x.copy_(x.detach() * 2),
+        lambda x: x.clamp_(0, 1),
+        lambda x: x.exp_(),
+        lambda x: x.__iadd__(1),
+    ],
+    ids=["add_", "mul_", "zero_", "fill_", "copy_", "clamp_", "exp_", "iadd"],
+)
 def test_inplace_on_a_leaf_that_requires_grad_is_refused_like_torch(operation):
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
         operation(torch.ones(2, 3, requires_grad=True))
@@ -253,8 +287,11 @@ def test_inplace_on_a_leaf_that_requires_grad_is_refused_like_torch(operation):
     assert leaf.tolist() == [[1.0] * 3] * 2 and leaf.is_leaf  # refused before anything was written
 
 
-@pytest.mark.parametrize("operation", [lambda x: x[1].add_(1), lambda x: x.T[0].zero_(), lambda x: x.view(-1).mul_(2)],
-                         ids=["index", "transpose_index", "view"])
+@pytest.mark.parametrize(
+    "operation",
+    [lambda x: x[1].add_(1), lambda x: x.T[0].zero_(), lambda x: x.view(-1).mul_(2)],
+    ids=["index", "transpose_index", "view"],
+)
 def test_inplace_on_a_view_of_a_leaf_that_requires_grad_is_refused_like_torch(operation):
     with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
         operation(torch.ones(2, 3, requires_grad=True))
@@ -264,10 +301,19 @@ def test_inplace_on_a_view_of_a_leaf_that_requires_grad_is_refused_like_torch(op
     assert leaf.tolist() == [[1.0] * 3] * 2 and leaf.is_leaf
 
 
-@pytest.mark.parametrize("operation", [
-    lambda x: x.add_(1), lambda x: x.mul_(2), lambda x: x.zero_(), lambda x: x.fill_(3.0),
-    lambda x: x.copy_(x * 2), lambda x: x.clamp_(0.5, 0.75), lambda x: x.sub_(x * 0.5),
-], ids=["add_", "mul_", "zero_", "fill_", "copy_", "clamp_", "sub_self"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda x: x.add_(1),
+        lambda x: x.mul_(2),
+        lambda x: x.zero_(),
+        lambda x: x.fill_(3.0),
+        lambda x: x.copy_(x * 2),
+        lambda x: x.clamp_(0.5, 0.75),
+        lambda x: x.sub_(x * 0.5),
+    ],
+    ids=["add_", "mul_", "zero_", "fill_", "copy_", "clamp_", "sub_self"],
+)
 def test_inplace_on_a_leaf_under_no_grad_is_allowed_and_keeps_it_a_leaf(operation):
     expected_leaf = torch.full((2, 3), 0.6, requires_grad=True)
     leaf = genesis.full((2, 3), 0.6, requires_grad=True)
@@ -308,8 +354,9 @@ DTYPE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("target,source,fn", DTYPE_CASES,
-                         ids=[f"{t.name}-{s.name}-{i}" for i, (t, s, _) in enumerate(DTYPE_CASES)])
+@pytest.mark.parametrize(
+    "target,source,fn", DTYPE_CASES, ids=[f"{t.name}-{s.name}-{i}" for i, (t, s, _) in enumerate(DTYPE_CASES)]
+)
 def test_inplace_result_keeps_the_target_dtype_or_is_refused_like_torch(target, source, fn):
     x_np, y_np = np.array([[1.5, 2.0, 0.0], [3.25, 1.0, 2.0]]), np.array([1.75, 0.0, 2.0])
     tx, ty = torch.from_numpy(x_np).to(TORCH_DTYPE[target]), torch.from_numpy(y_np).to(TORCH_DTYPE[source])

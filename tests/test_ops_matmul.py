@@ -16,9 +16,9 @@ input's own dtype, and for what a cast to an integer type does to autograd.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
 
 import genesis
-from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 
@@ -78,8 +78,7 @@ LAYOUTS = [(False, c) for c in MATMUL] + [(True, c) for c in MATMUL if _can_be_s
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
-@pytest.mark.parametrize("non_contiguous,case", LAYOUTS,
-                         ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
+@pytest.mark.parametrize("non_contiguous,case", LAYOUTS, ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
 def test_matmul_matches_torch(case, non_contiguous, dtype):
     name, inputs, fn = case
     check_torch(fn, inputs, dtype=dtype, non_contiguous=non_contiguous)
@@ -106,20 +105,32 @@ def test_low_precision_matmul_accumulates_in_fp32():
         ones = genesis.ones(2, 3000, dtype=dtype)
         out = ones @ ones.T
         assert out.dtype is dtype
-        expected = (torch.ones(2, 3000, dtype=TORCH_DTYPE[dtype]) @ torch.ones(3000, 2, dtype=TORCH_DTYPE[dtype]))
+        expected = torch.ones(2, 3000, dtype=TORCH_DTYPE[dtype]) @ torch.ones(3000, 2, dtype=TORCH_DTYPE[dtype])
         np.testing.assert_array_equal(out.to(genesis.float64).numpy(), expected.double().numpy())
 
 
 MATMUL_ERRORS = [
-    ("inner", lambda: genesis.zeros(3, 5) @ genesis.zeros(4, 2), ValueError,
-     r"\[3, 5\] and \[4, 2\].*5 columns.*4 rows"),
+    (
+        "inner",
+        lambda: genesis.zeros(3, 5) @ genesis.zeros(4, 2),
+        ValueError,
+        r"\[3, 5\] and \[4, 2\].*5 columns.*4 rows",
+    ),
     ("vector_inner", lambda: genesis.zeros(3) @ genesis.zeros(4), ValueError, r"\[3\] and \[4\]"),
     ("batch", lambda: genesis.zeros(2, 3, 5) @ genesis.zeros(3, 5, 2), ValueError, r"batch dimensions.*\[2, 3, 5\]"),
     ("0d", lambda: genesis.tensor(2.0) @ genesis.zeros(3), ValueError, r"at least 1 dimension"),
-    ("dtypes", lambda: genesis.zeros(2, 3) @ genesis.zeros(3, 2, dtype=genesis.float64), TypeError,
-     r"same dtype.*float32 and float64"),
-    ("bool", lambda: genesis.zeros(2, 2, dtype=genesis.bool) @ genesis.zeros(2, 2, dtype=genesis.bool), TypeError,
-     r"bool"),
+    (
+        "dtypes",
+        lambda: genesis.zeros(2, 3) @ genesis.zeros(3, 2, dtype=genesis.float64),
+        TypeError,
+        r"same dtype.*float32 and float64",
+    ),
+    (
+        "bool",
+        lambda: genesis.zeros(2, 2, dtype=genesis.bool) @ genesis.zeros(2, 2, dtype=genesis.bool),
+        TypeError,
+        r"bool",
+    ),
     ("mm_rank", lambda: genesis.zeros(2, 3, 4).mm(genesis.zeros(4, 2)), ValueError, r"mm expects 2-D.*\[2, 3, 4\]"),
     ("bmm_rank", lambda: genesis.zeros(3, 4).bmm(genesis.zeros(4, 2)), ValueError, r"bmm expects 3-D.*\[3, 4\]"),
 ]
@@ -132,15 +143,42 @@ def test_matmul_errors_are_clear(name, fn, kind, message):
 
 
 # ---- casts ---------------------------------------------------------------------------------
-ALL_DTYPES = [genesis.bool, genesis.uint8, genesis.int8, genesis.int16, genesis.int32, genesis.int64,
-              genesis.float16, genesis.bfloat16, genesis.float32, genesis.float64]
+ALL_DTYPES = [
+    genesis.bool,
+    genesis.uint8,
+    genesis.int8,
+    genesis.int16,
+    genesis.int32,
+    genesis.int64,
+    genesis.float16,
+    genesis.bfloat16,
+    genesis.float32,
+    genesis.float64,
+]
 INTEGER_DTYPES = [genesis.uint8, genesis.int8, genesis.int16, genesis.int32, genesis.int64]
 # values every dtype can hold, plus fractions (truncated toward zero) and values that fp16 and bf16
 # must round (1/3, 1 + 2**-9, 300.7)
-CAST_VALUES = np.array([0.0, 1.0, 2.0, 100.0, 0.4, 1.75, 1 / 3, 1 + 2 ** -9, 127.9, 3.0, 0.6, 1.0])
+CAST_VALUES = np.array([0.0, 1.0, 2.0, 100.0, 0.4, 1.75, 1 / 3, 1 + 2**-9, 127.9, 3.0, 0.6, 1.0])
 # and negative ones, ones near the integer types' bounds, and ones past fp16's range
-SIGNED_VALUES = np.array([-1.5, -0.5, -0.9, -100.0, 300.7, -2.0, 65.0, 255.9, -128.9, 32767.5, -32768.75,
-                          70000.5, -2.0 ** 31 - 0.5, 2.0 ** 40 + 0.5, -0.0])
+SIGNED_VALUES = np.array(
+    [
+        -1.5,
+        -0.5,
+        -0.9,
+        -100.0,
+        300.7,
+        -2.0,
+        65.0,
+        255.9,
+        -128.9,
+        32767.5,
+        -32768.75,
+        70000.5,
+        -(2.0**31) - 0.5,
+        2.0**40 + 0.5,
+        -0.0,
+    ]
+)
 
 
 def _pair(values, dtype):
@@ -182,9 +220,33 @@ def _near_the_bounds(dtype):
     """Values around 0 and around the integer type's bounds, on both sides of each: some undefined."""
     info = torch.iinfo(TORCH_DTYPE[dtype])
     low, high = float(info.min), float(info.max)
-    return np.array([low - 1.0, low - 0.75, low - 0.5, low, low + 0.5, low + 1.25, -2.5, -1.75, -0.9, -0.5, -0.0,
-                     0.0, 0.25, 0.9, 1.5, 2.5, 99.99, high - 1.25, high - 0.5, high, high + 0.5, high + 0.75,
-                     high + 1.0])
+    return np.array(
+        [
+            low - 1.0,
+            low - 0.75,
+            low - 0.5,
+            low,
+            low + 0.5,
+            low + 1.25,
+            -2.5,
+            -1.75,
+            -0.9,
+            -0.5,
+            -0.0,
+            0.0,
+            0.25,
+            0.9,
+            1.5,
+            2.5,
+            99.99,
+            high - 1.25,
+            high - 0.5,
+            high,
+            high + 0.5,
+            high + 0.75,
+            high + 1.0,
+        ]
+    )
 
 
 @pytest.mark.parametrize("backend", ["eager", "c"])
@@ -201,8 +263,9 @@ def test_float_to_integer_casts_truncate_toward_zero_up_to_the_bounds(source, ba
         inputs.append(genesis.tensor(held).to(source))
         expected.append(np.trunc(held))
         # PyTorch agrees on every one of them
-        np.testing.assert_array_equal(torch.from_numpy(held).to(TORCH_DTYPE[source]).to(TORCH_DTYPE[target])
-                                      .double().numpy(), np.trunc(held))
+        np.testing.assert_array_equal(
+            torch.from_numpy(held).to(TORCH_DTYPE[source]).to(TORCH_DTYPE[target]).double().numpy(), np.trunc(held)
+        )
 
     def cast(*tensors):  # the product makes each cast a statement of a fused kernel
         return tuple((x * 1).to(target) for x, target in zip(tensors, INTEGER_DTYPES))
@@ -223,10 +286,14 @@ def test_cast_of_nan_and_infinity_to_bool_and_between_floats_matches_torch():
 
 
 CAST_METHODS = [
-    ("float", lambda x: x.float()), ("double", lambda x: x.double()), ("half", lambda x: x.half()),
-    ("bfloat16", lambda x: x.bfloat16()), ("long", lambda x: x.long()), ("int", lambda x: x.int()),
-    ("bool", lambda x: x.bool()), ("to_name", lambda x: x.to("float16") if isinstance(x, genesis.Tensor)
-                                      else x.to(torch.float16)),
+    ("float", lambda x: x.float()),
+    ("double", lambda x: x.double()),
+    ("half", lambda x: x.half()),
+    ("bfloat16", lambda x: x.bfloat16()),
+    ("long", lambda x: x.long()),
+    ("int", lambda x: x.int()),
+    ("bool", lambda x: x.bool()),
+    ("to_name", lambda x: x.to("float16") if isinstance(x, genesis.Tensor) else x.to(torch.float16)),
     ("to_keyword", lambda x: x.to(dtype=genesis.float64 if isinstance(x, genesis.Tensor) else torch.float64)),
     ("type", lambda x: x.type(genesis.int16 if isinstance(x, genesis.Tensor) else torch.int16)),
 ]
@@ -242,7 +309,9 @@ def test_cast_methods_match_torch(name, fn, source):
 
 
 FLOAT_CASTS = [
-    ("float", lambda x: x.float() * 3), ("double", lambda x: x.double() * 3), ("half", lambda x: x.half() * 3),
+    ("float", lambda x: x.float() * 3),
+    ("double", lambda x: x.double() * 3),
+    ("half", lambda x: x.half() * 3),
     ("bfloat16", lambda x: x.bfloat16() * 3),
     ("round_trip", lambda x: (x.double() * x.double()).to(x.dtype)),
     ("mixed_after_cast", lambda x: x.half().float() * x),

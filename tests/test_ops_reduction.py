@@ -13,9 +13,9 @@ numerical check, which has no derivative to find at a tie.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
 
 import genesis
-from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 SHAPE = (3, 4, 5)
@@ -91,8 +91,7 @@ CASES += [
     case("std_correction_2", [rand(*SHAPE)], lambda x: x.std(-1, correction=2)),
     case("logsumexp_all_dims", [rand(3, 5)], lambda x: x.logsumexp((0, 1))),
     case("mean_function", [rand(3, 5)], lambda x: lib(x).mean(x, 0, keepdim=True)),
-    case("sum_dtype", [rand(3, 5)], lambda x: x.sum(1, dtype=genesis.float64),
-         lambda x: x.sum(1, dtype=torch.float64)),
+    case("sum_dtype", [rand(3, 5)], lambda x: x.sum(1, dtype=genesis.float64), lambda x: x.sum(1, dtype=torch.float64)),
     case("argmax_then_values", [rand(3, 5)], lambda x: x.max(1).values * 2),
     # ties
     case("amax_ties", [with_ties(*SHAPE)], lambda x: x.amax(1), smooth=False),
@@ -102,8 +101,12 @@ CASES += [
     case("max_dim_ties", [with_ties(*SHAPE)], lambda x: x.max(1), smooth=False),
     case("min_dim_ties", [with_ties(*SHAPE)], lambda x: x.min(-1, keepdim=True), smooth=False),
     # prod with zeros: one zero passes the product of the others, two make every gradient zero
-    case("prod_zeros", [np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.5, -2.0, 0.5]])],
-         lambda x: x.prod(1), smooth=False),
+    case(
+        "prod_zeros",
+        [np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.5, -2.0, 0.5]])],
+        lambda x: x.prod(1),
+        smooth=False,
+    ),
     case("prod_all_one_zero", [np.array([[0.0, 2.0, 3.0], [1.0, 0.5, 4.0]])], lambda x: x.prod(), smooth=False),
     # 0-d tensors
     case("0d_sum", [rand()], lambda x: x.sum()),
@@ -133,8 +136,7 @@ LAYOUTS = [(False, c) for c in CASES] + [(True, c) for c in CASES if _can_be_str
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
-@pytest.mark.parametrize("non_contiguous,case", LAYOUTS,
-                         ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
+@pytest.mark.parametrize("non_contiguous,case", LAYOUTS, ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
 def test_reduction_matches_torch(case, non_contiguous, dtype):
     name, inputs, fn, torch_fn, smooth = case
     check_torch(fn, inputs, dtype=dtype, torch_fn=torch_fn, non_contiguous=non_contiguous)
@@ -156,15 +158,19 @@ def test_reduction_numerical_gradient(case):
 
 # ---- index-valued reductions ------------------------------------------------------------
 ARG_CASES = [
-    ("argmax_all", lambda x: x.argmax()), ("argmin_all", lambda x: x.argmin()),
-    ("argmax_dim", lambda x: x.argmax(1)), ("argmin_negative", lambda x: x.argmin(-1)),
-    ("argmax_keepdim", lambda x: x.argmax(0, keepdim=True)), ("argmin_all_keepdim", lambda x: x.argmin(keepdim=True)),
+    ("argmax_all", lambda x: x.argmax()),
+    ("argmin_all", lambda x: x.argmin()),
+    ("argmax_dim", lambda x: x.argmax(1)),
+    ("argmin_negative", lambda x: x.argmin(-1)),
+    ("argmax_keepdim", lambda x: x.argmax(0, keepdim=True)),
+    ("argmin_all_keepdim", lambda x: x.argmin(keepdim=True)),
     ("argmax_function", lambda x: lib(x).argmax(x, dim=2)),
 ]
 
 
-@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float16, genesis.bfloat16, genesis.int64,
-                                   genesis.int32, genesis.uint8], ids=str)
+@pytest.mark.parametrize(
+    "dtype", [genesis.float32, genesis.float16, genesis.bfloat16, genesis.int64, genesis.int32, genesis.uint8], ids=str
+)
 @pytest.mark.parametrize("name,fn", ARG_CASES, ids=[c[0] for c in ARG_CASES])
 def test_argmax_argmin_match_torch_including_ties(name, fn, dtype):
     data = np.random.default_rng(1).integers(0, 3, SHAPE)  # many ties: torch and genesis both return the first
@@ -191,9 +197,19 @@ def test_max_and_min_with_dim_return_named_values_and_indices():
 # ---- NaN and infinity propagate as in torch ------------------------------------------------
 def test_nan_and_infinity_propagate_like_torch():
     data = np.array([[1.0, np.nan, 3.0], [-np.inf, -np.inf, -np.inf], [np.inf, 1.0, -2.0]])
-    for fn in [lambda x: x.sum(1), lambda x: x.mean(1), lambda x: x.amax(1), lambda x: x.amin(0), lambda x: x.max(1),
-               lambda x: x.prod(1), lambda x: x.var(1), lambda x: x.logsumexp(1), lambda x: x.logsumexp(0),
-               lambda x: x.max(), lambda x: x.std(0, correction=0)]:
+    for fn in [
+        lambda x: x.sum(1),
+        lambda x: x.mean(1),
+        lambda x: x.amax(1),
+        lambda x: x.amin(0),
+        lambda x: x.max(1),
+        lambda x: x.prod(1),
+        lambda x: x.var(1),
+        lambda x: x.logsumexp(1),
+        lambda x: x.logsumexp(0),
+        lambda x: x.max(),
+        lambda x: x.std(0, correction=0),
+    ]:
         for dtype in FLOAT_DTYPES:
             check_torch(fn, [data], dtype=dtype, grad=False)
 
@@ -215,19 +231,31 @@ def test_logsumexp_of_large_values_is_stable():
 def test_var_with_correction_at_least_the_count_matches_torch():
     """One element with correction 1, two with correction 2: 0/0 is nan; three with correction 5 is -0/2."""
     rng = np.random.default_rng(2)
-    for data, correction in [(rng.standard_normal((3, 1)), 1), (rng.standard_normal((2, 2)), 2),
-                             (rng.standard_normal((3, 3)), 5)]:
+    for data, correction in [
+        (rng.standard_normal((3, 1)), 1),
+        (rng.standard_normal((2, 2)), 2),
+        (rng.standard_normal((3, 3)), 5),
+    ]:
         check_torch(lambda x: x.var(1, correction=correction), [data], dtype=genesis.float64, grad=False)
         check_torch(lambda x: x.std(1, correction=correction), [data], dtype=genesis.float64, grad=False)
 
 
 # ---- integer and bool inputs ------------------------------------------------------------------
 INT_REDUCTIONS = [
-    ("sum", lambda x: x.sum()), ("sum_dim", lambda x: x.sum(1)), ("prod", lambda x: x.prod(0)),
-    ("amax", lambda x: x.amax(1)), ("amin", lambda x: x.amin()), ("max_dim", lambda x: x.max(1)),
-    ("max_full", lambda x: x.max()), ("min_dim", lambda x: x.min(0, keepdim=True)), ("all", lambda x: x.all()),
-    ("any_dim", lambda x: x.any(1)), ("all_keepdim", lambda x: x.all(-1, keepdim=True)),
-    ("mean", lambda x: x.mean()), ("var", lambda x: x.var()), ("logsumexp", lambda x: x.logsumexp(1)),
+    ("sum", lambda x: x.sum()),
+    ("sum_dim", lambda x: x.sum(1)),
+    ("prod", lambda x: x.prod(0)),
+    ("amax", lambda x: x.amax(1)),
+    ("amin", lambda x: x.amin()),
+    ("max_dim", lambda x: x.max(1)),
+    ("max_full", lambda x: x.max()),
+    ("min_dim", lambda x: x.min(0, keepdim=True)),
+    ("all", lambda x: x.all()),
+    ("any_dim", lambda x: x.any(1)),
+    ("all_keepdim", lambda x: x.all(-1, keepdim=True)),
+    ("mean", lambda x: x.mean()),
+    ("var", lambda x: x.var()),
+    ("logsumexp", lambda x: x.logsumexp(1)),
     ("sum_to_float", lambda x: x.sum(dtype=genesis.float32 if isinstance(x, genesis.Tensor) else torch.float32)),
     ("mean_dtype", lambda x: x.mean(dtype=genesis.float64 if isinstance(x, genesis.Tensor) else torch.float64)),
 ]
@@ -247,8 +275,7 @@ def _outcomes_match(fn, g, t):
         np.testing.assert_allclose(a.to(genesis.float64).numpy(), e.double().numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [genesis.int64, genesis.int32, genesis.int8, genesis.uint8, genesis.bool],
-                         ids=str)
+@pytest.mark.parametrize("dtype", [genesis.int64, genesis.int32, genesis.int8, genesis.uint8, genesis.bool], ids=str)
 @pytest.mark.parametrize("name,fn", INT_REDUCTIONS, ids=[c[0] for c in INT_REDUCTIONS])
 def test_reductions_of_integer_and_bool_tensors_match_torch(name, fn, dtype):
     data = np.random.default_rng(3).integers(0, 2 if dtype is genesis.bool else 4, (3, 5))
@@ -256,8 +283,11 @@ def test_reductions_of_integer_and_bool_tensors_match_torch(name, fn, dtype):
 
 
 @pytest.mark.parametrize("dtype", [genesis.float32, genesis.float16, genesis.int64], ids=str)
-@pytest.mark.parametrize("fn", [lambda x: x.all(), lambda x: x.any(1), lambda x: x.all((0, 1), keepdim=True),
-                                lambda x: x.any(-1, keepdim=True)], ids=["all", "any_dim", "all_tuple", "any_kept"])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: x.all(), lambda x: x.any(1), lambda x: x.all((0, 1), keepdim=True), lambda x: x.any(-1, keepdim=True)],
+    ids=["all", "any_dim", "all_tuple", "any_kept"],
+)
 def test_all_and_any_of_numbers_match_torch(fn, dtype):
     rng = np.random.default_rng(4)
     data = rng.integers(0, 2, (3, 5)) * rng.uniform(0.5, 2.0, (3, 5))

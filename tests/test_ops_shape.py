@@ -10,9 +10,9 @@ errors that must name the shapes and dims.
 import numpy as np
 import pytest
 import torch
+from optest import FLOAT_DTYPES, TOLERANCE, check_numerical_grad, check_torch
 
 import genesis
-from optest import FLOAT_DTYPES, TOLERANCE, check_numerical_grad, check_torch
 
 RNG = np.random.default_rng(0)
 
@@ -67,19 +67,35 @@ CASES = [
     ("triu_offset", [rand(5, 3)], lambda x: x.triu(2), None),
     ("triu_negative", [rand(3, 5)], lambda x: x.triu(-2), None),
     ("pad_last", [rand(3, 5)], lambda x: genesis.pad(x, (1, 2)), lambda x: tpad(x, (1, 2))),
-    ("pad_two_dims_value", [rand(3, 5)], lambda x: genesis.pad(x, (0, 2, 3, 1), value=2.5),
-     lambda x: tpad(x, (0, 2, 3, 1), 2.5)),
-    ("pad_three_dims", [rand(2, 3, 5)], lambda x: genesis.pad(x, (1, 0, 0, 1, 2, 1)),
-     lambda x: tpad(x, (1, 0, 0, 1, 2, 1))),
+    (
+        "pad_two_dims_value",
+        [rand(3, 5)],
+        lambda x: genesis.pad(x, (0, 2, 3, 1), value=2.5),
+        lambda x: tpad(x, (0, 2, 3, 1), 2.5),
+    ),
+    (
+        "pad_three_dims",
+        [rand(2, 3, 5)],
+        lambda x: genesis.pad(x, (1, 0, 0, 1, 2, 1)),
+        lambda x: tpad(x, (1, 0, 0, 1, 2, 1)),
+    ),
     ("movedim", [rand(2, 3, 5)], lambda x: x.movedim(0, -1), None),
     ("movedim_tuple", [rand(2, 3, 5)], lambda x: x.movedim((0, 1), (2, 0)), None),
     ("cat", [rand(3, 5), rand(2, 5)], lambda x, y: genesis.cat([x, y]), lambda x, y: torch.cat([x, y])),
-    ("cat_negative_dim", [rand(3, 2), rand(3, 5), rand(3, 1)], lambda x, y, z: genesis.cat([x, y, z], -1),
-     lambda x, y, z: torch.cat([x, y, z], -1)),
+    (
+        "cat_negative_dim",
+        [rand(3, 2), rand(3, 5), rand(3, 1)],
+        lambda x, y, z: genesis.cat([x, y, z], -1),
+        lambda x, y, z: torch.cat([x, y, z], -1),
+    ),
     ("cat_one", [rand(3, 5)], lambda x: genesis.cat([x], 1), lambda x: torch.cat([x], 1)),
     ("stack", [rand(3, 5), rand(3, 5)], lambda x, y: genesis.stack([x, y]), lambda x, y: torch.stack([x, y])),
-    ("stack_last", [rand(3, 5), rand(3, 5), rand(3, 5)], lambda x, y, z: genesis.stack((x, y, z), -1),
-     lambda x, y, z: torch.stack((x, y, z), -1)),
+    (
+        "stack_last",
+        [rand(3, 5), rand(3, 5), rand(3, 5)],
+        lambda x, y, z: genesis.stack((x, y, z), -1),
+        lambda x, y, z: torch.stack((x, y, z), -1),
+    ),
     ("split_int", [rand(3, 7)], lambda x: x.split(3, dim=1), None),
     ("split_sections", [rand(3, 7)], lambda x: x.split([1, 4, 2], 1), None),
     ("chunk_uneven", [rand(7, 3)], lambda x: x.chunk(3), None),
@@ -106,6 +122,7 @@ CASES = [
     ("empty_pad", [rand(0, 3)], lambda x: genesis.pad(x, (1, 1)), lambda x: tpad(x, (1, 1))),
 ]
 
+
 def _can_be_strided(name, inputs):
     """The strided variant swaps the last two dims' strides: it needs them both larger than 1."""
     matrices = [np.shape(a)[-2:] for a in inputs if np.ndim(a) >= 2]
@@ -116,13 +133,21 @@ LAYOUTS = [(False, c) for c in CASES] + [(True, c) for c in CASES if _can_be_str
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
-@pytest.mark.parametrize("non_contiguous,case", LAYOUTS,
-                         ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
+@pytest.mark.parametrize("non_contiguous,case", LAYOUTS, ids=[("strided-" if s else "") + c[0] for s, c in LAYOUTS])
 def test_shape_op_matches_torch(case, non_contiguous, dtype):
     name, inputs, fn, torch_fn = case
     grad_rtol, grad_atol = TOLERANCE[dtype]
-    check_torch(fn, inputs, dtype=dtype, torch_fn=torch_fn, rtol=0, atol=0, grad_rtol=grad_rtol,
-                grad_atol=grad_atol, non_contiguous=non_contiguous)
+    check_torch(
+        fn,
+        inputs,
+        dtype=dtype,
+        torch_fn=torch_fn,
+        rtol=0,
+        atol=0,
+        grad_rtol=grad_rtol,
+        grad_atol=grad_atol,
+        non_contiguous=non_contiguous,
+    )
 
 
 def _total(out):
@@ -174,8 +199,12 @@ def test_low_precision_values_survive_bit_for_bit():
 
 # ---- cat promotes mixed dtypes as torch does ------------------------------------------
 MIXED = [
-    (genesis.int64, genesis.float32), (genesis.float16, genesis.bfloat16), (genesis.int32, genesis.bool),
-    (genesis.float32, genesis.float64), (genesis.uint8, genesis.int8), (genesis.float16, genesis.int64),
+    (genesis.int64, genesis.float32),
+    (genesis.float16, genesis.bfloat16),
+    (genesis.int32, genesis.bool),
+    (genesis.float32, genesis.float64),
+    (genesis.uint8, genesis.int8),
+    (genesis.float16, genesis.int64),
 ]
 
 
@@ -235,15 +264,18 @@ def test_in_place_change_through_a_view_shows_in_the_base(name, make_view):
     np.testing.assert_array_equal(view.numpy(), torch_view.numpy())
 
 
-@pytest.mark.parametrize("name,make_copy", [
-    ("reshape_of_transposed", lambda x: x.T.reshape(-1)),
-    ("flatten_of_transposed", lambda x: x.T.flatten()),
-    ("clone", lambda x: x.clone()),
-    ("contiguous_of_transposed", lambda x: x.T.contiguous()),
-    ("cat_of_one", lambda x: (genesis if isinstance(x, genesis.Tensor) else torch).cat([x])),
-    ("stack_of_one", lambda x: (genesis if isinstance(x, genesis.Tensor) else torch).stack([x])),
-    ("flip", lambda x: x.flip(0)),
-])
+@pytest.mark.parametrize(
+    "name,make_copy",
+    [
+        ("reshape_of_transposed", lambda x: x.T.reshape(-1)),
+        ("flatten_of_transposed", lambda x: x.T.flatten()),
+        ("clone", lambda x: x.clone()),
+        ("contiguous_of_transposed", lambda x: x.T.contiguous()),
+        ("cat_of_one", lambda x: (genesis if isinstance(x, genesis.Tensor) else torch).cat([x])),
+        ("stack_of_one", lambda x: (genesis if isinstance(x, genesis.Tensor) else torch).stack([x])),
+        ("flip", lambda x: x.flip(0)),
+    ],
+)
 def test_copies_do_not_alias_their_input(name, make_copy):
     base = genesis.arange(15, dtype=genesis.float32).reshape(3, 5)
     reference = torch.arange(15, dtype=torch.float32).reshape(3, 5)

@@ -17,13 +17,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from optest import assert_close, make_pair, to_numpy
 
 import genesis
 import genesis.optim
 from genesis.amp import GradScaler
 from genesis.errors import ShapeError
 from genesis.tensor import Tensor
-from optest import assert_close, make_pair, to_numpy
 
 f32, f64 = genesis.float32, genesis.float64
 SHAPES = [(7, 13), (31,), ()]  # awkward sizes and a 0-d parameter
@@ -124,8 +124,9 @@ def test_matches_torch(name, config, dtype):
             if key == "step":
                 assert value == int(t_state[key])
             elif value is not None:
-                np.testing.assert_allclose(to_numpy(value), to_numpy(t_state[key]), rtol=TOL[dtype] * 10,
-                                           atol=TOL[dtype], err_msg=key)
+                np.testing.assert_allclose(
+                    to_numpy(value), to_numpy(t_state[key]), rtol=TOL[dtype] * 10, atol=TOL[dtype], err_msg=key
+                )
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
@@ -146,8 +147,10 @@ def test_gradients_from_autograd(name):
     g_opt = getattr(genesis.optim, name)([weight_g, bias_g], **config)
     t_opt = getattr(torch.optim, name)([weight_t, bias_t], **config, foreach=False)
     for step in range(STEPS):
-        for opt, lib, w, b, x, y in ((g_opt, genesis, weight_g, bias_g, inputs_g, targets_g),
-                                     (t_opt, torch, weight_t, bias_t, inputs_t, targets_t)):
+        for opt, lib, w, b, x, y in (
+            (g_opt, genesis, weight_g, bias_g, inputs_g, targets_g),
+            (t_opt, torch, weight_t, bias_t, inputs_t, targets_t),
+        ):
             opt.zero_grad()
             loss = ((lib.tanh(x @ w + b) - y) ** 2).mean()
             loss.backward()
@@ -189,10 +192,15 @@ def test_lr_is_read_at_every_step():
     np.testing.assert_allclose(to_numpy(g), to_numpy(t), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,config", [("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.1)),
-                                         ("Adam", dict(amsgrad=True, weight_decay=0.1)),
-                                         ("AdamW", dict()),
-                                         ("RMSprop", dict(centered=True, momentum=0.5))])
+@pytest.mark.parametrize(
+    "name,config",
+    [
+        ("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.1)),
+        ("Adam", dict(amsgrad=True, weight_decay=0.1)),
+        ("AdamW", dict()),
+        ("RMSprop", dict(centered=True, momentum=0.5)),
+    ],
+)
 def test_tensor_hyperparameters_give_the_same_update(name, config):
     """A 0-d tensor lr (how a compiled step takes it as a graph input) computes what the float does."""
     arrays = initial_arrays(5)
@@ -229,14 +237,18 @@ def test_step_reads_nothing_back_to_the_host(monkeypatch, name, config):
 # ---- parameter groups --------------------------------------------------------------
 def test_param_groups_take_defaults_and_overrides():
     a, b, c = (genesis.zeros(3, requires_grad=True) for _ in range(3))
-    opt = genesis.optim.Adam([{"params": [a, b]}, {"params": c, "lr": 0.5, "betas": (0.5, 0.6)}], lr=0.01,
-                             weight_decay=0.1)
+    opt = genesis.optim.Adam(
+        [{"params": [a, b]}, {"params": c, "lr": 0.5, "betas": (0.5, 0.6)}], lr=0.01, weight_decay=0.1
+    )
     first, second = opt.param_groups
     assert first["params"] == [a, b] and first["lr"] == 0.01 and first["betas"] == (0.9, 0.999)
     assert second["params"][0] is c and second["lr"] == 0.5 and second["betas"] == (0.5, 0.6)
     assert first["weight_decay"] == second["weight_decay"] == 0.1
-    assert set(first) == set(second) == {"params", "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
-                                         "decoupled_weight_decay"}
+    assert (
+        set(first)
+        == set(second)
+        == {"params", "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"}
+    )
     d = genesis.zeros(2, requires_grad=True)
     opt.add_param_group({"params": [d], "eps": 1e-3})
     assert opt.param_groups[2]["eps"] == 1e-3 and opt.param_groups[2]["lr"] == 0.01
@@ -395,8 +407,9 @@ def test_load_state_dict_errors():
 
 
 # ---- GradScaler ----------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
-                            "ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings(
+    "ignore:invalid value encountered:RuntimeWarning", "ignore:overflow encountered:RuntimeWarning"
+)
 def test_grad_scaler_with_adam_matches_torch():
     """Scaled loss, unscale, skip on inf/nan, scale back-off and growth, next to torch.amp.GradScaler."""
     rng = np.random.default_rng(7)
@@ -404,8 +417,8 @@ def test_grad_scaler_with_adam_matches_torch():
     bias_g, bias_t = make_pair(np.zeros(4), f32, requires_grad=True)
     g_opt = genesis.optim.Adam([weight_g, bias_g], lr=0.01)
     t_opt = torch.optim.Adam([weight_t, bias_t], lr=0.01, foreach=False)
-    g_scaler = GradScaler(init_scale=2.0 ** 10, growth_interval=3)
-    t_scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=3)
+    g_scaler = GradScaler(init_scale=2.0**10, growth_interval=3)
+    t_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3)
     bad_steps = {4, 9}
     for step in range(14):
         batch = rng.standard_normal((9, 6))
@@ -413,8 +426,10 @@ def test_grad_scaler_with_adam_matches_torch():
             batch[2, 3] = np.inf  # an inf input makes inf/nan gradients: the step must be skipped
         x_g, x_t = make_pair(batch, f32, requires_grad=False)
         before = to_numpy(weight_g).copy()
-        for opt, scaler, lib, w, b, x in ((g_opt, g_scaler, genesis, weight_g, bias_g, x_g),
-                                          (t_opt, t_scaler, torch, weight_t, bias_t, x_t)):
+        for opt, scaler, lib, w, b, x in (
+            (g_opt, g_scaler, genesis, weight_g, bias_g, x_g),
+            (t_opt, t_scaler, torch, weight_t, bias_t, x_t),
+        ):
             opt.zero_grad()
             loss = (lib.tanh(x @ w + b) ** 2).sum()
             scaler.scale(loss).backward()

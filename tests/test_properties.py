@@ -15,10 +15,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
+from optest import TORCH_DTYPE, assert_close
 
 import genesis
 from genesis.errors import ShapeError
-from optest import TORCH_DTYPE, assert_close
 
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None)
 
@@ -69,9 +69,12 @@ def compare_with_gradients(g_out, t_out, g_leaves, t_leaves, what):
 
 # ---- broadcasting -------------------------------------------------------------
 @PROPERTY_SETTINGS
-@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4),
-       op=st.sampled_from(sorted(BINARY_OPS)), dtypes=st.tuples(st.sampled_from(DTYPES), st.sampled_from(DTYPES)),
-       seed=st.integers(0, 2**16))
+@given(
+    shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4),
+    op=st.sampled_from(sorted(BINARY_OPS)),
+    dtypes=st.tuples(st.sampled_from(DTYPES), st.sampled_from(DTYPES)),
+    seed=st.integers(0, 2**16),
+)
 def test_binary_ops_broadcast_like_torch(shapes, op, dtypes, seed):
     (a_shape, b_shape), expected_shape = shapes.input_shapes, shapes.result_shape
     ga, ta = leaf_pair(a_shape, dtypes[0], seed)
@@ -153,8 +156,13 @@ def shape_and_dims(draw):
 
 
 @PROPERTY_SETTINGS
-@given(case=shape_and_dims(), keepdim=st.booleans(), op=st.sampled_from(sorted(REDUCTIONS)),
-       dtype=st.sampled_from([genesis.float32, genesis.float64]), seed=st.integers(0, 2**16))
+@given(
+    case=shape_and_dims(),
+    keepdim=st.booleans(),
+    op=st.sampled_from(sorted(REDUCTIONS)),
+    dtype=st.sampled_from([genesis.float32, genesis.float64]),
+    seed=st.integers(0, 2**16),
+)
 def test_reductions_match_torch_with_gradients(case, keepdim, op, dtype, seed):
     shape, dim = case
     gx, tx = leaf_pair(shape, dtype, seed)

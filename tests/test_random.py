@@ -49,9 +49,12 @@ def test_generator_is_independent_of_the_global_stream():
     private = genesis.Generator().manual_seed(99)
     interleaved_private = []
     interleaved_global = []
-    for make in (lambda g: genesis.rand(3, 4, generator=g), lambda g: genesis.randn(5, generator=g),
-                 lambda g: genesis.randint(-3, 9, (2, 7), generator=g),
-                 lambda g: genesis.randperm(11, generator=g)):
+    for make in (
+        lambda g: genesis.rand(3, 4, generator=g),
+        lambda g: genesis.randn(5, generator=g),
+        lambda g: genesis.randint(-3, 9, (2, 7), generator=g),
+        lambda g: genesis.randperm(11, generator=g),
+    ):
         interleaved_private.append(make(private).tolist())
         interleaved_global.append(make(None).tolist())
     assert interleaved_private == expected_private
@@ -120,13 +123,16 @@ def test_randn_has_standard_normal_moments(dtype):
     assert abs(mean) < 0.01
     assert abs(std - 1) < 0.01
     standardized = (values - mean) / std
-    assert abs((standardized ** 3).mean()) < 0.03  # skewness
-    assert abs((standardized ** 4).mean() - 3) < 0.06  # kurtosis
+    assert abs((standardized**3).mean()) < 0.03  # skewness
+    assert abs((standardized**4).mean() - 3) < 0.06  # kurtosis
     assert 0.66 < np.mean(np.abs(values) < 1) < 0.70  # ~68.3% within one sigma
 
 
-@pytest.mark.parametrize("dtype", [None, genesis.int32, genesis.int8, genesis.uint8, genesis.float32],
-                         ids=lambda d: getattr(d, "name", "default"))
+@pytest.mark.parametrize(
+    "dtype",
+    [None, genesis.int32, genesis.int8, genesis.uint8, genesis.float32],
+    ids=lambda d: getattr(d, "name", "default"),
+)
 def test_randint_covers_exactly_low_to_high(dtype):
     low, high = (0, 7) if dtype is genesis.uint8 else (-4, 7)
     x = genesis.randint(low, high, (300, 7), dtype=dtype)

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from optest import check_numerical_grad, check_torch
 
 import genesis
-from optest import check_numerical_grad, check_torch
 
 
 def test_mlp_forward_backward_matches_torch():

@@ -13,9 +13,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+from optest import TORCH_DTYPE, assert_close
 
 import genesis
-from optest import TORCH_DTYPE, assert_close
 
 RNG = np.random.default_rng(0)
 
@@ -194,15 +194,27 @@ REPR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64, genesis.float16, genesis.bfloat16,
-                                   genesis.int64, genesis.int32, genesis.uint8, genesis.bool],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        genesis.float32,
+        genesis.float64,
+        genesis.float16,
+        genesis.bfloat16,
+        genesis.int64,
+        genesis.int32,
+        genesis.uint8,
+        genesis.bool,
+    ],
+    ids=lambda d: d.name,
+)
 @pytest.mark.parametrize("array", [c[1] for c in REPR_CASES], ids=[c[0] for c in REPR_CASES])
 def test_repr_matches_torch(array, dtype):
     if not dtype.is_floating_point:
         array = np.nan_to_num(np.abs(array), posinf=3.0) % 200  # integer casts of nan/inf are undefined
     assert normalized_repr(genesis.tensor(array, dtype=dtype)) == normalized_repr(
-        torch.tensor(array).to(TORCH_DTYPE[dtype]))
+        torch.tensor(array).to(TORCH_DTYPE[dtype])
+    )
 
 
 def test_repr_shows_requires_grad_and_grad_fn_as_torch_does():
@@ -231,7 +243,11 @@ def test_cpu_device_everywhere():
 def test_cuda_without_a_gpu_runtime_says_so(spec, monkeypatch):
     # the probe is replaced so the message is checked on machines with a GPU as well
     monkeypatch.setattr(genesis.runtime.devices, "is_cuda_available", lambda: False)
-    for make in (lambda: genesis.device(spec), lambda: genesis.zeros(2, device=spec),
-                 lambda: genesis.tensor([1.0], device=spec), lambda: genesis.ones(2).to(spec)):
+    for make in (
+        lambda: genesis.device(spec),
+        lambda: genesis.zeros(2, device=spec),
+        lambda: genesis.tensor([1.0], device=spec),
+        lambda: genesis.ones(2).to(spec),
+    ):
         with pytest.raises(RuntimeError, match=f"'{spec}'.*no CUDA GPU runtime"):
             make()

@@ -50,8 +50,9 @@ def genesis_step(model, optimizer, scheduler, scaler, x, y, amp_dtype):
 
 def test_fp32_loop_matches_pytorch():
     model, optimizer, scheduler = make_genesis()
-    reference = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.GELU(), torch.nn.LayerNorm(32),
-                                    torch.nn.Linear(32, 5))
+    reference = torch.nn.Sequential(
+        torch.nn.Linear(20, 32), torch.nn.GELU(), torch.nn.LayerNorm(32), torch.nn.Linear(32, 5)
+    )
     reference.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     t_optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=0.01)
     t_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(t_optimizer, T_max=12)
@@ -77,7 +78,7 @@ def test_resuming_amp_training_from_a_checkpoint_is_bit_exact(tmp_path):
 
     def run(stop_at=None, resume=False):
         model, optimizer, scheduler = make_genesis()
-        scaler = GradScaler(init_scale=2.0 ** 10, growth_interval=3)
+        scaler = GradScaler(init_scale=2.0**10, growth_interval=3)
         start = 0
         if resume:
             state = genesis.load_checkpoint(path)
@@ -89,9 +90,16 @@ def test_resuming_amp_training_from_a_checkpoint_is_bit_exact(tmp_path):
         losses = []
         for step in range(start, len(data)):
             if step == stop_at:
-                genesis.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                                         "step": step}, path)
+                genesis.save_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "step": step,
+                    },
+                    path,
+                )
                 return model, losses
             losses.append(genesis_step(model, optimizer, scheduler, scaler, *data[step], genesis.float16))
         return model, losses

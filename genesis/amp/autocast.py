@@ -45,7 +45,6 @@ import functools
 from genesis import dispatch, dtypes
 from genesis.functional.shape import cast
 from genesis.ops.op import Autocast
-from genesis.tensor import Tensor
 
 SUPPORTED_DTYPES = (dtypes.float16, dtypes.bfloat16)
 DEVICE_TYPES = ("cpu", "cuda")
@@ -87,16 +86,19 @@ def cast_targets(op, inputs, region_dtype) -> list:
     if policy is Autocast.NONE:
         return [None] * len(inputs)
     if policy is Autocast.LOW_PRECISION:
-        return [region_dtype if d is not None and d is not region_dtype and d is not dtypes.float64 else None
-                for d in found]
+        return [
+            region_dtype if d is not None and d is not region_dtype and d is not dtypes.float64 else None for d in found
+        ]
     if policy is Autocast.FP32:
         return [dtypes.float32 if d is not None and d.is_low_precision else None for d in found]
     floats = [(d, x.ndim) for d, x in zip(found, inputs) if d is not None]
     if len(floats) < 2 or all(d is floats[0][0] for d, _ in floats):
         return [None] * len(inputs)
     target = dtypes.result_type([d for d, ndim in floats if ndim], [d for d, ndim in floats if not ndim], [])
-    return [target if d is not None and d is not target and dtypes.promote_types(d, target) is target else None
-            for d in found]
+    return [
+        target if d is not None and d is not target and dtypes.promote_types(d, target) is target else None
+        for d in found
+    ]
 
 
 def cast_inputs(op, inputs):
@@ -128,8 +130,7 @@ class autocast:
         if isinstance(enabled, str):  # torch.autocast("cpu", ...): the device type comes first
             device_type, enabled = enabled, True
         if device_type not in DEVICE_TYPES:
-            raise ValueError(f"autocast: device_type must be one of {', '.join(DEVICE_TYPES)}, "
-                             f"got {device_type!r}")
+            raise ValueError(f"autocast: device_type must be one of {', '.join(DEVICE_TYPES)}, got {device_type!r}")
         self.device_type = device_type
         self.enabled = bool(enabled)
         self.dtype = None if dtype is None else _check_dtype(dtype)

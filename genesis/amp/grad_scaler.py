@@ -64,15 +64,22 @@ def _next_scale(found_inf, scale, tracker, *, growth_factor, backoff_factor, gro
 
 
 _MUL, _WHERE = OPS["mul"], OPS["where"]
-scale_loss = markers.define("loss_scale", "loss_scaling", _times, shape=_MUL.shape, dtype=_MUL.dtype,
-                            differentiable=(0,))
+scale_loss = markers.define(
+    "loss_scale", "loss_scaling", _times, shape=_MUL.shape, dtype=_MUL.dtype, differentiable=(0,)
+)
 unscale = markers.define("unscale", "loss_scaling", _times, shape=_MUL.shape, dtype=_MUL.dtype)
-found_inf = markers.define("found_inf", "loss_scaling", _found_inf, shape=lambda *shapes: (),
-                           dtype=lambda inputs: (None, dtypes.float32))
+found_inf = markers.define(
+    "found_inf", "loss_scaling", _found_inf, shape=lambda *shapes: (), dtype=lambda inputs: (None, dtypes.float32)
+)
 skip_update = markers.define("skip_update", "loss_scaling", F.where, shape=_WHERE.shape, dtype=_WHERE.dtype)
-scale_update = markers.define("scale_update", "loss_scaling", _next_scale, outputs=2,
-                              shape=lambda *shapes, output, **attrs: shapes[1 + output],
-                              dtype=lambda inputs, output, **attrs: (None, inputs[1 + output].dtype))
+scale_update = markers.define(
+    "scale_update",
+    "loss_scaling",
+    _next_scale,
+    outputs=2,
+    shape=lambda *shapes, output, **attrs: shapes[1 + output],
+    dtype=lambda inputs, output, **attrs: (None, inputs[1 + output].dtype),
+)
 
 
 class OptState(enum.Enum):
@@ -101,10 +108,18 @@ class GradScaler:
     string, as in `torch.amp.GradScaler("cuda")`, is accepted.
     """
 
-    def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
-                 enabled=True, *, device=None):
+    def __init__(
+        self,
+        init_scale=2.0**16,
+        growth_factor=2.0,
+        backoff_factor=0.5,
+        growth_interval=2000,
+        enabled=True,
+        *,
+        device=None,
+    ):
         if isinstance(init_scale, str):  # torch.amp.GradScaler("cpu", ...)
-            device, init_scale = init_scale, 2.0 ** 16
+            device, init_scale = init_scale, 2.0**16
         self._device = device or "cpu"
         self._enabled = bool(enabled)
         if self._enabled:
@@ -136,8 +151,9 @@ class GradScaler:
             if isinstance(value, abc.Iterable):
                 scaled = map(apply_scale, value)
                 return type(value)(scaled) if isinstance(value, (list, tuple)) else scaled
-            raise ValueError(f"GradScaler.scale: outputs must be a Tensor or an iterable of Tensors, "
-                             f"got {type(value).__name__}")
+            raise ValueError(
+                f"GradScaler.scale: outputs must be a Tensor or an iterable of Tensors, got {type(value).__name__}"
+            )
 
         return apply_scale(outputs)
 
@@ -149,8 +165,10 @@ class GradScaler:
 
     def _check_started(self, funcname: str) -> None:
         if self._scale is None:
-            raise RuntimeError(f"GradScaler.{funcname}() was called before scale(): scale the loss "
-                               "(scaler.scale(loss).backward()) earlier in the iteration")
+            raise RuntimeError(
+                f"GradScaler.{funcname}() was called before scale(): scale the loss "
+                "(scaler.scale(loss).backward()) earlier in the iteration"
+            )
 
     # ---- unscaling and the inf check ----------------------------------------------
     def unscale_(self, optimizer) -> None:
@@ -173,8 +191,7 @@ class GradScaler:
     @staticmethod
     def _unscale_grads(optimizer, inv_scale):
         """Unscale every gradient in place; return a 0-d float32 found-inf flag (None without gradients)."""
-        grads = [param.grad for group in optimizer.param_groups for param in group["params"]
-                 if param.grad is not None]
+        grads = [param.grad for group in optimizer.param_groups for param in group["params"] if param.grad is not None]
         if any(grad.dtype is dtypes.float16 for grad in grads):
             # the unscaled fp16 values would underflow: keep fp32 master weights instead
             raise ValueError("Attempting to unscale FP16 gradients.")
@@ -202,8 +219,10 @@ class GradScaler:
         if state["stage"] is OptState.READY:
             self.unscale_(optimizer)
         if state["found_inf"] is None:
-            raise RuntimeError("GradScaler.step: no inf checks were recorded for this optimizer "
-                               "(none of its parameters has a gradient)")
+            raise RuntimeError(
+                "GradScaler.step: no inf checks were recorded for this optimizer "
+                "(none of its parameters has a gradient)"
+            )
         result = None
         tracer = dispatch.tracer
         if tracer is not None:  # compiled: the update runs, and a select keeps the old values on an inf
@@ -227,8 +246,10 @@ class GradScaler:
             else:
                 found = [s["found_inf"] for s in self._per_optimizer_states.values() if s["found_inf"] is not None]
                 if not found:
-                    raise RuntimeError("GradScaler.update: no inf checks were recorded prior to update(); "
-                                       "call step() (or unscale_()) for each optimizer first")
+                    raise RuntimeError(
+                        "GradScaler.update: no inf checks were recorded prior to update(); "
+                        "call step() (or unscale_()) for each optimizer first"
+                    )
                 combined = found[0]
                 for flag in found[1:]:
                     combined = combined + flag
@@ -238,20 +259,26 @@ class GradScaler:
     def _set_scale(self, new_scale) -> None:
         if isinstance(new_scale, Tensor):
             if new_scale.numel() != 1 or new_scale.requires_grad:
-                raise ValueError("GradScaler.update: new_scale must be a float or a 1-element tensor that does "
-                                 f"not require grad, got shape {list(new_scale.shape)}, "
-                                 f"requires_grad={new_scale.requires_grad}")
+                raise ValueError(
+                    "GradScaler.update: new_scale must be a float or a 1-element tensor that does "
+                    f"not require grad, got shape {list(new_scale.shape)}, "
+                    f"requires_grad={new_scale.requires_grad}"
+                )
             self._scale.copy_(F.reshape(new_scale, ()))
         elif isinstance(new_scale, (int, float)) and not isinstance(new_scale, bool):
             self._scale.fill_(float(new_scale))
         else:
-            raise TypeError(f"GradScaler.update: new_scale must be a float or a 1-element tensor, "
-                            f"got {type(new_scale).__name__}")
+            raise TypeError(
+                f"GradScaler.update: new_scale must be a float or a 1-element tensor, got {type(new_scale).__name__}"
+            )
 
     def _update_scale(self, found_inf) -> None:
-        factors = {name: dispatch.host_constant(lambda name=name: getattr(self, f"_{name}"), f"GradScaler {name}",
-                                                key=(id(self), name))
-                   for name in ("growth_factor", "backoff_factor", "growth_interval")}  # once a step: cheap eagerly
+        factors = {
+            name: dispatch.host_constant(
+                lambda name=name: getattr(self, f"_{name}"), f"GradScaler {name}", key=(id(self), name)
+            )
+            for name in ("growth_factor", "backoff_factor", "growth_interval")
+        }  # once a step: cheap eagerly
         new_scale, new_tracker = scale_update(found_inf, self._scale, self._growth_tracker, **factors)
         self._scale.copy_(new_scale)
         self._growth_tracker.copy_(new_tracker)
@@ -309,8 +336,9 @@ class GradScaler:
         if not self._enabled:
             return
         if len(state_dict) == 0:
-            raise RuntimeError("The source state dict is empty, possibly because it was saved "
-                               "from a disabled instance of GradScaler.")
+            raise RuntimeError(
+                "The source state dict is empty, possibly because it was saved from a disabled instance of GradScaler."
+            )
         missing = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"} - set(state_dict)
         if missing:
             raise KeyError(f"GradScaler.load_state_dict: missing keys {sorted(missing)}")
@@ -326,8 +354,10 @@ class GradScaler:
     def __repr__(self) -> str:
         if not self._enabled:
             return "GradScaler(enabled=False)"
-        return (f"GradScaler(scale={self.get_scale()}, growth_factor={self._growth_factor}, "
-                f"backoff_factor={self._backoff_factor}, growth_interval={self._growth_interval})")
+        return (
+            f"GradScaler(scale={self.get_scale()}, growth_factor={self._growth_factor}, "
+            f"backoff_factor={self._backoff_factor}, growth_interval={self._growth_interval})"
+        )
 
 
 __all__ = ["GradScaler", "OptState"]

@@ -229,8 +229,10 @@ def _rule(op, i):
 
 
 def _freed(node) -> RuntimeError:
-    return RuntimeError(f"trying to backward through the graph a second time (at {node.op.name}); its saved "
-                        "tensors were freed. Pass retain_graph=True to the first backward() to keep them.")
+    return RuntimeError(
+        f"trying to backward through the graph a second time (at {node.op.name}); its saved "
+        "tensors were freed. Pass retain_graph=True to the first backward() to keep them."
+    )
 
 
 def input_gradient(op, i, grad, out, inputs, attrs):
@@ -286,7 +288,9 @@ def _root_grad(root, grad):
 
         grad = tensor(grad, dtype=root.dtype)
     if grad.shape != root.shape:
-        raise RuntimeError(f"gradient of shape {list(grad.shape)} does not match the output of shape {list(root.shape)}")
+        raise RuntimeError(
+            f"gradient of shape {list(grad.shape)} does not match the output of shape {list(root.shape)}"
+        )
     return grad
 
 

@@ -25,8 +25,10 @@ BENCHMARKS = ("fusion", "train_step", "eager_overhead")
 def show(directory: Path, ir: str | None) -> int:
     programs = sorted(p for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []
     if not programs:
-        print(f"no compiled programs in {directory} (expected the folder given as dump_dir or GENESIS_DUMP)",
-              file=sys.stderr)
+        print(
+            f"no compiled programs in {directory} (expected the folder given as dump_dir or GENESIS_DUMP)",
+            file=sys.stderr,
+        )
         return 1
     for program in programs:
         print(f"== {program.name}")

@@ -29,12 +29,21 @@ log = logging.getLogger("genesis.compiler")
 
 BACKENDS = ("numpy", "c", "triton", "eager")
 RECOMPILE_WARNING = 8  # recompiles of one function before it warns
-RECOMPILE_LIMIT = 64   # ... and before it gives up and runs eagerly (a guard that fails on every call)
-PROGRAMS_PER_KEY = 8   # programs kept per argument signature (train and eval, a few module states)
+RECOMPILE_LIMIT = 64  # ... and before it gives up and runs eagerly (a guard that fails on every call)
+PROGRAMS_PER_KEY = 8  # programs kept per argument signature (train and eval, a few module states)
 
 
-def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_passes=(), amp=None,
-            loss_scale=None, clip_grad_norm=None):
+def compile(
+    fn=None,
+    *,
+    backend=None,
+    fullgraph=False,
+    dump_dir=None,
+    disable_passes=(),
+    amp=None,
+    loss_scale=None,
+    clip_grad_norm=None,
+):
     """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
 
     backend: "c" (C kernels built by the system's C compiler: the CPU default
@@ -47,9 +56,16 @@ def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_pa
     add autocast, a GradScaler and clipping (see `compiler.training`).
     """
     if fn is None:
-        return functools.partial(compile, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir,
-                                 disable_passes=disable_passes, amp=amp, loss_scale=loss_scale,
-                                 clip_grad_norm=clip_grad_norm)
+        return functools.partial(
+            compile,
+            backend=backend,
+            fullgraph=fullgraph,
+            dump_dir=dump_dir,
+            disable_passes=disable_passes,
+            amp=amp,
+            loss_scale=loss_scale,
+            clip_grad_norm=clip_grad_norm,
+        )
     options = TrainingOptions.parse(amp, loss_scale, clip_grad_norm)
     if options is not None:
         fn = TrainingStep(fn, options)
@@ -58,12 +74,17 @@ def compile(fn=None, *, backend=None, fullgraph=False, dump_dir=None, disable_pa
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"genesis.compile: unknown backend {backend!r}; choose one of {BACKENDS}")
-    return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
-                            dump_dir=dump_dir or os.environ.get("GENESIS_DUMP"), disable_passes=disable_passes)
+    return CompiledFunction(
+        fn,
+        backend=backend,
+        fullgraph=fullgraph,
+        dump_dir=dump_dir or os.environ.get("GENESIS_DUMP"),
+        disable_passes=disable_passes,
+    )
 
 
 def default_backend() -> str:
-    """"c" where a C compiler is found (see compiler/native.py), else "numpy"."""
+    """ "c" where a C compiler is found (see compiler/native.py), else "numpy"."""
     return "c" if native.compiler_available() else "numpy"
 
 
@@ -76,8 +97,17 @@ class CompiledFunction:
         self.disable_passes = tuple(disable_passes)
         self._table: dict[tuple, list[Program]] = {}  # guard key -> its programs, newest first
         self.graph_break: GraphBreak | None = None
-        self.stats = {"compiles": 0, "recompiles": 0, "recompile_reasons": [], "cache_hits": 0, "disk_cache_hits": 0,
-                      "kernels_per_call": 0, "fallbacks": [], "calls": 0, "eager_calls": 0}
+        self.stats = {
+            "compiles": 0,
+            "recompiles": 0,
+            "recompile_reasons": [],
+            "cache_hits": 0,
+            "disk_cache_hits": 0,
+            "kernels_per_call": 0,
+            "fallbacks": [],
+            "calls": 0,
+            "eager_calls": 0,
+        }
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args, **kwargs):
@@ -122,8 +152,9 @@ class CompiledFunction:
         again.confirmed = True
         if again.graph.signature() != program.graph.signature():
             self.stats["recompiles"] += 1
-            self.stats["recompile_reasons"].append("the second call's trace differs from the first's "
-                                                   "(state made on the first call)")
+            self.stats["recompile_reasons"].append(
+                "the second call's trace differs from the first's (state made on the first call)"
+            )
             self._replace(key, program, again)
             return again
         program.confirmed = True
@@ -136,15 +167,19 @@ class CompiledFunction:
 
     def _build(self, leaves, spec):
         try:
-            return build_program(self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir,
-                                 disable_passes=self.disable_passes)
+            return build_program(
+                self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir, disable_passes=self.disable_passes
+            )
         except GraphBreak as error:
             if self.fullgraph:
                 raise
             self.graph_break = error
             self.stats["fallbacks"].append(f"graph break: {error}")
-            warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly: {error.what} at "
-                          f"{error.line or '<unknown>'} cannot be traced into a graph", stacklevel=4)
+            warnings.warn(
+                f"genesis.compile: {_name(self.fn)} runs eagerly: {error.what} at "
+                f"{error.line or '<unknown>'} cannot be traced into a graph",
+                stacklevel=4,
+            )
             return None
 
     def _compile(self, key, leaves, spec, stale=None):
@@ -154,12 +189,18 @@ class CompiledFunction:
             self.stats["recompile_reasons"].append(reason)
             log.info("recompiling %s: %s", _name(self.fn), reason)
             if self.stats["recompiles"] == RECOMPILE_WARNING:
-                warnings.warn(f"genesis.compile: {_name(self.fn)} was recompiled {RECOMPILE_WARNING} times; "
-                              f"the guard that keeps failing: {reason}", stacklevel=3)
+                warnings.warn(
+                    f"genesis.compile: {_name(self.fn)} was recompiled {RECOMPILE_WARNING} times; "
+                    f"the guard that keeps failing: {reason}",
+                    stacklevel=3,
+                )
             if self.stats["recompiles"] > RECOMPILE_LIMIT:
                 self.graph_break = GraphBreak(f"more than {RECOMPILE_LIMIT} recompiles (the last: {reason})")
-                warnings.warn(f"genesis.compile: {_name(self.fn)} runs eagerly from now on: it was recompiled "
-                              f"more than {RECOMPILE_LIMIT} times; the last reason: {reason}", stacklevel=3)
+                warnings.warn(
+                    f"genesis.compile: {_name(self.fn)} runs eagerly from now on: it was recompiled "
+                    f"more than {RECOMPILE_LIMIT} times; the last reason: {reason}",
+                    stacklevel=3,
+                )
                 return None
         program = self._build(leaves, spec)
         if program is None:
@@ -212,8 +253,18 @@ def guard_key(leaves, spec) -> tuple:
     for i, leaf in enumerate(leaves):
         if isinstance(leaf, Tensor):
             grad = leaf.requires_grad
-            parts.append(("tensor", tuple(leaf.shape), leaf.dtype.name, str(leaf.device), grad,
-                          grad and leaf.grad is not None, first.setdefault(id(leaf), i), leaf._data.strides))
+            parts.append(
+                (
+                    "tensor",
+                    tuple(leaf.shape),
+                    leaf.dtype.name,
+                    str(leaf.device),
+                    grad,
+                    grad and leaf.grad is not None,
+                    first.setdefault(id(leaf), i),
+                    leaf._data.strides,
+                )
+            )
         else:
             parts.append(("value", type(leaf).__name__, _hashable(leaf)))
     return (repr(spec), tuple(parts), ("grad_mode", grad_mode.is_grad_enabled()), ("autocast", _autocast_state()))
@@ -227,12 +278,20 @@ def _hashable(value):
         return repr(value)
 
 
-_PART_NAMES = {0: "shape", 1: "dtype", 2: "device", 3: "requires_grad", 4: "has a .grad",
-               5: "is the same tensor as argument", 6: "strides"}
+_PART_NAMES = {
+    0: "shape",
+    1: "dtype",
+    2: "device",
+    3: "requires_grad",
+    4: "has a .grad",
+    5: "is the same tensor as argument",
+    6: "strides",
+}
 
 
 def _guard_miss(key, programs) -> str:
     """Name the guard that failed, against the most similar compiled key."""
+
     def differences(other):
         found = []
         if key[0] != other[0]:
@@ -240,8 +299,11 @@ def _guard_miss(key, programs) -> str:
         for i, (mine, theirs) in enumerate(zip(key[1], other[1])):
             if mine != theirs:
                 if mine[0] == theirs[0] == "tensor":
-                    found += [f"argument {i} {_PART_NAMES[j]}: {theirs[j + 1]} -> {mine[j + 1]}"
-                              for j in range(len(_PART_NAMES)) if mine[j + 1] != theirs[j + 1]]
+                    found += [
+                        f"argument {i} {_PART_NAMES[j]}: {theirs[j + 1]} -> {mine[j + 1]}"
+                        for j in range(len(_PART_NAMES))
+                        if mine[j + 1] != theirs[j + 1]
+                    ]
                 else:
                     found.append(f"argument {i}: {theirs[1:]} -> {mine[1:]}")
         if len(key[1]) != len(other[1]):

@@ -36,8 +36,9 @@ def subgraph(graph: Graph, keep: set, inputs: list, outputs: list) -> Graph:
         part.add_input(node.shape, node.dtype, name=name, source=node.source)
     for node in graph.nodes():
         if node.name in keep and node.name not in inputs and node.op != INPUT:
-            part.add(node.op, node.inputs, node.attrs, shape=node.shape, dtype=node.dtype,
-                     source=node.source, name=node.name)
+            part.add(
+                node.op, node.inputs, node.attrs, shape=node.shape, dtype=node.dtype, source=node.source, name=node.name
+            )
     part.outputs = list(outputs)
     part._names = iter(range(graph._next_index(), 10**9))
     return part
@@ -67,8 +68,7 @@ def split(graph: Graph, n_forward_outputs: int, grad_inputs: list):
             if producer in forward_nodes and producer not in saved:
                 saved.append(producer)
     forward = subgraph(graph, forward_nodes, primal_inputs, forward_outputs + saved)
-    backward = subgraph(graph, backward_nodes | set(saved) | set(grad_inputs), saved + list(grad_inputs),
-                        gradients)
+    backward = subgraph(graph, backward_nodes | set(saved) | set(grad_inputs), saved + list(grad_inputs), gradients)
     return forward, backward, saved
 
 
@@ -85,18 +85,22 @@ class BackwardCall:
         self.saved = saved
         self.output_metas = output_metas  # (shape, dtype) of each differentiable output
         self.input_count = input_count
-        self._last = (None, None)          # (the incoming gradient, the gradients it gave)
+        self._last = (None, None)  # (the incoming gradient, the gradients it gave)
 
     def gradient(self, output: int, incoming, index: int):
         if grad_mode.is_grad_enabled():
-            raise NotImplementedError("higher-order gradients (create_graph=True) through a compiled function "
-                                      "are not supported; differentiate the eager function instead")
+            raise NotImplementedError(
+                "higher-order gradients (create_graph=True) through a compiled function "
+                "are not supported; differentiate the eager function instead"
+            )
         key, grads = self._last
         if key is not incoming:
             from genesis.creation import zeros
 
-            incoming_all = [incoming if k == output else zeros(shape, dtype=dtype)
-                            for k, (shape, dtype) in enumerate(self.output_metas)]
+            incoming_all = [
+                incoming if k == output else zeros(shape, dtype=dtype)
+                for k, (shape, dtype) in enumerate(self.output_metas)
+            ]
             grads = self.executor(self.saved + incoming_all)
             self._last = (incoming, grads)
         return grads[index]
@@ -111,8 +115,16 @@ def _no_kernel(*args, **kwargs):
     raise RuntimeError("a compiled function's node only runs backward")
 
 
-COMPILED_FUNCTION = Op(name="compiled_function", kind=Kind.OPAQUE, kernel=_no_kernel, shape=_no_kernel,
-                       dtype=_no_kernel, vjp=(_compiled_rule,), saves=frozenset(), variadic=True)
+COMPILED_FUNCTION = Op(
+    name="compiled_function",
+    kind=Kind.OPAQUE,
+    kernel=_no_kernel,
+    shape=_no_kernel,
+    dtype=_no_kernel,
+    vjp=(_compiled_rule,),
+    saves=frozenset(),
+    variadic=True,
+)
 
 
 def _refuse(g, out, *inputs, index, why):
@@ -120,8 +132,16 @@ def _refuse(g, out, *inputs, index, why):
 
 
 # the node of a compiled function's results whose backward eager would refuse (see program.py)
-REFUSED_BACKWARD = Op(name="refused_backward", kind=Kind.OPAQUE, kernel=_no_kernel, shape=_no_kernel,
-                      dtype=_no_kernel, vjp=(_refuse,), saves=frozenset(), variadic=True)
+REFUSED_BACKWARD = Op(
+    name="refused_backward",
+    kind=Kind.OPAQUE,
+    kernel=_no_kernel,
+    shape=_no_kernel,
+    dtype=_no_kernel,
+    vjp=(_refuse,),
+    saves=frozenset(),
+    variadic=True,
+)
 
 
 def attach(results, call: BackwardCall, inputs: list, slots: list) -> None:

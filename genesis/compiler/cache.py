@@ -58,8 +58,13 @@ def code_hash() -> str:
     """A hash of the sources that decide generated code (codegen, templates, op records, kernel runtime):
     an edited genesis never runs a stale cached program, even before the codegen version is bumped."""
     digest = hashlib.sha256()
-    for folder, pattern in (("compiler", "**/*.py"), ("compiler/templates", "*.j2"), ("ops", "*.py"),
-                            ("ops/helpers", "*"), ("runtime", "*.py")):
+    for folder, pattern in (
+        ("compiler", "**/*.py"),
+        ("compiler/templates", "*.j2"),
+        ("ops", "*.py"),
+        ("ops/helpers", "*"),
+        ("runtime", "*.py"),
+    ):
         for path in sorted((_PACKAGE / folder).glob(pattern)):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -75,7 +80,7 @@ def load(key: str) -> str | None:
     header, _, body = text.partition("\n")
     if not header.startswith(_HEADER):
         return _drop(path, "no checksum header")
-    if hashlib.sha256(body.encode()).hexdigest() != header[len(_HEADER):]:
+    if hashlib.sha256(body.encode()).hexdigest() != header[len(_HEADER) :]:
         return _drop(path, "checksum mismatch (truncated or modified)")
     return body
 
@@ -108,8 +113,11 @@ def warn_unwritable(error: OSError) -> None:
     if (directory, error.errno) in _warned_unwritable:
         return
     _warned_unwritable.add((directory, error.errno))
-    warnings.warn(f"genesis: cannot write to the kernel cache {directory} ({error.strerror or error}); "
-                  "compiled programs are kept in memory and compiled again by the next process", stacklevel=4)
+    warnings.warn(
+        f"genesis: cannot write to the kernel cache {directory} ({error.strerror or error}); "
+        "compiled programs are kept in memory and compiled again by the next process",
+        stacklevel=4,
+    )
 
 
 def unreadable(error: Exception) -> str:

@@ -63,8 +63,10 @@ def writebacks(tracer, graph, arguments) -> list:
         return len(graph.outputs) - 1
 
     # (target, the traced tensor, its input's name, its gradient when the trace began, that gradient's name)
-    holders = [(index, stand_in, name, stand_in_grad, grad_name)
-               for index, stand_in, name, stand_in_grad, grad_name in arguments]
+    holders = [
+        (index, stand_in, name, stand_in_grad, grad_name)
+        for index, stand_in, name, stand_in_grad, grad_name in arguments
+    ]
     for t, name in tracer.captured:
         if id(t) not in grads:
             before = captured_grad.get(id(t))
@@ -99,8 +101,7 @@ def stored_tensors(tracer, graph, world, stand_ins: dict) -> list:
             effects.append(("attr", holder, key, ("arg", argument[0])))
             continue
         if tensor.requires_grad:
-            tracer.refuse(f"storing a tensor that requires grad on a module ({key!r}) inside a compiled "
-                          f"function")
+            tracer.refuse(f"storing a tensor that requires grad on a module ({key!r}) inside a compiled function")
         graph.outputs.append(tensor._data.name)
         effects.append(("attr", holder, key, ("graph", len(graph.outputs) - 1)))
     return effects
@@ -126,7 +127,7 @@ def overlapping(arrays) -> bool:
     for group in by_root.values():
         if len(group) > 1:
             for i, a in enumerate(group):
-                if any(np.may_share_memory(a, b) for b in group[i + 1:]):
+                if any(np.may_share_memory(a, b) for b in group[i + 1 :]):
                     return True
     return False
 

@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 
-from genesis.version import __version__
 from genesis import dispatch
 from genesis.autograd import grad_mode
 from genesis.compiler import cache, interpret, native
@@ -28,6 +27,7 @@ from genesis.compiler.codegen import c_backend, triton_backend
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
 from genesis.ops.op import OPS
 from genesis.tensor import Tensor
+from genesis.version import __version__
 
 
 @contextlib.contextmanager
@@ -74,8 +74,15 @@ def library_call(graph, node):
 
 
 def program_key(graph, backend: str) -> str:
-    return cache.key_of(graph.signature(), backend, __version__, CODEGEN_VERSION, cache.code_hash(),
-                        np.__version__, sys.version_info[:2])
+    return cache.key_of(
+        graph.signature(),
+        backend,
+        __version__,
+        CODEGEN_VERSION,
+        cache.code_hash(),
+        np.__version__,
+        sys.version_info[:2],
+    )
 
 
 def _cached_source(key, build):
@@ -99,8 +106,10 @@ def _runner(graph, namespace, around):
         with around():
             arrays = program([t._data for t in inputs], library)
         # an output that is an input as it is: eager returns that very tensor
-        return [inputs[input_position[name]] if name in input_position else Tensor._make(array, dtype)
-                for name, array, dtype in zip(graph.outputs, arrays, out_dtypes)]
+        return [
+            inputs[input_position[name]] if name in input_position else Tensor._make(array, dtype)
+            for name, array, dtype in zip(graph.outputs, arrays, out_dtypes)
+        ]
 
     return run
 
@@ -144,7 +153,8 @@ def triton_executor(graph, dump=None, prefix=""):
         raise NotImplementedError(
             "genesis.compile(backend='triton'): a CUDA GPU is present, but genesis has no device buffers "
             "yet (tensors live in host numpy arrays); set TRITON_INTERPRET=1 to run the kernels under the "
-            "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX")
+            "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX"
+        )
     key = cache.key_of(program_key(graph, "triton"), triton.__version__, triton_backend.target_name(interpret))
     built = {}
 
@@ -158,8 +168,10 @@ def triton_executor(graph, dump=None, prefix=""):
     refusals = built["program"].stats["fallbacks"] if built else namespace["FALLBACKS"]
     if dump:
         dump.write(f"{prefix}program.py", source)
-        lines = [f"{namespace['STATS']['triton_kernels']} Triton kernels ({triton_backend.target_name(interpret)}); "
-                 f"groups that run as numpy kernels instead:"]
+        lines = [
+            f"{namespace['STATS']['triton_kernels']} Triton kernels ({triton_backend.target_name(interpret)}); "
+            f"groups that run as numpy kernels instead:"
+        ]
         dump.write(f"{prefix}triton.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
 
     @contextlib.contextmanager

@@ -98,9 +98,9 @@ class World:
     def __init__(self, roots):
         self.modules: list[Module] = []
         self.guards: list[_ModuleGuard] = []
-        self.cells: list[tuple] = []     # (cell, value, where)
-        self.globals: list[tuple] = []   # (globals dict, name, value, where)
-        self._keep: list = []            # objects named by id above, kept alive
+        self.cells: list[tuple] = []  # (cell, value, where)
+        self.globals: list[tuple] = []  # (globals dict, name, value, where)
+        self._keep: list = []  # objects named by id above, kept alive
         self._seen: set[int] = set()
         for root in roots:
             self._walk(root, 0, top=True)
@@ -141,7 +141,7 @@ class World:
             # an object of the user's (a trainer holding a model): the modules it reaches
             for value in vars(obj).values():
                 self._walk(value, depth + 1)
-            call = getattr(type(obj), "__call__", None)
+            call = getattr(type(obj), "__call__", None)  # noqa: B004  (the class's own method, to walk its code)
             if top and isinstance(call, types.FunctionType) and not _is_library(call):
                 self._function(call, depth + 1)
 

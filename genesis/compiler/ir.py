@@ -28,14 +28,15 @@ import networkx as nx
 from genesis import dtypes
 from genesis.ops.op import OPS
 
-INPUT = "input"          # a graph input: a user argument, a parameter, a buffer
-CONSTANT = "constant"    # a tensor captured by value (attrs["value"] holds it)
+INPUT = "input"  # a graph input: a user argument, a parameter, a buffer
+CONSTANT = "constant"  # a tensor captured by value (attrs["value"] holds it)
 STRUCTURAL_OPS = (INPUT, CONSTANT)
 
 
 @dataclass(frozen=True)
 class Meta:
     """What the op table's shape and dtype rules read from a value."""
+
     shape: tuple
     dtype: dtypes.DType
 
@@ -93,14 +94,26 @@ class Graph:
         self.nx = nx.DiGraph()
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        self.groups: list = []        # fusion groups, once the fusion pass has run
+        self.groups: list = []  # fusion groups, once the fusion pass has run
         self.fusion_log: list[str] = []  # why nodes did not fuse
         self.donations: dict[str, str] = {}  # output -> the input whose buffer may hold it (an in-place update)
         self._names = itertools.count()
 
     # ---- building ---------------------------------------------------------------
-    def add(self, op: str, inputs=(), attrs=None, *, shape, dtype, source=None, name=None, grads=None,
-            autocast=None, before=None) -> Node:
+    def add(
+        self,
+        op: str,
+        inputs=(),
+        attrs=None,
+        *,
+        shape,
+        dtype,
+        source=None,
+        name=None,
+        grads=None,
+        autocast=None,
+        before=None,
+    ) -> Node:
         """Add a node; it prints after the nodes added before it, or just before the node `before`."""
         name = name or f"v{next(self._names)}"
         if name in self.nx:
@@ -174,7 +187,7 @@ class Graph:
         self.inputs.remove(name)
         self.nx.remove_node(name)
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         other = Graph()
         other.nx = self.nx.copy()
         other.inputs = list(self.inputs)
@@ -198,12 +211,13 @@ class Graph:
         for node in self.nodes():
             unit = group_of.get(node.name, node.name)
             units.add_node(unit)
-            units.add_edges_from((source, unit) for source in (group_of.get(x, x) for x in node.value_inputs())
-                                 if source != unit)
+            units.add_edges_from(
+                (source, unit) for source in (group_of.get(x, x) for x in node.value_inputs()) if source != unit
+            )
         return units
 
     # ---- checking and printing ---------------------------------------------------------
-    def verify(self) -> "Graph":
+    def verify(self) -> Graph:
         """Raise GraphError unless the graph is acyclic, closed, every node's meta is its op's, and
         the fusion groups (if any) can run in some order, each node in at most one."""
         if not nx.is_directed_acyclic_graph(self.nx):
@@ -245,21 +259,28 @@ class Graph:
         if node.autocast is not None:  # the dtypes the op sees once the autocast pass has cast its inputs
             from genesis.amp.autocast import cast_targets
 
-            metas = [Meta(m.shape, target) if target is not None else m
-                     for m, target in zip(metas, cast_targets(op, metas, node.autocast))]
+            metas = [
+                Meta(m.shape, target) if target is not None else m
+                for m, target in zip(metas, cast_targets(op, metas, node.autocast))
+            ]
         shapes = [m.shape if isinstance(m, Meta) else () for m in metas]
         shape = tuple(op.shape(*shapes, **node.attrs))
         _, dtype = op.dtype(metas, **node.attrs)
         if shape != node.shape or dtype is not node.dtype:
-            raise GraphError(f"{node.name} = {node.op}: recorded {node.shape} {node.dtype.name}, "
-                             f"but the op's meta gives {shape} {dtype.name}")
+            raise GraphError(
+                f"{node.name} = {node.op}: recorded {node.shape} {node.dtype.name}, "
+                f"but the op's meta gives {shape} {dtype.name}"
+            )
 
     def __str__(self) -> str:
         lines = [node.format() for node in self.nodes()]
         lines.append(f"return ({', '.join(self.outputs)})")
         for group in self.groups:
-            phases = "".join(f" [{kind}: {', '.join(sorted(names))}]" for kind, names in
-                             (("accumulate", group.accumulators), ("post", group.post)) if names)
+            phases = "".join(
+                f" [{kind}: {', '.join(sorted(names))}]"
+                for kind, names in (("accumulate", group.accumulators), ("post", group.post))
+                if names
+            )
             lines.append(f"# {group.name} rows={group.rows}: {' '.join(group.members)}{phases}")
         return "\n".join(lines)
 

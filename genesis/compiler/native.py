@@ -40,14 +40,23 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from genesis.version import __version__
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
 from genesis.compiler.templates import render
 from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
+from genesis.version import __version__
 
-FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
-         "-fopenmp-simd", "-w")
+FLAGS = (
+    "-O3",
+    "-std=gnu11",
+    "-fPIC",
+    "-shared",
+    "-fno-math-errno",
+    "-ffp-contract=off",
+    "-fwrapv",
+    "-fopenmp-simd",
+    "-w",
+)
 # math functions whose libmvec SIMD versions (float and double) genesis declares for the vectoriser
 VECTOR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf")
 COMPILERS = ("cc", "gcc", "clang")  # looked for on PATH, in order, unless GENESIS_CC names one
@@ -75,7 +84,7 @@ class Compiler:
     path: str
     version: str
     flags: tuple
-    vector_math: bool   # glibc's libmvec is there: declare SIMD math functions
+    vector_math: bool  # glibc's libmvec is there: declare SIMD math functions
 
 
 def find_compiler() -> Compiler | None:
@@ -97,8 +106,9 @@ def _find_compiler(configured: str, search_path: str) -> Compiler | None:
         if path is None:
             continue
         try:
-            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                                     check=True).stdout.splitlines()[0]
+            version = subprocess.run(
+                [path, "--version"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout.splitlines()[0]
         except (OSError, subprocess.SubprocessError, IndexError):
             continue
         flags = FLAGS + (("-march=native",) if _accepts(path, "-march=native") else ())
@@ -111,10 +121,14 @@ def compiler_or_error() -> Compiler:
     compiler = find_compiler()
     if compiler is None:
         configured = os.environ.get("GENESIS_CC")
-        where = f"GENESIS_CC={configured!r} is not an executable C compiler" if configured else \
-            "no C compiler (cc, gcc or clang) on PATH"
-        raise CompilerError(f"genesis.compile(backend='c'): {where}; install one, set GENESIS_CC, "
-                            "or use backend='numpy'")
+        where = (
+            f"GENESIS_CC={configured!r} is not an executable C compiler"
+            if configured
+            else "no C compiler (cc, gcc or clang) on PATH"
+        )
+        raise CompilerError(
+            f"genesis.compile(backend='c'): {where}; install one, set GENESIS_CC, or use backend='numpy'"
+        )
     return compiler
 
 
@@ -122,14 +136,19 @@ def _accepts(path: str, flag: str) -> bool:
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "probe.c"
         source.write_text("int genesis_probe(void) { return 0; }\n")
-        result = subprocess.run([path, flag, "-c", str(source), "-o", str(Path(folder) / "probe.o")],
-                                capture_output=True, timeout=60, check=False)
+        result = subprocess.run(
+            [path, flag, "-c", str(source), "-o", str(Path(folder) / "probe.o")],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         return result.returncode == 0
 
 
 def _has_libmvec(path: str) -> bool:
-    result = subprocess.run([path, "-print-file-name=libmvec.so"], capture_output=True, text=True, timeout=30,
-                            check=False)
+    result = subprocess.run(
+        [path, "-print-file-name=libmvec.so"], capture_output=True, text=True, timeout=30, check=False
+    )
     found = result.stdout.strip()
     return result.returncode == 0 and os.path.isabs(found) and os.path.exists(found)
 
@@ -216,9 +235,11 @@ def _build_elsewhere(source: str, compiler: Compiler, key: str, cache_error: OSE
         with tempfile.TemporaryDirectory(prefix="genesis-", ignore_cleanup_errors=True) as folder:
             _KEPT_LOADED[key] = ctypes.CDLL(str(_compile(source, compiler, Path(folder), f"{key}.so")))
     except OSError as error:
-        raise NoPlaceForLibrary(f"genesis: no place to write a C library: the kernel cache {cache.cache_dir()} "
-                                f"({cache_error.strerror or cache_error}) nor a temporary folder "
-                                f"({error.strerror or error})") from error
+        raise NoPlaceForLibrary(
+            f"genesis: no place to write a C library: the kernel cache {cache.cache_dir()} "
+            f"({cache_error.strerror or cache_error}) nor a temporary folder "
+            f"({error.strerror or error})"
+        ) from error
 
 
 def _compile(source: str, compiler: Compiler, folder: Path, name: str) -> Path:
@@ -229,9 +250,14 @@ def _compile(source: str, compiler: Compiler, folder: Path, name: str) -> Path:
         c_file, objects_file = folder / f"part{index}.c", folder / f"part{index}.o"
         c_file.write_text(part)
         objects.append(str(objects_file))
-        compiling.append(subprocess.Popen([compiler.path, *compiler.flags, "-c", str(c_file), "-o",
-                                           str(objects_file)], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        compiling.append(
+            subprocess.Popen(
+                [compiler.path, *compiler.flags, "-c", str(c_file), "-o", str(objects_file)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         for process in compiling:
             try:
@@ -273,8 +299,9 @@ def _parts(source: str) -> list[str]:
 
 def _check(compiler: Compiler, returncode: int, stderr: str) -> None:
     if returncode != 0:
-        raise CompileFailed(f"genesis: {compiler.path} failed on generated C (a bug in genesis's C "
-                            f"codegen):\n{stderr[-4000:]}")
+        raise CompileFailed(
+            f"genesis: {compiler.path} failed on generated C (a bug in genesis's C codegen):\n{stderr[-4000:]}"
+        )
 
 
 class NativeLibrary:
@@ -302,8 +329,9 @@ def thread_pool() -> NativeLibrary | None:
     try:
         library = load(source, {}, key=cache.key_of("c-pool", source, machine_signature()))
     except CompileFailed as error:
-        warnings.warn(f"genesis: no C thread pool ({error}); kernels share their chunks through Python's threads",
-                      stacklevel=2)
+        warnings.warn(
+            f"genesis: no C thread pool ({error}); kernels share their chunks through Python's threads", stacklevel=2
+        )
         return None
     except (CompilerError, OSError):  # no compiler here: the program's kernels came from the disk cache
         return None

@@ -17,10 +17,10 @@ from genesis.autograd.engine import VersionError
 from genesis.autograd.node import Node
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
-from genesis.compiler.ir import Graph
-from genesis.compiler.guards import World
-from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.dump import Dump
+from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
+from genesis.compiler.guards import World
+from genesis.compiler.ir import Graph
 from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
 from genesis.compiler.report import describe
 from genesis.compiler.trace import Symbol, Tracer, tracing
@@ -31,25 +31,30 @@ from genesis.tensor import Tensor
 class Program:
     def __init__(self, graph, traced, executor, kernels_per_call, backward=None):
         self.graph = graph
-        self.sources = traced.sources      # per graph input: where a call finds it (see compiler/effects.py)
+        self.sources = traced.sources  # per graph input: where a call finds it (see compiler/effects.py)
         self.out_spec = traced.out_spec
         self.out_slots = traced.out_slots  # per result leaf: ("graph", output index) or ("value", python value)
         self.writebacks = traced.writebacks  # what a call writes back: in-place updates, .grad, stored tensors
-        self.world = traced.world          # the Python state the trace read (compiler/guards.py)
-        self.spent = traced.spent          # results a backward inside the function already went through
+        self.world = traced.world  # the Python state the trace read (compiler/guards.py)
+        self.spent = traced.spent  # results a backward inside the function already went through
         self.refused_backward = traced.refused_backward
         # tensors whose memory a call may write: the trace assumed no two of them share any
-        self._written = [s for s in self.sources if s[0] in ("arg", "captured")] if any(
-            effect[0] == "buffer" for effect in traced.writebacks) else []
+        self._written = (
+            [s for s in self.sources if s[0] in ("arg", "captured")]
+            if any(effect[0] == "buffer" for effect in traced.writebacks)
+            else []
+        )
         self._aliases = _input_aliases(graph)  # (output, input) positions: outputs that may be inputs' memory
         self.executor = executor
         self.kernels_per_call = kernels_per_call
-        self.backward = backward           # a _Backward when results carry gradients
+        self.backward = backward  # a _Backward when results carry gradients
         self.info: dict = {}
-        self.confirmed = False             # traced a second time and found the same (see CompiledFunction)
-        self.guards = traced.guards        # (read, value, what): host values the trace baked in
-        self._capture_meta = [(t, tuple(t.shape), t.dtype, t.requires_grad, t._data.strides)
-                              for t in (source[1] for source in self.sources if source[0] == "captured")]
+        self.confirmed = False  # traced a second time and found the same (see CompiledFunction)
+        self.guards = traced.guards  # (read, value, what): host values the trace baked in
+        self._capture_meta = [
+            (t, tuple(t.shape), t.dtype, t.requires_grad, t._data.strides)
+            for t in (source[1] for source in self.sources if source[0] == "captured")
+        ]
 
     def stale(self) -> str | None:
         """Why the program no longer fits what its trace read besides the arguments, or None."""
@@ -134,17 +139,18 @@ class _Backward:
 
     def __init__(self, executor, traced, saved_positions, kernels_per_call):
         self.executor = executor
-        self.saved_positions = saved_positions          # forward outputs the backward reads
-        self.output_positions = traced.differentiable   # forward outputs that get gradients
-        self.input_positions = traced.diff_inputs       # graph inputs that receive gradients
-        self.slots = traced.grad_slots                  # per such input: its gradient's index, or None
+        self.saved_positions = saved_positions  # forward outputs the backward reads
+        self.output_positions = traced.differentiable  # forward outputs that get gradients
+        self.input_positions = traced.diff_inputs  # graph inputs that receive gradients
+        self.slots = traced.grad_slots  # per such input: its gradient's index, or None
         self.kernels_per_call = kernels_per_call
 
     def attach(self, inputs, outputs) -> None:
         results = [outputs[i] for i in self.output_positions]
         metas = [(r.shape, r.dtype) for r in results]
-        call = backward.BackwardCall(self.executor, [outputs[i] for i in self.saved_positions], metas,
-                                     len(self.input_positions))
+        call = backward.BackwardCall(
+            self.executor, [outputs[i] for i in self.saved_positions], metas, len(self.input_positions)
+        )
         backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
 
 
@@ -156,13 +162,13 @@ class Traced:
     out_slots: list
     writebacks: list
     differentiable: list = field(default_factory=list)  # graph output indices that get a compiled backward
-    diff_inputs: list = field(default_factory=list)     # graph input indices that receive gradients
-    grad_slots: list = field(default_factory=list)      # per diff input: index among the gradient outputs
-    grad_inputs: list = field(default_factory=list)     # names of the incoming-gradient inputs
-    guards: list = field(default_factory=list)          # the tracer's guards (see Tracer.guard)
-    world: World | None = None                          # the Python state the trace read (compiler/guards.py)
-    spent: list = field(default_factory=list)           # (graph output, op): results whose history backward freed
-    refused_backward: tuple | None = None               # (why, graph outputs): a backward eager would refuse
+    diff_inputs: list = field(default_factory=list)  # graph input indices that receive gradients
+    grad_slots: list = field(default_factory=list)  # per diff input: index among the gradient outputs
+    grad_inputs: list = field(default_factory=list)  # names of the incoming-gradient inputs
+    guards: list = field(default_factory=list)  # the tracer's guards (see Tracer.guard)
+    world: World | None = None  # the Python state the trace read (compiler/guards.py)
+    spent: list = field(default_factory=list)  # (graph output, op): results whose history backward freed
+    refused_backward: tuple | None = None  # (why, graph outputs): a backward eager would refuse
 
 
 def trace(fn, leaves, spec, on_pass=None) -> Traced:
@@ -235,13 +241,22 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
         return
     graph = traced.graph
     # a result whose history a traced backward() already consumed (a training step) needs none
-    differentiable = [i for i, t in enumerate(out_tensors) if t.requires_grad and t.dtype.is_floating_point
-                      and (t._node is None or t._node.inputs is not None)]
-    traced.spent = [(_graph_output_index(traced, i), t._node.op) for i, t in enumerate(out_tensors)
-                    if t.requires_grad and t._node is not None and t._node.inputs is None]
+    differentiable = [
+        i
+        for i, t in enumerate(out_tensors)
+        if t.requires_grad and t.dtype.is_floating_point and (t._node is None or t._node.inputs is not None)
+    ]
+    traced.spent = [
+        (_graph_output_index(traced, i), t._node.op)
+        for i, t in enumerate(out_tensors)
+        if t.requires_grad and t._node is not None and t._node.inputs is None
+    ]
     # the inputs that required grad as they were passed (an in-place op may have made one require it since)
-    diff_inputs = [i for i, t in enumerate(input_tensors)
-                   if t is not None and tracer.passed_requiring_grad.get(id(t), t.requires_grad)]
+    diff_inputs = [
+        i
+        for i, t in enumerate(input_tensors)
+        if t is not None and tracer.passed_requiring_grad.get(id(t), t.requires_grad)
+    ]
     if not differentiable or not diff_inputs:
         return
     outputs = [out_tensors[i] for i in differentiable]
@@ -307,8 +322,9 @@ def _donations(traced) -> dict:
 
 def _compile(graph, backend, dump, prefix, disable_passes):
     step = iter(range(len(LOWERING) + 1, 100))
-    graph = run_pipeline(graph, disabled=disable_passes,
-                         on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g))
+    graph = run_pipeline(
+        graph, disabled=disable_passes, on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g)
+    )
     executors = {"numpy": numpy_executor, "triton": triton_executor, "c": c_executor}
     if backend in executors:
         executor, stats = executors[backend](graph, dump, prefix)
@@ -321,7 +337,9 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
     check_disabled(disable_passes)
     dump = Dump(dump_dir, fn)
     numbers = {"traced": 0, **{pass_name: k + 1 for k, (pass_name, _) in enumerate(LOWERING)}}
-    traced = trace(fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g))
+    traced = trace(
+        fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g)
+    )
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     backward_program, backward_report = None, None
     if traced.grad_inputs:
@@ -329,11 +347,13 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
         forward_graph, backward_graph, saved = split(traced.graph, n_forward, traced.grad_inputs)
         graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes)
         dump.graph("backward_00_traced", backward_graph)
-        bwd_graph, backward_executor, backward_stats = _compile(backward_graph, backend, dump, "backward_",
-                                                                disable_passes)
+        bwd_graph, backward_executor, backward_stats = _compile(
+            backward_graph, backend, dump, "backward_", disable_passes
+        )
         saved_positions = list(range(n_forward, n_forward + len(saved)))
-        backward_program = _Backward(backward_executor, traced, saved_positions,
-                                     backward_stats["kernels"] + backward_stats["library_calls"])
+        backward_program = _Backward(
+            backward_executor, traced, saved_positions, backward_stats["kernels"] + backward_stats["library_calls"]
+        )
         backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
         traced.graph.donations = _donations(traced)

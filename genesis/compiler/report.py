@@ -39,8 +39,11 @@ def bytes_fused(graph: Graph) -> int:
     for group in graph.groups:
         members = set(group.members)
         read = {x for m in group.members for x in graph[m].value_inputs() if x not in members}
-        written = {m for m in group.members if m in graph.outputs or any(
-            group_of.get(user) is not group for user in graph.users(m))}
+        written = {
+            m
+            for m in group.members
+            if m in graph.outputs or any(group_of.get(user) is not group for user in graph.users(m))
+        }
         total += sum(_nbytes(graph[x]) for x in read | written)
     for node in graph.op_nodes():
         if node.name not in group_of and OPS[node.op].kind is not Kind.VIEW:
@@ -49,19 +52,33 @@ def bytes_fused(graph: Graph) -> int:
 
 
 def describe(graph: Graph, stats: dict, *, function: str, backend: str) -> dict:
-    groups = [{"name": g.name, "rows": g.rows, "nodes": list(g.members),
-               "ops": [graph[m].op for m in g.members],
-               "accumulators": sorted(g.accumulators), "after_loop": sorted(g.post)} for g in graph.groups]
+    groups = [
+        {
+            "name": g.name,
+            "rows": g.rows,
+            "nodes": list(g.members),
+            "ops": [graph[m].op for m in g.members],
+            "accumulators": sorted(g.accumulators),
+            "after_loop": sorted(g.post),
+        }
+        for g in graph.groups
+    ]
     grouped = {m for g in graph.groups for m in g.members}
     unfused = [f"{n.name} = {n.op}" for n in graph.op_nodes() if n.name not in grouped]
     return {
-        "function": function, "backend": backend,
-        "nodes": len(graph.op_nodes()), "ops": dict(Counter(n.op for n in graph.op_nodes())),
-        "inputs": len(graph.inputs), "outputs": len(graph.outputs),
-        "groups": groups, "unfused": unfused,
-        "kernels": stats.get("kernels", 0), "library_calls": stats.get("library_calls", 0),
+        "function": function,
+        "backend": backend,
+        "nodes": len(graph.op_nodes()),
+        "ops": dict(Counter(n.op for n in graph.op_nodes())),
+        "inputs": len(graph.inputs),
+        "outputs": len(graph.outputs),
+        "groups": groups,
+        "unfused": unfused,
+        "kernels": stats.get("kernels", 0),
+        "library_calls": stats.get("library_calls", 0),
         "views": stats.get("views", 0),
-        "bytes_eager": bytes_eager(graph), "bytes_fused": bytes_fused(graph),
+        "bytes_eager": bytes_eager(graph),
+        "bytes_fused": bytes_fused(graph),
         "memory": {k: stats[k] for k in ("bytes_allocated", "bytes_reused") if k in stats},
         "fusion_refusals": list(graph.fusion_log),
         "cache_hit": stats.get("cache_hit"),
@@ -71,8 +88,10 @@ def describe(graph: Graph, stats: dict, *, function: str, backend: str) -> dict:
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{report['function']} on the {report['backend']} backend: {report['nodes']} ops -> "
-             f"{report['kernels']} kernels, {report['library_calls']} library calls, {report['views']} views"]
+    lines = [
+        f"{report['function']} on the {report['backend']} backend: {report['nodes']} ops -> "
+        f"{report['kernels']} kernels, {report['library_calls']} library calls, {report['views']} views"
+    ]
     eager, fused = report["bytes_eager"], report["bytes_fused"]
     ratio = f" ({eager / fused:.1f}x less traffic)" if fused else ""
     lines.append(f"bytes moved per call: eager {eager:,}, fused {fused:,}{ratio}")

@@ -46,8 +46,9 @@ _CONTEXTLIB = contextlib.__file__  # a `with` block's exit runs in it (GradScale
 def user_line() -> str | None:
     """`file.py:line` of the innermost frame outside genesis: the user's code that made the call."""
     frame = sys._getframe(1)
-    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-                                 or frame.f_code.co_filename == _CONTEXTLIB):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == _CONTEXTLIB
+    ):
         frame = frame.f_back
     if frame is None:
         return None
@@ -75,16 +76,16 @@ class Symbol:
     is_symbolic = True
 
     def __init__(self, name: str, shape: tuple, dtype, base=None, strides=None):
-        self.name = name        # the graph value this buffer holds now (an in-place write renames it)
+        self.name = name  # the graph value this buffer holds now (an in-place write renames it)
         self.shape = tuple(shape)
         self.dtype = dtype
-        self.base = base        # the Symbol this one is a view of, if any
-        self.views = []         # weak references to the tensors that view this buffer
+        self.base = base  # the Symbol this one is a view of, if any
+        self.views = []  # weak references to the tensors that view this buffer
         # the strides (in elements) eager's array would have, or None where the trace cannot know them;
         # only view() and is_contiguous() read them (see layout_of)
         self.strides = strides
 
-    def alias(self) -> "Symbol":
+    def alias(self) -> Symbol:
         """A buffer of its own that starts with the same values (what a copy is to eager)."""
         return Symbol(self.name, self.shape, self.dtype, strides=contiguous_strides(self.shape))
 
@@ -100,8 +101,10 @@ class Symbol:
         return size
 
     def __getattr__(self, attr):
-        raise GraphBreak(f"a host read of a traced tensor's values (.item(), .numpy(), bool(), a branch on "
-                         f"a tensor; it asked for .{attr})")
+        raise GraphBreak(
+            f"a host read of a traced tensor's values (.item(), .numpy(), bool(), a branch on "
+            f"a tensor; it asked for .{attr})"
+        )
 
     def __array__(self, *args, **kwargs):
         raise GraphBreak("converting a traced tensor to a numpy array")
@@ -112,6 +115,7 @@ class Symbol:
 
 class _Produced:
     """Stands for "made by an op" where a tape node is asked for (see Tracer.tensor_of)."""
+
     inputs = edges = ()
     hooks = retained = None
 
@@ -141,11 +145,13 @@ def layout_of(op, inputs, attrs, shape) -> tuple | None:
         if source.strides is None:
             return None
         itemsize = source.dtype.itemsize
-        probe = np.lib.stride_tricks.as_strided(np.empty(1, source.dtype), source.shape,
-                                                tuple(s * itemsize for s in source.strides))
+        probe = np.lib.stride_tricks.as_strided(
+            np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in source.strides)
+        )
         return element_strides(op.kernel(probe, *[x for x in inputs[1:]], **attrs))
-    if op.contiguous_result or all(x._data.strides is not None and is_contiguous(x.shape, x._data.strides)
-                                   for x in tensors):
+    if op.contiguous_result or all(
+        x._data.strides is not None and is_contiguous(x.shape, x._data.strides) for x in tensors
+    ):
         return contiguous_strides(shape)
     return None
 
@@ -174,19 +180,19 @@ class Tracer:
     def __init__(self, graph: Graph | None = None):
         self.graph = graph if graph is not None else Graph()
         self.captured: list[tuple[Tensor, str]] = []  # (tensor, its input's name), in order of first use
-        self.grad_holders: dict[int, Tensor] = {}     # id of a captured gradient -> the tensor it is .grad of
-        self.grad_resets: set[int] = set()            # ids of tensors whose zero_grad() ran while tracing
-        self.scalars: list[tuple] = []                # (getter, dtype, input name) of lifted host scalars
-        self.guards: dict = {}                        # key -> (read, value, what): host values baked in
+        self.grad_holders: dict[int, Tensor] = {}  # id of a captured gradient -> the tensor it is .grad of
+        self.grad_resets: set[int] = set()  # ids of tensors whose zero_grad() ran while tracing
+        self.scalars: list[tuple] = []  # (getter, dtype, input name) of lifted host scalars
+        self.guards: dict = {}  # key -> (read, value, what): host values baked in
         self._saved: list[tuple] = []  # what `restore` puts back into the captured tensors
         self._scalar_names: dict = {}
         self._conditional: dict | None = None  # inside skip_writes_if: id(symbol) -> (tensor, name before)
-        self.leaves: list[Tensor] = []         # the leaf tensors gradients reach, by leaf_id
-        self._leaf_ids: dict[int, int] = {}    # id(tensor) -> its leaf id (a pass's stand-ins included)
-        self._stand_ins: list[Tensor] = []     # a pass's tensors standing for leaves (see tensor_of)
-        self.non_leaves: set[int] = set()      # ids of stand-ins of arguments that are not leaves in eager
+        self.leaves: list[Tensor] = []  # the leaf tensors gradients reach, by leaf_id
+        self._leaf_ids: dict[int, int] = {}  # id(tensor) -> its leaf id (a pass's stand-ins included)
+        self._stand_ins: list[Tensor] = []  # a pass's tensors standing for leaves (see tensor_of)
+        self.non_leaves: set[int] = set()  # ids of stand-ins of arguments that are not leaves in eager
         self.passed_requiring_grad: dict[int, bool] = {}  # id of a stand-in -> its argument's requires_grad
-        self._calls = 0                        # numbers backward() calls and multi-result markers
+        self._calls = 0  # numbers backward() calls and multi-result markers
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
 
     # ---- values -----------------------------------------------------------------
@@ -218,8 +224,9 @@ class Tracer:
         stand-in is a leaf of the trace's tape; one for a tensor with a history is noted in
         `non_leaves`, since eager allows in-place writes into it."""
         node = self.graph.add_input(example.shape, example.dtype)
-        stand_in = self.symbolic(node.name, example.dtype, example.device, example.requires_grad,
-                                 element_strides(example._data))
+        stand_in = self.symbolic(
+            node.name, example.dtype, example.device, example.requires_grad, element_strides(example._data)
+        )
         if example._node is not None:
             self.non_leaves.add(id(stand_in))
         self.passed_requiring_grad[id(stand_in)] = example.requires_grad
@@ -331,9 +338,17 @@ class Tracer:
         names = tuple(self.value(x) for x in inputs)
         shapes = [tuple(x.shape) if isinstance(x, Tensor) else () for x in inputs]
         shape = tuple(op.shape(*shapes, **attrs))
-        node = self.graph.add(op.name, names, attrs, shape=shape, dtype=out_dtype, source=user_line(),
-                              grads=self.grad_edges(inputs) if recorded else None, autocast=region,
-                              before=self.before)
+        node = self.graph.add(
+            op.name,
+            names,
+            attrs,
+            shape=shape,
+            dtype=out_dtype,
+            source=user_line(),
+            grads=self.grad_edges(inputs) if recorded else None,
+            autocast=region,
+            before=self.before,
+        )
         out = self.symbolic(node.name, out_dtype, device, strides=layout_of(op, inputs, attrs, shape))
         if op.kind is Kind.VIEW:  # eager would share memory: remember it, so writes into either can be refused
             base = inputs[0]._data
@@ -359,8 +374,14 @@ class Tracer:
 
     def grad_edges(self, inputs) -> tuple:
         """Per input: False (no gradient), True (to its producer), or the id of the leaf it reaches."""
-        return tuple(False if not (isinstance(x, Tensor) and x.requires_grad) else
-                     True if x._node is not None else self.leaf_id(x) for x in inputs)
+        return tuple(
+            False
+            if not (isinstance(x, Tensor) and x.requires_grad)
+            else True
+            if x._node is not None
+            else self.leaf_id(x)
+            for x in inputs
+        )
 
     def gradients(self, roots, root_grads, targets) -> list[Tensor]:
         """Symbolic gradients of `targets` for a backward() from `roots` with `root_grads`: `grad`
@@ -371,8 +392,14 @@ class Tracer:
         found = []
         for t in targets:
             leaf = self.leaf_id(t) if t._node is None else None
-            node = self.graph.add(GRAD.name, head + (self.value(t),), {**attrs, "leaf": leaf}, shape=t.shape,
-                                  dtype=t.dtype, source=user_line())
+            node = self.graph.add(
+                GRAD.name,
+                head + (self.value(t),),
+                {**attrs, "leaf": leaf},
+                shape=t.shape,
+                dtype=t.dtype,
+                source=user_line(),
+            )
             found.append(self.symbolic(node.name, t.dtype, t.device))
         return found
 
@@ -394,8 +421,9 @@ class Tracer:
 def tracing(tracer: Tracer):
     """Install `tracer` at the bind point for the block (never nested); put captured tensors back after."""
     if dispatch.tracer is not None:
-        raise RuntimeError("genesis.compile: a compiled function was called while tracing another; "
-                           "nested tracing is not supported")
+        raise RuntimeError(
+            "genesis.compile: a compiled function was called while tracing another; nested tracing is not supported"
+        )
     dispatch.tracer = tracer
     try:
         yield tracer

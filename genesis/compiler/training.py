@@ -37,7 +37,7 @@ class TrainingOptions:
     clip_grad_norm: float | None = None
 
     @classmethod
-    def parse(cls, amp=None, loss_scale=None, clip_grad_norm=None) -> "TrainingOptions | None":
+    def parse(cls, amp=None, loss_scale=None, clip_grad_norm=None) -> TrainingOptions | None:
         if amp is None and loss_scale is None and clip_grad_norm is None:
             return None
         if amp is not None and amp not in _AMP and amp not in (dtypes.float16, dtypes.bfloat16):
@@ -60,8 +60,9 @@ class TrainingStep:
         self.scaler = None
         if options.loss_scale is not None:
             dynamic = options.loss_scale == "dynamic"
-            self.scaler = GradScaler(init_scale=2.0 ** 16 if dynamic else float(options.loss_scale),
-                                     growth_interval=2000 if dynamic else 2 ** 62)
+            self.scaler = GradScaler(
+                init_scale=2.0**16 if dynamic else float(options.loss_scale), growth_interval=2000 if dynamic else 2**62
+            )
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
 

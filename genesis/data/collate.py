@@ -29,8 +29,7 @@ from genesis.creation import from_numpy, tensor
 from genesis.functional import stack
 from genesis.tensor import Tensor
 
-_ERROR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
-          "found {}")
+_ERROR = "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}"
 
 
 def _is_string_array(array: np.ndarray) -> bool:
@@ -73,8 +72,10 @@ def default_collate(batch):
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
-            raise RuntimeError("default_collate: each element in list of batch should be of equal size, got "
-                               f"sizes {[len(sample) for sample in batch]}")
+            raise RuntimeError(
+                "default_collate: each element in list of batch should be of equal size, got "
+                f"sizes {[len(sample) for sample in batch]}"
+            )
         return [default_collate(samples) for samples in zip(*batch)]
     raise TypeError(_ERROR.format(type(elem)))
 
@@ -82,8 +83,10 @@ def default_collate(batch):
 def _collate_mapping(elem, batch):
     for position, sample in enumerate(batch):
         if sample.keys() != elem.keys():
-            raise KeyError(f"default_collate: sample {position} has keys {sorted(map(str, sample.keys()))}, "
-                           f"the first has {sorted(map(str, elem.keys()))}")
+            raise KeyError(
+                f"default_collate: sample {position} has keys {sorted(map(str, sample.keys()))}, "
+                f"the first has {sorted(map(str, elem.keys()))}"
+            )
     collated = {key: default_collate([sample[key] for sample in batch]) for key in elem}
     if isinstance(elem, collections.abc.MutableMapping):
         result = copy.copy(elem)  # keeps the mapping's type (OrderedDict, defaultdict, ...)

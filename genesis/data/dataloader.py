@@ -20,27 +20,41 @@ from genesis.data.sampler import BatchSampler, RandomSampler, SequentialSampler,
 
 
 class DataLoader:
-    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,
-                 num_workers=0, collate_fn=None, drop_last=False, generator=None):
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=None,
+        sampler=None,
+        batch_sampler=None,
+        num_workers=0,
+        collate_fn=None,
+        drop_last=False,
+        generator=None,
+    ):
         if num_workers != 0:
-            raise ValueError(f"DataLoader: num_workers={num_workers} is not supported; genesis loads data "
-                             f"in the calling process (num_workers=0)")
+            raise ValueError(
+                f"DataLoader: num_workers={num_workers} is not supported; genesis loads data "
+                f"in the calling process (num_workers=0)"
+            )
         self.dataset = dataset
         self.generator = generator
         self.num_workers = 0
         self._iterable = isinstance(dataset, IterableDataset)
         if self._iterable:
             if shuffle:
-                raise ValueError("DataLoader with an IterableDataset: shuffle must not be set; the dataset "
-                                 "decides its own order")
+                raise ValueError(
+                    "DataLoader with an IterableDataset: shuffle must not be set; the dataset decides its own order"
+                )
             if sampler is not None or batch_sampler is not None:
                 raise ValueError("DataLoader with an IterableDataset: sampler and batch_sampler must not be set")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler and shuffle are mutually exclusive")
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise ValueError("DataLoader: batch_sampler is mutually exclusive with batch_size, shuffle, "
-                                 "sampler and drop_last")
+                raise ValueError(
+                    "DataLoader: batch_sampler is mutually exclusive with batch_size, shuffle, sampler and drop_last"
+                )
             batch_size, drop_last = None, False
         elif batch_size is None:
             if drop_last:
@@ -72,8 +86,12 @@ class DataLoader:
 
     def _fetch(self, indices):
         indices = list(indices)
-        if (self.collate_fn is default_collate and type(self.dataset) is TensorDataset and indices
-                and all(type(i) is int for i in indices)):
+        if (
+            self.collate_fn is default_collate
+            and type(self.dataset) is TensorDataset
+            and indices
+            and all(type(i) is int for i in indices)
+        ):
             index = make_tensor(indices)
             return [t[index] for t in self.dataset.tensors]  # default_collate makes a list of a tuple
         getitems = getattr(self.dataset, "__getitems__", None)  # a dataset that fetches a batch at once

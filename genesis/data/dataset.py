@@ -53,12 +53,15 @@ class TensorDataset(Dataset):
             if not isinstance(t, Tensor):
                 raise TypeError(f"TensorDataset: argument {position} is a {type(t).__name__}, not a genesis Tensor")
             if t.ndim == 0:
-                raise ValueError(f"TensorDataset: argument {position} is a 0-d tensor; samples are taken "
-                                 f"along the first dimension")
+                raise ValueError(
+                    f"TensorDataset: argument {position} is a 0-d tensor; samples are taken along the first dimension"
+                )
         sizes = [t.shape[0] for t in tensors]
         if len(set(sizes)) != 1:
-            raise ValueError(f"TensorDataset: tensors must agree in their first dimension, got shapes "
-                             f"{[list(t.shape) for t in tensors]}")
+            raise ValueError(
+                f"TensorDataset: tensors must agree in their first dimension, got shapes "
+                f"{[list(t.shape) for t in tensors]}"
+            )
         self.tensors = tuple(tensors)
 
     def __getitem__(self, index):
@@ -130,15 +133,19 @@ def split_lengths(total: int, lengths) -> list[int]:
             counts[i % len(counts)] += 1
         for i, count in enumerate(counts):
             if count == 0:
-                warnings.warn(f"random_split: length of split at index {i} is 0; this split will be empty",
-                              stacklevel=3)
+                warnings.warn(
+                    f"random_split: length of split at index {i} is 0; this split will be empty", stacklevel=3
+                )
         return counts
     if not all_ints or any(n < 0 for n in lengths):
-        raise ValueError(f"random_split: lengths must be non-negative ints summing to {total} or fractions "
-                         f"summing to 1, got {lengths}")
+        raise ValueError(
+            f"random_split: lengths must be non-negative ints summing to {total} or fractions "
+            f"summing to 1, got {lengths}"
+        )
     if sum(lengths) != total:
-        raise ValueError(f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the dataset has "
-                         f"{total} samples")
+        raise ValueError(
+            f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the dataset has {total} samples"
+        )
     return [int(n) for n in lengths]
 
 
@@ -148,6 +155,6 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
     order = randperm(sum(counts), generator=generator).tolist()
     subsets, start = [], 0
     for count in counts:
-        subsets.append(Subset(dataset, order[start:start + count]))
+        subsets.append(Subset(dataset, order[start : start + count]))
         start += count
     return subsets

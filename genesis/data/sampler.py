@@ -65,7 +65,7 @@ class RandomSampler(Sampler):
             indices.extend(randperm(n, generator=self.generator).tolist())
             if n == 0:
                 break
-        return iter(indices[:self.num_samples])
+        return iter(indices[: self.num_samples])
 
     def __len__(self):
         return self.num_samples

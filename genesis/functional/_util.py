@@ -18,8 +18,9 @@ def normalize_dim(dim, ndim: int, *, inserting: bool = False) -> int:
         raise TypeError(f"a dim must be an int, got {type(dim).__name__}")
     size = ndim + 1 if inserting else max(ndim, 1)
     if not -size <= dim < size:
-        raise IndexError(f"dim {dim} is out of range for a tensor with {ndim} dims "
-                         f"(expected a dim in [{-size}, {size - 1}])")
+        raise IndexError(
+            f"dim {dim} is out of range for a tensor with {ndim} dims (expected a dim in [{-size}, {size - 1}])"
+        )
     return dim + size if dim < 0 else dim
 
 

@@ -67,9 +67,12 @@ bitwise_and = _binary(E.bitwise_and)
 bitwise_or = _binary(E.bitwise_or)
 bitwise_xor = _binary(E.bitwise_xor)
 bitwise_not = _unary(E.bitwise_not)
+
+
 def _integer_division(op):
     """A division whose integer form has no answer for a 0 divisor. Eager's kernel refuses one; a traced
     one reads its divisor through `checked_divisor`, so that compiled code refuses it too."""
+
     def fn(a, b):
         integers = not is_tensor(a) or a.dtype.category in (dtypes.INT, dtypes.BOOL)
         if dispatch.tracer is not None and is_tensor(b) and b.dtype.category == dtypes.INT and integers:
@@ -107,9 +110,11 @@ def div(a, b, *, rounding_mode=None):
         return floor_divide(a, b)
     if rounding_mode != "trunc":
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    promoted = dtypes.result_type([x.dtype for x in (a, b) if is_tensor(x) and x.ndim],
-                                  [x.dtype for x in (a, b) if is_tensor(x) and not x.ndim],
-                                  [x for x in (a, b) if not is_tensor(x)])
+    promoted = dtypes.result_type(
+        [x.dtype for x in (a, b) if is_tensor(x) and x.ndim],
+        [x.dtype for x in (a, b) if is_tensor(x) and not x.ndim],
+        [x for x in (a, b) if not is_tensor(x)],
+    )
     if not promoted.is_floating_point:
         exact = a.to(promoted) if is_tensor(a) else a  # a bool dividend takes no part in sub
         return floor_divide(sub(exact, fmod(exact, b)), b)
@@ -191,6 +196,7 @@ def gelu(x, approximate: str = "none"):
 
 def lerp(start, end, weight):
     return start + (end - start) * weight
+
 
 __all__ = [
     "add",

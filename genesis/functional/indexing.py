@@ -69,25 +69,38 @@ def normalize_key(x, key):
     if not isinstance(key, tuple):
         key = (key,)
     # lists, tuples and numpy arrays are index tensors; a numpy integer scalar is an int
-    key = tuple(_as_index_tensor(k) if isinstance(k, (list, tuple)) or
-                (not is_tensor(k) and hasattr(k, "__array__") and getattr(k, "ndim", 0) > 0)
-                else k for k in key)
+    key = tuple(
+        _as_index_tensor(k)
+        if isinstance(k, (list, tuple)) or (not is_tensor(k) and hasattr(k, "__array__") and getattr(k, "ndim", 0) > 0)
+        else k
+        for k in key
+    )
     for k in key:
         if is_tensor(k) and k.dtype.category == dtypes.FLOAT:
             raise IndexError(f"tensors used as indices must be integer or bool tensors, got {k.dtype.name}")
     if sum(k is Ellipsis for k in key) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    covers = [0 if k is None or k is Ellipsis or isinstance(k, bool) else
-              k.ndim if is_tensor(k) and k.dtype is dtypes.bool_ else 1 for k in key]
+    covers = [
+        0
+        if k is None or k is Ellipsis or isinstance(k, bool)
+        else k.ndim
+        if is_tensor(k) and k.dtype is dtypes.bool_
+        else 1
+        for k in key
+    ]
     consumed = sum(covers)
     if consumed > x.ndim:
-        raise IndexError(f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)}): "
-                         f"the index covers {consumed} dims")
+        raise IndexError(
+            f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)}): "
+            f"the index covers {consumed} dims"
+        )
     dim = 0
     for k, n in zip(key, covers):  # a mask must match the dims it covers: check before reading it
-        if is_tensor(k) and k.dtype is dtypes.bool_ and tuple(k.shape) != tuple(x.shape[dim:dim + n]):
-            raise IndexError(f"the boolean mask of shape {list(k.shape)} does not match the indexed "
-                             f"shape {list(x.shape[dim:dim + n])} at dim {dim}")
+        if is_tensor(k) and k.dtype is dtypes.bool_ and tuple(k.shape) != tuple(x.shape[dim : dim + n]):
+            raise IndexError(
+                f"the boolean mask of shape {list(k.shape)} does not match the indexed "
+                f"shape {list(x.shape[dim : dim + n])} at dim {dim}"
+            )
         dim += x.ndim - consumed if k is Ellipsis else n
     entries, tensors, dim = [], [], 0
     for k in _expand_masks(key):
@@ -115,8 +128,10 @@ def normalize_key(x, key):
             entries.append(("i", i + size if i < 0 else i))
             dim += 1
         else:
-            raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}; use ints, slices, None, "
-                             "Ellipsis, or integer/bool tensors")
+            raise IndexError(
+                f"unsupported index {k!r} of type {type(k).__name__}; use ints, slices, None, "
+                "Ellipsis, or integer/bool tensors"
+            )
     return tuple(entries), tuple(tensors)
 
 
@@ -224,6 +239,7 @@ def one_hot(index, num_classes=-1):
             reason = "negative" if counted else f"out of range for {num_classes} classes"
             raise IndexError(f"one_hot: class value {bad} is {reason}")
     return (unsqueeze(index, -1) == arange(num_classes)).long()
+
 
 __all__ = [
     "normalize_key",

@@ -74,8 +74,8 @@ def _rebase(view, view_node):
         stop = {id(view._node), id(base._node)}
         rule = view_node.op.vjp[0]
 
-        def scatter(values):
-            return rule(values, None, *view_node.inputs, **view_node.attrs)
+        def scatter(values):  # called only within this iteration
+            return rule(values, None, *view_node.inputs, **view_node.attrs)  # noqa: B023
 
         with grad_mode.no_grad():
             region = scatter(ones_like(view)) != 0
@@ -101,18 +101,22 @@ def assign_inplace(target, result):
     check_inplace_allowed(target)
     view_node = _view_node(target)
     if result.shape != target.shape:
-        raise ShapeError(f"an in-place result of shape {list(result.shape)} does not fit the "
-                         f"target of shape {list(target.shape)}")
+        raise ShapeError(
+            f"an in-place result of shape {list(result.shape)} does not fit the target of shape {list(target.shape)}"
+        )
     if result.dtype.category > target.dtype.category:
-        raise TypeError(f"an in-place result of dtype {result.dtype.name} can't be cast to the "
-                        f"target's dtype {target.dtype.name}")
+        raise TypeError(
+            f"an in-place result of dtype {result.dtype.name} can't be cast to the target's dtype {target.dtype.name}"
+        )
     if dispatch.tracer is not None:
         return _traced_write(target, result, keep_history=True)
     node = result._node
     _keep_old_input(target, node, lambda data: data.copy())
     if not target._data.flags.writeable:
-        raise RuntimeError(f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-                           "expanded view (several elements share one memory location); clone it first")
+        raise RuntimeError(
+            f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
+            "expanded view (several elements share one memory location); clone it first"
+        )
     np.copyto(target._data, result._data.astype(NUMPY_DTYPE[target.dtype], copy=False), casting="unsafe")
     _take_history(target, node)
     if view_node is not None:
@@ -124,8 +128,11 @@ def _keep_old_input(target, node, snapshot):
     """If the write's own node reads the target, hand it the old values (PyTorch's `original_self`)."""
     from genesis.tensor import Tensor
 
-    if node is not None and node.versions is not None and any(
-            x is target and v is not None for x, v in zip(node.inputs, node.versions)):
+    if (
+        node is not None
+        and node.versions is not None
+        and any(x is target and v is not None for x, v in zip(node.inputs, node.versions))
+    ):
         old = Tensor._make(snapshot(target._data), target.dtype, target.device, target.requires_grad)
         old._version = [target._version[0]]  # the version the node recorded for its input
         old._node = target._node
@@ -220,8 +227,10 @@ def _overwrite(target, source):
         return _traced_write(target, source, keep_history=False)
     view_node = _view_node(target)
     if not target._data.flags.writeable:
-        raise RuntimeError(f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-                           "expanded view (several elements share one memory location); clone it first")
+        raise RuntimeError(
+            f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
+            "expanded view (several elements share one memory location); clone it first"
+        )
     np.copyto(target._data, source._data, casting="unsafe")
     target._version[0] += 1
     if target._view_of is not None:

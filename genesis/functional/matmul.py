@@ -29,6 +29,7 @@ def outer(a, b):
 def dot(a, b):
     return matmul(a, b)
 
+
 __all__ = [
     "matmul",
     "mm",

@@ -105,8 +105,7 @@ def _count(x, dims) -> int:
 
 def _float_input(x, name):
     if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} needs a floating-point tensor, got {x.dtype.name}; "
-                        f"cast it first, e.g. x.float()")
+        raise TypeError(f"{name} needs a floating-point tensor, got {x.dtype.name}; cast it first, e.g. x.float()")
     # fp16/bf16 accumulate in fp32 and round once at the end, as PyTorch does; inside an
     # autocast region the result stays fp32 (reductions are autocast's FP32 class)
     if not x.dtype.is_low_precision:
@@ -160,6 +159,7 @@ def logsumexp(x, dim, keepdim=False):
     if not keepdim:
         out = squeeze(out, dims)
     return out.to(round_to) if round_to else out
+
 
 __all__ = [
     "sum",

@@ -28,8 +28,9 @@ def _infer_shape(x, shape):
             raise ShapeError(f"reshape to {list(shape)}: only one dimension can be -1")
         known = math.prod(n for n in shape if n != -1)
         if known == 0 or x.numel() % known:
-            raise ShapeError(f"cannot reshape a tensor of shape {list(x.shape)} ({x.numel()} elements) "
-                             f"into shape {list(shape)}")
+            raise ShapeError(
+                f"cannot reshape a tensor of shape {list(x.shape)} ({x.numel()} elements) into shape {list(shape)}"
+            )
         shape = tuple(x.numel() // known if n == -1 else n for n in shape)
     return shape
 
@@ -48,8 +49,10 @@ def _viewable(x, shape) -> bool:
     if strides is None:  # a traced value whose layout the trace cannot know: only a trivial view is sure
         if _without_ones(old) == _without_ones(shape):
             return True
-        dispatch.tracer.refuse(f"view() of a traced value of shape {list(old)} whose memory layout the trace "
-                               f"does not know (made from a non-contiguous one)")
+        dispatch.tracer.refuse(
+            f"view() of a traced value of shape {list(old)} whose memory layout the trace "
+            f"does not know (made from a non-contiguous one)"
+        )
     view_d = len(shape) - 1
     base_stride = strides[-1]
     tensor_numel = view_numel = 1
@@ -94,9 +97,11 @@ def view(x, *shape):
     """Always a view that shares x's memory; refuses where only a copy could give the shape."""
     shape = _infer_shape(x, shape)
     if not _viewable(x, shape):
-        raise RuntimeError(f"view of a tensor of shape {list(x.shape)} as {list(shape)} is not possible: "
-                           "its memory layout (non-contiguous, e.g. after transpose) cannot be re-read in "
-                           "that shape without a copy; use reshape() instead")
+        raise RuntimeError(
+            f"view of a tensor of shape {list(x.shape)} as {list(shape)} is not possible: "
+            "its memory layout (non-contiguous, e.g. after transpose) cannot be re-read in "
+            "that shape without a copy; use reshape() instead"
+        )
     return apply(M.reshape, x, shape_to=shape)
 
 
@@ -142,7 +147,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     start, end = normalize_dim(start_dim, x.ndim), normalize_dim(end_dim, x.ndim)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
+    shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
     return reshape(x, shape)
 
 
@@ -151,10 +156,12 @@ def unflatten(x, dim, sizes):
     sizes = tuple(sizes)
     known = math.prod(n for n in sizes if n != -1)
     if (-1 not in sizes and known != x.shape[dim]) or (-1 in sizes and (known == 0 or x.shape[dim] % known)):
-        raise ShapeError(f"unflatten: sizes {list(sizes)} do not multiply to the size {x.shape[dim]} "
-                         f"of dim {dim} of shape {list(x.shape)}")
+        raise ShapeError(
+            f"unflatten: sizes {list(sizes)} do not multiply to the size {x.shape[dim]} "
+            f"of dim {dim} of shape {list(x.shape)}"
+        )
     sizes = tuple(x.shape[dim] // known if n == -1 else n for n in sizes)
-    return reshape(x, x.shape[:dim] + sizes + x.shape[dim + 1:])
+    return reshape(x, x.shape[:dim] + sizes + x.shape[dim + 1 :])
 
 
 def expand(x, *sizes):
@@ -239,12 +246,13 @@ def cat(tensors, dim=0):
     # PyTorch lets an empty 1-D tensor join anything: it becomes an empty slab of the others' shape
     like = next((x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)), tensors[0])
     dim = normalize_dim(dim, like.ndim)
-    empty = like.shape[:dim] + (0,) + like.shape[dim + 1:]
+    empty = like.shape[:dim] + (0,) + like.shape[dim + 1 :]
     tensors = [reshape(x, empty) if x.ndim == 1 and x.shape[0] == 0 else x for x in tensors]
     for x in tensors:
         if x.ndim != like.ndim:
-            raise ShapeError(f"cat: tensors must have the same number of dims, got shapes "
-                             f"{[list(y.shape) for y in tensors]}")
+            raise ShapeError(
+                f"cat: tensors must have the same number of dims, got shapes {[list(y.shape) for y in tensors]}"
+            )
     return apply(M.cat, *tensors, dim=dim)  # a copy even for one tensor: cat never aliases its input
 
 
@@ -283,8 +291,9 @@ def split(x, split_size_or_sections, dim=0):
     else:
         sections = list(split_size_or_sections)
         if builtins.sum(sections) != size:
-            raise ValueError(f"split: sections {sections} add up to {builtins.sum(sections)}, "
-                             f"but dim {dim} has size {size}")
+            raise ValueError(
+                f"split: sections {sections} add up to {builtins.sum(sections)}, but dim {dim} has size {size}"
+            )
     out, start = [], 0
     for n in sections:
         out.append(narrow(x, dim, start, n))
@@ -366,6 +375,7 @@ def movedim(x, source, destination):
     rest = iter(d for d in range(x.ndim) if d not in source)
     order = [next(rest) if d is None else d for d in order]
     return apply(M.permute, x, dims=tuple(order))
+
 
 __all__ = [
     "reshape",

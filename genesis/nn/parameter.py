@@ -25,8 +25,10 @@ class Parameter(Tensor):
         param._init(data._data, data.dtype, data.device, False)
         param._version = data._version  # one buffer, one version counter
         if requires_grad and data.dtype.category != dtypes.FLOAT:
-            raise RuntimeError(f"only floating-point tensors can require gradients, got a {data.dtype.name} "
-                               "Parameter; pass requires_grad=False")
+            raise RuntimeError(
+                f"only floating-point tensors can require gradients, got a {data.dtype.name} "
+                "Parameter; pass requires_grad=False"
+            )
         param.requires_grad = bool(requires_grad)
         return param
 
@@ -39,8 +41,8 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        from genesis.functional.shape import clone
         from genesis.autograd.grad_mode import no_grad
+        from genesis.functional.shape import clone
 
         with no_grad():
             copied = Parameter(clone(self.detach()), self.requires_grad)
@@ -51,8 +53,8 @@ class Parameter(Tensor):
         return copied
 
     def __reduce_ex__(self, protocol):
-        from genesis.functional.shape import clone
         from genesis.autograd.grad_mode import no_grad
+        from genesis.functional.shape import clone
 
         with no_grad():
             data = clone(self.detach())

@@ -42,8 +42,10 @@ def vector_norm(x: Tensor, norm_type: float = 2.0) -> Tensor:
     work = F.cast(x, dtypes.float32) if x.dtype.is_low_precision else x
     if math.isinf(p):
         if x.numel() == 0:
-            raise RuntimeError(f"cannot compute the {norm_type} norm of an empty tensor (shape {list(x.shape)}): "
-                               "max and min have no identity")
+            raise RuntimeError(
+                f"cannot compute the {norm_type} norm of an empty tensor (shape {list(x.shape)}): "
+                "max and min have no identity"
+            )
         magnitude = F.abs(work)
         norm = F.amax(magnitude) if p > 0 else F.amin(magnitude)
     elif p == 0:
@@ -70,10 +72,16 @@ def _clip_coefficient(total_norm, *, max_norm):
 
 
 # the total has the dtype the per-gradient norms stack to: the stack's own promotion rule
-total_norm_of = markers.define("grad_norm", "clipping", _total_norm, shape=lambda *shapes, **attrs: (),
-                               dtype=OPS["cat"].dtype)
-clip_coefficient = markers.define("clip_coefficient", "clipping", _clip_coefficient,
-                                  shape=lambda shape, **attrs: (), dtype=lambda inputs, **attrs: (None, inputs[0].dtype))
+total_norm_of = markers.define(
+    "grad_norm", "clipping", _total_norm, shape=lambda *shapes, **attrs: (), dtype=OPS["cat"].dtype
+)
+clip_coefficient = markers.define(
+    "clip_coefficient",
+    "clipping",
+    _clip_coefficient,
+    shape=lambda shape, **attrs: (),
+    dtype=lambda inputs, **attrs: (None, inputs[0].dtype),
+)
 
 
 @no_grad()
@@ -106,8 +114,9 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
 
 
 @no_grad()
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                    foreach=None) -> Tensor:
+def clip_grad_norm_(
+    parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None
+) -> Tensor:
     """Clip the gradients' total norm to `max_norm` in place; return the total norm (before clipping).
 
     `parameters` is a tensor or an iterable of tensors; those without a
@@ -160,17 +169,24 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     _check_same_device([vec, *parameters])
     total = sum(p.numel() for p in parameters)
     if vec.ndim != 1 or vec.numel() != total:
-        raise ValueError(f"vector_to_parameters: vec must be 1-D with {total} elements (the parameters' total), "
-                         f"got shape {list(vec.shape)}")
+        raise ValueError(
+            f"vector_to_parameters: vec must be 1-D with {total} elements (the parameters' total), "
+            f"got shape {list(vec.shape)}"
+        )
     pointer = 0
     with no_grad():
         for param in parameters:
             count = param.numel()
-            param.data = F.reshape(vec[pointer:pointer + count], param.shape).data
+            param.data = F.reshape(vec[pointer : pointer + count], param.shape).data
             pointer += count
 
 
 __all__ = [
-    "clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "vector_norm",
-    "parameters_to_vector", "vector_to_parameters",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "get_total_norm",
+    "clip_grads_with_norm_",
+    "vector_norm",
+    "parameters_to_vector",
+    "vector_to_parameters",
 ]

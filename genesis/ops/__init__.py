@@ -4,7 +4,7 @@
 primitives; the functional layer (`genesis.functional`) binds them.
 """
 
+from genesis.ops import elementwise, matmul, movement, random, reduction  # noqa: F401  (registers the ops)
 from genesis.ops.op import OPS, Autocast, Kind, Op, register
-from genesis.ops import elementwise, reduction, movement, matmul, random  # noqa: F401  (registers the ops)
 
 __all__ = ["OPS", "Autocast", "Kind", "Op", "register"]

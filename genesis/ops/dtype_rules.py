@@ -101,9 +101,7 @@ def cast(inputs, *, dtype, **attrs):
 def matmul(inputs, **attrs):
     a, b = inputs
     if a.dtype is not b.dtype:
-        raise TypeError(
-            f"matmul needs both operands to have the same dtype, got {a.dtype.name} and {b.dtype.name}"
-        )
+        raise TypeError(f"matmul needs both operands to have the same dtype, got {a.dtype.name} and {b.dtype.name}")
     if a.dtype.category == BOOL:
         raise TypeError("matmul is not defined for bool tensors")
     return a.dtype, a.dtype
@@ -122,6 +120,18 @@ def require_floating(name: str, rule):
 
 
 __all__ = [
-    "promoted", "same", "floating", "compare", "predicate", "logical", "first_input",
-    "sum_like", "index_result", "not_bool", "cast", "matmul", "require_floating", "float32",
+    "promoted",
+    "same",
+    "floating",
+    "compare",
+    "predicate",
+    "logical",
+    "first_input",
+    "sum_like",
+    "index_result",
+    "not_bool",
+    "cast",
+    "matmul",
+    "require_floating",
+    "float32",
 ]

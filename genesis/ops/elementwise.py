@@ -15,35 +15,49 @@ from scipy import special
 
 from genesis import functional as F
 from genesis.dtypes import BOOL, FLOAT, INT
-from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.errors import IntegerDivisionByZeroError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.op import Autocast, Kind, Op, register
+from genesis.runtime.cpu import NUMPY_DTYPE
 
 _SAVES_INPUTS = frozenset({"inputs"})
 _SAVES_OUTPUT = frozenset({"output"})
 _SAVES_NOTHING = frozenset()
 
 
-def _elementwise(name, kernel, vjp, *, dtype=dt.same, saves=_SAVES_INPUTS,
-                 autocast=Autocast.NONE, triton=None, numpy=None, c=None, c_helpers=(), triton_helpers=()):
+def _elementwise(
+    name,
+    kernel,
+    vjp,
+    *,
+    dtype=dt.same,
+    saves=_SAVES_INPUTS,
+    autocast=Autocast.NONE,
+    triton=None,
+    numpy=None,
+    c=None,
+    c_helpers=(),
+    triton_helpers=(),
+):
     # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
     # give `numpy`, the line that computes the same values into {out}. `c` is a C expression
     # (math functions are <tgmath.h>'s, so one line serves float and double); the helpers are
     # files in ops/helpers/ that define the functions a snippet calls.
     codegen = {"triton": triton, "numpy": numpy, "c": c, "c_helpers": c_helpers, "triton_helpers": triton_helpers}
-    return register(Op(
-        name=name,
-        kind=Kind.ELEMENTWISE,
-        kernel=kernel,
-        shape=shape_rules.broadcast,
-        dtype=dtype,
-        vjp=vjp,
-        saves=saves,
-        autocast=autocast,
-        codegen={backend: text for backend, text in codegen.items() if text},
-    ))
+    return register(
+        Op(
+            name=name,
+            kind=Kind.ELEMENTWISE,
+            kernel=kernel,
+            shape=shape_rules.broadcast,
+            dtype=dtype,
+            vjp=vjp,
+            saves=saves,
+            autocast=autocast,
+            codegen={backend: text for backend, text in codegen.items() if text},
+        )
+    )
 
 
 def _no_bool(name, rule):
@@ -62,44 +76,140 @@ def _zero_grad(g, out, x):
 
 
 # ---- unary ---------------------------------------------------------------
-neg = _elementwise("neg", np.negative, (lambda g, out, x: -g,),
-                   dtype=_no_bool("neg", dt.same), saves=_SAVES_NOTHING, c="-{0}", triton="-{0}")
-abs = _elementwise("abs", np.abs, (lambda g, out, x: g * F.sign(x),), dtype=_no_bool("abs", dt.same),
-                   c="g_abs({0})", c_helpers=("abs.h",), triton="tl.abs({0})")
-exp = _elementwise("exp", np.exp, (lambda g, out, x: g * out,), dtype=dt.floating,
-                   saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="g_exp({0})", c_helpers=("exp.h",), triton="tl.exp({0})")
-log = _elementwise("log", np.log, (lambda g, out, x: g / x,), dtype=dt.floating,
-                   autocast=Autocast.FP32, c="log({0})", triton="tl.log({0})")
-log1p = _elementwise("log1p", np.log1p, (lambda g, out, x: g / (x + 1),), dtype=dt.floating,
-                     autocast=Autocast.FP32, c="log1p({0})", triton="libdevice.log1p({0})")
-expm1 = _elementwise("expm1", np.expm1, (lambda g, out, x: g * (out + 1),), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="expm1({0})", triton="libdevice.expm1({0})")
-sqrt = _elementwise("sqrt", np.sqrt, (lambda g, out, x: g / (out * 2),), dtype=dt.floating,
-                    saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="sqrt({0})", triton="tl.sqrt({0})")
-rsqrt = _elementwise("rsqrt", lambda a: np.reciprocal(np.sqrt(a)),
-                     (lambda g, out, x: g * out * out * out * -0.5,), dtype=dt.floating,
-                     saves=_SAVES_OUTPUT, autocast=Autocast.FP32, c="1 / sqrt({0})", triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
-                     numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})")
-reciprocal = _elementwise("reciprocal", np.reciprocal, (lambda g, out, x: -g * out * out,),
-                          dtype=dt.floating, saves=_SAVES_OUTPUT, autocast=Autocast.FP32,
-                          c="1 / {0}", triton="tl.full([], 1, {0}.dtype) / {0}")
-sin = _elementwise("sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating,
-                   c="sin({0})", triton="libdevice.sin({0})")
-cos = _elementwise("cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating,
-                   c="cos({0})", triton="libdevice.cos({0})")
-tanh = _elementwise("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), dtype=dt.floating,
-                    saves=_SAVES_OUTPUT, c="tanh({0})", triton="libdevice.tanh({0})")
-sigmoid = _elementwise("sigmoid", special.expit, (lambda g, out, x: g * out * (1 - out),),
-                       dtype=dt.floating, saves=_SAVES_OUTPUT, c="1 / (1 + g_exp(-{0}))", c_helpers=("exp.h",),
-                       triton="tl.sigmoid({0})")
-relu = _elementwise("relu", lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
-                    (lambda g, out, x: F.where(out > 0, g, 0.0),),
-                    dtype=_no_bool("relu", dt.same), saves=_SAVES_OUTPUT,
-                    c="g_relu({0})", c_helpers=("relu.h",), triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
-                    numpy="np.maximum({0}, 0, out={out})")
-erf = _elementwise("erf", special.erf,
-                   (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
-                   dtype=dt.floating, c="erf({0})", triton="libdevice.erf({0})")
+neg = _elementwise(
+    "neg",
+    np.negative,
+    (lambda g, out, x: -g,),
+    dtype=_no_bool("neg", dt.same),
+    saves=_SAVES_NOTHING,
+    c="-{0}",
+    triton="-{0}",
+)
+abs = _elementwise(
+    "abs",
+    np.abs,
+    (lambda g, out, x: g * F.sign(x),),
+    dtype=_no_bool("abs", dt.same),
+    c="g_abs({0})",
+    c_helpers=("abs.h",),
+    triton="tl.abs({0})",
+)
+exp = _elementwise(
+    "exp",
+    np.exp,
+    (lambda g, out, x: g * out,),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    autocast=Autocast.FP32,
+    c="g_exp({0})",
+    c_helpers=("exp.h",),
+    triton="tl.exp({0})",
+)
+log = _elementwise(
+    "log",
+    np.log,
+    (lambda g, out, x: g / x,),
+    dtype=dt.floating,
+    autocast=Autocast.FP32,
+    c="log({0})",
+    triton="tl.log({0})",
+)
+log1p = _elementwise(
+    "log1p",
+    np.log1p,
+    (lambda g, out, x: g / (x + 1),),
+    dtype=dt.floating,
+    autocast=Autocast.FP32,
+    c="log1p({0})",
+    triton="libdevice.log1p({0})",
+)
+expm1 = _elementwise(
+    "expm1",
+    np.expm1,
+    (lambda g, out, x: g * (out + 1),),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    autocast=Autocast.FP32,
+    c="expm1({0})",
+    triton="libdevice.expm1({0})",
+)
+sqrt = _elementwise(
+    "sqrt",
+    np.sqrt,
+    (lambda g, out, x: g / (out * 2),),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    autocast=Autocast.FP32,
+    c="sqrt({0})",
+    triton="tl.sqrt({0})",
+)
+rsqrt = _elementwise(
+    "rsqrt",
+    lambda a: np.reciprocal(np.sqrt(a)),
+    (lambda g, out, x: g * out * out * out * -0.5,),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    autocast=Autocast.FP32,
+    c="1 / sqrt({0})",
+    triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
+    numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})",
+)
+reciprocal = _elementwise(
+    "reciprocal",
+    np.reciprocal,
+    (lambda g, out, x: -g * out * out,),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    autocast=Autocast.FP32,
+    c="1 / {0}",
+    triton="tl.full([], 1, {0}.dtype) / {0}",
+)
+sin = _elementwise(
+    "sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating, c="sin({0})", triton="libdevice.sin({0})"
+)
+cos = _elementwise(
+    "cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating, c="cos({0})", triton="libdevice.cos({0})"
+)
+tanh = _elementwise(
+    "tanh",
+    np.tanh,
+    (lambda g, out, x: g * (1 - out * out),),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    c="tanh({0})",
+    triton="libdevice.tanh({0})",
+)
+sigmoid = _elementwise(
+    "sigmoid",
+    special.expit,
+    (lambda g, out, x: g * out * (1 - out),),
+    dtype=dt.floating,
+    saves=_SAVES_OUTPUT,
+    c="1 / (1 + g_exp(-{0}))",
+    c_helpers=("exp.h",),
+    triton="tl.sigmoid({0})",
+)
+relu = _elementwise(
+    "relu",
+    lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
+    (lambda g, out, x: F.where(out > 0, g, 0.0),),
+    dtype=_no_bool("relu", dt.same),
+    saves=_SAVES_OUTPUT,
+    c="g_relu({0})",
+    c_helpers=("relu.h",),
+    triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
+    numpy="np.maximum({0}, 0, out={out})",
+)
+erf = _elementwise(
+    "erf",
+    special.erf,
+    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
+    dtype=dt.floating,
+    c="erf({0})",
+    triton="libdevice.erf({0})",
+)
+
+
 def _sign_kernel(a):
     # PyTorch computes (0 < x) - (x < 0): sign(nan) is 0 where numpy's sign gives nan,
     # and a bool tensor is its own sign
@@ -108,18 +218,41 @@ def _sign_kernel(a):
     return np.nan_to_num(np.asarray(np.sign(a)), copy=False)  # np.sign of a 0-d array is a scalar
 
 
-sign = _elementwise("sign", _sign_kernel, (_zero_grad,), saves=_SAVES_NOTHING,
-                    c="({0} > 0) - ({0} < 0)", triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)")
-floor = _elementwise("floor", np.floor, (_zero_grad,), dtype=_no_bool("floor", dt.same),
-                     saves=_SAVES_NOTHING, c="floor({0})", triton="rounded_down({0})",
-                     triton_helpers=("rounding.triton",))
-ceil = _elementwise("ceil", np.ceil, (_zero_grad,), dtype=_no_bool("ceil", dt.same),
-                    saves=_SAVES_NOTHING, c="ceil({0})", triton="rounded_up({0})",
-                    triton_helpers=("rounding.triton",))
+sign = _elementwise(
+    "sign",
+    _sign_kernel,
+    (_zero_grad,),
+    saves=_SAVES_NOTHING,
+    c="({0} > 0) - ({0} < 0)",
+    triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)",
+)
+floor = _elementwise(
+    "floor",
+    np.floor,
+    (_zero_grad,),
+    dtype=_no_bool("floor", dt.same),
+    saves=_SAVES_NOTHING,
+    c="floor({0})",
+    triton="rounded_down({0})",
+    triton_helpers=("rounding.triton",),
+)
+ceil = _elementwise(
+    "ceil",
+    np.ceil,
+    (_zero_grad,),
+    dtype=_no_bool("ceil", dt.same),
+    saves=_SAVES_NOTHING,
+    c="ceil({0})",
+    triton="rounded_up({0})",
+    triton_helpers=("rounding.triton",),
+)
 isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
-isinf = _elementwise("isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton="tl.abs({0}) == float(\"inf\")")
-isfinite = _elementwise("isfinite", np.isfinite, None, dtype=dt.predicate,
-                        c="fabs({0}) < INFINITY", triton="tl.abs({0}) < float(\"inf\")")
+isinf = _elementwise(
+    "isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton='tl.abs({0}) == float("inf")'
+)
+isfinite = _elementwise(
+    "isfinite", np.isfinite, None, dtype=dt.predicate, c="fabs({0}) < INFINITY", triton='tl.abs({0}) < float("inf")'
+)
 logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, c="!{0}", triton="{0} == 0")
 
 
@@ -146,33 +279,81 @@ def _min_grad(g, out, a, b):
     return F.where(a == b, g / 2, F.where(a < b, g, 0.0))
 
 
-add = _elementwise("add", np.add, (lambda g, out, a, b: g, lambda g, out, a, b: g),
-                   saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE, c="{0} + {1}", triton="{0} + {1}")
-sub = _elementwise("sub", np.subtract, (lambda g, out, a, b: g, lambda g, out, a, b: -g),
-                   dtype=_no_bool("sub", dt.same), saves=_SAVES_NOTHING, autocast=Autocast.PROMOTE,
-                   c="{0} - {1}", triton="{0} - {1}")
-mul = _elementwise("mul", np.multiply, (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
-                   autocast=Autocast.PROMOTE, c="{0} * {1}", triton="{0} * {1}")
-div = _elementwise("div", np.true_divide,
-                   (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
-                   dtype=dt.floating, autocast=Autocast.PROMOTE, c="{0} / {1}", triton="{0} / {1}")
-pow = _elementwise("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
-                   saves=frozenset({"inputs", "output"}), autocast=Autocast.FP32,
-                   c="pow({0}, {1})", triton="libdevice.pow({0}, {1})")
-maximum = _elementwise("maximum", np.maximum, (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, c="g_max({0}, {1})", c_helpers=("extrema.h",), triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
-minimum = _elementwise("minimum", np.minimum, (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
-                       autocast=Autocast.PROMOTE, c="g_min({0}, {1})", c_helpers=("extrema.h",), triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+add = _elementwise(
+    "add",
+    np.add,
+    (lambda g, out, a, b: g, lambda g, out, a, b: g),
+    saves=_SAVES_NOTHING,
+    autocast=Autocast.PROMOTE,
+    c="{0} + {1}",
+    triton="{0} + {1}",
+)
+sub = _elementwise(
+    "sub",
+    np.subtract,
+    (lambda g, out, a, b: g, lambda g, out, a, b: -g),
+    dtype=_no_bool("sub", dt.same),
+    saves=_SAVES_NOTHING,
+    autocast=Autocast.PROMOTE,
+    c="{0} - {1}",
+    triton="{0} - {1}",
+)
+mul = _elementwise(
+    "mul",
+    np.multiply,
+    (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+    autocast=Autocast.PROMOTE,
+    c="{0} * {1}",
+    triton="{0} * {1}",
+)
+div = _elementwise(
+    "div",
+    np.true_divide,
+    (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
+    dtype=dt.floating,
+    autocast=Autocast.PROMOTE,
+    c="{0} / {1}",
+    triton="{0} / {1}",
+)
+pow = _elementwise(
+    "pow",
+    np.power,
+    (_pow_grad_base, _pow_grad_exponent),
+    saves=frozenset({"inputs", "output"}),
+    autocast=Autocast.FP32,
+    c="pow({0}, {1})",
+    triton="libdevice.pow({0}, {1})",
+)
+maximum = _elementwise(
+    "maximum",
+    np.maximum,
+    (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
+    autocast=Autocast.PROMOTE,
+    c="g_max({0}, {1})",
+    c_helpers=("extrema.h",),
+    triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
+)
+minimum = _elementwise(
+    "minimum",
+    np.minimum,
+    (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
+    autocast=Autocast.PROMOTE,
+    c="g_min({0}, {1})",
+    c_helpers=("extrema.h",),
+    triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
+)
 eq = _elementwise("eq", np.equal, None, dtype=dt.compare, c="{0} == {1}", triton="{0} == {1}")
 ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, c="{0} != {1}", triton="{0} != {1}")
 lt = _elementwise("lt", np.less, None, dtype=dt.compare, c="{0} < {1}", triton="{0} < {1}")
 le = _elementwise("le", np.less_equal, None, dtype=dt.compare, c="{0} <= {1}", triton="{0} <= {1}")
 gt = _elementwise("gt", np.greater, None, dtype=dt.compare, c="{0} > {1}", triton="{0} > {1}")
 ge = _elementwise("ge", np.greater_equal, None, dtype=dt.compare, c="{0} >= {1}", triton="{0} >= {1}")
-logical_and = _elementwise("logical_and", np.logical_and, None, dtype=dt.logical,
-                           c="({0} != 0) & ({1} != 0)", triton="({0} != 0) & ({1} != 0)")
-logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
-                          c="({0} != 0) | ({1} != 0)", triton="({0} != 0) | ({1} != 0)")
+logical_and = _elementwise(
+    "logical_and", np.logical_and, None, dtype=dt.logical, c="({0} != 0) & ({1} != 0)", triton="({0} != 0) & ({1} != 0)"
+)
+logical_or = _elementwise(
+    "logical_or", np.logical_or, None, dtype=dt.logical, c="({0} != 0) | ({1} != 0)", triton="({0} != 0) | ({1} != 0)"
+)
 
 
 # ---- floor division and remainders -----------------------------------------------
@@ -183,6 +364,7 @@ logical_or = _elementwise("logical_or", np.logical_or, None, dtype=dt.logical,
 # compiled kernel cannot raise from its loop, so there the snippets give numpy's 0 (never x86's trap).
 def _numeric(name):
     """Defined for numbers, not for bools: a bool divided by an int divides integers, as in PyTorch."""
+
     def checked(inputs, **attrs):
         compute, out = dt.same(inputs, **attrs)
         if out.category == BOOL:
@@ -197,7 +379,8 @@ def refuse_zero_divisor(name, divisor, dtype) -> None:
     if not np.all(divisor):
         raise IntegerDivisionByZeroError(
             f"{name}: integer division by zero (a divisor of dtype {dtype.name} holds 0; "
-            "divide floating-point tensors to get inf or nan)")
+            "divide floating-point tensors to get inf or nan)"
+        )
 
 
 def _nonzero_integer_divisor(name, kernel):
@@ -218,9 +401,18 @@ def _checked_divisor_kernel(b, *, divides):
 # A traced integer division reads its divisor through this check, which a compiled program runs as a
 # library call before the division's kernel: the check eager's kernel makes, where a fused loop
 # cannot raise. Its value is the divisor itself.
-checked_divisor = register(Op(name="checked_divisor", kind=Kind.OPAQUE, kernel=_checked_divisor_kernel,
-                              shape=shape_rules.same_as_first, dtype=dt.first_input, vjp=None,
-                              saves=_SAVES_NOTHING, upcasts_low_precision=False))
+checked_divisor = register(
+    Op(
+        name="checked_divisor",
+        kind=Kind.OPAQUE,
+        kernel=_checked_divisor_kernel,
+        shape=shape_rules.same_as_first,
+        dtype=dt.first_input,
+        vjp=None,
+        saves=_SAVES_NOTHING,
+        upcasts_low_precision=False,
+    )
+)
 
 
 def _remainder_kernel(a, b):
@@ -231,28 +423,52 @@ def _remainder_kernel(a, b):
 
 
 def _numeric_op(name, kernel, vjp, *, numpy, c, triton, saves=_SAVES_INPUTS):
-    return _elementwise(name, _nonzero_integer_divisor(name, kernel), vjp, dtype=_numeric(name), saves=saves,
-                        autocast=Autocast.PROMOTE, numpy=numpy, c=c, triton=triton,
-                        c_helpers=("division.h",), triton_helpers=("division.triton",))
+    return _elementwise(
+        name,
+        _nonzero_integer_divisor(name, kernel),
+        vjp,
+        dtype=_numeric(name),
+        saves=saves,
+        autocast=Autocast.PROMOTE,
+        numpy=numpy,
+        c=c,
+        triton=triton,
+        c_helpers=("division.h",),
+        triton_helpers=("division.triton",),
+    )
 
 
 floor_divide = _numeric_op(
-    "floor_divide", np.floor_divide, (lambda g, out, a, b: F.zeros_like(g), lambda g, out, a, b: F.zeros_like(g)),
-    saves=_SAVES_NOTHING, numpy="np.floor_divide({0}, {1}, out={out}, casting='unsafe')",
-    c="g_floor_divide({0}, {1})", triton="floor_divide({0}, {1})")
+    "floor_divide",
+    np.floor_divide,
+    (lambda g, out, a, b: F.zeros_like(g), lambda g, out, a, b: F.zeros_like(g)),
+    saves=_SAVES_NOTHING,
+    numpy="np.floor_divide({0}, {1}, out={out}, casting='unsafe')",
+    c="g_floor_divide({0}, {1})",
+    triton="floor_divide({0}, {1})",
+)
 remainder = _numeric_op(
-    "remainder", _remainder_kernel, (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.floor_divide(a, b)),
+    "remainder",
+    _remainder_kernel,
+    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.floor_divide(a, b)),
     numpy="np.fmod({0}, {1}, out={out}, casting='unsafe'); np.add({out}, {1}, out={out}, casting='unsafe', "
-          "where=({out} != 0) & (({out} < 0) != (np.asarray({1}) < 0)))",
-    c="g_remainder({0}, {1})", triton="remainder({0}, {1})")
+    "where=({out} != 0) & (({out} < 0) != (np.asarray({1}) < 0)))",
+    c="g_remainder({0}, {1})",
+    triton="remainder({0}, {1})",
+)
 fmod = _numeric_op(
-    "fmod", np.fmod, (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.div(a, b, rounding_mode="trunc")),
+    "fmod",
+    np.fmod,
+    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.div(a, b, rounding_mode="trunc")),
     numpy="np.fmod({0}, {1}, out={out}, casting='unsafe')",
-    c="g_fmod({0}, {1})", triton="fmod({0}, {1})")
+    c="g_fmod({0}, {1})",
+    triton="fmod({0}, {1})",
+)
 
 
 def _integral(name, rule=dt.same):
     """Bitwise ops are defined on integers and bools only (on bools they are the logical ones)."""
+
     def checked(inputs, **attrs):
         compute, out = rule(inputs, **attrs)
         if out.category == FLOAT:
@@ -262,15 +478,43 @@ def _integral(name, rule=dt.same):
     return checked
 
 
-bitwise_and = _elementwise("bitwise_and", np.bitwise_and, None, dtype=_integral("bitwise_and"),
-                           saves=_SAVES_NOTHING, c="{0} & {1}", triton="{0} & {1}")
-bitwise_or = _elementwise("bitwise_or", np.bitwise_or, None, dtype=_integral("bitwise_or"),
-                          saves=_SAVES_NOTHING, c="{0} | {1}", triton="{0} | {1}")
-bitwise_xor = _elementwise("bitwise_xor", np.bitwise_xor, None, dtype=_integral("bitwise_xor"),
-                           saves=_SAVES_NOTHING, c="{0} ^ {1}", triton="{0} ^ {1}")
-bitwise_not = _elementwise("bitwise_not", np.invert, None, dtype=_integral("bitwise_not"),
-                           saves=_SAVES_NOTHING, c="g_not({0})", c_helpers=("bitwise_not.h",),
-                           triton="~{0}")
+bitwise_and = _elementwise(
+    "bitwise_and",
+    np.bitwise_and,
+    None,
+    dtype=_integral("bitwise_and"),
+    saves=_SAVES_NOTHING,
+    c="{0} & {1}",
+    triton="{0} & {1}",
+)
+bitwise_or = _elementwise(
+    "bitwise_or",
+    np.bitwise_or,
+    None,
+    dtype=_integral("bitwise_or"),
+    saves=_SAVES_NOTHING,
+    c="{0} | {1}",
+    triton="{0} | {1}",
+)
+bitwise_xor = _elementwise(
+    "bitwise_xor",
+    np.bitwise_xor,
+    None,
+    dtype=_integral("bitwise_xor"),
+    saves=_SAVES_NOTHING,
+    c="{0} ^ {1}",
+    triton="{0} ^ {1}",
+)
+bitwise_not = _elementwise(
+    "bitwise_not",
+    np.invert,
+    None,
+    dtype=_integral("bitwise_not"),
+    saves=_SAVES_NOTHING,
+    c="g_not({0})",
+    c_helpers=("bitwise_not.h",),
+    triton="~{0}",
+)
 
 
 # ---- selection and clamping ------------------------------------------------
@@ -292,13 +536,17 @@ def _where_kernel(condition, a, b):
     return np.where(condition, a, b)
 
 
-where = _elementwise("where", _where_kernel,
-                     (None,
-                      lambda g, out, c, a, b: F.where(c, g, 0.0),
-                      lambda g, out, c, a, b: F.where(c, 0.0, g)),
-                     dtype=_where_dtype, autocast=Autocast.PROMOTE, c="g_where({0}, {1}, {2})",
-                     c_helpers=("where.h",), triton="tl.where({0}, {1}, {2})",
-                     numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})")
+where = _elementwise(
+    "where",
+    _where_kernel,
+    (None, lambda g, out, c, a, b: F.where(c, g, 0.0), lambda g, out, c, a, b: F.where(c, 0.0, g)),
+    dtype=_where_dtype,
+    autocast=Autocast.PROMOTE,
+    c="g_where({0}, {1}, {2})",
+    c_helpers=("where.h",),
+    triton="tl.where({0}, {1}, {2})",
+    numpy="np.copyto({out}, {2}, casting='unsafe'); np.copyto({out}, {1}, casting='unsafe', where={0})",
+)
 
 
 def _clamp_dtype(inputs, *, min, max):
@@ -310,8 +558,9 @@ def _clamp_dtype(inputs, *, min, max):
         info = np.iinfo(NUMPY_DTYPE[dtype])
         for bound in bounds:
             if isinstance(bound, (int, float)) and not info.min <= bound <= info.max:
-                raise ValueError(f"clamp: the bound {bound} is outside the range of {dtype.name} "
-                                 f"[{info.min}, {info.max}]")
+                raise ValueError(
+                    f"clamp: the bound {bound} is outside the range of {dtype.name} [{info.min}, {info.max}]"
+                )
     return dtype, dtype
 
 
@@ -327,15 +576,24 @@ def _clamp_grad(g, out, x, *, min, max):
 
 # a missing bound is None, which Triton resolves at compile time; NaN stays NaN as in np.clip
 _TRITON_LOWER = "({0} if {min} == None else tl.maximum({0}, {min}, propagate_nan=tl.PropagateNan.ALL))"
-_TRITON_CLAMP = (f"({_TRITON_LOWER} if {{max}} == None "
-                 f"else tl.minimum({_TRITON_LOWER}, {{max}}, propagate_nan=tl.PropagateNan.ALL))")
+_TRITON_CLAMP = (
+    f"({_TRITON_LOWER} if {{max}} == None else tl.minimum({_TRITON_LOWER}, {{max}}, propagate_nan=tl.PropagateNan.ALL))"
+)
 
-clamp = register(Op(
-    name="clamp", kind=Kind.ELEMENTWISE,
-    kernel=lambda a, *, min, max: np.clip(a, min, max),
-    shape=shape_rules.same_as_first, dtype=_clamp_dtype, vjp=(_clamp_grad,),
-    codegen={"triton": _TRITON_CLAMP,
-             "numpy": "np.clip({0}, {min}, {max}, out={out})",
-             # the C backend renders a missing bound (None) as NaN, which no comparison is true for
-             "c": "g_clamp_upper(g_clamp_lower({0}, {min}), {max})", "c_helpers": ("clamp.h",)},
-))
+clamp = register(
+    Op(
+        name="clamp",
+        kind=Kind.ELEMENTWISE,
+        kernel=lambda a, *, min, max: np.clip(a, min, max),
+        shape=shape_rules.same_as_first,
+        dtype=_clamp_dtype,
+        vjp=(_clamp_grad,),
+        codegen={
+            "triton": _TRITON_CLAMP,
+            "numpy": "np.clip({0}, {min}, {max}, out={out})",
+            # the C backend renders a missing bound (None) as NaN, which no comparison is true for
+            "c": "g_clamp_upper(g_clamp_lower({0}, {min}), {max})",
+            "c_helpers": ("clamp.h",),
+        },
+    )
+)

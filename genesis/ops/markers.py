@@ -22,8 +22,8 @@ the region's dtype (`ir.Node.autocast`) until the autocast pass casts its inputs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from genesis import dispatch
 from genesis.ops.op import Kind, Op, register
@@ -33,15 +33,23 @@ def _lowered_first(*args, **kwargs):
     raise RuntimeError("a marker op runs only after its lowering pass has replaced it")
 
 
-GRAD = register(Op(name="grad", kind=Kind.OPAQUE, kernel=_lowered_first, shape=lambda *shapes, **attrs: shapes[-1],
-                   dtype=lambda inputs, **attrs: (None, inputs[-1].dtype), saves=frozenset()))
+GRAD = register(
+    Op(
+        name="grad",
+        kind=Kind.OPAQUE,
+        kernel=_lowered_first,
+        shape=lambda *shapes, **attrs: shapes[-1],
+        dtype=lambda inputs, **attrs: (None, inputs[-1].dtype),
+        saves=frozenset(),
+    )
+)
 
 
 @dataclass(frozen=True)
 class Marker:
     op: Op
     composite: Callable  # the eager definition, in genesis ops
-    feature: str         # the lowering pass that splices it in
+    feature: str  # the lowering pass that splices it in
     outputs: int
 
 
@@ -56,8 +64,9 @@ def define(name: str, feature: str, composite: Callable, *, shape, dtype, differ
     vjp = None
     if differentiable:  # the tape must reach through the marker; the rules that run are the composite's
         vjp = tuple(_lowered_first if i in differentiable else None for i in range(max(differentiable) + 1))
-    op = register(Op(name=name, kind=Kind.OPAQUE, kernel=_lowered_first, shape=shape, dtype=dtype, vjp=vjp,
-                     saves=frozenset()))
+    op = register(
+        Op(name=name, kind=Kind.OPAQUE, kernel=_lowered_first, shape=shape, dtype=dtype, vjp=vjp, saves=frozenset())
+    )
     MARKERS[name] = Marker(op, composite, feature, outputs)
 
     def call(*inputs, **attrs):

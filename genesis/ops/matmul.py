@@ -48,8 +48,7 @@ def _grad_b(g, out, a, b):
     g2, a2, b2 = _as_matrices(g, a, b)
     if b2.ndim == 2 and a2.ndim > 2:  # one matrix for a stack: a^T g over all the stack's rows at once
         rows = math.prod(a2.shape[:-1])
-        grad = F.matmul(F.transpose(F.reshape(a2, (rows, a2.shape[-1])), 0, 1),
-                        F.reshape(g2, (rows, g2.shape[-1])))
+        grad = F.matmul(F.transpose(F.reshape(a2, (rows, a2.shape[-1])), 0, 1), F.reshape(g2, (rows, g2.shape[-1])))
     else:
         grad = F.matmul(F.transpose(a2, -1, -2), g2)
     return F.reshape(F.sum_to(grad, b2.shape), b.shape) if b.ndim == 1 else grad
@@ -61,8 +60,12 @@ def matmul_kernel(a, b, out=None, casting="same_kind"):
     The eager kernel and the line generated programs run."""
     if a.ndim > 2 and b.ndim == 2 and (out is None or out.flags.c_contiguous):
         rows = math.prod(a.shape[:-1])
-        product = np.matmul(a.reshape(rows, a.shape[-1]), b, casting=casting,
-                            out=None if out is None else out.reshape(rows, out.shape[-1]))
+        product = np.matmul(
+            a.reshape(rows, a.shape[-1]),
+            b,
+            casting=casting,
+            out=None if out is None else out.reshape(rows, out.shape[-1]),
+        )
         return product.reshape(*a.shape[:-1], b.shape[-1]) if out is None else out
     if out is None:  # numpy lays out a stack of matrix-vector products transposed; results are contiguous
         product = np.matmul(a, b, casting=casting)
@@ -70,8 +73,16 @@ def matmul_kernel(a, b, out=None, casting="same_kind"):
     return np.matmul(a, b, out=out, casting=casting)
 
 
-matmul = register(Op(
-    name="matmul", kind=Kind.MATMUL, kernel=matmul_kernel, shape=shape_rules.matmul, dtype=dt.matmul,
-    vjp=(_grad_a, _grad_b), autocast=Autocast.LOW_PRECISION,
-    codegen={"numpy": "matmul_kernel({0}, {1}, out={out}, casting='unsafe')"}, contiguous_result=True,
-))
+matmul = register(
+    Op(
+        name="matmul",
+        kind=Kind.MATMUL,
+        kernel=matmul_kernel,
+        shape=shape_rules.matmul,
+        dtype=dt.matmul,
+        vjp=(_grad_a, _grad_b),
+        autocast=Autocast.LOW_PRECISION,
+        codegen={"numpy": "matmul_kernel({0}, {1}, out={out}, casting='unsafe')"},
+        contiguous_result=True,
+    )
+)

@@ -34,28 +34,63 @@ _NOTHING = frozenset()
 _INDICES = frozenset({"indices"})
 
 
-def _movement(name, kind, kernel, shape, vjp, *, dtype=dt.first_input, saves=_NOTHING, variadic=False,
-              codegen=None, contiguous_result=False, index_map=None):
-    return register(Op(name=name, kind=kind, kernel=kernel, shape=shape, dtype=dtype, vjp=vjp,
-                       saves=saves, upcasts_low_precision=False, variadic=variadic, codegen=codegen or {},
-                       contiguous_result=contiguous_result, index_map=index_map))
+def _movement(
+    name,
+    kind,
+    kernel,
+    shape,
+    vjp,
+    *,
+    dtype=dt.first_input,
+    saves=_NOTHING,
+    variadic=False,
+    codegen=None,
+    contiguous_result=False,
+    index_map=None,
+):
+    return register(
+        Op(
+            name=name,
+            kind=kind,
+            kernel=kernel,
+            shape=shape,
+            dtype=dtype,
+            vjp=vjp,
+            saves=saves,
+            upcasts_low_precision=False,
+            variadic=variadic,
+            codegen=codegen or {},
+            contiguous_result=contiguous_result,
+            index_map=index_map,
+        )
+    )
 
 
 # ---- reshape, permute, expand ---------------------------------------------
 def _reshape_shape(shape, *, shape_to):
     if math.prod(shape) != math.prod(shape_to):
-        raise ShapeError(f"cannot reshape a tensor of shape {list(shape)} ({math.prod(shape)} elements) "
-                         f"into shape {list(shape_to)} ({math.prod(shape_to)} elements)")
+        raise ShapeError(
+            f"cannot reshape a tensor of shape {list(shape)} ({math.prod(shape)} elements) "
+            f"into shape {list(shape_to)} ({math.prod(shape_to)} elements)"
+        )
     return tuple(shape_to)
 
 
-reshape = _movement("reshape", Kind.VIEW, lambda a, *, shape_to: np.reshape(a, shape_to), _reshape_shape,
-                    (lambda g, out, x, *, shape_to: F.reshape(g, x.shape),), index_map=IndexMap.RESHAPE)
+reshape = _movement(
+    "reshape",
+    Kind.VIEW,
+    lambda a, *, shape_to: np.reshape(a, shape_to),
+    _reshape_shape,
+    (lambda g, out, x, *, shape_to: F.reshape(g, x.shape),),
+    index_map=IndexMap.RESHAPE,
+)
 
 
 def _permute_shape(shape, *, dims):
     if sorted(dims) != list(range(len(shape))):
-        raise ShapeError(f"permute dims {list(dims)} are not a permutation of the {len(shape)} dims of shape {list(shape)}")
+        raise ShapeError(
+            f"permute dims {list(dims)} are not a permutation of the {len(shape)} dims of shape {list(shape)}"
+        )
     return tuple(shape[d] for d in dims)
 
 
@@ -66,9 +101,14 @@ def _inverse_permutation(dims):
     return tuple(inverse)
 
 
-permute = _movement("permute", Kind.VIEW, lambda a, *, dims: np.transpose(a, dims), _permute_shape,
-                    (lambda g, out, x, *, dims: F.permute(g, _inverse_permutation(dims)),),
-                    index_map=IndexMap.PERMUTE)
+permute = _movement(
+    "permute",
+    Kind.VIEW,
+    lambda a, *, dims: np.transpose(a, dims),
+    _permute_shape,
+    (lambda g, out, x, *, dims: F.permute(g, _inverse_permutation(dims)),),
+    index_map=IndexMap.PERMUTE,
+)
 
 
 def _expand_shape(shape, *, shape_to):
@@ -77,12 +117,20 @@ def _expand_shape(shape, *, shape_to):
     padded = (1,) * (len(shape_to) - len(shape)) + tuple(shape)
     for n, m in zip(padded, shape_to):
         if n != m and n != 1:
-            raise ShapeError(f"cannot expand shape {list(shape)} to {list(shape_to)}: size {n} is not 1 and differs from {m}")
+            raise ShapeError(
+                f"cannot expand shape {list(shape)} to {list(shape_to)}: size {n} is not 1 and differs from {m}"
+            )
     return tuple(shape_to)
 
 
-expand = _movement("expand", Kind.VIEW, lambda a, *, shape_to: np.broadcast_to(a, shape_to), _expand_shape,
-                   (lambda g, out, x, *, shape_to: F.sum_to(g, x.shape),), index_map=IndexMap.BROADCAST)
+expand = _movement(
+    "expand",
+    Kind.VIEW,
+    lambda a, *, shape_to: np.broadcast_to(a, shape_to),
+    _expand_shape,
+    (lambda g, out, x, *, shape_to: F.sum_to(g, x.shape),),
+    index_map=IndexMap.BROADCAST,
+)
 
 
 # ---- indexing ----------------------------------------------------------------
@@ -196,8 +244,9 @@ def _index_put_shape(shape, values_shape, *index_shapes, key, accumulate):
     except ShapeError:
         fits = False
     if not fits:
-        raise ShapeError(f"cannot put values of shape {list(values_shape)} into an indexed region "
-                         f"of shape {list(target)}")
+        raise ShapeError(
+            f"cannot put values of shape {list(values_shape)} into an indexed region of shape {list(target)}"
+        )
     return tuple(shape)
 
 
@@ -216,11 +265,16 @@ def _index_put_dtype(inputs, **attrs):
 
 
 index_basic = _movement("index_basic", Kind.VIEW, _index_kernel, _index_shape, (_index_grad,))
-index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,),
-                           saves=_INDICES)
-index_put = _movement("index_put", Kind.OPAQUE, _index_put_kernel, _index_put_shape,
-                      (_index_put_grad_self, _index_put_grad_values), dtype=_index_put_dtype,
-                      saves=_INDICES)
+index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,), saves=_INDICES)
+index_put = _movement(
+    "index_put",
+    Kind.OPAQUE,
+    _index_put_kernel,
+    _index_put_shape,
+    (_index_put_grad_self, _index_put_grad_values),
+    dtype=_index_put_dtype,
+    saves=_INDICES,
+)
 
 
 def _leading_block(a, index, dim):
@@ -238,12 +292,15 @@ def _gather_kernel(a, index, *, dim):
 
 def _gather_shape(shape, index_shape, *, dim):
     if len(shape) != len(index_shape):
-        raise ShapeError(f"gather: index has {len(index_shape)} dims but input has {len(shape)} "
-                         f"(index shape {list(index_shape)}, input shape {list(shape)})")
+        raise ShapeError(
+            f"gather: index has {len(index_shape)} dims but input has {len(shape)} "
+            f"(index shape {list(index_shape)}, input shape {list(shape)})"
+        )
     for d, (n, m) in enumerate(zip(shape, index_shape)):
         if d != dim and m > n:
-            raise ShapeError(f"gather: index shape {list(index_shape)} is larger than input shape "
-                             f"{list(shape)} at dim {d}")
+            raise ShapeError(
+                f"gather: index shape {list(index_shape)} is larger than input shape {list(shape)} at dim {d}"
+            )
     return tuple(index_shape)
 
 
@@ -266,29 +323,50 @@ def _scatter_add_kernel(a, index, src, *, dim):
 
 def _scatter_add_shape(shape, index_shape, src_shape, *, dim):
     if not len(shape) == len(index_shape) == len(src_shape):
-        raise ShapeError(f"scatter_add: input, index and src need the same number of dims, got shapes "
-                         f"{list(shape)}, {list(index_shape)} and {list(src_shape)}")
+        raise ShapeError(
+            f"scatter_add: input, index and src need the same number of dims, got shapes "
+            f"{list(shape)}, {list(index_shape)} and {list(src_shape)}"
+        )
     for d, (n, m, k) in enumerate(zip(shape, index_shape, src_shape)):
         if m > k or (d != dim and m > n):
-            raise ShapeError(f"scatter_add: index shape {list(index_shape)} is larger than src shape "
-                             f"{list(src_shape)} or (outside dim {dim}) input shape {list(shape)} at dim {d}")
+            raise ShapeError(
+                f"scatter_add: index shape {list(index_shape)} is larger than src shape "
+                f"{list(src_shape)} or (outside dim {dim}) input shape {list(shape)} at dim {d}"
+            )
     return tuple(shape)
 
 
-gather = _movement("gather", Kind.OPAQUE, _gather_kernel, _gather_shape,
-                   (lambda g, out, x, index, *, dim: F.scatter_add(F.zeros(x.shape, dtype=g.dtype), dim, index, g),
-                    None),
-                   saves=_INDICES)
-scatter_add = _movement("scatter_add", Kind.OPAQUE, _scatter_add_kernel, _scatter_add_shape,
-                        (lambda g, out, x, index, src, *, dim: g,
-                         None,
-                         lambda g, out, x, index, src, *, dim: F.pad_to(F.gather(g, dim, index), src.shape)),
-                        dtype=_index_put_dtype, saves=_INDICES)
+gather = _movement(
+    "gather",
+    Kind.OPAQUE,
+    _gather_kernel,
+    _gather_shape,
+    (lambda g, out, x, index, *, dim: F.scatter_add(F.zeros(x.shape, dtype=g.dtype), dim, index, g), None),
+    saves=_INDICES,
+)
+scatter_add = _movement(
+    "scatter_add",
+    Kind.OPAQUE,
+    _scatter_add_kernel,
+    _scatter_add_shape,
+    (
+        lambda g, out, x, index, src, *, dim: g,
+        None,
+        lambda g, out, x, index, src, *, dim: F.pad_to(F.gather(g, dim, index), src.shape),
+    ),
+    dtype=_index_put_dtype,
+    saves=_INDICES,
+)
 
 
 # ---- flip, cat, pad ------------------------------------------------------------
-flip = _movement("flip", Kind.OPAQUE, lambda a, *, dims: np.flip(a, dims).copy(), shape_rules.same_as_first,
-                 (lambda g, out, x, *, dims: F.flip(g, dims),))
+flip = _movement(
+    "flip",
+    Kind.OPAQUE,
+    lambda a, *, dims: np.flip(a, dims).copy(),
+    shape_rules.same_as_first,
+    (lambda g, out, x, *, dims: F.flip(g, dims),),
+)
 
 
 def _cat_shape(*shapes, dim):
@@ -296,7 +374,7 @@ def _cat_shape(*shapes, dim):
     for s in shapes[1:]:
         if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(first, s)) if i != dim):
             raise ShapeError(f"cat along dim {dim}: shapes {[list(x) for x in shapes]} differ outside that dim")
-    return tuple(first[:dim]) + (sum(s[dim] for s in shapes),) + tuple(first[dim + 1:])
+    return tuple(first[:dim]) + (sum(s[dim] for s in shapes),) + tuple(first[dim + 1 :])
 
 
 def _cat_grad(g, out, *inputs, dim, index):
@@ -309,8 +387,15 @@ def _cat_dtype(inputs, **attrs):
     return dtype, dtype
 
 
-cat = _movement("cat", Kind.OPAQUE, lambda *arrays, dim: np.concatenate(arrays, axis=dim), _cat_shape,
-                (_cat_grad,), dtype=_cat_dtype, variadic=True)
+cat = _movement(
+    "cat",
+    Kind.OPAQUE,
+    lambda *arrays, dim: np.concatenate(arrays, axis=dim),
+    _cat_shape,
+    (_cat_grad,),
+    dtype=_cat_dtype,
+    variadic=True,
+)
 
 
 def _pad_kernel(a, *, widths, value):
@@ -330,12 +415,30 @@ pad = _movement("pad", Kind.OPAQUE, _pad_kernel, _pad_shape, (_pad_grad,))
 
 
 # ---- copies and casts ------------------------------------------------------------
-copy = _movement("copy", Kind.ELEMENTWISE, lambda a: np.array(a, copy=True, order="C"), shape_rules.same_as_first,
-                 (lambda g, out, x: g,), codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}", "c": "{0}"},
-                 contiguous_result=True)
-cast = register(Op(name="cast", kind=Kind.ELEMENTWISE, kernel=lambda a, *, dtype: a.astype(NUMPY_DTYPE[dtype]),
-                   shape=lambda shape, *, dtype: tuple(shape), dtype=dt.cast,
-                   vjp=(lambda g, out, x, *, dtype: g,), saves=_NOTHING, upcasts_low_precision=False,
-                   # astype first: a direct cast rounds once, where two copies could round twice
-                   codegen={"triton": "{0}.to({dtype})", "c": "({dtype}){0}",
-                            "numpy": "np.copyto({out}, {0}.astype({dtype}), casting='unsafe')"}))
+copy = _movement(
+    "copy",
+    Kind.ELEMENTWISE,
+    lambda a: np.array(a, copy=True, order="C"),
+    shape_rules.same_as_first,
+    (lambda g, out, x: g,),
+    codegen={"numpy": "np.copyto({out}, {0})", "triton": "{0}", "c": "{0}"},
+    contiguous_result=True,
+)
+cast = register(
+    Op(
+        name="cast",
+        kind=Kind.ELEMENTWISE,
+        kernel=lambda a, *, dtype: a.astype(NUMPY_DTYPE[dtype]),
+        shape=lambda shape, *, dtype: tuple(shape),
+        dtype=dt.cast,
+        vjp=(lambda g, out, x, *, dtype: g,),
+        saves=_NOTHING,
+        upcasts_low_precision=False,
+        # astype first: a direct cast rounds once, where two copies could round twice
+        codegen={
+            "triton": "{0}.to({dtype})",
+            "c": "({dtype}){0}",
+            "numpy": "np.copyto({out}, {0}.astype({dtype}), casting='unsafe')",
+        },
+    )
+)

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import special
@@ -61,6 +61,7 @@ class Autocast(enum.Enum):
 class Combine(enum.Enum):
     """How a reduction folds two partial results into one. Backends spell each (numpy's `np.add`,
     OpenMP's `+`); the value is numpy's ufunc name."""
+
     ADD = "add"
     MULTIPLY = "multiply"
     MAXIMUM = "maximum"
@@ -69,9 +70,10 @@ class Combine(enum.Enum):
 
 class IndexMap(enum.Enum):
     """How a view's elements sit among its source's: what a kernel needs to read the source in place."""
-    RESHAPE = "reshape"      # the same elements in the same row-major order, shape `attrs["shape_to"]`
+
+    RESHAPE = "reshape"  # the same elements in the same row-major order, shape `attrs["shape_to"]`
     BROADCAST = "broadcast"  # size-1 dims repeated, aligned from the right, to `attrs["shape_to"]`
-    PERMUTE = "permute"      # the source's dims in the order `attrs["dims"]`
+    PERMUTE = "permute"  # the source's dims in the order `attrs["dims"]`
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +87,8 @@ class Op:
     saves: frozenset = frozenset({"inputs"})
     autocast: Autocast = Autocast.NONE
     codegen: dict = field(default_factory=dict)
-    combine: Combine | None = None       # reductions that kernels may compute blockwise
-    index_map: IndexMap | None = None    # views that kernels may fold into their indexing
+    combine: Combine | None = None  # reductions that kernels may compute blockwise
+    index_map: IndexMap | None = None  # views that kernels may fold into their indexing
     # Kernels of these kinds compute fp16/bf16 in fp32 and round the result once,
     # as PyTorch's CPU kernels do; views and copies move bits and never upcast.
     upcasts_low_precision: bool = True
@@ -133,7 +135,7 @@ def numpy_snippet(op, attrs=None) -> str | None:
     return f"{name}({args}, out={{out}}, casting='unsafe')"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helper_source(name: str) -> str:
     return (HELPERS / name).read_text(encoding="utf-8")
 

@@ -31,7 +31,7 @@ def _wide(dtype):
 def _uniform_kernel(seed, *, shape, dtype):
     bits = RAND_BITS.get(dtype)
     if bits is not None:
-        return _stream(seed).integers(0, 2**bits, size=shape).astype(np.float32) * np.float32(2.0 ** -bits)
+        return _stream(seed).integers(0, 2**bits, size=shape).astype(np.float32) * np.float32(2.0**-bits)
     return _stream(seed).random(shape, dtype=_wide(dtype))
 
 
@@ -49,7 +49,27 @@ def _dtype(inputs, *, shape, dtype):
     return None, dtype
 
 
-uniform = register(Op(name="random_uniform", kind=Kind.OPAQUE, kernel=_uniform_kernel, shape=_shape,
-                      dtype=_dtype, vjp=None, saves=frozenset(), upcasts_low_precision=False))
-normal = register(Op(name="random_normal", kind=Kind.OPAQUE, kernel=_normal_kernel, shape=_shape,
-                     dtype=_dtype, vjp=None, saves=frozenset(), upcasts_low_precision=False))
+uniform = register(
+    Op(
+        name="random_uniform",
+        kind=Kind.OPAQUE,
+        kernel=_uniform_kernel,
+        shape=_shape,
+        dtype=_dtype,
+        vjp=None,
+        saves=frozenset(),
+        upcasts_low_precision=False,
+    )
+)
+normal = register(
+    Op(
+        name="random_normal",
+        kind=Kind.OPAQUE,
+        kernel=_normal_kernel,
+        shape=_shape,
+        dtype=_dtype,
+        vjp=None,
+        saves=frozenset(),
+        upcasts_low_precision=False,
+    )
+)

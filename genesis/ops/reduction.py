@@ -52,15 +52,33 @@ def _extremum_grad(g, out, x, *, dims, keepdim):
     return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
-def _reduction(name, kernel, vjp, dtype, triton=None, saves=frozenset({"inputs"}), numpy=None, combine=None,
-               shape=shape_rules.reduce):
+def _reduction(
+    name,
+    kernel,
+    vjp,
+    dtype,
+    triton=None,
+    saves=frozenset({"inputs"}),
+    numpy=None,
+    combine=None,
+    shape=shape_rules.reduce,
+):
     # a reduction with a `combine` runs blockwise in fused kernels (C, numpy); triton/numpy: its line there
     codegen = {"triton": triton, "numpy": numpy}
-    return register(Op(
-        name=name, kind=Kind.REDUCTION, kernel=kernel, shape=shape, dtype=dtype,
-        vjp=vjp, saves=saves, autocast=Autocast.FP32, combine=combine,
-        codegen={backend: text for backend, text in codegen.items() if text},
-    ))
+    return register(
+        Op(
+            name=name,
+            kind=Kind.REDUCTION,
+            kernel=kernel,
+            shape=shape,
+            dtype=dtype,
+            vjp=vjp,
+            saves=saves,
+            autocast=Autocast.FP32,
+            combine=combine,
+            codegen={backend: text for backend, text in codegen.items() if text},
+        )
+    )
 
 
 def _numpy_reduction(function):
@@ -88,22 +106,49 @@ def _checked_extremum(kernel, name):
     return run, shape
 
 
-sum = _reduction("sum", lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
-                 (_sum_grad,), dt.sum_like, combine=Combine.ADD, triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
-                 saves=frozenset(), numpy=_numpy_reduction("sum"))
-prod = _reduction("prod", lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
-                  (_prod_grad,), dt.sum_like, combine=Combine.MULTIPLY, numpy=_numpy_reduction("prod"))
+sum = _reduction(
+    "sum",
+    lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
+    (_sum_grad,),
+    dt.sum_like,
+    combine=Combine.ADD,
+    triton="tl.sum(tl.where({mask}, {0}, 0), axis={axis}, keep_dims=True)",
+    saves=frozenset(),
+    numpy=_numpy_reduction("sum"),
+)
+prod = _reduction(
+    "prod",
+    lambda a, *, dims, keepdim: np.prod(a, axis=dims, keepdims=keepdim),
+    (_prod_grad,),
+    dt.sum_like,
+    combine=Combine.MULTIPLY,
+    numpy=_numpy_reduction("prod"),
+)
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
 _amax, _amax_shape = _checked_extremum(np.max, "amax")
 _amin, _amin_shape = _checked_extremum(np.min, "amin")
-amax = _reduction("amax", _amax, (_extremum_grad,), dt.not_bool, combine=Combine.MAXIMUM, shape=_amax_shape,
-                  triton="tl.max(tl.where({mask}, {0}, -float(\"inf\")), axis={axis}, keep_dims=True)",
-                  saves=frozenset({"inputs", "output"}),
-                  numpy=_numpy_reduction("max"))
-amin = _reduction("amin", _amin, (_extremum_grad,), dt.not_bool, combine=Combine.MINIMUM, shape=_amin_shape,
-                  triton="tl.min(tl.where({mask}, {0}, float(\"inf\")), axis={axis}, keep_dims=True)",
-                  saves=frozenset({"inputs", "output"}),
-                  numpy=_numpy_reduction("min"))
+amax = _reduction(
+    "amax",
+    _amax,
+    (_extremum_grad,),
+    dt.not_bool,
+    combine=Combine.MAXIMUM,
+    shape=_amax_shape,
+    triton='tl.max(tl.where({mask}, {0}, -float("inf")), axis={axis}, keep_dims=True)',
+    saves=frozenset({"inputs", "output"}),
+    numpy=_numpy_reduction("max"),
+)
+amin = _reduction(
+    "amin",
+    _amin,
+    (_extremum_grad,),
+    dt.not_bool,
+    combine=Combine.MINIMUM,
+    shape=_amin_shape,
+    triton='tl.min(tl.where({mask}, {0}, float("inf")), axis={axis}, keep_dims=True)',
+    saves=frozenset({"inputs", "output"}),
+    numpy=_numpy_reduction("min"),
+)
 
 
 def _all_any_dtype(inputs, **attrs):
@@ -118,8 +163,10 @@ any = _reduction("any", lambda a, *, dims, keepdim: np.any(a, axis=dims, keepdim
 def _check_arg(name, shape, dim):
     # an empty tensor has an argmax along a dim whose own size is not zero (the result is empty)
     if math.prod(shape) == 0 and (dim is None or shape[dim] == 0):
-        raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {list(shape)}"
-                         + ("" if dim is None else f" along dim {dim} of size 0"))
+        raise ValueError(
+            f"{name}: cannot take the {name} of an empty tensor of shape {list(shape)}"
+            + ("" if dim is None else f" along dim {dim} of size 0")
+        )
 
 
 def _arg_shape(name):
@@ -147,7 +194,23 @@ def _arg_kernel(kernel, name):
     return run
 
 
-argmax = register(Op(name="argmax", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmax, "argmax"),
-                     shape=_arg_shape("argmax"), dtype=dt.index_result, upcasts_low_precision=False))
-argmin = register(Op(name="argmin", kind=Kind.REDUCTION, kernel=_arg_kernel(np.argmin, "argmin"),
-                     shape=_arg_shape("argmin"), dtype=dt.index_result, upcasts_low_precision=False))
+argmax = register(
+    Op(
+        name="argmax",
+        kind=Kind.REDUCTION,
+        kernel=_arg_kernel(np.argmax, "argmax"),
+        shape=_arg_shape("argmax"),
+        dtype=dt.index_result,
+        upcasts_low_precision=False,
+    )
+)
+argmin = register(
+    Op(
+        name="argmin",
+        kind=Kind.REDUCTION,
+        kernel=_arg_kernel(np.argmin, "argmin"),
+        shape=_arg_shape("argmin"),
+        dtype=dt.index_result,
+        upcasts_low_precision=False,
+    )
+)

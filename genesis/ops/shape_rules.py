@@ -59,10 +59,7 @@ def matmul(a, b, **attrs) -> tuple:
     a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
     b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
     if a2[-1] != b2[-2]:
-        raise ShapeError(
-            f"matmul shapes {list(a)} and {list(b)} do not fit: "
-            f"{a2[-1]} columns against {b2[-2]} rows"
-        )
+        raise ShapeError(f"matmul shapes {list(a)} and {list(b)} do not fit: {a2[-1]} columns against {b2[-2]} rows")
     try:
         batch = broadcast(a2[:-2], b2[:-2])
     except ShapeError:

@@ -6,10 +6,10 @@ genesis ops so that a compiled training step records the update. The
 schedulers live in `genesis.optim.lr_scheduler`.
 """
 
-from genesis.optim.optimizer import Optimizer, required
-from genesis.optim.sgd import SGD
-from genesis.optim.adam import Adam, AdamW
-from genesis.optim.rmsprop import RMSprop
 from genesis.optim import lr_scheduler  # noqa: F401
+from genesis.optim.adam import Adam, AdamW
+from genesis.optim.optimizer import Optimizer, required
+from genesis.optim.rmsprop import RMSprop
+from genesis.optim.sgd import SGD
 
 __all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]

@@ -17,8 +17,18 @@ from genesis.optim.optimizer import Optimizer
 class Adam(Optimizer):
     _per_element_state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -30,15 +40,24 @@ class Adam(Optimizer):
                 raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict) -> None:
         beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
         lr = self._hyper(group, "lr")
-        fixed = {key: self._fixed(group, key)
-                 for key in ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")}
+        fixed = {
+            key: self._fixed(group, key)
+            for key in ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+        }
         for param, grad in self._params_with_grad(group):
             state = self.state[param]
             if not state:
@@ -48,17 +67,27 @@ class Adam(Optimizer):
             if fixed["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = zeros_like(param)
             state["step"].add_(1)
-            adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                        step=state["step"], lr=lr, beta1=beta1, beta2=beta2, **fixed)
+            adam_update(
+                param,
+                grad,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                state.get("max_exp_avg_sq"),
+                step=state["step"],
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                **fixed,
+            )
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (default 1e-2), as in Loshchilov and Hutter."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *, maximize=False
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
 __all__ = ["Adam", "AdamW"]

@@ -30,8 +30,7 @@ def lerp_(target: Tensor, end: Tensor, weight) -> Tensor:
     return target.copy_(end - (end - target) * (1 - weight))
 
 
-def sgd_update(param, grad, momentum_buffer, first, *, lr, momentum, dampening, nesterov, weight_decay,
-               maximize):
+def sgd_update(param, grad, momentum_buffer, first, *, lr, momentum, dampening, nesterov, weight_decay, maximize):
     """One SGD step for one parameter; on the `first` step the momentum buffer takes the gradient."""
     if maximize:
         grad = -grad
@@ -46,8 +45,23 @@ def sgd_update(param, grad, momentum_buffer, first, *, lr, momentum, dampening, 
     param.add_(grad * -lr)
 
 
-def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
-                weight_decay, amsgrad, maximize, decoupled_weight_decay):
+def adam_update(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    max_exp_avg_sq,
+    *,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    maximize,
+    decoupled_weight_decay,
+):
     """One Adam step (AdamW's with `decoupled_weight_decay`); `step` counts this step (1 on the first)."""
     if maximize:
         grad = -grad
@@ -60,10 +74,10 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, b
     exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
 
     step = step.to(float64)  # PyTorch computes the corrections on the host, in double precision
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2 = 1 - beta2 ** step
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
     step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2 ** 0.5
+    bias_correction2_sqrt = bias_correction2**0.5
 
     if amsgrad:
         max_exp_avg_sq.copy_(F.maximum(max_exp_avg_sq, exp_avg_sq))
@@ -74,8 +88,9 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, b
     param.add_(exp_avg * -step_size / denom)
 
 
-def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay,
-                   momentum, centered, maximize):
+def rmsprop_update(
+    param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
+):
     """One RMSprop step; `grad_avg` is used when centered, `momentum_buffer` when given (momentum > 0)."""
     if maximize:
         grad = -grad

@@ -30,10 +30,10 @@ import copy
 from collections import defaultdict
 
 from genesis import dispatch, dtypes
+from genesis.autograd.grad_mode import enable_grad, no_grad
+from genesis.autograd.gradients import zero_grads
 from genesis.creation import full
 from genesis.dtypes import float32
-from genesis.autograd.gradients import zero_grads
-from genesis.autograd.grad_mode import enable_grad, no_grad
 from genesis.errors import ShapeError
 from genesis.tensor import Tensor
 
@@ -63,8 +63,10 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self._step_count = 0  # completed steps; schedulers warn when they step before the optimizer
         if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                            f"but got a Tensor of shape {list(params.shape)}; wrap it in a list")
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got a Tensor of shape {list(params.shape)}; wrap it in a list"
+            )
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -84,8 +86,10 @@ class Optimizer:
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
-                            "of tensors in sets will change between runs. Please use a list instead.")
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the ordering "
+                "of tensors in sets will change between runs. Please use a list instead."
+            )
         params = list(params)
         names = [p[0] for p in params if isinstance(p, tuple)]
         if names:  # named parameters: (name, tensor) pairs, as from named_parameters()
@@ -95,14 +99,20 @@ class Optimizer:
             params = [p[1] for p in params]
         for index, param in enumerate(params):
             if not isinstance(param, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but parameter {index} of the group is "
-                                f"a {type(param).__name__}")
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but parameter {index} of the group is "
+                    f"a {type(param).__name__}"
+                )
             if not param.is_leaf:
-                raise ValueError(f"can't optimize a non-leaf Tensor (parameter {index} of the group, shape "
-                                 f"{list(param.shape)}); optimize the leaf it was computed from, or detach it")
+                raise ValueError(
+                    f"can't optimize a non-leaf Tensor (parameter {index} of the group, shape "
+                    f"{list(param.shape)}); optimize the leaf it was computed from, or detach it"
+                )
             if not param.dtype.is_floating_point:
-                raise TypeError(f"optimizer can only optimize floating-point tensors, but parameter {index} of "
-                                f"the group has dtype {param.dtype.name}")
+                raise TypeError(
+                    f"optimizer can only optimize floating-point tensors, but parameter {index} of "
+                    f"the group has dtype {param.dtype.name}"
+                )
         if len({id(p) for p in params}) != len(params):
             raise ValueError("a parameter appears more than once in the same parameter group")
         param_group["params"] = params
@@ -154,16 +164,23 @@ class Optimizer:
                 self._update_group(group)
         if dispatch.tracer is not None:
             # a compiled step updates the tensors its trace saw: a group added or state replaced later traces anew
-            dispatch.host_constant(self._tensors_updated, f"{type(self).__name__}'s parameters and state tensors",
-                                   key=(id(self), "tensors"))
+            dispatch.host_constant(
+                self._tensors_updated,
+                f"{type(self).__name__}'s parameters and state tensors",
+                key=(id(self), "tensors"),
+            )
         self._step_count += 1
         return loss
 
     def _tensors_updated(self) -> tuple:
         """Which tensors a step reads and writes: each group's parameters and each one's state."""
-        return (tuple(tuple(map(id, group["params"])) for group in self.param_groups),
-                tuple((id(param), tuple((key, id(value)) for key, value in state.items() if isinstance(value, Tensor)))
-                      for param, state in self.state.items()))
+        return (
+            tuple(tuple(map(id, group["params"])) for group in self.param_groups),
+            tuple(
+                (id(param), tuple((key, id(value)) for key, value in state.items() if isinstance(value, Tensor)))
+                for param, state in self.state.items()
+            ),
+        )
 
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group)")
@@ -176,8 +193,7 @@ class Optimizer:
             if grad is None:
                 continue
             if grad.shape != param.shape:
-                raise ShapeError(f"a parameter of shape {list(param.shape)} has a gradient of shape "
-                                 f"{list(grad.shape)}")
+                raise ShapeError(f"a parameter of shape {list(param.shape)} has a gradient of shape {list(grad.shape)}")
             yield param, grad
 
     # ---- checkpoints ------------------------------------------------------------
@@ -191,8 +207,9 @@ class Optimizer:
                 index_of.setdefault(id(param), len(index_of))
             packed["params"] = [index_of[id(param)] for param in group["params"]]
             groups.append(packed)
-        state = {index_of[id(param)]: dict(param_state) for param, param_state in self.state.items()
-                 if id(param) in index_of}
+        state = {
+            index_of[id(param)]: dict(param_state) for param, param_state in self.state.items() if id(param) in index_of
+        }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -201,25 +218,32 @@ class Optimizer:
             raise ValueError("an optimizer state dict must be a dict with 'state' and 'param_groups' entries")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, but the optimizer "
-                             f"has {len(self.param_groups)}")
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, but the optimizer "
+                f"has {len(self.param_groups)}"
+            )
         index_to_param = {}
         for number, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
-                                 f"optimizer's group: group {number} has {len(saved['params'])} parameters in the "
-                                 f"state dict and {len(group['params'])} in the optimizer")
+                raise ValueError(
+                    f"loaded state dict contains a parameter group that doesn't match the size of "
+                    f"optimizer's group: group {number} has {len(saved['params'])} parameters in the "
+                    f"state dict and {len(group['params'])} in the optimizer"
+                )
             index_to_param.update(zip(saved["params"], group["params"]))
 
         new_state: defaultdict = defaultdict(dict)
         for index, saved_state in state_dict["state"].items():
             if index not in index_to_param:
-                raise ValueError(f"loaded state dict has state for parameter index {index}, which no parameter "
-                                 "group lists")
+                raise ValueError(
+                    f"loaded state dict has state for parameter index {index}, which no parameter group lists"
+                )
             param = index_to_param[index]
             current = self.state.get(param, {})
-            new_state[param] = {key: self._restore_value(param, index, key, value, current.get(key))
-                                for key, value in saved_state.items()}
+            new_state[param] = {
+                key: self._restore_value(param, index, key, value, current.get(key))
+                for key, value in saved_state.items()
+            }
 
         new_groups = []
         for group, saved in zip(self.param_groups, saved_groups):
@@ -243,8 +267,10 @@ class Optimizer:
         if not isinstance(value, Tensor):
             return copy.deepcopy(value)
         if key in self._per_element_state_keys and value.shape != param.shape:
-            raise ShapeError(f"loaded state '{key}' of parameter {index} has shape {list(value.shape)}, but the "
-                             f"parameter has shape {list(param.shape)}: the state dict belongs to other parameters")
+            raise ShapeError(
+                f"loaded state '{key}' of parameter {index} has shape {list(value.shape)}, but the "
+                f"parameter has shape {list(param.shape)}: the state dict belongs to other parameters"
+            )
         dtype = param.dtype if value.dtype.is_floating_point else value.dtype
         if isinstance(current, Tensor) and current.shape == value.shape and current.dtype is dtype:
             return current.copy_(value)  # keep the buffer that a compiled step may hold

@@ -15,8 +15,9 @@ from genesis.optim.optimizer import Optimizer
 class RMSprop(Optimizer):
     _per_element_state_keys = ("square_avg", "grad_avg", "momentum_buffer")
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False):
+    def __init__(
+        self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, maximize=False
+    ):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -27,8 +28,15 @@ class RMSprop(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if not 0.0 <= alpha:
             raise ValueError(f"Invalid alpha value: {alpha}")
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict) -> None:
@@ -46,8 +54,16 @@ class RMSprop(Optimizer):
             if fixed["centered"] and "grad_avg" not in state:
                 state["grad_avg"] = zeros_like(param)
             state["step"].add_(1)
-            rmsprop_update(param, grad, state["square_avg"], state.get("grad_avg"),
-                           state["momentum_buffer"] if uses_momentum else None, lr=lr, momentum=momentum, **fixed)
+            rmsprop_update(
+                param,
+                grad,
+                state["square_avg"],
+                state.get("grad_avg"),
+                state["momentum_buffer"] if uses_momentum else None,
+                lr=lr,
+                momentum=momentum,
+                **fixed,
+            )
 
 
 def _positive(value) -> bool:

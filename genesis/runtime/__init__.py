@@ -4,6 +4,6 @@ The CPU runtime stores a tensor's data in a numpy array; `cpu.py` maps genesis
 dtypes to numpy dtypes. A GPU runtime plugs in behind the same `Device`.
 """
 
-from genesis.runtime.devices import Device, device, cpu, is_cuda_available
+from genesis.runtime.devices import Device, cpu, device, is_cuda_available
 
 __all__ = ["Device", "device", "cpu", "is_cuda_available"]

@@ -47,12 +47,12 @@ def empty(shape: tuple, dtype) -> np.ndarray:
         blocks = _blocks.setdefault(nbytes, [])  # (block, offset of its first aligned byte)
         for block, start in blocks:
             if sys.getrefcount(block) == _FREE_WHEN_REFS:
-                return block[start:start + nbytes].view(dtype).reshape(shape)
+                return block[start : start + nbytes].view(dtype).reshape(shape)
         block, start = _new_block(nbytes)
         if len(blocks) < MAX_PER_SIZE and _total + nbytes <= MAX_BYTES:
             blocks.append((block, start))
             _total += nbytes
-    return block[start:start + nbytes].view(dtype).reshape(shape)
+    return block[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def aligned_empty(shape: tuple, dtype) -> np.ndarray:
@@ -63,7 +63,7 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
     if nbytes < 1 << 16:
         return np.empty(shape, dtype)
     block, start = _new_block(nbytes)
-    return block[start:start + nbytes].view(dtype).reshape(shape)
+    return block[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _new_block(nbytes: int) -> tuple[np.ndarray, int]:
@@ -89,4 +89,4 @@ def reuse(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     for n in shape:
         count *= n
     raw = buffer.reshape(-1).view(np.uint8)
-    return raw[:count * dtype.itemsize].view(dtype).reshape(shape)
+    return raw[: count * dtype.itemsize].view(dtype).reshape(shape)

@@ -54,7 +54,7 @@ def run_native(function, arrays, partials, chunks, chunk_entry=None) -> None:
     """Run `function` over `chunks` of rows; `chunk_entry`: its `_chunk` function's address, for the pool."""
     pointers = [address(array) for array in arrays]
     if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
-        (start, stop), = chunks
+        ((start, stop),) = chunks
         _check(function(*pointers, *[address(p) for p in partials], start, stop), function)
         return
     pool = _c_pool() if chunk_entry is not None else None

@@ -47,7 +47,7 @@ class _HostStorage:
     def data_ptr(self) -> int:
         return self._array.ctypes.data
 
-    def cpu(self) -> "_HostStorage":
+    def cpu(self) -> _HostStorage:
         return self
 
     def copy_(self, other) -> None:
@@ -89,10 +89,10 @@ class TritonBuffer:
     def untyped_storage(self) -> _HostStorage:
         return _HostStorage(self.array)
 
-    def new_empty(self, *shape, device=None) -> "TritonBuffer":
+    def new_empty(self, *shape, device=None) -> TritonBuffer:
         return TritonBuffer(self.array)
 
-    def set_(self, storage, offset, size, stride) -> "TritonBuffer":
+    def set_(self, storage, offset, size, stride) -> TritonBuffer:
         return self  # the "host copy" is the buffer itself
 
     def __repr__(self) -> str:
@@ -107,15 +107,24 @@ def as_buffer(array: np.ndarray) -> TritonBuffer:
 class _InterpreterLibdevice:
     """libdevice for the interpreter: each function maps interpreter tensors through a numpy ufunc."""
 
-    _FUNCTIONS = {"log1p": np.log1p, "expm1": np.expm1, "tanh": np.tanh, "erf": special.erf,
-                  "pow": np.power, "sin": np.sin, "cos": np.cos}
+    _FUNCTIONS = {
+        "log1p": np.log1p,
+        "expm1": np.expm1,
+        "tanh": np.tanh,
+        "erf": special.erf,
+        "pow": np.power,
+        "sin": np.sin,
+        "cos": np.cos,
+    }
 
     def __getattr__(self, name):
         try:
             function = self._FUNCTIONS[name]
         except KeyError:
-            raise NotImplementedError(f"genesis: libdevice.{name} has no interpreter implementation; "
-                                      f"add it to {type(self).__name__}._FUNCTIONS") from None
+            raise NotImplementedError(
+                f"genesis: libdevice.{name} has no interpreter implementation; "
+                f"add it to {type(self).__name__}._FUNCTIONS"
+            ) from None
         return lambda *args: _apply(function, args)
 
 

@@ -44,8 +44,9 @@ def save_checkpoint(obj, path) -> None:
     metadata = {
         STRUCTURE_KEY: structure,
         VERSION_KEY: FORMAT_VERSION,
-        checksums.KEY: checksums.table(structure, [(name, safetensors_io.SAFETENSORS_DTYPE[dtype], array)
-                                                   for name, array, dtype in arrays]),
+        checksums.KEY: checksums.table(
+            structure, [(name, safetensors_io.SAFETENSORS_DTYPE[dtype], array) for name, array, dtype in arrays]
+        ),
     }
     if hasattr(path, "write"):
         safetensors_io.write_safetensors(path, arrays, metadata)
@@ -71,16 +72,18 @@ def _load(file, where: str, verify: bool):
     entries, metadata, data_start = safetensors_io.read_header(file, where)
     structure_checksum, tensor_checksums = checksums.read_table(metadata, entries, where) if verify else (None, {})
     tensors = {
-        name: Tensor._make(safetensors_io.read_tensor(file, where, name, entry, data_start,
-                                                      tensor_checksums.get(name)), entry[0])
+        name: Tensor._make(
+            safetensors_io.read_tensor(file, where, name, entry, data_start, tensor_checksums.get(name)), entry[0]
+        )
         for name, entry in entries.items()
     }
     if STRUCTURE_KEY not in metadata and VERSION_KEY not in metadata:
         return tensors  # a plain safetensors file
     version = metadata.get(VERSION_KEY)
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: genesis checkpoint format version {version!r} is not one this "
-                              f"genesis reads ({FORMAT_VERSION!r})")
+        raise CheckpointError(
+            f"{where}: genesis checkpoint format version {version!r} is not one this genesis reads ({FORMAT_VERSION!r})"
+        )
     if STRUCTURE_KEY not in metadata:
         raise CheckpointError(f"{where}: a genesis checkpoint without its structure ({STRUCTURE_KEY})")
     if structure_checksum is not None:

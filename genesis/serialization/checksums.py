@@ -46,9 +46,14 @@ def text_checksum(text: str) -> int:
 
 def table(structure: str, tensors) -> str:
     """The metadata value for `tensors`, a list of (name, dtype code, C-contiguous little-endian array)."""
-    return json.dumps({"structure": f"{text_checksum(structure):08x}",
-                       "tensors": {name: f"{tensor_checksum(code, array.shape, array):08x}"
-                                   for name, code, array in tensors}}, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {
+            "structure": f"{text_checksum(structure):08x}",
+            "tensors": {name: f"{tensor_checksum(code, array.shape, array):08x}" for name, code, array in tensors},
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def read_table(metadata: dict, names, where: str) -> tuple[int | None, dict[str, int]]:
@@ -66,12 +71,16 @@ def read_table(metadata: dict, names, where: str) -> tuple[int | None, dict[str,
     structure = _hex(stored["structure"], where, "the structure") if "structure" in stored else None
     missing = [name for name in names if name not in tensors]
     if missing:
-        raise CheckpointError(f"{where}: tensor {missing[0]!r} has no checksum in {KEY} although the file carries "
-                              f"checksums (the header was edited or is corrupt)")
+        raise CheckpointError(
+            f"{where}: tensor {missing[0]!r} has no checksum in {KEY} although the file carries "
+            f"checksums (the header was edited or is corrupt)"
+        )
     unknown = [name for name in tensors if name not in names]
     if unknown:
-        raise CheckpointError(f"{where}: {KEY} holds a checksum for tensor {unknown[0]!r}, which the file does not "
-                              f"hold (the header was edited or is corrupt)")
+        raise CheckpointError(
+            f"{where}: {KEY} holds a checksum for tensor {unknown[0]!r}, which the file does not "
+            f"hold (the header was edited or is corrupt)"
+        )
     return structure, tensors
 
 
@@ -83,12 +92,16 @@ def _hex(value, where: str, what: str) -> int:
 
 def verify_tensor(where: str, name: str, code: str, array: np.ndarray, expected: int) -> None:
     if tensor_checksum(code, array.shape, array) != expected:
-        raise CheckpointError(f"{where}: tensor {name!r} is corrupt: its dtype, shape or bytes do not match the "
-                              f"checksum saved with it (damaged on disk or in transfer); "
-                              f"load_checkpoint(..., verify=False) loads it anyway")
+        raise CheckpointError(
+            f"{where}: tensor {name!r} is corrupt: its dtype, shape or bytes do not match the "
+            f"checksum saved with it (damaged on disk or in transfer); "
+            f"load_checkpoint(..., verify=False) loads it anyway"
+        )
 
 
 def verify_structure(where: str, structure: str, expected: int) -> None:
     if text_checksum(structure) != expected:
-        raise CheckpointError(f"{where}: the stored structure (genesis.structure) is corrupt: it does not match "
-                              f"the checksum saved with it; load_checkpoint(..., verify=False) loads it anyway")
+        raise CheckpointError(
+            f"{where}: the stored structure (genesis.structure) is corrupt: it does not match "
+            f"the checksum saved with it; load_checkpoint(..., verify=False) loads it anyway"
+        )

@@ -40,9 +40,16 @@ from genesis.serialization import checksums
 from genesis.serialization.errors import CheckpointError
 
 SAFETENSORS_DTYPE = {
-    dtypes.float32: "F32", dtypes.float16: "F16", dtypes.bfloat16: "BF16", dtypes.float64: "F64",
-    dtypes.int8: "I8", dtypes.int16: "I16", dtypes.int32: "I32", dtypes.int64: "I64",
-    dtypes.uint8: "U8", dtypes.bool_: "BOOL",
+    dtypes.float32: "F32",
+    dtypes.float16: "F16",
+    dtypes.bfloat16: "BF16",
+    dtypes.float64: "F64",
+    dtypes.int8: "I8",
+    dtypes.int16: "I16",
+    dtypes.int32: "I32",
+    dtypes.int64: "I64",
+    dtypes.uint8: "U8",
+    dtypes.bool_: "BOOL",
 }
 GENESIS_DTYPE = {code: dt for dt, code in SAFETENSORS_DTYPE.items()}
 
@@ -78,8 +85,11 @@ def write_safetensors(file, tensors, metadata: dict) -> None:
     for name, array, dtype in tensors:
         array = little_endian(array)
         size = array.size * array.itemsize
-        header[name] = {"dtype": SAFETENSORS_DTYPE[dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": SAFETENSORS_DTYPE[dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + size],
+        }
         arrays.append(array)
         offset += size
     if metadata:
@@ -122,11 +132,14 @@ def read_header(file, where: str):
     (header_length,) = struct.unpack("<Q", prefix)
     hint = _foreign_format_hint(prefix)
     if header_length > size - 8:
-        raise CheckpointError(f"{where}: the header length {header_length} is larger than the file "
-                              f"({size} bytes); the file is truncated or not a safetensors checkpoint{hint}")
+        raise CheckpointError(
+            f"{where}: the header length {header_length} is larger than the file "
+            f"({size} bytes); the file is truncated or not a safetensors checkpoint{hint}"
+        )
     if header_length > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{where}: the header length {header_length} exceeds the "
-                              f"{MAX_HEADER_BYTES}-byte limit{hint}")
+        raise CheckpointError(
+            f"{where}: the header length {header_length} exceeds the {MAX_HEADER_BYTES}-byte limit{hint}"
+        )
     raw = file.read(header_length)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
@@ -142,8 +155,9 @@ def read_header(file, where: str):
         raise CheckpointError(f"{where}: {METADATA_KEY} must map strings to strings, but it is {metadata!r:.100}")
     for key, value in metadata.items():
         if not isinstance(value, str):
-            raise CheckpointError(f"{where}: {METADATA_KEY} must map strings to strings, but {key!r} maps to "
-                                  f"{value!r:.100}")
+            raise CheckpointError(
+                f"{where}: {METADATA_KEY} must map strings to strings, but {key!r} maps to {value!r:.100}"
+            )
     entries = _check_entries(header, where, size - 8 - header_length)
     return entries, metadata, start + 8 + header_length
 
@@ -170,15 +184,18 @@ def _check_entries(header: dict, where: str, data_length: int) -> dict:
             raise CheckpointError(f"{where}: tensor {name!r} needs dtype, shape and data_offsets, got {info!r:.200}")
         code = info["dtype"]
         if not isinstance(code, str) or code not in GENESIS_DTYPE:
-            raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {code!r:.200}; genesis reads "
-                                  f"{', '.join(GENESIS_DTYPE)}")
+            raise CheckpointError(
+                f"{where}: tensor {name!r} has unknown dtype {code!r:.200}; genesis reads {', '.join(GENESIS_DTYPE)}"
+            )
         dtype = GENESIS_DTYPE[code]
         shape = _check_shape(info["shape"], dtype.itemsize, name, where)
         begin, end = _check_offsets(info["data_offsets"], name, where)
         expected = math.prod(shape) * dtype.itemsize
         if end - begin != expected:
-            raise CheckpointError(f"{where}: tensor {name!r} of dtype {code} and shape {list(shape)} needs "
-                                  f"{expected} bytes but its data_offsets {[begin, end]} span {end - begin}")
+            raise CheckpointError(
+                f"{where}: tensor {name!r} of dtype {code} and shape {list(shape)} needs "
+                f"{expected} bytes but its data_offsets {[begin, end]} span {end - begin}"
+            )
         entries[name] = (dtype, shape, begin, end)
     _check_layout(entries, where, data_length)
     return entries
@@ -227,14 +244,17 @@ def _check_layout(entries: dict, where: str, data_length: int) -> None:
     position, previous = 0, None
     for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: (item[1][2], item[1][3])):
         if end > data_length:
-            raise CheckpointError(f"{where}: the data is shorter than declared: tensor {name!r} ends at byte "
-                                  f"{end} of the data but the file holds only {data_length} data bytes "
-                                  f"(offsets out of range, or the file is truncated)")
+            raise CheckpointError(
+                f"{where}: the data is shorter than declared: tensor {name!r} ends at byte "
+                f"{end} of the data but the file holds only {data_length} data bytes "
+                f"(offsets out of range, or the file is truncated)"
+            )
         if begin < position:
             raise CheckpointError(f"{where}: tensors {previous!r} and {name!r} have overlapping data_offsets")
         if begin > position:
-            raise CheckpointError(f"{where}: a hole in the data before tensor {name!r} (bytes {position}..{begin} "
-                                  f"belong to no tensor)")
+            raise CheckpointError(
+                f"{where}: a hole in the data before tensor {name!r} (bytes {position}..{begin} belong to no tensor)"
+            )
         position, previous = end, name
     if position != data_length:
         raise CheckpointError(f"{where}: {data_length - position} bytes after the last tensor belong to no tensor")
@@ -248,8 +268,10 @@ def read_tensor(file, where: str, name: str, entry, data_start: int, checksum: i
         file.seek(data_start + begin)
         count = file.readinto(array.reshape(-1).view(np.uint8))
         if count != end - begin:
-            raise CheckpointError(f"{where}: the data is shorter than declared: tensor {name!r} needs "
-                                  f"{end - begin} bytes, the file gave {count}")
+            raise CheckpointError(
+                f"{where}: the data is shorter than declared: tensor {name!r} needs "
+                f"{end - begin} bytes, the file gave {count}"
+            )
     if checksum is not None:
         checksums.verify_tensor(where, name, SAFETENSORS_DTYPE[dtype], array, checksum)
     if dtype is dtypes.bool_ and array.size and array.view(np.uint8).max() > 1:

@@ -68,8 +68,10 @@ class _Encoder:
                 return self.encode_container(obj, path)
             finally:
                 self.open_containers.discard(id(obj))
-        raise TypeError(f"save_checkpoint: cannot store a {type(obj).__name__} at {_path_text(path)}; checkpoints "
-                        f"hold tensors, numbers, strings, None, dtypes and dicts, lists and tuples of them")
+        raise TypeError(
+            f"save_checkpoint: cannot store a {type(obj).__name__} at {_path_text(path)}; checkpoints "
+            f"hold tensors, numbers, strings, None, dtypes and dicts, lists and tuples of them"
+        )
 
     def encode_container(self, obj, path):
         if isinstance(obj, list):
@@ -79,8 +81,10 @@ class _Encoder:
         items = []
         for key, value in obj.items():
             if not (key is None or isinstance(key, (str, int, float))):
-                raise TypeError(f"save_checkpoint: dict key {key!r} at {_path_text(path)} is a "
-                                f"{type(key).__name__}; keys must be str, int, float, bool or None")
+                raise TypeError(
+                    f"save_checkpoint: dict key {key!r} at {_path_text(path)} is a "
+                    f"{type(key).__name__}; keys must be str, int, float, bool or None"
+                )
             items.append([self.encode(key, path), self.encode(value, path + (key,))])
         return {"type": "dict", "items": items}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UNIT_ROUNDOFF = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "float32": 2.0 ** -24, "float64": 2.0 ** -53}
+UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
 # multiples of the unit roundoff per step: fp32/fp64 results differ by a few ulp per libm call;
 # fp16/bf16 results are rounded to few bits, so one flip is already most of an ulp
 PER_STEP = {"float16": 1.0, "bfloat16": 1.0, "float32": 4.0, "float64": 4.0}
@@ -45,7 +45,8 @@ def describe_difference(expected, got, tol: Tolerance | None) -> str | None:
     if expected is None or got is None:
         if expected is None and got is None:
             return None
-        return f"eager gives {'None' if expected is None else 'a tensor'}, compiled {'None' if got is None else 'a tensor'}"
+        eager, compiled = ("None" if value is None else "a tensor" for value in (expected, got))
+        return f"eager gives {eager}, compiled {compiled}"
     (e, e_dtype), (g, g_dtype) = expected, got
     if e.shape != g.shape:
         return f"shape {tuple(g.shape)}, eager's is {tuple(e.shape)}"
@@ -58,7 +59,10 @@ def describe_difference(expected, got, tol: Tolerance | None) -> str | None:
         if not wrong.any():
             return None
         where = tuple(int(i) for i in np.argwhere(wrong)[0])
-        return f"{int(wrong.sum())} of {e.size} elements differ (exact dtype); first at {where}: {g[where]!r} vs {e[where]!r}"
+        return (
+            f"{int(wrong.sum())} of {e.size} elements differ (exact dtype); "
+            f"first at {where}: {g[where]!r} vs {e[where]!r}"
+        )
     e64, g64 = e.astype(np.float64), g.astype(np.float64)
     e_nan, g_nan = np.isnan(e64), np.isnan(g64)
     if (e_nan != g_nan).any():
@@ -79,5 +83,7 @@ def describe_difference(expected, got, tol: Tolerance | None) -> str | None:
         return None
     where = np.unravel_index(int(np.argmax(error - allowed)), e.shape)
     relative = error[where] / max(abs(e64[where]), 1e-300)
-    return (f"max abs error {float(error.max()):.3g} (rel {float(relative):.3g} at {tuple(int(i) for i in where)}: "
-            f"compiled {g64[where]:.9g}, eager {e64[where]:.9g}); allowed rtol {tol.rtol:.2g}, atol {atol:.2g}")
+    return (
+        f"max abs error {float(error.max()):.3g} (rel {float(relative):.3g} at {tuple(int(i) for i in where)}: "
+        f"compiled {g64[where]:.9g}, eager {e64[where]:.9g}); allowed rtol {tol.rtol:.2g}, atol {atol:.2g}"
+    )

@@ -74,8 +74,9 @@ def _fits(domain, v, b):
 
 def unary(b) -> bool:
     name, template, domain, exact, bound, kinked = b.rng.choice(UNARY)
-    v = b.pick(lambda v: _fits(domain, v, b) and (not kinked or v.kink_ok)
-               and (name not in ("sin", "cos") or v.bound <= 16))
+    v = b.pick(
+        lambda v: _fits(domain, v, b) and (not kinked or v.kink_ok) and (name not in ("sin", "cos") or v.bound <= 16)
+    )
     if v is None:
         return False
     if domain == "p" or name == "logical_not":
@@ -96,9 +97,23 @@ def _scalar(b, v):
 
 
 def binary(b) -> bool:
-    name = b.weighted([("add", 4), ("sub", 3), ("mul", 4), ("div", 3), ("maximum", 2), ("minimum", 2),
-                       ("pow", 2), ("scalar", 4), ("floor_divide", 1), ("lerp", 1), ("bitwise", 2),
-                       ("logical", 1), ("alpha", 1)])
+    name = b.weighted(
+        [
+            ("add", 4),
+            ("sub", 3),
+            ("mul", 4),
+            ("div", 3),
+            ("maximum", 2),
+            ("minimum", 2),
+            ("pow", 2),
+            ("scalar", 4),
+            ("floor_divide", 1),
+            ("lerp", 1),
+            ("bitwise", 2),
+            ("logical", 1),
+            ("alpha", 1),
+        ]
+    )
     a = b.pick(lambda v: not v.is_bool or name in ("bitwise", "logical", "add", "mul") or b.chance(0.05))
     if a is None:
         return False
@@ -109,8 +124,15 @@ def binary(b) -> bool:
         if other is None or (a.is_float or other.is_float) and not b.chance(0.05):
             return False
         op = b.rng.choice(["&", "|", "^"])
-        return _emit_binary(b, {"&": "bitwise_and", "|": "bitwise_or", "^": "bitwise_xor"}[op],
-                            f"{{0}} {op} {{1}}", a, other, b.promote(a, other), a.bound + other.bound)
+        return _emit_binary(
+            b,
+            {"&": "bitwise_and", "|": "bitwise_or", "^": "bitwise_xor"}[op],
+            f"{{0}} {op} {{1}}",
+            a,
+            other,
+            b.promote(a, other),
+            a.bound + other.bound,
+        )
     if name == "logical":
         other = b.broadcast_operand(a)
         if other is None:
@@ -129,8 +151,9 @@ def binary(b) -> bool:
         return _emit_binary(b, name, f"{{0}} {symbol} {{1}}", a, other, dtype, bound)
     if name == "alpha":
         alpha = b.rng.choice([2, -1]) if not dtype.is_floating_point else b.rng.choice([2, 0.5, -1.5])
-        return _emit_binary(b, "add", f"genesis.add({{0}}, {{1}}, alpha={alpha!r})", a, other, dtype,
-                            a.bound + abs(alpha) * other.bound)
+        return _emit_binary(
+            b, "add", f"genesis.add({{0}}, {{1}}, alpha={alpha!r})", a, other, dtype, a.bound + abs(alpha) * other.bound
+        )
     if name == "div":
         real = dtype if dtype.is_floating_point else genesis.float32
         return _emit_binary(b, "div", "{0} / ({1}.abs() + 1)", a, other, real, a.bound)
@@ -143,12 +166,19 @@ def binary(b) -> bool:
     if name == "pow":
         if not a.is_float:
             return False
-        return _emit_binary(b, "pow", "({0}.abs() + 0.5) ** {1}.clamp(-2, 2)", a, other, dtype,
-                            max(4.0, (a.bound + 0.5) ** 2), exact=False)
+        return _emit_binary(
+            b,
+            "pow",
+            "({0}.abs() + 0.5) ** {1}.clamp(-2, 2)",
+            a,
+            other,
+            dtype,
+            max(4.0, (a.bound + 0.5) ** 2),
+            exact=False,
+        )
     if not (a.is_float and other.dtype is a.dtype):
         return False
-    return _emit_binary(b, "lerp", "genesis.lerp({0}, {1}, 0.25)", a, other, dtype, a.bound + other.bound,
-                        exact=False)
+    return _emit_binary(b, "lerp", "genesis.lerp({0}, {1}, 0.25)", a, other, dtype, a.bound + other.bound, exact=False)
 
 
 def _emit_binary(b, name, template, a, other, dtype, bound, exact=True):
@@ -173,9 +203,9 @@ def _binary_scalar(b, a):
     elif form == "rdiv":
         template, bound, exact = f"{s!r} / ({{0}}.abs() + 1)", abs(s), True
     elif form == "pow2":
-        template, bound, exact = "{0} ** 2", a.bound ** 2, True
+        template, bound, exact = "{0} ** 2", a.bound**2, True
     elif form == "pow3":
-        template, bound, exact = "{0} ** 3", a.bound ** 3, not a.is_float
+        template, bound, exact = "{0} ** 3", a.bound**3, not a.is_float
     elif form == "rpow":
         template, bound, exact = "2 ** {0}.clamp(-3, 3)", 8.0, False
     else:
@@ -231,8 +261,15 @@ def where(b) -> bool:
     shape = shapes.broadcast(a.shape, other.shape)
     if shape is None or shapes.broadcast(shape, cond.shape) != shape:
         return False
-    b.emit("where", "where", "genesis.where({0}, {1}, {2})", [cond, a, other], shape, b.promote(a, other),
-           bound=max(a.bound, other.bound))
+    b.emit(
+        "where",
+        "where",
+        "genesis.where({0}, {1}, {2})",
+        [cond, a, other],
+        shape,
+        b.promote(a, other),
+        bound=max(a.bound, other.bound),
+    )
     return True
 
 
@@ -240,12 +277,28 @@ def cast(b) -> bool:
     v = b.pick()
     if v is None:
         return False
-    target = b.weighted([(genesis.float32, 3), (genesis.float64, 1), (genesis.float16, 2), (genesis.bfloat16, 2),
-                         (genesis.int64, 1), (genesis.int32, 1), (genesis.int8, 1), (genesis.uint8, 1),
-                         (genesis.bool, 1)])
-    method = {genesis.float32: ".float()", genesis.float64: ".double()", genesis.float16: ".half()",
-              genesis.bfloat16: ".bfloat16()", genesis.int64: ".long()", genesis.int32: ".int()",
-              genesis.bool: ".bool()"}.get(target)
+    target = b.weighted(
+        [
+            (genesis.float32, 3),
+            (genesis.float64, 1),
+            (genesis.float16, 2),
+            (genesis.bfloat16, 2),
+            (genesis.int64, 1),
+            (genesis.int32, 1),
+            (genesis.int8, 1),
+            (genesis.uint8, 1),
+            (genesis.bool, 1),
+        ]
+    )
+    method = {
+        genesis.float32: ".float()",
+        genesis.float64: ".double()",
+        genesis.float16: ".half()",
+        genesis.bfloat16: ".bfloat16()",
+        genesis.int64: ".long()",
+        genesis.int32: ".int()",
+        genesis.bool: ".bool()",
+    }.get(target)
     call = method if method and b.chance(0.5) else f".to(genesis.{target.name})"
     prefix = "{0}"
     if v.is_float and not target.is_floating_point:
@@ -263,12 +316,30 @@ def cast(b) -> bool:
 
 
 def reduction(b) -> bool:
-    name = b.weighted([("sum", 5), ("mean", 4), ("amax", 3), ("amin", 2), ("prod", 2), ("var", 2), ("std", 1),
-                       ("logsumexp", 2), ("argmax", 1), ("argmin", 1), ("max_dim", 1), ("all_any", 1)])
+    name = b.weighted(
+        [
+            ("sum", 5),
+            ("mean", 4),
+            ("amax", 3),
+            ("amin", 2),
+            ("prod", 2),
+            ("var", 2),
+            ("std", 1),
+            ("logsumexp", 2),
+            ("argmax", 1),
+            ("argmin", 1),
+            ("max_dim", 1),
+            ("all_any", 1),
+        ]
+    )
     floats_only = name in ("mean", "var", "std", "logsumexp")
-    v = b.pick(lambda v: (v.is_float or not floats_only or b.chance(0.03))
-                         and (name not in ("argmax", "argmin", "max_dim") or v.exact and not v.is_bool)
-                         and (name not in ("amax", "amin", "max_dim") or v.kink_ok))
+    v = b.pick(
+        lambda v: (
+            (v.is_float or not floats_only or b.chance(0.03))
+            and (name not in ("argmax", "argmin", "max_dim") or v.exact and not v.is_bool)
+            and (name not in ("amax", "amin", "max_dim") or v.kink_ok)
+        )
+    )
     if v is None:
         return False
     dim = shapes.reduction_dims(b.rng, v.shape)
@@ -284,29 +355,67 @@ def reduction(b) -> bool:
     real = v.dtype if v.is_float else genesis.float32
     wide = v.dtype if v.is_float else genesis.int64
     if name == "sum":
-        b.emit("sum", "reduction", f"{{0}}.sum({args})", [v], shape, wide, exact=not v.is_float,
-               bound=v.bound * max(length, 1), cost=cost)
+        b.emit(
+            "sum",
+            "reduction",
+            f"{{0}}.sum({args})",
+            [v],
+            shape,
+            wide,
+            exact=not v.is_float,
+            bound=v.bound * max(length, 1),
+            cost=cost,
+        )
     elif name == "mean":
         b.emit("mean", "reduction", f"{{0}}.mean({args})", [v], shape, real, exact=False, cost=cost + 1)
     elif name in ("amax", "amin"):
         b.emit(name, "reduction", f"{{0}}.{name}({args})", [v], shape, v.dtype, cost=cost)
     elif name == "prod":
         if v.is_float and length <= 16:
-            b.emit("prod", "reduction", f"({{0}}.tanh() * 0.25 + 1).prod({args})", [v], shape, v.dtype,
-                   exact=False, bound=1.25 ** length, cost=cost + length)
-        elif not v.is_float and v.bound ** length < 2 ** 62:
-            b.emit("prod", "reduction", f"{{0}}.prod({args})", [v], shape, wide, bound=v.bound ** length, cost=cost)
+            b.emit(
+                "prod",
+                "reduction",
+                f"({{0}}.tanh() * 0.25 + 1).prod({args})",
+                [v],
+                shape,
+                v.dtype,
+                exact=False,
+                bound=1.25**length,
+                cost=cost + length,
+            )
+        elif not v.is_float and v.bound**length < 2**62:
+            b.emit("prod", "reduction", f"{{0}}.prod({args})", [v], shape, wide, bound=v.bound**length, cost=cost)
         else:
             return False
     elif name in ("var", "std"):
         correction = b.rng.choice([0, 1, 1])
-        extra = ", ".join(p for p in (_dim_arg(dim), f"correction={correction}",
-                                      "keepdim=True" if keepdim else "") if p)
-        b.emit(name, "reduction", f"{{0}}.{name}({extra})", [v], shape, real, exact=False,
-               bound=2 * v.bound * v.bound + 1, cost=cost + 3, finite=length > correction)  # else nan
+        extra = ", ".join(
+            p for p in (_dim_arg(dim), f"correction={correction}", "keepdim=True" if keepdim else "") if p
+        )
+        b.emit(
+            name,
+            "reduction",
+            f"{{0}}.{name}({extra})",
+            [v],
+            shape,
+            real,
+            exact=False,
+            bound=2 * v.bound * v.bound + 1,
+            cost=cost + 3,
+            finite=length > correction,
+        )  # else nan
     elif name == "logsumexp":
-        b.emit("logsumexp", "reduction", f"{{0}}.logsumexp({_dim_arg(dim)}{', keepdim=True' if keepdim else ''})",
-               [v], shape, real, exact=False, bound=v.bound + math.log(max(length, 1)) + 1, cost=cost + 2)
+        b.emit(
+            "logsumexp",
+            "reduction",
+            f"{{0}}.logsumexp({_dim_arg(dim)}{', keepdim=True' if keepdim else ''})",
+            [v],
+            shape,
+            real,
+            exact=False,
+            bound=v.bound + math.log(max(length, 1)) + 1,
+            cost=cost + 2,
+        )
     elif name in ("argmax", "argmin"):
         b.emit(name, "reduction", f"{{0}}.{name}({args})", [v], shape, genesis.int64, bound=max(v.shape, default=1))
     elif name == "max_dim":
@@ -314,8 +423,15 @@ def reduction(b) -> bool:
             return False
         which = b.rng.choice(["max", "min"])
         part = b.rng.choice([0, 1])
-        b.emit(f"{which}_dim", "reduction", f"{{0}}.{which}({args})[{part}]", [v], shape,
-               v.dtype if part == 0 else genesis.int64, bound=v.bound if part == 0 else max(v.shape, default=1))
+        b.emit(
+            f"{which}_dim",
+            "reduction",
+            f"{{0}}.{which}({args})[{part}]",
+            [v],
+            shape,
+            v.dtype if part == 0 else genesis.int64,
+            bound=v.bound if part == 0 else max(v.shape, default=1),
+        )
     else:
         which = b.rng.choice(["all", "any"])
         b.emit(which, "reduction", f"{{0}}.{which}({args})", [v], shape, genesis.bool)
@@ -346,8 +462,11 @@ def matmul(b) -> bool:
         other_shape = {"vec": (k,), "mat": (k, n), "batched": (m, k, n)}[form]
     else:
         form = b.weighted([("vec", 1), ("mat", 4), ("batched", 2), ("linear", 2)])
-        batch = shapes.partner(b.rng, a.shape[:-2], b.sizes, b.cap) if a.rank > 2 else \
-            tuple(b.rng.choice(b.sizes) for _ in range(b.rng.randint(0, 1)))
+        batch = (
+            shapes.partner(b.rng, a.shape[:-2], b.sizes, b.cap)
+            if a.rank > 2
+            else tuple(b.rng.choice(b.sizes) for _ in range(b.rng.randint(0, 1)))
+        )
         other_shape = {"vec": (k,), "mat": (k, n), "batched": batch + (k, n), "linear": (n, k)}[form]
     if _matmul_shape(a.shape, other_shape if form != "linear" else (k, n)) is None:
         return False
@@ -376,8 +495,17 @@ def _matmul_emit(b, template, left, right, bias=None):
     k = left.shape[-1]
     bound = max(k, 1) * left.bound * right.bound + (bias.bound if bias is not None else 0.0)
     operands = [left, right] + ([bias] if bias is not None else [])
-    b.emit("linear" if linear else "matmul", "matmul", template, operands, out, left.dtype, exact=False,
-           bound=bound, cost=2 + math.log2(1 + k))
+    b.emit(
+        "linear" if linear else "matmul",
+        "matmul",
+        template,
+        operands,
+        out,
+        left.dtype,
+        exact=False,
+        bound=bound,
+        cost=2 + math.log2(1 + k),
+    )
     return True
 
 
@@ -420,11 +548,32 @@ def self_view(b) -> bool:
 
 
 FAMILIES = {
-    "unary": unary, "binary": binary, "compare": compare, "where": where, "cast": cast,
-    "reduction": reduction, "matmul": matmul,
-    "view": families_memory.view, "composite": families_composite.composite, "inplace": families_memory.inplace,
-    "join": families_memory.join, "index": families_memory.index, "self_view": self_view,
+    "unary": unary,
+    "binary": binary,
+    "compare": compare,
+    "where": where,
+    "cast": cast,
+    "reduction": reduction,
+    "matmul": matmul,
+    "view": families_memory.view,
+    "composite": families_composite.composite,
+    "inplace": families_memory.inplace,
+    "join": families_memory.join,
+    "index": families_memory.index,
+    "self_view": self_view,
 }
-WEIGHTS = [("unary", 16), ("binary", 18), ("compare", 4), ("where", 5), ("cast", 5), ("reduction", 12),
-           ("view", 20), ("matmul", 6), ("composite", 7), ("inplace", 9), ("join", 2), ("index", 3),
-           ("self_view", 10)]
+WEIGHTS = [
+    ("unary", 16),
+    ("binary", 18),
+    ("compare", 4),
+    ("where", 5),
+    ("cast", 5),
+    ("reduction", 12),
+    ("view", 20),
+    ("matmul", 6),
+    ("composite", 7),
+    ("inplace", 9),
+    ("join", 2),
+    ("index", 3),
+    ("self_view", 10),
+]

@@ -15,8 +15,20 @@ from genesis.testing.families_memory import same_shape_operand
 
 
 def composite(b) -> bool:
-    kind = b.weighted([("softmax", 4), ("log_softmax", 3), ("layer_norm", 4), ("rms_norm", 1), ("normalize", 1),
-                       ("mse_loss", 2), ("smooth_l1_loss", 1), ("cross_entropy", 2), ("attention", 2), ("glu", 1)])
+    kind = b.weighted(
+        [
+            ("softmax", 4),
+            ("log_softmax", 3),
+            ("layer_norm", 4),
+            ("rms_norm", 1),
+            ("normalize", 1),
+            ("mse_loss", 2),
+            ("smooth_l1_loss", 1),
+            ("cross_entropy", 2),
+            ("attention", 2),
+            ("glu", 1),
+        ]
+    )
     v = b.pick(lambda v: v.is_float and (v.rank >= 1 or kind in ("softmax", "log_softmax", "mse_loss")))
     if v is None:
         return False
@@ -24,13 +36,17 @@ def composite(b) -> bool:
     d = b.rng.randint(-rank, rank - 1) if rank else b.rng.choice([0, -1])
     length = shape[d] if rank else 1
     cost = 4 + math.log2(1 + length)
-    emit = lambda template, operands, out, bound: b.emit(  # noqa: E731
-        kind, "composite", template, operands, out, v.dtype, exact=False, bound=bound, cost=cost) and True
+    emit = lambda template, operands, out, bound: (
+        b.emit(  # noqa: E731
+            kind, "composite", template, operands, out, v.dtype, exact=False, bound=bound, cost=cost
+        )
+        and True
+    )
     if kind in ("softmax", "log_softmax"):
         bound = 1.0 if kind == "softmax" else 2 * v.bound + math.log(max(length, 1)) + 1
         return emit(f"F.{kind}({{0}}, dim={d})", [v], shape, bound)
     if kind in ("layer_norm", "rms_norm"):
-        normalized = shape[-b.rng.randint(1, min(2, rank)):]
+        normalized = shape[-b.rng.randint(1, min(2, rank)) :]
         if kind == "layer_norm" and shapes.numel(normalized) < 2:
             # one element has no spread: its variance is 0, and 1/sqrt(eps) magnifies every rounding of
             # the result and its gradient (no program can be held to a tolerance there)
@@ -54,8 +70,20 @@ def composite(b) -> bool:
             elif bias is not None:
                 args.append("None")
         bound = (math.sqrt(max(shapes.numel(normalized), 1)) + 1) * 1.5 + 2
-        return b.emit(kind, "composite", f"F.{kind}({', '.join(args)})", operands, shape, v.dtype, exact=False,
-                      bound=bound, cost=cost) and True
+        return (
+            b.emit(
+                kind,
+                "composite",
+                f"F.{kind}({', '.join(args)})",
+                operands,
+                shape,
+                v.dtype,
+                exact=False,
+                bound=bound,
+                cost=cost,
+            )
+            and True
+        )
     if kind == "normalize":
         return emit(f"F.normalize({{0}}, dim={d})", [v], shape, 1.0)
     if kind in ("mse_loss", "smooth_l1_loss"):
@@ -66,8 +94,20 @@ def composite(b) -> bool:
         out = shape if reduction == "none" else ()
         cost = 2 + math.log2(1 + shapes.numel(shape))
         bound = (v.bound + other.bound) ** 2 * (shapes.numel(shape) if reduction == "sum" else 1) + 1
-        return b.emit(kind, "composite", f"F.{kind}({{0}}, {{1}}, reduction={reduction!r})", [v, other], out,
-                      v.dtype, exact=False, bound=bound, cost=cost) and True
+        return (
+            b.emit(
+                kind,
+                "composite",
+                f"F.{kind}({{0}}, {{1}}, reduction={reduction!r})",
+                [v, other],
+                out,
+                v.dtype,
+                exact=False,
+                bound=bound,
+                cost=cost,
+            )
+            and True
+        )
     if kind == "cross_entropy" and rank in (2, 3) and shape[1] > 0:
         target_shape = (shape[0],) + shape[2:]
         target = b.new_input(target_shape, genesis.int64, low=0, high=shape[1] - 1)
@@ -76,8 +116,20 @@ def composite(b) -> bool:
         reduction = b.rng.choice(["mean", "sum", "none"])
         out = target_shape if reduction == "none" else ()
         bound = (2 * v.bound + math.log(shape[1]) + 1) * (shapes.numel(target_shape) if reduction == "sum" else 1)
-        return b.emit(kind, "composite", f"F.cross_entropy({{0}}, {{1}}, reduction={reduction!r})", [v, target], out,
-                      v.dtype, exact=False, bound=bound, cost=cost + math.log2(1 + shape[1])) and True
+        return (
+            b.emit(
+                kind,
+                "composite",
+                f"F.cross_entropy({{0}}, {{1}}, reduction={reduction!r})",
+                [v, target],
+                out,
+                v.dtype,
+                exact=False,
+                bound=bound,
+                cost=cost + math.log2(1 + shape[1]),
+            )
+            and True
+        )
     if kind == "attention" and rank >= 2:
         source = b.rng.choice(b.sizes)
         key = b.new_input(shape[:-2] + (source, shape[-1]), v.dtype)
@@ -86,9 +138,20 @@ def composite(b) -> bool:
             return False
         causal = ", is_causal=True" if b.chance(0.3) else ""
         out = shape[:-1] + value.shape[-1:]
-        return b.emit(kind, "composite", f"F.scaled_dot_product_attention({{0}}, {{1}}, {{2}}{causal})",
-                      [v, key, value], out, v.dtype, exact=False, bound=value.bound,
-                      cost=cost + 4 + math.log2(1 + source)) and True
+        return (
+            b.emit(
+                kind,
+                "composite",
+                f"F.scaled_dot_product_attention({{0}}, {{1}}, {{2}}{causal})",
+                [v, key, value],
+                out,
+                v.dtype,
+                exact=False,
+                bound=value.bound,
+                cost=cost + 4 + math.log2(1 + source),
+            )
+            and True
+        )
     if kind == "glu" and rank >= 1 and length % 2 == 0 and length:
         out = list(shape)
         out[d] //= 2

@@ -19,12 +19,30 @@ def view(b, v=None):
     v = v or b.pick()
     if v is None:
         return None
-    kind = b.weighted([("reshape", 4), ("permute", 3), ("transpose", 3), ("expand", 5), ("slice", 4),
-                       ("unsqueeze", 3), ("squeeze", 2), ("flatten", 2), ("unflatten", 1), ("movedim", 1),
-                       ("narrow", 1), ("flip", 1), ("split", 1), ("unbind", 1), ("copy", 1), ("triangle", 1)])
+    kind = b.weighted(
+        [
+            ("reshape", 4),
+            ("permute", 3),
+            ("transpose", 3),
+            ("expand", 5),
+            ("slice", 4),
+            ("unsqueeze", 3),
+            ("squeeze", 2),
+            ("flatten", 2),
+            ("unflatten", 1),
+            ("movedim", 1),
+            ("narrow", 1),
+            ("flip", 1),
+            ("split", 1),
+            ("unbind", 1),
+            ("copy", 1),
+            ("triangle", 1),
+        ]
+    )
     rank, shape = v.rank, v.shape
     emit = lambda text, out, is_view=True, expanded=False: b.emit(  # noqa: E731
-        kind, "view", "{0}" + text, [v], out, v.dtype, view=is_view, expanded=expanded)
+        kind, "view", "{0}" + text, [v], out, v.dtype, view=is_view, expanded=expanded
+    )
     if kind == "reshape":
         new = shapes.factorize(b.rng, shapes.numel(shape))
         text = list(map(str, new))
@@ -59,7 +77,7 @@ def view(b, v=None):
     if kind == "squeeze":
         if rank and b.chance(0.6):
             d = b.rng.randrange(rank)
-            out = shape[:d] + shape[d + 1:] if shape[d] == 1 else shape
+            out = shape[:d] + shape[d + 1 :] if shape[d] == 1 else shape
             return emit(f".squeeze({d - rank if b.chance(0.3) else d})", out)
         return emit(".squeeze()", tuple(s for s in shape if s != 1))
     if kind == "flatten":
@@ -67,7 +85,7 @@ def view(b, v=None):
             return emit(".flatten()", (1,))
         start = b.rng.randrange(rank)
         end = b.rng.randint(start, rank - 1)
-        out = shape[:start] + (shapes.numel(shape[start:end + 1]),) + shape[end + 1:]
+        out = shape[:start] + (shapes.numel(shape[start : end + 1]),) + shape[end + 1 :]
         return emit(f".flatten({start}, {end - rank if b.chance(0.4) else end})", out)
     if kind == "unflatten" and rank >= 1:
         d = b.rng.randrange(rank)
@@ -77,7 +95,7 @@ def view(b, v=None):
         text = list(map(str, sizes))
         if b.chance(0.3):
             text[b.rng.randrange(len(sizes))] = "-1"
-        return emit(f".unflatten({d}, ({', '.join(text)},))", shape[:d] + tuple(sizes) + shape[d + 1:])
+        return emit(f".unflatten({d}, ({', '.join(text)},))", shape[:d] + tuple(sizes) + shape[d + 1 :])
     if kind == "movedim" and rank >= 2:
         source, destination = b.rng.randrange(rank), b.rng.randrange(rank)
         order = [d for d in range(rank) if d != source]
@@ -89,7 +107,7 @@ def view(b, v=None):
             return None
         start = b.rng.randrange(shape[d])
         length = b.rng.randint(1, shape[d] - start)
-        return emit(f".narrow({d}, {start}, {length})", shape[:d] + (length,) + shape[d + 1:])
+        return emit(f".narrow({d}, {start}, {length})", shape[:d] + (length,) + shape[d + 1 :])
     if kind == "flip" and rank >= 1:
         dims = tuple(b.rng.sample(range(rank), b.rng.randint(1, rank)))
         return emit(f".flip({dims!r})", shape, is_view=False)
@@ -103,18 +121,18 @@ def view(b, v=None):
             count = -(-n // size)
             i = b.rng.randrange(count)
             length = size if i < count - 1 else n - size * (count - 1)
-            return emit(f".split({size}, dim={d})[{i}]", shape[:d] + (length,) + shape[d + 1:])
+            return emit(f".split({size}, dim={d})[{i}]", shape[:d] + (length,) + shape[d + 1 :])
         chunks = b.rng.randint(1, n)
         size = -(-n // chunks)
         count = -(-n // size)
         i = b.rng.randrange(count)
         length = size if i < count - 1 else n - size * (count - 1)
-        return emit(f".chunk({chunks}, dim={d})[{i}]", shape[:d] + (length,) + shape[d + 1:])
+        return emit(f".chunk({chunks}, dim={d})[{i}]", shape[:d] + (length,) + shape[d + 1 :])
     if kind == "unbind" and rank >= 1:
         d = b.rng.randrange(rank)
         if shape[d] == 0:
             return None
-        return emit(f".unbind({d})[{b.rng.randrange(shape[d])}]", shape[:d] + shape[d + 1:])
+        return emit(f".unbind({d})[{b.rng.randrange(shape[d])}]", shape[:d] + shape[d + 1 :])
     if kind == "copy":
         return emit(b.rng.choice([".clone()", ".contiguous()"]), shape, is_view=False)
     if kind == "triangle" and rank >= 2:
@@ -130,8 +148,9 @@ def condition(b, shape):
     source = b.pick(lambda v: v.exact and not v.is_bool and shapes.broadcast(v.shape, shape) == tuple(shape))
     if source is None:
         partner = shapes.partner(b.rng, shape, (1,), b.cap)
-        source = b.new_input(partner if shapes.broadcast(partner, shape) == tuple(shape) else shape, b.float_dtype,
-                             grad=False)
+        source = b.new_input(
+            partner if shapes.broadcast(partner, shape) == tuple(shape) else shape, b.float_dtype, grad=False
+        )
         if source is None:
             return None
     b.emit("compare", "compare", "{0} > 0", [source], source.shape, genesis.bool)
@@ -189,12 +208,21 @@ def inplace(b) -> bool:
         template = template.replace("S", repr(scalar))
     bound = target.bound
     if operand == "tensor":
-        other = b.broadcast_operand(target.__class__(target.name, shape, target.dtype),
-                                    lambda o: o.dtype.category <= target.dtype.category and not o.is_bool
-                                    and shapes.broadcast(o.shape, shape) == tuple(shape),
-                                    dtype=None if b.chance(0.3) else target.dtype)
-        if other is None or shapes.broadcast(other.shape, shape) != tuple(shape) or other.is_bool \
-                or b.promote(target, other).category > target.dtype.category:
+        other = b.broadcast_operand(
+            target.__class__(target.name, shape, target.dtype),
+            lambda o: (
+                o.dtype.category <= target.dtype.category
+                and not o.is_bool
+                and shapes.broadcast(o.shape, shape) == tuple(shape)
+            ),
+            dtype=None if b.chance(0.3) else target.dtype,
+        )
+        if (
+            other is None
+            or shapes.broadcast(other.shape, shape) != tuple(shape)
+            or other.is_bool
+            or b.promote(target, other).category > target.dtype.category
+        ):
             return False
         others.append(other)
         bound = target.bound * other.bound if name in ("mul_", "imul") else target.bound + other.bound
@@ -223,16 +251,22 @@ def join(b) -> bool:
         return False
     if b.chance(0.5) and v.rank >= 1:
         d = b.rng.randrange(v.rank)
-        other_shape = v.shape[:d] + (b.rng.choice(b.sizes),) + v.shape[d + 1:]
-        out = v.shape[:d] + (v.shape[d] + other_shape[d],) + v.shape[d + 1:]
+        other_shape = v.shape[:d] + (b.rng.choice(b.sizes),) + v.shape[d + 1 :]
+        out = v.shape[:d] + (v.shape[d] + other_shape[d],) + v.shape[d + 1 :]
         if shapes.numel(out) > b.cap:
             return False
         other = b.pick(lambda o: o.shape == other_shape and o.dtype is v.dtype and o.name != v.name)
         other = other or b.new_input(other_shape, v.dtype)
         if other is None:
             return False
-        b.emit("cat", "join", f"genesis.cat([{{0}}, {{1}}], dim={d - v.rank if b.chance(0.3) else d})",
-               [v, other], out, v.dtype)
+        b.emit(
+            "cat",
+            "join",
+            f"genesis.cat([{{0}}, {{1}}], dim={d - v.rank if b.chance(0.3) else d})",
+            [v, other],
+            out,
+            v.dtype,
+        )
         return True
     d = b.rng.randint(-v.rank - 1, v.rank)
     position = d % (v.rank + 1)
@@ -255,12 +289,23 @@ def index(b) -> bool:
     count = b.rng.randint(1, 4)
     if kind == "advanced":
         idx = b.new_input((count,), genesis.int64, low=0, high=v.shape[0] - 1)
-        return idx is not None and b.emit("index", "index", "{0}[{1}]", [v, idx], (count,) + v.shape[1:],
-                                          v.dtype) and True
+        return (
+            idx is not None and b.emit("index", "index", "{0}[{1}]", [v, idx], (count,) + v.shape[1:], v.dtype) and True
+        )
     if kind == "index_select":
         idx = b.new_input((count,), genesis.int64, low=0, high=v.shape[d] - 1)
-        return idx is not None and b.emit("index_select", "index", f"{{0}}.index_select({d}, {{1}})", [v, idx],
-                                          v.shape[:d] + (count,) + v.shape[d + 1:], v.dtype) and True
+        return (
+            idx is not None
+            and b.emit(
+                "index_select",
+                "index",
+                f"{{0}}.index_select({d}, {{1}})",
+                [v, idx],
+                v.shape[:d] + (count,) + v.shape[d + 1 :],
+                v.dtype,
+            )
+            and True
+        )
     if kind in ("gather", "scatter_add"):
         idx_shape = tuple(count if i == d else b.rng.randint(1, s) for i, s in enumerate(v.shape))
         idx = b.new_input(idx_shape, genesis.int64, low=0, high=v.shape[d] - 1)
@@ -272,8 +317,17 @@ def index(b) -> bool:
         src = b.new_input(idx_shape, v.dtype)
         if src is None or v.is_bool:
             return False
-        b.emit("scatter_add", "index", f"{{0}}.scatter_add({d}, {{1}}, {{2}})", [v, idx, src], v.shape, v.dtype,
-               exact=not v.is_float, bound=v.bound + count * src.bound, cost=1 + math.log2(1 + count))
+        b.emit(
+            "scatter_add",
+            "index",
+            f"{{0}}.scatter_add({d}, {{1}}, {{2}})",
+            [v, idx, src],
+            v.shape,
+            v.dtype,
+            exact=not v.is_float,
+            bound=v.bound + count * src.bound,
+            cost=1 + math.log2(1 + count),
+        )
         return True
     mask = b.pick(lambda m: m.is_bool and m.shape == v.shape)
     if mask is None:

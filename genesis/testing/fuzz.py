@@ -58,8 +58,18 @@ def shrink_failure(task):
     return outcome, snippet(program, outcome.backend, outcome.summary()), len(program.statements)
 
 
-def campaign(seeds, backends, *, jobs=1, tiny=False, shrink=True, shrink_seconds=60.0, show_all=False, out=None,
-             stream=sys.stdout):
+def campaign(
+    seeds,
+    backends,
+    *,
+    jobs=1,
+    tiny=False,
+    shrink=True,
+    shrink_seconds=60.0,
+    show_all=False,
+    out=None,
+    stream=sys.stdout,
+):
     """Run the seeds and print the summary; returns the failing outcomes."""
     started = time.perf_counter()
     counts = collections.Counter()
@@ -81,8 +91,10 @@ def campaign(seeds, backends, *, jobs=1, tiny=False, shrink=True, shrink_seconds
     elapsed = time.perf_counter() - started
     print(f"\n{len(tasks)} programs on {', '.join(backends)} in {elapsed:.0f} s ({jobs} jobs)", file=stream)
     for backend in backends:
-        statuses = ", ".join(f"{status} {counts[backend, status]}" for status in
-                             ("match", "mismatch", "crash", "accepted", "refused", "eager_unclear", "graph_break"))
+        statuses = ", ".join(
+            f"{status} {counts[backend, status]}"
+            for status in ("match", "mismatch", "crash", "accepted", "refused", "eager_unclear", "graph_break")
+        )
         rate = len(tasks) / seconds[backend] if seconds[backend] else float("inf")
         print(f"  {backend:7s} {statuses}   ({rate:.1f} programs/s per job)", file=stream)
     groups = collections.defaultdict(list)
@@ -103,9 +115,12 @@ def campaign(seeds, backends, *, jobs=1, tiny=False, shrink=True, shrink_seconds
         print("\nshrunk reproducers (the first failure of each group):", file=stream)
         tasks = [(members[0], tiny, shrink_seconds) for _, members in ordered]
         with _pool(jobs) as pool:
-            for outcome, text, length in (pool.imap(shrink_failure, tasks) if pool else map(shrink_failure, tasks)):
-                print(f"\n{'=' * 100}\n# group {' | '.join(s for s in outcome.signature() if s)}: "
-                      f"{length} statements\n{text}", file=stream)
+            for outcome, text, length in pool.imap(shrink_failure, tasks) if pool else map(shrink_failure, tasks):
+                print(
+                    f"\n{'=' * 100}\n# group {' | '.join(s for s in outcome.signature() if s)}: "
+                    f"{length} statements\n{text}",
+                    file=stream,
+                )
                 if out:
                     os.makedirs(out, exist_ok=True)
                     path = os.path.join(out, f"fuzz_seed_{outcome.seed}_{outcome.backend}.py")
@@ -149,8 +164,16 @@ def main(argv=None) -> int:
     _setup()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else range(args.seed, args.seed + args.count)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    failures = campaign(seeds, backends, jobs=args.jobs, tiny=args.tiny, shrink=not args.no_shrink,
-                        shrink_seconds=args.shrink_seconds, show_all=args.show_all, out=args.out)
+    failures = campaign(
+        seeds,
+        backends,
+        jobs=args.jobs,
+        tiny=args.tiny,
+        shrink=not args.no_shrink,
+        shrink_seconds=args.shrink_seconds,
+        show_all=args.show_all,
+        out=args.out,
+    )
     return 1 if any(outcome.failed for outcome in failures) else 0
 
 

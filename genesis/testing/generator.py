@@ -39,13 +39,13 @@ class Value:
     name: str
     shape: tuple
     dtype: dtypes.DType
-    exact: bool = True       # compiled must reproduce it bit for bit
-    bound: float = 2.0       # |value| stays below this
-    grad: bool = False       # carries a gradient back to an input
-    leaf: bool = False       # a tensor argument
-    root: str = ""           # the value whose memory it shares (itself unless it is a view)
-    expanded: bool = False   # a view in which elements share memory (expand)
-    finite: bool = True      # no nan/inf (a variance over one element is nan)
+    exact: bool = True  # compiled must reproduce it bit for bit
+    bound: float = 2.0  # |value| stays below this
+    grad: bool = False  # carries a gradient back to an input
+    leaf: bool = False  # a tensor argument
+    root: str = ""  # the value whose memory it shares (itself unless it is a view)
+    expanded: bool = False  # a view in which elements share memory (expand)
+    finite: bool = True  # no nan/inf (a variance over one element is nan)
 
     @property
     def rank(self) -> int:
@@ -113,9 +113,16 @@ class Builder:
     def broadcast_operand(self, a: Value, ok=lambda v: True, dtype=None) -> Value | None:
         """A tensor that broadcasts with `a`: an existing value, or a new input of a partner shape."""
         if self.chance(0.5):
-            found = self.pick(lambda v: v.name != a.name and ok(v) and (dtype is None or v.dtype is dtype)
-                              and (s := shapes.broadcast(a.shape, v.shape)) is not None and shapes.numel(s) <= self.cap,
-                              prefer=lambda v: v.root == a.root)  # the same memory read at other strides
+            found = self.pick(
+                lambda v: (
+                    v.name != a.name
+                    and ok(v)
+                    and (dtype is None or v.dtype is dtype)
+                    and (s := shapes.broadcast(a.shape, v.shape)) is not None
+                    and shapes.numel(s) <= self.cap
+                ),
+                prefer=lambda v: v.root == a.root,
+            )  # the same memory read at other strides
             if found is not None:
                 return found
         return self.new_input(shapes.partner(self.rng, a.shape, self.sizes, self.cap), dtype or a.dtype)
@@ -139,8 +146,23 @@ class Builder:
         self.values[name] = value
         return value
 
-    def emit(self, op, family, template, operands, shape, dtype, *, exact=True, bound=None, grad=None, cost=1.0,
-             view=False, expanded=False, finite=True) -> Value:
+    def emit(
+        self,
+        op,
+        family,
+        template,
+        operands,
+        shape,
+        dtype,
+        *,
+        exact=True,
+        bound=None,
+        grad=None,
+        cost=1.0,
+        view=False,
+        expanded=False,
+        finite=True,
+    ) -> Value:
         """Append `name = template(operands)` and return the new value."""
         operands = [v for v in operands]
         name = f"v{len(self.statements)}"
@@ -149,11 +171,29 @@ class Builder:
         bound = max((v.bound for v in operands), default=1.0) if bound is None else bound
         if dtype is genesis.bool:
             bound = 1.0
-        value = Value(name, tuple(shape), dtype, exact=exact and all(v.exact for v in operands), bound=float(bound),
-                      grad=grad, root=operands[0].root if view else name,
-                      expanded=expanded or (view and operands[0].expanded), finite=finite and all(v.finite for v in operands))
-        self.statements.append(Statement(op, family, template, tuple(v.name for v in operands), target=name,
-                                         shape=value.shape, dtype=dtype.name, cost=cost))
+        value = Value(
+            name,
+            tuple(shape),
+            dtype,
+            exact=exact and all(v.exact for v in operands),
+            bound=float(bound),
+            grad=grad,
+            root=operands[0].root if view else name,
+            expanded=expanded or (view and operands[0].expanded),
+            finite=finite and all(v.finite for v in operands),
+        )
+        self.statements.append(
+            Statement(
+                op,
+                family,
+                template,
+                tuple(v.name for v in operands),
+                target=name,
+                shape=value.shape,
+                dtype=dtype.name,
+                cost=cost,
+            )
+        )
         self.values[name] = value
         if dtype.is_floating_point and value.bound > BOUND_LIMIT[dtype.itemsize]:
             return self.scale_down(value)
@@ -161,14 +201,24 @@ class Builder:
 
     def scale_down(self, value: Value) -> Value:
         factor = 2.0 ** -max(1, int(value.bound / BOUND_LIMIT[value.dtype.itemsize]).bit_length() + 2)
-        return self.emit("scale", "unary", f"{{0}} * {factor!r}", [value], value.shape, value.dtype,
-                         bound=value.bound * factor)
+        return self.emit(
+            "scale", "unary", f"{{0}} * {factor!r}", [value], value.shape, value.dtype, bound=value.bound * factor
+        )
 
     def emit_inplace(self, op, template, target: Value, others, *, exact=True, bound=None):
         """Append an in-place statement on `target` and update every value that shares its memory."""
         others = [v for v in others]
-        self.statements.append(Statement(op, "inplace", template, (target.name, *(v.name for v in others)),
-                                         mutates=target.name, shape=target.shape, dtype=target.dtype.name))
+        self.statements.append(
+            Statement(
+                op,
+                "inplace",
+                template,
+                (target.name, *(v.name for v in others)),
+                mutates=target.name,
+                shape=target.shape,
+                dtype=target.dtype.name,
+            )
+        )
         exact = exact and all(v.exact for v in others)
         bound = max([target.bound] + [v.bound for v in others]) if bound is None else bound
         grad = target.is_float and any(v.grad for v in others)
@@ -199,8 +249,13 @@ class Builder:
             family = self.weighted(families.WEIGHTS)
             families.FAMILIES[family](self)
         outputs = self.choose_outputs()
-        return Program(self.seed, tuple(self.inputs), tuple(self.statements), outputs,
-                       notes={"tiny": self.tiny, "float_dtype": self.float_dtype.name})
+        return Program(
+            self.seed,
+            tuple(self.inputs),
+            tuple(self.statements),
+            outputs,
+            notes={"tiny": self.tiny, "float_dtype": self.float_dtype.name},
+        )
 
     def choose_outputs(self) -> tuple:
         """The last value, the values nothing reads (up to four: so that few statements are dead code),

@@ -60,11 +60,11 @@ class Statement:
     family: str
     template: str
     operands: tuple
-    target: str | None = None      # the name it binds; None for an in-place statement
-    mutates: str | None = None     # the operand an in-place statement writes into
-    shape: tuple | None = None     # the result's shape and dtype as the generator predicts them
+    target: str | None = None  # the name it binds; None for an in-place statement
+    mutates: str | None = None  # the operand an in-place statement writes into
+    shape: tuple | None = None  # the result's shape and dtype as the generator predicts them
     dtype: str | None = None
-    cost: float = 1.0              # roundings on the way to the result (sets the tolerance)
+    cost: float = 1.0  # roundings on the way to the result (sets the tolerance)
 
     def source(self) -> str:
         text = self.template.format(*self.operands)
@@ -87,9 +87,7 @@ class Program:
         return f"def fn({args}):\n" + "\n".join(body) + "\n"
 
     def inputs_source(self) -> str:
-        lines = [f"def inputs(call):",
-                 f"    rng = np.random.default_rng([{self.seed}, call])",
-                 "    return ["]
+        lines = ["def inputs(call):", f"    rng = np.random.default_rng([{self.seed}, call])", "    return ["]
         lines += [f"        {spec.source()}," for spec in self.inputs]
         lines.append("    ]")
         return "\n".join(lines) + "\n"
@@ -121,7 +119,7 @@ class Program:
         return [statement.op for statement in self.statements]
 
     # ---- editing (the shrinker's moves) ---------------------------------------------------
-    def without_statement(self, index: int) -> "Program | None":
+    def without_statement(self, index: int) -> Program | None:
         """Drop statement `index` and every statement that reads what it made; None if no output is left."""
         dropped = set()
         kept = []
@@ -136,25 +134,27 @@ class Program:
             return None
         return replace(self, statements=tuple(kept), outputs=outputs)
 
-    def bypassing(self, index: int, operand: str) -> "Program":
+    def bypassing(self, index: int, operand: str) -> Program:
         """Drop statement `index` and read `operand` wherever its result was read."""
         target = self.statements[index].target
-        rename = (lambda name: operand if name == target else name)
-        statements = [replace(s, operands=tuple(map(rename, s.operands)),
-                              mutates=rename(s.mutates) if s.mutates else None)
-                      for i, s in enumerate(self.statements) if i != index]
+        rename = lambda name: operand if name == target else name
+        statements = [
+            replace(s, operands=tuple(map(rename, s.operands)), mutates=rename(s.mutates) if s.mutates else None)
+            for i, s in enumerate(self.statements)
+            if i != index
+        ]
         outputs = tuple(dict.fromkeys(map(rename, self.outputs)))
         return replace(self, statements=tuple(statements), outputs=outputs)
 
-    def without_output(self, name: str) -> "Program | None":
+    def without_output(self, name: str) -> Program | None:
         outputs = tuple(n for n in self.outputs if n != name)
         return replace(self, outputs=outputs) if outputs else None
 
-    def without_unused_inputs(self) -> "Program":
+    def without_unused_inputs(self) -> Program:
         used = {name for s in self.statements for name in s.operands} | set(self.outputs)
         return replace(self, inputs=tuple(spec for spec in self.inputs if spec.name in used))
 
-    def with_input(self, index: int, **changes) -> "Program":
+    def with_input(self, index: int, **changes) -> Program:
         inputs = list(self.inputs)
         inputs[index] = replace(inputs[index], **changes)
         return replace(self, inputs=tuple(inputs))

@@ -37,7 +37,7 @@ def snippet(program: Program, backend: str, headline: str = "") -> str:
     forward = {d: tolerance(d, precision, program.steps).rtol for d in UNIT_ROUNDOFF}
     backward = {d: tolerance(d, precision, program.steps, backward=True).rtol for d in UNIT_ROUNDOFF}
     comments = "".join(f"# {line}\n" for line in headline.splitlines())
-    test = f'''
+    test = f"""
 
 def test_fuzz_seed_{program.seed}_{backend}():
     compiled = genesis.compile(fn, backend={backend!r})
@@ -45,7 +45,8 @@ def test_fuzz_seed_{program.seed}_{backend}():
     backward_rtol = {_floats(backward)}
     for call in range({runner.CALLS}):  # fresh values each call: a compiled call must read its own inputs
         seed = {runner.upstream_seed(program, 0)[:1]} + [call, 7]
-        (e_out, e_grads, e_inputs), (g_out, g_grads, g_inputs) = run(fn, inputs(call), seed), run(compiled, inputs(call), seed)
+        e_out, e_grads, e_inputs = run(fn, inputs(call), seed)
+        g_out, g_grads, g_inputs = run(compiled, inputs(call), seed)
         assert len(g_out) == len(e_out)
         for e, g in zip(e_out + e_inputs, g_out + g_inputs):
             check(e, g, forward_rtol)
@@ -55,9 +56,10 @@ def test_fuzz_seed_{program.seed}_{backend}():
 
 if __name__ == "__main__":
     test_fuzz_seed_{program.seed}_{backend}()
-'''
-    return (comments + PRELUDE + "\n\n" + program.source() + "\n\n" + inspect.getsource(runner.run) + "\n" + _CHECK
-            + test)
+"""
+    return (
+        comments + PRELUDE + "\n\n" + program.source() + "\n\n" + inspect.getsource(runner.run) + "\n" + _CHECK + test
+    )
 
 
 def _floats(table) -> str:

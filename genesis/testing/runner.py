@@ -44,8 +44,11 @@ def run(fn, args, seed):
     fixed random values; return the outputs, the inputs' .grad and the inputs as (array, dtype) pairs."""
     outputs = fn(*args)
     rng = np.random.default_rng(seed)
-    losses = [(out * genesis.tensor(rng.standard_normal(out.shape), dtype=out.dtype)).sum()
-              for out in outputs if out.requires_grad]
+    losses = [
+        (out * genesis.tensor(rng.standard_normal(out.shape), dtype=out.dtype)).sum()
+        for out in outputs
+        if out.requires_grad
+    ]
     if losses:
         sum(losses[1:], losses[0]).backward()
 
@@ -120,7 +123,9 @@ def _where(error) -> tuple[str, bool]:
     inside = [f for f in frames if f.filename.startswith(_PACKAGE) and not f.filename.startswith(_TESTING)]
     location = f"{os.path.relpath(inside[-1].filename, os.path.dirname(_PACKAGE))}:{inside[-1].name}" if inside else ""
     last = frames[-1] if frames else None
-    raised_here = last is not None and last.filename.startswith(_PACKAGE) and (last.line or "").lstrip().startswith("raise")
+    raised_here = (
+        last is not None and last.filename.startswith(_PACKAGE) and (last.line or "").lstrip().startswith("raise")
+    )
     return location, isinstance(error, CLEAR_ERRORS) and raised_here
 
 
@@ -164,13 +169,25 @@ def _judge(program, backend, call, expected: Observation, got: Observation, prec
             return None
         if not expected.clear and expected.error_text == got.error_text:
             return Outcome(program.seed, backend, "eager_unclear", call, error=got.error_text, location=got.location)
-        return Outcome(program.seed, backend, "crash", call, error=f"(eager refused: {expected.error_text}) "
-                       f"compiled raised an internal error: {got.error_text}", location=got.location)
+        return Outcome(
+            program.seed,
+            backend,
+            "crash",
+            call,
+            error=f"(eager refused: {expected.error_text}) compiled raised an internal error: {got.error_text}",
+            location=got.location,
+        )
     if got.error is not None:
         return Outcome(program.seed, backend, "crash", call, error=got.error_text, location=got.location)
     if expected.error is not None:
-        return Outcome(program.seed, backend, "accepted", call,
-                       error=f"eager refused ({expected.error_text}) but compiled ran", location=expected.location)
+        return Outcome(
+            program.seed,
+            backend,
+            "accepted",
+            call,
+            error=f"eager refused ({expected.error_text}) but compiled ran",
+            location=expected.location,
+        )
     differences = []
     (e_out, e_grads, e_inputs), (g_out, g_grads, g_inputs) = expected.results, got.results
     steps = program.steps
@@ -209,6 +226,9 @@ def run_program(program: Program, backends, calls: int = CALLS) -> list:
             outcomes.append(run_backend(program, backend, eager, namespace, calls))
         except Exception as error:  # noqa: BLE001 (compile() itself failed)
             location, _ = _where(error)
-            outcomes.append(Outcome(program.seed, backend, "crash", 0, error=f"{type(error).__name__}: {error}"[:300],
-                                    location=location))
+            outcomes.append(
+                Outcome(
+                    program.seed, backend, "crash", 0, error=f"{type(error).__name__}: {error}"[:300], location=location
+                )
+            )
     return outcomes

@@ -34,11 +34,12 @@ def partner(rng, shape, sizes, cap):
     set to 1), sometimes to a larger one (a new leading dim, or a size where `shape` has a 1)."""
     dims = list(shape)
     if dims and rng.random() < 0.35:
-        dims = dims[rng.randint(0, len(dims)):]
+        dims = dims[rng.randint(0, len(dims)) :]
     dims = [1 if rng.random() < 0.3 else d for d in dims]
     offset = len(shape) - len(dims)
-    dims = [rng.choice(sizes) if shape[offset + i] == 1 and d == 1 and rng.random() < 0.3 else d
-            for i, d in enumerate(dims)]
+    dims = [
+        rng.choice(sizes) if shape[offset + i] == 1 and d == 1 and rng.random() < 0.3 else d for i, d in enumerate(dims)
+    ]
     if len(shape) < 4 and rng.random() < 0.12:
         dims = [rng.choice(sizes)] + [1] * (len(shape) - len(dims)) + dims
     result = broadcast(shape, tuple(dims))

@@ -83,5 +83,9 @@ def shrink(program: Program, outcome: Outcome, *, max_runs: int = 150, max_secon
 
 
 def _size(program: Program) -> tuple:
-    return (len(program.statements), len(program.outputs), len(program.inputs),
-            sum(spec.requires_grad for spec in program.inputs))
+    return (
+        len(program.statements),
+        len(program.outputs),
+        len(program.inputs),
+        sum(spec.requires_grad for spec in program.inputs),
+    )

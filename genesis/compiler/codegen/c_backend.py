@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genesis.version import __version__
 from genesis.compiler import native
 from genesis.compiler.codegen import numpy_backend
 from genesis.compiler.codegen.c_dialect import STORAGE_TYPES, Refused, accumulator_type, c_type, load, store
@@ -30,6 +29,8 @@ from genesis.compiler.codegen.layout import numel
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
 from genesis.compiler.templates import render
 from genesis.ops.op import Kind
+from genesis.version import __version__
+
 
 def _numpy_accumulator(s) -> str:
     return {"double": "np.float64", "int64_t": "np.int64", "float": "np.float32"}[accumulator_type(s)]
@@ -37,9 +38,9 @@ def _numpy_accumulator(s) -> str:
 
 @dataclass
 class RenderedKernel:
-    c_source: str      # the C functions: the loop, and the statements after it when they are C too
-    shim: str          # the Python function the program calls
-    signatures: dict   # per C function, one letter per argument: p pointer, i int64
+    c_source: str  # the C functions: the loop, and the statements after it when they are C too
+    shim: str  # the Python function the program calls
+    signatures: dict  # per C function, one letter per argument: p pointer, i int64
 
 
 def render_kernel(spec: KernelSpec) -> RenderedKernel:
@@ -58,7 +59,7 @@ class _Post:
     name: str
     c_source: str
     signature: str
-    arrays: list       # the shim's expressions for the pointer arguments, in order
+    arrays: list  # the shim's expressions for the pointer arguments, in order
 
 
 def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
@@ -101,13 +102,26 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
         if s.value in k.outputs:
             lines.append(f"o_{s.value}[j] = {store('v_' + s.value, s.dtype)};")
         body += ["#pragma omp simd", f"for (int64_t j = 0; j < {size}; j++) {{"] + ["    " + x for x in lines] + ["}"]
-    c_source = render("c_kernel.c.j2", k={
-        "name": name, "params": params, "prologue": [], "epilogue": [], "flat": True, "scratch": buffers,
-        "streams": False, "chunk_args": [],  # one call over one element: never split into chunks
-        "body": body, "row_loads": [], "doc": f"{k.spec.group}, after the loop: "
-                                              f"{' -> '.join(s.op for s in k.post)}"})
-    arrays = [r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre}
-              else f"np.ascontiguousarray({r})" for r in external] + [f"out_{s.value}" for s in outputs]
+    c_source = render(
+        "c_kernel.c.j2",
+        k={
+            "name": name,
+            "params": params,
+            "prologue": [],
+            "epilogue": [],
+            "flat": True,
+            "scratch": buffers,
+            "streams": False,
+            "chunk_args": [],  # one call over one element: never split into chunks
+            "body": body,
+            "row_loads": [],
+            "doc": f"{k.spec.group}, after the loop: {' -> '.join(s.op for s in k.post)}",
+        },
+    )
+    arrays = [
+        r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre} else f"np.ascontiguousarray({r})"
+        for r in external
+    ] + [f"out_{s.value}" for s in outputs]
     return _Post(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays)
 
 
@@ -128,15 +142,16 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
     """The Python function the program calls: numpy before and after, the C loop in between."""
     spec = k.spec
     setup = [line for s in k.pre for line in numpy_backend.whole_statement_lines(spec, s)]
-    arrays = [f"np.ascontiguousarray({name})" if name not in {s.value for s in k.pre} else name
-              for name in k.inputs]
+    arrays = [f"np.ascontiguousarray({name})" if name not in {s.value for s in k.pre} else name for name in k.inputs]
     arrays += [f"out_{s.value}" for s in k.statements if s.phase == "block" and s.value in k.outputs]
     partials, after = [], []
     for s in emitter.partials:
         size = k.partial_size(s)
         partials.append(f"np.empty((len(chunks), {size}), {_numpy_accumulator(s)})")
-        after.append(f"{s.value} = np.{s.combine.value}.reduce(partials[{len(partials) - 1}], axis=0)"
-                     f".astype({numpy_backend.np_dtype(kernel_dtype(s.dtype))}).reshape({s.shape!r})")
+        after.append(
+            f"{s.value} = np.{s.combine.value}.reduce(partials[{len(partials) - 1}], axis=0)"
+            f".astype({numpy_backend.np_dtype(kernel_dtype(s.dtype))}).reshape({s.shape!r})"
+        )
         if s.dtype.is_low_precision:
             after.append(f"round_to({s.value}, {numpy_backend.np_dtype(s.dtype)})")
         if s.value in k.outputs:
@@ -149,10 +164,20 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
                 after.append(f"{o.local} = {o.local}.astype(np.float32)")
         after += [line for s in k.post for line in numpy_backend.whole_statement_lines(spec, s)]
     params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
-    return render("c_shim.py.j2", k={
-        "name": spec.name, "params": params, "setup": setup, "arrays": arrays, "partials": partials,
-        "after": after, "rows": spec.rows, "row_elements": k.row_elements,
-        "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows in C: {spec.summary()}"})
+    return render(
+        "c_shim.py.j2",
+        k={
+            "name": spec.name,
+            "params": params,
+            "setup": setup,
+            "arrays": arrays,
+            "partials": partials,
+            "after": after,
+            "rows": spec.rows,
+            "row_elements": k.row_elements,
+            "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows in C: {spec.summary()}",
+        },
+    )
 
 
 # ---- programs ---------------------------------------------------------------------------------
@@ -175,18 +200,37 @@ def build_program_source(graph) -> ProgramSource:
     compiler = native.compiler_or_error()
     stats = {**planned.stats, "c_kernels": len(c_functions), "numpy_kernels": len(fallbacks)}
     summary = f"{len(c_functions)} C kernels, {len(fallbacks)} numpy kernels, {stats['library_calls']} library calls"
-    c_source = render("c_program.c.j2", version=__version__, codegen_version=CODEGEN_VERSION,
-                      summary=summary, vector_math=compiler.vector_math, vector_functions=native.VECTOR_FUNCTIONS,
-                      helpers=helpers(in_c, "c"), kernels=c_functions, streaming=any("g_stream_row(" in f for f in c_functions),
-                      separator=native.KERNEL_SEPARATOR)
+    c_source = render(
+        "c_program.c.j2",
+        version=__version__,
+        codegen_version=CODEGEN_VERSION,
+        summary=summary,
+        vector_math=compiler.vector_math,
+        vector_functions=native.VECTOR_FUNCTIONS,
+        helpers=helpers(in_c, "c"),
+        kernels=c_functions,
+        streaming=any("g_stream_row(" in f for f in c_functions),
+        separator=native.KERNEL_SEPARATOR,
+    )
     key = native.library_key(c_source, compiler)
     if c_functions:
         native.build_library(c_source, compiler, key)
     source = render(
-        "c_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION, summary=summary,
-        kernels=shims, inputs=list(graph.inputs), steps=planned.lines, outputs=list(graph.outputs),
-        library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
-        signatures=repr(signatures), native_key=repr(key if c_functions else None), c_source=repr(c_source),
+        "c_program.py.j2",
+        version=__version__,
+        codegen_version=CODEGEN_VERSION,
+        summary=summary,
+        kernels=shims,
+        inputs=list(graph.inputs),
+        steps=planned.lines,
+        outputs=list(graph.outputs),
+        library=repr([n.name for n in planned.library_nodes]),
+        stats=repr(stats),
+        fallbacks=repr(fallbacks),
+        signatures=repr(signatures),
+        native_key=repr(key if c_functions else None),
+        c_source=repr(c_source),
     )
-    return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels,
-                         {**stats, "fallbacks": fallbacks}, c_source)
+    return ProgramSource(
+        source, planned.steps, planned.library_nodes, planned.kernels, {**stats, "fallbacks": fallbacks}, c_source
+    )

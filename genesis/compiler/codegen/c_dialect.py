@@ -22,22 +22,33 @@ from genesis.runtime.cpu import wrapped_integer
 
 # the C type of each dtype's arrays; bool arrays as bytes, since gcc vectorises no load of a _Bool
 # array (a loop that reads a mask stayed scalar), while values inside a kernel are _Bool (c_type)
-STORAGE_TYPES = {dtypes.bool_: "uint8_t", dtypes.uint8: "uint8_t", dtypes.int8: "int8_t", dtypes.int16: "int16_t",
-                 dtypes.int32: "int32_t", dtypes.int64: "int64_t", dtypes.float16: "_Float16",
-                 dtypes.bfloat16: "uint16_t", dtypes.float32: "float", dtypes.float64: "double"}
+STORAGE_TYPES = {
+    dtypes.bool_: "uint8_t",
+    dtypes.uint8: "uint8_t",
+    dtypes.int8: "int8_t",
+    dtypes.int16: "int16_t",
+    dtypes.int32: "int32_t",
+    dtypes.int64: "int64_t",
+    dtypes.float16: "_Float16",
+    dtypes.bfloat16: "uint16_t",
+    dtypes.float32: "float",
+    dtypes.float64: "double",
+}
 
 
 @dataclass(frozen=True)
 class _CombineSpelling:
-    clause: str    # OpenMP's reduction operator
+    clause: str  # OpenMP's reduction operator
     initial: str
-    update: str    # `{a}` combined with `{x}`, in place; max/min track NaN apart (see `propagates_nan`)
+    update: str  # `{a}` combined with `{x}`, in place; max/min track NaN apart (see `propagates_nan`)
 
 
-_COMBINES = {Combine.ADD: _CombineSpelling("+", "0", "{a} += {x};"),
-             Combine.MULTIPLY: _CombineSpelling("*", "1", "{a} *= {x};"),
-             Combine.MAXIMUM: _CombineSpelling("max", "-INFINITY", "{a} = {x} > {a} ? {x} : {a};"),
-             Combine.MINIMUM: _CombineSpelling("min", "INFINITY", "{a} = {x} < {a} ? {x} : {a};")}
+_COMBINES = {
+    Combine.ADD: _CombineSpelling("+", "0", "{a} += {x};"),
+    Combine.MULTIPLY: _CombineSpelling("*", "1", "{a} *= {x};"),
+    Combine.MAXIMUM: _CombineSpelling("max", "-INFINITY", "{a} = {x} > {a} ? {x} : {a};"),
+    Combine.MINIMUM: _CombineSpelling("min", "INFINITY", "{a} = {x} < {a} ? {x} : {a};"),
+}
 
 
 class Refused(Exception):
@@ -138,8 +149,6 @@ def with_nan(s, accumulator: str) -> str:
 # lanes adds at most 1K values, about as accurate as numpy's pairwise sum, and softmax runs 11% faster
 # than with double lanes. Longer rows, and sums over the rows (which can add millions), use double.
 FLOAT_ROW_SUM_LIMIT = 1 << 14
-
-
 
 
 def accumulator_type(s, row_elements: int | None = None) -> str:

@@ -32,10 +32,11 @@ from genesis.ops.op import Kind
 @dataclass
 class _Loop:
     """Row code before a loop over a row's elements, the loop's statements, and row code after it."""
+
     before: list = field(default_factory=list)
     body: list = field(default_factory=list)
     after: list = field(default_factory=list)
-    reduced: set = field(default_factory=set)      # row values the loop's reductions produce
+    reduced: set = field(default_factory=set)  # row values the loop's reductions produce
     produced_after: set = field(default_factory=set)
 
 
@@ -78,14 +79,18 @@ class Emitter:
             return []
         if s.value in self.k.streamed:
             return [f"w_{s.value}[j] = v_{s.value};"]
-        if self.k.level[s.value] == 2 and not self.k.flat and tuple(self.k.shapes[s.value][1:]) != self.k.layout.trailing:
+        if (
+            self.k.level[s.value] == 2
+            and not self.k.flat
+            and tuple(self.k.shapes[s.value][1:]) != self.k.layout.trailing
+        ):
             raise Refused(f"{s.value}, an output, is broadcast within its rows")
         return [f"o_{s.value}[{self.k.offset(s.value)}] = {store('v_' + s.value, s.dtype)};"]
 
     # ---- the function -------------------------------------------------------------------------
     def function(self) -> str:
         k = self.k
-        for name, (shape, dtype, blocked) in k.inputs.items():
+        for name, (_, dtype, _) in k.inputs.items():
             self._param(f"const {STORAGE_TYPES[dtype]}* p_{name}")
         for value in k.spec.outputs:
             dtype = next(s.dtype for s in k.spec.statements if s.value == value)
@@ -99,7 +104,7 @@ class Emitter:
         self.signature += "ii"
 
         prologue, epilogue = [], []
-        for name, (shape, dtype, blocked) in k.inputs.items():
+        for name, (_, dtype, _) in k.inputs.items():
             if k.level[name] == 0:
                 prologue.append(f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[0]', dtype)};")
         for s in self.partials:
@@ -114,22 +119,37 @@ class Emitter:
         scratch = self._scratch(loops)
         buffers = [(f"t_{name}", c_type(self._dtype(name)), k.row_elements) for name in scratch]
         buffers += [(f"w_{value}", "float", k.row_elements) for value in sorted(k.streamed)]
-        buffers += [(f"s_{s.value}", accumulator_type(s), k.row_elements) for s in self.partials
-                    if k.partial_size(s) > 1 and k.scattered_offset(s) is not None]
+        buffers += [
+            (f"s_{s.value}", accumulator_type(s), k.row_elements)
+            for s in self.partials
+            if k.partial_size(s) > 1 and k.scattered_offset(s) is not None
+        ]
         body = []
         for loop in loops:
             body += loop.before + self._element_loop(loop, scratch) + loop.after
-        return render("c_kernel.c.j2", k={
-            "name": k.spec.name, "params": self.params, "prologue": prologue, "epilogue": epilogue,
-            "flat": k.flat, "body": body, "row_loads": self._row_loads(), "scratch": buffers,
-            "streams": bool(k.streamed), "chunk_args": self._chunk_args(),
-            "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}"})
+        return render(
+            "c_kernel.c.j2",
+            k={
+                "name": k.spec.name,
+                "params": self.params,
+                "prologue": prologue,
+                "epilogue": epilogue,
+                "flat": k.flat,
+                "body": body,
+                "row_loads": self._row_loads(),
+                "scratch": buffers,
+                "streams": bool(k.streamed),
+                "chunk_args": self._chunk_args(),
+                "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}",
+            },
+        )
 
     def _chunk_args(self) -> list[str]:
         """The pointer arguments as the `_chunk` entry unpacks them from `a`: a partial moves to the
         chunk's row of its (chunks, size) array."""
-        partial_rows = {f"q_{s.value}": f"{self.k.partial_size(s)} * sizeof({accumulator_type(s)})"
-                        for s in self.partials}
+        partial_rows = {
+            f"q_{s.value}": f"{self.k.partial_size(s)} * sizeof({accumulator_type(s)})" for s in self.partials
+        }
         args = []
         for index, declaration in enumerate(self.params[:-2]):  # the last two: start, stop
             pointer_type, name = declaration.rsplit(" ", 1)
@@ -148,8 +168,11 @@ class Emitter:
 
     def _row_loads(self) -> list[str]:
         k = self.k
-        return [f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[{k.offset(name)}]', dtype)};"
-                for name, (shape, dtype, blocked) in k.inputs.items() if k.level[name] == 1]
+        return [
+            f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[{k.offset(name)}]', dtype)};"
+            for name, (shape, dtype, blocked) in k.inputs.items()
+            if k.level[name] == 1
+        ]
 
     # ---- splitting a row's statements into loops ------------------------------------------------
     def _loops(self) -> list[_Loop]:
@@ -158,8 +181,12 @@ class Emitter:
         for s in k.statements:
             loop = loops[-1]
             waits = {r for r in s.reads if isinstance(r, str)} & (loop.reduced | loop.produced_after)
-            elementwise = k.flat or k.level[s.value] == 2 or (
-                s.phase == "accumulate" or s.kind is Kind.REDUCTION) and self._level(s.reads[0]) == 2
+            elementwise = (
+                k.flat
+                or k.level[s.value] == 2
+                or (s.phase == "accumulate" or s.kind is Kind.REDUCTION)
+                and self._level(s.reads[0]) == 2
+            )
             if elementwise:
                 if waits:  # a value this loop finishes only at its end: a new loop over the row
                     loop = _Loop()
@@ -195,15 +222,20 @@ class Emitter:
         k, row = self.k, self.k.row_elements
         run = k.reduced_run(s)
         if run is not None and not propagates_nan(s.combine):
-            return [f"for (int64_t c = 0; c < {row // run}; c++) {{",
-                    f"    {accumulator_type(s)} a = {combine_initial(s.combine)};",
-                    f"    #pragma omp simd reduction({combine_clause(s.combine)}:a)",
-                    f"    for (int64_t i = 0; i < {run}; i++) " + combine_update(s.combine, "a", f"s_{s.value}[c * {run} + i]"),
-                    "    " + combine_update(s.combine, f"q_{s.value}[c]", "a"),
-                    "}"]
-        return ([f"for (int64_t j = 0; j < {row}; j++) {{"]
-                + [f"    const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()]
-                + ["    " + update_partial(s, f"s_{s.value}[j]", f"q_{s.value}[{offset}]"), "}"])
+            return [
+                f"for (int64_t c = 0; c < {row // run}; c++) {{",
+                f"    {accumulator_type(s)} a = {combine_initial(s.combine)};",
+                f"    #pragma omp simd reduction({combine_clause(s.combine)}:a)",
+                f"    for (int64_t i = 0; i < {run}; i++) "
+                + combine_update(s.combine, "a", f"s_{s.value}[c * {run} + i]"),
+                "    " + combine_update(s.combine, f"q_{s.value}[c]", "a"),
+                "}",
+            ]
+        return (
+            [f"for (int64_t j = 0; j < {row}; j++) {{"]
+            + [f"    const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()]
+            + ["    " + update_partial(s, f"s_{s.value}[j]", f"q_{s.value}[{offset}]"), "}"]
+        )
 
     def _scratch(self, loops) -> list[str]:
         """Full-row values a later loop reads, kept in a row-sized buffer (outputs are read back)."""
@@ -215,8 +247,7 @@ class Emitter:
         for index, loop in enumerate(loops):
             for s in loop.body:
                 for r in s.reads:
-                    if isinstance(r, str) and home.get(r, index) != index and self.k.level[r] == 2 \
-                            and r not in kept:
+                    if isinstance(r, str) and home.get(r, index) != index and self.k.level[r] == 2 and r not in kept:
                         kept.append(r)
         return kept
 
@@ -236,8 +267,11 @@ class Emitter:
                 finish += round_lines(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
                 clauses.append(f"reduction({combine_clause(s.combine)}:a_{s.value})")
-            if s.combine is not None and propagates_nan(s.combine) and (self._reduces_in_loop(s) or (
-                    s.phase == "accumulate" and k.partial_size(s) == 1)):
+            if (
+                s.combine is not None
+                and propagates_nan(s.combine)
+                and (self._reduces_in_loop(s) or (s.phase == "accumulate" and k.partial_size(s) == 1))
+            ):
                 clauses.append(f"reduction(|:n_{s.value})")
         body = []
         loaded = set()
@@ -275,6 +309,9 @@ class Emitter:
         lines.append("}")
         for s, offset in scattered:
             lines += self._scattered_loop(s, offset)
-        streamed = [f"g_stream_row(o_{s.value} + r * {k.row_elements}, w_{s.value}, {k.row_elements});"
-                    for s in loop.body if s.value in k.streamed]
+        streamed = [
+            f"g_stream_row(o_{s.value} + r * {k.row_elements}, w_{s.value}, {k.row_elements});"
+            for s in loop.body
+            if s.value in k.streamed
+        ]
         return lines + streamed + finish

@@ -55,15 +55,25 @@ class KernelLoops:
         self.inputs = {name: value for name, value in inputs.items() if name in self._read_names()}
         for s in self.statements:  # a whole operand reshaped into rows reads as rows of that shape
             source = s.reads[0]
-            if s.index_map is IndexMap.RESHAPE and source in self.inputs and not self.inputs[source][2] and \
-                    numel(self.inputs[source][0]) == numel(s.shape) and self._readers(source) == 1:
+            if (
+                s.index_map is IndexMap.RESHAPE
+                and source in self.inputs
+                and not self.inputs[source][2]
+                and numel(self.inputs[source][0]) == numel(s.shape)
+                and self._readers(source) == 1
+            ):
                 self.inputs[source] = (s.shape, self.inputs[source][1], True)
         self.shapes = {s.value: s.shape for s in self.statements}
         for s in self.statements:  # splitting a row's dims (heads out of features), for output only:
-            source = s.reads[0]    # the same elements in the same order, stored where its source would be
-            if s.index_map is IndexMap.RESHAPE and s.phase == "block" and self._readers(s.value) == 0 and \
-                    isinstance(source, str) and self._shape_of(source)[:1] == s.shape[:1] and \
-                    numel(self._shape_of(source)[1:]) == numel(s.shape[1:]):
+            source = s.reads[0]  # the same elements in the same order, stored where its source would be
+            if (
+                s.index_map is IndexMap.RESHAPE
+                and s.phase == "block"
+                and self._readers(s.value) == 0
+                and isinstance(source, str)
+                and self._shape_of(source)[:1] == s.shape[:1]
+                and numel(self._shape_of(source)[1:]) == numel(s.shape[1:])
+            ):
                 self.shapes[s.value] = self._shape_of(source)
         self.permuted = {}  # a permute of a row's dims, only stored: computed as its source, stored permuted
         for s in self.statements:
@@ -73,9 +83,13 @@ class KernelLoops:
                 self.shapes[s.value] = self._shape_of(s.reads[0])
                 self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
         for s in self.statements:  # any other reshape is computed as its source at the same position
-            if s.index_map is IndexMap.RESHAPE and not _same_positions(self._shape_of(s.reads[0]), self.shapes[s.value]):
-                raise Refused(f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
-                              f"moves elements to other positions of the loop")
+            if s.index_map is IndexMap.RESHAPE and not _same_positions(
+                self._shape_of(s.reads[0]), self.shapes[s.value]
+            ):
+                raise Refused(
+                    f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
+                    f"moves elements to other positions of the loop"
+                )
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
         values.update((s.value, (self.shapes[s.value], True)) for s in self.statements if s.phase == "block")
         try:
@@ -84,11 +98,20 @@ class KernelLoops:
             raise Refused(str(error)) from None
         self.row_elements = 1 if self.flat else self.layout.row_elements
         # big float32 outputs, one per element of a row: written a row at a time around the caches
-        self.streamed = set() if self.flat else {
-            s.value for s in self.statements if s.phase == "block" and s.value in self.outputs
-            and s.dtype is dtypes.float32 and s.value not in self.permuted
-            and tuple(self.shapes[s.value][1:]) == self.layout.trailing
-            and numel(s.shape) * 4 >= STREAM_BYTES}
+        self.streamed = (
+            set()
+            if self.flat
+            else {
+                s.value
+                for s in self.statements
+                if s.phase == "block"
+                and s.value in self.outputs
+                and s.dtype is dtypes.float32
+                and s.value not in self.permuted
+                and tuple(self.shapes[s.value][1:]) == self.layout.trailing
+                and numel(s.shape) * 4 >= STREAM_BYTES
+            }
+        )
         for value in self.permuted:
             if self.flat or tuple(self.shapes[value][1:]) != self.layout.trailing:
                 raise Refused(f"{value} = permute of a value that is not one element per row position")
@@ -146,8 +169,13 @@ class KernelLoops:
             return 1
         if kind is Kind.VIEW:
             return self._level_of_shape(self.shapes[s.value], True)
-        why = rank_broadcast(s, [self._shape_of(r) if isinstance(r, str) and (r not in self.inputs or self.inputs[r][2])
-                                 else None for r in s.reads])
+        why = rank_broadcast(
+            s,
+            [
+                self._shape_of(r) if isinstance(r, str) and (r not in self.inputs or self.inputs[r][2]) else None
+                for r in s.reads
+            ],
+        )
         if why is not None:
             raise Refused(why)
         return max([self._level_of_read(r) for r in s.reads] + [self._level_of_shape(s.shape, True)])
@@ -174,8 +202,7 @@ class KernelLoops:
             return "j" if blocked else "0"
         if name in self.permuted:  # element (i1, ..., ik) of the row goes to (i[dims[1]], ..., i[dims[k]])
             dims, stored = self.permuted[name]
-            terms = [f"{self.layout.index_of(d - 1)} * {stride}"
-                     for d, stride in zip(dims[1:], strides(stored[1:]))]
+            terms = [f"{self.layout.index_of(d - 1)} * {stride}" for d, stride in zip(dims[1:], strides(stored[1:]))]
             return f"r * {numel(stored[1:])} + " + " + ".join(terms)
         return self.layout.offsets(shape, blocked) or "0"
 
@@ -185,8 +212,12 @@ class KernelLoops:
         if size == 1:
             return 1
         source = self._shape_of(s.reads[0])
-        if self.flat or 0 not in s.attrs["dims"] or self._level_of_read(s.reads[0]) != 2 \
-                or tuple(source[1:]) != self.layout.trailing:
+        if (
+            self.flat
+            or 0 not in s.attrs["dims"]
+            or self._level_of_read(s.reads[0]) != 2
+            or tuple(source[1:]) != self.layout.trailing
+        ):
             raise Refused(f"{s.value} = {s.op} over dims {s.attrs['dims']} keeps a shape C does not index")
         return size
 
@@ -207,7 +238,7 @@ class KernelLoops:
         trailing = self.layout.trailing
         if reduced != list(range(len(trailing) - len(reduced), len(trailing))):
             return None
-        return numel(trailing[len(trailing) - len(reduced):])
+        return numel(trailing[len(trailing) - len(reduced) :])
 
 
 def _same_positions(source, shape) -> bool:

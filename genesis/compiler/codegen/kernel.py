@@ -55,23 +55,23 @@ def compute_dtype(graph: Graph, node) -> dtypes.DType | None:
 @dataclass(frozen=True)
 class Operand:
     value: str
-    local: str             # the kernel's name for it: one per way it is read
+    local: str  # the kernel's name for it: one per way it is read
     shape: tuple
     dtype: dtypes.DType
-    blocked: bool          # read block by block (else whole)
+    blocked: bool  # read block by block (else whole)
 
 
 @dataclass(frozen=True)
 class Statement:
     value: str
     op: str
-    reads: tuple           # per input: a local name (a kernel value or an operand) or a Python literal
+    reads: tuple  # per input: a local name (a kernel value or an operand) or a Python literal
     attrs: dict
     shape: tuple
-    dtype: dtypes.DType    # the value's eager dtype
+    dtype: dtypes.DType  # the value's eager dtype
     compute: dtypes.DType | None
-    input_dtypes: tuple    # kernel dtype of each input (None for literals)
-    phase: str             # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
+    input_dtypes: tuple  # kernel dtype of each input (None for literals)
+    phase: str  # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
 
     @property
     def literal_dtype(self) -> dtypes.DType:
@@ -108,8 +108,8 @@ class KernelSpec:
     block_rows: int
     operands: tuple
     statements: tuple
-    outputs: tuple         # value names the kernel writes for later readers
-    merged: bool = False   # rows span several leading dims: arrays are reshaped to the shapes here on entry
+    outputs: tuple  # value names the kernel writes for later readers
+    merged: bool = False  # rows span several leading dims: arrays are reshaped to the shapes here on entry
 
     def summary(self) -> str:
         return " -> ".join(s.op for s in self.statements)
@@ -120,8 +120,15 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
     statements, operands = [], {}
     for name in group.members:
         node = graph[name]
-        phase = ("accumulate" if name in group.accumulators else "post" if name in group.post
-                 else "pre" if name in group.pre else "block")
+        phase = (
+            "accumulate"
+            if name in group.accumulators
+            else "post"
+            if name in group.post
+            else "pre"
+            if name in group.pre
+            else "block"
+        )
         reads, input_dtypes = [], []
         for position, x in enumerate(node.inputs):
             if not isinstance(x, str):
@@ -133,24 +140,40 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
             if x in members:
                 reads.append(x)
                 continue
-            blocked = group.rows is not None and phase not in ("post", "pre") and \
-                read_mode(graph, group, node, position, inside=False) == "blocked"
+            blocked = (
+                group.rows is not None
+                and phase not in ("post", "pre")
+                and read_mode(graph, group, node, position, inside=False) == "blocked"
+            )
             local = f"{x}_{'blocked' if blocked else 'whole'}"
             operands.setdefault(local, Operand(x, local, producer.shape, producer.dtype, blocked))
             reads.append(local)
-        statements.append(Statement(name, node.op, tuple(reads), dict(node.attrs), node.shape, node.dtype,
-                                    compute_dtype(graph, node), tuple(input_dtypes), phase))
+        statements.append(
+            Statement(
+                name,
+                node.op,
+                tuple(reads),
+                dict(node.attrs),
+                node.shape,
+                node.dtype,
+                compute_dtype(graph, node),
+                tuple(input_dtypes),
+                phase,
+            )
+        )
     operands = tuple(operands.values())
     rows = group.rows
     merged = _merge_leading_dims(statements, operands, group)
     if merged is not None:
         statements, operands, rows = merged
     # a view made outside (a transpose) is strided: flattening it would copy it, rows slice it for free
-    strided = any(o.blocked and graph[o.value].op in OPS and OPS[graph[o.value].op].kind is Kind.VIEW
-                  for o in operands)
+    strided = any(o.blocked and graph[o.value].op in OPS and OPS[graph[o.value].op].kind is Kind.VIEW for o in operands)
     mode, rows = _mode(statements, operands, group, strided, rows)
-    widest = max([_row_elements(s.shape, mode) for s in statements if s.phase in ("block", "pre")] +
-                 [_row_elements(o.shape, mode) for o in operands if o.blocked] + [1])
+    widest = max(
+        [_row_elements(s.shape, mode) for s in statements if s.phase in ("block", "pre")]
+        + [_row_elements(o.shape, mode) for o in operands if o.blocked]
+        + [1]
+    )
     block_rows = max(1, min(rows, BLOCK_ELEMENTS // widest))  # scratch no larger than the work
     kept = tuple(s.value for s in statements if s.value in outputs)
     name = f"k{index}_" + "_".join(dict.fromkeys(s.op for s in statements))[:48]
@@ -172,8 +195,11 @@ def _merge_leading_dims(statements, operands, group):
     the row, a reshape or permute of the trailing dims)."""
     views = [s for s in statements if OPS[s.op].kind is Kind.VIEW]
     before_loop = [s for s in statements if s.phase == "pre"]  # matmuls by a 2-d weight (see fusion)
-    if group.rows is None or any(s.phase != "block" for s in views) or \
-            any(OPS[s.op].kind is not Kind.MATMUL for s in before_loop):
+    if (
+        group.rows is None
+        or any(s.phase != "block" for s in views)
+        or any(OPS[s.op].kind is not Kind.MATMUL for s in before_loop)
+    ):
         return None
     depths = []
     for s in statements:
@@ -202,8 +228,12 @@ def _merge_leading_dims(statements, operands, group):
         if tuple(shape_of[s.reads[0]][:first]) != prefix:
             return None
     for s in before_loop:  # a stack times a 2-d weight: its rows merge as the product's (matmul_kernel)
-        if first >= len(s.shape) or tuple(s.shape[:first]) != prefix or \
-                tuple(shape_of[s.reads[0]][:first]) != prefix or len(shape_of[s.reads[1]]) != 2:
+        if (
+            first >= len(s.shape)
+            or tuple(s.shape[:first]) != prefix
+            or tuple(shape_of[s.reads[0]][:first]) != prefix
+            or len(shape_of[s.reads[1]]) != 2
+        ):
             return None
     whole = {o.local: o.shape for o in operands if not o.blocked}
     read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
@@ -243,10 +273,12 @@ def _merge_leading_dims(statements, operands, group):
     # an operand only a reshape reads enters already reshaped (its rows hold the same elements in the
     # same order), so the reshape is the identity and every value has the rows' trailing shape
     readers = [r for s in statements for r in s.reads if isinstance(r, str)]
-    entered_as = {s.reads[0]: s.shape for s in statements
-                  if s.index_map is IndexMap.RESHAPE and readers.count(s.reads[0]) == 1}
-    merged_operands = tuple(replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o
-                            for o in operands)
+    entered_as = {
+        s.reads[0]: s.shape for s in statements if s.index_map is IndexMap.RESHAPE and readers.count(s.reads[0]) == 1
+    }
+    merged_operands = tuple(
+        replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o for o in operands
+    )
     # a whole operand the loop reads loses the leading 1s that stood for the merged dims, so that it
     # broadcasts against the merged rows' trailing dims; one that post-loop code reads too keeps them
     read_outside = {r for s in statements if s.phase in ("pre", "post") for r in s.reads}
@@ -269,8 +301,8 @@ def _mode(statements, operands, group, strided=False, rows=None):
         return "rows", rows
     block_shapes = {s.shape for s in statements if s.phase == "block"} | {o.shape for o in operands if o.blocked}
     plain = all(OPS[s.op].kind is Kind.ELEMENTWISE for s in statements if s.phase == "block") and all(
-        len(s.attrs["dims"]) == len(input_shape(s, statements, operands)) for s in statements
-        if s.phase == "accumulate")  # flattened blocks can only be reduced whole
+        len(s.attrs["dims"]) == len(input_shape(s, statements, operands)) for s in statements if s.phase == "accumulate"
+    )  # flattened blocks can only be reduced whole
     whole_operands_scalar = all(numel(o.shape) == 1 for o in operands if not o.blocked)
     if len(block_shapes) == 1 and plain and whole_operands_scalar:
         (shape,) = block_shapes

@@ -104,7 +104,7 @@ class RowLayout:
         raise Unsupported(f"a value of shape {shape} is neither a full row nor one value per row")
 
     def _index(self, dim: int) -> str:  # dim counts trailing dims from 0
-        inner = numel(self.trailing[dim + 1:])
+        inner = numel(self.trailing[dim + 1 :])
         cols, div = self.names.cols, self.names.floordiv
         expression = cols if inner == 1 else f"{cols} {div} {inner}"
         if dim > 0:  # `//` (or C's `/`) and `%` bind alike, left to right
@@ -120,8 +120,11 @@ class RowLayout:
         """The offset within a row of `trailing`'s element at each position of the row."""
         if tuple(trailing) == self.trailing:
             return self.names.cols
-        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
-                 for d, (n, stride) in enumerate(zip(trailing, strides(trailing))) if n != 1]
+        terms = [
+            f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
+            for d, (n, stride) in enumerate(zip(trailing, strides(trailing)))
+            if n != 1
+        ]
         return " + ".join(terms) or "0"
 
     def offsets(self, shape, blocked=True) -> str | None:

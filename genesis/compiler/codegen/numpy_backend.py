@@ -81,8 +81,9 @@ def render_kernel(spec: KernelSpec) -> str:
 
 def _grown_block_rows(spec: KernelSpec, scratch_specs) -> int:
     """The largest block (at most MAX_BLOCK_GROWTH times the default) whose scratch fits SCRATCH_BYTES."""
-    per_block = sum(math.prod(shape) * np.dtype(_NUMPY_TYPES.get(dtype, np.float64)).itemsize
-                    for shape, dtype in scratch_specs)
+    per_block = sum(
+        math.prod(shape) * np.dtype(_NUMPY_TYPES.get(dtype, np.float64)).itemsize for shape, dtype in scratch_specs
+    )
     if spec.mode == "whole" or spec.rows < GROW_FROM_BLOCKS * spec.block_rows:
         return spec.block_rows  # small work: few blocks already, and scratch would weigh on its memory
     if per_block == 0:
@@ -98,16 +99,14 @@ def _kernel_context(spec: KernelSpec) -> dict:
     outputs = set(spec.outputs)
     if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
         setup += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
-        setup += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements
-                  if s.value in outputs]
+        setup += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements if s.value in outputs]
     for o in spec.operands:
         if not o.blocked and o.dtype.is_low_precision:
             setup.append(f"{o.local} = {o.local}.astype(np.float32)")
         if flat:  # blocked operands become vectors; whole ones are single values in flat mode
             setup.append(f"{o.local} = {o.local}.reshape({'-1' if o.blocked else '()'})")
     if flat:
-        setup += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs
-                  if _statement(spec, v).phase == "block"]
+        setup += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs if _statement(spec, v).phase == "block"]
     for s in spec.statements:
         if s.phase == "pre":  # before the loop, over all rows; blocks read their rows of it
             setup += whole_statement_lines(spec, s)
@@ -153,7 +152,9 @@ def _kernel_context(spec: KernelSpec) -> dict:
             if flat:  # a flattened block reduces whole; keepdim's ones are only a view away
                 body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
             elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
-                kept = tuple(n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"])
+                kept = tuple(
+                    n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"]
+                )
                 body += _compute(s, args, f"{s.value}.reshape({kept!r})", round_low=False)
             else:
                 body += _compute(s, args, s.value, round_low=False)
@@ -166,11 +167,18 @@ def _kernel_context(spec: KernelSpec) -> dict:
             (after if spec.mode != "whole" else body).extend(whole_statement_lines(spec, s))
 
     context = {
-        "name": spec.name, "params": params, "mode": spec.mode, "rows": spec.rows,
-        "block_rows": block_rows, "setup": setup, "body": body, "after": after,
+        "name": spec.name,
+        "params": params,
+        "mode": spec.mode,
+        "rows": spec.rows,
+        "block_rows": block_rows,
+        "setup": setup,
+        "body": body,
+        "after": after,
         "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows: {spec.summary()}",
         "accumulators": [s.value for s in spec.statements if s.phase == "accumulate"],
-        "scratch": scratch.specs, "scratch_names": [f"scratch{i}" for i in range(len(scratch.specs))],
+        "scratch": scratch.specs,
+        "scratch_names": [f"scratch{i}" for i in range(len(scratch.specs))],
         "scratch_specs": "[" + ", ".join(f"({shape!r}, {dtype})" for shape, dtype in scratch.specs) + "]",
     }
     return context

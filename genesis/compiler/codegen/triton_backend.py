@@ -32,7 +32,6 @@ import linecache
 import math
 from dataclasses import dataclass
 
-from genesis.version import __version__
 from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
@@ -42,20 +41,38 @@ from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
-from genesis.compiler.templates import render
-from genesis.runtime.cpu import wrapped_integer
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
+from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
+from genesis.runtime.cpu import wrapped_integer
+from genesis.version import __version__
 
-TL_DTYPES = {dtypes.bool_: "tl.int1", dtypes.uint8: "tl.uint8", dtypes.int8: "tl.int8",
-             dtypes.int16: "tl.int16", dtypes.int32: "tl.int32", dtypes.int64: "tl.int64",
-             dtypes.float16: "tl.float16", dtypes.bfloat16: "tl.bfloat16",
-             dtypes.float32: "tl.float32", dtypes.float64: "tl.float64"}
+TL_DTYPES = {
+    dtypes.bool_: "tl.int1",
+    dtypes.uint8: "tl.uint8",
+    dtypes.int8: "tl.int8",
+    dtypes.int16: "tl.int16",
+    dtypes.int32: "tl.int32",
+    dtypes.int64: "tl.int64",
+    dtypes.float16: "tl.float16",
+    dtypes.bfloat16: "tl.bfloat16",
+    dtypes.float32: "tl.float32",
+    dtypes.float64: "tl.float64",
+}
 # the pointer types `triton.compile` wants in a signature
-SIGNATURE_TYPES = {dtypes.bool_: "*u1", dtypes.uint8: "*u8", dtypes.int8: "*i8", dtypes.int16: "*i16",
-                   dtypes.int32: "*i32", dtypes.int64: "*i64", dtypes.float16: "*fp16",
-                   dtypes.bfloat16: "*bf16", dtypes.float32: "*fp32", dtypes.float64: "*fp64"}
-MAX_ROW_ELEMENTS = 1 << 14      # a reduced row lives in one tile; longer rows stay numpy kernels
+SIGNATURE_TYPES = {
+    dtypes.bool_: "*u1",
+    dtypes.uint8: "*u8",
+    dtypes.int8: "*i8",
+    dtypes.int16: "*i16",
+    dtypes.int32: "*i32",
+    dtypes.int64: "*i64",
+    dtypes.float16: "*fp16",
+    dtypes.bfloat16: "*bf16",
+    dtypes.float32: "*fp32",
+    dtypes.float64: "*fp64",
+}
+MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
 DEFAULT_TARGET = ("cuda", 90, 32)
 
 
@@ -125,7 +142,7 @@ class PointwiseLayout:
         return None
 
     def _index(self, dim: int) -> str:
-        inner = _numel(self.shape[dim + 1:])
+        inner = _numel(self.shape[dim + 1 :])
         expression = "offsets" if inner == 1 else f"offsets // {inner}"
         if dim > 0:
             expression += f" % {self.shape[dim]}"
@@ -142,8 +159,11 @@ class PointwiseLayout:
             return "offsets"  # even a single element: the group's own values are stored by offset
         if _numel(shape) == 1:
             return None
-        terms = [f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
-                 for d, (n, stride) in enumerate(zip(shape, _strides(shape))) if n != 1]
+        terms = [
+            f"{self._index(d)} * {stride}" if stride != 1 else self._index(d)
+            for d, (n, stride) in enumerate(zip(shape, _strides(shape)))
+            if n != 1
+        ]
         return " + ".join(terms)
 
     def load_mask(self, shape) -> str:
@@ -151,8 +171,9 @@ class PointwiseLayout:
 
     def store_mask(self, shape) -> str:
         shape = _right_aligned(shape, len(self.shape))
-        canonical = [f"({self._index(d)} == 0)" for d, (n, full) in enumerate(zip(shape, self.shape))
-                     if n == 1 and full != 1]  # a replicated value is stored once per element
+        canonical = [
+            f"({self._index(d)} == 0)" for d, (n, full) in enumerate(zip(shape, self.shape)) if n == 1 and full != 1
+        ]  # a replicated value is stored once per element
         return " & ".join(["mask"] + canonical)
 
     def reduce_mask(self, shape) -> str:
@@ -193,8 +214,9 @@ class ReductionLayout(RowLayout):
         shapes = _value_shapes(self.spec)
         for s in self.spec.statements:
             if OPS[s.op].kind is not Kind.REDUCTION:
-                why = rank_broadcast(s, [shapes[r] if isinstance(r, str) and self._is_blocked(r) else None
-                                         for r in s.reads])
+                why = rank_broadcast(
+                    s, [shapes[r] if isinstance(r, str) and self._is_blocked(r) else None for r in s.reads]
+                )
                 if why is not None:
                     return why
                 continue
@@ -212,8 +234,11 @@ class ReductionLayout(RowLayout):
     def store_mask(self, shape) -> str:
         if self.kind_of(shape) == "row":
             return "row_mask"
-        canonical = [f"({self._index(d)} == 0)" for d, (n, full) in enumerate(zip(shape[1:], self.trailing))
-                     if n == 1 and full != 1]
+        canonical = [
+            f"({self._index(d)} == 0)"
+            for d, (n, full) in enumerate(zip(shape[1:], self.trailing))
+            if n == 1 and full != 1
+        ]
         return " & ".join(["mask"] + canonical)
 
     def reduce_mask(self, shape) -> str:
@@ -223,8 +248,12 @@ class ReductionLayout(RowLayout):
         row_elements = _numel(self.trailing)
         block_cols = max(16, _next_power_of_2(row_elements))
         block_rows = max(1, min(_next_power_of_2(self.spec.rows), 4096 // block_cols))  # 4K-element tiles
-        return {"rows": self.spec.rows, "row_elements": row_elements, "block_cols": block_cols,
-                "block_rows": block_rows}
+        return {
+            "rows": self.spec.rows,
+            "row_elements": row_elements,
+            "block_cols": block_cols,
+            "block_rows": block_rows,
+        }
 
 
 # ---- statement lines ------------------------------------------------------------------------
@@ -240,8 +269,11 @@ def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
         return repr(value)
     if isinstance(value, float) or (compute is not None and compute.is_floating_point):
         value = float(value)
-        text = repr(value) if math.isfinite(value) else \
-            ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
+        text = (
+            repr(value)
+            if math.isfinite(value)
+            else ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
+        )
         return f"tl.full([], {text}, tl.float64)" if typed and compute is dtypes.float64 else text
     if typed and type(value) is int and compute is not None and compute.category == dtypes.INT:
         # wrapped into the statement's dtype first, as eager's dispatch does (uint8 + -2), and typed so:
@@ -304,17 +336,31 @@ def render_kernel(spec: KernelSpec) -> str:
     shapes = _value_shapes(spec)
     # a single-element output (offsets None: only pointwise kernels have them) is stored at its one
     # place by the one lane its mask keeps; the pointer is a block like the mask, as Triton wants
-    stores = [_Access(v, f"out_{v}_ptr", layout.offsets(shapes[v]) or "offsets * 0",
-                      layout.store_mask(shapes[v]),
-                      TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)], value=v)
-              for v in spec.outputs]
+    stores = [
+        _Access(
+            v,
+            f"out_{v}_ptr",
+            layout.offsets(shapes[v]) or "offsets * 0",
+            layout.store_mask(shapes[v]),
+            TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)],
+            value=v,
+        )
+        for v in spec.outputs
+    ]
     params = [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs]
     launch_params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
     arguments = [f"as_buffer({o.local})" for o in spec.operands] + [f"TritonBuffer(out_{v})" for v in spec.outputs]
     context = {
-        "name": spec.name, "params": params, "launch_params": launch_params, "arguments": arguments,
-        "doc": f"{spec.group}: {spec.summary()}", "indices": layout.index_lines(),
-        "loads": loads, "body": body, "stores": stores, **layout.context(),
+        "name": spec.name,
+        "params": params,
+        "launch_params": launch_params,
+        "arguments": arguments,
+        "doc": f"{spec.group}: {spec.summary()}",
+        "indices": layout.index_lines(),
+        "loads": loads,
+        "body": body,
+        "stores": stores,
+        **layout.context(),
     }
     return render(layout.template, k=context)
 
@@ -338,19 +384,27 @@ def build_program_source(graph, interpret: bool = True) -> ProgramSource:
         else:
             fallbacks[spec.group] = why
             sources.append(numpy_backend.render_kernel(spec))
-    stats = {**planned.stats, "triton_kernels": len(planned.kernels) - len(fallbacks),
-             "numpy_kernels": len(fallbacks)}
+    stats = {**planned.stats, "triton_kernels": len(planned.kernels) - len(fallbacks), "numpy_kernels": len(fallbacks)}
     source = render(
-        "triton_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
-        triton_version=triton.__version__, target=target_name(interpret),
+        "triton_program.py.j2",
+        version=__version__,
+        codegen_version=CODEGEN_VERSION,
+        triton_version=triton.__version__,
+        target=target_name(interpret),
         summary=f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
-                f"{stats['library_calls']} library calls",
-        helpers=helpers(in_triton, "triton"), kernels=sources, inputs=list(graph.inputs), steps=planned.lines,
+        f"{stats['library_calls']} library calls",
+        helpers=helpers(in_triton, "triton"),
+        kernels=sources,
+        inputs=list(graph.inputs),
+        steps=planned.lines,
         outputs=list(graph.outputs),
-        library=repr([n.name for n in planned.library_nodes]), stats=repr(stats), fallbacks=repr(fallbacks),
+        library=repr([n.name for n in planned.library_nodes]),
+        stats=repr(stats),
+        fallbacks=repr(fallbacks),
     )
-    return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels,
-                         {**stats, "fallbacks": fallbacks})
+    return ProgramSource(
+        source, planned.steps, planned.library_nodes, planned.kernels, {**stats, "fallbacks": fallbacks}
+    )
 
 
 def load_module(source: str, filename: str, interpret: bool) -> dict:
@@ -381,10 +435,22 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
     why = why_not(spec)
     if why is not None:
         raise ValueError(f"genesis: {spec.name} is not a Triton kernel: {why}")
-    source = render("triton_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
-                    triton_version=triton.__version__, target=target_name(False, target), summary=spec.name,
-                    helpers=helpers([spec], "triton"), kernels=[render_kernel(spec)], inputs=[], steps=[], outputs=[],
-                    library="[]", stats="{}", fallbacks="{}")
+    source = render(
+        "triton_program.py.j2",
+        version=__version__,
+        codegen_version=CODEGEN_VERSION,
+        triton_version=triton.__version__,
+        target=target_name(False, target),
+        summary=spec.name,
+        helpers=helpers([spec], "triton"),
+        kernels=[render_kernel(spec)],
+        inputs=[],
+        steps=[],
+        outputs=[],
+        library="[]",
+        stats="{}",
+        fallbacks="{}",
+    )
     namespace = load_module(source, f"<genesis triton {spec.name} {abs(hash(source)):x}>", interpret=False)
     kernel = namespace[f"{spec.name}_kernel"]
     dtype_of = {o.local: o.dtype for o in spec.operands}
@@ -395,11 +461,17 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
     sizes = layout.context()
     if isinstance(layout, ReductionLayout):
         signature.update(n_rows="i32", ROW_ELEMENTS="constexpr", BLOCK_ROWS="constexpr", BLOCK_COLS="constexpr")
-        constexprs = {"ROW_ELEMENTS": sizes["row_elements"], "BLOCK_ROWS": sizes["block_rows"],
-                      "BLOCK_COLS": sizes["block_cols"]}
+        constexprs = {
+            "ROW_ELEMENTS": sizes["row_elements"],
+            "BLOCK_ROWS": sizes["block_rows"],
+            "BLOCK_COLS": sizes["block_cols"],
+        }
     else:
         signature.update(n_elements="i32", BLOCK="constexpr")
         constexprs = {"BLOCK": sizes["block"]}
-    compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                              target=GPUTarget(*target), options={"enable_fp_fusion": False})
+    compiled = triton.compile(
+        ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+        target=GPUTarget(*target),
+        options={"enable_fp_fusion": False},
+    )
     return compiled.asm["ptx"]

@@ -14,25 +14,25 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from genesis.version import __version__
 from genesis import dtypes
 from genesis.compiler.codegen.kernel import lower
 from genesis.compiler.codegen.numpy_backend import np_dtype, render_kernel
 from genesis.compiler.codegen.snippets import numpy_snippet, numpy_view
-from genesis.compiler.templates import render
 from genesis.compiler.ir import CONSTANT, INPUT, Graph
+from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
+from genesis.version import __version__
 
 CODEGEN_VERSION = 1  # bump whenever generated code changes for the same graph
 
 
 @dataclass
 class Step:
-    kind: str                 # "kernel" or "library"
-    reads: list               # graph values it reads
-    writes: list              # graph values it defines
-    kernel: object = None     # KernelSpec for a kernel step
-    node: object = None       # the graph node for a library step
+    kind: str  # "kernel" or "library"
+    reads: list  # graph values it reads
+    writes: list  # graph values it defines
+    kernel: object = None  # KernelSpec for a kernel step
+    node: object = None  # the graph node for a library step
     library_index: int = -1
 
 
@@ -40,10 +40,10 @@ class Step:
 class ProgramSource:
     source: str
     steps: list
-    library_nodes: list       # the nodes whose eager kernels `library[i]` runs
-    kernels: list             # KernelSpecs
+    library_nodes: list  # the nodes whose eager kernels `library[i]` runs
+    kernels: list  # KernelSpecs
     stats: dict = field(default_factory=dict)
-    native_source: str = ""   # the C backend's kernels
+    native_source: str = ""  # the C backend's kernels
 
 
 def schedule(graph: Graph) -> list[Step]:
@@ -67,7 +67,7 @@ def schedule(graph: Graph) -> list[Step]:
     first = {g.name: min(position[m] for m in g.members) for g in graph.groups}
     key = lambda unit: first.get(unit, position.get(unit, 0))  # noqa: E731
     outputs_needed = _read_outside(graph)
-    for index, unit in enumerate(nx.lexicographical_topological_sort(order, key=key)):
+    for unit in nx.lexicographical_topological_sort(order, key=key):
         if unit in groups:
             group = groups[unit]
             spec = lower(graph, group, outputs_needed, len(steps))
@@ -99,11 +99,12 @@ def inline_view(node) -> bool:
 @dataclass
 class Planned:
     """What every backend's program is built from: the steps, the wrapper's lines, the kernels."""
+
     steps: list
-    library_nodes: list       # the nodes whose eager kernels `library[i]` runs
-    lines: list               # the wrapper's body
-    kernels: list             # KernelSpecs, in order
-    stats: dict               # kernels, library calls, inline views, bytes allocated and reused
+    library_nodes: list  # the nodes whose eager kernels `library[i]` runs
+    lines: list  # the wrapper's body
+    kernels: list  # KernelSpecs, in order
+    stats: dict  # kernels, library calls, inline views, bytes allocated and reused
 
 
 def runs_inline(graph: Graph, node) -> bool:
@@ -112,8 +113,7 @@ def runs_inline(graph: Graph, node) -> bool:
     0.4-0.7 ms for an attention product of 1-2 MB) whose operands and result are all float32 or all
     float64 (eager multiplies fp16/bf16 in fp32, which the line would not)."""
     dtypes_ = {graph[x].dtype for x in node.value_inputs()} | {node.dtype}
-    return OPS[node.op].kind is Kind.MATMUL and len(dtypes_) == 1 and node.dtype in (dtypes.float32,
-                                                                                     dtypes.float64)
+    return OPS[node.op].kind is Kind.MATMUL and len(dtypes_) == 1 and node.dtype in (dtypes.float32, dtypes.float64)
 
 
 def plan(graph: Graph) -> Planned:
@@ -134,13 +134,24 @@ def plan(graph: Graph) -> Planned:
 
 def build_source(graph: Graph) -> ProgramSource:
     planned = plan(graph)
-    steps, library_nodes, lines, kernels, stats = (planned.steps, planned.library_nodes, planned.lines,
-                                                   planned.kernels, planned.stats)
+    steps, library_nodes, lines, kernels, stats = (
+        planned.steps,
+        planned.library_nodes,
+        planned.lines,
+        planned.kernels,
+        planned.stats,
+    )
     source = render(
-        "numpy_program.py.j2", version=__version__, codegen_version=CODEGEN_VERSION,
+        "numpy_program.py.j2",
+        version=__version__,
+        codegen_version=CODEGEN_VERSION,
         summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
-        kernels=[render_kernel(k) for k in kernels], inputs=list(graph.inputs), steps=lines,
-        outputs=list(graph.outputs), library=repr([n.name for n in library_nodes]), stats=repr(stats),
+        kernels=[render_kernel(k) for k in kernels],
+        inputs=list(graph.inputs),
+        steps=lines,
+        outputs=list(graph.outputs),
+        library=repr([n.name for n in library_nodes]),
+        stats=repr(stats),
     )
     return ProgramSource(source, steps, library_nodes, kernels, stats)
 
@@ -188,8 +199,10 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
                 node = graph[value]
                 donor = _donor(graph, step, value, index, last_step, view_last)
                 if donor is not None:
-                    lines.append(f"{value} = {donor} if {donor}.flags.c_contiguous and {donor}.flags.writeable "
-                                 f"else empty({node.shape!r}, {np_dtype(node.dtype)})  # updated in place")
+                    lines.append(
+                        f"{value} = {donor} if {donor}.flags.c_contiguous and {donor}.flags.writeable "
+                        f"else empty({node.shape!r}, {np_dtype(node.dtype)})  # updated in place"
+                    )
                     reused += _nbytes(node)
                     continue
                 allocate(value)
@@ -254,7 +267,7 @@ def _donor(graph: Graph, step, value, index, last_step, view_last):
     if phase not in ("block", "post") or (phase == "block" and any(not o.blocked for o in operands)):
         return None
     locals_ = {o.local for o in operands}
-    if any(r in locals_ for s in spec.statements[position + 1:] for r in s.reads if isinstance(r, str)):
+    if any(r in locals_ for s in spec.statements[position + 1 :] for r in s.reads if isinstance(r, str)):
         return None
     return donor
 

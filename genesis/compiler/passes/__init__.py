@@ -18,7 +18,7 @@ each result to `on_pass` so the dump can show the graph after every step.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from genesis.compiler.ir import Graph
 from genesis.compiler.passes.autocast import autocast
@@ -49,8 +49,10 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
 def check_disabled(disabled) -> None:
     lowering = set(disabled) & {name for name, _ in LOWERING}
     if lowering:
-        raise ValueError(f"the lowering passes {sorted(lowering)} cannot be switched off: the markers they "
-                         "replace have no kernels (the dump's 00_traced shows the graph before them)")
+        raise ValueError(
+            f"the lowering passes {sorted(lowering)} cannot be switched off: the markers they "
+            "replace have no kernels (the dump's 00_traced shows the graph before them)"
+        )
     unknown = set(disabled) - {name for name, _ in PIPELINE}
     if unknown:
         raise ValueError(f"unknown passes {sorted(unknown)}; the pipeline is {[name for name, _ in PIPELINE]}")

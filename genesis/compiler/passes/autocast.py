@@ -27,8 +27,16 @@ def autocast(graph: Graph) -> Graph:
             if target is None:
                 continue
             edge = grads[i] if grads is not None else False
-            cast = graph.add("cast", (inputs[i],), {"dtype": target}, shape=metas[i].shape, dtype=target,
-                             source=node.source, grads=None if edge is False else (edge,), before=node.name)
+            cast = graph.add(
+                "cast",
+                (inputs[i],),
+                {"dtype": target},
+                shape=metas[i].shape,
+                dtype=target,
+                source=node.source,
+                grads=None if edge is False else (edge,),
+                before=node.name,
+            )
             inputs[i] = cast.name
             if grads is not None:
                 grads[i] = edge is not False

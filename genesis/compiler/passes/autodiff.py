@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from genesis.autograd.engine import accumulate, input_gradient, topological_order
 from genesis.compiler.ir import Graph
-from genesis.ops.markers import GRAD
 from genesis.compiler.trace import recording_into
 from genesis.creation import zeros
+from genesis.ops.markers import GRAD
 from genesis.ops.op import OPS
 
 
@@ -35,7 +35,7 @@ def autodiff(graph: Graph) -> Graph:
 
 def _lower_call(graph, tracer, markers) -> None:
     edges = markers[0].attrs["roots"]
-    roots, root_grads = markers[0].inputs[:len(edges)], markers[0].inputs[len(edges):2 * len(edges)]
+    roots, root_grads = markers[0].inputs[: len(edges)], markers[0].inputs[len(edges) : 2 * len(edges)]
     tensors: dict = {}
 
     def value(x):

@@ -51,11 +51,11 @@ POST_LOOP_ELEMENTS = 1 << 12  # statements after the loop work on whole arrays: 
 @dataclass
 class Group:
     id: int
-    rows: int | None                      # the leading dim every partitioned value shares; None: 0-d work
+    rows: int | None  # the leading dim every partitioned value shares; None: 0-d work
     members: list = field(default_factory=list)
-    accumulators: set = field(default_factory=set)   # reductions over the rows: whole values, built blockwise
-    post: set = field(default_factory=set)           # elementwise nodes on whole values, run after the loop
-    pre: set = field(default_factory=set)            # matmuls over all rows, run before the loop
+    accumulators: set = field(default_factory=set)  # reductions over the rows: whole values, built blockwise
+    post: set = field(default_factory=set)  # elementwise nodes on whole values, run after the loop
+    pre: set = field(default_factory=set)  # matmuls over all rows, run before the loop
 
     @property
     def name(self) -> str:
@@ -229,8 +229,9 @@ class _Partition:
         # other's members, and keep's that read them: a value read from outside (whole) may not be
         # read the same way from inside (by rows), as x of shape (4, 1, 1) in x.expand(4, 4, 1, 1)
         readers = [name for name in previous if joining & set(self.graph[name].value_inputs())]
-        if any(self.fit(self.graph[name], keep)[1] is not None for name in readers) or \
-                any(self.fit(self.graph[name], keep) != ("block", None) for name in other.members):
+        if any(self.fit(self.graph[name], keep)[1] is not None for name in readers) or any(
+            self.fit(self.graph[name], keep) != ("block", None) for name in other.members
+        ):
             keep.members = previous
             for name in other.members:
                 self.group_of[name] = other
@@ -249,8 +250,12 @@ class _Partition:
             if group.rows is None or group.accumulators or group.post or group.pre:
                 continue
             members = set(group.members)
-            readers = {id(self.group_of.get(user)): self.group_of.get(user) for name in group.members
-                       for user in self.graph.users(name) if user not in members}
+            readers = {
+                id(self.group_of.get(user)): self.group_of.get(user)
+                for name in group.members
+                for user in self.graph.users(name)
+                if user not in members
+            }
             if len(readers) != 1 or _any_output(self.graph, members):
                 continue
             (reader,) = readers.values()
@@ -258,10 +263,14 @@ class _Partition:
                 continue
             if reader.rows is None or self._cycle(reader, members):
                 continue
-            read_after_loop = all(user in reader.post for name in members for user in self.graph.users(name)
-                                  if user not in members)
-            small = all(OPS[self.graph[name].op].kind is Kind.ELEMENTWISE
-                        and math.prod(self.graph[name].shape) <= POST_LOOP_ELEMENTS for name in members)
+            read_after_loop = all(
+                user in reader.post for name in members for user in self.graph.users(name) if user not in members
+            )
+            small = all(
+                OPS[self.graph[name].op].kind is Kind.ELEMENTWISE
+                and math.prod(self.graph[name].shape) <= POST_LOOP_ELEMENTS
+                for name in members
+            )
             if read_after_loop and small:
                 for name in group.members:
                     self.group_of[name] = reader
@@ -281,9 +290,13 @@ class _Partition:
             for name in list(group.members):
                 node = self.graph[name]
                 users = self.graph.users(name)
-                if OPS[node.op].index_map is not IndexMap.PERMUTE or not users or name in self.graph.outputs or \
-                        len(node.shape) - 1 not in node.attrs["dims"][-2:] or \
-                        any(user in members or OPS[self.graph[user].op].kind is not Kind.MATMUL for user in users):
+                if (
+                    OPS[node.op].index_map is not IndexMap.PERMUTE
+                    or not users
+                    or name in self.graph.outputs
+                    or len(node.shape) - 1 not in node.attrs["dims"][-2:]
+                    or any(user in members or OPS[self.graph[user].op].kind is not Kind.MATMUL for user in users)
+                ):
                     continue
                 group.members.remove(name)
                 members.discard(name)
@@ -302,8 +315,10 @@ class _Partition:
         reach = {g.name: nx.descendants(units, g.name) for g in scalar}
         merged: list[tuple[Group, set]] = []  # (the kernel, the names of the groups folded into it)
         for group in scalar:
-            target = next((m for m, names in merged if not any(
-                n in reach[group.name] or group.name in reach[n] for n in names)), None)
+            target = next(
+                (m for m, names in merged if not any(n in reach[group.name] or group.name in reach[n] for n in names)),
+                None,
+            )
             if target is None:
                 merged.append((group, {group.name}))
                 continue
@@ -337,8 +352,7 @@ class _Partition:
         and `no_cycles` catches."""
         inside = set(group.members) | joining
         last = max(self.order[name] for name in inside)
-        frontier = [s for name in inside for s in self.graph.users(name)
-                    if s not in inside and self.order[s] < last]
+        frontier = [s for name in inside for s in self.graph.users(name) if s not in inside and self.order[s] < last]
         seen = set(frontier)
         while frontier:
             name = frontier.pop()

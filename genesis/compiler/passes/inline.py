@@ -27,8 +27,7 @@ def inline_markers(graph: Graph, feature: str) -> Graph:
             output, call = attrs.pop("output", None), attrs.pop("call", node.name)
             if call not in results:
                 edges = node.grads or (False,) * len(node.inputs)
-                inputs = [tracer.tensor_of(x, edge) if isinstance(x, str) else x
-                          for x, edge in zip(node.inputs, edges)]
+                inputs = [tracer.tensor_of(x, edge) if isinstance(x, str) else x for x, edge in zip(node.inputs, edges)]
                 tracer.before = node.name
                 try:
                     results[call] = MARKERS[node.op].composite(*inputs, **attrs)

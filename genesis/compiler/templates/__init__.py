@@ -15,7 +15,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parent
 def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,  # a missing hole is a bug in codegen, not an empty string
     )
 

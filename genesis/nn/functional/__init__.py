@@ -8,15 +8,36 @@ parameters and call these.
 """
 
 from genesis.nn.functional.activation import (  # noqa: F401
-    elu, gelu, glu, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, relu, relu6, sigmoid, silu, softmax,
-    softmin, softplus, tanh,
+    elu,
+    gelu,
+    glu,
+    hardtanh,
+    leaky_relu,
+    log_softmax,
+    logsigmoid,
+    mish,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    softmin,
+    softplus,
+    tanh,
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import dropout, embedding, linear, normalize, one_hot, pad  # noqa: F401
 from genesis.nn.functional.conv import conv1d, conv2d  # noqa: F401
 from genesis.nn.functional.loss import (  # noqa: F401
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div, l1_loss, mse_loss,
-    nll_loss, smooth_l1_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
 )
 from genesis.nn.functional.normalization import batch_norm, group_norm, layer_norm, rms_norm  # noqa: F401
 from genesis.nn.functional.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401

@@ -70,7 +70,7 @@ def logsigmoid(x):
 def softplus(x, beta: float = 1.0, threshold: float = 20.0):
     """log(1 + exp(beta x)) / beta, linear where beta x > threshold (as PyTorch)."""
     scaled = x * beta if beta != 1 else x
-    smooth = (GF.maximum(scaled, 0.0) + GF.log1p(GF.exp(-GF.abs(scaled))))
+    smooth = GF.maximum(scaled, 0.0) + GF.log1p(GF.exp(-GF.abs(scaled)))
     smooth = smooth / beta if beta != 1 else smooth
     return GF.where(scaled > threshold, x, smooth)
 
@@ -150,9 +150,26 @@ def _maybe_inplace(x, result, inplace):
 
 def finfo_eps(dtype) -> float:
     """Machine epsilon of a floating dtype (PyTorch's torch.finfo(dtype).eps)."""
-    return {dtypes.float16: 2.0 ** -10, dtypes.bfloat16: 2.0 ** -7,
-            dtypes.float32: 2.0 ** -23, dtypes.float64: 2.0 ** -52}[dtype]
+    return {dtypes.float16: 2.0**-10, dtypes.bfloat16: 2.0**-7, dtypes.float32: 2.0**-23, dtypes.float64: 2.0**-52}[
+        dtype
+    ]
 
 
-__all__ = ["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "sigmoid", "tanh", "hardtanh",
-           "logsigmoid", "softplus", "softmax", "log_softmax", "softmin", "glu"]
+__all__ = [
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "mish",
+    "sigmoid",
+    "tanh",
+    "hardtanh",
+    "logsigmoid",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "softmin",
+    "glu",
+]

@@ -26,15 +26,27 @@ def _causal_mask(length, source_length):
     return GF.tril(ones((length, source_length), dtype=dtypes.bool_))
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale=None, enable_gqa: bool = False):
+def scaled_dot_product_attention(
+    query,
+    key,
+    value,
+    attn_mask=None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale=None,
+    enable_gqa: bool = False,
+):
     """softmax(q k^T * scale + mask) v over (..., L, E) queries and (..., S, E) keys/values."""
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise ShapeError("scaled_dot_product_attention expects (..., L, E) query and (..., S, E) key/value, got "
-                         f"{list(query.shape)}, {list(key.shape)}, {list(value.shape)}")
+        raise ShapeError(
+            "scaled_dot_product_attention expects (..., L, E) query and (..., S, E) key/value, got "
+            f"{list(query.shape)}, {list(key.shape)}, {list(value.shape)}"
+        )
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ShapeError(f"scaled_dot_product_attention: query {list(query.shape)}, key {list(key.shape)} and "
-                         f"value {list(value.shape)} do not fit (q/k embedding dims and k/v lengths must agree)")
+        raise ShapeError(
+            f"scaled_dot_product_attention: query {list(query.shape)}, key {list(key.shape)} and "
+            f"value {list(value.shape)} do not fit (q/k embedding dims and k/v lengths must agree)"
+        )
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         repeats = query.shape[-3] // key.shape[-3]
         key = _repeat_heads(key, repeats)
@@ -78,11 +90,27 @@ def _additive_mask(mask, dtype, name):
     return mask
 
 
-def multi_head_attention_forward(query, key, value, num_heads: int, in_proj_weight, in_proj_bias,
-                                 out_proj_weight, out_proj_bias, *, training: bool = True, dropout_p: float = 0.0,
-                                 key_padding_mask=None, need_weights: bool = True, attn_mask=None,
-                                 average_attn_weights: bool = True, is_causal: bool = False,
-                                 q_proj_weight=None, k_proj_weight=None, v_proj_weight=None):
+def multi_head_attention_forward(
+    query,
+    key,
+    value,
+    num_heads: int,
+    in_proj_weight,
+    in_proj_bias,
+    out_proj_weight,
+    out_proj_bias,
+    *,
+    training: bool = True,
+    dropout_p: float = 0.0,
+    key_padding_mask=None,
+    need_weights: bool = True,
+    attn_mask=None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+    q_proj_weight=None,
+    k_proj_weight=None,
+    v_proj_weight=None,
+):
     """PyTorch's multi_head_attention_forward on (L, N, E) / (S, N, E) inputs (or unbatched (L, E))."""
     unbatched = query.ndim == 2
     if unbatched:
@@ -90,16 +118,20 @@ def multi_head_attention_forward(query, key, value, num_heads: int, in_proj_weig
         if key_padding_mask is not None:
             key_padding_mask = GF.unsqueeze(key_padding_mask, 0)
     if query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
-        raise ShapeError(f"multi-head attention expects 3-D (L, N, E) inputs, got query {list(query.shape)}, "
-                         f"key {list(key.shape)}, value {list(value.shape)}")
+        raise ShapeError(
+            f"multi-head attention expects 3-D (L, N, E) inputs, got query {list(query.shape)}, "
+            f"key {list(key.shape)}, value {list(value.shape)}"
+        )
     length, batch, embed_dim = query.shape
     source_length = key.shape[0]
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
     head_dim = embed_dim // num_heads
     if is_causal and attn_mask is None:
-        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
-                           "module method `generate_square_subsequent_mask` to create this mask.")
+        raise RuntimeError(
+            "Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+            "module method `generate_square_subsequent_mask` to create this mask."
+        )
 
     if in_proj_weight is not None:
         w_q, w_k, w_v = GF.chunk(in_proj_weight, 3, 0)
@@ -119,12 +151,15 @@ def multi_head_attention_forward(query, key, value, num_heads: int, in_proj_weig
     if mask is not None:
         if mask.ndim == 2:
             if tuple(mask.shape) != (length, source_length):
-                raise ShapeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but should be "
-                                 f"{[length, source_length]}.")
+                raise ShapeError(
+                    f"The shape of the 2D attn_mask is {list(mask.shape)}, but should be {[length, source_length]}."
+                )
         elif mask.ndim == 3:
             if tuple(mask.shape) != (batch * num_heads, length, source_length):
-                raise ShapeError(f"The shape of the 3D attn_mask is {list(mask.shape)}, but should be "
-                                 f"{[batch * num_heads, length, source_length]}.")
+                raise ShapeError(
+                    f"The shape of the 3D attn_mask is {list(mask.shape)}, but should be "
+                    f"{[batch * num_heads, length, source_length]}."
+                )
             mask = GF.reshape(mask, (batch, num_heads, length, source_length))
         else:
             raise ShapeError(f"attn_mask's dimension {mask.ndim} is not supported")

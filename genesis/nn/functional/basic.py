@@ -12,8 +12,10 @@ from genesis.functional.shape import pad  # noqa: F401  (re-exported as F.pad)
 def linear(x, weight, bias=None):
     """x @ weight.T + bias; weight is (out_features, in_features), as in PyTorch."""
     if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
-        raise ShapeError(f"linear: input of shape {list(x.shape)} does not match weight of shape "
-                         f"{list(weight.shape)} (expected the input's last dim to be {weight.shape[-1]})")
+        raise ShapeError(
+            f"linear: input of shape {list(x.shape)} does not match weight of shape "
+            f"{list(weight.shape)} (expected the input's last dim to be {weight.shape[-1]})"
+        )
     out = GF.matmul(x, GF.transpose(weight, -1, -2) if weight.ndim == 2 else weight)
     if bias is None:
         return out
@@ -23,8 +25,7 @@ def linear(x, weight, bias=None):
     return out + bias
 
 
-def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-              sparse=False):
+def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
     """Rows of `weight` picked by integer `indices`; the padding row takes no gradient."""
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
@@ -35,8 +36,12 @@ def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, s
     try:  # index_select refuses -1 as PyTorch's embedding does, where x[-1] would read the last row
         rows = GF.index_select(weight, 0, GF.reshape(indices, (-1,)))
     except IndexOutOfRangeError as error:
-        raise IndexOutOfRangeError(error.index, error.size, 0, f"embedding: index {error.index} is out of range "
-                                   f"for an embedding of {error.size} rows") from None
+        raise IndexOutOfRangeError(
+            error.index,
+            error.size,
+            0,
+            f"embedding: index {error.index} is out of range for an embedding of {error.size} rows",
+        ) from None
     rows = GF.reshape(rows, tuple(indices.shape) + (weight.shape[1],))
     if padding_idx is not None:
         if padding_idx < 0:
@@ -71,8 +76,9 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
 
 def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     """x / max(||x||_p along dim, eps)."""
-    norm = GF.sum(GF.abs(x) ** p, dim, keepdim=True) ** (1.0 / p) if p != 2 else \
-        GF.sqrt(GF.sum(x * x, dim, keepdim=True))
+    norm = (
+        GF.sum(GF.abs(x) ** p, dim, keepdim=True) ** (1.0 / p) if p != 2 else GF.sqrt(GF.sum(x * x, dim, keepdim=True))
+    )
     return x / GF.clamp(norm, min=eps)
 
 

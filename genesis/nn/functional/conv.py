@@ -34,7 +34,7 @@ def window_slices(padded, kernel, stride, dilation, out_size):
     for i in range(kh):
         for j in range(kw):
             top, left = i * dh, j * dw
-            views.append(padded[:, :, top:top + (ho - 1) * sh + 1:sh, left:left + (wo - 1) * sw + 1:sw])
+            views.append(padded[:, :, top : top + (ho - 1) * sh + 1 : sh, left : left + (wo - 1) * sw + 1 : sw])
     return views
 
 
@@ -53,17 +53,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     if unbatched:
         x = GF.unsqueeze(x, 0)
     if x.ndim != 4 or weight.ndim != 4:
-        raise ShapeError(f"conv2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
-                         f"and weight {list(weight.shape)}")
+        raise ShapeError(
+            f"conv2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
+            f"and weight {list(weight.shape)}"
+        )
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c, h, w = x.shape
     out_channels, group_channels, kh, kw = weight.shape
     if groups < 1 or c % groups or out_channels % groups or group_channels * groups != c:
-        raise ShapeError(f"conv2d: given groups={groups}, weight of size {list(weight.shape)}, expected input"
-                         f"{list(x.shape)} to have {group_channels * groups} channels, but got {c} channels instead"
-                         if group_channels * groups != c else
-                         f"conv2d: {out_channels} output channels or {c} input channels are not divisible by "
-                         f"groups={groups}")
+        raise ShapeError(
+            f"conv2d: given groups={groups}, weight of size {list(weight.shape)}, expected input"
+            f"{list(x.shape)} to have {group_channels * groups} channels, but got {c} channels instead"
+            if group_channels * groups != c
+            else f"conv2d: {out_channels} output channels or {c} input channels are not divisible by groups={groups}"
+        )
     if isinstance(padding, str):
         if padding == "valid":
             pads = (0, 0, 0, 0)
@@ -80,8 +83,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     ho = conv_output_size(h, kh, stride[0], top + bottom, dilation[0])
     wo = conv_output_size(w, kw, stride[1], left + right, dilation[1])
     if ho <= 0 or wo <= 0:
-        raise ShapeError(f"conv2d: the output size ({ho}x{wo}) is too small for input {list(x.shape)}, kernel "
-                         f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}")
+        raise ShapeError(
+            f"conv2d: the output size ({ho}x{wo}) is too small for input {list(x.shape)}, kernel "
+            f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}"
+        )
     padded = GF.pad(x, (left, right, top, bottom)) if any(pads) else x
     columns = GF.stack(window_slices(padded, (kh, kw), stride, dilation, (ho, wo)), dim=2)
     columns = GF.reshape(columns, (n, groups, (c // groups) * kh * kw, ho * wo))
@@ -101,8 +106,15 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         padding2 = padding
     else:
         padding2 = (0, padding if isinstance(padding, int) else tuple(padding)[0])
-    out = conv2d(GF.unsqueeze(x, 2), GF.unsqueeze(weight, 2), bias, (1, pair(stride)[0]), padding2,
-                 (1, pair(dilation)[0]), groups)
+    out = conv2d(
+        GF.unsqueeze(x, 2),
+        GF.unsqueeze(weight, 2),
+        bias,
+        (1, pair(stride)[0]),
+        padding2,
+        (1, pair(dilation)[0]),
+        groups,
+    )
     out = GF.squeeze(out, 2)
     return GF.squeeze(out, 0) if unbatched else out
 

@@ -51,34 +51,44 @@ def _class_weight_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2) if ndim >= 2 else (-1,)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-             reduction: str = "mean"):
+def nll_loss(
+    input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None, reduction: str = "mean"
+):
     """-input[n, target[n], ...] * weight[target[n]]: input (N, C, d1...) or (C,), target (N, d1...) or ()."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if target.dtype.category != dtypes.INT:
         raise TypeError(f"nll_loss expects integer class indices as the target, got {target.dtype.name}")
     class_dim = 0 if input.ndim == 1 else 1
-    expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
+    expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1 :])
     if tuple(target.shape) != expected:
-        raise ShapeError(f"nll_loss: target of shape {list(target.shape)} does not fit input of shape "
-                         f"{list(input.shape)} (expected target shape {list(expected)})")
+        raise ShapeError(
+            f"nll_loss: target of shape {list(target.shape)} does not fit input of shape "
+            f"{list(input.shape)} (expected target shape {list(expected)})"
+        )
     classes = input.shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
-        raise ShapeError(f"weight tensor should be defined either for all {classes} classes or no classes "
-                         f"but got weight tensor of shape: {list(weight.shape)}")
+        raise ShapeError(
+            f"weight tensor should be defined either for all {classes} classes or no classes "
+            f"but got weight tensor of shape: {list(weight.shape)}"
+        )
     ignored = target == ignore_index
     safe_target = GF.where(ignored, 0, target)  # out-of-range targets (negative ones too) are refused by gather
     try:
         picked = GF.squeeze(GF.gather(input, class_dim, GF.unsqueeze(safe_target, class_dim)), class_dim)
     except IndexOutOfRangeError as error:
-        raise IndexOutOfRangeError(error.index, error.size, class_dim, f"nll_loss: target {error.index} is out "
-                                   f"of range for {error.size} classes (ignore_index is {ignore_index})") from None
+        raise IndexOutOfRangeError(
+            error.index,
+            error.size,
+            class_dim,
+            f"nll_loss: target {error.index} is out of range for {error.size} classes (ignore_index is {ignore_index})",
+        ) from None
     if weight is None:
         target_weight = GF.where(ignored, 0.0, GF.ones((), dtype=input.dtype))
     else:
-        target_weight = GF.where(ignored, 0.0, GF.reshape(GF.index_select(weight, 0, GF.reshape(safe_target, (-1,))),
-                                                          target.shape))
+        target_weight = GF.where(
+            ignored, 0.0, GF.reshape(GF.index_select(weight, 0, GF.reshape(safe_target, (-1,))), target.shape)
+        )
     loss = -picked * target_weight
     if reduction == "none":
         return loss
@@ -87,8 +97,16 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     return GF.sum(loss) / GF.sum(target_weight)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-                  reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -99,8 +117,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     weight_view = None if weight is None else GF.reshape(weight, _class_weight_shape(input.ndim))
     if target.dtype.is_floating_point:  # class probabilities
         if tuple(target.shape) != tuple(input.shape):
-            raise ShapeError(f"cross_entropy: probability target of shape {list(target.shape)} must match the "
-                             f"input's shape {list(input.shape)}")
+            raise ShapeError(
+                f"cross_entropy: probability target of shape {list(target.shape)} must match the "
+                f"input's shape {list(input.shape)}"
+            )
         if label_smoothing > 0:
             target = target * (1.0 - label_smoothing) + label_smoothing / classes
         terms = log_probs * target
@@ -131,8 +151,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 
 def _check_same_shape(input, target, name):
     if tuple(input.shape) != tuple(target.shape):
-        raise ShapeError(f"{name}: target of shape {list(target.shape)} does not match input of shape "
-                         f"{list(input.shape)}")
+        raise ShapeError(
+            f"{name}: target of shape {list(target.shape)} does not match input of shape {list(input.shape)}"
+        )
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
@@ -181,8 +202,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction: str = "mean", pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None
+):
     """(1 - t) x - (1 + (pos_weight - 1) t) log sigmoid(x): the stable form, exact at x = 0."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_same_shape(input, target, "binary_cross_entropy_with_logits")
@@ -209,5 +231,14 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     return _reduce(loss, reduction)
 
 
-__all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+__all__ = [
+    "nll_loss",
+    "cross_entropy",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+]

@@ -35,9 +35,11 @@ def _affine(out, weight, bias):
 
 def _trailing_dims(x, normalized_shape, name):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if not shape or tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
-        raise ShapeError(f"{name}: normalized_shape {list(shape)} does not match the trailing dims of the "
-                         f"input of shape {list(x.shape)}")
+    if not shape or tuple(x.shape[x.ndim - len(shape) :]) != shape or len(shape) > x.ndim:
+        raise ShapeError(
+            f"{name}: normalized_shape {list(shape)} does not match the trailing dims of the "
+            f"input of shape {list(x.shape)}"
+        )
     return shape, tuple(range(x.ndim - len(shape), x.ndim))
 
 
@@ -45,7 +47,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     shape, dims = _trailing_dims(x, normalized_shape, "layer_norm")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
-            raise ShapeError(f"layer_norm: {name} of shape {list(t.shape)} must have the normalized shape {list(shape)}")
+            raise ShapeError(
+                f"layer_norm: {name} of shape {list(t.shape)} must have the normalized shape {list(shape)}"
+            )
     return round_like(_affine(_normalize(upcast(x), dims, eps), weight, bias), x)
 
 
@@ -61,29 +65,43 @@ def rms_norm(x, normalized_shape, weight=None, eps=None):
 
 def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     if x.ndim < 2 or x.shape[1] % num_groups:
-        raise ShapeError(f"group_norm: the {x.shape[1] if x.ndim > 1 else 0} channels of input shape "
-                         f"{list(x.shape)} cannot be split into {num_groups} groups")
+        raise ShapeError(
+            f"group_norm: the {x.shape[1] if x.ndim > 1 else 0} channels of input shape "
+            f"{list(x.shape)} cannot be split into {num_groups} groups"
+        )
     n, c = x.shape[:2]
     work = upcast(x)
     grouped = GF.reshape(work, (n, num_groups, -1))
     out = GF.reshape(_normalize(grouped, (2,), eps), x.shape)
     channel_shape = (1, c) + (1,) * (x.ndim - 2)
-    out = _affine(out, None if weight is None else GF.reshape(weight, channel_shape),
-                  None if bias is None else GF.reshape(bias, channel_shape))
+    out = _affine(
+        out,
+        None if weight is None else GF.reshape(weight, channel_shape),
+        None if bias is None else GF.reshape(bias, channel_shape),
+    )
     return round_like(out, x)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5):
+def batch_norm(
+    x,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
     """Normalize over every dim but the channels (dim 1): (N, C) or (N, C, *) inputs."""
     if x.ndim < 2:
         raise ShapeError(f"batch_norm expects an input of shape (N, C) or (N, C, *), got {list(x.shape)}")
     channels = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (channels,):
-            raise ShapeError(f"batch_norm: {name} of shape {list(t.shape)} does not match the {channels} "
-                             f"channels of the input of shape {list(x.shape)}")
+            raise ShapeError(
+                f"batch_norm: {name} of shape {list(t.shape)} does not match the {channels} "
+                f"channels of the input of shape {list(x.shape)}"
+            )
     dims = (0,) + tuple(range(2, x.ndim))
     channel_shape = (1, channels) + (1,) * (x.ndim - 2)
     work = upcast(x)
@@ -107,8 +125,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         mean = GF.reshape(upcast(running_mean), channel_shape)
         var = GF.reshape(upcast(running_var), channel_shape)
         out = (work - mean) * GF.rsqrt(var + eps)
-    out = _affine(out, None if weight is None else GF.reshape(weight, channel_shape),
-                  None if bias is None else GF.reshape(bias, channel_shape))
+    out = _affine(
+        out,
+        None if weight is None else GF.reshape(weight, channel_shape),
+        None if bias is None else GF.reshape(bias, channel_shape),
+    )
     return round_like(out, x)
 
 

@@ -32,16 +32,21 @@ def _setup(x, kernel_size, stride, padding, dilation, ceil_mode, name):
     pads, dilation = pair(padding, "padding"), pair(dilation, "dilation")
     for k, p, d in zip(kernel, pads, dilation):
         if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(f"{name}: pad should be at most half of effective kernel size, but got pad={p}, "
-                             f"kernel_size={k} and dilation={d}")
+            raise ValueError(
+                f"{name}: pad should be at most half of effective kernel size, but got pad={p}, "
+                f"kernel_size={k} and dilation={d}"
+            )
     h, w = x.shape[-2:]
-    out = tuple(_pool_output_size(n, k, s, p, d, ceil_mode)
-                for n, k, s, p, d in zip((h, w), kernel, stride, pads, dilation))
+    out = tuple(
+        _pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)
+    )
     if out[0] <= 0 or out[1] <= 0:
         raise ShapeError(f"{name}: the output size {out} is too small for input {list(x.shape)} and kernel {kernel}")
     # pad right/bottom as far as the last window reaches (ceil_mode may reach past the padding)
-    extra = tuple(max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)
-                  for o, s, d, k, n, p in zip(out, stride, dilation, kernel, (h, w), pads))
+    extra = tuple(
+        max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)
+        for o, s, d, k, n, p in zip(out, stride, dilation, kernel, (h, w), pads)
+    )
     return kernel, stride, pads, dilation, out, extra
 
 
@@ -56,10 +61,12 @@ def _restore(out, x):
     return GF.squeeze(out, 0) if x.ndim == 3 else out
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
-    kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, dilation, ceil_mode,
-                                                        "max_pool2d")
+def max_pool2d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False
+):
+    kernel, stride, pads, dilation, out, extra = _setup(
+        x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
+    )
     windows = _windows(x, kernel, stride, pads, dilation, out, extra, float("-inf"))
     values, positions = GF.max(windows, -1)
     values = _restore(values, x)
@@ -88,12 +95,18 @@ def _average_divisor(size, kernel, stride, pad, out, count_include_pad):
     return counts
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override=None):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override=None,
+):
     from genesis.creation import tensor
 
-    kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, 1, ceil_mode,
-                                                        "avg_pool2d")
+    kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     sums = GF.sum(_windows(x, kernel, stride, pads, dilation, out, extra, 0.0), -1)
     if divisor_override is not None:
         if divisor_override == 0:

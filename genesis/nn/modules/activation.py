@@ -119,5 +119,18 @@ class Softmin(_DimModule):
         return F.softmin(x, self.dim)
 
 
-__all__ = ["ReLU", "ReLU6", "SiLU", "Mish", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus", "Softmax",
-           "LogSoftmax", "Softmin"]
+__all__ = [
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Mish",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Softmax",
+    "LogSoftmax",
+    "Softmin",
+]

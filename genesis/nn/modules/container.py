@@ -29,8 +29,9 @@ class _ModuleSequence(Module):
 
     def __delitem__(self, index):
         keys = list(self._modules)
-        chosen = keys[index] if isinstance(index, slice) else [keys[_normalize_index(index, len(self),
-                                                                                      type(self).__name__)]]
+        chosen = (
+            keys[index] if isinstance(index, slice) else [keys[_normalize_index(index, len(self), type(self).__name__)]]
+        )
         for key in chosen:
             del self._modules[key]
         self._renumber(list(self._modules.values()))
@@ -179,8 +180,10 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({i}): Parameter containing: [{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
-                         for i, p in enumerate(self))
+        return "\n".join(
+            f"({i}): Parameter containing: [{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
+            for i, p in enumerate(self)
+        )
 
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from genesis.creation import empty
 from genesis.nn import functional as F
 from genesis.nn import init
@@ -17,8 +16,20 @@ def _tuple(value, n):
 class _ConvNd(Module):
     _dims = 2
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         n = self._dims
         if groups <= 0:
@@ -38,8 +49,9 @@ class _ConvNd(Module):
         self.kernel_size, self.stride = _tuple(kernel_size, n), _tuple(stride, n)
         self.padding = padding if isinstance(padding, str) else _tuple(padding, n)
         self.dilation, self.groups, self.padding_mode = _tuple(dilation, n), groups, padding_mode
-        self.weight = Parameter(empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype,
-                                      device=device))
+        self.weight = Parameter(
+            empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype, device=device)
+        )
         if bias:
             self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
         else:
@@ -50,8 +62,7 @@ class _ConvNd(Module):
         init.default_layer_init_(self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}")
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if isinstance(self.padding, str) or self.padding != (0,) * self._dims:
             text += f", padding={self.padding}"
         if self.dilation != (1,) * self._dims:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from genesis import functional as GF
 from genesis.creation import empty
 from genesis.nn import functional as F

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from genesis import dtypes
-from genesis.autograd.gradients import zero_grads
 from genesis.autograd.grad_mode import no_grad
+from genesis.autograd.gradients import zero_grads
 from genesis.nn.parameter import Buffer, Parameter
 from genesis.tensor import Tensor
 
@@ -56,8 +56,7 @@ class Module:
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:
-            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments; "
-                            "Module.__init__ takes none")
+            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments; Module.__init__ takes none")
         setter = object.__setattr__
         setter(self, "training", True)
         setter(self, "_parameters", OrderedDict())
@@ -111,15 +110,18 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         self._check_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
-                            "(genesis.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                "(genesis.nn.Parameter or None required)"
+            )
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         self._check_name(name, "buffer", "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
-                            "(genesis.Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (genesis.Tensor or None required)"
+            )
         if isinstance(tensor, (Buffer, Parameter)):
             plain = tensor.detach()  # a buffer is stored as a plain tensor sharing the data
             plain.requires_grad = tensor.requires_grad and isinstance(tensor, Buffer)
@@ -155,8 +157,10 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
-                                "(genesis.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    "(genesis.nn.Parameter or None expected)"
+                )
             self.register_parameter(name, None)
         elif isinstance(value, Module):
             if modules is None:
@@ -165,16 +169,19 @@ class Module:
             modules[name] = value
         elif modules is not None and name in modules:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
-                                "(genesis.nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                    "(genesis.nn.Module or None expected)"
+                )
             modules[name] = None
         elif isinstance(value, Buffer):
             forget(buffers)
             self.register_buffer(name, value, value.persistent)
         elif buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(genesis.Tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as buffer '{name}' (genesis.Tensor or None expected)"
+                )
             buffers[name] = value
         else:
             object.__setattr__(self, name, value)
@@ -383,12 +390,16 @@ class Module:
                 continue
             value = state_dict[key]
             if not isinstance(value, Tensor):
-                error_msgs.append(f'While copying the parameter named "{key}", expected a genesis.Tensor from '
-                                  f"checkpoint but received {type(value).__name__}")
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected a genesis.Tensor from '
+                    f"checkpoint but received {type(value).__name__}"
+                )
                 continue
             if tuple(value.shape) != tuple(current.shape):
-                error_msgs.append(f"size mismatch for {key}: copying a param with shape {list(value.shape)} from "
-                                  f"checkpoint, the shape in current model is {list(current.shape)}.")
+                error_msgs.append(
+                    f"size mismatch for {key}: copying a param with shape {list(value.shape)} from "
+                    f"checkpoint, the shape in current model is {list(current.shape)}."
+                )
                 continue
             with no_grad():
                 if assign:
@@ -402,7 +413,7 @@ class Module:
             for key in state_dict:
                 if not key.startswith(prefix):
                     continue
-                parts = key[len(prefix):].split(".", 1)
+                parts = key[len(prefix) :].split(".", 1)
                 if len(parts) > 1:  # a dotted name belongs to a child module
                     if parts[0] not in self._modules:
                         unexpected_keys.append(key)
@@ -416,8 +427,7 @@ class Module:
         missing_keys, unexpected_keys, error_msgs = [], [], []
 
         def load(module, prefix):
-            module._load_from_state_dict(state_dict, prefix, True, missing_keys, unexpected_keys, error_msgs,
-                                         assign)
+            module._load_from_state_dict(state_dict, prefix, True, missing_keys, unexpected_keys, error_msgs, assign)
             for name, child in module._modules.items():
                 if child is not None:
                     load(child, prefix + name + ".")
@@ -425,14 +435,17 @@ class Module:
         load(self, "")
         if strict:
             if unexpected_keys:
-                error_msgs.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in unexpected_keys)))
+                error_msgs.insert(
+                    0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected_keys))
+                )
             if missing_keys:
-                error_msgs.insert(0, "Missing key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in missing_keys)))
+                error_msgs.insert(
+                    0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing_keys))
+                )
         if error_msgs:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
-                self._get_name(), "\n\t".join(error_msgs)))
+            raise RuntimeError(
+                "Error(s) in loading state_dict for {}:\n\t{}".format(self._get_name(), "\n\t".join(error_msgs))
+            )
         return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # ---- printing -------------------------------------------------------------------

@@ -8,17 +8,33 @@ decays), one_cycle, sequential (SequentialLR, ChainedScheduler), plateau
 (ReduceLROnPlateau), warmup (get_cosine_schedule_with_warmup).
 """
 
-from genesis.optim.lr_scheduler.base import LRScheduler, LambdaLR, MultiplicativeLR
+from genesis.optim.lr_scheduler.base import LambdaLR, LRScheduler, MultiplicativeLR
 from genesis.optim.lr_scheduler.decay import (
-    StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, CosineAnnealingLR,
+    ConstantLR,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    MultiStepLR,
+    StepLR,
 )
 from genesis.optim.lr_scheduler.one_cycle import OneCycleLR
 from genesis.optim.lr_scheduler.plateau import ReduceLROnPlateau
-from genesis.optim.lr_scheduler.sequential import SequentialLR, ChainedScheduler
+from genesis.optim.lr_scheduler.sequential import ChainedScheduler, SequentialLR
 from genesis.optim.lr_scheduler.warmup import get_cosine_schedule_with_warmup
 
 __all__ = [
-    "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-    "ExponentialLR", "CosineAnnealingLR", "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "ChainedScheduler",
+    "LRScheduler",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "ChainedScheduler",
     "get_cosine_schedule_with_warmup",
 ]

@@ -48,8 +48,10 @@ def format_per_group(name: str, optimizer, value) -> list:
     """One value per parameter group, from a scalar or a list with one entry per group."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups. {name} has "
-                             f"{len(value)} values, param_groups has {len(optimizer.param_groups)}.")
+            raise ValueError(
+                f"{name} must have the same length as optimizer.param_groups. {name} has "
+                f"{len(value)} values, param_groups has {len(optimizer.param_groups)}."
+            )
         return list(value)
     return [value] * len(optimizer.param_groups)
 
@@ -67,8 +69,10 @@ class LRScheduler:
         else:
             for index, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{index}] when resuming a "
-                                   "scheduler with last_epoch >= 0: load the optimizer's state first")
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{index}] when resuming a "
+                        "scheduler with last_epoch >= 0: load the optimizer's state first"
+                    )
         self.base_lrs = _group_values(optimizer, "initial_lr")
         self.last_epoch = last_epoch
         self._initial_step()
@@ -93,15 +97,21 @@ class LRScheduler:
 
     def _warn_if_called_outside_step(self) -> None:
         if not getattr(self, "_get_lr_called_within_step", False):
-            warnings.warn("To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                "To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to `epoch`, deprecated) and write the new rates into the groups."""
         if self._step_count == 1 and getattr(self.optimizer, "_step_count", 1) == 0:
-            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`: call "
-                          "`optimizer.step()` first, or the first value of the schedule is skipped.",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                "Detected call of `lr_scheduler.step()` before `optimizer.step()`: call "
+                "`optimizer.step()` first, or the first value of the schedule is skipped.",
+                UserWarning,
+                stacklevel=2,
+            )
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
@@ -163,8 +173,9 @@ class _LambdaScheduler(LRScheduler):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__)
-                               for fn in self.lr_lambdas]
+        state["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas
+        ]
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -194,5 +205,11 @@ class MultiplicativeLR(_LambdaScheduler):
         return [group["lr"] * fn(self.last_epoch) for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
 
-__all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "set_group_value", "format_per_group",
-           "EPOCH_DEPRECATION_WARNING"]
+__all__ = [
+    "LRScheduler",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "set_group_value",
+    "format_per_group",
+    "EPOCH_DEPRECATION_WARNING",
+]

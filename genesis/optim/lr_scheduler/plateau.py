@@ -18,8 +18,18 @@ from genesis.optim.optimizer import Optimizer
 
 
 class ReduceLROnPlateau(LRScheduler):
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0,
+        eps=1e-8,
+    ):
         if factor >= 1.0:
             raise ValueError(f"Factor should be < 1.0, got {factor}")
         if not isinstance(optimizer, Optimizer):
@@ -90,9 +100,11 @@ class ReduceLROnPlateau(LRScheduler):
     def _reduce_lr(self) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"The number of param groups in the optimizer ({len(self.optimizer.param_groups)}) "
-                                   f"differs from when ReduceLROnPlateau was initialized ({len(self.min_lrs)}); "
-                                   "set `min_lrs` to one value per group")
+                raise RuntimeError(
+                    f"The number of param groups in the optimizer ({len(self.optimizer.param_groups)}) "
+                    f"differs from when ReduceLROnPlateau was initialized ({len(self.min_lrs)}); "
+                    "set `min_lrs` to one value per group"
+                )
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
             old_lr = float(group["lr"])

@@ -22,11 +22,15 @@ def _check_children(owner: str, optimizer, schedulers) -> None:
         if not hasattr(scheduler, "optimizer"):
             raise TypeError(f"{owner} at index {index} should have `optimizer` as its attribute.")
         if isinstance(scheduler, ReduceLROnPlateau):
-            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler as it requires additional "
-                             f"kwargs to be specified when calling `step`, but got one at index {index}.")
+            raise ValueError(
+                f"{owner} does not support `ReduceLROnPlateau` scheduler as it requires additional "
+                f"kwargs to be specified when calling `step`, but got one at index {index}."
+            )
         if scheduler.optimizer is not optimizer:
-            raise ValueError(f"{owner} expects all schedulers to belong to the same optimizer, but scheduler "
-                             f"{type(scheduler).__name__} at index {index} has another one.")
+            raise ValueError(
+                f"{owner} expects all schedulers to belong to the same optimizer, but scheduler "
+                f"{type(scheduler).__name__} at index {index} has another one."
+            )
 
 
 class _Composite(LRScheduler):
@@ -43,8 +47,10 @@ class _Composite(LRScheduler):
         state_dict = dict(state_dict)
         children = state_dict.pop("_schedulers")
         if len(children) != len(self._schedulers):
-            raise ValueError(f"the state dict has {len(children)} child schedulers, this {type(self).__name__} "
-                             f"has {len(self._schedulers)}")
+            raise ValueError(
+                f"the state dict has {len(children)} child schedulers, this {type(self).__name__} "
+                f"has {len(self._schedulers)}"
+            )
         super().load_state_dict(state_dict)
         for scheduler, child_state in zip(self._schedulers, children):
             scheduler.load_state_dict(child_state)
@@ -56,9 +62,11 @@ class SequentialLR(_Composite):
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
         _check_children(type(self).__name__, optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError("Sequential Schedulers expects number of schedulers provided to be one more than the "
-                             f"number of milestone points, but got number of schedulers {len(schedulers)} and "
-                             f"the number of milestones to be equal to {len(milestones)}")
+            raise ValueError(
+                "Sequential Schedulers expects number of schedulers provided to be one more than the "
+                f"number of milestone points, but got number of schedulers {len(schedulers)} and "
+                f"the number of milestones to be equal to {len(milestones)}"
+            )
         self._schedulers = list(schedulers)
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1

@@ -15,18 +15,24 @@ from functools import partial
 from genesis.optim.lr_scheduler.base import LambdaLR
 
 
-def cosine_with_warmup_factor(current_step: int, *, num_warmup_steps: int, num_training_steps: int,
-                              num_cycles: float) -> float:
+def cosine_with_warmup_factor(
+    current_step: int, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float
+) -> float:
     if current_step < num_warmup_steps:
         return float(current_step) / float(max(1, num_warmup_steps))
     progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
 
 
-def get_cosine_schedule_with_warmup(optimizer, num_warmup_steps: int, num_training_steps: int,
-                                    num_cycles: float = 0.5, last_epoch: int = -1) -> LambdaLR:
-    lr_lambda = partial(cosine_with_warmup_factor, num_warmup_steps=num_warmup_steps,
-                        num_training_steps=num_training_steps, num_cycles=num_cycles)
+def get_cosine_schedule_with_warmup(
+    optimizer, num_warmup_steps: int, num_training_steps: int, num_cycles: float = 0.5, last_epoch: int = -1
+) -> LambdaLR:
+    lr_lambda = partial(
+        cosine_with_warmup_factor,
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        num_cycles=num_cycles,
+    )
     return LambdaLR(optimizer, lr_lambda, last_epoch)
 
 
