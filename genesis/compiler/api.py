@@ -18,7 +18,7 @@ import os
 import warnings
 
 from genesis.autograd import grad_mode
-from genesis.compiler import native, pytree
+from genesis.compiler import debug, native, pytree
 from genesis.compiler.program import Program, build_program
 from genesis.compiler.report import format_report
 from genesis.compiler.trace import GraphBreak
@@ -146,7 +146,7 @@ class CompiledFunction:
         """Trace once more on the second call. The first trace ran the code's first-call branches
         (an optimizer making its state, SGD's first momentum step); if the second trace differs,
         the first call's program was a warm-up and the new one serves every later call."""
-        again = self._build(leaves, spec)
+        again = self._build(leaves, spec, "the second call, traced again to confirm the first's graph")
         if again is None:
             return None
         again.confirmed = True
@@ -165,9 +165,9 @@ class CompiledFunction:
         programs = self._table[key]
         programs[programs.index(old)] = new
 
-    def _build(self, leaves, spec):
+    def _build(self, leaves, spec, why: str):
         try:
-            return build_program(
+            program = build_program(
                 self.fn, leaves, spec, backend=self.backend, dump_dir=self.dump_dir, disable_passes=self.disable_passes
             )
         except GraphBreak as error:
@@ -181,10 +181,15 @@ class CompiledFunction:
                 stacklevel=4,
             )
             return None
+        debug.show(debug.COMPILES, debug.compile_line(_name(self.fn), self.backend, why, program.seconds, program.info))
+        debug.show(debug.DECISIONS, format_report(program.report))
+        return program
 
     def _compile(self, key, leaves, spec, stale=None):
+        why = "the first call"
         if self._table:
             reason = stale or _guard_miss(key, self._table)
+            why = f"recompiled: {reason}"
             self.stats["recompiles"] += 1
             self.stats["recompile_reasons"].append(reason)
             log.info("recompiling %s: %s", _name(self.fn), reason)
@@ -202,7 +207,7 @@ class CompiledFunction:
                     stacklevel=3,
                 )
                 return None
-        program = self._build(leaves, spec)
+        program = self._build(leaves, spec, why)
         if program is None:
             return None
         self.stats["compiles"] += 1

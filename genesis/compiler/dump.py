@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genesis.compiler import debug
 from genesis.serialization.atomic import atomic_write
 
 
@@ -28,8 +29,9 @@ class Dump:
 
     def __init__(self, root, fn):
         self.directory = None
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        self.function = name
         if root:
-            name = getattr(fn, "__name__", None) or type(fn).__name__
             base = Path(root)
             n = 0
             while (base / f"{name}_{n}").exists():
@@ -45,8 +47,16 @@ class Dump:
             write_atomic(self.directory / filename, text if text.endswith("\n") else text + "\n")
 
     def graph(self, stem: str, graph) -> None:
-        if self.directory is not None:
-            self.write(f"{stem}.txt", str(graph))
+        """The IR after a pass (GENESIS_DEBUG=3 prints it too)."""
+        if self.directory is not None or debug.enabled(debug.PASSES):
+            text = str(graph)
+            self.write(f"{stem}.txt", text)
+            debug.show(debug.PASSES, f"--- {self.function}: {stem}\n{text}")
+
+    def source(self, filename: str, text: str) -> None:
+        """A generated program or kernel source (GENESIS_DEBUG=4 prints it too)."""
+        self.write(filename, text)
+        debug.show(debug.SOURCES, f"--- {self.function}: {filename}\n{text}")
 
     def report(self, report: dict) -> None:
         self.write("report.json", json.dumps(report, indent=2, default=str))

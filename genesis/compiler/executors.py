@@ -121,8 +121,8 @@ def numpy_executor(graph, dump=None, prefix=""):
     namespace: dict = {"__name__": f"genesis.generated.k{key}"}
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own generated code)
-    if dump:
-        dump.write(f"{prefix}program.py", source)
+    if dump is not None:
+        dump.source(f"{prefix}program.py", source)
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key)
     return _runner(graph, namespace, _plain_eager), stats
 
@@ -166,8 +166,8 @@ def triton_executor(graph, dump=None, prefix=""):
     # one blank line stands for the entry's checksum header, so tracebacks point at the right lines
     namespace = triton_backend.load_module("\n" + source, str(cache.path_of(key)), interpret)
     refusals = built["program"].stats["fallbacks"] if built else namespace["FALLBACKS"]
-    if dump:
-        dump.write(f"{prefix}program.py", source)
+    if dump is not None:
+        dump.source(f"{prefix}program.py", source)
         lines = [
             f"{namespace['STATS']['triton_kernels']} Triton kernels ({triton_backend.target_name(interpret)}); "
             f"groups that run as numpy kernels instead:"
@@ -208,9 +208,9 @@ def c_executor(graph, dump=None, prefix=""):
         run, stats = numpy_executor(graph, dump, prefix)
         return run, dict(stats, c_failed=str(error).splitlines()[0])
     refusals = namespace["FALLBACKS"]
-    if dump:
-        dump.write(f"{prefix}program.py", source)
-        dump.write(f"{prefix}kernels.c", namespace["C_SOURCE"])
+    if dump is not None:
+        dump.source(f"{prefix}program.py", source)
+        dump.source(f"{prefix}kernels.c", namespace["C_SOURCE"])
         lines = [f"{namespace['STATS']['c_kernels']} C kernels; groups that run as numpy kernels instead:"]
         dump.write(f"{prefix}c.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key, backend_refusals=refusals)

@@ -17,6 +17,7 @@ from genesis.autograd.engine import VersionError
 from genesis.autograd.node import Node
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
+from genesis.compiler.debug import PhaseTimes
 from genesis.compiler.dump import Dump
 from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.guards import World
@@ -49,6 +50,8 @@ class Program:
         self.kernels_per_call = kernels_per_call
         self.backward = backward  # a _Backward when results carry gradients
         self.info: dict = {}
+        self.report: dict = {}
+        self.seconds: dict = {}  # per phase of the compile: trace, passes, codegen
         self.confirmed = False  # traced a second time and found the same (see CompiledFunction)
         self.guards = traced.guards  # (read, value, what): host values the trace baked in
         self._capture_meta = [
@@ -320,35 +323,39 @@ def _donations(traced) -> dict:
     return donations
 
 
-def _compile(graph, backend, dump, prefix, disable_passes):
+def _compile(graph, backend, dump, prefix, disable_passes, times):
     step = iter(range(len(LOWERING) + 1, 100))
-    graph = run_pipeline(
-        graph, disabled=disable_passes, on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g)
-    )
+    with times.phase("passes"):
+        graph = run_pipeline(
+            graph, disabled=disable_passes, on_pass=lambda name, g: dump.graph(f"{prefix}{next(step):02d}_{name}", g)
+        )
     executors = {"numpy": numpy_executor, "triton": triton_executor, "c": c_executor}
-    if backend in executors:
-        executor, stats = executors[backend](graph, dump, prefix)
-    else:
-        executor, stats = eager_executor(graph)
+    with times.phase("codegen"):
+        if backend in executors:
+            executor, stats = executors[backend](graph, dump, prefix)
+        else:
+            executor, stats = eager_executor(graph)
     return graph, executor, stats
 
 
 def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()) -> Program:
     check_disabled(disable_passes)
     dump = Dump(dump_dir, fn)
+    times = PhaseTimes()
     numbers = {"traced": 0, **{pass_name: k + 1 for k, (pass_name, _) in enumerate(LOWERING)}}
-    traced = trace(
-        fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g)
-    )
+    with times.phase("trace"):
+        traced = trace(
+            fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g)
+        )
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     backward_program, backward_report = None, None
     if traced.grad_inputs:
         n_forward = len(traced.graph.outputs) - sum(slot is not None for slot in traced.grad_slots)
         forward_graph, backward_graph, saved = split(traced.graph, n_forward, traced.grad_inputs)
-        graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes)
+        graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes, times)
         dump.graph("backward_00_traced", backward_graph)
         bwd_graph, backward_executor, backward_stats = _compile(
-            backward_graph, backend, dump, "backward_", disable_passes
+            backward_graph, backend, dump, "backward_", disable_passes, times
         )
         saved_positions = list(range(n_forward, n_forward + len(saved)))
         backward_program = _Backward(
@@ -357,7 +364,7 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
         backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
         traced.graph.donations = _donations(traced)
-        graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes)
+        graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes, times)
     kernels = stats["kernels"] + stats["library_calls"]
     report = describe(graph, stats, function=name, backend=backend)
     if backward_report is not None:
@@ -366,6 +373,7 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
     program = Program(graph, traced, executor, kernels, backward_program)
     program.info = stats
     program.report = report
+    program.seconds = times.seconds
     return program
 
 
