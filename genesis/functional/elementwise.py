@@ -7,6 +7,7 @@ import math
 from genesis import dispatch, dtypes
 from genesis.dispatch import apply
 from genesis.functional._util import is_tensor
+from genesis.ops import division as D
 from genesis.ops import elementwise as E
 
 
@@ -76,9 +77,9 @@ def _integer_division(op):
     def fn(a, b):
         integers = not is_tensor(a) or a.dtype.category in (dtypes.INT, dtypes.BOOL)
         if dispatch.tracer is not None and is_tensor(b) and b.dtype.category == dtypes.INT and integers:
-            b = apply(E.checked_divisor, b, divides=op.name)
+            b = apply(D.checked_divisor, b, divides=op.name)
         elif type(b) is int and b == 0 and integers:  # known now: refused now, traced or not
-            E.refuse_zero_divisor(op.name, b, a.dtype)
+            D.refuse_zero_divisor(op.name, b, a.dtype)
         return apply(op, a, b)
 
     fn.__name__ = op.name
@@ -86,9 +87,9 @@ def _integer_division(op):
     return fn
 
 
-floor_divide = _integer_division(E.floor_divide)
-remainder = _integer_division(E.remainder)
-fmod = _integer_division(E.fmod)
+floor_divide = _integer_division(D.floor_divide)
+remainder = _integer_division(D.remainder)
+fmod = _integer_division(D.fmod)
 
 
 def add(a, b, *, alpha=1):

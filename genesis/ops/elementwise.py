@@ -14,25 +14,24 @@ import numpy as np
 from scipy import special
 
 from genesis import functional as F
-from genesis.dtypes import BOOL, FLOAT, INT
-from genesis.errors import IntegerDivisionByZeroError
+from genesis.dtypes import FLOAT, INT
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime.cpu import NUMPY_DTYPE
 
-_SAVES_INPUTS = frozenset({"inputs"})
-_SAVES_OUTPUT = frozenset({"output"})
-_SAVES_NOTHING = frozenset()
+SAVES_INPUTS = frozenset({"inputs"})
+SAVES_OUTPUT = frozenset({"output"})
+SAVES_NOTHING = frozenset()
 
 
-def _elementwise(
+def elementwise_op(
     name,
     kernel,
     vjp,
     *,
     dtype=dt.same,
-    saves=_SAVES_INPUTS,
+    saves=SAVES_INPUTS,
     autocast=Autocast.NONE,
     triton=None,
     numpy=None,
@@ -76,16 +75,16 @@ def _zero_grad(g, out, x):
 
 
 # ---- unary ---------------------------------------------------------------
-neg = _elementwise(
+neg = elementwise_op(
     "neg",
     np.negative,
     (lambda g, out, x: -g,),
     dtype=_no_bool("neg", dt.same),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="-{0}",
     triton="-{0}",
 )
-abs = _elementwise(
+abs = elementwise_op(
     "abs",
     np.abs,
     (lambda g, out, x: g * F.sign(x),),
@@ -94,18 +93,18 @@ abs = _elementwise(
     c_helpers=("abs.h",),
     triton="tl.abs({0})",
 )
-exp = _elementwise(
+exp = elementwise_op(
     "exp",
     np.exp,
     (lambda g, out, x: g * out,),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     autocast=Autocast.FP32,
     c="g_exp({0})",
     c_helpers=("exp.h",),
     triton="tl.exp({0})",
 )
-log = _elementwise(
+log = elementwise_op(
     "log",
     np.log,
     (lambda g, out, x: g / x,),
@@ -114,7 +113,7 @@ log = _elementwise(
     c="log({0})",
     triton="tl.log({0})",
 )
-log1p = _elementwise(
+log1p = elementwise_op(
     "log1p",
     np.log1p,
     (lambda g, out, x: g / (x + 1),),
@@ -123,84 +122,84 @@ log1p = _elementwise(
     c="log1p({0})",
     triton="libdevice.log1p({0})",
 )
-expm1 = _elementwise(
+expm1 = elementwise_op(
     "expm1",
     np.expm1,
     (lambda g, out, x: g * (out + 1),),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     autocast=Autocast.FP32,
     c="expm1({0})",
     triton="libdevice.expm1({0})",
 )
-sqrt = _elementwise(
+sqrt = elementwise_op(
     "sqrt",
     np.sqrt,
     (lambda g, out, x: g / (out * 2),),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     autocast=Autocast.FP32,
     c="sqrt({0})",
     triton="tl.sqrt({0})",
 )
-rsqrt = _elementwise(
+rsqrt = elementwise_op(
     "rsqrt",
     lambda a: np.reciprocal(np.sqrt(a)),
     (lambda g, out, x: g * out * out * out * -0.5,),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     autocast=Autocast.FP32,
     c="1 / sqrt({0})",
     triton="tl.full([], 1, {0}.dtype) / tl.sqrt({0})",
     numpy="np.sqrt({0}, out={out}); np.reciprocal({out}, out={out})",
 )
-reciprocal = _elementwise(
+reciprocal = elementwise_op(
     "reciprocal",
     np.reciprocal,
     (lambda g, out, x: -g * out * out,),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     autocast=Autocast.FP32,
     c="1 / {0}",
     triton="tl.full([], 1, {0}.dtype) / {0}",
 )
-sin = _elementwise(
+sin = elementwise_op(
     "sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating, c="sin({0})", triton="libdevice.sin({0})"
 )
-cos = _elementwise(
+cos = elementwise_op(
     "cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating, c="cos({0})", triton="libdevice.cos({0})"
 )
-tanh = _elementwise(
+tanh = elementwise_op(
     "tanh",
     np.tanh,
     (lambda g, out, x: g * (1 - out * out),),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     c="tanh({0})",
     triton="libdevice.tanh({0})",
 )
-sigmoid = _elementwise(
+sigmoid = elementwise_op(
     "sigmoid",
     special.expit,
     (lambda g, out, x: g * out * (1 - out),),
     dtype=dt.floating,
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     c="1 / (1 + g_exp(-{0}))",
     c_helpers=("exp.h",),
     triton="tl.sigmoid({0})",
 )
-relu = _elementwise(
+relu = elementwise_op(
     "relu",
     lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
     (lambda g, out, x: F.where(out > 0, g, 0.0),),
     dtype=_no_bool("relu", dt.same),
-    saves=_SAVES_OUTPUT,
+    saves=SAVES_OUTPUT,
     c="g_relu({0})",
     c_helpers=("relu.h",),
     triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
     numpy="np.maximum({0}, 0, out={out})",
 )
-erf = _elementwise(
+erf = elementwise_op(
     "erf",
     special.erf,
     (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
@@ -218,42 +217,42 @@ def _sign_kernel(a):
     return np.nan_to_num(np.asarray(np.sign(a)), copy=False)  # np.sign of a 0-d array is a scalar
 
 
-sign = _elementwise(
+sign = elementwise_op(
     "sign",
     _sign_kernel,
     (_zero_grad,),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="({0} > 0) - ({0} < 0)",
     triton="({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)",
 )
-floor = _elementwise(
+floor = elementwise_op(
     "floor",
     np.floor,
     (_zero_grad,),
     dtype=_no_bool("floor", dt.same),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="floor({0})",
     triton="rounded_down({0})",
     triton_helpers=("rounding.triton",),
 )
-ceil = _elementwise(
+ceil = elementwise_op(
     "ceil",
     np.ceil,
     (_zero_grad,),
     dtype=_no_bool("ceil", dt.same),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="ceil({0})",
     triton="rounded_up({0})",
     triton_helpers=("rounding.triton",),
 )
-isnan = _elementwise("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
-isinf = _elementwise(
+isnan = elementwise_op("isnan", np.isnan, None, dtype=dt.predicate, c="{0} != {0}", triton="{0} != {0}")
+isinf = elementwise_op(
     "isinf", np.isinf, None, dtype=dt.predicate, c="fabs({0}) == INFINITY", triton='tl.abs({0}) == float("inf")'
 )
-isfinite = _elementwise(
+isfinite = elementwise_op(
     "isfinite", np.isfinite, None, dtype=dt.predicate, c="fabs({0}) < INFINITY", triton='tl.abs({0}) < float("inf")'
 )
-logical_not = _elementwise("logical_not", np.logical_not, None, dtype=dt.logical, c="!{0}", triton="{0} == 0")
+logical_not = elementwise_op("logical_not", np.logical_not, None, dtype=dt.logical, c="!{0}", triton="{0} == 0")
 
 
 # ---- binary --------------------------------------------------------------
@@ -279,26 +278,26 @@ def _min_grad(g, out, a, b):
     return F.where(a == b, g / 2, F.where(a < b, g, 0.0))
 
 
-add = _elementwise(
+add = elementwise_op(
     "add",
     np.add,
     (lambda g, out, a, b: g, lambda g, out, a, b: g),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     autocast=Autocast.PROMOTE,
     c="{0} + {1}",
     triton="{0} + {1}",
 )
-sub = _elementwise(
+sub = elementwise_op(
     "sub",
     np.subtract,
     (lambda g, out, a, b: g, lambda g, out, a, b: -g),
     dtype=_no_bool("sub", dt.same),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     autocast=Autocast.PROMOTE,
     c="{0} - {1}",
     triton="{0} - {1}",
 )
-mul = _elementwise(
+mul = elementwise_op(
     "mul",
     np.multiply,
     (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
@@ -306,7 +305,7 @@ mul = _elementwise(
     c="{0} * {1}",
     triton="{0} * {1}",
 )
-div = _elementwise(
+div = elementwise_op(
     "div",
     np.true_divide,
     (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
@@ -315,7 +314,7 @@ div = _elementwise(
     c="{0} / {1}",
     triton="{0} / {1}",
 )
-pow = _elementwise(
+pow = elementwise_op(
     "pow",
     np.power,
     (_pow_grad_base, _pow_grad_exponent),
@@ -324,7 +323,7 @@ pow = _elementwise(
     c="pow({0}, {1})",
     triton="libdevice.pow({0}, {1})",
 )
-maximum = _elementwise(
+maximum = elementwise_op(
     "maximum",
     np.maximum,
     (_max_grad, lambda g, out, a, b: _max_grad(g, out, b, a)),
@@ -333,7 +332,7 @@ maximum = _elementwise(
     c_helpers=("extrema.h",),
     triton="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
 )
-minimum = _elementwise(
+minimum = elementwise_op(
     "minimum",
     np.minimum,
     (_min_grad, lambda g, out, a, b: _min_grad(g, out, b, a)),
@@ -342,127 +341,17 @@ minimum = _elementwise(
     c_helpers=("extrema.h",),
     triton="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
 )
-eq = _elementwise("eq", np.equal, None, dtype=dt.compare, c="{0} == {1}", triton="{0} == {1}")
-ne = _elementwise("ne", np.not_equal, None, dtype=dt.compare, c="{0} != {1}", triton="{0} != {1}")
-lt = _elementwise("lt", np.less, None, dtype=dt.compare, c="{0} < {1}", triton="{0} < {1}")
-le = _elementwise("le", np.less_equal, None, dtype=dt.compare, c="{0} <= {1}", triton="{0} <= {1}")
-gt = _elementwise("gt", np.greater, None, dtype=dt.compare, c="{0} > {1}", triton="{0} > {1}")
-ge = _elementwise("ge", np.greater_equal, None, dtype=dt.compare, c="{0} >= {1}", triton="{0} >= {1}")
-logical_and = _elementwise(
+eq = elementwise_op("eq", np.equal, None, dtype=dt.compare, c="{0} == {1}", triton="{0} == {1}")
+ne = elementwise_op("ne", np.not_equal, None, dtype=dt.compare, c="{0} != {1}", triton="{0} != {1}")
+lt = elementwise_op("lt", np.less, None, dtype=dt.compare, c="{0} < {1}", triton="{0} < {1}")
+le = elementwise_op("le", np.less_equal, None, dtype=dt.compare, c="{0} <= {1}", triton="{0} <= {1}")
+gt = elementwise_op("gt", np.greater, None, dtype=dt.compare, c="{0} > {1}", triton="{0} > {1}")
+ge = elementwise_op("ge", np.greater_equal, None, dtype=dt.compare, c="{0} >= {1}", triton="{0} >= {1}")
+logical_and = elementwise_op(
     "logical_and", np.logical_and, None, dtype=dt.logical, c="({0} != 0) & ({1} != 0)", triton="({0} != 0) & ({1} != 0)"
 )
-logical_or = _elementwise(
+logical_or = elementwise_op(
     "logical_or", np.logical_or, None, dtype=dt.logical, c="({0} != 0) | ({1} != 0)", triton="({0} != 0) | ({1} != 0)"
-)
-
-
-# ---- floor division and remainders -----------------------------------------------
-# Python's rounding for floor_divide and remainder (the remainder takes the divisor's sign), C's for
-# fmod, with PyTorch's answers for floats: -4.0 % 2 is -0.0 (the sign of fmod's zero), 1 // 0.1 is 9.
-# Integers divide exactly (never through a float) and wrap where the quotient overflows (the most
-# negative value // -1). An integer divisor of 0 has no answer: eager raises, as PyTorch does; a
-# compiled kernel cannot raise from its loop, so there the snippets give numpy's 0 (never x86's trap).
-def _numeric(name):
-    """Defined for numbers, not for bools: a bool divided by an int divides integers, as in PyTorch."""
-
-    def checked(inputs, **attrs):
-        compute, out = dt.same(inputs, **attrs)
-        if out.category == BOOL:
-            raise TypeError(f"{name} is not defined for bool tensors")
-        return compute, out
-
-    return checked
-
-
-def refuse_zero_divisor(name, divisor, dtype) -> None:
-    """An integer division by a divisor holding a 0 has no answer: IntegerDivisionByZeroError."""
-    if not np.all(divisor):
-        raise IntegerDivisionByZeroError(
-            f"{name}: integer division by zero (a divisor of dtype {dtype.name} holds 0; "
-            "divide floating-point tensors to get inf or nan)"
-        )
-
-
-def _nonzero_integer_divisor(name, kernel):
-    def checked(a, b):
-        common = np.result_type(a, b)
-        if common.kind in "iu":
-            refuse_zero_divisor(name, b, common)
-        return kernel(a, b)
-
-    return checked
-
-
-def _checked_divisor_kernel(b, *, divides):
-    refuse_zero_divisor(divides, b, b.dtype)
-    return b
-
-
-# A traced integer division reads its divisor through this check, which a compiled program runs as a
-# library call before the division's kernel: the check eager's kernel makes, where a fused loop
-# cannot raise. Its value is the divisor itself.
-checked_divisor = register(
-    Op(
-        name="checked_divisor",
-        kind=Kind.OPAQUE,
-        kernel=_checked_divisor_kernel,
-        shape=shape_rules.same_as_first,
-        dtype=dt.first_input,
-        vjp=None,
-        saves=_SAVES_NOTHING,
-        upcasts_low_precision=False,
-    )
-)
-
-
-def _remainder_kernel(a, b):
-    # fmod, moved onto the divisor's side where the signs differ: PyTorch's formula, which keeps
-    # fmod's signed zero (np.remainder would give the divisor's sign to a zero)
-    mod = np.asarray(np.fmod(a, b))
-    return np.where((mod != 0) & ((mod < 0) != (np.asarray(b) < 0)), mod + b, mod)
-
-
-def _numeric_op(name, kernel, vjp, *, numpy, c, triton, saves=_SAVES_INPUTS):
-    return _elementwise(
-        name,
-        _nonzero_integer_divisor(name, kernel),
-        vjp,
-        dtype=_numeric(name),
-        saves=saves,
-        autocast=Autocast.PROMOTE,
-        numpy=numpy,
-        c=c,
-        triton=triton,
-        c_helpers=("division.h",),
-        triton_helpers=("division.triton",),
-    )
-
-
-floor_divide = _numeric_op(
-    "floor_divide",
-    np.floor_divide,
-    (lambda g, out, a, b: F.zeros_like(g), lambda g, out, a, b: F.zeros_like(g)),
-    saves=_SAVES_NOTHING,
-    numpy="np.floor_divide({0}, {1}, out={out}, casting='unsafe')",
-    c="g_floor_divide({0}, {1})",
-    triton="floor_divide({0}, {1})",
-)
-remainder = _numeric_op(
-    "remainder",
-    _remainder_kernel,
-    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.floor_divide(a, b)),
-    numpy="np.fmod({0}, {1}, out={out}, casting='unsafe'); np.add({out}, {1}, out={out}, casting='unsafe', "
-    "where=({out} != 0) & (({out} < 0) != (np.asarray({1}) < 0)))",
-    c="g_remainder({0}, {1})",
-    triton="remainder({0}, {1})",
-)
-fmod = _numeric_op(
-    "fmod",
-    np.fmod,
-    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.div(a, b, rounding_mode="trunc")),
-    numpy="np.fmod({0}, {1}, out={out}, casting='unsafe')",
-    c="g_fmod({0}, {1})",
-    triton="fmod({0}, {1})",
 )
 
 
@@ -478,39 +367,39 @@ def _integral(name, rule=dt.same):
     return checked
 
 
-bitwise_and = _elementwise(
+bitwise_and = elementwise_op(
     "bitwise_and",
     np.bitwise_and,
     None,
     dtype=_integral("bitwise_and"),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="{0} & {1}",
     triton="{0} & {1}",
 )
-bitwise_or = _elementwise(
+bitwise_or = elementwise_op(
     "bitwise_or",
     np.bitwise_or,
     None,
     dtype=_integral("bitwise_or"),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="{0} | {1}",
     triton="{0} | {1}",
 )
-bitwise_xor = _elementwise(
+bitwise_xor = elementwise_op(
     "bitwise_xor",
     np.bitwise_xor,
     None,
     dtype=_integral("bitwise_xor"),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="{0} ^ {1}",
     triton="{0} ^ {1}",
 )
-bitwise_not = _elementwise(
+bitwise_not = elementwise_op(
     "bitwise_not",
     np.invert,
     None,
     dtype=_integral("bitwise_not"),
-    saves=_SAVES_NOTHING,
+    saves=SAVES_NOTHING,
     c="g_not({0})",
     c_helpers=("bitwise_not.h",),
     triton="~{0}",
@@ -536,7 +425,7 @@ def _where_kernel(condition, a, b):
     return np.where(condition, a, b)
 
 
-where = _elementwise(
+where = elementwise_op(
     "where",
     _where_kernel,
     (None, lambda g, out, c, a, b: F.where(c, g, 0.0), lambda g, out, c, a, b: F.where(c, 0.0, g)),
