@@ -40,7 +40,7 @@ def subgraph(graph: Graph, keep: set, inputs: list, outputs: list) -> Graph:
                 node.op, node.inputs, node.attrs, shape=node.shape, dtype=node.dtype, source=node.source, name=node.name
             )
     part.outputs = list(outputs)
-    part._names = iter(range(graph._next_index(), 10**9))
+    part.next_name = graph._next_index()
     return part
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from genesis.compiler import debug
+from genesis.compiler import debug, ir_json
 from genesis.serialization.atomic import atomic_write
 
 
@@ -47,11 +47,14 @@ class Dump:
             write_atomic(self.directory / filename, text if text.endswith("\n") else text + "\n")
 
     def graph(self, stem: str, graph) -> None:
-        """The IR after a pass (GENESIS_DEBUG=3 prints it too)."""
+        """The IR after a pass (GENESIS_DEBUG=3 prints it too). The traced graph is also written as
+        JSON, which `ir_json.from_json` loads to run the passes again."""
         if self.directory is not None or debug.enabled(debug.PASSES):
             text = str(graph)
             self.write(f"{stem}.txt", text)
             debug.show(debug.PASSES, f"--- {self.function}: {stem}\n{text}")
+        if self.directory is not None and stem.endswith("00_traced"):
+            self.write(f"{stem}.json", ir_json.to_json(graph))
 
     def source(self, filename: str, text: str) -> None:
         """A generated program or kernel source (GENESIS_DEBUG=4 prints it too)."""

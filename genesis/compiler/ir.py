@@ -20,7 +20,6 @@ Text form, one node a line in topological order::
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -97,7 +96,7 @@ class Graph:
         self.groups: list = []  # fusion groups, once the fusion pass has run
         self.fusion_log: list[str] = []  # why nodes did not fuse
         self.donations: dict[str, str] = {}  # output -> the input whose buffer may hold it (an in-place update)
-        self._names = itertools.count()
+        self.next_name = 0  # the number of the next value: names are never reused, even after a removal
 
     # ---- building ---------------------------------------------------------------
     def add(
@@ -115,7 +114,8 @@ class Graph:
         before=None,
     ) -> Node:
         """Add a node; it prints after the nodes added before it, or just before the node `before`."""
-        name = name or f"v{next(self._names)}"
+        if name is None:
+            name, self.next_name = f"v{self.next_name}", self.next_name + 1
         if name in self.nx:
             raise GraphError(f"value {name} is defined twice")
         node = Node(name, op, tuple(inputs), dict(attrs or {}), tuple(shape), dtype, source, grads, autocast)
@@ -195,10 +195,11 @@ class Graph:
         other.groups = copy.deepcopy(self.groups)
         other.fusion_log = list(self.fusion_log)
         other.donations = dict(self.donations)
-        other._names = itertools.count(self._next_index())
+        other.next_name = self._next_index()
         return other
 
     def _next_index(self) -> int:
+        """One past the highest numbered value in the graph."""
         numbers = [int(n[1:]) for n in self.nx if n[:1] == "v" and n[1:].isdigit()]
         return max(numbers, default=-1) + 1
 

@@ -1,0 +1,77 @@
+"""A change's effect on speed: the benchmarks of this tree and of a base revision, run in turns.
+
+Each repeat runs every script once in each tree, alternating which tree goes first, so that a
+slow spell of the machine (a core at half speed for a minute) falls on both; the table gives, per
+case and variant, the median of each tree's medians and their ratio. PyTorch eager runs in both
+trees unchanged: its ratio is the noise floor of the comparison.
+
+Run:    python benchmarks/before_after.py --base main [--scripts fusion.py train_step.py]
+                                          [--repeats 3] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def run_script(tree: Path, script: str, rounds: int, out: Path) -> list:
+    """One run of `script` from `tree`'s benchmarks, importing `tree`'s genesis; its rows."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(tree / "benchmarks" / script), "--rounds", str(rounds), "--no-torch-compile"]
+    subprocess.run([*command, "--json", str(out)], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def collect(trees: dict, scripts: list, repeats: int, rounds: int, scratch: Path) -> dict:
+    """{(script, case, variant): {tree name: [seconds per repeat]}}."""
+    figures: dict = {}
+    for repeat in range(repeats):
+        order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
+        for script in scripts:
+            for name in order:
+                print(f"repeat {repeat + 1}/{repeats}: {script} in {name}", file=sys.stderr, flush=True)
+                for row in run_script(trees[name], script, rounds, scratch / f"{name}.json"):
+                    for variant, seconds in row["seconds"].items():
+                        figures.setdefault((script, row["case"], variant), {}).setdefault(name, []).append(seconds)
+    return figures
+
+
+def print_table(figures: dict, base: str) -> None:
+    print(f"{'script':14s} {'case':30s} {'variant':26s} {base:>12s} {'this tree':>12s} {'ratio':>7s}")
+    for (script, case, variant), by_tree in figures.items():
+        if len(by_tree) < 2:
+            continue
+        old, new = statistics.median(by_tree[base]), statistics.median(by_tree["this tree"])
+        print(f"{script:14s} {case:30s} {variant:26s} {old * 1e3:10.3f}ms {new * 1e3:10.3f}ms {new / old:7.3f}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the git revision to compare against (a branch, tag or commit)")
+    parser.add_argument("--scripts", nargs="+", default=["fusion.py", "train_step.py"])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each script in each tree")
+    parser.add_argument("--rounds", type=int, default=3, help="the scripts' own interleaved rounds per run")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="genesis-before-after-") as scratch:
+        base_tree = Path(scratch) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base_tree), args.base], cwd=ROOT, check=True)
+        try:
+            trees = {args.base: base_tree, "this tree": ROOT}
+            figures = collect(trees, args.scripts, args.repeats, args.rounds, Path(scratch))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=True)
+    print_table(figures, args.base)
+
+
+if __name__ == "__main__":
+    main()
