@@ -43,6 +43,7 @@ from pathlib import Path
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
 from genesis.compiler.templates import render
+from genesis.runtime import native as runtime_native
 from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
 from genesis.version import __version__
 
@@ -349,3 +350,6 @@ def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary
         key = key or library_key(source, compiler)
         build_library(source, compiler, key)
     return NativeLibrary(open_library(key), signatures)
+
+
+runtime_native.provide_thread_pool(thread_pool)

@@ -81,17 +81,24 @@ def run_native(function, arrays, partials, chunks, chunk_entry=None) -> None:
     _check(any(failed), function)
 
 
+def provide_thread_pool(provider) -> None:
+    """How to get the C thread pool (`provider()`: its library, or None where it cannot be had). The
+    compiler's C toolchain, which builds it, hands it down (compiler/native.py); until then, and
+    where it gives None, kernels share their chunks through Python's threads."""
+    global _pool_provider
+    _pool_provider = provider
+
+
 def _c_pool():
     global _pool_library
     if _pool_library is _UNLOADED:
-        from genesis.compiler import native
-
-        _pool_library = native.thread_pool()
+        _pool_library = _pool_provider() if _pool_provider is not None else None
     return _pool_library
 
 
 _UNLOADED = object()
 _pool_library = _UNLOADED
+_pool_provider = None
 
 
 def _check(failed: int, function) -> None:
