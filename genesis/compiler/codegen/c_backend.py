@@ -26,7 +26,7 @@ from genesis.compiler.codegen.c_emit import Emitter
 from genesis.compiler.codegen.c_loops import KernelLoops
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import numel
-from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
 from genesis.ops.op import Kind
 from genesis.version import __version__
@@ -217,15 +217,8 @@ def build_program_source(graph) -> ProgramSource:
         native.build_library(c_source, compiler, key)
     source = render(
         "c_program.py.j2",
-        version=__version__,
-        codegen_version=CODEGEN_VERSION,
-        summary=summary,
+        **program_context(graph, planned, summary, stats),
         kernels=shims,
-        inputs=list(graph.inputs),
-        steps=planned.lines,
-        outputs=list(graph.outputs),
-        library=repr([n.name for n in planned.library_nodes]),
-        stats=repr(stats),
         fallbacks=repr(fallbacks),
         signatures=repr(signatures),
         native_key=repr(key if c_functions else None),

@@ -41,7 +41,7 @@ from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.snippets import triton_snippet
-from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
 from genesis.runtime.cpu import wrapped_integer
@@ -387,19 +387,17 @@ def build_program_source(graph, interpret: bool = True) -> ProgramSource:
     stats = {**planned.stats, "triton_kernels": len(planned.kernels) - len(fallbacks), "numpy_kernels": len(fallbacks)}
     source = render(
         "triton_program.py.j2",
-        version=__version__,
-        codegen_version=CODEGEN_VERSION,
+        **program_context(
+            graph,
+            planned,
+            f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
+            f"{stats['library_calls']} library calls",
+            stats,
+        ),
         triton_version=triton.__version__,
         target=target_name(interpret),
-        summary=f"{stats['triton_kernels']} Triton kernels, {len(fallbacks)} numpy kernels, "
-        f"{stats['library_calls']} library calls",
         helpers=helpers(in_triton, "triton"),
         kernels=sources,
-        inputs=list(graph.inputs),
-        steps=planned.lines,
-        outputs=list(graph.outputs),
-        library=repr([n.name for n in planned.library_nodes]),
-        stats=repr(stats),
         fallbacks=repr(fallbacks),
     )
     return ProgramSource(

@@ -132,28 +132,30 @@ def plan(graph: Graph) -> Planned:
     return Planned(steps, library_nodes, lines, kernels, stats)
 
 
+def program_context(graph: Graph, planned: Planned, summary: str, stats: dict) -> dict:
+    """What every backend's program template is filled with: its header, the wrapper's body, the
+    library's nodes and the program's figures (each backend adds its kernels and its own parts)."""
+    return {
+        "version": __version__,
+        "codegen_version": CODEGEN_VERSION,
+        "summary": summary,
+        "inputs": list(graph.inputs),
+        "steps": planned.lines,
+        "outputs": list(graph.outputs),
+        "library": repr([n.name for n in planned.library_nodes]),
+        "stats": repr(stats),
+    }
+
+
 def build_source(graph: Graph) -> ProgramSource:
     planned = plan(graph)
-    steps, library_nodes, lines, kernels, stats = (
-        planned.steps,
-        planned.library_nodes,
-        planned.lines,
-        planned.kernels,
-        planned.stats,
-    )
+    summary = f"{len(planned.kernels)} kernels, {len(planned.library_nodes)} library calls"
     source = render(
         "numpy_program.py.j2",
-        version=__version__,
-        codegen_version=CODEGEN_VERSION,
-        summary=f"{len(kernels)} kernels, {len(library_nodes)} library calls",
-        kernels=[render_kernel(k) for k in kernels],
-        inputs=list(graph.inputs),
-        steps=lines,
-        outputs=list(graph.outputs),
-        library=repr([n.name for n in library_nodes]),
-        stats=repr(stats),
+        kernels=[render_kernel(k) for k in planned.kernels],
+        **program_context(graph, planned, summary, planned.stats),
     )
-    return ProgramSource(source, steps, library_nodes, kernels, stats)
+    return ProgramSource(source, planned.steps, planned.library_nodes, planned.kernels, planned.stats)
 
 
 def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
