@@ -10,6 +10,7 @@ file, then rename), so a reader never sees half of one.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from genesis.compiler import debug, ir_json
@@ -54,7 +55,10 @@ class Dump:
             self.write(f"{stem}.txt", text)
             debug.show(debug.PASSES, f"--- {self.function}: {stem}\n{text}")
         if self.directory is not None and stem.endswith("00_traced"):
-            self.write(f"{stem}.json", ir_json.to_json(graph))
+            try:
+                self.write(f"{stem}.json", ir_json.to_json(graph))
+            except TypeError as error:  # an attribute with no JSON form: the dump goes on without it
+                warnings.warn(f"genesis: the dump has no {stem}.json: {error}", stacklevel=2)
 
     def source(self, filename: str, text: str) -> None:
         """A generated program or kernel source (GENESIS_DEBUG=4 prints it too)."""
