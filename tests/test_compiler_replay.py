@@ -88,3 +88,17 @@ def test_a_round_trip_keeps_every_attribute():
 def test_a_file_that_is_not_a_graph_is_a_clear_error(text):
     with pytest.raises(GraphError, match="not a graph file"):
         ir_json.from_json(text)
+
+
+def test_a_graph_the_json_cannot_hold_costs_the_dump_its_json_not_the_compile(tmp_path, monkeypatch):
+    def no_json(graph):
+        raise TypeError("a graph attribute of type object has no JSON form")
+
+    monkeypatch.setattr(ir_json, "to_json", no_json)
+    compiled = genesis.compile(lambda x: x.exp() + 1, backend="numpy", dump_dir=tmp_path)
+    x = genesis.randn(3, 4)
+    with pytest.warns(UserWarning, match="the dump has no 00_traced.json: a graph attribute"):
+        got = compiled(x)
+    np.testing.assert_allclose(got.numpy(), (x.exp() + 1).numpy())
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "00_traced.txt").exists() and not (folder / "00_traced.json").exists()
