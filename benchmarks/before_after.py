@@ -24,9 +24,26 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def _environment(tree: Path) -> dict:
+    """The environment under which Python imports `tree`'s genesis (checked: an installed genesis
+    elsewhere must not stand in for it)."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    where = subprocess.run(
+        [sys.executable, "-c", "import genesis; print(genesis.__file__)"],
+        env=env,
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"before_after: {tree} imports genesis from {where}, not its own")
+    return env
+
+
 def run_script(tree: Path, script: str, rounds: int, out: Path) -> list:
     """One run of `script` from `tree`'s benchmarks, importing `tree`'s genesis; its rows."""
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = _environment(tree)
     command = [sys.executable, str(tree / "benchmarks" / script), "--rounds", str(rounds), "--no-torch-compile"]
     subprocess.run([*command, "--json", str(out)], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
