@@ -372,3 +372,23 @@ def test_integer_literals_outside_the_dtype_wrap_as_in_torch(name, dtype, backen
     got = genesis.compile(fn, backend=backend)(genesis.tensor(values))
     np.testing.assert_array_equal(got.numpy(), expected)
     np.testing.assert_array_equal(fn(genesis.tensor(values)).numpy(), expected)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sum_of_a_value_broadcast_within_the_rows_counts_each_element_once(backend, grad):
+    # seed 314394: C summed a (4, 2, 1) value over the (4, 2, 8) rows it was read in, 8 times over
+    def fn(x, y):
+        rows = x.reshape(4, 2, 1)
+        return rows / (y.abs() + 1), rows.sum()
+
+    eager_args = [leaf((1, 8), 0, grad), leaf((4, 2, 8), 1, grad)]
+    fused_args = [leaf((1, 8), 0, grad), leaf((4, 2, 8), 1, grad)]
+    expected, got = fn(*eager_args), genesis.compile(fn, backend=backend)(*fused_args)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g.detach().numpy(), e.detach().numpy(), rtol=1e-6, atol=1e-6)
+    if grad:
+        (expected[0].sum() + expected[1]).backward()
+        (got[0].sum() + got[1]).backward()
+        for e, g in zip(eager_args, fused_args):
+            np.testing.assert_allclose(g.grad.numpy(), e.grad.numpy(), rtol=1e-5, atol=1e-6)

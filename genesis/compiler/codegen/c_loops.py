@@ -208,10 +208,14 @@ class KernelLoops:
 
     # ---- partials of reductions over the rows -----------------------------------------------------
     def partial_size(self, s) -> int:
+        source = self._shape_of(s.reads[0])
+        # the element loop visits every element of the row; a value broadcast within the row (a
+        # (rows, 2, 1) value in (rows, 2, 8) rows) would be added once per copy
+        if not self.flat and self._level_of_read(s.reads[0]) == 2 and tuple(source[1:]) != self.layout.trailing:
+            raise Refused(f"{s.value} = {s.op} accumulates {s.reads[0]}, which is broadcast within its rows")
         size = numel(s.shape)
         if size == 1:
             return 1
-        source = self._shape_of(s.reads[0])
         if (
             self.flat
             or 0 not in s.attrs["dims"]
