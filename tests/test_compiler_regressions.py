@@ -392,3 +392,18 @@ def test_a_sum_of_a_value_broadcast_within_the_rows_counts_each_element_once(bac
         (got[0].sum() + got[1]).backward()
         for e, g in zip(eager_args, fused_args):
             np.testing.assert_allclose(g.grad.numpy(), e.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_variance_of_a_value_the_group_reads_broadcast(backend):
+    # seed 316453: the same, through var's mean: (3, 1, 2) read in (3, 8, 2) rows; off by 16.0
+    from genesis.nn import functional as F
+
+    def fn(x, w, y):
+        z = F.softmax(x, dim=-1) @ w
+        return z.var(), z + y
+
+    args = [leaf(shape, seed, False) for seed, shape in enumerate([(3, 1, 2), (2, 2), (3, 8, 1)])]
+    expected, got = fn(*args), genesis.compile(fn, backend=backend)(*args)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
