@@ -129,6 +129,9 @@ def campaign(
     return failures
 
 
+WORKER_TASKS = 100  # chunks of programs a worker runs before a fresh one takes over
+
+
 class _pool:
     """A process pool for jobs > 1, else None (runs in this process: easier to debug)."""
 
@@ -138,7 +141,9 @@ class _pool:
 
     def __enter__(self):
         if self.jobs > 1:
-            self.pool = multiprocessing.get_context("fork").Pool(self.jobs)
+            # fresh workers now and then: each program's C library stays loaded in its process, and
+            # a worker that has loaded thousands ran a campaign at half its first speed
+            self.pool = multiprocessing.get_context("fork").Pool(self.jobs, maxtasksperchild=WORKER_TASKS)
         return self.pool
 
     def __exit__(self, *exc):
