@@ -78,7 +78,7 @@ def reduction(b) -> bool:
                 bound=1.25**length,
                 cost=cost + length,
             )
-        elif not v.is_float and v.bound**length < 2**62:
+        elif not v.is_float and length * math.log2(max(v.bound, 1)) < 62:  # no float overflow of bound**length
             b.emit("prod", "reduction", f"{{0}}.prod({args})", [v], shape, wide, bound=v.bound**length, cost=cost)
         else:
             return False
