@@ -294,7 +294,8 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
     compiled(randn(8), randn(8, seed=1))
     (directory,) = tmp_path.iterdir()
     names = sorted(p.name for p in directory.iterdir())
-    assert names[:9] == [
+    assert names[:10] == [
+        "00_traced.json",  # the traced graph for ir_json.from_json, to run the passes again
         "00_traced.txt",
         "01_autocast.txt",
         "02_loss_scaling.txt",

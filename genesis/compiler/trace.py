@@ -39,7 +39,7 @@ from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep  # genesis/
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
 _CONTEXTLIB = contextlib.__file__  # a `with` block's exit runs in it (GradScaler's skipped step)
 
 
