@@ -57,9 +57,6 @@ class PhaseTimes:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
-    def summary(self) -> str:
-        return ", ".join(f"{name} {seconds:.3f} s" for name, seconds in self.seconds.items())
-
 
 def compile_line(name: str, backend: str, why: str, seconds: dict, stats: dict) -> str:
     """The level-1 line for one compile."""
