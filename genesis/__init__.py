@@ -48,6 +48,9 @@ from genesis.creation import (
 from genesis.random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state
 from genesis.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from genesis import autograd  # noqa: F401
+from genesis import tensor_methods
+
+tensor_methods.install(Tensor)  # Tensor sits below the ops; the methods that compute come from above
 
 half = float16
 float = float32

@@ -7,60 +7,13 @@ import numbers
 
 import numpy as np
 
-from genesis import dtypes
-from genesis.functional._util import normalize_shape
+from genesis import dispatch, dtypes
+from genesis.arguments import normalize_shape
 from genesis.ops import random as random_ops
-from genesis.random import rng
+from genesis.random import draw_seed, rng
 from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype, wrapped_integer
 from genesis.runtime.devices import device as as_device
-from genesis.runtime.memory import aligned_empty
 from genesis.tensor import Tensor
-
-
-def _infer_dtype(data) -> dtypes.DType:
-    """The dtype PyTorch picks for nested Python data: bool < int64 < default float.
-
-    Data with no elements at all (`[]`, `[[], []]`) is the default float, as in PyTorch."""
-    category = None  # None until an element is seen
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, Tensor):
-            return item.dtype
-        elif isinstance(item, bool) or isinstance(item, np.bool_):
-            category = dtypes.BOOL if category is None else category
-        elif isinstance(item, numbers.Integral):
-            category = dtypes.INT if category in (None, dtypes.BOOL) else category
-        elif isinstance(item, numbers.Real):
-            category = dtypes.FLOAT
-        else:
-            raise TypeError(f"cannot make a tensor from an element of type {type(item).__name__}: {item!r}")
-    return dtypes.default_dtype_for_category(dtypes.FLOAT if category is None else category)
-
-
-def _array_from_data(data, dtype=None):
-    """(numpy array, genesis dtype) for any data genesis.tensor accepts; always a copy."""
-    if dtype is not None:
-        dtype = dtypes.as_dtype(dtype)
-    if isinstance(data, Tensor):
-        array, inferred = data._data, data.dtype
-    elif isinstance(data, np.ndarray) or isinstance(data, np.generic):
-        array = np.asarray(data)
-        inferred = from_numpy_dtype(array.dtype)
-    else:
-        if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-            data = [x.tolist() if isinstance(x, Tensor) else x for x in data]
-        inferred = _infer_dtype(data)
-        try:
-            array = np.array(data, dtype=NUMPY_DTYPE[dtype or inferred])
-        except ValueError as error:
-            raise ValueError(f"cannot make a tensor from ragged or malformed data: {error}") from None
-    target = dtype or inferred
-    copy = aligned_empty(array.shape, NUMPY_DTYPE[target])
-    np.copyto(copy, array, casting="unsafe")  # what astype does; the copy starts on a cache line
-    return copy, target
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -173,9 +126,6 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
 def _seed(generator):
     """A 0-d int64 seed for one draw: drawn now in eager mode; while tracing, a graph input that
     draws a fresh seed from the generator at every call of the compiled program."""
-    from genesis import dispatch
-    from genesis.random import draw_seed
-
     tracer = dispatch.tracer
     if tracer is not None:
         return tracer.scalar_input(lambda: draw_seed(generator), dtypes.int64, key=("seed", object()))
@@ -183,9 +133,7 @@ def _seed(generator):
 
 
 def _random_float(op, shape, generator, dtype, requires_grad):
-    from genesis.dispatch import apply
-
-    out = apply(op, _seed(generator), shape=shape, dtype=_dtype(dtype))
+    out = dispatch.apply(op, _seed(generator), shape=shape, dtype=_dtype(dtype))
     if requires_grad:
         out.requires_grad_(True)
     return out

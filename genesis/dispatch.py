@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from genesis import dtypes
-from genesis.autograd import grad_mode
-from genesis.autograd.node import Node, ViewLink
+from genesis import dtypes, grad_mode
 from genesis.errors import explain_kernel_failure
-from genesis.ops.op import Kind
+from genesis.ops.op import Kind, install_bind_point
 from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
+from genesis.tape import Node, ViewLink
 from genesis.tensor import Tensor
 
 _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
@@ -80,6 +79,9 @@ def apply(op, *inputs, **attrs):
     if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
         record(op, inputs, attrs, out)
     return out
+
+
+install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) applies it here
 
 
 def host_constant(read, what: str, key):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genesis import dispatch
+
 
 class Generator:
     def __init__(self, device="cpu"):
@@ -68,8 +70,6 @@ def rng(generator: Generator | None) -> np.random.Generator:
     """The numpy generator behind a draw of integers. While a function is traced such a draw would be
     baked into the graph and repeat on every call, so it breaks the graph instead (rand and randn are
     op-table primitives with a seed input: they trace)."""
-    from genesis import dispatch
-
     if dispatch.tracer is not None:
         dispatch.tracer.refuse("drawing random integers or permutations (randint, randperm)")
     return _numpy_rng(generator)

@@ -3,16 +3,19 @@
 A tensor holds its data in a runtime buffer (a numpy array on the CPU), its
 genesis dtype and device, and for autograd `requires_grad`, `grad` and the
 `Node` that made it. Every operation goes through `genesis.dispatch.apply`;
-the methods here only parse arguments and call the functional layer, so this
-module never touches numpy.
+the methods that compute are the functional layer's, installed on the class by
+`genesis/__init__.py` (`tensor_methods.py`), so this module sits below every
+op and never touches numpy: it holds data and reads it back to the host.
 """
 
 from __future__ import annotations
 
-from genesis import dtypes
-from genesis.autograd import grad_mode
+from genesis import dtypes, grad_mode
+from genesis.arguments import normalize_dim
+from genesis.printing import tensor_repr
 from genesis.runtime import cpu as _cpu  # noqa: F401  (loads the CPU runtime: dtype table, warning filter)
 from genesis.runtime import devices as _device
+from genesis.runtime.host_data import array_from_data
 
 
 class Tensor:
@@ -31,9 +34,7 @@ class Tensor:
     )
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        from genesis.creation import _array_from_data
-
-        array, dt = _array_from_data(data, dtype)
+        array, dt = array_from_data(data, dtype)
         self._init(array, dt, _device.device(device), requires_grad)
 
     def _init(self, array, dtype, device, requires_grad=False):
@@ -75,7 +76,7 @@ class Tensor:
         shape = self._data.shape
         if dim is None:
             return shape
-        return shape[_F.normalize_dim(dim, len(shape))]
+        return shape[normalize_dim(dim, len(shape))]
 
     @property
     def ndim(self) -> int:
@@ -103,14 +104,6 @@ class Tensor:
     @property
     def is_floating_point(self):
         return self.dtype.is_floating_point
-
-    @property
-    def T(self):
-        return _F.permute(self, tuple(reversed(range(self.ndim))))
-
-    @property
-    def mT(self):
-        return _F.transpose(self, -2, -1)
 
     @property
     def data(self):
@@ -162,8 +155,6 @@ class Tensor:
         return data if dtype is None else data.astype(dtype)
 
     def __repr__(self):
-        from genesis.printing import tensor_repr
-
         return tensor_repr(self)
 
     def __hash__(self):
@@ -175,11 +166,6 @@ class Tensor:
         return (self[i] for i in range(self._data.shape[0]))
 
     # ---- autograd ---------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from genesis.autograd.engine import backward
-
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
-
     def detach(self):
         t = Tensor._make(self._data, self.dtype, self.device)
         t._version = self._version  # shares the buffer, so shares its version
@@ -219,62 +205,6 @@ class Tensor:
             self._retains_grad = True
             self._node.retain(self)
 
-    # ---- conversions ------------------------------------------------------
-    def to(self, *args, dtype=None, device=None, copy=False, **kwargs):
-        for arg in args:
-            if isinstance(arg, (dtypes.DType, type)) or (isinstance(arg, str) and arg in dtypes._ALIASES):
-                dtype = arg
-            elif isinstance(arg, str) and arg.partition(":")[0] not in ("cpu", "cuda"):
-                raise ValueError(
-                    f"to({arg!r}): neither a dtype genesis knows ({', '.join(sorted(dtypes._ALIASES))}) "
-                    "nor a device ('cpu', 'cuda[:index]')"
-                )
-            else:
-                device = arg
-        if device is not None and _device.device(device) != self.device:
-            _device.device(device)  # raises a clear error for an unavailable device
-        if dtype is None:
-            return _F.clone(self) if copy else self
-        return _F.cast(self, dtypes.as_dtype(dtype), copy=copy)
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return self.dtype.name
-        return self.to(dtype)
-
-    def float(self):
-        return _F.cast(self, dtypes.float32)
-
-    def double(self):
-        return _F.cast(self, dtypes.float64)
-
-    def half(self):
-        return _F.cast(self, dtypes.float16)
-
-    def bfloat16(self):
-        return _F.cast(self, dtypes.bfloat16)
-
-    def long(self):
-        return _F.cast(self, dtypes.int64)
-
-    def int(self):
-        return _F.cast(self, dtypes.int32)
-
-    def bool(self):
-        return _F.cast(self, dtypes.bool_)
-
-    def cpu(self):
-        return self
-
-    def clone(self):
-        return _F.clone(self)
-
-    def contiguous(self):
-        return _F.contiguous(self)
-
-    def is_contiguous(self):
-        return _F.is_contiguous(self)
-
 
 class _HookHandle:
     def __init__(self, hooks, hook):
@@ -288,9 +218,3 @@ class _HookHandle:
 def _check_can_require_grad(t):
     if t.dtype.category != dtypes.FLOAT:
         raise RuntimeError(f"only floating-point tensors can require gradients, got {t.dtype.name}")
-
-
-from genesis import functional as _F  # noqa: E402  (the functional layer needs Tensor first)
-from genesis import tensor_methods as _methods  # noqa: E402
-
-_methods.install(Tensor)

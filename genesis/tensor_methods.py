@@ -1,15 +1,20 @@
 """Tensor methods and operators, bound to the functional layer.
 
-Kept apart from `tensor.py` so the class stays short: each method is the
-functional op of the same name with the tensor as its first argument.
+`Tensor` (tensor.py) sits below the ops and holds data; every method that
+computes is installed on it from here, by `genesis/__init__.py`, once the
+layers it calls exist. Most are the functional op of the same name with the
+tensor as its first argument.
 """
 
 from __future__ import annotations
 
+from genesis import dtypes
 from genesis import functional as F
+from genesis.arguments import normalize_shape
+from genesis.autograd.engine import backward as _run_backward
 from genesis.functional import inplace as I
-from genesis.functional._util import normalize_shape
 from genesis.functional.indexing import index_put_by_indices
+from genesis.runtime.devices import device as as_device
 
 # methods that are exactly F.<name>(self, ...)
 _SAME_NAME = """
@@ -42,6 +47,50 @@ def _reflected(fn):
 
 def _lerp_(self, end, weight):
     return I.assign_inplace(self, F.lerp(self, end, weight))
+
+
+def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    _run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+
+def _to(self, *args, dtype=None, device=None, copy=False, **kwargs):
+    for arg in args:
+        if isinstance(arg, (dtypes.DType, type)) or (isinstance(arg, str) and arg in dtypes._ALIASES):
+            dtype = arg
+        elif isinstance(arg, str) and arg.partition(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(
+                f"to({arg!r}): neither a dtype genesis knows ({', '.join(sorted(dtypes._ALIASES))}) "
+                "nor a device ('cpu', 'cuda[:index]')"
+            )
+        else:
+            device = arg
+    if device is not None and as_device(device) != self.device:
+        as_device(device)  # raises a clear error for an unavailable device
+    if dtype is None:
+        return F.clone(self) if copy else self
+    return F.cast(self, dtypes.as_dtype(dtype), copy=copy)
+
+
+def _type(self, dtype=None):
+    if dtype is None:
+        return self.dtype.name
+    return self.to(dtype)
+
+
+def _cast_to(dtype):
+    return lambda self: F.cast(self, dtype)
+
+
+# x.float(), x.long(), ...: a cast to the named dtype
+_CASTS = {
+    "float": dtypes.float32,
+    "double": dtypes.float64,
+    "half": dtypes.float16,
+    "bfloat16": dtypes.bfloat16,
+    "long": dtypes.int64,
+    "int": dtypes.int32,
+    "bool": dtypes.bool_,
+}
 
 
 OPERATORS = {
@@ -88,6 +137,7 @@ OPERATORS = {
 
 
 def install(cls):
+    """Give `cls` (genesis.Tensor) its computing methods and operators."""
     for name in _SAME_NAME:
         setattr(cls, name, getattr(F, name))
     for name in _INPLACE:
@@ -107,3 +157,14 @@ def install(cls):
     cls.index_put = index_put_by_indices
     cls.one_hot = F.one_hot
     cls.cast = F.cast
+    cls.backward = _backward
+    cls.to = _to
+    cls.type = _type
+    for name, dtype in _CASTS.items():
+        setattr(cls, name, _cast_to(dtype))
+    cls.cpu = lambda self: self
+    cls.clone = F.clone
+    cls.contiguous = F.contiguous
+    cls.is_contiguous = F.is_contiguous
+    cls.T = property(lambda self: F.permute(self, tuple(reversed(range(self.ndim)))))
+    cls.mT = property(lambda self: F.transpose(self, -2, -1))

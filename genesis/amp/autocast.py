@@ -42,30 +42,17 @@ from __future__ import annotations
 
 import functools
 
-from genesis import dispatch, dtypes
+from genesis import autocast_state, dispatch, dtypes
+from genesis.autocast_state import get_autocast_dtype, is_autocast_enabled  # noqa: F401  (amp's API)
 from genesis.functional.shape import cast
 from genesis.ops.op import Autocast
 
 SUPPORTED_DTYPES = (dtypes.float16, dtypes.bfloat16)
 DEVICE_TYPES = ("cpu", "cuda")
 
-_enabled = False
-_dtype = dtypes.float16
-
-
-def is_autocast_enabled(device_type: str | None = None) -> bool:
-    """Whether ops now run under autocast (one state serves every device type)."""
-    return _enabled
-
-
-def get_autocast_dtype(device_type: str | None = None) -> dtypes.DType:
-    """The low-precision dtype of the current region (float16 outside any region)."""
-    return _dtype
-
 
 def _set_state(enabled: bool, dtype: dtypes.DType) -> None:
-    global _enabled, _dtype
-    _enabled, _dtype = enabled, dtype
+    autocast_state.set_state(enabled, dtype)
     dispatch.autocast_hook = cast_inputs if enabled else None
 
 
@@ -105,7 +92,7 @@ def cast_inputs(op, inputs):
     """The dispatch hook: rewrite `op`'s inputs by its autocast class."""
     if op.autocast is Autocast.NONE:
         return inputs
-    targets = cast_targets(op, inputs, _dtype)
+    targets = cast_targets(op, inputs, autocast_state.dtype)
     return tuple(x if target is None else cast(x, target) for x, target in zip(inputs, targets))
 
 
@@ -138,8 +125,8 @@ class autocast:
         self._outer_states = []
 
     def __enter__(self):
-        self._outer_states.append((_enabled, _dtype))
-        _set_state(self.enabled, self.dtype if self.dtype is not None else _dtype)
+        self._outer_states.append((autocast_state.enabled, autocast_state.dtype))
+        _set_state(self.enabled, self.dtype if self.dtype is not None else autocast_state.dtype)
         return self
 
     def __exit__(self, *exc):

@@ -24,11 +24,10 @@ from __future__ import annotations
 import enum
 from collections import abc, defaultdict
 
-from genesis import dispatch, dtypes
+from genesis import dispatch, dtypes, markers
 from genesis import functional as F
-from genesis.autograd.grad_mode import no_grad
 from genesis.creation import full
-from genesis.ops import markers
+from genesis.grad_mode import no_grad
 from genesis.ops.op import OPS
 from genesis.tensor import Tensor
 

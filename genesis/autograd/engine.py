@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 
-from genesis.autograd import grad_mode
+from genesis import creation, dispatch, grad_mode
+from genesis import functional as F
 from genesis.tensor import Tensor
 
 
@@ -70,8 +71,6 @@ def _check_versions(node, out):
 
 def fit(grad, like):
     """Sum a gradient back to `like`'s shape and give it `like`'s dtype."""
-    from genesis import functional as F
-
     if grad.shape != like.shape:
         grad = F.sum_to(grad, like.shape)
     if grad.dtype is not like.dtype:
@@ -96,8 +95,6 @@ def accumulate(pending: dict, key, grad):
 def _autocast_off():
     """Backward ops run in the dtypes their forward ops used, as in PyTorch: autocast chose
     the forward's casts and must not cast the vjp rules' ops a second time."""
-    from genesis import dispatch
-
     hook, dispatch.autocast_hook = dispatch.autocast_hook, None
     try:
         yield
@@ -112,8 +109,6 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     (a list of tensors, for `autograd.grad`), their gradients are returned
     instead and no `.grad` is touched.
     """
-    from genesis import dispatch
-
     if dispatch.tracer is not None:
         return _deferred(dispatch.tracer, roots, root_grads, retain_graph, create_graph, capture)
     captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
@@ -269,8 +264,6 @@ def _store_leaf_grad(leaf, grad, create_graph, stored):
 
 
 def _root_grad(root, grad):
-    from genesis.creation import ones_like
-
     if not root.requires_grad:
         raise RuntimeError(
             f"element 0 of tensors does not require grad and does not have a grad_fn "
@@ -282,11 +275,9 @@ def _root_grad(root, grad):
                 f"grad can be implicitly created only for scalar outputs, but the output has shape "
                 f"{list(root.shape)}; pass gradient= with a tensor of that shape"
             )
-        return ones_like(root)
+        return creation.ones_like(root)
     if not isinstance(grad, Tensor):
-        from genesis.creation import tensor
-
-        grad = tensor(grad, dtype=root.dtype)
+        grad = creation.tensor(grad, dtype=root.dtype)
     if grad.shape != root.shape:
         raise RuntimeError(
             f"gradient of shape {list(grad.shape)} does not match the output of shape {list(root.shape)}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from genesis.autograd.grad_mode import no_grad
+from genesis import dispatch
+from genesis.grad_mode import no_grad
 
 
 def zero_grads(tensors, set_to_none: bool = True) -> None:
@@ -11,8 +12,6 @@ def zero_grads(tensors, set_to_none: bool = True) -> None:
     While a step is traced, this is noted, so the compiled step replaces gradients instead
     of adding to the ones a call finds: also for a tensor that has none while tracing (the
     first call of a step), as later calls find the gradients the earlier ones left."""
-    from genesis import dispatch
-
     for tensor in tensors:
         if tensor.grad is None:
             if dispatch.tracer is not None:

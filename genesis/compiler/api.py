@@ -17,7 +17,8 @@ import logging
 import os
 import warnings
 
-from genesis.autograd import grad_mode
+from genesis import grad_mode
+from genesis.autocast_state import get_autocast_dtype, is_autocast_enabled
 from genesis.compiler import debug, native, pytree
 from genesis.compiler.program import Program, build_program
 from genesis.compiler.report import format_report
@@ -243,8 +244,6 @@ def _name(fn) -> str:
 
 
 def _autocast_state():
-    from genesis.amp.autocast import get_autocast_dtype, is_autocast_enabled
-
     return is_autocast_enabled(), get_autocast_dtype().name
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import networkx as nx
 
-from genesis.autograd import grad_mode
+from genesis import grad_mode
 from genesis.autograd.engine import VersionError
-from genesis.autograd.node import Node
 from genesis.compiler.ir import INPUT, Graph
+from genesis.creation import zeros
 from genesis.ops.op import Kind, Op
+from genesis.tape import Node
 
 
 def subgraph(graph: Graph, keep: set, inputs: list, outputs: list) -> Graph:
@@ -95,8 +96,6 @@ class BackwardCall:
             )
         key, grads = self._last
         if key is not incoming:
-            from genesis.creation import zeros
-
             incoming_all = [
                 incoming if k == output else zeros(shape, dtype=dtype)
                 for k, (shape, dtype) in enumerate(self.output_metas)

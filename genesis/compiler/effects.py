@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genesis.autograd import grad_mode
+from genesis import grad_mode
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 

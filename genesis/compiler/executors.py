@@ -15,13 +15,13 @@ produce plain result tensors.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 
 import numpy as np
 
-from genesis import dispatch
-from genesis.autograd import grad_mode
+from genesis import dispatch, grad_mode
 from genesis.compiler import cache, interpret, native
 from genesis.compiler.codegen import c_backend, triton_backend
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
@@ -129,8 +129,6 @@ def numpy_executor(graph, dump=None, prefix=""):
 
 def _triton_interprets() -> bool:
     """Kernels run under Triton's interpreter unless a CUDA GPU is present and TRITON_INTERPRET is not 1."""
-    import os
-
     if os.environ.get("TRITON_INTERPRET") == "1":
         return True
     try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 
 from genesis import dtypes
+from genesis.amp.autocast import cast_targets
 from genesis.ops.op import OPS
 
 INPUT = "input"  # a graph input: a user argument, a parameter, a buffer
@@ -258,8 +259,6 @@ class Graph:
         op = OPS[node.op]
         metas = [self[x].meta if isinstance(x, str) else x for x in node.inputs]
         if node.autocast is not None:  # the dtypes the op sees once the autocast pass has cast its inputs
-            from genesis.amp.autocast import cast_targets
-
             metas = [
                 Meta(m.shape, target) if target is not None else m
                 for m, target in zip(metas, cast_targets(op, metas, node.autocast))

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genesis import autograd
-from genesis.autograd import grad_mode
+from genesis import autograd, grad_mode
 from genesis.autograd.engine import VersionError
-from genesis.autograd.node import Node
 from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.debug import PhaseTimes
@@ -26,6 +24,7 @@ from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
 from genesis.compiler.report import describe
 from genesis.compiler.trace import Symbol, Tracer, tracing
 from genesis.ops.op import OPS, Kind
+from genesis.tape import Node
 from genesis.tensor import Tensor
 
 

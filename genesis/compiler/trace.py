@@ -31,12 +31,15 @@ import weakref
 import numpy as np
 
 from genesis import dispatch
-from genesis.amp.autocast import cast_targets
+from genesis.amp.autocast import autocast, cast_targets
+from genesis.autocast_state import get_autocast_dtype
 from genesis.compiler.ir import Graph, Meta
-from genesis.ops.markers import GRAD
+from genesis.grad_mode import set_grad_enabled
+from genesis.markers import GRAD
 from genesis.ops.op import Kind
 from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.runtime.devices import cpu
 from genesis.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
@@ -157,8 +160,6 @@ def layout_of(op, inputs, attrs, shape) -> tuple | None:
 
 
 def _cpu_device():
-    from genesis.runtime.devices import cpu
-
     return cpu
 
 
@@ -366,8 +367,6 @@ class Tracer:
         inputs, else (None, None)."""
         if dispatch.autocast_hook is None:
             return None, None
-        from genesis.amp.autocast import get_autocast_dtype
-
         region = get_autocast_dtype()
         targets = cast_targets(op, inputs, region)
         return (region, targets) if any(t is not None for t in targets) else (None, None)
@@ -441,9 +440,6 @@ def recording_into(graph: Graph, *, grad=False):
     the program like any other; elsewhere a fresh tracer does. Autocast is off: its casts are
     already explicit. Grad mode is off unless `grad`: a backward's nodes are final, while a
     feature's composite may still be differentiated by the autodiff pass."""
-    from genesis.amp.autocast import autocast
-    from genesis.autograd.grad_mode import set_grad_enabled
-
     active = dispatch.tracer
     with set_grad_enabled(grad), autocast(enabled=False):
         if active is not None and active.graph is graph:

@@ -26,6 +26,10 @@ import contextlib
 from dataclasses import dataclass
 
 from genesis import dtypes
+from genesis.amp import GradScaler, autocast
+from genesis.nn.utils import clip_grad_norm_
+from genesis.optim.optimizer import Optimizer
+from genesis.tensor import Tensor
 
 _AMP = {"bf16": dtypes.bfloat16, "bfloat16": dtypes.bfloat16, "fp16": dtypes.float16, "float16": dtypes.float16}
 
@@ -53,8 +57,6 @@ class TrainingStep:
     """The user's step with the options applied around its calls; callable like the step."""
 
     def __init__(self, fn, options: TrainingOptions):
-        from genesis.amp import GradScaler
-
         self.fn = fn
         self.options = options
         self.scaler = None
@@ -72,10 +74,6 @@ class TrainingStep:
 
     @contextlib.contextmanager
     def _applied(self):
-        from genesis.amp import autocast
-        from genesis.optim.optimizer import Optimizer
-        from genesis.tensor import Tensor
-
         options, scaler = self.options, self.scaler
         original_backward, original_step = Tensor.backward, Optimizer.step
         stepping = []
@@ -102,8 +100,6 @@ class TrainingStep:
             Tensor.backward, Optimizer.step = original_backward, original_step
 
     def _step(self, optimizer, original_step, args, kwargs):
-        from genesis.nn.utils import clip_grad_norm_
-
         scaler = self.scaler
         if scaler is not None:
             scaler.unscale_(optimizer)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from genesis import dispatch, dtypes
+from genesis.arguments import is_tensor
+from genesis.creation import full
 from genesis.dispatch import apply
-from genesis.functional._util import is_tensor
+from genesis.grad_mode import no_grad
 from genesis.ops import division as D
 from genesis.ops import elementwise as E
 
@@ -134,8 +136,6 @@ def where(condition, a, b):
 
 def _scalar_like(value, like):
     """where(c, 1.0, 0.0): with no tensor values, the first value becomes a 0-d tensor."""
-    from genesis.creation import full
-
     return full((), value, dtype=dtypes.default_dtype_for_category(dtypes.scalar_category(value)))
 
 
@@ -156,8 +156,6 @@ def _clamp_by_tensors(x, min, max):
     min == max) sends it nowhere. Each region is one branch of a `where`, and the
     value for the gradient-less remainder is computed without a history.
     """
-    from genesis.autograd.grad_mode import no_grad
-
     with no_grad():
         value = x
         if min is not None:

@@ -13,15 +13,18 @@ the mask's values on the host: like `.item()`, a tracer cannot see past it.
 from __future__ import annotations
 
 from genesis import dispatch, dtypes
+from genesis.arguments import is_tensor, normalize_dim
+from genesis.creation import arange, full, tensor, zeros
 from genesis.dispatch import apply
 from genesis.errors import ShapeError
-from genesis.functional._util import is_tensor, normalize_dim
+from genesis.functional.elementwise import where
+from genesis.functional.inplace import assign_inplace, check_inplace_allowed
+from genesis.functional.shape import clone, stack, unsqueeze
 from genesis.ops import movement as M
+from genesis.ops.movement import index_by_key as index  # noqa: F401  (a function of this layer too)
 
 
 def _as_index_tensor(k):
-    from genesis.creation import tensor
-
     if is_tensor(k):
         t = k
     elif isinstance(k, (list, tuple)) and len(k) == 0:
@@ -38,9 +41,6 @@ def nonzero(x, *, as_tuple=False):
 
     The count depends on the values, so this reads them on the host.
     """
-    from genesis.creation import tensor, zeros
-    from genesis.functional.shape import stack
-
     if x.ndim == 0:  # one position with no coordinates, or none (as_tuple sees it as 1-D, like PyTorch)
         count = int(bool(x.detach().item()))
         return (zeros(count, dtype=dtypes.int64),) if as_tuple else zeros((count, 0), dtype=dtypes.int64)
@@ -135,13 +135,6 @@ def normalize_key(x, key):
     return tuple(entries), tuple(tensors)
 
 
-def index(x, key, *tensors):
-    """Apply a normalized key: a view when it holds no index tensors."""
-    if tensors:
-        return apply(M.index_advanced, x, *tensors, key=key)
-    return apply(M.index_basic, x, key=key)
-
-
 def getitem(x, key):
     entries, tensors = normalize_key(x, key)
     return index(x, entries, *tensors)
@@ -154,8 +147,6 @@ def index_put(x, key, values, *tensors, accumulate=False):
 
 def index_put_by_indices(x, indices, values, accumulate=False):
     """PyTorch's `x.index_put(indices, values, accumulate)`: `indices` a tuple of index tensors."""
-    from genesis.creation import full
-
     if not isinstance(indices, (tuple, list)):
         raise TypeError(f"index_put expects a tuple of index tensors, got {type(indices).__name__}")
     entries, tensors = normalize_key(x, tuple(indices))
@@ -168,9 +159,6 @@ def index_put_by_indices(x, indices, values, accumulate=False):
 
 def setitem(x, key, value):
     """`x[key] = value`: an out-of-place index_put written back into x (so views of x see it)."""
-    from genesis.creation import full
-    from genesis.functional.inplace import assign_inplace, check_inplace_allowed
-
     check_inplace_allowed(x)
     entries, tensors = normalize_key(x, key)
     if not is_tensor(value):
@@ -178,7 +166,6 @@ def setitem(x, key, value):
     value = value.to(x.dtype)
     if value._version is x._version:
         # a view of x (as in `x[k] += v`): writing x would change the value index_put saved
-        from genesis.functional.shape import clone
 
         value = clone(value)
     assign_inplace(x, index_put(x, entries, value, *tensors))
@@ -210,8 +197,6 @@ def index_select(x, dim, index):
 
 
 def masked_fill(x, mask, value):
-    from genesis.functional.elementwise import where
-
     if not is_tensor(mask) or mask.dtype is not dtypes.bool_:
         raise TypeError("masked_fill expects a bool mask tensor")
     if is_tensor(value) and value.ndim:
@@ -223,9 +208,6 @@ def masked_fill(x, mask, value):
 
 
 def one_hot(index, num_classes=-1):
-    from genesis.creation import arange
-    from genesis.functional.shape import unsqueeze
-
     _check_index_dtype(index, "one_hot")
     counted = num_classes < 0
     if counted or (index.numel() and dispatch.tracer is None):

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from genesis import dispatch
-from genesis.autograd import grad_mode
+from genesis import dispatch, grad_mode
+from genesis.creation import full, ones_like
 from genesis.errors import ShapeError
+from genesis.functional.elementwise import where
+from genesis.functional.shape import cast, clone, expand
 from genesis.ops.op import Kind
 from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.tensor import Tensor
 
 
 def _stands_for_a_non_leaf(tensor) -> bool:
@@ -63,9 +66,6 @@ def _view_node(t):
 
 def _rebase(view, view_node):
     """After a write into `view`, give each tensor it views the write's history (see the docstring)."""
-    from genesis.creation import ones_like
-    from genesis.functional.elementwise import where
-
     while view_node is not None and grad_mode.is_grad_enabled():
         base = view_node.inputs[0]
         if not (view.requires_grad or base.requires_grad):
@@ -126,8 +126,6 @@ def assign_inplace(target, result):
 
 def _keep_old_input(target, node, snapshot):
     """If the write's own node reads the target, hand it the old values (PyTorch's `original_self`)."""
-    from genesis.tensor import Tensor
-
     if (
         node is not None
         and node.versions is not None
@@ -154,8 +152,6 @@ def _take_history(target, node):
 def _traced_write(target, result, *, keep_history):
     """The in-place write under tracing: the target's buffer is renamed to the result's value
     (see `Tracer.write`); autograd's bookkeeping is eager's."""
-    from genesis.functional.shape import cast
-
     tracer = dispatch.tracer
     tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
     node = result._node if keep_history else None
@@ -189,9 +185,6 @@ def inplace(fn):
 
 
 def fill_(target, value):
-    from genesis.creation import full
-    from genesis.functional.shape import expand
-
     if hasattr(value, "_data"):
         if value.ndim:
             raise ValueError(f"fill_ takes a number or a 0-d tensor, got a tensor of shape {list(value.shape)}")
@@ -209,8 +202,6 @@ def zero_(target):
 
 
 def copy_(target, source):
-    from genesis.functional.shape import expand
-
     if tuple(source.shape) != target.shape:
         source = expand(source, target.shape)
     return _overwrite(target, source.to(target.dtype))
@@ -218,8 +209,6 @@ def copy_(target, source):
 
 def _overwrite(target, source):
     """Replace every value: the old history is dropped, the source's (if any) is kept."""
-    from genesis.functional.shape import clone
-
     check_inplace_allowed(target)
     if source.requires_grad and grad_mode.is_grad_enabled():
         return assign_inplace(target, clone(source))

@@ -6,8 +6,13 @@ import builtins
 from collections import namedtuple
 
 from genesis import dtypes
+from genesis.arguments import is_tensor, normalize_dim, normalize_dims
+from genesis.autocast_state import is_autocast_enabled
 from genesis.dispatch import apply
-from genesis.functional._util import is_tensor, normalize_dim, normalize_dims
+from genesis.functional.elementwise import exp, isfinite, log, maximum, minimum, sqrt, where
+from genesis.functional.indexing import gather
+from genesis.functional.shape import squeeze
+from genesis.grad_mode import no_grad
 from genesis.ops import reduction as R
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -61,9 +66,6 @@ def argmin(x, dim=None, keepdim=False):
 
 
 def _extremum_with_index(x, dim, keepdim, reduce_op, arg_op, name):
-    from genesis.functional.indexing import gather
-    from genesis.functional.shape import squeeze
-
     if x.ndim == 0:
         return MaxMin(x.clone(), _arg(arg_op, x, None, False))
     dim = normalize_dim(dim, x.ndim)
@@ -78,8 +80,6 @@ def _extremum_with_index(x, dim, keepdim, reduce_op, arg_op, name):
 def max(x, dim=None, keepdim=False):
     """max(x) -> the largest element; max(x, dim) -> (values, indices); max(x, other) -> maximum."""
     if is_tensor(dim):
-        from genesis.functional.elementwise import maximum
-
         return maximum(x, dim)
     if dim is None:
         return amax(x)
@@ -88,8 +88,6 @@ def max(x, dim=None, keepdim=False):
 
 def min(x, dim=None, keepdim=False):
     if is_tensor(dim):
-        from genesis.functional.elementwise import minimum
-
         return minimum(x, dim)
     if dim is None:
         return amin(x)
@@ -110,8 +108,6 @@ def _float_input(x, name):
     # autocast region the result stays fp32 (reductions are autocast's FP32 class)
     if not x.dtype.is_low_precision:
         return x, None
-    from genesis.amp.autocast import is_autocast_enabled
-
     return x.to(dtypes.float32), (None if is_autocast_enabled() else x.dtype)
 
 
@@ -135,16 +131,10 @@ def var(x, dim=None, *, correction=1, keepdim=False, unbiased=None):
 
 
 def std(x, dim=None, *, correction=1, keepdim=False, unbiased=None):
-    from genesis.functional.elementwise import sqrt
-
     return sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
 def logsumexp(x, dim, keepdim=False):
-    from genesis.autograd.grad_mode import no_grad
-    from genesis.functional.elementwise import exp, isfinite, log, where
-    from genesis.functional.shape import squeeze
-
     if not x.dtype.is_floating_point:  # PyTorch takes integers here, unlike mean and var
         x = x.to(dtypes.get_default_dtype())
     x, round_to = _float_input(x, "logsumexp")

@@ -14,11 +14,15 @@ import builtins
 import math
 
 from genesis import dispatch
+from genesis.arguments import normalize_dim, normalize_dims, normalize_shape
+from genesis.creation import arange, zeros
 from genesis.dispatch import apply
 from genesis.errors import ShapeError
-from genesis.functional._util import normalize_dim, normalize_dims, normalize_shape
+from genesis.functional.elementwise import where
 from genesis.ops import movement as M
 from genesis.ops import shape_rules
+from genesis.ops.movement import pad_to, sum_to  # noqa: F401  (functions of this layer too)
+from genesis.ops.shape_rules import broadcast
 
 
 def _infer_shape(x, shape):
@@ -184,30 +188,8 @@ def expand_as(x, other):
 
 
 def broadcast_tensors(*tensors):
-    from genesis.ops.shape_rules import broadcast
-
     shape = broadcast(*(x.shape for x in tensors))
     return tuple(expand(x, shape) for x in tensors)
-
-
-def sum_to(x, shape):
-    """Sum a broadcast gradient back to `shape` (the inverse of expand)."""
-    from genesis.functional.reduction import sum
-
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    lead = x.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
-    return reshape(sum(x, dims, keepdim=True), shape) if dims else reshape(x, shape)
-
-
-def pad_to(x, shape):
-    """Zero-pad at the end of each dim up to `shape`."""
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    return apply(M.pad, x, widths=tuple((0, n - m) for m, n in zip(x.shape, shape)), value=0.0)
 
 
 def is_contiguous(x) -> bool:
@@ -276,8 +258,7 @@ def narrow(x, dim, start, length):
         start += x.shape[dim]
     if not (0 <= start and start + length <= x.shape[dim]):
         raise IndexError(f"narrow: [{start}, {start + length}) is out of range for dim {dim} of size {x.shape[dim]}")
-    key = tuple(("s", 0, n, 1) if i != dim else ("s", start, start + length, 1) for i, n in enumerate(x.shape))
-    return apply(M.index_basic, x, key=key)
+    return apply(M.index_basic, x, key=M.narrow_key(x.shape, dim, start, length))
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -335,8 +316,6 @@ def pad(x, pad, mode="constant", value=0.0):
 
 
 def _triangle_mask(x, diagonal, lower):
-    from genesis.creation import arange
-
     if x.ndim < 2:
         raise ShapeError(f"tril/triu need a tensor with at least 2 dims, got shape {list(x.shape)}")
     rows, cols = x.shape[-2:]
@@ -345,9 +324,6 @@ def _triangle_mask(x, diagonal, lower):
 
 
 def _keep_where(mask, x):
-    from genesis.creation import zeros
-    from genesis.functional.elementwise import where
-
     return where(mask, x, zeros((), dtype=x.dtype))
 
 

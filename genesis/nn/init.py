@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 import warnings
 
-from genesis.autograd.grad_mode import no_grad
+from genesis import dtypes
+from genesis import functional as GF
+from genesis.creation import eye, rand, randn
+from genesis.grad_mode import no_grad
 
 _LINEAR_GAINS = (
     "linear",
@@ -69,16 +72,12 @@ def _fill_from(tensor, source):
 
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
-    from genesis.creation import rand
-
     with no_grad():
         sample = rand(tensor.shape, generator=generator, dtype=_sample_dtype(tensor)) * (b - a) + a
     return _fill_from(tensor, sample)
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
-    from genesis.creation import randn
-
     with no_grad():
         sample = randn(tensor.shape, generator=generator, dtype=_sample_dtype(tensor)) * std + mean
     return _fill_from(tensor, sample)
@@ -86,16 +85,12 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
 
 def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """Normal(mean, std) restricted to [a, b], by the inverse CDF of a uniform sample (as PyTorch)."""
-    from genesis import functional as GF
-    from genesis.creation import rand
 
     def norm_cdf(x):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
     low, high = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
     with no_grad():
-        from genesis import dtypes
-
         u = rand(tensor.shape, generator=generator, dtype=dtypes.float64) * (2 * high - 2 * low) + (2 * low - 1)
         sample = GF.clamp(_erfinv(u) * (std * math.sqrt(2.0)) + mean, a, b)
     return _fill_from(tensor, sample)
@@ -103,8 +98,6 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
 
 def _erfinv(y):
     """erf^-1 by Newton steps on erf (a composite; erf is a primitive), from a closed-form start."""
-    from genesis import functional as GF
-
     a = 0.147  # Winitzki's approximation, good to ~2e-3, then refined
     w = -GF.log((1.0 - y) * (1.0 + y))
     t = 2 / (math.pi * a) - w / 2
@@ -129,8 +122,6 @@ def ones_(tensor):
 
 
 def eye_(tensor):
-    from genesis.creation import eye
-
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     return _fill_from(tensor, eye(tensor.shape[0], tensor.shape[1], dtype=tensor.dtype))
@@ -182,8 +173,6 @@ def default_layer_init_(weight, bias=None) -> None:
 
 def _sample_dtype(tensor):
     """Sample in the tensor's dtype, or its default float dtype for a non-float tensor."""
-    from genesis import dtypes
-
     return tensor.dtype if tensor.dtype.is_floating_point else dtypes.get_default_dtype()
 
 

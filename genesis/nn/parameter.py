@@ -10,14 +10,15 @@ return plain tensors, because dispatch builds results with `Tensor._make`.
 from __future__ import annotations
 
 from genesis import dtypes
+from genesis.creation import empty
+from genesis.functional.shape import clone
+from genesis.grad_mode import no_grad
 from genesis.tensor import Tensor
 
 
 class Parameter(Tensor):
     def __new__(cls, data=None, requires_grad=True):
         if data is None:
-            from genesis.creation import empty
-
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter expects a genesis.Tensor, got {type(data).__name__}")
@@ -41,8 +42,6 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        from genesis.autograd.grad_mode import no_grad
-        from genesis.functional.shape import clone
 
         with no_grad():
             copied = Parameter(clone(self.detach()), self.requires_grad)
@@ -53,9 +52,6 @@ class Parameter(Tensor):
         return copied
 
     def __reduce_ex__(self, protocol):
-        from genesis.autograd.grad_mode import no_grad
-        from genesis.functional.shape import clone
-
         with no_grad():
             data = clone(self.detach())
         return (Parameter, (data, self.requires_grad))

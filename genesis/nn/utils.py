@@ -20,10 +20,10 @@ import math
 import types
 import warnings
 
-from genesis import dtypes
+from genesis import dtypes, markers
 from genesis import functional as F
-from genesis.autograd.grad_mode import no_grad
-from genesis.ops import markers
+from genesis.creation import tensor
+from genesis.grad_mode import no_grad
 from genesis.ops.op import OPS
 from genesis.tensor import Tensor
 
@@ -89,8 +89,6 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     """The norm of the tensors' norms: the norm of all their elements as one vector."""
     tensors = _as_list(tensors)
     if not tensors:
-        from genesis.creation import tensor
-
         return tensor(0.0)
     total_norm = total_norm_of(*tensors, norm_type=float(norm_type))
     if error_if_nonfinite and not F.isfinite(total_norm).item():  # the one host read, only on request

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from genesis import functional as F
 from genesis.dtypes import BOOL
 from genesis.errors import IntegerDivisionByZeroError
 from genesis.ops import dtype_rules as dt
+from genesis.ops import elementwise as E
 from genesis.ops import shape_rules
+from genesis.ops.constants import zeros_like
 from genesis.ops.elementwise import SAVES_INPUTS, SAVES_NOTHING, elementwise_op
 from genesis.ops.op import Autocast, Kind, Op, register
 
@@ -97,10 +98,16 @@ def _numeric_op(name, kernel, vjp, *, numpy, c, triton, saves=SAVES_INPUTS):
     )
 
 
+def _truncated_quotient(a, b):
+    """a / b rounded toward zero, for floating operands (fmod's gradient: fmod(a, b) = a - trunc(a / b) * b)."""
+    quotient = E.div(a, b)
+    return E.where(quotient < 0, E.ceil(quotient), E.floor(quotient))
+
+
 floor_divide = _numeric_op(
     "floor_divide",
     np.floor_divide,
-    (lambda g, out, a, b: F.zeros_like(g), lambda g, out, a, b: F.zeros_like(g)),
+    (lambda g, out, a, b: zeros_like(g), lambda g, out, a, b: zeros_like(g)),
     saves=SAVES_NOTHING,
     numpy="np.floor_divide({0}, {1}, out={out}, casting='unsafe')",
     c="g_floor_divide({0}, {1})",
@@ -109,7 +116,7 @@ floor_divide = _numeric_op(
 remainder = _numeric_op(
     "remainder",
     _remainder_kernel,
-    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.floor_divide(a, b)),
+    (lambda g, out, a, b: g, lambda g, out, a, b: -g * floor_divide(a, b)),
     numpy="np.fmod({0}, {1}, out={out}, casting='unsafe'); np.add({out}, {1}, out={out}, casting='unsafe', "
     "where=({out} != 0) & (({out} < 0) != (np.asarray({1}) < 0)))",
     c="g_remainder({0}, {1})",
@@ -118,7 +125,7 @@ remainder = _numeric_op(
 fmod = _numeric_op(
     "fmod",
     np.fmod,
-    (lambda g, out, a, b: g, lambda g, out, a, b: -g * F.div(a, b, rounding_mode="trunc")),
+    (lambda g, out, a, b: g, lambda g, out, a, b: -g * _truncated_quotient(a, b)),
     numpy="np.fmod({0}, {1}, out={out}, casting='unsafe')",
     c="g_fmod({0}, {1})",
     triton="fmod({0}, {1})",

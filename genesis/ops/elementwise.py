@@ -1,6 +1,6 @@
 """Elementwise primitives: one record each, meta + numpy kernel + vjp + snippets.
 
-The vjp rules are genesis expressions (`F` is the functional layer), so the
+The vjp rules are genesis expressions (op records and tensor operators), so the
 same rule runs in eager autograd, in the traced backward graph, and again for
 higher-order gradients. The Triton snippets are format strings over the
 operand names; kernels compute in fp32, so they need no dtype logic.
@@ -13,10 +13,10 @@ import math
 import numpy as np
 from scipy import special
 
-from genesis import functional as F
 from genesis.dtypes import FLOAT, INT
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
+from genesis.ops.constants import zeros_like
 from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime.cpu import NUMPY_DTYPE
 
@@ -71,7 +71,7 @@ def _no_bool(name, rule):
 
 
 def _zero_grad(g, out, x):
-    return F.zeros_like(g)
+    return zeros_like(g)
 
 
 # ---- unary ---------------------------------------------------------------
@@ -87,7 +87,7 @@ neg = elementwise_op(
 abs = elementwise_op(
     "abs",
     np.abs,
-    (lambda g, out, x: g * F.sign(x),),
+    (lambda g, out, x: g * sign(x),),
     dtype=_no_bool("abs", dt.same),
     c="g_abs({0})",
     c_helpers=("abs.h",),
@@ -164,10 +164,10 @@ reciprocal = elementwise_op(
     triton="tl.full([], 1, {0}.dtype) / {0}",
 )
 sin = elementwise_op(
-    "sin", np.sin, (lambda g, out, x: g * F.cos(x),), dtype=dt.floating, c="sin({0})", triton="libdevice.sin({0})"
+    "sin", np.sin, (lambda g, out, x: g * cos(x),), dtype=dt.floating, c="sin({0})", triton="libdevice.sin({0})"
 )
 cos = elementwise_op(
-    "cos", np.cos, (lambda g, out, x: -g * F.sin(x),), dtype=dt.floating, c="cos({0})", triton="libdevice.cos({0})"
+    "cos", np.cos, (lambda g, out, x: -g * sin(x),), dtype=dt.floating, c="cos({0})", triton="libdevice.cos({0})"
 )
 tanh = elementwise_op(
     "tanh",
@@ -191,7 +191,7 @@ sigmoid = elementwise_op(
 relu = elementwise_op(
     "relu",
     lambda a: np.maximum(a, 0).astype(a.dtype, copy=False),
-    (lambda g, out, x: F.where(out > 0, g, 0.0),),
+    (lambda g, out, x: where(out > 0, g, 0.0),),
     dtype=_no_bool("relu", dt.same),
     saves=SAVES_OUTPUT,
     c="g_relu({0})",
@@ -202,7 +202,7 @@ relu = elementwise_op(
 erf = elementwise_op(
     "erf",
     special.erf,
-    (lambda g, out, x: g * F.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
+    (lambda g, out, x: g * exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
     dtype=dt.floating,
     c="erf({0})",
     triton="libdevice.erf({0})",
@@ -258,7 +258,7 @@ logical_not = elementwise_op("logical_not", np.logical_not, None, dtype=dt.logic
 # ---- binary --------------------------------------------------------------
 def _pow_grad_base(g, out, x, y):
     grad = g * y * x ** (y - 1)
-    return F.where(y == 0, 0.0, grad) if hasattr(y, "shape") else (grad if y != 0 else F.zeros_like(grad))
+    return where(y == 0, 0.0, grad) if hasattr(y, "shape") else (grad if y != 0 else zeros_like(grad))
 
 
 def _pow_grad_exponent(g, out, x, y):
@@ -266,16 +266,16 @@ def _pow_grad_exponent(g, out, x, y):
         log_base = math.log(x) if x > 0 else (0.0 if x == 0 else math.nan)
         return g * out * log_base
     # log in the result's dtype: an int64 base's log would otherwise be the default float32
-    grad = g * out * F.log(x if x.dtype is out.dtype else F.cast(x, out.dtype))
-    return F.where((x == 0) & (y >= 0), 0.0, grad)
+    grad = g * out * log(x if x.dtype is out.dtype else x.to(out.dtype))
+    return where((x == 0) & (y >= 0), 0.0, grad)
 
 
 def _max_grad(g, out, a, b):
-    return F.where(a == b, g / 2, F.where(a > b, g, 0.0))
+    return where(a == b, g / 2, where(a > b, g, 0.0))
 
 
 def _min_grad(g, out, a, b):
-    return F.where(a == b, g / 2, F.where(a < b, g, 0.0))
+    return where(a == b, g / 2, where(a < b, g, 0.0))
 
 
 add = elementwise_op(
@@ -428,7 +428,7 @@ def _where_kernel(condition, a, b):
 where = elementwise_op(
     "where",
     _where_kernel,
-    (None, lambda g, out, c, a, b: F.where(c, g, 0.0), lambda g, out, c, a, b: F.where(c, 0.0, g)),
+    (None, lambda g, out, c, a, b: where(c, g, 0.0), lambda g, out, c, a, b: where(c, 0.0, g)),
     dtype=_where_dtype,
     autocast=Autocast.PROMOTE,
     c="g_where({0}, {1}, {2})",
@@ -460,7 +460,7 @@ def _clamp_grad(g, out, x, *, min, max):
     if max is not None:
         upper = x <= max
         inside = upper if inside is None else inside & upper
-    return F.where(inside, g, 0.0)
+    return where(inside, g, 0.0)
 
 
 # a missing bound is None, which Triton resolves at compile time; NaN stays NaN as in np.clip

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from genesis import functional as F
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
+from genesis.ops.movement import sum_to
 from genesis.ops.op import Autocast, Kind, Op, register
 
 
@@ -30,28 +30,28 @@ def _as_matrices(g, a, b):
     only after that does a row dim at -2 exist to insert.
     """
     if b.ndim == 1:
-        b = F.unsqueeze(b, -1)
-        g = F.unsqueeze(g, -1)
+        b = b.unsqueeze(-1)
+        g = g.unsqueeze(-1)
     if a.ndim == 1:
-        a = F.unsqueeze(a, 0)
-        g = F.unsqueeze(g, -2)
+        a = a.unsqueeze(0)
+        g = g.unsqueeze(-2)
     return g, a, b
 
 
 def _grad_a(g, out, a, b):
     g2, a2, b2 = _as_matrices(g, a, b)
-    grad = F.matmul(g2, F.transpose(b2, -1, -2))
-    return F.reshape(F.sum_to(grad, a2.shape), a.shape) if a.ndim == 1 else grad
+    grad = matmul(g2, b2.transpose(-1, -2))
+    return sum_to(grad, a2.shape).reshape(a.shape) if a.ndim == 1 else grad
 
 
 def _grad_b(g, out, a, b):
     g2, a2, b2 = _as_matrices(g, a, b)
     if b2.ndim == 2 and a2.ndim > 2:  # one matrix for a stack: a^T g over all the stack's rows at once
         rows = math.prod(a2.shape[:-1])
-        grad = F.matmul(F.transpose(F.reshape(a2, (rows, a2.shape[-1])), 0, 1), F.reshape(g2, (rows, g2.shape[-1])))
+        grad = matmul(a2.reshape(rows, a2.shape[-1]).transpose(0, 1), g2.reshape(rows, g2.shape[-1]))
     else:
-        grad = F.matmul(F.transpose(a2, -1, -2), g2)
-    return F.reshape(F.sum_to(grad, b2.shape), b.shape) if b.ndim == 1 else grad
+        grad = matmul(a2.transpose(-1, -2), g2)
+    return sum_to(grad, b2.shape).reshape(b.shape) if b.ndim == 1 else grad
 
 
 def matmul_kernel(a, b, out=None, casting="same_kind"):

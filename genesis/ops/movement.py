@@ -22,10 +22,10 @@ import math
 import numpy as np
 
 from genesis import dtypes
-from genesis import functional as F
 from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
+from genesis.ops.constants import zeros
 from genesis.ops.op import IndexMap, Kind, Op, register
 from genesis.runtime.cpu import NUMPY_DTYPE
 
@@ -81,7 +81,7 @@ reshape = _movement(
     Kind.VIEW,
     lambda a, *, shape_to: np.reshape(a, shape_to),
     _reshape_shape,
-    (lambda g, out, x, *, shape_to: F.reshape(g, x.shape),),
+    (lambda g, out, x, *, shape_to: g.reshape(x.shape),),
     index_map=IndexMap.RESHAPE,
 )
 
@@ -106,7 +106,7 @@ permute = _movement(
     Kind.VIEW,
     lambda a, *, dims: np.transpose(a, dims),
     _permute_shape,
-    (lambda g, out, x, *, dims: F.permute(g, _inverse_permutation(dims)),),
+    (lambda g, out, x, *, dims: permute(g, dims=_inverse_permutation(dims)),),
     index_map=IndexMap.PERMUTE,
 )
 
@@ -128,9 +128,19 @@ expand = _movement(
     Kind.VIEW,
     lambda a, *, shape_to: np.broadcast_to(a, shape_to),
     _expand_shape,
-    (lambda g, out, x, *, shape_to: F.sum_to(g, x.shape),),
+    (lambda g, out, x, *, shape_to: sum_to(g, x.shape),),
     index_map=IndexMap.BROADCAST,
 )
+
+
+def sum_to(x, shape):
+    """Sum a broadcast gradient back to `shape` (the inverse of expand)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    return x.sum(dims, keepdim=True).reshape(shape) if dims else x.reshape(shape)
 
 
 # ---- indexing ----------------------------------------------------------------
@@ -202,7 +212,7 @@ def _index_shape(shape, *index_shapes, key):
 
 def _index_grad(g, out, x, *tensors, key):
     # A basic index selects each element at most once: a plain put suffices.
-    return F.index_put(F.zeros(x.shape, dtype=g.dtype), key, g, *tensors, accumulate=bool(tensors))
+    return index_put(zeros(x.shape, g.dtype), g, *tensors, key=key, accumulate=bool(tensors))
 
 
 _LOW_PRECISION = {NUMPY_DTYPE[dtypes.float16], NUMPY_DTYPE[dtypes.bfloat16]}
@@ -251,12 +261,12 @@ def _index_put_shape(shape, values_shape, *index_shapes, key, accumulate):
 
 
 def _index_put_grad_self(g, out, x, values, *tensors, key, accumulate):
-    return g if accumulate else F.index_put(g, key, F.zeros((), dtype=g.dtype), *tensors, accumulate=False)
+    return g if accumulate else index_put(g, zeros((), g.dtype), *tensors, key=key, accumulate=False)
 
 
 def _index_put_grad_values(g, out, x, values, *tensors, key, accumulate):
-    region = F.sum_to(F.index(g, key, *tensors), _strip_leading_ones(values.shape))
-    return F.reshape(region, values.shape)
+    region = sum_to(index_by_key(g, key, *tensors), _strip_leading_ones(values.shape))
+    return region.reshape(values.shape)
 
 
 def _index_put_dtype(inputs, **attrs):
@@ -341,7 +351,7 @@ gather = _movement(
     Kind.OPAQUE,
     _gather_kernel,
     _gather_shape,
-    (lambda g, out, x, index, *, dim: F.scatter_add(F.zeros(x.shape, dtype=g.dtype), dim, index, g), None),
+    (lambda g, out, x, index, *, dim: scatter_add(zeros(x.shape, g.dtype), index, g, dim=dim), None),
     saves=_INDICES,
 )
 scatter_add = _movement(
@@ -352,11 +362,23 @@ scatter_add = _movement(
     (
         lambda g, out, x, index, src, *, dim: g,
         None,
-        lambda g, out, x, index, src, *, dim: F.pad_to(F.gather(g, dim, index), src.shape),
+        lambda g, out, x, index, src, *, dim: pad_to(gather(g, index, dim=dim), src.shape),
     ),
     dtype=_index_put_dtype,
     saves=_INDICES,
 )
+
+
+def index_by_key(x, key, *tensors):
+    """Apply a primitive key: a view when it holds no index tensors."""
+    if tensors:
+        return index_advanced(x, *tensors, key=key)
+    return index_basic(x, key=key)
+
+
+def narrow_key(shape, dim, start, length):
+    """The primitive key of `length` elements from `start` along `dim`, all of every other dim."""
+    return tuple(("s", 0, n, 1) if i != dim else ("s", start, start + length, 1) for i, n in enumerate(shape))
 
 
 # ---- flip, cat, pad ------------------------------------------------------------
@@ -365,7 +387,7 @@ flip = _movement(
     Kind.OPAQUE,
     lambda a, *, dims: np.flip(a, dims).copy(),
     shape_rules.same_as_first,
-    (lambda g, out, x, *, dims: F.flip(g, dims),),
+    (lambda g, out, x, *, dims: flip(g, dims=dims),),
 )
 
 
@@ -379,7 +401,7 @@ def _cat_shape(*shapes, dim):
 
 def _cat_grad(g, out, *inputs, dim, index):
     start = sum(x.shape[dim] for x in inputs[:index])
-    return F.narrow(g, dim, start, inputs[index].shape[dim])
+    return index_basic(g, key=narrow_key(g.shape, dim, start, inputs[index].shape[dim]))
 
 
 def _cat_dtype(inputs, **attrs):
@@ -408,10 +430,18 @@ def _pad_shape(shape, *, widths, value):
 
 def _pad_grad(g, out, x, *, widths, value):
     key = tuple(("s", lo, lo + n, 1) for n, (lo, hi) in zip(x.shape, widths))
-    return F.index(g, key)
+    return index_basic(g, key=key)
 
 
 pad = _movement("pad", Kind.OPAQUE, _pad_kernel, _pad_shape, (_pad_grad,))
+
+
+def pad_to(x, shape):
+    """Zero-pad at the end of each dim up to `shape`."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    return pad(x, widths=tuple((0, n - m) for m, n in zip(x.shape, shape)), value=0.0)
 
 
 # ---- copies and casts ------------------------------------------------------------

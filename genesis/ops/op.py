@@ -9,10 +9,12 @@ primitive:
 - `kernel(*arrays, **attrs)`: the eager CPU kernel, in numpy. Its array inputs
   arrive already cast to the compute dtype.
 - `vjp`: one rule per input, `rule(g, out, *inputs, **attrs)`, written with
-  genesis ops so the same rule runs eagerly, under tracing, and differentiates
-  again. `None` marks an input that takes no gradient. The autograd engine
-  sums a gradient back to its input's shape and casts it to its dtype, so the
-  rules need not repeat broadcasting.
+  op records (calling a record applies it: `where(c, g, 0.0)`) and tensor
+  methods and operators, never the functional layer above, so the same rule
+  runs eagerly, under tracing, and differentiates again. `None` marks an input
+  that takes no gradient. The autograd engine sums a gradient back to its
+  input's shape and casts it to its dtype, so the rules need not repeat
+  broadcasting.
 - `kind`: what fusion reads (elementwise, reduction, matmul, view, opaque).
 - `codegen`: snippets per backend ("triton", "numpy", "c"), filled by the compiler;
   "c_helpers" and "triton_helpers" name the files in `ops/helpers/` whose
@@ -103,8 +105,28 @@ class Op:
     def differentiable(self) -> bool:
         return self.vjp is not None
 
+    def __call__(self, *inputs, **attrs):
+        """Apply the op to tensors: eagerly, or recorded by a tracer (what `dispatch.apply` does)."""
+        return _bind_point.apply(self, *inputs, **attrs)
+
     def __repr__(self) -> str:
         return f"Op({self.name})"
+
+
+class _BindPoint:
+    """Where calling an op record goes: `dispatch.apply`, which installs itself when it is imported.
+    The op table sits below dispatch (vjp rules apply ops, dispatch reads op records), so the layer
+    above hands its entry point down instead of the op layer importing upward."""
+
+    def apply(self, op, *inputs, **attrs):
+        raise RuntimeError(f"op {op.name} was applied before genesis.dispatch was imported")
+
+
+_bind_point = _BindPoint()
+
+
+def install_bind_point(apply: Callable) -> None:
+    _bind_point.apply = apply
 
 
 OPS: dict[str, Op] = {}

@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from genesis import dtypes
-from genesis import functional as F
 from genesis.ops import dtype_rules as dt
+from genesis.ops import elementwise as E
 from genesis.ops import shape_rules
 from genesis.ops.op import Autocast, Combine, Kind, Op, register
 
@@ -22,12 +22,12 @@ from genesis.ops.op import Autocast, Combine, Kind, Op, register
 def _expand_back(g, x, dims, keepdim):
     """Broadcast a reduced gradient back over the reduced dims of `x`."""
     if not keepdim:
-        g = F.reshape(g, tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
-    return F.expand(g, x.shape)
+        g = g.reshape(tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
+    return g.expand(x.shape)
 
 
 def _keep(out, x, dims, keepdim):
-    return out if keepdim else F.reshape(out, tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
+    return out if keepdim else out.reshape(tuple(1 if i in dims else n for i, n in enumerate(x.shape)))
 
 
 def _sum_grad(g, out, x, *, dims, keepdim):
@@ -38,18 +38,18 @@ def _prod_grad(g, out, x, *, dims, keepdim):
     # Exact with zeros in the slice: one zero takes the product of the others,
     # two or more zeros make every gradient zero.
     is_zero = x == 0
-    safe = F.where(is_zero, 1.0, x)
-    prod_others = F.expand(F.prod(safe, dims, keepdim=True), x.shape)
-    zeros = F.expand(F.sum(is_zero, dims, keepdim=True), x.shape)
-    grad = F.where(zeros == 0, prod_others / safe, F.where(is_zero & (zeros == 1), prod_others, 0.0))
+    safe = E.where(is_zero, 1.0, x)
+    prod_others = prod(safe, dims=dims, keepdim=True).expand(x.shape)
+    zeros = sum(is_zero, dims=dims, keepdim=True).expand(x.shape)
+    grad = E.where(zeros == 0, prod_others / safe, E.where(is_zero & (zeros == 1), prod_others, 0.0))
     return _expand_back(g, x, dims, keepdim) * grad
 
 
 def _extremum_grad(g, out, x, *, dims, keepdim):
     # Ties share the gradient evenly, as PyTorch's amax/amin do.
-    hit = x == F.expand(_keep(out, x, dims, keepdim), x.shape)
-    count = F.expand(F.sum(hit, dims, keepdim=True), x.shape)
-    return F.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
+    hit = x == _keep(out, x, dims, keepdim).expand(x.shape)
+    count = sum(hit, dims=dims, keepdim=True).expand(x.shape)
+    return E.where(hit, _expand_back(g, x, dims, keepdim) / count, 0.0)
 
 
 def _reduction(

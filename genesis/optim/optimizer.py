@@ -30,11 +30,11 @@ import copy
 from collections import defaultdict
 
 from genesis import dispatch, dtypes
-from genesis.autograd.grad_mode import enable_grad, no_grad
 from genesis.autograd.gradients import zero_grads
 from genesis.creation import full
 from genesis.dtypes import float32
 from genesis.errors import ShapeError
+from genesis.grad_mode import enable_grad, no_grad
 from genesis.tensor import Tensor
 
 

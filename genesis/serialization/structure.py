@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from genesis import dtypes
+from genesis.nn.parameter import Parameter
 from genesis.serialization.errors import CheckpointError
 from genesis.tensor import Tensor
 
@@ -115,8 +116,6 @@ def _is_parameter(tensor) -> bool:
 
 
 def _as_parameter(tensor: Tensor, requires_grad: bool):
-    from genesis.nn.parameter import Parameter
-
     return Parameter(tensor, requires_grad=requires_grad)
 
 

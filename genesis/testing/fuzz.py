@@ -22,20 +22,21 @@ import sys
 import tempfile
 import time
 
+from genesis import dispatch
+from genesis.testing.generator import generate
+from genesis.testing.report import snippet
+from genesis.testing.runner import run_program
+from genesis.testing.shrink import shrink
+
 
 def _setup():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    from genesis import dispatch
-
     dispatch.verify_meta = True
 
 
 def run_seed(task):
     """Generate and run one program; the outcomes and the seconds each backend took."""
     seed, backends, tiny = task
-    from genesis.testing.generator import generate
-    from genesis.testing.runner import run_program
-
     _setup()
     program = generate(seed, tiny=tiny)
     outcomes, seconds = [], {}
@@ -49,9 +50,6 @@ def run_seed(task):
 def shrink_failure(task):
     """The shrunk program of one failure, as a snippet."""
     outcome, tiny, max_seconds = task
-    from genesis.testing.generator import generate
-    from genesis.testing.report import snippet
-    from genesis.testing.shrink import shrink
 
     _setup()
     program = shrink(generate(outcome.seed, tiny=tiny), outcome, max_seconds=max_seconds)
@@ -107,8 +105,6 @@ def campaign(
         print(f"\n[{len(members)}] {' | '.join(s for s in signature if s)}\n  seeds: {seeds_text}", file=stream)
         print("  " + members[0].summary().replace("\n", "\n  "), file=stream)
     if show_all:
-        from genesis.testing.generator import generate
-
         for outcome in failures:
             print(f"\n{outcome.summary()}\n{generate(outcome.seed, tiny=tiny).source()}", file=stream)
     if shrink and failures:

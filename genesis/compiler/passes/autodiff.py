@@ -17,7 +17,7 @@ from genesis.autograd.engine import accumulate, input_gradient, topological_orde
 from genesis.compiler.ir import Graph
 from genesis.compiler.trace import recording_into
 from genesis.creation import zeros
-from genesis.ops.markers import GRAD
+from genesis.markers import GRAD
 from genesis.ops.op import OPS
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from genesis.compiler.ir import Graph
 from genesis.compiler.trace import recording_into
-from genesis.ops.markers import MARKERS
+from genesis.markers import MARKERS
 
 
 def inline_markers(graph: Graph, feature: str) -> Graph:

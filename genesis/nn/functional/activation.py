@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis import functional as GF
-from genesis.autograd.grad_mode import no_grad
+from genesis.autocast_state import is_autocast_enabled
+from genesis.functional.inplace import assign_inplace
+from genesis.grad_mode import no_grad
 
 
 def relu(x, inplace: bool = False):
@@ -128,8 +130,6 @@ def round_like(out, x):
     Under autocast these composites are FP32-class (their exp/log/reductions
     are), so their results stay float32 there, as PyTorch's autocast gives.
     """
-    from genesis.amp.autocast import is_autocast_enabled
-
     if x.dtype.is_low_precision and out.dtype is not x.dtype and not is_autocast_enabled():
         return out.to(x.dtype)
     return out
@@ -143,7 +143,6 @@ def glu(x, dim: int = -1):
 def _maybe_inplace(x, result, inplace):
     if not inplace:
         return result
-    from genesis.functional.inplace import assign_inplace
 
     return assign_inplace(x, result)
 

@@ -15,14 +15,13 @@ import math
 
 from genesis import dtypes
 from genesis import functional as GF
+from genesis.creation import ones, zeros
 from genesis.errors import ShapeError
 from genesis.nn.functional.activation import softmax
 from genesis.nn.functional.basic import dropout, linear
 
 
 def _causal_mask(length, source_length):
-    from genesis.creation import ones
-
     return GF.tril(ones((length, source_length), dtype=dtypes.bool_))
 
 
@@ -82,8 +81,6 @@ def _additive_mask(mask, dtype, name):
     if mask is None:
         return None
     if mask.dtype is dtypes.bool_:
-        from genesis.creation import zeros
-
         return GF.masked_fill(zeros(mask.shape, dtype=dtype), mask, float("-inf"))
     if not mask.dtype.is_floating_point:
         raise TypeError(f"{name} must be a bool or floating-point tensor, got {mask.dtype.name}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis import functional as GF
+from genesis.creation import rand, zeros_like
 from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.functional.indexing import one_hot  # noqa: F401  (re-exported as F.one_hot)
+from genesis.functional.inplace import assign_inplace
 from genesis.functional.shape import pad  # noqa: F401  (re-exported as F.pad)
 
 
@@ -56,8 +58,6 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
 
     The mask comes from genesis's default generator (`genesis.manual_seed`).
     """
-    from genesis.creation import rand, zeros_like
-
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
@@ -68,8 +68,6 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
         keep = rand(x.shape) < (1.0 - p)
         out = x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
     if inplace:
-        from genesis.functional.inplace import assign_inplace
-
         return assign_inplace(x, out)
     return out
 

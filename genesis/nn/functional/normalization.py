@@ -13,8 +13,8 @@ running + momentum * batch`.
 from __future__ import annotations
 
 from genesis import functional as GF
-from genesis.autograd.grad_mode import no_grad
 from genesis.errors import ShapeError
+from genesis.grad_mode import no_grad
 from genesis.nn.functional.activation import finfo_eps, round_like, upcast
 
 

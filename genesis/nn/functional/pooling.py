@@ -11,6 +11,7 @@ average; the average's divisor is a constant computed from the shapes alone
 from __future__ import annotations
 
 from genesis import functional as GF
+from genesis.creation import arange, tensor
 from genesis.errors import ShapeError
 from genesis.nn.functional.conv import pair, window_slices
 
@@ -72,7 +73,6 @@ def max_pool2d(
     values = _restore(values, x)
     if not return_indices:
         return values
-    from genesis.creation import arange
 
     # flat index into the unpadded H*W plane, as PyTorch's max_pool2d_with_indices returns
     kernel_row = positions // kernel[1]
@@ -104,8 +104,6 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override=None,
 ):
-    from genesis.creation import tensor
-
     kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     sums = GF.sum(_windows(x, kernel, stride, pads, dilation, out, extra, 0.0), -1)
     if divisor_override is not None:

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from genesis import dtypes
-from genesis.autograd.grad_mode import no_grad
 from genesis.autograd.gradients import zero_grads
+from genesis.grad_mode import no_grad
 from genesis.nn.parameter import Buffer, Parameter
+from genesis.runtime.devices import device as as_device
 from genesis.tensor import Tensor
 
 
@@ -326,8 +327,6 @@ class Module:
 
     def to(self, *args, dtype=None, device=None, **kwargs) -> Module:
         """`to(dtype)`, `to(device)`, `to(device, dtype)`: floating parameters and buffers change dtype."""
-        from genesis.runtime.devices import device as as_device
-
         for arg in args:
             if isinstance(arg, Tensor):
                 dtype = arg.dtype

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genesis.creation import empty
 from genesis.errors import ShapeError
+from genesis.grad_mode import no_grad
 from genesis.nn import functional as F
 from genesis.nn import init
 from genesis.nn.modules.module import Module
@@ -47,8 +48,6 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            from genesis.autograd.grad_mode import no_grad
-
             with no_grad():
                 self.weight[self.padding_idx] = 0.0
 

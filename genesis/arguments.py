@@ -1,4 +1,4 @@
-"""Argument normalization shared by the functional layer."""
+"""Argument normalization: dims, dim lists and shapes as users write them, made canonical."""
 
 from __future__ import annotations
 
