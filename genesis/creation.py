@@ -126,10 +126,8 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
 def _seed(generator):
     """A 0-d int64 seed for one draw: drawn now in eager mode; while tracing, a graph input that
     draws a fresh seed from the generator at every call of the compiled program."""
-    tracer = dispatch.tracer
-    if tracer is not None:
-        return tracer.scalar_input(lambda: draw_seed(generator), dtypes.int64, key=("seed", object()))
-    return _make(np.array(draw_seed(generator), dtype=np.int64), dtypes.int64, None, False)
+    seed = dispatch.host_scalar(lambda: draw_seed(generator), dtypes.int64, key=("seed", object()))
+    return seed if isinstance(seed, Tensor) else _make(np.array(seed, dtype=np.int64), dtypes.int64, None, False)
 
 
 def _random_float(op, shape, generator, dtype, requires_grad):

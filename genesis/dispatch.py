@@ -10,6 +10,8 @@ to the compiler's autocast pass.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from genesis import dtypes, grad_mode
@@ -21,10 +23,12 @@ from genesis.tensor import Tensor
 
 _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
 
-# Hooks for the layers above: the compiler's tracer, which records a graph node
-# instead of running the kernel, and autocast, which rewrites an op's inputs by
-# its autocast class (so its casts are traced like any other op).
-tracer = None
+# The trace that records op applications now (the compiler's Tracer), or None in eager mode. Only
+# `tracing` sets it; the layers above ask `is_tracing`, `host_constant`, `host_scalar`,
+# `untraceable` and `note_grad_reset`, and only the traced forms of an in-place write, a backward
+# and a marker reach the trace itself (`current_tracer`).
+_tracer = None
+# autocast's hook: rewrites an op's inputs by its autocast class (so its casts are traced like any other op)
 autocast_hook = None
 # Tests turn this on: every eager op then checks that its shape rule (what the
 # tracer relies on) agrees with what its kernel produced.
@@ -32,8 +36,8 @@ verify_meta = False
 
 
 def apply(op, *inputs, **attrs):
-    if tracer is not None:  # it records the op, autocast's casts and the tape's edges (compiler/trace.py)
-        return tracer.record(op, inputs, attrs, _first_tensor(inputs).device)
+    if _tracer is not None:  # it records the op, autocast's casts and the tape's edges (compiler/trace.py)
+        return _tracer.record(op, inputs, attrs, _first_tensor(inputs).device)
     if autocast_hook is not None:
         inputs = autocast_hook(op, inputs)
     compute, out_dtype = op.dtype(inputs, **attrs)
@@ -84,13 +88,57 @@ def apply(op, *inputs, **attrs):
 install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) applies it here
 
 
+@contextlib.contextmanager
+def tracing(tracer):
+    """Hand every op application (and the host reads below) to `tracer` for the block; never nested."""
+    global _tracer
+    if _tracer is not None:
+        raise RuntimeError(
+            "genesis.compile: a compiled function was called while tracing another; nested tracing is not supported"
+        )
+    _tracer = tracer
+    try:
+        yield tracer
+    finally:
+        _tracer = None
+
+
+def current_tracer():
+    return _tracer
+
+
+def is_tracing() -> bool:
+    return _tracer is not None
+
+
 def host_constant(read, what: str, key):
     """A host value that code below the user's bakes into what it computes (an optimizer's eps, a
     GradScaler's growth factor): `read()`. While tracing, the compiled program is guarded on it, so
     a call that finds it changed traces anew instead of computing with the old value."""
-    if tracer is None:
+    if _tracer is None:
         return read()
-    return tracer.guard(read, what, key)
+    return _tracer.guard(read, what, key)
+
+
+def host_scalar(read, dtype, key):
+    """A host number that each call reads afresh (a learning rate, a random seed): `read()`. While
+    tracing, a 0-d graph input of `dtype` that the compiled program reads at every call."""
+    if _tracer is None:
+        return read()
+    return _tracer.scalar_input(read, dtype, key=key)
+
+
+def untraceable(what: str) -> None:
+    """Code that a trace cannot record (it reads values on the host): while tracing, the graph breaks
+    here and the function runs eagerly; in eager mode, nothing happens."""
+    if _tracer is not None:
+        _tracer.refuse(what)
+
+
+def note_grad_reset(tensor) -> None:
+    """A `.grad` dropped or zeroed: a compiled step then replaces the gradient instead of adding to it."""
+    if _tracer is not None:
+        _tracer.note_grad_reset(tensor)
 
 
 def differentiable(op, out_dtype) -> bool:

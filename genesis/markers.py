@@ -70,11 +70,11 @@ def define(name: str, feature: str, composite: Callable, *, shape, dtype, differ
     MARKERS[name] = Marker(op, composite, feature, outputs)
 
     def call(*inputs, **attrs):
-        if dispatch.tracer is None:
+        if not dispatch.is_tracing():
             return composite(*inputs, **attrs)
         if outputs == 1:
             return dispatch.apply(op, *inputs, **attrs)
-        number = dispatch.tracer.new_call()
+        number = dispatch.current_tracer().new_call()
         return tuple(dispatch.apply(op, *inputs, **attrs, output=k, call=number) for k in range(outputs))
 
     call.__name__ = call.__qualname__ = name

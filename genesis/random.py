@@ -70,8 +70,7 @@ def rng(generator: Generator | None) -> np.random.Generator:
     """The numpy generator behind a draw of integers. While a function is traced such a draw would be
     baked into the graph and repeat on every call, so it breaks the graph instead (rand and randn are
     op-table primitives with a seed input: they trace)."""
-    if dispatch.tracer is not None:
-        dispatch.tracer.refuse("drawing random integers or permutations (randint, randperm)")
+    dispatch.untraceable("drawing random integers or permutations (randint, randperm)")
     return _numpy_rng(generator)
 
 

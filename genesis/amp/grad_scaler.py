@@ -223,7 +223,7 @@ class GradScaler:
                 "(none of its parameters has a gradient)"
             )
         result = None
-        tracer = dispatch.tracer
+        tracer = dispatch.current_tracer()
         if tracer is not None:  # compiled: the update runs, and a select keeps the old values on an inf
             with tracer.skip_writes_if(state["found_inf"] != 0, select=skip_update):
                 result = optimizer.step(*args, **kwargs)

@@ -109,8 +109,9 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     (a list of tensors, for `autograd.grad`), their gradients are returned
     instead and no `.grad` is touched.
     """
-    if dispatch.tracer is not None:
-        return _deferred(dispatch.tracer, roots, root_grads, retain_graph, create_graph, capture)
+    tracer = dispatch.current_tracer()
+    if tracer is not None:
+        return _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture)
     captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
     captured_leaves = {id(t) for t in capture or () if t._node is None}
     results = {}

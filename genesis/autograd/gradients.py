@@ -14,12 +14,10 @@ def zero_grads(tensors, set_to_none: bool = True) -> None:
     first call of a step), as later calls find the gradients the earlier ones left."""
     for tensor in tensors:
         if tensor.grad is None:
-            if dispatch.tracer is not None:
-                dispatch.tracer.note_grad_reset(tensor)
+            dispatch.note_grad_reset(tensor)
             continue
         if set_to_none:
-            if dispatch.tracer is not None:
-                dispatch.tracer.note_grad_reset(tensor)
+            dispatch.note_grad_reset(tensor)
             tensor.grad = None
         else:
             grad = tensor.grad

@@ -419,15 +419,10 @@ class Tracer:
 @contextlib.contextmanager
 def tracing(tracer: Tracer):
     """Install `tracer` at the bind point for the block (never nested); put captured tensors back after."""
-    if dispatch.tracer is not None:
-        raise RuntimeError(
-            "genesis.compile: a compiled function was called while tracing another; nested tracing is not supported"
-        )
-    dispatch.tracer = tracer
     try:
-        yield tracer
+        with dispatch.tracing(tracer):
+            yield tracer
     finally:
-        dispatch.tracer = None
         tracer.restore()
 
 
@@ -440,7 +435,7 @@ def recording_into(graph: Graph, *, grad=False):
     the program like any other; elsewhere a fresh tracer does. Autocast is off: its casts are
     already explicit. Grad mode is off unless `grad`: a backward's nodes are final, while a
     feature's composite may still be differentiated by the autodiff pass."""
-    active = dispatch.tracer
+    active = dispatch.current_tracer()
     with set_grad_enabled(grad), autocast(enabled=False):
         if active is not None and active.graph is graph:
             yield active

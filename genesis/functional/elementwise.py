@@ -78,7 +78,7 @@ def _integer_division(op):
 
     def fn(a, b):
         integers = not is_tensor(a) or a.dtype.category in (dtypes.INT, dtypes.BOOL)
-        if dispatch.tracer is not None and is_tensor(b) and b.dtype.category == dtypes.INT and integers:
+        if dispatch.is_tracing() and is_tensor(b) and b.dtype.category == dtypes.INT and integers:
             b = apply(D.checked_divisor, b, divides=op.name)
         elif type(b) is int and b == 0 and integers:  # known now: refused now, traced or not
             D.refuse_zero_divisor(op.name, b, a.dtype)

@@ -210,7 +210,7 @@ def masked_fill(x, mask, value):
 def one_hot(index, num_classes=-1):
     _check_index_dtype(index, "one_hot")
     counted = num_classes < 0
-    if counted or (index.numel() and dispatch.tracer is None):
+    if counted or (index.numel() and not dispatch.is_tracing()):
         # checked in eager mode only (a compiled graph cannot read values, and gives a row of zeros),
         # unless the class count is read from the values anyway
         low, high = (int(index.min().item()), int(index.max().item())) if index.numel() else (0, -1)

@@ -32,7 +32,8 @@ from genesis.tensor import Tensor
 
 def _stands_for_a_non_leaf(tensor) -> bool:
     """A traced function's argument that has a history in eager is a leaf of the trace's own tape."""
-    return dispatch.tracer is not None and id(tensor) in dispatch.tracer.non_leaves
+    tracer = dispatch.current_tracer()
+    return tracer is not None and id(tensor) in tracer.non_leaves
 
 
 def check_inplace_allowed(target):
@@ -108,7 +109,7 @@ def assign_inplace(target, result):
         raise TypeError(
             f"an in-place result of dtype {result.dtype.name} can't be cast to the target's dtype {target.dtype.name}"
         )
-    if dispatch.tracer is not None:
+    if dispatch.is_tracing():
         return _traced_write(target, result, keep_history=True)
     node = result._node
     _keep_old_input(target, node, lambda data: data.copy())
@@ -152,7 +153,7 @@ def _take_history(target, node):
 def _traced_write(target, result, *, keep_history):
     """The in-place write under tracing: the target's buffer is renamed to the result's value
     (see `Tracer.write`); autograd's bookkeeping is eager's."""
-    tracer = dispatch.tracer
+    tracer = dispatch.current_tracer()
     tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
     node = result._node if keep_history else None
     _keep_old_input(target, node, lambda symbol: symbol.alias())
@@ -212,7 +213,7 @@ def _overwrite(target, source):
     check_inplace_allowed(target)
     if source.requires_grad and grad_mode.is_grad_enabled():
         return assign_inplace(target, clone(source))
-    if dispatch.tracer is not None:
+    if dispatch.is_tracing():
         return _traced_write(target, source, keep_history=False)
     view_node = _view_node(target)
     if not target._data.flags.writeable:

@@ -53,7 +53,7 @@ def _viewable(x, shape) -> bool:
     if strides is None:  # a traced value whose layout the trace cannot know: only a trivial view is sure
         if _without_ones(old) == _without_ones(shape):
             return True
-        dispatch.tracer.refuse(
+        dispatch.untraceable(
             f"view() of a traced value of shape {list(old)} whose memory layout the trace "
             f"does not know (made from a non-contiguous one)"
         )
@@ -195,7 +195,7 @@ def broadcast_tensors(*tensors):
 def is_contiguous(x) -> bool:
     strides = _strides(x)
     if strides is None:
-        dispatch.tracer.refuse("is_contiguous() of a traced value whose memory layout the trace does not know")
+        dispatch.untraceable("is_contiguous() of a traced value whose memory layout the trace does not know")
     return shape_rules.is_contiguous(x.shape, strides)
 
 

@@ -136,18 +136,17 @@ class Optimizer:
         traced, a float64 graph input that reads the group at every call, so a scheduler changing it
         (lr, OneCycleLR's momentum or betas) needs no recompile."""
         value = group[key] if index is None else group[key][index]
-        tracer = dispatch.tracer
-        if tracer is None or isinstance(value, Tensor):
+        if isinstance(value, Tensor):
             return value
         getter = (lambda: group[key]) if index is None else (lambda: group[key][index])
-        return tracer.scalar_input(getter, dtypes.float64, key=(id(group), key, index))
+        return dispatch.host_scalar(getter, dtypes.float64, key=(id(group), key, index))
 
     @staticmethod
     def _fixed(group: dict, key: str, test=None):
         """A hyperparameter the update bakes in as a constant or branches on (eps, weight_decay, amsgrad),
         or `test(value)` where only that decides the code (whether momentum is zero). While a step is
         traced, the compiled step is guarded on it: a call that finds it changed traces anew."""
-        if dispatch.tracer is None:  # eager: the value, without building the guard
+        if not dispatch.is_tracing():  # eager: the value, without building the guard
             return group[key] if test is None else test(group[key])
         read = (lambda: group[key]) if test is None else (lambda: test(group[key]))
         what = f"optimizer param group hyperparameter {key!r}" + ("" if test is None else f" ({test.__name__})")
@@ -162,7 +161,7 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 self._update_group(group)
-        if dispatch.tracer is not None:
+        if dispatch.is_tracing():
             # a compiled step updates the tensors its trace saw: a group added or state replaced later traces anew
             dispatch.host_constant(
                 self._tensors_updated,
