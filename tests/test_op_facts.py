@@ -19,6 +19,7 @@ from genesis.ops.op import HELPERS, Kind, helper_source
 
 PACKAGE = Path(genesis.__file__).resolve().parent
 CODEGEN = sorted((PACKAGE / "compiler" / "codegen").glob("*.py"))
+PASSES = sorted((PACKAGE / "compiler" / "passes").glob("*.py"))
 TEMPLATES = sorted((PACKAGE / "compiler" / "templates").glob("*.j2"))
 DIALECTS = ("c", "triton")
 
@@ -29,8 +30,8 @@ def _op_name(identifier: str) -> str | None:
     return base if base in OPS else identifier if identifier in OPS else None
 
 
-@pytest.mark.parametrize("path", CODEGEN, ids=lambda p: p.name)
-def test_no_codegen_module_names_an_op(path):
+@pytest.mark.parametrize("path", CODEGEN + PASSES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_codegen_module_or_pass_names_an_op(path):
     named = [
         (node.lineno, node.value)
         for node in ast.walk(ast.parse(path.read_text()))
@@ -61,6 +62,31 @@ def test_every_blockwise_reduction_and_folded_view_says_how():
     views = {name for name, op in OPS.items() if op.index_map is not None}
     assert views == {"reshape", "expand", "permute"}
     assert all(OPS[name].kind is Kind.VIEW for name in views)
+
+
+IDENTITIES = sorted(name for name, op in OPS.items() if op.identity_right is not None or op.identity_left is not None)
+
+
+@pytest.mark.parametrize("name", IDENTITIES)
+def test_an_identity_literal_leaves_the_operand_unchanged(name):
+    """What the simplifier relies on when it drops `x * 1` or `0 + x`."""
+    op = OPS[name]
+    x = genesis.tensor([-2.5, -0.0, 0.0, 0.75, 3.0, float("inf")], dtype=genesis.float64)
+    if op.identity_right is not None:
+        assert op(x, op.identity_right).tolist() == x.tolist()
+    if op.identity_left is not None:
+        assert op(op.identity_left, x).tolist() == x.tolist()
+
+
+def test_the_identities_are_the_arithmetic_ones():
+    assert {name: (OPS[name].identity_left, OPS[name].identity_right) for name in IDENTITIES} == {
+        "add": (0, 0),
+        "sub": (None, 0),
+        "mul": (1, 1),
+        "div": (None, 1),
+        "pow": (None, 1),
+    }
+    assert {name for name, op in OPS.items() if op.converts_only} == {"cast", "reshape", "expand"}
 
 
 def test_every_helper_an_op_names_exists_and_every_helper_file_is_named():

@@ -38,6 +38,8 @@ def elementwise_op(
     c=None,
     c_helpers=(),
     triton_helpers=(),
+    identity_right=None,
+    identity_left=None,
 ):
     # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
     # give `numpy`, the line that computes the same values into {out}. `c` is a C expression
@@ -55,6 +57,8 @@ def elementwise_op(
             saves=saves,
             autocast=autocast,
             codegen={backend: text for backend, text in codegen.items() if text},
+            identity_right=identity_right,
+            identity_left=identity_left,
         )
     )
 
@@ -286,6 +290,8 @@ add = elementwise_op(
     autocast=Autocast.PROMOTE,
     c="{0} + {1}",
     triton="{0} + {1}",
+    identity_right=0,
+    identity_left=0,
 )
 sub = elementwise_op(
     "sub",
@@ -296,6 +302,7 @@ sub = elementwise_op(
     autocast=Autocast.PROMOTE,
     c="{0} - {1}",
     triton="{0} - {1}",
+    identity_right=0,
 )
 mul = elementwise_op(
     "mul",
@@ -304,6 +311,8 @@ mul = elementwise_op(
     autocast=Autocast.PROMOTE,
     c="{0} * {1}",
     triton="{0} * {1}",
+    identity_right=1,
+    identity_left=1,
 )
 div = elementwise_op(
     "div",
@@ -313,6 +322,7 @@ div = elementwise_op(
     autocast=Autocast.PROMOTE,
     c="{0} / {1}",
     triton="{0} / {1}",
+    identity_right=1,
 )
 pow = elementwise_op(
     "pow",
@@ -322,6 +332,7 @@ pow = elementwise_op(
     autocast=Autocast.FP32,
     c="pow({0}, {1})",
     triton="libdevice.pow({0}, {1})",
+    identity_right=1,
 )
 maximum = elementwise_op(
     "maximum",

@@ -47,6 +47,7 @@ def _movement(
     codegen=None,
     contiguous_result=False,
     index_map=None,
+    converts_only=False,
 ):
     return register(
         Op(
@@ -62,6 +63,7 @@ def _movement(
             codegen=codegen or {},
             contiguous_result=contiguous_result,
             index_map=index_map,
+            converts_only=converts_only,
         )
     )
 
@@ -83,6 +85,7 @@ reshape = _movement(
     _reshape_shape,
     (lambda g, out, x, *, shape_to: g.reshape(x.shape),),
     index_map=IndexMap.RESHAPE,
+    converts_only=True,
 )
 
 
@@ -130,6 +133,7 @@ expand = _movement(
     _expand_shape,
     (lambda g, out, x, *, shape_to: sum_to(g, x.shape),),
     index_map=IndexMap.BROADCAST,
+    converts_only=True,
 )
 
 
@@ -464,6 +468,7 @@ cast = register(
         vjp=(lambda g, out, x, *, dtype: g,),
         saves=_NOTHING,
         upcasts_low_precision=False,
+        converts_only=True,
         # astype first: a direct cast rounds once, where two copies could round twice
         codegen={
             "triton": "{0}.to({dtype})",

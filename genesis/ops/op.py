@@ -24,6 +24,11 @@ primitive:
   can reduce blockwise and then combine the blocks' partials.
 - `index_map` (views): how the view's elements sit among its source's, so a
   kernel can fold the view into its indexing instead of copying.
+- `identity_right`, `identity_left` (binary elementwise ops): the literal that
+  leaves the other operand unchanged (`x * 1`, `0 + x`), and `converts_only`
+  (cast, reshape, expand): the op only brings its input to the output's dtype
+  or shape. A simplifier drops such an op where the output's shape and dtype
+  are its operand's.
 - `autocast`: how autocast treats the op's floating inputs.
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
@@ -91,6 +96,9 @@ class Op:
     codegen: dict = field(default_factory=dict)
     combine: Combine | None = None  # reductions that kernels may compute blockwise
     index_map: IndexMap | None = None  # views that kernels may fold into their indexing
+    identity_right: float | None = None  # op(x, identity_right) is x
+    identity_left: float | None = None  # op(identity_left, x) is x
+    converts_only: bool = False  # op(x) is x when the output's shape and dtype are x's
     # Kernels of these kinds compute fp16/bf16 in fp32 and round the result once,
     # as PyTorch's CPU kernels do; views and copies move bits and never upcast.
     upcasts_low_precision: bool = True

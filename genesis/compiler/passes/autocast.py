@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from genesis.amp.autocast import cast_targets
 from genesis.compiler.ir import Graph
+from genesis.ops import movement
 from genesis.ops.op import OPS
 
 
@@ -28,7 +29,7 @@ def autocast(graph: Graph) -> Graph:
                 continue
             edge = grads[i] if grads is not None else False
             cast = graph.add(
-                "cast",
+                movement.cast.name,
                 (inputs[i],),
                 {"dtype": target},
                 shape=metas[i].shape,

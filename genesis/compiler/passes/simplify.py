@@ -1,10 +1,12 @@
 """Algebraic simplification: rewrite nodes that compute nothing new into their input.
 
-- `x * 1`, `1 * x`, `x / 1`, `x + 0`, `0 + x`, `x - 0`, `x ** 1` (vjp rules make these);
-- a cast to the dtype the value already has; a reshape or expand to the shape
-  it already has;
-- a permute of a permute: composed into one, and dropped when the composition
-  is the identity (a double transpose);
+- an op applied with its identity literal (`x * 1`, `1 * x`, `x / 1`, `x + 0`,
+  `0 + x`, `x - 0`, `x ** 1`: vjp rules make these), as the op record's
+  `identity_right` and `identity_left` say;
+- an op that only converts (the record's `converts_only`: a cast to the dtype
+  the value already has, a reshape or expand to the shape it already has);
+- a permute (a view whose `index_map` is PERMUTE) of a permute: composed into
+  one, and dropped when the composition is the identity (a double transpose);
 - (a @ b).T read only transposed becomes b.T @ a.T, so the product is made in
   the layout its readers want.
 
@@ -17,26 +19,34 @@ tensor and stays a multiply). The one rounding difference: `-0.0 + 0` is
 from __future__ import annotations
 
 from genesis.compiler.ir import Graph
-
-_IDENTITY_RIGHT = {"mul": 1, "div": 1, "add": 0, "sub": 0, "pow": 1}
-_IDENTITY_LEFT = {"mul": 1, "add": 0}
+from genesis.ops import OPS
+from genesis.ops.matmul import matmul
+from genesis.ops.movement import permute
+from genesis.ops.op import IndexMap, Kind
 
 
 def _is_literal(x, value) -> bool:
     return not isinstance(x, (str, bool)) and isinstance(x, (int, float)) and x == value
 
 
+def _is_permute(node) -> bool:
+    op = OPS.get(node.op)  # None for a graph input or constant
+    return op is not None and op.index_map is IndexMap.PERMUTE
+
+
 def _passthrough(graph: Graph, node):
     """The input that `node` merely repeats, or None."""
-    inputs = node.inputs
+    op, inputs = OPS.get(node.op), node.inputs
     candidate = None
-    if node.op in _IDENTITY_RIGHT and len(inputs) == 2 and _is_literal(inputs[1], _IDENTITY_RIGHT[node.op]):
+    if op is None:
+        return None
+    if op.identity_right is not None and len(inputs) == 2 and _is_literal(inputs[1], op.identity_right):
         candidate = inputs[0]
-    elif node.op in _IDENTITY_LEFT and len(inputs) == 2 and _is_literal(inputs[0], _IDENTITY_LEFT[node.op]):
+    elif op.identity_left is not None and len(inputs) == 2 and _is_literal(inputs[0], op.identity_left):
         candidate = inputs[1]
-    elif node.op in ("cast", "reshape", "expand"):
+    elif op.converts_only:
         candidate = inputs[0]
-    elif node.op == "permute" and tuple(node.attrs["dims"]) == tuple(range(len(node.shape))):
+    elif _is_permute(node) and tuple(node.attrs["dims"]) == tuple(range(len(node.shape))):
         candidate = inputs[0]
     if not isinstance(candidate, str):
         return None
@@ -49,7 +59,7 @@ def _passthrough(graph: Graph, node):
 def _compose_permutes(graph: Graph, node) -> None:
     """permute(permute(x, a), b) reads x through one permutation: out[i] = x[a[b[i]]]."""
     inner = graph[node.inputs[0]]
-    if inner.op != "permute" or not isinstance(inner.inputs[0], str):
+    if not _is_permute(inner) or not isinstance(inner.inputs[0], str):
         return
     dims = tuple(inner.attrs["dims"][d] for d in node.attrs["dims"])
     graph.replace(node.name, inputs=(inner.inputs[0],), attrs={**node.attrs, "dims": dims})
@@ -59,20 +69,23 @@ def _transpose_product(graph: Graph, node) -> None:
     """(a @ b).T, read only as such, is b.T @ a.T: the product comes out contiguous (a backward's weight
     gradient), where the transposed view would make every reader stride or copy."""
     product = graph[node.inputs[0]]
-    if product.op != "matmul" or len(product.shape) != 2 or tuple(node.attrs["dims"]) != (1, 0):
+    is_product = getattr(OPS.get(product.op), "kind", None) is Kind.MATMUL
+    if not is_product or len(product.shape) != 2 or tuple(node.attrs["dims"]) != (1, 0):
         return
     if graph.users(product.name) != [node.name] or product.name in graph.outputs:
         return
     a, b = (graph[x] for x in product.inputs)
     if len(a.shape) != 2 or len(b.shape) != 2:
         return
-    b_t = graph.add("permute", (b.name,), {"dims": (1, 0)}, shape=b.shape[::-1], dtype=b.dtype, source=node.source)
-    a_t = graph.add("permute", (a.name,), {"dims": (1, 0)}, shape=a.shape[::-1], dtype=a.dtype, source=node.source)
+    transposes = [
+        graph.add(permute.name, (x.name,), {"dims": (1, 0)}, shape=x.shape[::-1], dtype=x.dtype, source=node.source)
+        for x in (b, a)
+    ]
     operands = []
-    for transposed in (b_t, a_t):  # a transposed transpose is the matrix itself: no permute at all
+    for transposed in transposes:  # a transposed transpose is the matrix itself: no permute at all
         _compose_permutes(graph, transposed)
         operands.append(_passthrough(graph, graph[transposed.name]) or transposed.name)
-    swapped = graph.add("matmul", tuple(operands), {}, shape=node.shape, dtype=node.dtype, source=node.source)
+    swapped = graph.add(matmul.name, tuple(operands), {}, shape=node.shape, dtype=node.dtype, source=node.source)
     graph.replace_uses(node.name, swapped.name)
 
 
@@ -80,7 +93,7 @@ def simplify(graph: Graph) -> Graph:
     graph = graph.copy()
     for node in graph.nodes():
         node = graph[node.name]  # earlier rewrites may have changed its inputs
-        if node.op == "permute" and isinstance(node.inputs[0], str):
+        if _is_permute(node) and isinstance(node.inputs[0], str):
             _compose_permutes(graph, node)
             node = graph[node.name]
             _transpose_product(graph, node)
