@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import genesis
-from genesis.compiler.codegen import snippets
+from genesis.compiler.codegen import numpy_dialect
 from genesis.ops import OPS, Kind
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -109,7 +109,7 @@ def test_every_elementwise_op_has_a_case_and_a_numpy_kernel_line():
     elementwise = {name for name, op in OPS.items() if op.kind is Kind.ELEMENTWISE}
     assert elementwise == set(ELEMENTWISE)
     for name in elementwise:
-        assert snippets.numpy_snippet(OPS[name]) is not None or name == "sign", name
+        assert numpy_dialect.numpy_snippet(OPS[name]) is not None or name == "sign", name
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)

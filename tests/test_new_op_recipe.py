@@ -11,7 +11,7 @@ import torch
 from optest import check_numerical_grad
 
 import genesis
-from genesis.compiler.codegen import snippets
+from genesis.compiler.codegen import numpy_dialect
 from genesis.dispatch import apply
 from genesis.ops import OPS, shape_rules
 from genesis.ops import dtype_rules as dt
@@ -77,4 +77,4 @@ def test_a_new_op_fuses_into_every_backend(softsign, backend):
     assert any(program.graph[m].op == "softsign_recipe" for m in fused), "the new op was not fused"
     own_kernels = {"c": "c_kernels", "triton": "triton_kernels", "numpy": "kernels"}[backend]
     assert program.info[own_kernels] == program.info["kernels"] >= 1, program.info
-    assert snippets.numpy_snippet(OPS["softsign_recipe"]) is not None
+    assert numpy_dialect.numpy_snippet(OPS["softsign_recipe"]) is not None

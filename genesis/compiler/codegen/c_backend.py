@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genesis.compiler import native
-from genesis.compiler.codegen import numpy_backend
+from genesis.compiler.codegen import numpy_backend, numpy_dialect
 from genesis.compiler.codegen.c_dialect import STORAGE_TYPES, Refused, accumulator_type, c_type, load, store
 from genesis.compiler.codegen.c_emit import Emitter
 from genesis.compiler.codegen.c_loops import KernelLoops
@@ -150,10 +150,9 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
         partials.append(f"np.empty((len(chunks), {size}), {_numpy_accumulator(s)})")
         after.append(
             f"{s.value} = np.{s.combine.value}.reduce(partials[{len(partials) - 1}], axis=0)"
-            f".astype({numpy_backend.np_dtype(kernel_dtype(s.dtype))}).reshape({s.shape!r})"
+            f".astype({numpy_dialect.np_dtype(kernel_dtype(s.dtype))}).reshape({s.shape!r})"
         )
-        if s.dtype.is_low_precision:
-            after.append(f"round_to({s.value}, {numpy_backend.np_dtype(s.dtype)})")
+        after += numpy_dialect.round_lines(s.value, s.dtype)
         if s.value in k.outputs:
             after.append(f"np.copyto(out_{s.value}, {s.value})")
     if post is not None:  # the statements after the loop, in C too

@@ -12,35 +12,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import numpy as np
-
-from genesis import dtypes
 from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
-from genesis.compiler.codegen.snippets import numpy_snippet, numpy_view
+from genesis.compiler.codegen.numpy_dialect import (
+    cast_to,
+    itemsize,
+    literal,
+    np_dtype,
+    numpy_snippet,
+    round_lines,
+    view,
+)
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
-from genesis.runtime.cpu import wrapped_integer
-
-_NUMPY_NAME = {dtypes.bfloat16: "bfloat16"}
-_NUMPY_TYPES = {f"np.{dt.name}": np.dtype(dt.name) for dt in dtypes.ALL_DTYPES if dt is not dtypes.bfloat16}
-_NUMPY_TYPES["np.bool"] = np.dtype(bool)
-
-
-def np_dtype(dtype: dtypes.DType) -> str:
-    """The expression for a genesis dtype's numpy dtype inside generated code."""
-    return _NUMPY_NAME.get(dtype, f"np.{dtype.name}")
-
-
-def literal(value, compute: dtypes.DType | None = None) -> str:
-    """A Python value as numpy source; an int read by an integer statement is wrapped into its dtype
-    first, as eager's dispatch does (numpy refuses uint8 + -2 where PyTorch wraps it)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "np.nan" if math.isnan(value) else ("np.inf" if value > 0 else "-np.inf")
-    if isinstance(value, dtypes.DType):
-        return np_dtype(value)
-    if type(value) is int and compute is not None and compute.category == dtypes.INT:
-        return f"{np_dtype(compute)}({int(wrapped_integer(value, compute))})"
-    return repr(value)
 
 
 class _Scratch:
@@ -81,9 +64,7 @@ def render_kernel(spec: KernelSpec) -> str:
 
 def _grown_block_rows(spec: KernelSpec, scratch_specs) -> int:
     """The largest block (at most MAX_BLOCK_GROWTH times the default) whose scratch fits SCRATCH_BYTES."""
-    per_block = sum(
-        math.prod(shape) * np.dtype(_NUMPY_TYPES.get(dtype, np.float64)).itemsize for shape, dtype in scratch_specs
-    )
+    per_block = sum(math.prod(shape) * itemsize(dtype) for shape, dtype in scratch_specs)
     if spec.mode == "whole" or spec.rows < GROW_FROM_BLOCKS * spec.block_rows:
         return spec.block_rows  # small work: few blocks already, and scratch would weigh on its memory
     if per_block == 0:
@@ -232,7 +213,7 @@ def _read(spec, read, statement, position, sliced=()) -> str:
     local = read + "_" if blocked and statement.phase != "post" else read
     have = statement.input_dtypes[position]
     if statement.compute is not None and have is not statement.compute and OPS[statement.op].kind is not Kind.VIEW:
-        return f"{local}.astype({np_dtype(statement.compute)})"
+        return cast_to(local, statement.compute)
     return local
 
 
@@ -244,13 +225,13 @@ def _compute(s, args, destination, round_low=True, **overrides) -> list[str]:
 
 
 def _round(s) -> list[str]:
-    return [f"round_to({s.value}, {np_dtype(s.dtype)})"] if s.dtype.is_low_precision else []
+    return round_lines(s.value, s.dtype)
 
 
 def _whole_view(s, args) -> str:
-    return numpy_view(s.index_map, args[0], s.attrs, repr(tuple(s.shape)))
+    return view(s.index_map, args[0], s.attrs, repr(tuple(s.shape)))
 
 
 def _view(s, args) -> str:
     """A view of a block of rows: `n` rows, the trailing shape of the statement's."""
-    return numpy_view(s.index_map, args[0], s.attrs, f"(n,) + {tuple(s.shape[1:])!r}")
+    return view(s.index_map, args[0], s.attrs, f"(n,) + {tuple(s.shape[1:])!r}")

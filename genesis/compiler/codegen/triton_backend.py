@@ -29,49 +29,21 @@ templates name no op.
 from __future__ import annotations
 
 import linecache
-import math
 from dataclasses import dataclass
 
-from genesis import dtypes
 from genesis.compiler.codegen import numpy_backend
+from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast
 from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
-from genesis.compiler.codegen.snippets import triton_snippet
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
-from genesis.runtime.cpu import wrapped_integer
 from genesis.version import __version__
 
-TL_DTYPES = {
-    dtypes.bool_: "tl.int1",
-    dtypes.uint8: "tl.uint8",
-    dtypes.int8: "tl.int8",
-    dtypes.int16: "tl.int16",
-    dtypes.int32: "tl.int32",
-    dtypes.int64: "tl.int64",
-    dtypes.float16: "tl.float16",
-    dtypes.bfloat16: "tl.bfloat16",
-    dtypes.float32: "tl.float32",
-    dtypes.float64: "tl.float64",
-}
-# the pointer types `triton.compile` wants in a signature
-SIGNATURE_TYPES = {
-    dtypes.bool_: "*u1",
-    dtypes.uint8: "*u8",
-    dtypes.int8: "*i8",
-    dtypes.int16: "*i16",
-    dtypes.int32: "*i32",
-    dtypes.int64: "*i64",
-    dtypes.float16: "*fp16",
-    dtypes.bfloat16: "*bf16",
-    dtypes.float32: "*fp32",
-    dtypes.float64: "*fp64",
-}
 MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
 DEFAULT_TARGET = ("cuda", 90, 32)
 
@@ -101,7 +73,7 @@ def why_not(spec: KernelSpec) -> str | None:
             return f"{s.value} = {s.op}: views inside a group are not folded into Triton indexing yet"
         if kind is Kind.MATMUL:
             return f"{s.value} = {s.op}: matmul epilogues are not in Triton yet"
-        if triton_snippet(OPS[s.op]) is None:
+        if dialect.snippet(OPS[s.op]) is None:
             return f"{s.op} has no Triton snippet"
         if kind is Kind.REDUCTION and (s.compute is None or not s.compute.is_floating_point):
             return f"{s.value} = {s.op}: only floating-point reductions are in Triton"
@@ -257,37 +229,12 @@ class ReductionLayout(RowLayout):
 
 
 # ---- statement lines ------------------------------------------------------------------------
-def literal(value, compute: dtypes.DType | None, typed: bool = True) -> str:
-    """A Python value as Triton source, typed like the statement computes: libdevice wants one type
-    for all operands, so an operand of an fp64 statement is an fp64 scalar (`typed`); attributes
-    stay Python values, which snippets may compare with None at compile time."""
-    if isinstance(value, dtypes.DType):
-        return TL_DTYPES[kernel_dtype(value)]
-    if value is None:
-        return "None"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, float) or (compute is not None and compute.is_floating_point):
-        value = float(value)
-        text = (
-            repr(value)
-            if math.isfinite(value)
-            else ('float("nan")' if math.isnan(value) else f'{"" if value > 0 else "-"}float("inf")')
-        )
-        return f"tl.full([], {text}, tl.float64)" if typed and compute is dtypes.float64 else text
-    if typed and type(value) is int and compute is not None and compute.category == dtypes.INT:
-        # wrapped into the statement's dtype first, as eager's dispatch does (uint8 + -2), and typed so:
-        # Triton refuses a scalar outside a narrow integer type's range
-        return f"tl.full([], {int(wrapped_integer(value, compute))}, {TL_DTYPES[compute]})"
-    return repr(value)
-
-
 def _read(spec, read, statement, position) -> str:
     if not isinstance(read, str):
-        return literal(read, statement.literal_dtype)
+        return dialect.literal(read, statement.literal_dtype)
     have = statement.input_dtypes[position]
     if statement.compute is not None and have is not statement.compute:
-        return f"{read}.to({TL_DTYPES[statement.compute]})"
+        return dialect.cast_to(read, statement.compute)
     return read
 
 
@@ -296,15 +243,12 @@ def statement_lines(spec: KernelSpec, layout) -> list[str]:
     lines = []
     for s in spec.statements:
         args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
-        attrs = {name: literal(value, s.compute, typed=False) for name, value in s.attrs.items()}
+        attrs = {name: dialect.literal(value, s.compute, typed=False) for name, value in s.attrs.items()}
         if OPS[s.op].kind is Kind.REDUCTION:  # the tile's reduced axis, masked lanes set to the identity
             attrs.update(axis="1", mask=layout.reduce_mask(shapes[s.reads[0]]))
-        expression = triton_snippet(OPS[s.op]).format(*args, **attrs)
-        lines.append(f"{s.value} = ({expression}).to({TL_DTYPES[kernel_dtype(s.dtype)]})")
-        if s.dtype is dtypes.float16:
-            lines.append(f"{s.value} = {s.value}.to(tl.float16).to(tl.float32)")
-        elif s.dtype is dtypes.bfloat16:
-            lines.append(f"{s.value} = round_to_bfloat16({s.value})")
+        expression = dialect.snippet(OPS[s.op]).format(*args, **attrs)
+        lines.append(f"{s.value} = {dialect.cast_to(f'({expression})', kernel_dtype(s.dtype))}")
+        lines += dialect.round_lines(s.value, s.dtype)
     return lines
 
 
@@ -331,7 +275,7 @@ def render_kernel(spec: KernelSpec) -> str:
             # a row's values one per row): the interpreter has no `&` or `|` of a bool block with a
             # bool scalar, and the lanes read it from one cached place
             offsets, mask = ("rows * 0", "row_mask") if blocked else ("offsets * 0", "mask")
-        loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, TL_DTYPES[kernel_dtype(o.dtype)]))
+        loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, dialect.TL_DTYPES[kernel_dtype(o.dtype)]))
     body = statement_lines(spec, layout)
     shapes = _value_shapes(spec)
     # a single-element output (offsets None: only pointwise kernels have them) is stored at its one
@@ -342,7 +286,7 @@ def render_kernel(spec: KernelSpec) -> str:
             f"out_{v}_ptr",
             layout.offsets(shapes[v]) or "offsets * 0",
             layout.store_mask(shapes[v]),
-            TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)],
+            dialect.TL_DTYPES[next(s.dtype for s in spec.statements if s.value == v)],
             value=v,
         )
         for v in spec.outputs
@@ -453,8 +397,8 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
     kernel = namespace[f"{spec.name}_kernel"]
     dtype_of = {o.local: o.dtype for o in spec.operands}
     dtype_of.update((f"out_{s.value}", s.dtype) for s in spec.statements)
-    signature = {f"{o.local}_ptr": SIGNATURE_TYPES[o.dtype] for o in spec.operands}
-    signature.update((f"out_{v}_ptr", SIGNATURE_TYPES[dtype_of[f"out_{v}"]]) for v in spec.outputs)
+    signature = {f"{o.local}_ptr": dialect.SIGNATURE_TYPES[o.dtype] for o in spec.operands}
+    signature.update((f"out_{v}_ptr", dialect.SIGNATURE_TYPES[dtype_of[f"out_{v}"]]) for v in spec.outputs)
     layout = layout_of(spec)
     sizes = layout.context()
     if isinstance(layout, ReductionLayout):

@@ -16,8 +16,9 @@ import networkx as nx
 
 from genesis import dtypes
 from genesis.compiler.codegen.kernel import lower
-from genesis.compiler.codegen.numpy_backend import np_dtype, render_kernel
-from genesis.compiler.codegen.snippets import numpy_snippet, numpy_view
+from genesis.compiler.codegen.numpy_backend import render_kernel
+from genesis.compiler.codegen.numpy_dialect import np_dtype, numpy_snippet
+from genesis.compiler.codegen.numpy_dialect import view as numpy_view
 from genesis.compiler.ir import CONSTANT, INPUT, Graph
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
