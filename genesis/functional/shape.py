@@ -89,10 +89,12 @@ def _without_ones(shape) -> tuple:
 
 
 def reshape(x, *shape):
-    """A view when the strides allow one, else a reshaped copy. Traced, the two hold the same values
-    and the compiled code lays values out as it likes: the reshape is the view."""
+    """A view when the strides allow one, else a reshaped copy. A traced value whose layout the trace
+    knows copies where eager does, so the result aliases its source exactly when eager's does (an
+    in-place write to it must not reach the source, nor count as a write to a leaf's view). Of one
+    whose layout the trace does not know, the reshape is a view: the values are the same."""
     shape = _infer_shape(x, shape)
-    if not getattr(x._data, "is_symbolic", False) and not _viewable(x, shape):
+    if _strides(x) is not None and not _viewable(x, shape):
         x = apply(M.copy, x)
     return apply(M.reshape, x, shape_to=shape)
 

@@ -8,7 +8,12 @@
 - a permute (a view whose `index_map` is PERMUTE) of a permute: composed into
   one, and dropped when the composition is the identity (a double transpose);
 - (a @ b).T read only transposed becomes b.T @ a.T, so the product is made in
-  the layout its readers want.
+  the layout its readers want;
+- a copy read only by reshapes, and not an output, is skipped: the reshapes
+  read its source. Tracing copies before a reshape where eager does (a
+  reshape of a transpose), so that the result aliases nothing, as eager's;
+  once the graph holds values, not buffers, the copy computes nothing new,
+  and a backend folds the reshape of the source into its indexing.
 
 A rewrite applies only when the node's shape and dtype equal its input's, so
 broadcasting and type promotion are never lost (`int_tensor * 1.0` is a float
@@ -21,7 +26,7 @@ from __future__ import annotations
 from genesis.compiler.ir import Graph
 from genesis.ops import OPS
 from genesis.ops.matmul import matmul
-from genesis.ops.movement import permute
+from genesis.ops.movement import copy, permute
 from genesis.ops.op import IndexMap, Kind
 
 
@@ -89,6 +94,18 @@ def _transpose_product(graph: Graph, node) -> None:
     graph.replace_uses(node.name, swapped.name)
 
 
+def _skip_copy(graph: Graph, node) -> None:
+    """reshape(copy(x)) reads x, when the copy has no other reader and is not an output."""
+    source = node.inputs[0] if node.inputs else None
+    if not isinstance(source, str) or OPS.get(graph[source].op) is not copy or source in graph.outputs:
+        return
+    readers = graph.users(source)
+    if all(OPS.get(graph[r].op, None) is not None and OPS[graph[r].op].index_map is IndexMap.RESHAPE for r in readers):
+        copied = graph[source].inputs[0]
+        if isinstance(copied, str):
+            graph.replace(node.name, inputs=(copied,) + tuple(node.inputs[1:]))
+
+
 def simplify(graph: Graph) -> Graph:
     graph = graph.copy()
     for node in graph.nodes():
@@ -97,6 +114,9 @@ def simplify(graph: Graph) -> Graph:
             _compose_permutes(graph, node)
             node = graph[node.name]
             _transpose_product(graph, node)
+        if getattr(OPS.get(node.op), "index_map", None) is IndexMap.RESHAPE:
+            _skip_copy(graph, node)
+            node = graph[node.name]
         source = _passthrough(graph, node)
         if source is not None:
             graph.replace_uses(node.name, source)
