@@ -18,6 +18,9 @@ from genesis.dtypes import (
     promote_types,
 )
 from genesis.runtime.devices import Device, device, is_cuda_available
+from genesis.runtime import memory as _memory
+
+_memory.keep_freed_memory()  # large arrays are reused without page faults (runtime/memory.py)
 from genesis.tensor import Tensor
 from genesis import ops  # noqa: F401  (registers every primitive)
 from genesis.functional import *  # noqa: F401,F403

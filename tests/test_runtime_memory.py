@@ -1,8 +1,13 @@
 """The compiled programs' caching allocator: big blocks are pooled, cache-line aligned, and handed out
 again only when no array carved from them is alive."""
 
-import numpy as np
+import platform
+import resource
 
+import numpy as np
+import pytest
+
+import genesis  # its import configures malloc
 from genesis.runtime import memory
 
 
@@ -30,9 +35,30 @@ def test_small_arrays_come_from_numpy_and_reuse_reads_a_dead_buffer_as_a_new_sha
 
 
 def test_tensors_made_from_big_data_start_on_a_cache_line_and_own_a_copy():
-    import genesis
-
     data = np.arange(40_000, dtype=np.float64)[1:]  # numpy's own allocation, rarely line-aligned
     made = genesis.tensor(data, dtype=genesis.float32)
     assert made._data.ctypes.data % memory.ALIGNMENT == 0 and not np.shares_memory(made._data, data)
     np.testing.assert_array_equal(made.numpy(), data.astype(np.float32))
+
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+ARRAY_BYTES = 64 << 20  # over glibc's largest dynamic mmap threshold (32 MB): by default each one is a fresh mmap
+
+
+@pytest.mark.skipif(not GLIBC, reason="keep_freed_memory configures glibc's malloc; this C library is another")
+def test_a_freed_large_array_is_reused_without_page_faults():
+    """genesis's import asks malloc to keep freed memory: an array of a size just freed faults in no
+    pages (by default a 64 MB one faults in every page again: 16,384 of 4 KB, or 32 huge pages)."""
+    for _ in range(3):
+        warm = np.ones(ARRAY_BYTES // 8)
+        del warm
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    again = np.ones(ARRAY_BYTES // 8)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert again.sum() == ARRAY_BYTES // 8
+    assert faults < 16
+
+
+def test_keeping_freed_memory_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("GENESIS_KEEP_FREED_MEMORY", "0")
+    assert memory.keep_freed_memory() is False
