@@ -136,7 +136,7 @@ class Optimizer:
         traced, a float64 graph input that reads the group at every call, so a scheduler changing it
         (lr, OneCycleLR's momentum or betas) needs no recompile."""
         value = group[key] if index is None else group[key][index]
-        if isinstance(value, Tensor):
+        if isinstance(value, Tensor) or not dispatch.is_tracing():  # eager: no getter built per read
             return value
         getter = (lambda: group[key]) if index is None else (lambda: group[key][index])
         return dispatch.host_scalar(getter, dtypes.float64, key=(id(group), key, index))

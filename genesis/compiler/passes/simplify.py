@@ -34,9 +34,13 @@ def _is_literal(x, value) -> bool:
     return not isinstance(x, (str, bool)) and isinstance(x, (int, float)) and x == value
 
 
+def _index_map(node) -> IndexMap | None:
+    """The node's op's index map; None for other ops and for graph inputs and constants."""
+    return getattr(OPS.get(node.op), "index_map", None)
+
+
 def _is_permute(node) -> bool:
-    op = OPS.get(node.op)  # None for a graph input or constant
-    return op is not None and op.index_map is IndexMap.PERMUTE
+    return _index_map(node) is IndexMap.PERMUTE
 
 
 def _passthrough(graph: Graph, node):
@@ -99,8 +103,7 @@ def _skip_copy(graph: Graph, node) -> None:
     source = node.inputs[0] if node.inputs else None
     if not isinstance(source, str) or OPS.get(graph[source].op) is not copy or source in graph.outputs:
         return
-    readers = graph.users(source)
-    if all(OPS.get(graph[r].op, None) is not None and OPS[graph[r].op].index_map is IndexMap.RESHAPE for r in readers):
+    if all(_index_map(graph[reader]) is IndexMap.RESHAPE for reader in graph.users(source)):
         copied = graph[source].inputs[0]
         if isinstance(copied, str):
             graph.replace(node.name, inputs=(copied,) + tuple(node.inputs[1:]))
@@ -114,7 +117,7 @@ def simplify(graph: Graph) -> Graph:
             _compose_permutes(graph, node)
             node = graph[node.name]
             _transpose_product(graph, node)
-        if getattr(OPS.get(node.op), "index_map", None) is IndexMap.RESHAPE:
+        if _index_map(node) is IndexMap.RESHAPE:
             _skip_copy(graph, node)
             node = graph[node.name]
         source = _passthrough(graph, node)
