@@ -24,9 +24,9 @@ from genesis.tensor import Tensor
 _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
 
 # The trace that records op applications now (the compiler's Tracer), or None in eager mode. Only
-# `tracing` sets it; the layers above ask `is_tracing`, `host_constant`, `host_scalar`,
-# `untraceable` and `note_grad_reset`, and only the traced forms of an in-place write, a backward
-# and a marker reach the trace itself (`current_tracer`).
+# `tracing` sets it. The layers above never reach it: they ask the functions under "what code
+# above the bind point asks of a trace" below, each of which says what it does in eager mode too.
+# That list is the whole protocol a tracer implements besides `record`.
 _tracer = None
 # autocast's hook: rewrites an op's inputs by its autocast class (so its casts are traced like any other op)
 autocast_hook = None
@@ -103,10 +103,14 @@ def tracing(tracer):
         _tracer = None
 
 
-def current_tracer():
+def compiling_tracer():
+    """The tracer installed now, or None: for the compiler's own passes (compiler/trace.py), which
+    record into the graph of the trace that is running. Code below the compiler asks the functions
+    that follow instead (a test holds that)."""
     return _tracer
 
 
+# ---- what code above the bind point asks of a trace -------------------------------------------
 def is_tracing() -> bool:
     return _tracer is not None
 
@@ -139,6 +143,54 @@ def note_grad_reset(tensor) -> None:
     """A `.grad` dropped or zeroed: a compiled step then replaces the gradient instead of adding to it."""
     if _tracer is not None:
         _tracer.note_grad_reset(tensor)
+
+
+def stands_for_a_non_leaf(tensor) -> bool:
+    """Whether `tensor` is a traced function's argument that has a history in eager mode: a leaf of
+    the trace's own tape, but one that eager allows in-place writes into. Never, in eager mode."""
+    return _tracer is not None and id(tensor) in _tracer.non_leaves
+
+
+def old_values(tensor):
+    """A buffer holding `tensor`'s values as they are now, for a node that reads them after an
+    in-place write: a copy in eager mode; while tracing, the graph value that the write renames."""
+    if _tracer is None:
+        return tensor._data.copy()
+    _tracer.value(tensor)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
+    return tensor._data.alias()
+
+
+def write(target, value) -> None:
+    """`target`'s buffer now holds `value`'s values (same shape and dtype)."""
+    if _tracer is None:
+        if not target._data.flags.writeable:
+            raise RuntimeError(
+                f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
+                "expanded view (several elements share one memory location); clone it first"
+            )
+        np.copyto(target._data, value._data, casting="unsafe")
+    else:
+        _tracer.write(target, value)
+
+
+def skip_writes_if(condition, select):
+    """A context in which every in-place write takes effect only where `condition` is false,
+    `select(condition, old, new)` choosing: a skipped step as a select in the graph, not a host
+    branch. Only while tracing; eager code reads the condition and branches."""
+    if _tracer is None:
+        raise RuntimeError("skip_writes_if is for a traced step; in eager mode, branch on the condition")
+    return _tracer.skip_writes_if(condition, select)
+
+
+def symbolic_gradients(roots, root_grads, targets) -> list:
+    """While tracing, the gradients of `targets` for a backward() from `roots`: values the
+    compiler's autodiff pass computes once the forward is final."""
+    return _tracer.gradients(roots, root_grads, targets)
+
+
+def new_call() -> int:
+    """While tracing, a number that ties together the nodes of one call with several results."""
+    return _tracer.new_call()
 
 
 def differentiable(op, out_dtype) -> bool:

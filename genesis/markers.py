@@ -74,7 +74,7 @@ def define(name: str, feature: str, composite: Callable, *, shape, dtype, differ
             return composite(*inputs, **attrs)
         if outputs == 1:
             return dispatch.apply(op, *inputs, **attrs)
-        number = dispatch.current_tracer().new_call()
+        number = dispatch.new_call()
         return tuple(dispatch.apply(op, *inputs, **attrs, output=k, call=number) for k in range(outputs))
 
     call.__name__ = call.__qualname__ = name

@@ -223,9 +223,8 @@ class GradScaler:
                 "(none of its parameters has a gradient)"
             )
         result = None
-        tracer = dispatch.current_tracer()
-        if tracer is not None:  # compiled: the update runs, and a select keeps the old values on an inf
-            with tracer.skip_writes_if(state["found_inf"] != 0, select=skip_update):
+        if dispatch.is_tracing():  # compiled: the update runs, and a select keeps the old values on an inf
+            with dispatch.skip_writes_if(state["found_inf"] != 0, select=skip_update):
                 result = optimizer.step(*args, **kwargs)
         elif not state["found_inf"].item():  # the host read: eager mode must choose a branch
             result = optimizer.step(*args, **kwargs)

@@ -109,9 +109,8 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     (a list of tensors, for `autograd.grad`), their gradients are returned
     instead and no `.grad` is touched.
     """
-    tracer = dispatch.current_tracer()
-    if tracer is not None:
-        return _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture)
+    if dispatch.is_tracing():
+        return _deferred(roots, root_grads, retain_graph, create_graph, capture)
     captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
     captured_leaves = {id(t) for t in capture or () if t._node is None}
     results = {}
@@ -160,12 +159,12 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     return None
 
 
-def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
+def _deferred(roots, root_grads, retain_graph, create_graph, capture):
     """backward() while tracing: find what the gradient reaches, as the loop above would, and hand
     out symbolic gradients that the compiler's autodiff pass computes later, once autocast's casts
     are in the graph (compiler/passes/autodiff.py runs the same vjp rules in the same order)."""
     if create_graph:
-        tracer.refuse("a backward with create_graph=True (higher-order gradients)")
+        dispatch.untraceable("a backward with create_graph=True (higher-order gradients)")
     order = topological_order([r._node for r in roots])
     reached = {id(r._node) for r in roots if r._node is not None}
     outputs = {id(r._node): r for r in roots if r._node is not None}  # as eager's loop keeps them
@@ -176,7 +175,7 @@ def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
         if node.inputs is None:
             raise _freed(node)
         if node.hooks or node.retained is not None:
-            tracer.refuse("a gradient hook or retain_grad() on a traced tensor")
+            dispatch.untraceable("a gradient hook or retain_grad() on a traced tensor")
         _check_versions(node, outputs.get(id(node)))  # eager refuses what was changed in place, so must this
         for i, (x, (child, wanted)) in enumerate(zip(node.inputs, node.edges)):
             if isinstance(x, Tensor) and wanted and _rule(node.op, i) is not None:
@@ -190,13 +189,13 @@ def _deferred(tracer, roots, root_grads, retain_graph, create_graph, capture):
             node.inputs = None
     if capture is not None:
         targets = [t for t in capture if (id(t._node) in reached if t._node is not None else id(t) in leaves)]
-        found = dict(zip(map(id, targets), tracer.gradients(roots, root_grads, targets)))
+        found = dict(zip(map(id, targets), dispatch.symbolic_gradients(roots, root_grads, targets)))
         return [found.get(id(t)) for t in capture]
     targets = [leaf for leaf in leaves.values() if leaf.requires_grad]
     if any(leaf._hooks for leaf in targets):
-        tracer.refuse("a gradient hook on a tensor that a traced backward reaches")
+        dispatch.untraceable("a gradient hook on a tensor that a traced backward reaches")
     stored = set()
-    for leaf, grad in zip(targets, tracer.gradients(roots, root_grads, targets)):
+    for leaf, grad in zip(targets, dispatch.symbolic_gradients(roots, root_grads, targets)):
         _store_leaf_grad(leaf, grad, False, stored)
     return None
 

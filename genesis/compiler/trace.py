@@ -435,7 +435,7 @@ def recording_into(graph: Graph, *, grad=False):
     the program like any other; elsewhere a fresh tracer does. Autocast is off: its casts are
     already explicit. Grad mode is off unless `grad`: a backward's nodes are final, while a
     feature's composite may still be differentiated by the autodiff pass."""
-    active = dispatch.current_tracer()
+    active = dispatch.compiling_tracer()
     with set_grad_enabled(grad), autocast(enabled=False):
         if active is not None and active.graph is graph:
             yield active

@@ -18,28 +18,19 @@ the same buffer would otherwise trip.
 
 from __future__ import annotations
 
-import numpy as np
-
 from genesis import dispatch, grad_mode
 from genesis.creation import full, ones_like
 from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
 from genesis.functional.shape import cast, clone, expand
 from genesis.ops.op import Kind
-from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
-
-
-def _stands_for_a_non_leaf(tensor) -> bool:
-    """A traced function's argument that has a history in eager is a leaf of the trace's own tape."""
-    tracer = dispatch.current_tracer()
-    return tracer is not None and id(tensor) in tracer.non_leaves
 
 
 def check_inplace_allowed(target):
     if not grad_mode.is_grad_enabled():
         return
-    if target.requires_grad and target.is_leaf and not _stands_for_a_non_leaf(target):
+    if target.requires_grad and target.is_leaf and not dispatch.stands_for_a_non_leaf(target):
         raise RuntimeError(
             f"a leaf tensor that requires grad (shape {list(target.shape)}) is being used in an in-place "
             "operation; wrap the update in `with genesis.no_grad():`"
@@ -112,27 +103,22 @@ def assign_inplace(target, result):
     if dispatch.is_tracing():
         return _traced_write(target, result, keep_history=True)
     node = result._node
-    _keep_old_input(target, node, lambda data: data.copy())
-    if not target._data.flags.writeable:
-        raise RuntimeError(
-            f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-            "expanded view (several elements share one memory location); clone it first"
-        )
-    np.copyto(target._data, result._data.astype(NUMPY_DTYPE[target.dtype], copy=False), casting="unsafe")
+    _keep_old_input(target, node)
+    dispatch.write(target, result)  # numpy casts to the target's dtype as it copies
     _take_history(target, node)
     if view_node is not None:
         _rebase(target, view_node)
     return target
 
 
-def _keep_old_input(target, node, snapshot):
+def _keep_old_input(target, node):
     """If the write's own node reads the target, hand it the old values (PyTorch's `original_self`)."""
     if (
         node is not None
         and node.versions is not None
         and any(x is target and v is not None for x, v in zip(node.inputs, node.versions))
     ):
-        old = Tensor._make(snapshot(target._data), target.dtype, target.device, target.requires_grad)
+        old = Tensor._make(dispatch.old_values(target), target.dtype, target.device, target.requires_grad)
         old._version = [target._version[0]]  # the version the node recorded for its input
         old._node = target._node
         node.inputs = tuple(old if x is target else x for x in node.inputs)
@@ -153,10 +139,8 @@ def _take_history(target, node):
 def _traced_write(target, result, *, keep_history):
     """The in-place write under tracing: the target's buffer is renamed to the result's value
     (see `Tracer.write`); autograd's bookkeeping is eager's."""
-    tracer = dispatch.current_tracer()
-    tracer.value(target)  # a concrete tensor (optimizer state, a gradient) becomes a captured input
     node = result._node if keep_history else None
-    _keep_old_input(target, node, lambda symbol: symbol.alias())
+    _keep_old_input(target, node)
     if node is not None and result.dtype is not target.dtype:
         # the graph's value is the cast, so the history is too (its vjp casts back, as eager's fitting
         # of a gradient to its input's dtype does); a cast without one would stop the backward there
@@ -165,7 +149,7 @@ def _traced_write(target, result, *, keep_history):
     else:
         with grad_mode.no_grad():
             value = cast(result, target.dtype)
-    tracer.write(target, value)
+    dispatch.write(target, value)
     _take_history(target, node)
     if not keep_history and target._node is not None:
         target._node = None
@@ -216,12 +200,7 @@ def _overwrite(target, source):
     if dispatch.is_tracing():
         return _traced_write(target, source, keep_history=False)
     view_node = _view_node(target)
-    if not target._data.flags.writeable:
-        raise RuntimeError(
-            f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-            "expanded view (several elements share one memory location); clone it first"
-        )
-    np.copyto(target._data, source._data, casting="unsafe")
+    dispatch.write(target, source)
     target._version[0] += 1
     if target._view_of is not None:
         target._view_of.version = target._version[0]
