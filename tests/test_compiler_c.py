@@ -33,7 +33,13 @@ pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.
 
 TOLERANCE = {genesis.float32: 4e-7, genesis.float64: 1e-15, genesis.float16: 1e-3, genesis.bfloat16: 8e-3}
 # computed by libm/libmvec, not numpy: a few ulp apart (in fp16/bf16 the rounding to the dtype hides it)
-TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "erf", "pow", "rsqrt"}
+TRANSCENDENTAL = {
+    *("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "erf", "pow", "rsqrt"),
+    *("gelu", "gelu_tanh", "silu"),
+}
+# x * (erf(..) + 1) cancels where erf is near -1: a few ulps of 1 in erf, times x, are no longer
+# relative to the small result (|x| <= 4 in the cases)
+CANCELS_NEAR_ONE = {"gelu", "gelu_tanh"}
 
 
 def assert_matches_eager(fn, *args, rtol=0.0, atol=0.0, c_kernels=None, kernels=None):
@@ -55,7 +61,8 @@ def test_elementwise_op_in_a_c_kernel_equals_eager(name, dtype):
         if name in TRANSCENDENTAL or dtype.is_low_precision
         else 0.0
     )
-    _, program = assert_matches_eager(ELEMENTWISE[name], x, y, rtol=rtol, atol=rtol * 1e-3)
+    atol = rtol * (4 if name in CANCELS_NEAR_ONE else 1e-3)
+    _, program = assert_matches_eager(ELEMENTWISE[name], x, y, rtol=rtol, atol=atol)
     # every group is a C kernel; sign alone is never fused (the numpy kernels have no line for it)
     assert program["c_kernels"] == program["kernels"] >= (0 if name == "sign" else 1), program
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from genesis import dispatch, dtypes
 from genesis.arguments import is_tensor
 from genesis.creation import full
 from genesis.dispatch import apply
 from genesis.grad_mode import no_grad
+from genesis.ops import activations as A
 from genesis.ops import division as D
 from genesis.ops import elementwise as E
 
@@ -179,17 +178,16 @@ def square(x):
     return x * x
 
 
-def silu(x):
-    return x * sigmoid(x)
+silu = _unary(A.silu)
+silu.__doc__ = "x * sigmoid(x), one op: its backward needs x alone."
 
 
 def gelu(x, approximate: str = "none"):
-    """GELU from primitives: exact with erf, or the tanh approximation."""
+    """GELU, one op: exact (x * Phi(x), with erf) or the tanh approximation."""
     if approximate == "none":
-        return x * 0.5 * (erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+        return apply(A.gelu, x)
     if approximate == "tanh":
-        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
-        return x * 0.5 * (tanh(inner) + 1.0)
+        return apply(A.gelu_tanh, x)
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 

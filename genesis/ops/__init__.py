@@ -4,7 +4,15 @@
 primitives; the functional layer (`genesis.functional`) binds them.
 """
 
-from genesis.ops import division, elementwise, matmul, movement, random, reduction  # noqa: F401  (registers the ops)
+from genesis.ops import (  # noqa: F401  (registers the ops)
+    activations,
+    division,
+    elementwise,
+    matmul,
+    movement,
+    random,
+    reduction,
+)
 from genesis.ops.op import OPS, Autocast, Kind, Op, register
 
 __all__ = ["OPS", "Autocast", "Kind", "Op", "register"]

@@ -1,0 +1,110 @@
+"""Activations that are one op each, as in PyTorch: GELU (exact and tanh) and SiLU.
+
+Written from primitives they would save every intermediate for the backward
+(GELU's exact form: x * 0.5, x / sqrt(2) and erf(...) + 1; a fused forward
+kernel then stores three arrays that only the backward reads). As one op each
+they save their input alone, and the backward recomputes what it needs from it
+in its own fused kernel. Every form rounds in the same order: eager's kernel,
+the C and Triton snippets and the numpy statements below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from genesis.ops import dtype_rules as dt
+from genesis.ops.elementwise import elementwise_op, erf, exp, sigmoid, tanh
+
+SQRT1_2 = 1.0 / math.sqrt(2.0)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+TANH_CUBIC = 0.044715  # the cubic term of the tanh approximation (Hendrycks and Gimpel)
+
+
+def _gelu_kernel(x):
+    out = np.asarray(special.erf(x * SQRT1_2))
+    out += 1
+    out *= x
+    out *= 0.5  # exact: a power of two
+    return out
+
+
+def _gelu_tanh_kernel(x):
+    out = np.asarray(x * x * x * TANH_CUBIC)
+    out += x
+    out *= SQRT_2_OVER_PI
+    np.tanh(out, out=out)
+    out += 1
+    out *= x
+    out *= 0.5
+    return out
+
+
+def _silu_kernel(x):
+    out = np.asarray(special.expit(x))
+    out *= x
+    return out
+
+
+def _gelu_vjp(g, out, x):
+    # d/dx x * Phi(x) = Phi(x) + x * phi(x)
+    return g * ((erf(x * SQRT1_2) + 1.0) * 0.5 + x * exp(x * x * -0.5) * INV_SQRT_2PI)
+
+
+def _gelu_tanh_vjp(g, out, x):
+    inner = (x + x * x * x * TANH_CUBIC) * SQRT_2_OVER_PI
+    t = tanh(inner)
+    d_inner = (x * x * (3.0 * TANH_CUBIC) + 1.0) * SQRT_2_OVER_PI
+    return g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * d_inner)
+
+
+def _silu_vjp(g, out, x):
+    s = sigmoid(x)
+    return g * (s * (x * (1.0 - s) + 1.0))
+
+
+gelu = elementwise_op(
+    "gelu",
+    _gelu_kernel,
+    (_gelu_vjp,),
+    dtype=dt.floating,
+    c="g_gelu({0})",
+    c_helpers=("gelu.h",),
+    triton=f"{{0}} * (libdevice.erf({{0}} * {SQRT1_2!r}) + 1.0) * 0.5",
+    numpy=(
+        f"np.multiply({{0}}, {SQRT1_2!r}, out={{out}}); special.erf({{out}}, out={{out}}); "
+        "np.add({out}, 1, out={out}); np.multiply({out}, {0}, out={out}); np.multiply({out}, 0.5, out={out})"
+    ),
+)
+gelu_tanh = elementwise_op(
+    "gelu_tanh",
+    _gelu_tanh_kernel,
+    (_gelu_tanh_vjp,),
+    dtype=dt.floating,
+    c="g_gelu_tanh({0})",
+    c_helpers=("gelu.h",),
+    triton=(
+        f"{{0}} * (libdevice.tanh(({{0}} * {{0}} * {{0}} * {TANH_CUBIC!r} + {{0}}) * {SQRT_2_OVER_PI!r}) + 1.0) * 0.5"
+    ),
+    numpy=(
+        f"np.multiply({{0}}, {{0}}, out={{out}}); np.multiply({{out}}, {{0}}, out={{out}}); "
+        f"np.multiply({{out}}, {TANH_CUBIC!r}, out={{out}}); np.add({{out}}, {{0}}, out={{out}}); "
+        f"np.multiply({{out}}, {SQRT_2_OVER_PI!r}, out={{out}}); np.tanh({{out}}, out={{out}}); "
+        "np.add({out}, 1, out={out}); np.multiply({out}, {0}, out={out}); np.multiply({out}, 0.5, out={out})"
+    ),
+)
+silu = elementwise_op(
+    "silu",
+    _silu_kernel,
+    (_silu_vjp,),
+    dtype=dt.floating,
+    c="{0} * (1 / (1 + g_exp(-{0})))",
+    c_helpers=("exp.h",),
+    triton="{0} * tl.sigmoid({0})",
+    numpy="special.expit({0}, out={out}); np.multiply({out}, {0}, out={out})",
+)
+
+__all__ = ["gelu", "gelu_tanh", "silu", "tanh"]
