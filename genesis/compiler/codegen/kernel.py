@@ -18,10 +18,11 @@ rounded to it right away, so the kernel's numbers are eager's numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from genesis import dtypes
 from genesis.compiler.codegen.layout import numel
+from genesis.compiler.codegen.row_merge import merge_leading_dims
 from genesis.compiler.ir import Graph
 from genesis.compiler.passes.fusion import read_mode
 from genesis.ops.op import OPS, Combine, IndexMap, Kind, Op, helpers_of
@@ -163,7 +164,7 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
         )
     operands = tuple(operands.values())
     rows = group.rows
-    merged = _merge_leading_dims(statements, operands, group)
+    merged = merge_leading_dims(statements, operands, group)
     if merged is not None:
         statements, operands, rows = merged
     # a view made outside (a transpose) is strided: flattening it would copy it, rows slice it for free
@@ -178,119 +179,6 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
     kept = tuple(s.value for s in statements if s.value in outputs)
     name = f"k{index}_" + "_".join(dict.fromkeys(s.op for s in statements))[:48]
     return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept, merged is not None)
-
-
-def _merge_leading_dims(statements, operands, group):
-    """(statements, operands, rows) seen as rows of several leading dims, or None.
-
-    softmax over the last dim of a (batch, heads, seq, seq) tensor reduces part of each
-    (heads, seq, seq) row, and a bias gradient of a (batch, seq, features) activation sums over
-    the rows and the next dim; no row layout reduces part of a row. When every reduction in the
-    loop reduces dims from k on, every reduction over the rows reduces all dims before k, and
-    every row-blocked value has the same dims before k, the kernel iterates over batch*heads*seq
-    rows instead: a contiguous array reshapes to that for free, and a kernel reshapes its arrays
-    on entry. Accumulated results keep their shapes; only their dims are renumbered. A matmul
-    before the loop writes its product straight into the merged rows. Views in the
-    loop merge too when they leave those leading dims in place (the expand of a row's sum over
-    the row, a reshape or permute of the trailing dims)."""
-    views = [s for s in statements if OPS[s.op].kind is Kind.VIEW]
-    before_loop = [s for s in statements if s.phase == "pre"]  # matmuls by a 2-d weight (see fusion)
-    if (
-        group.rows is None
-        or any(s.phase != "block" for s in views)
-        or any(OPS[s.op].kind is not Kind.MATMUL for s in before_loop)
-    ):
-        return None
-    depths = []
-    for s in statements:
-        if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION:
-            depths.append(min(s.attrs["dims"]))
-        elif s.phase == "accumulate":
-            run = 0
-            while run in s.attrs["dims"]:
-                run += 1
-            depths.append(run)
-    first = min(depths, default=0)
-    if first <= 1:
-        return None
-    in_loop = [s for s in statements if s.phase == "block"]
-    prefix = None
-    for shape in [s.shape for s in in_loop] + [o.shape for o in operands if o.blocked]:
-        if len(shape) < first or (prefix is not None and tuple(shape[:first]) != prefix):
-            return None
-        prefix = tuple(shape[:first])
-    if prefix is None:
-        return None
-    shape_of = {o.local: o.shape for o in operands} | {s.value: s.shape for s in statements}
-    for s in views:
-        if s.index_map is IndexMap.PERMUTE and tuple(s.attrs["dims"][:first]) != tuple(range(first)):
-            return None
-        if tuple(shape_of[s.reads[0]][:first]) != prefix:
-            return None
-    for s in before_loop:  # a stack times a 2-d weight: its rows merge as the product's (matmul_kernel)
-        if (
-            first >= len(s.shape)
-            or tuple(s.shape[:first]) != prefix
-            or tuple(shape_of[s.reads[0]][:first]) != prefix
-            or len(shape_of[s.reads[1]]) != 2
-        ):
-            return None
-    whole = {o.local: o.shape for o in operands if not o.blocked}
-    read_in_loop = {r for s in statements if s.phase in ("block", "accumulate") for r in s.reads if isinstance(r, str)}
-    for s in statements:  # whole operands may only vary along the dims that stay (a layer_norm weight)
-        for read in s.reads:  # aligned as the statement that reads it broadcasts it
-            if s.phase == "block" and read in whole and OPS[s.op].kind is not Kind.ELEMENTWISE:
-                return None  # a reduction or view renumbers its dims for the merged rows, not the operand's
-            if s.phase in ("block", "accumulate") and read in whole:
-                shape = whole[read]
-                aligned = (1,) * (len(s.shape) - len(shape)) + tuple(shape)
-                if s.phase == "accumulate":
-                    aligned = (1,) * (len(input_shape(s, statements, operands)) - len(shape)) + tuple(shape)
-                if any(n != 1 for n in aligned[:first]):
-                    return None
-    rows = numel(prefix)
-
-    def merge(shape):
-        return (rows,) + tuple(shape[first:])
-
-    merged_statements = []
-    for s in statements:
-        if s.phase == "block":
-            attrs = s.attrs
-            if OPS[s.op].kind is Kind.REDUCTION:
-                attrs = {**attrs, "dims": tuple(d - first + 1 for d in attrs["dims"])}
-            elif s.index_map is IndexMap.PERMUTE:
-                attrs = {**attrs, "dims": (0,) + tuple(d - first + 1 for d in attrs["dims"][first:])}
-            elif s.index_map in (IndexMap.RESHAPE, IndexMap.BROADCAST):
-                attrs = {**attrs, "shape_to": merge(attrs["shape_to"])}
-            s = replace(s, shape=merge(s.shape), attrs=attrs)
-        elif s.phase == "pre":
-            s = replace(s, shape=merge(s.shape))
-        elif s.phase == "accumulate":  # over the merged rows and the same trailing dims, into its own shape
-            dims = (0,) + tuple(d - first + 1 for d in s.attrs["dims"] if d >= first)
-            s = replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False})
-        merged_statements.append(s)
-    # an operand only a reshape reads enters already reshaped (its rows hold the same elements in the
-    # same order), so the reshape is the identity and every value has the rows' trailing shape
-    readers = [r for s in statements for r in s.reads if isinstance(r, str)]
-    entered_as = {
-        s.reads[0]: s.shape for s in statements if s.index_map is IndexMap.RESHAPE and readers.count(s.reads[0]) == 1
-    }
-    merged_operands = tuple(
-        replace(o, shape=merge(entered_as.get(o.local, o.shape))) if o.blocked else o for o in operands
-    )
-    # a whole operand the loop reads loses the leading 1s that stood for the merged dims, so that it
-    # broadcasts against the merged rows' trailing dims; one that post-loop code reads too keeps them
-    read_outside = {r for s in statements if s.phase in ("pre", "post") for r in s.reads}
-    stripped = []
-    for o in merged_operands:
-        shape = o.shape
-        while not o.blocked and len(shape) > 1 and shape[0] == 1 and o.local in read_in_loop:
-            shape = shape[1:]
-        if shape != o.shape and o.local in read_outside:
-            return None
-        stripped.append(replace(o, shape=shape))
-    return tuple(merged_statements), tuple(stripped), rows
 
 
 def _mode(statements, operands, group, strided=False, rows=None):

@@ -32,8 +32,13 @@ class _Scratch:
     def __init__(self):
         self.specs: list[tuple] = []
         self.free: list[int] = []
+        self.held: dict[str, int] = {}  # value -> the slot it is computed into
 
-    def take(self, row_shape, dtype) -> int:
+    def take(self, value: str, row_shape, dtype) -> int:
+        self.held[value] = slot = self._slot(row_shape, dtype)
+        return slot
+
+    def _slot(self, row_shape, dtype) -> int:
         for i in self.free:
             if self.specs[i] == (row_shape, dtype):
                 self.free.remove(i)
@@ -41,8 +46,11 @@ class _Scratch:
         self.specs.append((row_shape, dtype))
         return len(self.specs) - 1
 
-    def give(self, slot: int) -> None:
-        self.free.append(slot)
+    def release(self, values) -> None:
+        """The slots of these values (dead now) go back for reuse, in this order."""
+        for value in values:
+            if value in self.held:
+                self.free.append(self.held.pop(value))
 
 
 # Scratch one thread may hold for a kernel's block. Blocks grow (up to twice the default) while a
@@ -74,87 +82,16 @@ def _grown_block_rows(spec: KernelSpec, scratch_specs) -> int:
 
 
 def _kernel_context(spec: KernelSpec) -> dict:
-    flat = spec.mode == "flat"
-    params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
-    setup, body, after = [], [], []
-    outputs = set(spec.outputs)
-    if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
-        setup += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
-        setup += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements if s.value in outputs]
-    for o in spec.operands:
-        if not o.blocked and o.dtype.is_low_precision:
-            setup.append(f"{o.local} = {o.local}.astype(np.float32)")
-        if flat:  # blocked operands become vectors; whole ones are single values in flat mode
-            setup.append(f"{o.local} = {o.local}.reshape({'-1' if o.blocked else '()'})")
-    if flat:
-        setup += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs if _statement(spec, v).phase == "block"]
-    for s in spec.statements:
-        if s.phase == "pre":  # before the loop, over all rows; blocks read their rows of it
-            setup += whole_statement_lines(spec, s)
-            body.append(f"{s.value}_ = {s.value}[start:stop]")
-    for o in spec.operands:
-        if o.blocked:
-            load = f"{o.local}[start:stop]"
-            body.append(f"{o.local}_ = {load}" + (".astype(np.float32)" if o.dtype.is_low_precision else ""))
-
-    last_read = _last_reads(spec)
-    scratch = _Scratch()
-    slot_of: dict[str, int] = {}
-    block_rows = spec.block_rows
-    pre = {s.value for s in spec.statements if s.phase == "pre"}
-    for index, s in enumerate(spec.statements):
-        if s.phase == "pre":
-            continue
-        args = [_read(spec, r, s, i, sliced=pre) for i, r in enumerate(s.reads)]
-        kind = OPS[s.op].kind
-        if s.phase == "block" and spec.mode != "whole":
-            if kind is Kind.VIEW:
-                body.append(f"{s.value} = {_view(s, args)}")
-                if s.value in outputs:
-                    body.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
-            else:
-                direct = s.value in outputs and not s.dtype.is_low_precision
-                if direct:
-                    destination = f"out_{s.value}[start:stop]"
-                else:
-                    row_shape = () if flat else tuple(s.shape[1:])
-                    slot = scratch.take((block_rows,) + row_shape, np_dtype(kernel_dtype(s.dtype)))
-                    slot_of[s.value] = slot
-                    destination = f"scratch{slot}[:n]"
-                body.append(f"{s.value} = {destination}")
-                body += _compute(s, args, s.value)
-                if s.value in outputs and not direct:
-                    body.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
-            for name in last_read.get(index, ()):
-                if name in slot_of:
-                    scratch.give(slot_of.pop(name))
-        elif s.phase == "accumulate":
-            body.append(f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})")
-            if flat:  # a flattened block reduces whole; keepdim's ones are only a view away
-                body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
-            elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
-                kept = tuple(
-                    n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"]
-                )
-                body += _compute(s, args, f"{s.value}.reshape({kept!r})", round_low=False)
-            else:
-                body += _compute(s, args, s.value, round_low=False)
-            body.append(f"partials_{s.value}[index] = {s.value}")
-            after.append(f"{s.value} = combine(partials_{s.value}, np.{s.combine.value})")
-            after += _round(s)
-            if s.value in outputs:
-                after.append(f"np.copyto(out_{s.value}, {s.value})")
-        else:  # post-loop statements, and all of a 0-d kernel
-            (after if spec.mode != "whole" else body).extend(whole_statement_lines(spec, s))
-
-    context = {
+    setup = _entry_lines(spec) + _before_loop_lines(spec)
+    body, after, scratch = _statement_lines(spec)
+    return {
         "name": spec.name,
-        "params": params,
+        "params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
         "mode": spec.mode,
         "rows": spec.rows,
-        "block_rows": block_rows,
+        "block_rows": spec.block_rows,
         "setup": setup,
-        "body": body,
+        "body": _block_reads(spec) + body,
         "after": after,
         "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows: {spec.summary()}",
         "accumulators": [s.value for s in spec.statements if s.phase == "accumulate"],
@@ -162,7 +99,103 @@ def _kernel_context(spec: KernelSpec) -> dict:
         "scratch_names": [f"scratch{i}" for i in range(len(scratch.specs))],
         "scratch_specs": "[" + ", ".join(f"({shape!r}, {dtype})" for shape, dtype in scratch.specs) + "]",
     }
-    return context
+
+
+def _entry_lines(spec: KernelSpec) -> list[str]:
+    """The kernel's arrays reshaped and cast, on entry, to the shapes and dtypes its lines read."""
+    flat = spec.mode == "flat"
+    lines = []
+    if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
+        outputs = set(spec.outputs)
+        lines += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
+        lines += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements if s.value in outputs]
+    for o in spec.operands:
+        if not o.blocked and o.dtype.is_low_precision:
+            lines.append(f"{o.local} = {o.local}.astype(np.float32)")
+        if flat:  # blocked operands become vectors; whole ones are single values in flat mode
+            lines.append(f"{o.local} = {o.local}.reshape({'-1' if o.blocked else '()'})")
+    if flat:
+        lines += [f"out_{v} = out_{v}.reshape(-1)" for v in spec.outputs if _statement(spec, v).phase == "block"]
+    return lines
+
+
+def _before_loop_lines(spec: KernelSpec) -> list[str]:
+    """The "pre" statements: before the loop, over all rows; blocks read their rows of it."""
+    return [line for s in spec.statements if s.phase == "pre" for line in whole_statement_lines(spec, s)]
+
+
+def _block_reads(spec: KernelSpec) -> list[str]:
+    """A block's rows of the values computed before the loop and of the blocked operands."""
+    lines = [f"{s.value}_ = {s.value}[start:stop]" for s in spec.statements if s.phase == "pre"]
+    for o in spec.operands:
+        if o.blocked:
+            load = f"{o.local}[start:stop]"
+            lines.append(f"{o.local}_ = {load}" + (".astype(np.float32)" if o.dtype.is_low_precision else ""))
+    return lines
+
+
+def _statement_lines(spec: KernelSpec) -> tuple[list[str], list[str], _Scratch]:
+    """(lines in the loop, lines after it, the scratch they compute into) of every statement but the
+    "pre" ones: block statements into scratch or the output's rows, accumulators into partials that
+    are combined after the loop, and the rest over whole arrays."""
+    body, after = [], []
+    last_read = _last_reads(spec)
+    scratch = _Scratch()
+    pre = {s.value for s in spec.statements if s.phase == "pre"}
+    for index, s in enumerate(spec.statements):
+        if s.phase == "pre":
+            continue
+        args = [_read(spec, r, s, i, sliced=pre) for i, r in enumerate(s.reads)]
+        if s.phase == "block" and spec.mode != "whole":
+            body += _block_statement_lines(spec, s, args, scratch)
+            scratch.release(last_read.get(index, ()))
+        elif s.phase == "accumulate":
+            in_loop, combined = _accumulate_lines(spec, s, args)
+            body += in_loop
+            after += combined
+        else:  # post-loop statements, and all of a 0-d kernel
+            (after if spec.mode != "whole" else body).extend(whole_statement_lines(spec, s))
+    return body, after, scratch
+
+
+def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list[str]:
+    """A statement over a block of rows: a view of its source's block, or its result computed into
+    scratch (or straight into the output's rows where no rounding comes between)."""
+    output = s.value in spec.outputs
+    if s.kind is Kind.VIEW:
+        lines = [f"{s.value} = {_view(s, args)}"]
+        return lines + ([f"np.copyto(out_{s.value}[start:stop], {s.value})"] if output else [])
+    direct = output and not s.dtype.is_low_precision
+    if direct:
+        destination = f"out_{s.value}[start:stop]"
+    else:
+        row_shape = () if spec.mode == "flat" else tuple(s.shape[1:])
+        slot = scratch.take(s.value, (spec.block_rows,) + row_shape, np_dtype(kernel_dtype(s.dtype)))
+        destination = f"scratch{slot}[:n]"
+    lines = [f"{s.value} = {destination}"] + _compute(s, args, s.value)
+    if output and not direct:
+        lines.append(f"np.copyto(out_{s.value}[start:stop], {s.value})")
+    return lines
+
+
+def _accumulate_lines(spec: KernelSpec, s, args) -> tuple[list[str], list[str]]:
+    """(in the loop, after it) of a reduction over the rows: each block's partial result, then the
+    partials combined by the reduction's combine op."""
+    body = [f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"]
+    if spec.mode == "flat":  # a flattened block reduces whole; keepdim's ones are only a view away
+        body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
+    elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
+        kept = tuple(
+            n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"]
+        )
+        body += _compute(s, args, f"{s.value}.reshape({kept!r})", round_low=False)
+    else:
+        body += _compute(s, args, s.value, round_low=False)
+    body.append(f"partials_{s.value}[index] = {s.value}")
+    after = [f"{s.value} = combine(partials_{s.value}, np.{s.combine.value})"] + _round(s)
+    if s.value in spec.outputs:
+        after.append(f"np.copyto(out_{s.value}, {s.value})")
+    return body, after
 
 
 def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
