@@ -346,3 +346,30 @@ def test_cast_to_the_same_dtype_returns_the_tensor_itself_unless_copy_is_asked()
 def test_cast_to_an_unknown_dtype_is_a_clear_error():
     with pytest.raises(TypeError, match=r"unknown dtype 'complex64'"):
         genesis.ones(2).to(dtype="complex64")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("given_out", [False, True])
+def test_a_stack_of_small_products_on_threads_is_each_matrixs_own_blas_product(monkeypatch, dtype, given_out):
+    from genesis.ops import matmul as matmul_module
+
+    monkeypatch.setattr(matmul_module, "THREADS", 3)  # 3 parts of a stack of 7: uneven parts
+    # attention's shapes: queries times keys transposed, the keys read through a permute (not contiguous)
+    queries = RNG.standard_normal((7, 4, 64, 32)).astype(dtype)
+    keys = RNG.standard_normal((64, 7, 4, 32)).astype(dtype).transpose(1, 2, 3, 0)
+    assert matmul_module._shares_the_stack(queries, keys, None)
+    out = np.full((7, 4, 64, 64), np.nan, dtype) if given_out else None
+    got = matmul_module.matmul_kernel(queries, keys, out=out)
+    expected = np.stack([np.stack([q @ k for q, k in zip(qs, ks)]) for qs, ks in zip(queries, keys)])
+    assert got.dtype == dtype and got.shape == expected.shape and (out is None or got is out)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_stack_too_small_to_share_or_broadcast_stays_one_numpy_call():
+    from genesis.ops import matmul as matmul_module
+
+    small = RNG.standard_normal((2, 8, 8)).astype(np.float32)
+    assert not matmul_module._shares_the_stack(small, small, None)
+    stack = RNG.standard_normal((64, 64, 64)).astype(np.float32)
+    assert not matmul_module._shares_the_stack(stack, stack[:1], None)  # broadcast batch dims
+    assert not matmul_module._shares_the_stack(stack, stack.astype(np.float64), None)

@@ -21,6 +21,16 @@ from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.movement import sum_to
 from genesis.ops.op import Autocast, Kind, Op, register
+from genesis.runtime.blocks import THREADS, kernel_pool
+
+# A stack of small products (attention's batch * heads matrices of tokens x head dim): numpy calls BLAS
+# once per matrix, and BLAS keeps a product under about 2^18 multiply-adds on one thread, so the
+# whole stack ran on one core. Parts of the stack on the kernel pool's threads use every core, and each
+# matrix is still the same one BLAS call: the same bits. Below 2^21 multiply-adds in all, handing a
+# part to a thread costs more than it saves. (32 x 4 products of 64x32 by 32x64, on 2 cores under
+# load: 0.71 -> 0.50 ms.)
+SMALL_PRODUCT = 1 << 18
+MIN_SHARED_STACK = 1 << 21
 
 
 def _as_matrices(g, a, b):
@@ -67,10 +77,39 @@ def matmul_kernel(a, b, out=None, casting="same_kind"):
             out=None if out is None else out.reshape(rows, out.shape[-1]),
         )
         return product.reshape(*a.shape[:-1], b.shape[-1]) if out is None else out
+    if _shares_the_stack(a, b, out):
+        return _stack_on_threads(a, b, out, casting)
     if out is None:  # numpy lays out a stack of matrix-vector products transposed; results are contiguous
         product = np.matmul(a, b, casting=casting)
         return product if np.ndim(product) == 0 else np.ascontiguousarray(product)
     return np.matmul(a, b, out=out, casting=casting)
+
+
+def _shares_the_stack(a, b, out) -> bool:
+    if THREADS < 2 or a.ndim < 3 or b.ndim != a.ndim or a.shape[:-2] != b.shape[:-2]:
+        return False
+    if a.shape[0] < 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        return False
+    if out is not None and out.dtype != a.dtype:
+        return False
+    per_matrix = a.shape[-2] * a.shape[-1] * b.shape[-1]
+    return per_matrix < SMALL_PRODUCT and per_matrix * math.prod(a.shape[:-2]) >= MIN_SHARED_STACK
+
+
+def _stack_on_threads(a, b, out, casting):
+    """np.matmul over parts of the leading dim (slices of it are views, whatever the strides)."""
+    if out is None:
+        out = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
+    parts = min(THREADS, a.shape[0])
+    edges = [a.shape[0] * i // parts for i in range(parts + 1)]
+    futures = [
+        kernel_pool().submit(np.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi], casting=casting)
+        for lo, hi in zip(edges[1:-1], edges[2:])
+    ]
+    np.matmul(a[: edges[1]], b[: edges[1]], out=out[: edges[1]], casting=casting)
+    for future in futures:
+        future.result()
+    return out
 
 
 matmul = register(
