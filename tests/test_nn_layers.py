@@ -349,6 +349,7 @@ MHA_CASES = [
     dict(ctor=dict(embed_dim=8, num_heads=4, batch_first=True), call=dict(average_attn_weights=False)),
     dict(ctor=dict(embed_dim=6, num_heads=3, bias=False), call=dict(need_weights=False)),
     dict(ctor=dict(embed_dim=8, num_heads=2, kdim=5, vdim=3), call=dict()),
+    dict(ctor=dict(embed_dim=8, num_heads=2, kdim=5, vdim=3, batch_first=True), call=dict()),
 ]
 
 
@@ -403,7 +404,9 @@ def test_multihead_attention(dtype, case, mask_case):
         assert g_out[1] is None
 
 
-def test_multihead_attention_self_attention_unbatched():
-    g_mha, t_mha = nn.MultiheadAttention(6, 2), torch.nn.MultiheadAttention(6, 2)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention_self_attention_unbatched(batch_first):
+    g_mha = nn.MultiheadAttention(6, 2, batch_first=batch_first)
+    t_mha = torch.nn.MultiheadAttention(6, 2, batch_first=batch_first)
     x = randn(5, 6)
     compare_module(g_mha, t_mha, [x], genesis.float64, call=lambda m, q: m(q, q, q))

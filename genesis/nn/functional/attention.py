@@ -109,18 +109,59 @@ def multi_head_attention_forward(
     v_proj_weight=None,
 ):
     """PyTorch's multi_head_attention_forward on (L, N, E) / (S, N, E) inputs (or unbatched (L, E))."""
+    return attention_forward(
+        query,
+        key,
+        value,
+        num_heads,
+        (in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias),
+        (q_proj_weight, k_proj_weight, v_proj_weight),
+        batch_first=False,
+        training=training,
+        dropout_p=dropout_p,
+        key_padding_mask=key_padding_mask,
+        need_weights=need_weights,
+        attn_mask=attn_mask,
+        average_attn_weights=average_attn_weights,
+        is_causal=is_causal,
+    )
+
+
+def attention_forward(
+    query,
+    key,
+    value,
+    num_heads: int,
+    projections,
+    separate_projections=(None, None, None),
+    *,
+    batch_first: bool,
+    training: bool,
+    dropout_p: float,
+    key_padding_mask,
+    need_weights: bool,
+    attn_mask,
+    average_attn_weights: bool,
+    is_causal: bool,
+):
+    """multi_head_attention_forward on inputs in either layout: (L, N, E), or with `batch_first`
+    (N, L, E) as MultiheadAttention(batch_first=True) takes them. Taking that layout as it is
+    saves transposing the inputs and the output, each a copy forward and backward."""
+    in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias = projections
+    batch_dim, sequence_dim = (0, 1) if batch_first else (1, 0)
     unbatched = query.ndim == 2
     if unbatched:
-        query, key, value = (GF.unsqueeze(t, 1) for t in (query, key, value))
+        query, key, value = (GF.unsqueeze(t, batch_dim) for t in (query, key, value))
         if key_padding_mask is not None:
             key_padding_mask = GF.unsqueeze(key_padding_mask, 0)
     if query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
+        layout = "(N, L, E)" if batch_first else "(L, N, E)"
         raise ShapeError(
-            f"multi-head attention expects 3-D (L, N, E) inputs, got query {list(query.shape)}, "
+            f"multi-head attention expects 3-D {layout} inputs, got query {list(query.shape)}, "
             f"key {list(key.shape)}, value {list(value.shape)}"
         )
-    length, batch, embed_dim = query.shape
-    source_length = key.shape[0]
+    length, batch, embed_dim = query.shape[sequence_dim], query.shape[batch_dim], query.shape[2]
+    source_length = key.shape[sequence_dim]
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
     head_dim = embed_dim // num_heads
@@ -133,13 +174,15 @@ def multi_head_attention_forward(
     if in_proj_weight is not None:
         w_q, w_k, w_v = GF.chunk(in_proj_weight, 3, 0)
     else:
-        w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
+        w_q, w_k, w_v = separate_projections
     b_q = b_k = b_v = None
     if in_proj_bias is not None:
         b_q, b_k, b_v = GF.chunk(in_proj_bias, 3, 0)
     q, k, v = linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
 
-    def heads(t, n):  # (n, N, E) -> (N, H, n, head_dim)
+    def heads(t, n):  # (n, N, E) or (N, n, E) -> (N, H, n, head_dim)
+        if batch_first:
+            return GF.permute(GF.reshape(t, (batch, n, num_heads, head_dim)), (0, 2, 1, 3))
         return GF.permute(GF.reshape(t, (n, batch, num_heads, head_dim)), (1, 2, 0, 3))
 
     q, k, v = heads(q, length), heads(k, source_length), heads(v, source_length)
@@ -174,10 +217,13 @@ def multi_head_attention_forward(
     if dropout_p > 0.0 and training:
         weights = dropout(weights, dropout_p, training=True)
     attended = GF.matmul(weights, v)  # (N, H, L, head_dim)
-    attended = GF.reshape(GF.permute(attended, (2, 0, 1, 3)), (length, batch, embed_dim))
+    if batch_first:
+        attended = GF.reshape(GF.permute(attended, (0, 2, 1, 3)), (batch, length, embed_dim))
+    else:
+        attended = GF.reshape(GF.permute(attended, (2, 0, 1, 3)), (length, batch, embed_dim))
     out = linear(attended, out_proj_weight, out_proj_bias)
     if unbatched:
-        out = GF.squeeze(out, 1)
+        out = GF.squeeze(out, batch_dim)
     if not need_weights:
         return out, None
     if average_attn_weights:

@@ -8,10 +8,9 @@ the child `out_proj`, so state_dict keys match PyTorch's exactly.
 
 from __future__ import annotations
 
-from genesis import functional as GF
 from genesis.creation import empty
-from genesis.nn import functional as F
 from genesis.nn import init
+from genesis.nn.functional.attention import attention_forward
 from genesis.nn.modules.linear import Linear
 from genesis.nn.modules.module import Module
 from genesis.nn.parameter import Parameter
@@ -93,18 +92,14 @@ class MultiheadAttention(Module):
         average_attn_weights: bool = True,
         is_causal: bool = False,
     ):
-        batched = query.ndim == 3
-        if self.batch_first and batched:
-            query, key, value = (GF.transpose(t, 0, 1) for t in (query, key, value))
-        out, weights = F.multi_head_attention_forward(
+        return attention_forward(
             query,
             key,
             value,
             self.num_heads,
-            self.in_proj_weight,
-            self.in_proj_bias,
-            self.out_proj.weight,
-            self.out_proj.bias,
+            (self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias),
+            (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight),
+            batch_first=self.batch_first,
             training=self.training,
             dropout_p=self.dropout,
             key_padding_mask=key_padding_mask,
@@ -112,13 +107,7 @@ class MultiheadAttention(Module):
             attn_mask=attn_mask,
             average_attn_weights=average_attn_weights,
             is_causal=is_causal,
-            q_proj_weight=self.q_proj_weight,
-            k_proj_weight=self.k_proj_weight,
-            v_proj_weight=self.v_proj_weight,
         )
-        if self.batch_first and batched:
-            out = GF.transpose(out, 0, 1)
-        return out, weights
 
 
 __all__ = ["MultiheadAttention"]
