@@ -69,6 +69,7 @@ ELEMENTWISE = {
     "relu": lambda x, y: y.relu(),
     "erf": lambda x, y: y.erf(),
     "gelu": lambda x, y: genesis.gelu(y * 2),
+    "gelu_backward": lambda x, y: genesis.dispatch.apply(OPS["gelu_backward"], x, y * 2, genesis.gelu(y * 2)),
     "gelu_tanh": lambda x, y: genesis.gelu(y * 2, approximate="tanh"),
     "silu": lambda x, y: genesis.silu(y * 3),
     "sign": lambda x, y: y.sign(),

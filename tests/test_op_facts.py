@@ -94,8 +94,10 @@ def test_every_helper_an_op_names_exists_and_every_helper_file_is_named():
     assert named == {path.name for path in HELPERS.iterdir()}
     for op in OPS.values():
         for dialect in DIALECTS:
-            for name in op.codegen.get(f"{dialect}_helpers", ()):
+            helpers = op.codegen.get(f"{dialect}_helpers", ())
+            for name in helpers:
                 assert op.codegen.get(dialect), f"{op.name} names a {dialect} helper but has no {dialect} snippet"
-                # the helper defines what the snippet calls
-                called = set(re.findall(r"\b([A-Za-z_]\w*)\(", op.codegen[dialect]))
+                # the helper defines what the snippet calls, or what another of the op's helpers calls
+                callers = [op.codegen[dialect]] + [helper_source(other) for other in helpers if other != name]
+                called = {c for text in callers for c in re.findall(r"\b([A-Za-z_]\w*)\(", text)}
                 assert any(re.search(rf"\b{re.escape(c)}\b", helper_source(name)) for c in called), (op.name, name)

@@ -229,6 +229,24 @@ def test_gradients_at_non_differentiable_points_follow_torch():
     check_torch(lambda x: x.sqrt(), [np.array([0.0, 4.0])], dtype=genesis.float64)
 
 
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=lambda d: d.name)
+def test_gelu_gradient_read_off_its_output_is_torchs_at_zero_subnormals_and_the_tails(dtype):
+    """gelu's backward takes Phi(x) as gelu(x) / x: at 0, for subnormal x (halving rounds them) and
+    far in the tails it must still be PyTorch's, and so must the second derivative, which the
+    division would lose to cancellation near 0 if it were differentiated."""
+    values = np.array([0.0, -0.0, 1e-40, -1e-40, 1e-20, -1e-3, 0.3, -2.5, 3.0, -6.0, 9.0])
+    x = genesis.tensor(values, dtype=dtype, requires_grad=True)
+    (grad,) = genesis.autograd.grad(genesis.gelu(x).sum(), [x], create_graph=True)
+    (second,) = genesis.autograd.grad((grad * grad).sum(), [x])
+    t = torch.tensor(values, dtype=TORCH_DTYPE[dtype], requires_grad=True)
+    (t_grad,) = torch.autograd.grad(torch.nn.functional.gelu(t).sum(), [t], create_graph=True)
+    (t_second,) = torch.autograd.grad((t_grad * t_grad).sum(), [t])
+    eps = np.finfo(np.float32 if dtype is genesis.float32 else np.float64).eps
+    # a few ulps of 1: the derivative near x = -2.5 and -6 is a difference of terms near 1e-2 and 1e-8
+    np.testing.assert_allclose(grad.detach().numpy(), t_grad.detach().numpy(), rtol=4 * eps, atol=4 * eps)
+    np.testing.assert_allclose(second.numpy(), t_second.numpy(), rtol=8 * eps, atol=8 * eps)
+
+
 def test_pow_gradients_at_zero_follow_torch():
     """0 ** 0 = 1 with gradient 0 for the base; 0 ** y has gradient 0 for the exponent when y >= 0."""
     base = np.array([0.0, 0.0, 0.0, 2.0, 1.5])

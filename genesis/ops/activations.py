@@ -16,11 +16,12 @@ import numpy as np
 from scipy import special
 
 from genesis.ops import dtype_rules as dt
-from genesis.ops.elementwise import elementwise_op, erf, exp, sigmoid, tanh
+from genesis.ops.elementwise import elementwise_op, exp, sigmoid, tanh
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+TINY = 1e-30  # below, x * Phi(x) / x is not Phi(x) after rounding (0, subnormals)
 TANH_CUBIC = 0.044715  # the cubic term of the tanh approximation (Hendrycks and Gimpel)
 
 
@@ -50,8 +51,29 @@ def _silu_kernel(x):
 
 
 def _gelu_vjp(g, out, x):
-    # d/dx x * Phi(x) = Phi(x) + x * phi(x)
-    return g * ((erf(x * SQRT1_2) + 1.0) * 0.5 + x * exp(x * x * -0.5) * INV_SQRT_2PI)
+    return gelu_backward(g, x, out)
+
+
+def _gelu_backward_kernel(g, x, out):
+    # Phi(x) = out / x: a second erf would cost the eager backward as much as the forward (numpy's
+    # erf is 30x its exp). At 0, and where halving a subnormal x rounded, Phi is 1/2 to within rounding.
+    cdf = np.full_like(x, 0.5)
+    np.divide(out, x, out=cdf, where=np.abs(x) > TINY)
+    pdf = np.exp(x * x * -0.5)
+    pdf *= INV_SQRT_2PI
+    pdf *= x
+    pdf += cdf
+    pdf *= g
+    return pdf
+
+
+def _gelu_backward_vjp_g(gg, out, g, x, gelu_out):
+    return gelu_backward(gg, x, gelu_out)
+
+
+def _gelu_backward_vjp_x(gg, out, g, x, gelu_out):
+    # d/dx (Phi + x phi) = phi (2 - x^2); `gelu_out` only stands in for Phi(x) and takes no gradient
+    return gg * g * exp(x * x * -0.5) * INV_SQRT_2PI * (2.0 - x * x)
 
 
 def _gelu_tanh_vjp(g, out, x):
@@ -71,12 +93,31 @@ gelu = elementwise_op(
     _gelu_kernel,
     (_gelu_vjp,),
     dtype=dt.floating,
+    saves=frozenset({"inputs", "output"}),  # the backward reads Phi(x) off the output
     c="g_gelu({0})",
     c_helpers=("gelu.h",),
     triton=f"{{0}} * (libdevice.erf({{0}} * {SQRT1_2!r}) + 1.0) * 0.5",
     numpy=(
         f"np.multiply({{0}}, {SQRT1_2!r}, out={{out}}); special.erf({{out}}, out={{out}}); "
         "np.add({out}, 1, out={out}); np.multiply({out}, {0}, out={out}); np.multiply({out}, 0.5, out={out})"
+    ),
+)
+# d/dx gelu(x) times g, from x and gelu(x) (as PyTorch's gelu_backward; its own gradient is exact)
+gelu_backward = elementwise_op(
+    "gelu_backward",
+    _gelu_backward_kernel,
+    (_gelu_backward_vjp_g, _gelu_backward_vjp_x, None),
+    dtype=dt.floating,
+    c="g_gelu_backward({0}, {1}, {2})",
+    c_helpers=("exp.h", "gelu_backward.h"),
+    triton=(
+        f"{{0}} * (tl.where(tl.abs({{1}}) > {TINY!r}, {{2}} / {{1}}, 0.5) "
+        f"+ {{1}} * (tl.exp({{1}} * {{1}} * -0.5) * {INV_SQRT_2PI!r}))"
+    ),
+    numpy=(
+        f"np.copyto({{out}}, 0.5); np.divide({{2}}, {{1}}, out={{out}}, where=np.abs({{1}}) > {TINY!r}); "
+        f"np.add({{out}}, {{1}} * (np.exp({{1}} * {{1}} * -0.5) * {INV_SQRT_2PI!r}), out={{out}}); "
+        "np.multiply({out}, {0}, out={out})"
     ),
 )
 gelu_tanh = elementwise_op(
@@ -107,4 +148,4 @@ silu = elementwise_op(
     numpy="special.expit({0}, out={out}); np.multiply({out}, {0}, out={out})",
 )
 
-__all__ = ["gelu", "gelu_tanh", "silu", "tanh"]
+__all__ = ["gelu", "gelu_backward", "gelu_tanh", "silu"]
