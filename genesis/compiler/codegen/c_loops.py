@@ -5,12 +5,16 @@ element, how views fold into indexing, and whether C takes the kernel at all (`R
 - flat groups: one loop over the elements, every statement a local of the
   loop body, reductions over everything as OpenMP SIMD reductions;
 - row groups (a row layout, `layout.py`): a loop over the rows; within a row,
-  statements are split into loops over the row's elements wherever a value
+  statements are split into passes over the row's elements wherever a value
   needs a whole row reduced first (softmax: max, then exp and sum, then the
-  division). A full-row value that a later loop reads is kept in a per-row
-  scratch buffer, which stays in L1. Reductions over the rows themselves (a
+  division). A full-row value that a later pass reads is kept in a per-row
+  scratch buffer. Each pass is a nest of loops (`c_nest.py`) whose innermost
+  SIMD loop reads every value at an affine offset: a per-channel operand is
+  read once per channel, outside it. Reductions over the rows themselves (a
   bias gradient) accumulate into per-chunk partials that the shim combines in
-  chunk order, so results do not depend on thread timing;
+  chunk order, so results do not depend on thread timing; where the SIMD loop
+  runs within one partial (a per-channel sum over height and width), it
+  reduces into a local first;
 - work on single values (an optimizer's bias corrections) is a flat loop over
   one element.
 """
@@ -19,8 +23,17 @@ from __future__ import annotations
 
 from genesis import dtypes
 from genesis.compiler.codegen.c_dialect import FLOAT_ROW_SUM_LIMIT, Refused, propagates_nan
+from genesis.compiler.codegen.c_nest import LoopNest, broadcast_strides, collapse
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
-from genesis.compiler.codegen.layout import Names, RowLayout, Unsupported, numel, rank_broadcast, strides
+from genesis.compiler.codegen.layout import (
+    Names,
+    RowLayout,
+    Unsupported,
+    numel,
+    rank_broadcast,
+    right_aligned,
+    strides,
+)
 from genesis.ops.op import IndexMap, Kind
 
 __all__ = ["FLOAT_ROW_SUM_LIMIT", "STREAM_BYTES", "KernelLoops", "Refused"]
@@ -120,6 +133,7 @@ class KernelLoops:
             self.level[name] = self._level_of_shape(shape, blocked)
         for s in self.statements:
             self.level[s.value] = self._level_of(s)
+        self.nest = None if self.flat else self._nest()
 
     # ---- checks -----------------------------------------------------------------------------
     def _readers(self, name) -> int:
@@ -192,18 +206,41 @@ class KernelLoops:
         return next(s.dtype for s in self.statements if s.value == name)
 
     # ---- offsets ----------------------------------------------------------------------------
-    def offset(self, name) -> str:
-        """Where `name`'s element for the current (row, element) lies in its buffer."""
+    def _nest(self) -> LoopNest:
+        """The loops over a row's elements, from the steps of every value the loops index: level-2
+        operands, stored values and partials kept per element (see `c_nest.py`)."""
+        rank, trailing = self.layout.rank, self.layout.trailing
+        steps, self.bases = {}, {}
+        for name, (shape, _, blocked) in self.inputs.items():
+            if self.level[name] == 2:
+                steps[name] = broadcast_strides(right_aligned(shape, rank)[1:])
+                self.bases[name] = f"r * {numel(shape[1:])}" if blocked else None
+        for s in self.statements:
+            if s.phase == "block" and s.value in self.outputs and self.level[s.value] == 2:
+                shape = self.shapes[s.value]
+                steps[s.value] = broadcast_strides(shape[1:])
+                self.bases[s.value] = f"r * {numel(shape[1:])}"
+            if s.phase == "accumulate" and self.partial_size(s) > 1:  # kept dims: theirs, reduced: none
+                reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
+                steps[s.value] = broadcast_strides([1 if d in reduced else n for d, n in enumerate(trailing)])
+                self.bases[s.value] = None
+        for name, (dims, stored) in self.permuted.items():  # element (i1, ..., ik) to (i[dims[1]], ...)
+            stored_steps = dict(zip(dims[1:], strides(stored[1:])))
+            steps[name] = tuple(stored_steps[d + 1] for d in range(len(trailing)))
+            self.bases[name] = f"r * {numel(stored[1:])}"
+        return collapse(trailing, steps)
+
+    def offset(self, name, inner: bool = True) -> str:
+        """Where `name`'s element for the current (row, element) lies in its buffer; with `inner`
+        false, for a value constant along the SIMD loop, where it lies for the whole of that loop."""
         if name in self.inputs:
             shape, _, blocked = self.inputs[name]
         else:
             shape, blocked = self.shapes[name], True
         if self.flat:
             return "j" if blocked else "0"
-        if name in self.permuted:  # element (i1, ..., ik) of the row goes to (i[dims[1]], ..., i[dims[k]])
-            dims, stored = self.permuted[name]
-            terms = [f"{self.layout.index_of(d - 1)} * {stride}" for d, stride in zip(dims[1:], strides(stored[1:]))]
-            return f"r * {numel(stored[1:])} + " + " + ".join(terms)
+        if name in self.nest.steps:
+            return self.nest.offset(name, self.bases[name], inner)
         return self.layout.offsets(shape, blocked) or "0"
 
     # ---- partials of reductions over the rows -----------------------------------------------------
@@ -224,25 +261,6 @@ class KernelLoops:
         ):
             raise Refused(f"{s.value} = {s.op} over dims {s.attrs['dims']} keeps a shape C does not index")
         return size
-
-    def scattered_offset(self, s) -> str | None:
-        """For a reduction over the rows that also reduces some of a row's dims (a per-channel sum over
-        (batch, channels, height, width) rows), where an element of the row adds into its partial;
-        None when each element has its own partial (dims (0,) only)."""
-        reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
-        if not reduced:
-            return None
-        kept = tuple(1 if d in reduced else n for d, n in enumerate(self.layout.trailing))
-        return self.layout.trailing_offsets(kept)
-
-    def reduced_run(self, s) -> int | None:
-        """When the row dims a scattered reduction reduces are the row's last ones, how many elements
-        in a row go into one partial (height * width), else None."""
-        reduced = sorted(d - 1 for d in s.attrs["dims"] if d > 0)
-        trailing = self.layout.trailing
-        if reduced != list(range(len(trailing) - len(reduced), len(trailing))):
-            return None
-        return numel(trailing[len(trailing) - len(reduced) :])
 
 
 def _same_positions(source, shape) -> bool:
