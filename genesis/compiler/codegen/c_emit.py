@@ -241,19 +241,9 @@ class Emitter:
                 finish += round_lines(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
                 clauses += self._reduction_clauses(s)
-        # per iteration of the loops around the SIMD loop: what is constant along it
-        before_inner, body, after_inner = [], [], []
-        loaded = set()
-        for name in reads:
-            if name in k.inputs and k.level[name] == 2 and name not in loaded:
-                loaded.add(name)
-                dtype = k.inputs[name][1]
-                constant = not k.flat and k.nest.inner_step(name) == 0
-                value = load(f"p_{name}[{k.offset(name, inner=not constant)}]", dtype)
-                (before_inner if constant else body).append(f"const {c_type(dtype)} v_{name} = {value};")
-            elif name not in k.inputs and name not in inside and name in scratch and name not in loaded:
-                loaded.add(name)
-                body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
+        # before_inner and after_inner run once per iteration of the loops around the SIMD loop
+        before_inner, body = self._loads(reads, inside, scratch)
+        after_inner = []
         for s in loop.body:
             if s.phase == "accumulate" and k.partial_size(s) > 1:
                 if k.nest.inner_step(s.value):  # a partial per lane: no two lanes share one
@@ -263,10 +253,7 @@ class Emitter:
                     before_inner.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + nan_flag(s))
                     clauses += self._reduction_clauses(s)
                     body += self._accumulate(s, f"a_{s.value}")
-                    partial = f"q_{s.value}[{k.offset(s.value, inner=False)}]"
-                    if propagates_nan(s.combine):
-                        after_inner.append(f"a_{s.value} = {with_nan(s, f'a_{s.value}')};")
-                    after_inner.append(update_partial(s, f"a_{s.value}", partial))
+                    after_inner += self._add_to_partial(s)
                 continue
             if s.phase == "accumulate" or self._reduces_in_loop(s):
                 body += self._accumulate(s, f"a_{s.value}")
@@ -286,6 +273,26 @@ class Emitter:
             if s.value in k.streamed
         ]
         return lines + streamed + finish
+
+    def _loads(self, reads, inside, scratch) -> tuple[list, list]:
+        """The loads of the values a pass reads per element: those constant along the SIMD loop
+        before it, the others in it."""
+        k, before_inner, body = self.k, [], []
+        for name in dict.fromkeys(reads):
+            if name in k.inputs and k.level[name] == 2:
+                dtype = k.inputs[name][1]
+                constant = not k.flat and k.nest.inner_step(name) == 0
+                value = load(f"p_{name}[{k.offset(name, inner=not constant)}]", dtype)
+                (before_inner if constant else body).append(f"const {c_type(dtype)} v_{name} = {value};")
+            elif name not in k.inputs and name not in inside and name in scratch:
+                body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
+        return before_inner, body
+
+    def _add_to_partial(self, s) -> list[str]:
+        """After the SIMD loop, its local accumulator into the partial it stayed within."""
+        partial = f"q_{s.value}[{self.k.offset(s.value, inner=False)}]"
+        finish = [f"a_{s.value} = {with_nan(s, f'a_{s.value}')};"] if propagates_nan(s.combine) else []
+        return finish + [update_partial(s, f"a_{s.value}", partial)]
 
     @staticmethod
     def _reduction_clauses(s) -> list[str]:
