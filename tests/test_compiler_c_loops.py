@@ -119,3 +119,15 @@ def test_dims_join_where_every_value_steps_through_them_as_through_one():
     nest = collapse((1, 7, 1, 13), {"x": (91, 13, 13, 1), "bias": (0, 0, 0, 1)})
     assert nest.sizes == (7, 13) and nest.steps["bias"] == (0, 1)
     assert collapse((7, 13), {"x": (13, 1)}).sizes == (91,) and collapse((1, 1), {"x": (0, 0)}).sizes == (1,)
+
+
+def test_only_kernels_that_move_more_than_the_threshold_stream_their_outputs(tmp_path, monkeypatch):
+    from genesis.compiler.codegen import c_loops
+
+    x, w = data(301, 1024), data(1024, seed=1)  # the kernel reads 1.2 MB and writes as much
+    for threshold, streams in [(3 << 20, False), (2 << 20, True)]:
+        monkeypatch.setenv("GENESIS_CACHE_DIR", str(tmp_path / str(threshold)))  # the threshold decides the code
+        monkeypatch.setattr(c_loops, "STREAM_BYTES", threshold)
+        assert_matches_eager(lambda x, w: (x * w).relu(), x, w, c_kernels=1)
+        sources = "".join(path.read_text() for path in (tmp_path / str(threshold)).glob("*.py"))
+        assert ("g_stream_row(o_" in sources) is streams
