@@ -58,13 +58,13 @@ def make_cases():
             lambda x, w, b: torch.nn.functional.layer_norm(x, (1024,), w, b),
         ),
         (
-            "batch_norm+relu 32x64x32x32",
+            "bn+relu 32x64x32x32 train",
             lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True).relu(),
             (images, channel_weight, channel_bias),
             lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w, b, training=True).relu(),
         ),
         (
-            "batch_norm eval+relu 32x64x32x32",
+            "bn+relu 32x64x32x32 eval",
             lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b).relu(),
             (images, running_mean, running_var, channel_weight, channel_bias),
             lambda x, m, v, w, b: torch.nn.functional.batch_norm(x, m, v, w, b).relu(),
