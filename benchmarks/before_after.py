@@ -7,6 +7,10 @@ trees unchanged: its ratio is the noise floor of the comparison.
 
 Run:    python benchmarks/before_after.py --base main [--scripts fusion.py train_step.py]
                                           [--repeats 3] [--rounds 3]
+
+With --interleave, both trees run the scripts' cases (`make_cases`) at once instead, in short
+alternating blocks (`interleave.py`): finer-grained, for a change whose effect is smaller than the
+drift of the machine between whole runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import interleave  # noqa: E402
 
 
 def _environment(tree: Path) -> dict:
@@ -78,12 +84,23 @@ def main(argv=None) -> None:
     parser.add_argument("--scripts", nargs="+", default=["fusion.py", "train_step.py"])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each script in each tree")
     parser.add_argument("--rounds", type=int, default=3, help="the scripts' own interleaved rounds per run")
+    parser.add_argument("--interleave", action="store_true", help="time both trees' cases in alternating blocks")
+    parser.add_argument("--cases", nargs="+", help="with --interleave: only these cases")
+    parser.add_argument("--min-seconds", type=float, default=0.1, help="with --interleave: the length of a block")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="genesis-before-after-") as scratch:
         base_tree = Path(scratch) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", str(base_tree), args.base], cwd=ROOT, check=True)
         try:
             trees = {args.base: base_tree, "this tree": ROOT}
+            if args.interleave:
+                environments = {name: _environment(tree) for name, tree in trees.items()}
+                for script in args.scripts:
+                    rows = interleave.compare(
+                        trees, environments, HERE / script, args.cases, args.rounds, args.min_seconds
+                    )
+                    interleave.print_rows(rows, args.base)
+                return
             figures = collect(trees, args.scripts, args.repeats, args.rounds, Path(scratch))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=True)

@@ -1,7 +1,8 @@
 """Fused against eager: genesis eager, compiled (numpy and default backends), PyTorch eager and torch.compile.
 
 Cases: the elementwise chain tanh(x*y+1)*0.5 + exp(-x)*y over 8M float32,
-softmax and layer_norm over (4096, 1024), and an MLP forward
+softmax and layer_norm over (4096, 1024), batch_norm + relu over (32, 64, 32, 32) in training
+and eval mode (per-channel operands), a bias add + GELU over (256, 1024), and an MLP forward
 (784-1024-1024-10, batch 256, GELU). Each case prints its times, the ratios,
 and from genesis's compile report the kernels per call and the bytes a call
 moves eager against fused.
@@ -40,6 +41,10 @@ def make_cases():
     rows = rng.standard_normal((4096, 1024), dtype=np.float32)
     weight, bias = rng.standard_normal((2, 1024), dtype=np.float32)
     batch = rng.standard_normal((256, 784), dtype=np.float32)
+    images = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)
+    channel_weight, channel_bias, running_mean = rng.standard_normal((3, 64), dtype=np.float32)
+    running_var = rng.uniform(0.5, 2.0, 64).astype(np.float32)
+    hidden = rng.standard_normal((256, 1024), dtype=np.float32)
     genesis.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(784, 1024), nn.GELU(), nn.Linear(1024, 1024), nn.GELU(), nn.Linear(1024, 10))
     F = nn.functional
@@ -51,6 +56,24 @@ def make_cases():
             lambda x, w, b: F.layer_norm(x, (1024,), w, b),
             (rows, weight, bias),
             lambda x, w, b: torch.nn.functional.layer_norm(x, (1024,), w, b),
+        ),
+        (
+            "bn+relu 32x64x32x32 train",
+            lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True).relu(),
+            (images, channel_weight, channel_bias),
+            lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w, b, training=True).relu(),
+        ),
+        (
+            "bn+relu 32x64x32x32 eval",
+            lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b).relu(),
+            (images, running_mean, running_var, channel_weight, channel_bias),
+            lambda x, m, v, w, b: torch.nn.functional.batch_norm(x, m, v, w, b).relu(),
+        ),
+        (
+            "bias+gelu 256x1024",
+            lambda x, b: F.gelu(x + b),
+            (hidden, bias),
+            lambda x, b: torch.nn.functional.gelu(x + b),
         ),
         ("MLP 784-1024-1024-10 b256", mlp, (batch,), None),
     ]

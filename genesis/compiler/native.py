@@ -164,7 +164,24 @@ def machine_signature() -> str:
             features = next((line for line in info if line.startswith(("flags", "Features"))), "")
     except OSError:
         pass
-    return cache.key_of(platform.machine(), platform.system(), features)
+    return cache.key_of(platform.machine(), platform.system(), features, last_level_cache_bytes())
+
+
+@functools.cache
+def last_level_cache_bytes() -> int:
+    """The size of the CPU's largest cache, from Linux's sysfs; 32 MiB where that cannot be read.
+    Kernels stream their outputs past the caches when they move more than this (`c_loops.py`)."""
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=32 << 20)
 
 
 def library_key(source: str, compiler: Compiler) -> str:

@@ -119,11 +119,6 @@ class Emitter:
         scratch = self._scratch(loops)
         buffers = [(f"t_{name}", c_type(self._dtype(name)), k.row_elements) for name in scratch]
         buffers += [(f"w_{value}", "float", k.row_elements) for value in sorted(k.streamed)]
-        buffers += [
-            (f"s_{s.value}", accumulator_type(s), k.row_elements)
-            for s in self.partials
-            if k.partial_size(s) > 1 and k.scattered_offset(s) is not None
-        ]
         body = []
         for loop in loops:
             body += loop.before + self._element_loop(loop, scratch) + loop.after
@@ -216,27 +211,6 @@ class Emitter:
             return self._accumulate(s, f"a_{s.value}")
         return self._statement(s) + self._output_store(s)
 
-    def _scattered_loop(self, s, offset) -> list[str]:
-        """Add a row's scratch `s_` into the partials: a sum whose reduced dims are the row's last ones
-        in runs (height * width values per channel, a SIMD reduction each), else element by element."""
-        k, row = self.k, self.k.row_elements
-        run = k.reduced_run(s)
-        if run is not None and not propagates_nan(s.combine):
-            return [
-                f"for (int64_t c = 0; c < {row // run}; c++) {{",
-                f"    {accumulator_type(s)} a = {combine_initial(s.combine)};",
-                f"    #pragma omp simd reduction({combine_clause(s.combine)}:a)",
-                f"    for (int64_t i = 0; i < {run}; i++) "
-                + combine_update(s.combine, "a", f"s_{s.value}[c * {run} + i]"),
-                "    " + combine_update(s.combine, f"q_{s.value}[c]", "a"),
-                "}",
-            ]
-        return (
-            [f"for (int64_t j = 0; j < {row}; j++) {{"]
-            + [f"    const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()]
-            + ["    " + update_partial(s, f"s_{s.value}[j]", f"q_{s.value}[{offset}]"), "}"]
-        )
-
     def _scratch(self, loops) -> list[str]:
         """Full-row values a later loop reads, kept in a row-sized buffer (outputs are read back)."""
         home = {}
@@ -262,36 +236,24 @@ class Emitter:
             if self._reduces_in_loop(s):
                 initial = combine_initial(s.combine)
                 lines.append(f"{accumulator_type(s, k.row_elements)} a_{s.value} = {initial};" + nan_flag(s))
-                clauses.append(f"reduction({combine_clause(s.combine)}:a_{s.value})")
+                clauses += self._reduction_clauses(s)
                 finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({with_nan(s, f'a_{s.value}')});"]
                 finish += round_lines(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
-                clauses.append(f"reduction({combine_clause(s.combine)}:a_{s.value})")
-            if (
-                s.combine is not None
-                and propagates_nan(s.combine)
-                and (self._reduces_in_loop(s) or (s.phase == "accumulate" and k.partial_size(s) == 1))
-            ):
-                clauses.append(f"reduction(|:n_{s.value})")
-        body = []
-        loaded = set()
-        for name in reads:
-            if name in k.inputs and k.level[name] == 2 and name not in loaded:
-                loaded.add(name)
-                dtype = k.inputs[name][1]
-                body.append(f"const {c_type(dtype)} v_{name} = {load(f'p_{name}[{k.offset(name)}]', dtype)};")
-            elif name not in k.inputs and name not in inside and name in scratch and name not in loaded:
-                loaded.add(name)
-                body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
-        scattered = []  # (statement, offset of its partial): added after the loop, element by element
+                clauses += self._reduction_clauses(s)
+        # before_inner and after_inner run once per iteration of the loops around the SIMD loop
+        before_inner, body = self._loads(reads, inside, scratch)
+        after_inner = []
         for s in loop.body:
             if s.phase == "accumulate" and k.partial_size(s) > 1:
-                offset = k.scattered_offset(s)
-                if offset is None:  # one partial per element of the row
-                    body.append(update_partial(s, self._read(s, 0), f"q_{s.value}[j]"))
-                else:  # several elements add into one partial: no SIMD lanes may share it
-                    body.append(f"s_{s.value}[j] = {self._read(s, 0)};")
-                    scattered.append((s, offset))
+                if k.nest.inner_step(s.value):  # a partial per lane: no two lanes share one
+                    body.append(update_partial(s, self._read(s, 0), f"q_{s.value}[{k.offset(s.value)}]"))
+                else:  # the SIMD loop adds into one partial: reduced along it, then added
+                    initial = combine_initial(s.combine)
+                    before_inner.append(f"{accumulator_type(s)} a_{s.value} = {initial};" + nan_flag(s))
+                    clauses += self._reduction_clauses(s)
+                    body += self._accumulate(s, f"a_{s.value}")
+                    after_inner += self._add_to_partial(s)
                 continue
             if s.phase == "accumulate" or self._reduces_in_loop(s):
                 body += self._accumulate(s, f"a_{s.value}")
@@ -300,18 +262,40 @@ class Emitter:
             if s.value in scratch:
                 body.append(f"t_{s.value}[j] = v_{s.value};")
             body += self._output_store(s)
-        if not k.flat:  # the indices within the row that this loop's offsets use (known once they are built)
-            body = [f"const int64_t {name} = {expression};" for name, expression in k.layout.index_lines()] + body
-        bounds = "int64_t j = start; j < stop; j++" if k.flat else f"int64_t j = 0; j < {k.row_elements}; j++"
-        lines.append(" ".join(["#pragma omp simd"] + clauses))
-        lines.append(f"for ({bounds}) {{")
-        lines += ["    " + line for line in body]
-        lines.append("}")
-        for s, offset in scattered:
-            lines += self._scattered_loop(s, offset)
+        pragma = " ".join(["#pragma omp simd"] + clauses)
+        if k.flat:
+            lines += [pragma, "for (int64_t j = start; j < stop; j++) {"] + ["    " + line for line in body] + ["}"]
+        else:
+            lines += k.nest.loops(before_inner, pragma, body, after_inner)
         streamed = [
             f"g_stream_row(o_{s.value} + r * {k.row_elements}, w_{s.value}, {k.row_elements});"
             for s in loop.body
             if s.value in k.streamed
         ]
         return lines + streamed + finish
+
+    def _loads(self, reads, inside, scratch) -> tuple[list, list]:
+        """The loads of the values a pass reads per element: those constant along the SIMD loop
+        before it, the others in it."""
+        k, before_inner, body = self.k, [], []
+        for name in dict.fromkeys(reads):
+            if name in k.inputs and k.level[name] == 2:
+                dtype = k.inputs[name][1]
+                constant = not k.flat and k.nest.inner_step(name) == 0
+                value = load(f"p_{name}[{k.offset(name, inner=not constant)}]", dtype)
+                (before_inner if constant else body).append(f"const {c_type(dtype)} v_{name} = {value};")
+            elif name not in k.inputs and name not in inside and name in scratch:
+                body.append(f"const {c_type(self._dtype(name))} v_{name} = t_{name}[j];")
+        return before_inner, body
+
+    def _add_to_partial(self, s) -> list[str]:
+        """After the SIMD loop, its local accumulator into the partial it stayed within."""
+        partial = f"q_{s.value}[{self.k.offset(s.value, inner=False)}]"
+        finish = [f"a_{s.value} = {with_nan(s, f'a_{s.value}')};"] if propagates_nan(s.combine) else []
+        return finish + [update_partial(s, f"a_{s.value}", partial)]
+
+    @staticmethod
+    def _reduction_clauses(s) -> list[str]:
+        """OpenMP's clauses for an accumulator `a_` (and, for max/min, its NaN flag `n_`)."""
+        clauses = [f"reduction({combine_clause(s.combine)}:a_{s.value})"]
+        return clauses + ([f"reduction(|:n_{s.value})"] if propagates_nan(s.combine) else [])

@@ -5,12 +5,16 @@ element, how views fold into indexing, and whether C takes the kernel at all (`R
 - flat groups: one loop over the elements, every statement a local of the
   loop body, reductions over everything as OpenMP SIMD reductions;
 - row groups (a row layout, `layout.py`): a loop over the rows; within a row,
-  statements are split into loops over the row's elements wherever a value
+  statements are split into passes over the row's elements wherever a value
   needs a whole row reduced first (softmax: max, then exp and sum, then the
-  division). A full-row value that a later loop reads is kept in a per-row
-  scratch buffer, which stays in L1. Reductions over the rows themselves (a
+  division). A full-row value that a later pass reads is kept in a per-row
+  scratch buffer. Each pass is a nest of loops (`c_nest.py`) whose innermost
+  SIMD loop reads every value at an affine offset: a per-channel operand is
+  read once per channel, outside it. Reductions over the rows themselves (a
   bias gradient) accumulate into per-chunk partials that the shim combines in
-  chunk order, so results do not depend on thread timing;
+  chunk order, so results do not depend on thread timing; where the SIMD loop
+  runs within one partial (a per-channel sum over height and width), it
+  reduces into a local first;
 - work on single values (an optimizer's bias corrections) is a flat loop over
   one element.
 """
@@ -18,19 +22,37 @@ element, how views fold into indexing, and whether C takes the kernel at all (`R
 from __future__ import annotations
 
 from genesis import dtypes
+from genesis.compiler import native
 from genesis.compiler.codegen.c_dialect import FLOAT_ROW_SUM_LIMIT, Refused, propagates_nan
+from genesis.compiler.codegen.c_nest import LoopNest, broadcast_strides, collapse
 from genesis.compiler.codegen.kernel import KernelSpec, kernel_dtype
-from genesis.compiler.codegen.layout import Names, RowLayout, Unsupported, numel, rank_broadcast, strides
+from genesis.compiler.codegen.layout import (
+    Names,
+    RowLayout,
+    Unsupported,
+    numel,
+    rank_broadcast,
+    right_aligned,
+    strides,
+)
 from genesis.ops.op import IndexMap, Kind
 
 __all__ = ["FLOAT_ROW_SUM_LIMIT", "STREAM_BYTES", "KernelLoops", "Refused"]
 
 _LOOP_NAMES = Names(rows="r", cols="j", floordiv="/")
 
-# Outputs of at least this many bytes (more than the L2 caches hold) are written with streaming
-# stores: a row is computed into an L1 buffer, then copied out without first reading the output's
-# lines into the cache. Measured on the 2-core machine: layer_norm over (4096, 1024) 0.60 -> 0.50 ms.
-STREAM_BYTES = 4 << 20
+# A kernel that moves at least this many bytes per call (what it reads and writes: the last-level
+# cache) writes its float32 rows with streaming stores: a row is computed into a buffer, then copied
+# out without first reading the output's lines into the cache. Such a kernel's first rows have left
+# the cache by its end anyway; a smaller kernel's output is still there for the next kernel to read
+# (a batch_norm's centred input, written by one kernel and read by the next). Measured on the 2-core
+# machine (32 MiB L3), in alternating blocks, against streaming every output of 4 MiB or more:
+# batch_norm + relu over (32, 64, 32, 32) 0.58x (1.65 -> 1.04 ms) in training, 0.65x in eval mode;
+# layer_norm over (1024, 1024) and (2048, 1024) and softmax over (2048, 1024) 0.81-0.90x. At this
+# size and above streaming still wins for layer_norm ((4096, 1024): plain stores 1.07-1.20x slower,
+# (16384, 1024): 1.2-1.6x) but not for softmax (plain stores 0.84-0.88x at both sizes): telling the
+# two apart would take more than their sizes.
+STREAM_BYTES = native.last_level_cache_bytes()
 
 
 class KernelLoops:
@@ -100,7 +122,7 @@ class KernelLoops:
         # big float32 outputs, one per element of a row: written a row at a time around the caches
         self.streamed = (
             set()
-            if self.flat
+            if self.flat or self._bytes_moved() < STREAM_BYTES
             else {
                 s.value
                 for s in self.statements
@@ -109,7 +131,6 @@ class KernelLoops:
                 and s.dtype is dtypes.float32
                 and s.value not in self.permuted
                 and tuple(self.shapes[s.value][1:]) == self.layout.trailing
-                and numel(s.shape) * 4 >= STREAM_BYTES
             }
         )
         for value in self.permuted:
@@ -120,6 +141,13 @@ class KernelLoops:
             self.level[name] = self._level_of_shape(shape, blocked)
         for s in self.statements:
             self.level[s.value] = self._level_of(s)
+        self.nest = None if self.flat else self._nest()
+
+    def _bytes_moved(self) -> int:
+        """What one call reads from and writes to row-blocked arrays."""
+        read = sum(numel(shape) * dtype.itemsize for shape, dtype, blocked in self.inputs.values() if blocked)
+        stored = (s for s in self.statements if s.phase == "block" and s.value in self.outputs)
+        return read + sum(numel(s.shape) * s.dtype.itemsize for s in stored)
 
     # ---- checks -----------------------------------------------------------------------------
     def _readers(self, name) -> int:
@@ -192,18 +220,41 @@ class KernelLoops:
         return next(s.dtype for s in self.statements if s.value == name)
 
     # ---- offsets ----------------------------------------------------------------------------
-    def offset(self, name) -> str:
-        """Where `name`'s element for the current (row, element) lies in its buffer."""
+    def _nest(self) -> LoopNest:
+        """The loops over a row's elements, from the steps of every value the loops index: level-2
+        operands, stored values and partials kept per element (see `c_nest.py`)."""
+        rank, trailing = self.layout.rank, self.layout.trailing
+        steps, self.bases = {}, {}
+        for name, (shape, _, blocked) in self.inputs.items():
+            if self.level[name] == 2:
+                steps[name] = broadcast_strides(right_aligned(shape, rank)[1:])
+                self.bases[name] = f"r * {numel(shape[1:])}" if blocked else None
+        for s in self.statements:
+            if s.phase == "block" and s.value in self.outputs and self.level[s.value] == 2:
+                shape = self.shapes[s.value]
+                steps[s.value] = broadcast_strides(shape[1:])
+                self.bases[s.value] = f"r * {numel(shape[1:])}"
+            if s.phase == "accumulate" and self.partial_size(s) > 1:  # kept dims: theirs, reduced: none
+                reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
+                steps[s.value] = broadcast_strides([1 if d in reduced else n for d, n in enumerate(trailing)])
+                self.bases[s.value] = None
+        for name, (dims, stored) in self.permuted.items():  # element (i1, ..., ik) to (i[dims[1]], ...)
+            stored_steps = dict(zip(dims[1:], strides(stored[1:])))
+            steps[name] = tuple(stored_steps[d + 1] for d in range(len(trailing)))
+            self.bases[name] = f"r * {numel(stored[1:])}"
+        return collapse(trailing, steps)
+
+    def offset(self, name, inner: bool = True) -> str:
+        """Where `name`'s element for the current (row, element) lies in its buffer; with `inner`
+        false, for a value constant along the SIMD loop, where it lies for the whole of that loop."""
         if name in self.inputs:
             shape, _, blocked = self.inputs[name]
         else:
             shape, blocked = self.shapes[name], True
         if self.flat:
             return "j" if blocked else "0"
-        if name in self.permuted:  # element (i1, ..., ik) of the row goes to (i[dims[1]], ..., i[dims[k]])
-            dims, stored = self.permuted[name]
-            terms = [f"{self.layout.index_of(d - 1)} * {stride}" for d, stride in zip(dims[1:], strides(stored[1:]))]
-            return f"r * {numel(stored[1:])} + " + " + ".join(terms)
+        if name in self.nest.steps:
+            return self.nest.offset(name, self.bases[name], inner)
         return self.layout.offsets(shape, blocked) or "0"
 
     # ---- partials of reductions over the rows -----------------------------------------------------
@@ -224,25 +275,6 @@ class KernelLoops:
         ):
             raise Refused(f"{s.value} = {s.op} over dims {s.attrs['dims']} keeps a shape C does not index")
         return size
-
-    def scattered_offset(self, s) -> str | None:
-        """For a reduction over the rows that also reduces some of a row's dims (a per-channel sum over
-        (batch, channels, height, width) rows), where an element of the row adds into its partial;
-        None when each element has its own partial (dims (0,) only)."""
-        reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
-        if not reduced:
-            return None
-        kept = tuple(1 if d in reduced else n for d, n in enumerate(self.layout.trailing))
-        return self.layout.trailing_offsets(kept)
-
-    def reduced_run(self, s) -> int | None:
-        """When the row dims a scattered reduction reduces are the row's last ones, how many elements
-        in a row go into one partial (height * width), else None."""
-        reduced = sorted(d - 1 for d in s.attrs["dims"] if d > 0)
-        trailing = self.layout.trailing
-        if reduced != list(range(len(trailing) - len(reduced), len(trailing))):
-            return None
-        return numel(trailing[len(trailing) - len(reduced) :])
 
 
 def _same_positions(source, shape) -> bool:

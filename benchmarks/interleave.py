@@ -1,0 +1,98 @@
+"""Two trees' genesis on the same cases, timed in short alternating blocks in one run.
+
+A worker process per tree imports that tree's genesis, compiles every case of a benchmark script
+(this tree's script, so that both trees run the same cases) and then times one block of one case
+whenever the driver asks. The driver asks the trees in turn, case by case, alternating which goes
+first, so a slow spell of the machine (a core at half speed for seconds, another job) falls on both;
+an idle worker waits on its pipe and takes no core. Reported: per case, each tree's median block
+and the median of the per-round ratios.
+
+Run:    python benchmarks/before_after.py --base main --interleave [--scripts fusion.py]
+                                          [--rounds 15] [--cases NAME ...]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_cases(script: Path) -> dict:
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {case[0]: case for case in module.make_cases()}
+
+
+def worker(script: str, names: list, min_seconds: float) -> None:
+    """Compile the named cases, say so, then time one block per request line (a case's name)."""
+    import genesis
+
+    sys.path.insert(0, str(HERE))
+    from timing import time_per_call
+
+    cases = _load_cases(Path(script))
+    names = names or list(cases)
+    calls = {}
+    with genesis.no_grad():
+        for name in names:
+            _, fn, arrays = cases[name][:3]
+            compiled, inputs = genesis.compile(fn), [genesis.tensor(a) for a in arrays]
+            compiled(*inputs)
+            calls[name] = lambda compiled=compiled, inputs=inputs: compiled(*inputs)
+        print(json.dumps({"genesis": genesis.__file__, "cases": names}), flush=True)
+        for line in sys.stdin:
+            print(json.dumps(time_per_call(calls[line.strip()], min_seconds)), flush=True)
+
+
+def compare(trees: dict, environments: dict, script: Path, names, rounds: int, min_seconds: float) -> list:
+    """Rows of (case, {tree: median seconds}, median ratio of the last tree to the first)."""
+    workers = {}
+    for tree_name, tree in trees.items():
+        arguments = [str(script), str(min_seconds), *(names or [])]
+        command = [sys.executable, str(HERE / "interleave.py"), "--worker", *arguments]
+        process = subprocess.Popen(
+            command, cwd=tree, env=environments[tree_name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        ready = json.loads(process.stdout.readline())
+        print(f"{tree_name}: {ready['genesis']}", file=sys.stderr, flush=True)
+        names, workers[tree_name] = ready["cases"], process
+    samples = {(name, tree): [] for name in names for tree in trees}
+    order = list(trees)
+    for round_index in range(rounds + 1):  # the first round is a warm-up
+        for name in names:
+            for tree_name in order if round_index % 2 else reversed(order):
+                process = workers[tree_name]
+                process.stdin.write(name + "\n")
+                process.stdin.flush()
+                seconds = json.loads(process.stdout.readline())
+                if round_index:
+                    samples[name, tree_name].append(seconds)
+        print(f"round {round_index}/{rounds}", file=sys.stderr, flush=True)
+    for process in workers.values():
+        process.stdin.close()
+        process.wait()
+    base, new = order
+    rows = []
+    for name in names:
+        ratios = [b / a for a, b in zip(samples[name, base], samples[name, new])]
+        medians = {tree: statistics.median(samples[name, tree]) for tree in trees}
+        rows.append((name, medians, statistics.median(ratios), (min(ratios), max(ratios))))
+    return rows
+
+
+def print_rows(rows, base: str) -> None:
+    print(f"{'case':34s} {base:>12s} {'this tree':>12s} {'ratio':>7s}  (range of the rounds' ratios)")
+    for name, medians, ratio, (low, high) in rows:
+        old, new = medians.values()
+        print(f"{name:34s} {old * 1e3:10.3f}ms {new * 1e3:10.3f}ms {ratio:7.3f}  ({low:.3f} - {high:.3f})")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    worker(sys.argv[2], sys.argv[4:], float(sys.argv[3]))
