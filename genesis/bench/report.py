@@ -133,7 +133,8 @@ def machine_line(info: dict, found: dict, ceilings: dict | None) -> str:
     if "load_average_at_start" in info:
         load = f"load average {info['load_average_at_start']} at start, {info.get('load_average_at_end', '?')} at end"
     simd = "/".join(info["simd"][-3:])
-    parts = [info.get("cpu", "?"), cores, caches or info.get("cache", ""), simd, info["os"], load]
+    guest = f"a {info['hypervisor']} guest" if info.get("hypervisor") else ""
+    parts = [info.get("cpu", "?"), cores, caches or info.get("cache", ""), simd, info["os"], guest, load]
     lines = ["machine: " + "; ".join(p for p in parts if p)]
     revision = f" ({found['genesis_revision']})" if found.get("genesis_revision") else ""
     libraries = [
