@@ -58,7 +58,7 @@ def cases(names=None) -> list[tuple]:
     return [c for c in found if names is None or c[1] in names]
 
 
-def run_case(size: str, name: str, variants: dict, rounds: int, min_seconds: float = 0.02) -> dict:
+def run_case(size: str, name: str, variants: dict, rounds: int, min_seconds: float = 0.05) -> dict:
     row = record({"group": "eager", "size": size, "case": name}, measure(variants, rounds, min_seconds))
     times = row["seconds"]
     row["genesis/numpy"] = times["genesis"] / times["numpy"]
