@@ -52,7 +52,8 @@ def train_steps(plt, rows: list[dict], path: Path, quick: bool = False) -> Path:
         axis.set_title(row["case"], fontsize=8)
         axis.tick_params(axis="y", labelsize=7)
     axes[0][0].set_ylabel("ms per training step (median)", fontsize=8)
-    figure.suptitle("Training step time" + (" (--quick run)" if quick else ""), fontsize=9)
+    title = "Training step time: median bars, interquartile range whiskers"
+    figure.suptitle(title + (" (a --quick run)" if quick else ""), fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
