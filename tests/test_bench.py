@@ -58,7 +58,8 @@ def test_training_step_records_compile_times_memory_and_kernels(written):
     assert row["first_call_seconds"] > 0 and row["second_call_seconds"] > 0 and row["warm_start_seconds"] > 0
     assert row["warm_start_disk_hits"] >= 1  # the fresh process found the programs the first call made
     assert row["kernels_per_step"] >= 1 and row["peak_bytes_eager"] > 0 and row["peak_bytes_compiled"] >= 0
-    assert row["faults_per_step_eager"] >= 0 and row["faults_per_step_compiled"] >= 0
+    assert set(row["faults_per_step"]) == {"genesis eager", "genesis compiled"} | PEER
+    assert all(faults >= 0 for faults in row["faults_per_step"].values())
 
 
 def test_roofline_is_bytes_and_flops_over_the_median(written):

@@ -10,6 +10,7 @@ from genesis.bench.timing import NAMES
 from genesis.serialization.atomic import atomic_write
 
 EAGER_VARIANTS = ("numpy", "genesis", "torch")
+FAULTS = ("genesis eager", "genesis compiled", "torch eager")
 
 
 def write_text(path, text: str) -> None:
@@ -70,7 +71,7 @@ def train_tables(rows: list[dict]) -> list[str]:
         "torch.compile first call",
         "kernels/step",
         "peak MiB eager / compiled",
-        "page faults/step eager / compiled",
+        "page faults/step eager / compiled / torch",
     ]
     body = [
         [
@@ -81,7 +82,7 @@ def train_tables(rows: list[dict]) -> list[str]:
             _time(r["torch_compile_seconds"]) if "torch_compile_seconds" in r else "-",
             str(r["kernels_per_step"]),
             f"{_mib(r['peak_bytes_eager'])} / {_mib(r['peak_bytes_compiled'])}",
-            f"{r['faults_per_step_eager']:.0f} / {r['faults_per_step_compiled']:.0f}",
+            " / ".join(f"{r['faults_per_step'][n]:.0f}" if n in r["faults_per_step"] else "-" for n in FAULTS),
         ]
         for r in rows
     ]
