@@ -21,34 +21,42 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent / "genesis" / "bench"
 
 
-def _load_cases(script: Path) -> dict:
-    spec = importlib.util.spec_from_file_location(script.stem, script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {case[0]: case for case in module.make_cases()}
+def _this_trees_bench():
+    """This tree's `genesis.bench`, over whichever genesis the process imported: both trees time the
+    same case definitions, and a base revision from before `genesis.bench` still has them."""
+    spec = importlib.util.spec_from_file_location(
+        "genesis.bench", BENCH / "__init__.py", submodule_search_locations=[str(BENCH)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["genesis.bench"] = package
+    spec.loader.exec_module(package)
+    from genesis.bench import fusion, timing
+
+    return fusion, timing
 
 
 def worker(script: str, names: list, min_seconds: float) -> None:
     """Compile the named cases, say so, then time one block per request line (a case's name)."""
     import genesis
 
-    sys.path.insert(0, str(HERE))
-    from timing import time_per_call
-
-    cases = _load_cases(Path(script))
+    if Path(script).stem != "fusion":
+        raise SystemExit(f"interleave: only fusion.py's cases run in alternating blocks, not {script}'s")
+    fusion, timing = _this_trees_bench()
+    cases = {case.name: case for case in fusion.cases()}
     names = names or list(cases)
     calls = {}
     with genesis.no_grad():
         for name in names:
-            _, fn, arrays = cases[name][:3]
-            compiled, inputs = genesis.compile(fn), [genesis.tensor(a) for a in arrays]
+            compiled, inputs = genesis.compile(cases[name].fn), [genesis.tensor(a) for a in cases[name].arrays]
             compiled(*inputs)
             calls[name] = lambda compiled=compiled, inputs=inputs: compiled(*inputs)
         print(json.dumps({"genesis": genesis.__file__, "cases": names}), flush=True)
         for line in sys.stdin:
-            print(json.dumps(time_per_call(calls[line.strip()], min_seconds)), flush=True)
+            call = calls[line.strip()]
+            print(json.dumps(timing.sample(call, timing.calls_per_sample(call, min_seconds))), flush=True)
 
 
 def compare(trees: dict, environments: dict, script: Path, names, rounds: int, min_seconds: float) -> list:

@@ -1,0 +1,67 @@
+"""Eager dispatch overhead: genesis against raw numpy and PyTorch eager, side by side.
+
+Small ops (64x64, inputs with requires_grad) show what genesis's Python dispatch and autograd
+recording cost per op; large ops (4M elements) show whether that cost disappears behind the kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import genesis
+from genesis.bench.timing import load_torch, measure, record
+
+QUICK = ("add 64x64 (requires_grad)", "matmul 64x64 (requires_grad)", "add 4M", "sum 4M")
+
+
+def _small(torch):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 64, 64), dtype=np.float32)
+    ga, gb = (genesis.tensor(v, requires_grad=True) for v in (a, b))
+    found = {
+        "add 64x64 (requires_grad)": {"numpy": lambda: np.add(a, b), "genesis": lambda: ga + gb},
+        "matmul 64x64 (requires_grad)": {"numpy": lambda: np.matmul(a, b), "genesis": lambda: ga @ gb},
+    }
+    if torch is not None:
+        ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
+        found["add 64x64 (requires_grad)"]["torch"] = lambda: ta + tb
+        found["matmul 64x64 (requires_grad)"]["torch"] = lambda: ta @ tb
+    return found
+
+
+def _large(torch):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 4 * 1024 * 1024), dtype=np.float32)
+    m1, m2 = rng.standard_normal((2, 2048, 2048), dtype=np.float32)
+    ga, gb = genesis.tensor(a), genesis.tensor(b)
+    gm1, gm2 = genesis.tensor(m1), genesis.tensor(m2)
+    found = {
+        "add 4M": {"numpy": lambda: np.add(a, b), "genesis": lambda: ga + gb},
+        "exp 4M": {"numpy": lambda: np.exp(a), "genesis": lambda: ga.exp()},
+        "sum 4M": {"numpy": lambda: np.sum(a), "genesis": lambda: ga.sum()},
+        "matmul 2048x2048": {"numpy": lambda: np.matmul(m1, m2), "genesis": lambda: gm1 @ gm2},
+    }
+    if torch is not None:
+        ta, tb, tm1, tm2 = (torch.from_numpy(v) for v in (a, b, m1, m2))
+        found["add 4M"]["torch"] = lambda: ta + tb
+        found["exp 4M"]["torch"] = lambda: ta.exp()
+        found["sum 4M"]["torch"] = lambda: ta.sum()
+        found["matmul 2048x2048"]["torch"] = lambda: tm1 @ tm2
+    return found
+
+
+def cases(names=None) -> list[tuple]:
+    """(size, name, variants) for the eager cases (those named, or all)."""
+    torch = load_torch()
+    found = [("small", name, v) for name, v in _small(torch).items()]
+    found += [("large", name, v) for name, v in _large(torch).items()]
+    return [c for c in found if names is None or c[1] in names]
+
+
+def run_case(size: str, name: str, variants: dict, rounds: int, min_seconds: float = 0.05) -> dict:
+    row = record({"group": "eager", "size": size, "case": name}, measure(variants, rounds, min_seconds))
+    times = row["seconds"]
+    row["genesis/numpy"] = times["genesis"] / times["numpy"]
+    if "torch" in times:
+        row["genesis/torch"] = times["genesis"] / times["torch"]
+    return row
