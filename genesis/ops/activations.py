@@ -17,6 +17,7 @@ from scipy import special
 
 from genesis.ops import dtype_rules as dt
 from genesis.ops.elementwise import elementwise_op, exp, sigmoid, tanh
+from genesis.runtime.blocks import slow_ufunc_in_parts
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -26,7 +27,7 @@ TANH_CUBIC = 0.044715  # the cubic term of the tanh approximation (Hendrycks and
 
 
 def _gelu_kernel(x):
-    out = np.asarray(special.erf(x * SQRT1_2))
+    out = np.asarray(slow_ufunc_in_parts(special.erf, np.asarray(x * SQRT1_2)))
     out += 1
     out *= x
     out *= 0.5  # exact: a power of two

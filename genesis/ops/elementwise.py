@@ -18,6 +18,7 @@ from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.constants import zeros_like
 from genesis.ops.op import Autocast, Kind, Op, register
+from genesis.runtime.blocks import slow_ufunc_in_parts
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 SAVES_INPUTS = frozenset({"inputs"})
@@ -205,9 +206,10 @@ relu = elementwise_op(
 )
 erf = elementwise_op(
     "erf",
-    special.erf,
+    lambda a: slow_ufunc_in_parts(special.erf, a),
     (lambda g, out, x: g * exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
     dtype=dt.floating,
+    numpy="special.erf({0}, out={out}, casting='unsafe')",
     c="erf({0})",
     triton="libdevice.erf({0})",
 )
