@@ -7,7 +7,7 @@ first, so a slow spell of the machine (a core at half speed for seconds, another
 an idle worker waits on its pipe and takes no core. Reported: per case, each tree's median block
 and the median of the per-round ratios.
 
-Run:    python benchmarks/before_after.py --base main --interleave [--scripts fusion.py]
+Run:    python benchmarks/before_after.py --base main --interleave [--scripts fusion.py train_step.py]
                                           [--rounds 15] [--cases NAME ...]
 """
 
@@ -33,30 +33,58 @@ def _this_trees_bench():
     package = importlib.util.module_from_spec(spec)
     sys.modules["genesis.bench"] = package
     spec.loader.exec_module(package)
-    from genesis.bench import fusion, timing
+    from genesis.bench import fusion, timing, train
 
-    return fusion, timing
+    return fusion, timing, train
+
+
+def _fusion_calls(genesis, fusion, names) -> dict:
+    calls = {}
+    for case in fusion.cases(names):
+        with genesis.no_grad():
+            compiled, inputs = genesis.compile(case.fn), [genesis.tensor(a) for a in case.arrays]
+            compiled(*inputs)
+
+        def call(compiled=compiled, inputs=inputs):
+            with genesis.no_grad():
+                compiled(*inputs)
+
+        calls[case.name] = call
+    return calls
+
+
+def _train_calls(genesis, train, names) -> dict:
+    """Each training step compiled and eager (`<model> compiled`, `<model> eager`)."""
+    calls = {}
+    for name, spec, batch_size in train.configs():
+        x, y = train.batch(spec, batch_size)
+        for variant in ("compiled", "eager"):
+            if names and f"{name} {variant}" not in names:
+                continue
+            _, step = train.genesis_setup(spec)
+            fn = genesis.compile(step) if variant == "compiled" else step
+            for _ in range(2):  # the compile, and the trace once Adam has made its state
+                fn(x, y)
+            calls[f"{name} {variant}"] = lambda fn=fn, x=x, y=y: fn(x, y)
+    return calls
 
 
 def worker(script: str, names: list, min_seconds: float) -> None:
-    """Compile the named cases, say so, then time one block per request line (a case's name)."""
+    """Prepare the named cases, say so, then time one block per request line (a case's name)."""
     import genesis
 
-    if Path(script).stem != "fusion":
-        raise SystemExit(f"interleave: only fusion.py's cases run in alternating blocks, not {script}'s")
-    fusion, timing = _this_trees_bench()
-    cases = {case.name: case for case in fusion.cases()}
-    names = names or list(cases)
-    calls = {}
-    with genesis.no_grad():
-        for name in names:
-            compiled, inputs = genesis.compile(cases[name].fn), [genesis.tensor(a) for a in cases[name].arrays]
-            compiled(*inputs)
-            calls[name] = lambda compiled=compiled, inputs=inputs: compiled(*inputs)
-        print(json.dumps({"genesis": genesis.__file__, "cases": names}), flush=True)
-        for line in sys.stdin:
-            call = calls[line.strip()]
-            print(json.dumps(timing.sample(call, timing.calls_per_sample(call, min_seconds))), flush=True)
+    fusion, timing, train = _this_trees_bench()
+    stem = Path(script).stem
+    if stem == "fusion":
+        calls = _fusion_calls(genesis, fusion, names or None)
+    elif stem == "train_step":
+        calls = _train_calls(genesis, train, names)
+    else:
+        raise SystemExit(f"interleave: fusion.py's and train_step.py's cases run in alternating blocks, not {script}'s")
+    print(json.dumps({"genesis": genesis.__file__, "cases": list(calls)}), flush=True)
+    for line in sys.stdin:
+        call = calls[line.strip()]
+        print(json.dumps(timing.sample(call, timing.calls_per_sample(call, min_seconds))), flush=True)
 
 
 def compare(trees: dict, environments: dict, script: Path, names, rounds: int, min_seconds: float) -> list:
