@@ -8,9 +8,10 @@ trees unchanged: its ratio is the noise floor of the comparison.
 Run:    python benchmarks/before_after.py --base main [--scripts fusion.py train_step.py]
                                           [--repeats 3] [--rounds 3]
 
-With --interleave, both trees run the scripts' cases (`make_cases`) at once instead, in short
-alternating blocks (`interleave.py`): finer-grained, for a change whose effect is smaller than the
-drift of the machine between whole runs.
+With --interleave, both trees run this tree's cases (`genesis.bench`: fusion.py's functions,
+train_step.py's steps eager and compiled) at once instead, in short alternating blocks
+(`interleave.py`): finer-grained, for a change whose effect is smaller than the drift of the
+machine between whole runs, and the only fair form where the scripts themselves changed.
 """
 
 from __future__ import annotations
