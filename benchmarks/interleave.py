@@ -18,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +85,7 @@ def worker(script: str, names: list, min_seconds: float) -> None:
     print(json.dumps({"genesis": genesis.__file__, "cases": list(calls)}), flush=True)
     for line in sys.stdin:
         call = calls[line.strip()]
+        time.sleep(timing.SETTLE_SECONDS)  # the other tree's threads, still spinning from its block, go to sleep
         print(json.dumps(timing.sample(call, timing.calls_per_sample(call, min_seconds))), flush=True)
 
 

@@ -9,13 +9,21 @@ import pytest
 
 import genesis
 from genesis.bench import __main__ as command
-from genesis.bench import eager, fusion, plots, suite
+from genesis.bench import eager, fusion, plots, suite, timing
 from genesis.bench.report import markdown
 from genesis.bench.timing import load_torch, measure
 
 TINY = suite.Settings(rounds=2, min_seconds=0.001, op_seconds=0.001, torch_compile=False, copy_mib=4, gemm_size=64)
 GENESIS = {"genesis eager", "genesis numpy", "genesis compiled"}
 PEER = {"torch eager"} if load_torch() is not None else set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_settling():
+    """The pause before each sample lets other libraries' threads sleep on a real run; not here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timing, "SETTLE_SECONDS", 0.0)
+        yield
 
 
 def tiny_cases():
@@ -42,10 +50,10 @@ def test_json_holds_every_variant_with_positive_medians(written):
     for group, variants in expected.items():
         (row,) = results["groups"][group]
         assert set(row["timing"]) == variants
-        for timing in row["timing"].values():
-            assert len(timing["samples"]) == TINY.rounds and timing["calls_per_sample"] >= 1
-            assert timing["median"] > 0 and timing["spread"] >= 0
-            assert timing["q1"] <= timing["median"] <= timing["q3"]
+        for figures in row["timing"].values():
+            assert len(figures["samples"]) == TINY.rounds and figures["calls_per_sample"] >= 1
+            assert figures["median"] > 0 and figures["spread"] >= 0
+            assert figures["q1"] <= figures["median"] <= figures["q3"]
         assert row["seconds"] == {name: t["median"] for name, t in row["timing"].items()}
     assert results["machine"]["cpu"] and results["machine"]["logical_cpus"] >= 1
     assert results["versions"]["numpy"] == np.__version__ and results["versions"]["genesis"] == genesis.__version__
@@ -108,6 +116,14 @@ def test_variants_take_turns_within_every_round():
     assert {name: len(t.samples) for name, t in timings.items()} == {"a": 3, "b": 3, "c": 3}
     timed = calls[-9:]  # one call per sample: each round holds every variant, and each starts at the next
     assert [timed[i : i + 3] for i in (0, 3, 6)] == [list("abc"), list("bca"), list("cab")]
+
+
+def test_every_sample_starts_after_the_settling_pause(monkeypatch):
+    events = []
+    monkeypatch.setattr(timing.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
+    measure({name: (lambda name=name: events.append(name)) for name in "ab"}, rounds=2, min_seconds=0, settle=0.25)
+    timed = events[-8:]  # after the calls that size the samples: a pause, then one call, per sample
+    assert timed == [("sleep", 0.25), "a", ("sleep", 0.25), "b", ("sleep", 0.25), "b", ("sleep", 0.25), "a"]
 
 
 def test_command_line_writes_the_results(tmp_path, monkeypatch):

@@ -70,16 +70,26 @@ def sample(fn, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def measure(variants: dict, rounds: int, min_seconds: float = 0.02) -> dict[str, Timing]:
+# Idle time before each sample. A library's worker threads spin for a while after its last call
+# (OpenBLAS's, PyTorch's OpenMP threads, genesis's C pool) and take cores from whatever runs next:
+# on the 2-core machine PyTorch's MLP b64 step took 6.4 ms right after genesis's, 1.9 ms after half
+# a second's pause, and genesis's 2.7 against 1.5 ms after PyTorch's.
+SETTLE_SECONDS = 0.5
+
+
+def measure(variants: dict, rounds: int, min_seconds: float = 0.02, settle: float | None = None) -> dict[str, Timing]:
     """Each variant's Timing over `rounds` interleaved rounds. Finding the calls per sample is the
     warm-up round, discarded. Each round starts at the next variant, so none always follows the same
-    one (and inherits its cache state or its threads' spinning)."""
+    one (and inherits its cache state); each sample starts after `settle` seconds (default
+    SETTLE_SECONDS) idle, so that the threads of the variant before it have gone to sleep."""
+    settle = SETTLE_SECONDS if settle is None else settle
     calls = {name: calls_per_sample(fn, min_seconds) for name, fn in variants.items()}
     names = list(variants)
     samples = {name: [] for name in names}
     for round_index in range(rounds):
         start = round_index % len(names)
         for name in names[start:] + names[:start]:
+            time.sleep(settle)
             samples[name].append(sample(variants[name], calls[name]))
     return {name: Timing(tuple(samples[name]), calls[name]) for name in names}
 
