@@ -443,3 +443,57 @@ def test_grad_scaler_with_adam_matches_torch():
         g_steps = g_opt.state[weight_g].get("step", 0)
         assert g_steps == int(t_opt.state[weight_t].get("step", 0))
     assert g_opt.state[weight_g]["step"] == 14 - len(bad_steps)
+
+
+ADAM_FAST_PATH_CONFIGS = [
+    ("Adam", dict(lr=1e-2)),
+    ("Adam", dict(lr=1e-2, betas=(0.3, 0.99), eps=1e-6)),  # beta1 < 0.5: lerp's other formula
+    ("Adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    ("Adam", dict(lr=1e-2, weight_decay=0.05, maximize=True)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [f32, f64], ids=lambda d: d.name)
+@pytest.mark.parametrize("name,options", ADAM_FAST_PATH_CONFIGS, ids=lambda c: str(c))
+def test_eager_adam_fast_path_gives_the_ops_bits(monkeypatch, name, options, dtype):
+    """The numpy fast path of an eager Adam step against the same step dispatched op by op."""
+    from genesis.optim import eager_adam
+
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal(shape) for shape in SHAPES]
+    grads = [[rng.standard_normal(shape) for shape in SHAPES] for _ in range(5)]
+
+    def run(fast):
+        monkeypatch.setattr(eager_adam, "applies", eager_adam.applies if fast else (lambda *args: False))
+        params = [genesis.tensor(a, dtype=dtype, requires_grad=True) for a in start]
+        optimizer = getattr(genesis.optim, name)(params, **options)
+        versions = []
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = genesis.tensor(g, dtype=dtype)
+            before = [p._version[0] for p in params]
+            optimizer.step()
+            versions.append(all(p._version[0] > b for p, b in zip(params, before)))
+        state = [t.numpy() for p in params for t in optimizer.state[p].values() if t.ndim or t.dtype is dtype]
+        return [p.detach().numpy() for p in params], state, versions
+
+    fast_params, fast_state, fast_versions = run(True)
+    op_params, op_state, _ = run(False)
+    assert all(fast_versions)  # an in-place write is a new version, as the ops' writes are
+    for fast, ops in zip(fast_params + fast_state, op_params + op_state):
+        np.testing.assert_array_equal(fast, ops)
+
+
+def test_eager_adam_takes_the_op_path_for_what_it_cannot_compute_the_same():
+    from genesis.optim import eager_adam
+
+    param = genesis.zeros(3, requires_grad=True)
+    grad, state = genesis.ones(3), (genesis.zeros(3), genesis.zeros(3), None)
+    assert eager_adam.applies(param, grad, state, (1e-3, 0.9, 0.999, 1e-8, 0))
+    assert not eager_adam.applies(param, grad, state, (genesis.tensor(1e-3), 0.9, 0.999, 1e-8, 0))
+    half = genesis.zeros(3, dtype=genesis.bfloat16, requires_grad=True)
+    assert not eager_adam.applies(half, grad.bfloat16(), (genesis.zeros_like(half),) * 2 + (None,), (1e-3,))
+    view = genesis.zeros(6)[::2]
+    assert not eager_adam.applies(param, grad, (view, genesis.zeros(3), None), (1e-3,))

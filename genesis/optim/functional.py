@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from genesis import functional as F
 from genesis.dtypes import float64
+from genesis.optim import eager_adam
 from genesis.tensor import Tensor
 
 
@@ -63,6 +64,24 @@ def adam_update(
     decoupled_weight_decay,
 ):
     """One Adam step (AdamW's with `decoupled_weight_decay`); `step` counts this step (1 on the first)."""
+    state = (exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None)
+    if eager_adam.applies(param, grad, state, (lr, beta1, beta2, eps, weight_decay)):
+        return eager_adam.adam_update(
+            param,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+            step=step,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
     if maximize:
         grad = -grad
     if weight_decay != 0:
