@@ -8,13 +8,19 @@ inputs are cast to; None means "leave the inputs as they are".
 from __future__ import annotations
 
 from genesis import dtypes
-from genesis.dtypes import BOOL, FLOAT, INT, float32, int64, result_type
+from genesis.dtypes import BOOL, FLOAT, INT, default_dtype_for_category, float32, int64, result_type, scalar_category
 
 _SCALAR_TYPES = (bool, int, float)
 
 
 def promoted(inputs) -> dtypes.DType:
     """PyTorch promotion over tensors and Python scalars."""
+    if len(inputs) == 2:  # a tensor and a Python number, the commonest mix: no tiers to build
+        a, b = inputs
+        if type(b) in _SCALAR_TYPES and type(a) not in _SCALAR_TYPES:
+            return _with_scalar(a.dtype, b)
+        if type(a) in _SCALAR_TYPES and type(b) not in _SCALAR_TYPES:
+            return _with_scalar(b.dtype, a)
     first = None
     uniform = True
     for x in inputs:
@@ -37,6 +43,13 @@ def promoted(inputs) -> dtypes.DType:
         else:
             zero_dim.append(x.dtype)
     return result_type(dimensioned, zero_dim, scalars)
+
+
+def _with_scalar(dtype, scalar) -> dtypes.DType:
+    """A tensor's dtype against a Python number: the tensor's, unless the number is of a higher
+    category (a float with an integer tensor): then that category's default dtype."""
+    category = scalar_category(scalar)
+    return dtype if category <= dtype.category else default_dtype_for_category(category)
 
 
 def same(inputs, **attrs):
