@@ -212,9 +212,12 @@ def _refresh_view(view):
 def record(op, inputs, attrs, out):
     """Attach the autograd node that will run `op.vjp` in backward."""
     versions = None
-    if op.saves:
-        versions = tuple(x._version[0] if isinstance(x, Tensor) and _saved(op, x) else None for x in inputs)
-        versions += (out._version[0],)
+    if op.saves:  # (a list, not a generator: this runs once per recorded op)
+        every = "inputs" in op.saves
+        versions = (
+            *[x._version[0] if isinstance(x, Tensor) and (every or _saved(op, x)) else None for x in inputs],
+            out._version[0],
+        )
     out._node = Node(op, inputs, attrs, versions)
     out.requires_grad = True
 

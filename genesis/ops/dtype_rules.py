@@ -15,11 +15,15 @@ _SCALAR_TYPES = (bool, int, float)
 
 def promoted(inputs) -> dtypes.DType:
     """PyTorch promotion over tensors and Python scalars."""
-    if len(inputs) == 2:  # a tensor and a Python number, the commonest mix: no tiers to build
+    if len(inputs) == 2:  # the commonest calls, two tensors or a tensor and a Python number: no tiers
         a, b = inputs
-        if type(b) in _SCALAR_TYPES and type(a) not in _SCALAR_TYPES:
+        a_number, b_number = type(a) in _SCALAR_TYPES, type(b) in _SCALAR_TYPES
+        if not (a_number or b_number):
+            if a.dtype is b.dtype:
+                return a.dtype
+        elif not a_number:
             return _with_scalar(a.dtype, b)
-        if type(a) in _SCALAR_TYPES and type(b) not in _SCALAR_TYPES:
+        elif not b_number:
             return _with_scalar(b.dtype, a)
     first = None
     uniform = True
