@@ -45,8 +45,11 @@ def apply(op, *inputs, **attrs):
         compute = _UPCAST.get(compute, compute)
     arrays = []
     needs_grad = False
+    device = None
     for x in inputs:
         if isinstance(x, Tensor):
+            if device is None:
+                device = x.device
             if x._view_of is not None and x._view_of.version != x._version[0]:
                 _refresh_view(x)
             array = x._data
@@ -71,9 +74,11 @@ def apply(op, *inputs, **attrs):
     if type(result) is not np.ndarray:
         result = np.asarray(result)
     out_np = NUMPY_DTYPE[out_dtype]
-    if result.dtype != out_np:
+    if result.dtype is not out_np and result.dtype != out_np:  # numpy's dtypes are mostly singletons
         result = result.astype(out_np)
-    out = Tensor._make(result, out_dtype, _first_tensor(inputs).device)
+    if device is None:
+        raise TypeError("an op needs at least one tensor input")
+    out = Tensor._make(result, out_dtype, device)
     if verify_meta:
         _verify_meta(op, inputs, attrs, out)
     if op.kind is Kind.VIEW:
