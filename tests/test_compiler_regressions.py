@@ -419,3 +419,24 @@ def test_a_variance_of_a_value_the_group_reads_broadcast(backend):
     expected, got = fn(*args), genesis.compile(fn, backend=backend)(*args)
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_low_precision_product_over_merged_rows_that_is_also_an_output(backend):
+    # seed 800969: a bf16 matmul before the loop, written into the merged rows (4, 3), was copied
+    # out into its own shape (4, 1, 1, 3) by broadcasting, which numpy refused
+    def fn(x, w):
+        return (x @ w).sin().sum(dim=3, keepdim=True)
+
+    rng = np.random.default_rng(800969)
+    x_values, w_values = rng.uniform(-2.0, 2.0, (4, 1, 1, 1)), rng.uniform(-2.0, 2.0, (1, 3))
+    results = []
+    for run in (fn, genesis.compile(fn, backend=backend)):
+        x = genesis.tensor(x_values, dtype=genesis.bfloat16)
+        w = genesis.tensor(w_values, dtype=genesis.bfloat16, requires_grad=True)
+        out = run(x, w)
+        out.float().sum().backward()
+        results.append((out.detach().float().numpy(), w.grad.float().numpy()))
+    (expected, expected_grad), (got, got_grad) = results
+    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-2)  # bf16: 8 bits of mantissa
+    np.testing.assert_allclose(got_grad, expected_grad, rtol=1e-2, atol=1e-2)

@@ -209,8 +209,8 @@ def whole_statement_lines(spec: KernelSpec, s) -> list[str]:
         lines = [f"{s.value} = {_whole_view(s, args)}"]
     else:
         lines = [f"{s.value} = {destination}"] + _compute(s, args, s.value)
-    if output and not direct:
-        lines.append(f"np.copyto(out_{s.value}, {s.value})")
+    if output and not direct:  # a product over merged rows has their shape: the same elements, in order
+        lines.append(f"np.copyto(out_{s.value}, {s.value}.reshape(out_{s.value}.shape))")
     return lines
 
 
