@@ -247,6 +247,17 @@ def test_gelu_gradient_read_off_its_output_is_torchs_at_zero_subnormals_and_the_
     np.testing.assert_allclose(second.numpy(), t_second.numpy(), rtol=8 * eps, atol=8 * eps)
 
 
+def test_gelu_backward_broadcasts_its_operands_like_any_elementwise_op():
+    """gelu_backward(g, x, gelu(x)) with g larger than x: the same as with x expanded first."""
+    apply, op = genesis.dispatch.apply, genesis.ops.OPS["gelu_backward"]
+    g = genesis.tensor(np.random.default_rng(0).standard_normal((3, 4)), dtype=genesis.float32)
+    x = genesis.tensor([0.0, -1.0, 0.5, 2.0])
+    out = genesis.gelu(x)
+    got = apply(op, g, x, out)
+    np.testing.assert_array_equal(got.numpy(), apply(op, g, x.expand(3, 4), out.expand(3, 4)).numpy())
+    assert got.shape == (3, 4)
+
+
 def test_pow_gradients_at_zero_follow_torch():
     """0 ** 0 = 1 with gradient 0 for the base; 0 ** y has gradient 0 for the exponent when y >= 0."""
     base = np.array([0.0, 0.0, 0.0, 2.0, 1.5])

@@ -58,14 +58,14 @@ def _gelu_vjp(g, out, x):
 def _gelu_backward_kernel(g, x, out):
     # Phi(x) = out / x: a second erf would cost the eager backward as much as the forward (numpy's
     # erf is 30x its exp). At 0, and where halving a subnormal x rounded, Phi is 1/2 to within rounding.
-    cdf = np.full_like(x, 0.5)
+    x, out = np.broadcast_arrays(x, out)
+    cdf = np.full(x.shape, 0.5, np.result_type(x, out))
     np.divide(out, x, out=cdf, where=np.abs(x) > TINY)
     pdf = np.exp(x * x * -0.5)
     pdf *= INV_SQRT_2PI
     pdf *= x
     pdf += cdf
-    pdf *= g
-    return pdf
+    return pdf * g  # g may be the larger one (an op's operands broadcast)
 
 
 def _gelu_backward_vjp_g(gg, out, g, x, gelu_out):
