@@ -21,7 +21,7 @@ from genesis.ops import dtype_rules as dt
 from genesis.ops import shape_rules
 from genesis.ops.movement import sum_to
 from genesis.ops.op import Autocast, Kind, Op, register
-from genesis.runtime.blocks import THREADS, kernel_pool
+from genesis.runtime.blocks import THREADS, in_parts
 
 # A stack of small products (attention's batch * heads matrices of tokens x head dim): numpy calls BLAS
 # once per matrix, and BLAS keeps a product under about 2^18 multiply-adds on one thread, so the
@@ -100,15 +100,11 @@ def _stack_on_threads(a, b, out, casting):
     """np.matmul over parts of the leading dim (slices of it are views, whatever the strides)."""
     if out is None:
         out = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
-    parts = min(THREADS, a.shape[0])
-    edges = [a.shape[0] * i // parts for i in range(parts + 1)]
-    futures = [
-        kernel_pool().submit(np.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi], casting=casting)
-        for lo, hi in zip(edges[1:-1], edges[2:])
-    ]
-    np.matmul(a[: edges[1]], b[: edges[1]], out=out[: edges[1]], casting=casting)
-    for future in futures:
-        future.result()
+
+    def part(lo, hi):
+        np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi], casting=casting)
+
+    in_parts(part, a.shape[0], min(THREADS, a.shape[0]))
     return out
 
 

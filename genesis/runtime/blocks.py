@@ -67,21 +67,28 @@ def run_blocks(block, rows: int, block_rows: int, scratch_specs) -> None:
         future.result()  # re-raises a block's exception here
 
 
+def in_parts(work, size: int, parts: int) -> None:
+    """`work(lo, hi)` over `parts` contiguous ranges of range(size): the first on the calling thread,
+    the others on the kernel pool's threads (numpy releases the GIL inside ufuncs and matmul); returns
+    once every part has run, raising a part's error here."""
+    edges = [size * i // parts for i in range(parts + 1)]
+    futures = [kernel_pool().submit(work, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
+    work(edges[0], edges[1])
+    for future in futures:
+        future.result()
+
+
 def slow_ufunc_in_parts(ufunc, x: np.ndarray, min_elements: int = 1 << 14) -> np.ndarray:
-    """`ufunc(x)` for a ufunc slow per element (scipy's erf: 15 ns, 30x numpy's exp), in parts on the
-    kernel pool's threads: numpy releases the GIL inside a ufunc, so parts run on every core (an
-    erf of 256K float32: 3.96 -> 2.07 ms on 2 cores). Each element is the same call: the same bits."""
+    """`ufunc(x)` for a ufunc slow per element (scipy's erf: 15 ns, 30x numpy's exp), in parts on
+    every core (an erf of 256K float32: 3.96 -> 2.07 ms on 2 cores). Each element is the same call:
+    the same bits."""
     parts = min(THREADS, x.size // min_elements)
     if parts < 2:
         return ufunc(x)
     x = np.ascontiguousarray(x)
     out = np.empty(x.shape, ufunc.resolve_dtypes((x.dtype, None))[-1])
     flat, flat_out = x.reshape(-1), out.reshape(-1)
-    edges = [x.size * i // parts for i in range(parts + 1)]
-    futures = [kernel_pool().submit(ufunc, flat[lo:hi], out=flat_out[lo:hi]) for lo, hi in zip(edges[1:-1], edges[2:])]
-    ufunc(flat[: edges[1]], out=flat_out[: edges[1]])
-    for future in futures:
-        future.result()
+    in_parts(lambda lo, hi: ufunc(flat[lo:hi], out=flat_out[lo:hi]), x.size, parts)
     return out
 
 
