@@ -30,6 +30,8 @@ _UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
 _tracer = None
 # autocast's hook: rewrites an op's inputs by its autocast class (so its casts are traced like any other op)
 autocast_hook = None
+# the compiler's C kernels for single ops on big arrays (compiler/single_op.py), or None: numpy's
+_single_op_kernels = None
 # Tests turn this on: every eager op then checks that its shape rule (what the
 # tracer relies on) agrees with what its kernel produced.
 verify_meta = False
@@ -65,7 +67,11 @@ def apply(op, *inputs, **attrs):
         else:
             arrays.append(x)
     try:
-        result = op.kernel(*arrays, **attrs)
+        result = None
+        if _single_op_kernels is not None and op.combine is not None:
+            result = _single_op_kernels(op, arrays, attrs, out_dtype)
+        if result is None:
+            result = op.kernel(*arrays, **attrs)
     except Exception as error:  # a numpy traceback is no answer: say what was wrong
         explained = explain_kernel_failure(op, inputs, attrs, error)
         if explained is error:
@@ -91,6 +97,13 @@ def apply(op, *inputs, **attrs):
 
 
 install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) applies it here
+
+
+def provide_single_op_kernels(provider) -> None:
+    """`provider(op, arrays, attrs, out_dtype)`: the result of an op with a `combine` (a reduction)
+    computed by a generated kernel, or None for the op's own kernel. The compiler hands it down."""
+    global _single_op_kernels
+    _single_op_kernels = provider
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 import genesis
 from genesis.bench.timing import load_torch, measure, record
 
-QUICK = ("add 64x64 (requires_grad)", "matmul 64x64 (requires_grad)", "add 4M", "sum 4M")
+QUICK = ("add 64x64 (requires_grad)", "matmul 64x64 (requires_grad)", "add 4M", "sum 4M", "mean 4M", "amax 4M")
 
 
 def _small(torch):
@@ -33,12 +33,16 @@ def _large(torch):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 4 * 1024 * 1024), dtype=np.float32)
     m1, m2 = rng.standard_normal((2, 2048, 2048), dtype=np.float32)
-    ga, gb = genesis.tensor(a), genesis.tensor(b)
+    m = a.reshape(4096, 1024)
+    ga, gb, gm = genesis.tensor(a), genesis.tensor(b), genesis.tensor(m)
     gm1, gm2 = genesis.tensor(m1), genesis.tensor(m2)
     found = {
         "add 4M": {"numpy": lambda: np.add(a, b), "genesis": lambda: ga + gb},
         "exp 4M": {"numpy": lambda: np.exp(a), "genesis": lambda: ga.exp()},
         "sum 4M": {"numpy": lambda: np.sum(a), "genesis": lambda: ga.sum()},
+        "mean 4M": {"numpy": lambda: np.mean(a), "genesis": lambda: ga.mean()},
+        "amax 4M": {"numpy": lambda: np.max(a), "genesis": lambda: ga.amax()},
+        "sum 4096x1024 over rows": {"numpy": lambda: np.sum(m, axis=1), "genesis": lambda: gm.sum(1)},
         "matmul 2048x2048": {"numpy": lambda: np.matmul(m1, m2), "genesis": lambda: gm1 @ gm2},
     }
     if torch is not None:
@@ -46,6 +50,10 @@ def _large(torch):
         found["add 4M"]["torch"] = lambda: ta + tb
         found["exp 4M"]["torch"] = lambda: ta.exp()
         found["sum 4M"]["torch"] = lambda: ta.sum()
+        found["mean 4M"]["torch"] = lambda: ta.mean()
+        found["amax 4M"]["torch"] = lambda: ta.amax()
+        tm = ta.reshape(4096, 1024)
+        found["sum 4096x1024 over rows"]["torch"] = lambda: tm.sum(1)
         found["matmul 2048x2048"]["torch"] = lambda: tm1 @ tm2
     return found
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genesis.compiler.codegen.c_dialect import (
+    FLAT_SUM_BLOCK,
     STORAGE_TYPES,
     Refused,
     accumulator_type,
@@ -21,6 +22,7 @@ from genesis.compiler.codegen.c_dialect import (
     propagates_nan,
     round_lines,
     store,
+    sums_in_float_blocks,
     update_partial,
     with_nan,
 )
@@ -135,9 +137,16 @@ class Emitter:
                 "scratch": buffers,
                 "streams": bool(k.streamed),
                 "chunk_args": self._chunk_args(),
-                "doc": f"{k.spec.group}, {k.spec.mode} over {k.spec.rows} rows: {k.spec.summary()}",
+                "doc": self._doc(),
             },
         )
+
+    def _doc(self) -> str:
+        """The kernel's comment. A flat kernel's C names no size (its loop runs over [start, stop)),
+        so one library serves a group of every size (eager's kernels for single ops reuse it)."""
+        spec = self.k.spec
+        extent = "flat" if self.k.flat else f"{spec.mode} over {spec.rows} rows"
+        return f"{spec.group}, {extent}: {spec.summary()}"
 
     def _chunk_args(self) -> list[str]:
         """The pointer arguments as the `_chunk` entry unpacks them from `a`: a partial moves to the
@@ -240,7 +249,7 @@ class Emitter:
                 finish += [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({with_nan(s, f'a_{s.value}')});"]
                 finish += round_lines(s) + self._output_store(s)
             elif s.phase == "accumulate" and k.partial_size(s) == 1:
-                clauses += self._reduction_clauses(s)
+                clauses += self._reduction_clauses(s, self._block_accumulator(s))
         # before_inner and after_inner run once per iteration of the loops around the SIMD loop
         before_inner, body = self._loads(reads, inside, scratch)
         after_inner = []
@@ -256,7 +265,7 @@ class Emitter:
                     after_inner += self._add_to_partial(s)
                 continue
             if s.phase == "accumulate" or self._reduces_in_loop(s):
-                body += self._accumulate(s, f"a_{s.value}")
+                body += self._accumulate(s, self._block_accumulator(s))
                 continue
             body += self._statement(s)
             if s.value in scratch:
@@ -264,7 +273,7 @@ class Emitter:
             body += self._output_store(s)
         pragma = " ".join(["#pragma omp simd"] + clauses)
         if k.flat:
-            lines += [pragma, "for (int64_t j = start; j < stop; j++) {"] + ["    " + line for line in body] + ["}"]
+            lines += self._flat_loop(loop, pragma, body)
         else:
             lines += k.nest.loops(before_inner, pragma, body, after_inner)
         streamed = [
@@ -273,6 +282,33 @@ class Emitter:
             if s.value in k.streamed
         ]
         return lines + streamed + finish
+
+    def _block_accumulator(self, s) -> str:
+        """Where a statement accumulates inside the SIMD loop: `a_` itself, or in a flat loop a
+        float32 sum's block accumulator `b_`, added into `a_` after each block."""
+        if self.k.flat and s.phase == "accumulate" and sums_in_float_blocks(s):
+            return f"b_{s.value}"
+        return f"a_{s.value}"
+
+    def _flat_loop(self, loop: _Loop, pragma: str, body: list[str]) -> list[str]:
+        """The SIMD loop over [start, stop), in blocks of FLAT_SUM_BLOCK where a float32 sum is among
+        its accumulators (see c_dialect.FLAT_SUM_BLOCK)."""
+        inner = ["    " + line for line in body]
+        blocked = [s for s in loop.body if self._block_accumulator(s).startswith("b_")]
+        if not blocked:
+            return [pragma, "for (int64_t j = start; j < stop; j++) {"] + inner + ["}"]
+        return (
+            [
+                f"for (int64_t block = start; block < stop; block += {FLAT_SUM_BLOCK}) {{",
+                f"    const int64_t block_stop = stop - block > {FLAT_SUM_BLOCK} ? block + {FLAT_SUM_BLOCK} : stop;",
+            ]
+            + [f"    float b_{s.value} = 0;" for s in blocked]
+            + ["    " + pragma, "    for (int64_t j = block; j < block_stop; j++) {"]
+            + ["    " + line for line in inner]
+            + ["    }"]
+            + [f"    a_{s.value} += b_{s.value};" for s in blocked]
+            + ["}"]
+        )
 
     def _loads(self, reads, inside, scratch) -> tuple[list, list]:
         """The loads of the values a pass reads per element: those constant along the SIMD loop
@@ -295,7 +331,7 @@ class Emitter:
         return finish + [update_partial(s, f"a_{s.value}", partial)]
 
     @staticmethod
-    def _reduction_clauses(s) -> list[str]:
-        """OpenMP's clauses for an accumulator `a_` (and, for max/min, its NaN flag `n_`)."""
-        clauses = [f"reduction({combine_clause(s.combine)}:a_{s.value})"]
+    def _reduction_clauses(s, accumulator=None) -> list[str]:
+        """OpenMP's clauses for an accumulator (`a_` unless named; for max/min, also its NaN flag `n_`)."""
+        clauses = [f"reduction({combine_clause(s.combine)}:{accumulator or 'a_' + s.value})"]
         return clauses + ([f"reduction(|:n_{s.value})"] if propagates_nan(s.combine) else [])

@@ -1,0 +1,123 @@
+"""Eager reductions of big float arrays run as C kernels (compiler/single_op.py): a fused group of size one.
+
+The threshold is lowered so that small arrays take the path; each case checks the result against a
+float64 reference within the bound of float32 additions, and that the C program (or, where it must
+not, numpy's kernel) ran.
+"""
+
+import numpy as np
+import pytest
+
+import genesis
+from genesis.compiler import single_op
+from genesis.compiler.codegen.c_dialect import FLAT_SUM_BLOCK
+
+pytestmark = pytest.mark.c_compiler
+SHAPE = (37, 41, 29)
+UNIT = 2.0**-24  # float32's unit roundoff
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    monkeypatch.setattr(single_op, "MIN_ELEMENTS", 1024)
+    monkeypatch.setattr(single_op, "_programs", type(single_op._programs)())
+    return single_op._programs
+
+
+def _c_programs(programs) -> int:
+    return sum(run is not single_op._NONE for run in programs.values())
+
+
+def _data(shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _sum_bound(x, dims, dtype):
+    """A float32 sum adds at most FLAT_SUM_BLOCK / 16 values per SIMD lane in float, then in double."""
+    u = UNIT if dtype == np.float32 else 2.0**-53
+    return (FLAT_SUM_BLOCK / 16 + 8) * u * np.abs(x.astype(np.float64)).sum(axis=dims) + 1e-30
+
+
+# a middle dim alone: the C backend refuses such a group, and numpy's kernel runs
+IN_C = {None: True, (0,): True, (2,): True, (0, 2): True, (1,): False}
+
+
+@pytest.mark.parametrize("dims", list(IN_C), ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_a_big_sum_runs_in_c_and_stays_within_float_rounding(small_threshold, dims, dtype):
+    x = _data(SHAPE, dtype)
+    got = genesis.tensor(x).sum(dims).numpy() if dims is not None else genesis.tensor(x).sum().numpy()
+    exact = x.astype(np.float64).sum(axis=dims)
+    assert got.dtype == dtype and got.shape == exact.shape
+    assert np.all(np.abs(got - exact) <= _sum_bound(x, dims, dtype))
+    assert _c_programs(small_threshold) == IN_C[dims] and len(small_threshold) == 1
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("dims", [None, (1,), (0, 2)], ids=str)
+def test_a_big_max_or_min_is_numpys_exactly(small_threshold, name, dims):
+    x = _data(SHAPE)
+    t = genesis.tensor(x)
+    got = getattr(t, name)(dims, keepdim=True) if dims is not None else getattr(t, name)()
+    expected = getattr(np, name)(x, axis=dims, keepdims=dims is not None)
+    np.testing.assert_array_equal(got.numpy(), expected)
+    assert _c_programs(small_threshold) == IN_C[dims]
+
+
+def test_a_big_product_matches_numpy(small_threshold):
+    x = (1 + 0.01 * _data(SHAPE)).astype(np.float32)
+    got = genesis.tensor(x).prod().item()
+    np.testing.assert_allclose(got, np.prod(x.astype(np.float64)), rtol=x.size * UNIT)
+    assert _c_programs(small_threshold) == 1
+
+
+def test_nan_and_inf_come_through_as_in_numpy(small_threshold):
+    x = _data(5000)
+    x[1234] = np.nan
+    assert np.isnan(genesis.tensor(x).amax().item()) and np.isnan(genesis.tensor(x).amin().item())
+    x[1234] = np.inf
+    assert genesis.tensor(x).sum().item() == np.inf and genesis.tensor(x).amax().item() == np.inf
+
+
+def test_mean_and_the_gradient_of_a_big_sum(small_threshold):
+    x = _data(5000)
+    t = genesis.tensor(x, requires_grad=True)
+    mean = t.mean()
+    assert abs(mean.item() - x.astype(np.float64).mean()) <= _sum_bound(x, None, np.float32) / x.size + UNIT
+    t.sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), np.ones_like(x))
+
+
+def test_small_strided_or_integer_inputs_keep_numpys_kernel(small_threshold):
+    x = _data((64, 64))
+    np.testing.assert_array_equal(genesis.tensor(x[:8]).sum(0).numpy(), x[:8].sum(0))  # 512 elements: small
+    big = genesis.tensor(_data((128, 64)))
+    np.testing.assert_allclose(big.T.sum(1).numpy(), big.numpy().T.sum(1), rtol=1e-5)  # a strided view
+    ints = np.arange(5000)
+    assert genesis.tensor(ints).sum().item() == ints.sum()
+    assert _c_programs(small_threshold) == 0
+
+
+def test_without_a_c_compiler_numpys_kernel_runs(small_threshold, monkeypatch):
+    monkeypatch.setattr(single_op.native, "compiler_available", lambda: False)
+    x = _data(5000)
+    assert genesis.tensor(x).amax().item() == x.max()
+    assert _c_programs(small_threshold) == 0 and len(small_threshold) == 1
+
+
+def test_one_program_per_shape_and_the_oldest_dropped(small_threshold, monkeypatch):
+    monkeypatch.setattr(single_op, "_KEPT", 2)
+    for size in (2000, 3000, 2000, 4000):
+        x = _data(size)
+        assert genesis.tensor(x).amax().item() == x.max()
+    assert [key[2] for key in small_threshold] == [(2000,), (4000,)]
+
+
+def test_a_compiled_flat_sum_adds_float_blocks_then_doubles(tmp_path):
+    x = _data(3 * FLAT_SUM_BLOCK + 17)
+    got = genesis.compile(lambda t: (t * 2).sum(), backend="c", dump_dir=tmp_path)(genesis.tensor(x)).item()
+    assert abs(got - 2 * x.astype(np.float64).sum()) <= 2 * _sum_bound(x, None, np.float32)
+    (folder,) = tmp_path.iterdir()
+    source = (folder / "kernels.c").read_text()
+    assert "float b_v" in source and f"block += {FLAT_SUM_BLOCK}" in source, source
+    assert str(x.size) not in source  # a flat kernel's C names no size: every size shares one library
