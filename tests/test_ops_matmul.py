@@ -373,3 +373,15 @@ def test_a_stack_too_small_to_share_or_broadcast_stays_one_numpy_call():
     stack = RNG.standard_normal((64, 64, 64)).astype(np.float32)
     assert not matmul_module._shares_the_stack(stack, stack[:1], None)  # broadcast batch dims
     assert not matmul_module._shares_the_stack(stack, stack.astype(np.float64), None)
+
+
+@pytest.mark.parametrize("input_shape", [(16, 12), (3, 5, 12)], ids=["rows", "stack"])
+def test_a_linear_layers_weight_gradient_is_torchs_and_row_major(input_shape):
+    # the product reads weight.T; its gradient is made in that layout, so the weight's is row-major
+    x, weight, g = rand(*input_shape), rand(7, 12), rand(*input_shape[:-1], 7)
+    w = genesis.tensor(weight, requires_grad=True)
+    (genesis.tensor(x) @ w.T).backward(genesis.tensor(g))
+    reference = torch.tensor(weight, requires_grad=True)
+    (torch.tensor(x) @ reference.T).backward(torch.tensor(g))
+    np.testing.assert_allclose(w.grad.numpy(), reference.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert w.grad.numpy().flags.c_contiguous

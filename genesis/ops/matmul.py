@@ -58,10 +58,21 @@ def _grad_b(g, out, a, b):
     g2, a2, b2 = _as_matrices(g, a, b)
     if b2.ndim == 2 and a2.ndim > 2:  # one matrix for a stack: a^T g over all the stack's rows at once
         rows = math.prod(a2.shape[:-1])
-        grad = matmul(a2.reshape(rows, a2.shape[-1]).transpose(0, 1), g2.reshape(rows, g2.shape[-1]))
-    else:
-        grad = matmul(a2.transpose(-1, -2), g2)
+        a2, g2 = a2.reshape(rows, a2.shape[-1]), g2.reshape(rows, g2.shape[-1])
+    if b2.ndim == 2 and a2.ndim == 2 and _held_transposed(b2):
+        return matmul(g2.transpose(0, 1), a2).transpose(0, 1)
+    grad = matmul(a2.transpose(-1, -2), g2)
     return sum_to(grad, b2.shape).reshape(b.shape) if b.ndim == 1 else grad
+
+
+def _held_transposed(b) -> bool:
+    """Whether eager holds the matrix `b` as the transpose of a row-major one: a linear layer's
+    `weight.T`. Its gradient is then computed as (g^T a)^T, in b's own layout, so the transpose's
+    backward hands the weight a row-major gradient, which the engine copies as one block where it
+    must, instead of a transposing copy (256x784 float32: 30 against 218 us). A traced value keeps
+    a^T g: the compiler lays out its buffers itself."""
+    data = b._data
+    return type(data) is np.ndarray and not data.flags.c_contiguous and data.T.flags.c_contiguous
 
 
 def matmul_kernel(a, b, out=None, casting="same_kind"):
