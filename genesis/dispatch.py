@@ -68,7 +68,7 @@ def apply(op, *inputs, **attrs):
             arrays.append(x)
     try:
         result = None
-        if _single_op_kernels is not None and op.combine is not None:
+        if _single_op_kernels is not None and op.generated_eager_from is not None:
             result = _single_op_kernels(op, arrays, attrs, out_dtype)
         if result is None:
             result = op.kernel(*arrays, **attrs)
@@ -100,7 +100,7 @@ install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) 
 
 
 def provide_single_op_kernels(provider) -> None:
-    """`provider(op, arrays, attrs, out_dtype)`: the result of an op with a `combine` (a reduction)
+    """`provider(op, arrays, attrs, out_dtype)`: the result of an op that sets `generated_eager_from`
     computed by a generated kernel, or None for the op's own kernel. The compiler hands it down."""
     global _single_op_kernels
     _single_op_kernels = provider

@@ -1,7 +1,7 @@
-"""Eager reductions of big float arrays run as C kernels (compiler/single_op.py): a fused group of size one.
+"""Eager ops run as C kernels for big float arrays (compiler/single_op.py): a fused group of size one.
 
-The threshold is lowered so that small arrays take the path; each case checks the result against a
-float64 reference within the bound of float32 additions, and that the C program (or, where it must
+The thresholds are lowered so that small arrays take the path; each case checks the result against a
+float64 reference within the bound of float32 rounding, and that the C program (or, where it must
 not, numpy's kernel) ran.
 """
 
@@ -11,17 +11,30 @@ import pytest
 import genesis
 from genesis.compiler import single_op
 from genesis.compiler.codegen.c_dialect import FLAT_SUM_BLOCK
+from genesis.ops.op import OPS
 
 pytestmark = pytest.mark.c_compiler
 SHAPE = (37, 41, 29)
 UNIT = 2.0**-24  # float32's unit roundoff
 
 
+IN_C_OPS = ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward")
+
+
+def test_the_ops_with_slow_numpy_kernels_take_the_c_path():
+    assert {name for name, op in OPS.items() if op.generated_eager_from is not None} == set(IN_C_OPS)
+
+
 @pytest.fixture
 def small_threshold(monkeypatch):
-    monkeypatch.setattr(single_op, "MIN_ELEMENTS", 1024)
+    ops = [OPS[name] for name in IN_C_OPS]
+    kept = [op.generated_eager_from for op in ops]
+    for op in ops:
+        object.__setattr__(op, "generated_eager_from", 1024)  # a frozen record, changed for the test only
     monkeypatch.setattr(single_op, "_programs", type(single_op._programs)())
-    return single_op._programs
+    yield single_op._programs
+    for op, threshold in zip(ops, kept):
+        object.__setattr__(op, "generated_eager_from", threshold)
 
 
 def _c_programs(programs) -> int:
@@ -110,7 +123,7 @@ def test_one_program_per_shape_and_the_oldest_dropped(small_threshold, monkeypat
     for size in (2000, 3000, 2000, 4000):
         x = _data(size)
         assert genesis.tensor(x).amax().item() == x.max()
-    assert [key[2] for key in small_threshold] == [(2000,), (4000,)]
+    assert [key[2] for key in small_threshold] == [((2000,),), ((4000,),)]
 
 
 def test_a_compiled_flat_sum_adds_float_blocks_then_doubles(tmp_path):
@@ -121,3 +134,31 @@ def test_a_compiled_flat_sum_adds_float_blocks_then_doubles(tmp_path):
     source = (folder / "kernels.c").read_text()
     assert "float b_v" in source and f"block += {FLAT_SUM_BLOCK}" in source, source
     assert str(x.size) not in source  # a flat kernel's C names no size: every size shares one library
+
+
+def test_gelu_and_its_gradient_in_c_match_torch(small_threshold):
+    torch = pytest.importorskip("torch")
+    x = 3 * _data(5000, seed=1)
+    g = _data(5000, seed=2)
+    t = genesis.tensor(x, requires_grad=True)
+    y = genesis.nn.functional.gelu(t)
+    y.backward(genesis.tensor(g))
+    reference = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    expected = torch.nn.functional.gelu(reference)
+    expected.backward(torch.tensor(g, dtype=torch.float64))
+    # erff and expf are within a few ulps; the derivative sums two such terms
+    np.testing.assert_allclose(y.detach().numpy(), expected.detach().numpy(), rtol=16 * UNIT, atol=16 * UNIT)
+    np.testing.assert_allclose(t.grad.numpy(), reference.grad.numpy(), rtol=64 * UNIT, atol=64 * UNIT)
+    assert {key[0] for key in small_threshold} == {"gelu", "gelu_backward"}
+    assert _c_programs(small_threshold) == 2
+
+
+def test_erf_in_c_matches_the_float64_erf_and_small_arrays_keep_scipys(small_threshold):
+    from scipy import special
+
+    x = 2 * _data(3000, seed=3)
+    got = genesis.tensor(x).erf().numpy()
+    np.testing.assert_allclose(got, special.erf(x.astype(np.float64)), rtol=8 * UNIT, atol=8 * UNIT)
+    small = x[:100]
+    np.testing.assert_array_equal(genesis.tensor(small).erf().numpy(), special.erf(small))
+    assert _c_programs(small_threshold) == 1 and len(small_threshold) == 1

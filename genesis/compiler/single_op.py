@@ -1,13 +1,14 @@
-"""Eager reductions of big arrays as C kernels: a fused group of size one.
+"""Eager ops whose numpy kernel is slow run as generated C kernels: a fused group of size one.
 
-numpy reduces on one core, and its float32 sum is a pairwise sum: 650 us for 4M floats on the
-project's 2-core machine, against PyTorch's 120 us. The C backend's flat reduction kernel runs on
-every core at the speed of memory. So eager dispatch asks here first (it cannot import the
-compiler, which sits above it: `dispatch.provide_single_op_kernels`), and a reduction of a big
-contiguous float array runs as a one-node graph through fusion and the C backend, built once per
-op, attributes, dtype and shape (a flat kernel's C names no size, so a new shape costs a Python
-wrapper, not a C compile). Everything else, and every machine without a C compiler, keeps the
-op's numpy kernel. The results are what a compiled program computes for the same reduction.
+numpy reduces on one core, and its float32 sum is pairwise: 650 us for 4M floats on the project's
+2-core machine, against PyTorch's 120 us; scipy's erf (GELU's) costs 15 ns per element. Such an op
+says from how many elements a generated kernel wins (`Op.generated_eager_from`), and eager dispatch
+asks here first (it cannot import the compiler above it: `dispatch.provide_single_op_kernels`). Its
+inputs, contiguous arrays of one float dtype, become a one-node graph that goes through fusion and
+the C backend, built once per op, attributes, dtype and shapes and kept for the next call (a flat
+kernel's C names no size, so a new shape costs a Python wrapper, not a C compile). Where the C
+backend refuses the group, for other dtypes, strided views, and on machines without a C compiler,
+the op's numpy kernel runs. The results are what a compiled program computes for the same op.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ from genesis.compiler.passes.fusion import fusion
 from genesis.runtime.cpu import GENESIS_DTYPE
 from genesis.tensor import Tensor
 
-# below this many elements numpy's kernel is as fast as the C kernel and its wrapper (measured with
-# `python -m genesis.bench --only eager`: a float32 sum of 256K elements, 36 us in numpy, 32 in C)
-MIN_ELEMENTS = 1 << 18
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _KEPT = 64  # programs kept, the least recently used dropped first
 _programs: OrderedDict = OrderedDict()
@@ -36,16 +34,21 @@ _NONE = object()  # a key whose program could not be had: numpy's kernel, withou
 
 
 def single_op_kernel(op, arrays, attrs, out_dtype):
-    """The op's result computed by a C kernel, or None where numpy's kernel should run."""
-    if op.combine is None or len(arrays) != 1:
+    """The op's result computed by a generated C kernel, or None where its numpy kernel should run."""
+    dtype = getattr(arrays[0], "dtype", None)
+    if dtype not in _FLOATS:
         return None
-    x = arrays[0]
-    if type(x) is not np.ndarray or x.size < MIN_ELEMENTS or x.dtype not in _FLOATS or not x.flags.c_contiguous:
+    big = False
+    for x in arrays:
+        if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
+            return None
+        big = big or x.size >= op.generated_eager_from
+    if not big:
         return None
-    key = (op.name, x.dtype, x.shape, out_dtype, tuple(sorted(attrs.items())))
+    key = (op.name, dtype, tuple(x.shape for x in arrays), out_dtype, tuple(sorted(attrs.items())))
     run = _programs.get(key)
     if run is None:
-        run = _build(op, x, attrs, out_dtype)
+        run = _build(op, arrays, attrs, out_dtype)
         _programs[key] = run
         if len(_programs) > _KEPT:
             _programs.popitem(last=False)
@@ -53,16 +56,18 @@ def single_op_kernel(op, arrays, attrs, out_dtype):
         _programs.move_to_end(key)
     if run is _NONE:
         return None
-    (result,) = run([Tensor._make(x, GENESIS_DTYPE[x.dtype])])
+    genesis_dtype = GENESIS_DTYPE[dtype]
+    (result,) = run([Tensor._make(x, genesis_dtype) for x in arrays])
     return result._data
 
 
-def _build(op, x, attrs, out_dtype):
+def _build(op, arrays, attrs, out_dtype):
     if not native.compiler_available():
         return _NONE
     graph = Graph()
-    value = graph.add_input(x.shape, GENESIS_DTYPE[x.dtype])
-    node = graph.add(op.name, (value.name,), attrs, shape=op.shape(x.shape, **attrs), dtype=out_dtype)
+    values = [graph.add_input(x.shape, GENESIS_DTYPE[x.dtype]).name for x in arrays]
+    shape = op.shape(*(x.shape for x in arrays), **attrs)
+    node = graph.add(op.name, values, attrs, shape=shape, dtype=out_dtype)
     graph.outputs = [node.name]
     graph = run_pipeline(graph, passes=[("fusion", fusion)])
     with warnings.catch_warnings():  # where C fails, numpy's own kernel is the better fallback

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special
 
 from genesis.ops import dtype_rules as dt
-from genesis.ops.elementwise import elementwise_op, exp, sigmoid, tanh
+from genesis.ops.elementwise import ERF_IN_C_FROM, elementwise_op, exp, sigmoid, tanh
 from genesis.runtime.blocks import slow_ufunc_in_parts
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -97,6 +97,7 @@ gelu = elementwise_op(
     saves=frozenset({"inputs", "output"}),  # the backward reads Phi(x) off the output
     c="g_gelu({0})",
     c_helpers=("gelu.h",),
+    generated_eager_from=ERF_IN_C_FROM,
     triton=f"{{0}} * (libdevice.erf({{0}} * {SQRT1_2!r}) + 1.0) * 0.5",
     numpy=(
         f"np.multiply({{0}}, {SQRT1_2!r}, out={{out}}); special.erf({{out}}, out={{out}}); "
@@ -111,6 +112,7 @@ gelu_backward = elementwise_op(
     dtype=dt.floating,
     c="g_gelu_backward({0}, {1}, {2})",
     c_helpers=("exp.h", "gelu_backward.h"),
+    generated_eager_from=ERF_IN_C_FROM,  # numpy's kernel makes five passes with temporaries
     triton=(
         f"{{0}} * (tl.where(tl.abs({{1}}) > {TINY!r}, {{2}} / {{1}}, 0.5) "
         f"+ {{1}} * (tl.exp({{1}} * {{1}} * -0.5) * {INV_SQRT_2PI!r}))"

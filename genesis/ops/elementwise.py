@@ -41,6 +41,7 @@ def elementwise_op(
     triton_helpers=(),
     identity_right=None,
     identity_left=None,
+    generated_eager_from=None,
 ):
     # A numpy ufunc kernel is its own fused-kernel line (called with out=); other kernels
     # give `numpy`, the line that computes the same values into {out}. `c` is a C expression
@@ -60,8 +61,14 @@ def elementwise_op(
             codegen={backend: text for backend, text in codegen.items() if text},
             identity_right=identity_right,
             identity_left=identity_left,
+            generated_eager_from=generated_eager_from,
         )
     )
+
+
+# scipy's erf costs 15 ns per element, a C kernel's vectorised erff well under 1: from this many
+# elements on, a generated kernel beats it even with its 15-20 us of wrapper (benchmarks/eager_overhead.py)
+ERF_IN_C_FROM = 4096
 
 
 def _no_bool(name, rule):
@@ -212,6 +219,7 @@ erf = elementwise_op(
     numpy="special.erf({0}, out={out}, casting='unsafe')",
     c="erf({0})",
     triton="libdevice.erf({0})",
+    generated_eager_from=ERF_IN_C_FROM,
 )
 
 

@@ -30,6 +30,8 @@ primitive:
   or shape. A simplifier drops such an op where the output's shape and dtype
   are its operand's.
 - `autocast`: how autocast treats the op's floating inputs.
+- `generated_eager_from`: from how many elements eager runs the op as a
+  generated C kernel instead of its numpy kernel (set where numpy is slow).
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
   other inputs' shapes); an in-place change to one of them before backward is
@@ -108,6 +110,10 @@ class Op:
     # its result is C-contiguous when its inputs are, and a view's layout follows from its kernel. A
     # trace reads this to know eager's layouts (compiler/trace.py layout_of); tests check it.
     contiguous_result: bool = False
+    # Eager runs the op as a generated C kernel (a fused group of size one, compiler/single_op.py)
+    # where an input has at least this many elements and a C compiler is at hand: set where numpy's
+    # kernel is slow (a reduction on one core, scipy's erf at 15 ns per element). None: never.
+    generated_eager_from: int | None = None
 
     @property
     def differentiable(self) -> bool:
