@@ -9,6 +9,7 @@ corruption, and a clear error without a compiler. Math functions are libm's
 (vectorised through libmvec), so they agree with numpy's to a few ulp.
 """
 
+import re
 import subprocess
 import sys
 
@@ -334,6 +335,45 @@ def test_statements_after_the_loop_run_in_c_too(tmp_path, dtype):
         np.testing.assert_allclose(g.numpy().astype(np.float64), e.numpy().astype(np.float64), rtol=TOLERANCE[dtype])
     (folder,) = tmp_path.iterdir()
     assert "after the loop: sqrt" in (folder / "kernels.c").read_text()
+
+
+def test_statements_after_the_loop_share_one_loop_per_size(tmp_path):
+    def fn(x, w, m, b):  # a clipped update of two small tensors of two sizes, each a chain of ops
+        coefficient = (1.0 / ((x * x).sum().sqrt() + 1e-6)).clamp(max=1.0)
+        m_next = m * 0.9 + (coefficient * w) * 0.1
+        return w - (m_next / (m_next * m_next + 1.0).sqrt()) * 0.01, m_next, b * coefficient - b * 0.5
+
+    args = data(300, 7), data(7, seed=1), data(7, seed=2), data(3, seed=3)
+    compiled = genesis.compile(fn, backend="c", dump_dir=tmp_path)
+    for got, expected in zip(compiled(*args), fn(*args)):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+    (folder,) = tmp_path.iterdir()
+    source = (folder / "kernels.c").read_text()
+    post = source[source.index("after the loop:") :]
+    post = post[: post.index("return 0;")]
+    # the coefficient, then one loop over 7 elements and one over 3; only the coefficient is buffered
+    assert [int(n) for n in re.findall(r"j < (\d+);", post)] == [1, 7, 3], post
+    assert post.count("malloc(") == 1, post
+    # one chunk of rows: one call runs the loop, casts its partial sum and runs the statements after
+    assert "_whole(" in source and "_whole, [" in (folder / "program.py").read_text()
+
+
+def test_the_one_chunk_entry_and_the_chunked_path_both_equal_eager(monkeypatch):
+    from genesis.runtime import native
+
+    def fn(x, w):
+        coefficient = 1.0 / ((x * x).sum().sqrt() + 1.0)
+        return x.sum(dim=0) * coefficient, w * coefficient, (x - 1).amax(dim=0)
+
+    x, w = data(3000, 97), data(5, seed=1)
+    assert len(native.row_chunks(3000, 97)) == 1  # the `_whole` entry runs
+    one_chunk, _ = assert_matches_eager(fn, x, w, rtol=1e-5, atol=5e-4)
+    monkeypatch.setattr(native, "GRAIN", 4096)  # the same program's rows now split into chunks
+    assert len(native.row_chunks(3000, 97)) > 1
+    chunked, program = assert_matches_eager(fn, x, w, rtol=1e-5, atol=5e-4)
+    assert program["c_kernels"] == program["kernels"], program
+    for a, b in zip(one_chunk(x, w), chunked(x, w)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
 
 
 def test_a_matmul_epilogue_reads_the_product_computed_before_the_loop():

@@ -8,7 +8,8 @@ program calls: statements before the loop (a matmul the blocks read) are numpy
 lines; the shim splits the rows into chunks the threads share
 (`runtime/native.py`), combines the chunks' partial results, and runs the
 statements after the loop: as one more C function when they are elementwise
-over arrays of their own shape, else as numpy lines. All C kernels of a
+over arrays of their own shape, else as numpy lines. Where the work is one
+chunk, a `_whole` C entry does all of that in one call. All C kernels of a
 program are one C source, compiled into one shared library
 (`compiler/native.py`). Transcendentals are libm's, vectorised through glibc's
 libmvec where the compiler has it (exp of a float is inline), and so agree
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genesis import dtypes
 from genesis.compiler import native
 from genesis.compiler.codegen import numpy_backend, numpy_dialect
 from genesis.compiler.codegen.c_dialect import STORAGE_TYPES, Refused, accumulator_type, c_type, load, store
@@ -51,7 +53,11 @@ def render_kernel(spec: KernelSpec) -> RenderedKernel:
     if post is not None:
         c_source += "\n\n" + post.c_source
         signatures[post.name] = post.signature
-    return RenderedKernel(c_source, _shim(k, emitter, post), signatures)
+    whole = _whole_function(k, emitter, post)
+    if whole is not None:
+        c_source += "\n\n" + whole.c_source
+        signatures[whole.name] = whole.signature
+    return RenderedKernel(c_source, _shim(k, emitter, post, whole), signatures)
 
 
 @dataclass
@@ -60,12 +66,13 @@ class _Post:
     c_source: str
     signature: str
     arrays: list  # the shim's expressions for the pointer arguments, in order
+    params: list  # their C declarations, in the same order (start and stop left out)
 
 
 def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
     """The statements after the loop (the optimizer's update of small parameters, after the gradient
-    norm) as one C function of a loop per statement, or None when one of them is not elementwise over
-    arrays of its own shape and single values: then they stay numpy lines."""
+    norm) as one C function of a loop per size (`_post_loops`), or None when one of them is not
+    elementwise over arrays of its own shape and single values: then they stay numpy lines."""
     if not k.post:
         return None
     made = {s.value: s for s in k.post}
@@ -85,12 +92,23 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
     params = [f"const {STORAGE_TYPES[dtype]}* p_{r}" for r, (shape, dtype) in external.items()]
     outputs = [s for s in k.post if s.value in k.outputs]
     params += [f"{STORAGE_TYPES[s.dtype]}* o_{s.value}" for s in outputs] + ["int64_t start", "int64_t stop"]
-    buffers = [(f"t_{s.value}", c_type(s.dtype), numel(s.shape)) for s in k.post]
+    loops = _post_loops(k.post)
+    loop_of = {s.value: i for i, (_, statements) in enumerate(loops) for s in statements}
+    # a value another loop reads goes through a buffer; one read only in its own loop stays a local
+    buffered = {
+        r
+        for i, (_, statements) in enumerate(loops)
+        for s in statements
+        for r in s.reads
+        if isinstance(r, str) and r in made and loop_of[r] != i
+    }
+    buffers = [(f"t_{s.value}", c_type(s.dtype), numel(s.shape)) for s in k.post if s.value in buffered]
     body = []
-    for s in k.post:
-        size = numel(s.shape)
+    for i, (size, statements) in enumerate(loops):
         loads = []
-        for r in dict.fromkeys(r for r in s.reads if isinstance(r, str)):
+        for r in dict.fromkeys(r for s in statements for r in s.reads if isinstance(r, str)):
+            if r in made and loop_of[r] == i:
+                continue
             shape = made[r].shape if r in made else external[r][0]
             index = "j" if numel(shape) == size else "0"
             if r in made:
@@ -98,9 +116,13 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
             else:
                 dtype = external[r][1]
                 loads.append(f"const {c_type(dtype)} v_{r} = {load(f'p_{r}[{index}]', dtype)};")
-        lines = loads + emitter._statement(s) + [f"t_{s.value}[j] = v_{s.value};"]
-        if s.value in k.outputs:
-            lines.append(f"o_{s.value}[j] = {store('v_' + s.value, s.dtype)};")
+        lines = list(loads)
+        for s in statements:
+            lines += emitter._statement(s)
+            if s.value in buffered:
+                lines.append(f"t_{s.value}[j] = v_{s.value};")
+            if s.value in k.outputs:
+                lines.append(f"o_{s.value}[j] = {store('v_' + s.value, s.dtype)};")
         body += ["#pragma omp simd", f"for (int64_t j = 0; j < {size}; j++) {{"] + ["    " + x for x in lines] + ["}"]
     c_source = render(
         "c_kernel.c.j2",
@@ -122,7 +144,97 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
         r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre} else f"np.ascontiguousarray({r})"
         for r in external
     ] + [f"out_{s.value}" for s in outputs]
-    return _Post(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays)
+    return _Post(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays, params[:-2])
+
+
+# partial results the one-chunk entry keeps on its stack (a bias gradient of 8K floats: 96 KB)
+WHOLE_PARTIAL_ELEMENTS = 1 << 13
+
+
+def _whole_function(k: KernelLoops, emitter: Emitter, post: _Post | None) -> _Post | None:
+    """For a kernel with partials, the entry that runs all its rows in one chunk: the loop into
+    partials on its stack, each cast to its value's dtype (into its output where it is one), then
+    the statements after the loop. Small work is one chunk (`runtime.native.row_chunks`): for it the
+    shim makes one foreign call instead of allocating partials, combining them in numpy and calling
+    again for the statements after (about 6 us a kernel). One chunk's combine is its partial, so the
+    values are those of the general path. None where the statements after the loop stay numpy, a
+    value is fp16/bf16 (rounded in numpy) or bool (numpy's cast tests for nonzero), or the partials
+    are too big for the stack."""
+    partials = emitter.partials
+    if not partials or (k.post and post is None):
+        return None
+    if any(s.dtype.is_low_precision or s.dtype is dtypes.bool_ for s in partials):
+        return None
+    if sum(map(k.partial_size, partials)) > WHOLE_PARTIAL_ELEMENTS:
+        return None
+    kernel = emitter.params[:-2]
+    params = [d for d in kernel if not d.rsplit(" ", 1)[1].startswith("q_")]
+    outputs = [s for s in partials if s.value in k.outputs]
+    params += [f"{STORAGE_TYPES[s.dtype]}* o_{s.value}" for s in outputs]
+    arrays = [f"out_{s.value}" for s in outputs]
+    body, result_of = [], {}
+    for s in partials:
+        size, value_type = k.partial_size(s), c_type(kernel_dtype(s.dtype))
+        body.append(f"{accumulator_type(s)} q_{s.value}[{size}];")
+        result_of[s.value] = f"o_{s.value}" if s.value in k.outputs else f"c_{s.value}"
+        if s.value not in k.outputs:
+            body.append(f"{value_type} c_{s.value}[{size}];")
+    names = [d.rsplit(" ", 1)[1] for d in kernel]
+    body.append(f"if ({k.spec.name}({', '.join(names)}, start, stop)) return 1;")
+    for s in partials:
+        size, value_type = k.partial_size(s), c_type(kernel_dtype(s.dtype))
+        body.append(f"for (int64_t j = 0; j < {size}; j++) {result_of[s.value]}[j] = ({value_type})q_{s.value}[j];")
+    if post is not None:
+        taken = {d.rsplit(" ", 1)[1] for d in params}
+        post_args = []
+        for declaration, expression in zip(post.params, post.arrays):
+            name = declaration.rsplit(" ", 1)[1]
+            value = name[2:]
+            if name.startswith("p_") and value in result_of:
+                post_args.append(result_of[value])
+                continue
+            post_args.append(name)
+            if name not in taken:
+                taken.add(name)
+                params.append(declaration)
+                arrays.append(expression)
+        body.append(f"return {post.name}({', '.join(post_args)}, 0, 1);")
+    else:
+        body.append("return 0;")
+    name = f"{k.spec.name}_whole"
+    lines = "\n".join("    " + line for line in body)
+    c_source = (
+        f"/* {k.spec.name} over all its rows as one chunk: its partials are its results */\n"
+        f"int {name}({', '.join(params + ['int64_t start', 'int64_t stop'])}) {{\n{lines}\n}}\n"
+    )
+    return _Post(name, c_source, "p" * len(params) + "ii", arrays, params)
+
+
+def _post_loops(post) -> list[tuple[int, list]]:
+    """The post-loop statements as (size, statements) loops: each loop takes, in order, every
+    statement of its size whose inputs are ready, so an update of one small parameter (a dozen ops
+    over its elements) is one loop with its values in registers, not a loop and a buffer per op
+    (the MLP b64 step's: 60 loops and buffers, 40 us, before). Order within a loop stays the
+    program's; every element is computed as before, so the results are the same bits."""
+    made = {s.value for s in post}
+    done: set = set()
+    pending, loops = list(post), []
+    while pending:
+        size = numel(next(s for s in pending if _ready(s, made, done)).shape)
+        taken, rest = [], []
+        for s in pending:  # in program order, so a statement's inputs from this loop come first
+            if numel(s.shape) == size and _ready(s, made, done):
+                taken.append(s)
+                done.add(s.value)
+            else:
+                rest.append(s)
+        loops.append((size, taken))
+        pending = rest
+    return loops
+
+
+def _ready(s, made, done) -> bool:
+    return all(r in done for r in s.reads if isinstance(r, str) and r in made)
 
 
 def _squeezed(shape) -> tuple:
@@ -138,7 +250,7 @@ def _post_input(k: KernelLoops, name) -> tuple:
     return operand.shape, operand.dtype
 
 
-def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
+def _shim(k: KernelLoops, emitter: Emitter, post, whole) -> str:
     """The Python function the program calls: numpy before and after, the C loop in between."""
     spec = k.spec
     setup = [line for s in k.pre for line in numpy_backend.whole_statement_lines(spec, s)]
@@ -172,6 +284,7 @@ def _shim(k: KernelLoops, emitter: Emitter, post) -> str:
             "arrays": arrays,
             "partials": partials,
             "after": after,
+            "whole": None if whole is None else f"NATIVE.{whole.name}, [{', '.join(arrays + whole.arrays)}]",
             "rows": spec.rows,
             "row_elements": k.row_elements,
             "doc": f"{spec.group}, {spec.mode} over {spec.rows} rows in C: {spec.summary()}",
