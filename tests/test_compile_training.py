@@ -301,8 +301,11 @@ def test_options_add_autocast_loss_scaling_and_clipping_to_a_plain_step():
         x, y = genesis.tensor(x), genesis.tensor(y)
         expected = train_step(eager, x, y, genesis.float16, clip=0.5).item()
         assert step(x, y).item() == pytest.approx(expected, rel=1e-6, nan_ok=True)
+    # eager makes a linear layer's weight gradient in weight.T's layout, the program in its own, and
+    # a BLAS kernel may sum the two in different orders (OpenBLAS's Haswell kernel does): gradients a
+    # few float32 ulps apart, which 11 Adam steps at lr 1e-2 carry into the parameters (7e-7 seen)
     for a, b in zip(eager.model.parameters(), plain.model.parameters()):
-        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert step.fn.scaler.get_scale() == eager.scaler.get_scale() == 2.0**15
     assert step.stats["fallbacks"] == []
 
