@@ -2,8 +2,11 @@
 
 The compiler is `GENESIS_CC`, else the first of cc, gcc and clang on PATH.
 Flags: -O3 for this machine's vector units (-march=native), without errno
-from math functions (so they vectorise), without contracting a*b+c into an
-FMA (so results round as eager's do), with wrapping signed integers (numpy's
+from math functions (so they vectorise), without floating-point traps (so
+a division or conversion under a select may run on every lane: a loop with
+one vectorises; the values are IEEE's either way, and nothing reads the
+exception flags), without contracting a*b+c into an FMA (so results round as
+eager's do), with wrapping signed integers (numpy's
 overflow), and OpenMP's SIMD pragmas (reductions vectorise) but no OpenMP
 runtime. Where glibc's libmvec is found, loops with exp, tanh, ... call its
 SIMD versions.
@@ -43,6 +46,7 @@ from pathlib import Path
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
 from genesis.compiler.templates import render
+from genesis.runtime import blas
 from genesis.runtime import native as runtime_native
 from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
 from genesis.version import __version__
@@ -53,6 +57,7 @@ FLAGS = (
     "-fPIC",
     "-shared",
     "-fno-math-errno",
+    "-fno-trapping-math",
     "-ffp-contract=off",
     "-fwrapv",
     "-fopenmp-simd",
@@ -357,6 +362,10 @@ def thread_pool() -> NativeLibrary | None:
     run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     run.restype = ctypes.c_int
     library.run = run
+    library.blas_calls = library._library.g_blas_calls_made
+    library.blas_calls.restype = ctypes.c_longlong
+    library.blas_callback = ctypes.cast(library._library.g_blas_threads, ctypes.c_void_p).value
+    library.blas_libraries = blas.share_threads(library.blas_callback) if blas.wanted() else []
     return library
 
 

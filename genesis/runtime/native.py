@@ -18,9 +18,10 @@ import itertools
 from genesis.runtime.blocks import THREADS, kernel_pool
 
 # elements a chunk must have before it pays to hand it to another thread. Measured on 2 cores
-# (benchmarks/train_step.py): below about 1M elements a second thread loses more to BLAS's threads,
-# still spinning after the matmul before, than it gains; above, it halves the time (fusion.py).
-GRAIN = 1 << 20
+# (benchmarks/train_step.py, interleaved): with OpenBLAS's jobs on the same pool (runtime/blas.py),
+# 128K against the 1M that OpenBLAS's own threads, still polling after the product before, made
+# best: the transformer block's step 60 -> 56 ms, the MLP b256's 45 -> 41 ms (32K: no better).
+GRAIN = 1 << 17
 
 
 # Big work splits into up to this many chunks per thread, which the threads take as they come free:
