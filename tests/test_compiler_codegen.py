@@ -157,7 +157,10 @@ def layer_norm(x, w, b):
 @pytest.mark.parametrize("dtype", [genesis.float32, genesis.bfloat16], ids=lambda d: d.name)
 def test_softmax_and_layer_norm_are_one_kernel_each(dtype):
     x = data(1823, 78, dtype=dtype)
-    assert_matches_eager(softmax, x, kernels=1)
+    # eager's exp of this many elements is a C kernel's (ops TRANSCENDENTAL_IN_C_FROM), a few float32
+    # ulps from numpy's, which the numpy backend runs; in bfloat16 that may round one ulp apart
+    rtol = 2.0**-20 if dtype is genesis.float32 else 2.0**-7
+    assert_matches_eager(softmax, x, rtol=rtol, kernels=1)
     assert_matches_eager(layer_norm, x, data(78, seed=1, dtype=dtype), data(78, seed=2, dtype=dtype), kernels=1)
 
 

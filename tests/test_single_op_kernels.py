@@ -5,12 +5,14 @@ float64 reference within the bound of float32 rounding, and that the C program (
 not, numpy's kernel) ran.
 """
 
+import re
+
 import numpy as np
 import pytest
 
 import genesis
 from genesis.compiler import single_op
-from genesis.compiler.codegen.c_dialect import FLAT_SUM_BLOCK
+from genesis.compiler.codegen.c_dialect import FLAT_SUM_BLOCK, FLAT_SUM_LANES
 from genesis.ops.op import OPS
 
 pytestmark = pytest.mark.c_compiler
@@ -18,7 +20,9 @@ SHAPE = (37, 41, 29)
 UNIT = 2.0**-24  # float32's unit roundoff
 
 
-IN_C_OPS = ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward")
+TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid")
+ARITHMETIC = ("add", "sub", "mul", "div", "sqrt", "rsqrt", "reciprocal")
+IN_C_OPS = ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward") + TRANSCENDENTAL + ARITHMETIC
 
 
 def test_the_ops_with_slow_numpy_kernels_take_the_c_path():
@@ -46,9 +50,9 @@ def _data(shape, dtype=np.float32, seed=0):
 
 
 def _sum_bound(x, dims, dtype):
-    """A float32 sum adds at most FLAT_SUM_BLOCK / 16 values per SIMD lane in float, then in double."""
+    """A float32 sum adds at most FLAT_SUM_BLOCK / FLAT_SUM_LANES values per lane in float, then in double."""
     u = UNIT if dtype == np.float32 else 2.0**-53
-    return (FLAT_SUM_BLOCK / 16 + 8) * u * np.abs(x.astype(np.float64)).sum(axis=dims) + 1e-30
+    return (FLAT_SUM_BLOCK / FLAT_SUM_LANES + 8) * u * np.abs(x.astype(np.float64)).sum(axis=dims) + 1e-30
 
 
 # a middle dim alone: the C backend refuses such a group, and numpy's kernel runs
@@ -132,8 +136,52 @@ def test_a_compiled_flat_sum_adds_float_blocks_then_doubles(tmp_path):
     assert abs(got - 2 * x.astype(np.float64).sum()) <= 2 * _sum_bound(x, None, np.float32)
     (folder,) = tmp_path.iterdir()
     source = (folder / "kernels.c").read_text()
-    assert "float b_v" in source and f"block += {FLAT_SUM_BLOCK}" in source, source
+    assert re.search(rf"float b_v\d+\[{FLAT_SUM_LANES}\]", source) and f"block += {FLAT_SUM_BLOCK}" in source, source
     assert str(x.size) not in source  # a flat kernel's C names no size: every size shares one library
+
+
+def _flat_sum_in_lanes(x) -> float:
+    """A flat float32 sum as the C kernel adds it (one chunk): per block, lane l the elements l,
+    l + LANES, ... in float, the lanes pairwise, the blocks' sums in double."""
+    total = 0.0
+    for start in range(0, x.size, FLAT_SUM_BLOCK):
+        block = np.zeros(FLAT_SUM_BLOCK, np.float32)  # + 0.0 leaves a lane's sum as it is
+        block[: x.size - start] = x[start : start + FLAT_SUM_BLOCK]
+        lanes = np.add.reduce(block.reshape(-1, FLAT_SUM_LANES), axis=0)  # down each column, in order
+        width = FLAT_SUM_LANES // 2
+        while width:
+            lanes[:width] += lanes[width : 2 * width]
+            width //= 2
+        total += float(lanes[0])
+    return total
+
+
+def test_a_flat_sum_adds_in_the_kernels_lanes_on_every_machine():
+    """The lanes are the kernel's, not the vector unit's: the same bits whatever the machine's width."""
+    x = _data(5 * FLAT_SUM_BLOCK + 37, seed=4)
+    got = genesis.compile(lambda t: t.sum(), backend="c")(genesis.tensor(x)).numpy()
+    assert got == np.float32(_flat_sum_in_lanes(x))
+
+
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_big_transcendentals_run_in_c_within_a_few_ulps(small_threshold, name):
+    x = np.abs(_data(5000, seed=5)) + 0.25  # inside every function's domain
+    got = getattr(genesis.tensor(x), name)().numpy()
+    reference = (lambda v: 1 / (1 + np.exp(-v))) if name == "sigmoid" else getattr(np, name)
+    exact = reference(x.astype(np.float64))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, exact, rtol=8 * UNIT, atol=0)
+    assert [key[0] for key in small_threshold] == [name] and _c_programs(small_threshold) == 1
+
+
+@pytest.mark.parametrize("name", ARITHMETIC)
+def test_big_arithmetic_in_c_is_numpys_bit_for_bit(small_threshold, name):
+    a, b = np.abs(_data(SHAPE, seed=6)) + 0.5, _data(SHAPE[1:], seed=7)  # b broadcast over the rows
+    binary = name in ("add", "sub", "mul", "div")
+    got = getattr(genesis.tensor(a), name)(genesis.tensor(b)) if binary else getattr(genesis.tensor(a), name)()
+    numpy_kernel = OPS[name].kernel
+    np.testing.assert_array_equal(got.numpy(), numpy_kernel(a, b) if binary else numpy_kernel(a))
+    assert _c_programs(small_threshold) == 1
 
 
 def test_gelu_and_its_gradient_in_c_match_torch(small_threshold):
@@ -162,3 +210,12 @@ def test_erf_in_c_matches_the_float64_erf_and_small_arrays_keep_scipys(small_thr
     small = x[:100]
     np.testing.assert_array_equal(genesis.tensor(small).erf().numpy(), special.erf(small))
     assert _c_programs(small_threshold) == 1 and len(small_threshold) == 1
+
+
+def test_a_bfloat16_input_runs_in_float32_and_is_rounded_once(small_threshold):
+    x = genesis.tensor(_data(5000, seed=8), dtype=genesis.bfloat16)
+    got = x.exp()
+    assert got.dtype is genesis.bfloat16
+    exact = np.exp(x.numpy().astype(np.float64))
+    np.testing.assert_allclose(got.numpy().astype(np.float64), exact, rtol=2.0**-8, atol=0)  # half a bf16 ulp
+    assert _c_programs(small_threshold) == 1

@@ -45,6 +45,12 @@ def single_op_kernel(op, arrays, attrs, out_dtype):
         big = big or x.size >= op.generated_eager_from
     if not big:
         return None
+    computed = GENESIS_DTYPE[dtype]
+    if out_dtype is not computed:
+        if out_dtype.itemsize >= computed.itemsize:
+            return None
+        # fp16/bf16 computed in float32: the kernel gives float32, which dispatch rounds, as numpy's
+        out_dtype = computed
     key = (op.name, dtype, tuple(x.shape for x in arrays), out_dtype, tuple(sorted(attrs.items())))
     run = _programs.get(key)
     if run is None:
@@ -56,8 +62,7 @@ def single_op_kernel(op, arrays, attrs, out_dtype):
         _programs.move_to_end(key)
     if run is _NONE:
         return None
-    genesis_dtype = GENESIS_DTYPE[dtype]
-    (result,) = run([Tensor._make(x, genesis_dtype) for x in arrays])
+    (result,) = run([Tensor._make(x, computed) for x in arrays])
     return result._data
 
 
