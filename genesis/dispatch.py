@@ -68,8 +68,12 @@ def apply(op, *inputs, **attrs):
             arrays.append(x)
     try:
         result = None
-        if _single_op_kernels is not None and op.generated_eager_from is not None:
-            result = _single_op_kernels(op, arrays, attrs, out_dtype)
+        threshold = op.generated_eager_from
+        if threshold is not None and _single_op_kernels is not None:
+            for array in arrays:  # looked at here, not in a call: most eager adds are small
+                if type(array) is np.ndarray and array.size >= threshold:
+                    result = _single_op_kernels(op, arrays, attrs, out_dtype)
+                    break
         if result is None:
             result = op.kernel(*arrays, **attrs)
     except Exception as error:  # a numpy traceback is no answer: say what was wrong

@@ -112,3 +112,22 @@ def test_openblas_keeps_its_threads_when_asked(pool):
     env = dict(os.environ, GENESIS_BLAS_THREADS="openblas")
     done = subprocess.run([sys.executable, "-c", KEPT], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["0", "0"], done.stderr[-2000:]
+
+
+def test_a_forked_child_runs_products_on_its_own_pool(pool):
+    """A DataLoader worker is a forked child: the callback stays installed, and the child's pool
+    starts workers of its own (the parent's stayed with the parent)."""
+    import multiprocessing
+
+    a, b = operands()
+    expected = a @ b  # the parent's pool has started its workers
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sender.send((a @ b, pool.blas_calls())))  # forked: nothing pickled
+    calls = pool.blas_calls()
+    child.start()
+    assert receiver.poll(120), "the child's product did not finish"
+    product, child_calls = receiver.recv()
+    child.join(timeout=60)
+    np.testing.assert_array_equal(product, expected)
+    assert child_calls > calls  # its jobs ran on its own pool

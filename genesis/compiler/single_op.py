@@ -35,16 +35,18 @@ _NONE = object()  # a key whose program could not be had: numpy's kernel, withou
 
 def single_op_kernel(op, arrays, attrs, out_dtype):
     """The op's result computed by a generated C kernel, or None where its numpy kernel should run."""
+    threshold = op.generated_eager_from
+    for x in arrays:  # small arrays first, and at once: every eager add asks
+        if type(x) is np.ndarray and x.size >= threshold:
+            break
+    else:
+        return None
     dtype = getattr(arrays[0], "dtype", None)
     if dtype not in _FLOATS:
         return None
-    big = False
     for x in arrays:
         if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
             return None
-        big = big or x.size >= op.generated_eager_from
-    if not big:
-        return None
     computed = GENESIS_DTYPE[dtype]
     if out_dtype is not computed:
         if out_dtype.itemsize >= computed.itemsize:
