@@ -131,3 +131,13 @@ def test_a_forked_child_runs_products_on_its_own_pool(pool):
     child.join(timeout=60)
     np.testing.assert_array_equal(product, expected)
     assert child_calls > calls  # its jobs ran on its own pool
+
+
+def test_a_failing_blas_lookup_leaves_openblas_alone_with_a_warning(monkeypatch):
+    class Broken:
+        def select(self, **_):
+            raise RuntimeError("no libraries to inspect")
+
+    monkeypatch.setattr(blas, "ThreadpoolController", Broken)
+    with pytest.warns(UserWarning, match="OpenBLAS keeps its own threads"):
+        assert blas.share_threads(None) == []

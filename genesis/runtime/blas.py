@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import warnings
 
 from threadpoolctl import ThreadpoolController
 
@@ -32,8 +33,13 @@ def share_threads(callback: int | None) -> list[str]:
     """Hand every loaded OpenBLAS `callback` (an address; None gives OpenBLAS its own threads back);
     the paths of the libraries that took it (an OpenBLAS before 0.3.27 has no setter and keeps its
     threads)."""
+    try:
+        controllers = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    except Exception as error:  # noqa: BLE001  (an optimisation: never lose the user's run to it)
+        warnings.warn(f"genesis: OpenBLAS keeps its own threads ({error!r})", stacklevel=2)
+        return []
     taken = []
-    for controller in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+    for controller in controllers:
         setter = _setter(controller.filepath)
         if setter is not None:
             setter(callback)
