@@ -105,7 +105,8 @@ install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) 
 
 def provide_single_op_kernels(provider) -> None:
     """`provider(op, arrays, attrs, out_dtype)`: the result of an op that sets `generated_eager_from`
-    computed by a generated kernel, or None for the op's own kernel. The compiler hands it down."""
+    computed by a generated kernel, or None for the op's own kernel; asked only where an array has
+    that many elements (`apply` looks). The compiler hands it down."""
     global _single_op_kernels
     _single_op_kernels = provider
 

@@ -19,6 +19,7 @@ import torch
 from optest import FLOAT_DTYPES, TORCH_DTYPE, check_numerical_grad, check_torch
 
 import genesis
+from genesis.ops import matmul as matmul_module
 
 RNG = np.random.default_rng(0)
 
@@ -385,8 +386,6 @@ def test_a_linear_layers_weight_gradient_is_torchs_and_made_in_its_layout(input_
     (torch.tensor(x) @ reference.T).backward(torch.tensor(g))
     np.testing.assert_allclose(w.grad.numpy(), reference.grad.numpy(), rtol=1e-12, atol=1e-12)
     # the rule's gradient for weight.T is held as weight.T is: its transpose, the weight's, is row-major
-    from genesis.ops import matmul as matmul_module
-
     x_t, g_t = genesis.tensor(x), genesis.tensor(g)
     grad = matmul_module._grad_b(g_t, None, x_t, w.detach().T)
     assert grad.shape == (12, 7) and grad.numpy().T.flags.c_contiguous

@@ -34,13 +34,8 @@ _NONE = object()  # a key whose program could not be had: numpy's kernel, withou
 
 
 def single_op_kernel(op, arrays, attrs, out_dtype):
-    """The op's result computed by a generated C kernel, or None where its numpy kernel should run."""
-    threshold = op.generated_eager_from
-    for x in arrays:  # small arrays first, and at once: every eager add asks
-        if type(x) is np.ndarray and x.size >= threshold:
-            break
-    else:
-        return None
+    """The op's result computed by a generated C kernel, or None where its numpy kernel should run.
+    Dispatch asks only where an array has `op.generated_eager_from` elements or more."""
     dtype = getattr(arrays[0], "dtype", None)
     if dtype not in _FLOATS:
         return None
