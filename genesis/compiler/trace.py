@@ -181,6 +181,7 @@ class Tracer:
     def __init__(self, graph: Graph | None = None):
         self.graph = graph if graph is not None else Graph()
         self.captured: list[tuple[Tensor, str]] = []  # (tensor, its input's name), in order of first use
+        self._captured_ids: set[int] = set()
         self.grad_holders: dict[int, Tensor] = {}  # id of a captured gradient -> the tensor it is .grad of
         self.grad_resets: set[int] = set()  # ids of tensors whose zero_grad() ran while tracing
         self.scalars: list[tuple] = []  # (getter, dtype, input name) of lifted host scalars
@@ -241,12 +242,17 @@ class Tracer:
         node = self.graph.add_input(tensor.shape, tensor.dtype, source=user_line())
         self._saved.append((tensor, tensor._data, tensor._node, tensor.grad, tensor._version))
         self.captured.append((tensor, node.name))
+        self._captured_ids.add(id(tensor))
         tensor._data = self._symbol(node.name, tensor.dtype, element_strides(tensor._data))
         tensor._node = None  # history from before the trace is not part of the graph
         tensor._version = [0]
-        if tensor.grad is not None and type(tensor.grad._data) is not Symbol:
-            self.capture(tensor.grad)
-            self.grad_holders[id(tensor.grad)] = tensor
+        grad = tensor.grad
+        if grad is not None and (type(grad._data) is not Symbol or id(grad) in self._captured_ids):
+            # a gradient the code read before its tensor (an optimizer's `p.grad` while its step is
+            # traced alone) is captured already: it is still `.grad`, read anew at every call, not a constant
+            if type(grad._data) is not Symbol:
+                self.capture(grad)
+            self.grad_holders[id(grad)] = tensor
         return node.name
 
     def restore(self) -> None:
