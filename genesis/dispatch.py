@@ -155,6 +155,15 @@ def host_scalar(read, dtype, key):
     return _tracer.scalar_input(read, dtype, key=key)
 
 
+def gradient(tensor):
+    """`tensor.grad`, for code that decides by it (an optimizer skips a parameter without one, clipping
+    reads every gradient). While tracing, a gradient that comes from outside the traced code is read
+    anew at every call, and the compiled program is guarded on whether there is one."""
+    if _tracer is None:
+        return tensor.grad
+    return _tracer.gradient(tensor)
+
+
 def untraceable(what: str) -> None:
     """Code that a trace cannot record (it reads values on the host): while tracing, the graph breaks
     here and the function runs eagerly; in eager mode, nothing happens."""

@@ -453,16 +453,50 @@ OPTIMIZERS = [
 @pytest.mark.parametrize("name, options", OPTIMIZERS, ids=[name for name, _ in OPTIMIZERS])
 def test_an_optimizer_step_compiled_alone_reads_each_calls_gradients(name, options):
     # the step reads p.grad before p, so the first trace captured the gradient as a constant: every
-    # later call updated the parameters with the second call's gradients (SGD 0.48 off after 4 steps)
+    # later call updated the parameters with the second call's gradients (SGD 0.48 off after 4 steps);
+    # and a parameter whose gradient went None was updated with zeros, where eager skips it
     rng = np.random.default_rng(0)
-    start = rng.standard_normal((3, 4)).astype(np.float32)
-    eager, fused = (genesis.nn.Parameter(genesis.tensor(start.copy())) for _ in range(2))
-    eager_optimizer = getattr(genesis.optim, name)([eager], **options)
-    fused_optimizer = getattr(genesis.optim, name)([fused], **options)
-    fused_step = genesis.compile(fused_optimizer.step, fullgraph=True)
-    for _ in range(5):
-        gradient = rng.standard_normal((3, 4)).astype(np.float32)
-        eager.grad, fused.grad = genesis.tensor(gradient), genesis.tensor(gradient.copy())
+    starts = [rng.standard_normal(shape).astype(np.float32) for shape in ((3, 4), (5,))]
+    eager = [genesis.nn.Parameter(genesis.tensor(x.copy())) for x in starts]
+    fused = [genesis.nn.Parameter(genesis.tensor(x.copy())) for x in starts]
+    eager_optimizer = getattr(genesis.optim, name)(eager, **options)
+    fused_step = genesis.compile(getattr(genesis.optim, name)(fused, **options).step, fullgraph=True)
+    for call in range(6):
+        for index, (e, f) in enumerate(zip(eager, fused)):
+            gradient = rng.standard_normal(e.shape).astype(np.float32)
+            e.grad, f.grad = (
+                (None, None) if (call, index) == (3, 1) else (genesis.tensor(gradient), genesis.tensor(gradient))
+            )
         eager_optimizer.step()
         fused_step()
-        np.testing.assert_array_equal(fused.detach().numpy(), eager.detach().numpy())
+        for e, f in zip(eager, fused):
+            np.testing.assert_array_equal(f.detach().numpy(), e.detach().numpy())
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_clipping_compiled_alone_clips_each_calls_gradients(clip):
+    rng = np.random.default_rng(1)
+    eager = [
+        genesis.nn.Parameter(genesis.tensor(rng.standard_normal(shape).astype(np.float32))) for shape in ((3, 4), (5,))
+    ]
+    fused = [genesis.nn.Parameter(genesis.tensor(p.detach().numpy().copy())) for p in eager]
+
+    def clip_gradients(parameters):
+        if clip == "norm":
+            return genesis.nn.utils.clip_grad_norm_(parameters, 1.0)
+        genesis.nn.utils.clip_grad_value_(parameters, 0.5)
+
+    fused_clip = genesis.compile(lambda: clip_gradients(fused), fullgraph=True)
+    for call in range(4):
+        for index, (e, f) in enumerate(zip(eager, fused)):
+            gradient = 3 * rng.standard_normal(e.shape).astype(np.float32)
+            e.grad, f.grad = (
+                (None, None) if (call, index) == (2, 1) else (genesis.tensor(gradient), genesis.tensor(gradient))
+            )
+        expected, got = clip_gradients(eager), fused_clip()
+        if clip == "norm":  # a float32 sum of 17 squares, in another order: a few ulps
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+        for e, f in zip(eager, fused):
+            assert (f.grad is None) == (e.grad is None)
+            if e.grad is not None:
+                np.testing.assert_allclose(f.grad.numpy(), e.grad.numpy(), rtol=1e-6, atol=1e-7)

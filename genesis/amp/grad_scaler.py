@@ -190,7 +190,8 @@ class GradScaler:
     @staticmethod
     def _unscale_grads(optimizer, inv_scale):
         """Unscale every gradient in place; return a 0-d float32 found-inf flag (None without gradients)."""
-        grads = [param.grad for group in optimizer.param_groups for param in group["params"] if param.grad is not None]
+        params = (param for group in optimizer.param_groups for param in group["params"])
+        grads = [grad for grad in map(dispatch.gradient, params) if grad is not None]
         if any(grad.dtype is dtypes.float16 for grad in grads):
             # the unscaled fp16 values would underflow: keep fp32 master weights instead
             raise ValueError("Attempting to unscale FP16 gradients.")

@@ -318,6 +318,20 @@ class Tracer:
             self.guards[key] = (read, read(), what)
         return self.guards[key][1]
 
+    def gradient(self, tensor: Tensor):
+        """`tensor.grad` for code that branches on it (dispatch.gradient). A gradient made by this
+        trace's backward, or dropped by a zero_grad inside it, is the graph's business; any other is
+        the call's: it becomes an input read from `.grad` at every call (capturing `tensor` registers
+        it as its holder), and whether there is one is a guard."""
+        grad = tensor.grad
+        made_here = grad is not None and type(grad._data) is Symbol and id(grad) not in self._captured_ids
+        if made_here or (grad is None and id(tensor) in self.grad_resets):
+            return grad
+        self.guard(lambda: tensor.grad is not None, "whether a parameter has a gradient", key=(id(tensor), "grad"))
+        if grad is not None:
+            self.value(tensor)
+        return tensor.grad
+
     def value(self, x):
         """The graph's name for a tensor; scalars stay literals."""
         if not isinstance(x, Tensor):

@@ -20,7 +20,7 @@ import math
 import types
 import warnings
 
-from genesis import dtypes, markers
+from genesis import dispatch, dtypes, markers
 from genesis import functional as F
 from genesis.creation import tensor
 from genesis.grad_mode import no_grad
@@ -103,7 +103,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
 @no_grad()
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
     """Scale the gradients in place by min(max_norm / (total_norm + 1e-6), 1)."""
-    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    grads = _gradients(_as_list(parameters))
     if not grads:
         return
     clip_coef_clamped = clip_coefficient(total_norm, max_norm=float(max_norm))
@@ -127,7 +127,7 @@ def clip_grad_norm_(
         parameters = list(parameters)
         if is_generator and not parameters:
             warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.", stacklevel=3)
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = _gradients(parameters)
     total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
     return total_norm
@@ -137,9 +137,13 @@ def clip_grad_norm_(
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient into [-clip_value, clip_value] in place."""
     clip_value = float(clip_value)
-    for p in _as_list(parameters):
-        if p.grad is not None:
-            p.grad.clamp_(min=-clip_value, max=clip_value)
+    for grad in _gradients(_as_list(parameters)):
+        grad.clamp_(min=-clip_value, max=clip_value)
+
+
+def _gradients(parameters) -> list[Tensor]:
+    """The gradients the parameters have (a compiled call reads them anew: dispatch.gradient)."""
+    return [grad for grad in map(dispatch.gradient, parameters) if grad is not None]
 
 
 def _check_same_device(tensors) -> None:

@@ -188,7 +188,7 @@ class Optimizer:
     def _params_with_grad(group: dict):
         """(parameter, gradient) for each parameter of the group that has a gradient."""
         for param in group["params"]:
-            grad = param.grad
+            grad = dispatch.gradient(param)
             if grad is None:
                 continue
             if grad.shape != param.shape:
