@@ -11,7 +11,15 @@ import numpy as np
 import genesis
 from genesis.bench.timing import load_torch, measure, record
 
-QUICK = ("add 64x64 (requires_grad)", "matmul 64x64 (requires_grad)", "add 4M", "sum 4M", "mean 4M", "amax 4M")
+QUICK = (
+    "add 64x64 (requires_grad)",
+    "matmul 64x64 (requires_grad)",
+    "add 4M",
+    "sum 4M",
+    "mean 4M",
+    "amax 4M",
+    "Adam step, MLP 784-256-256-10",
+)
 
 
 def _small(torch):
@@ -58,11 +66,36 @@ def _large(torch):
     return found
 
 
+ADAM_STEP = "Adam step, MLP 784-256-256-10"
+
+
+def _optimizer_step(torch):
+    """One Adam step over an MLP's 269K parameters: genesis's fused step, its per-op step (numpy
+    ufuncs in place: the "numpy" column) and PyTorch's default (single-tensor) step."""
+    rng = np.random.default_rng(0)
+    shapes = [(256, 784), (256,), (256, 256), (256,), (10, 256), (10,)]
+    values = [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
+    grads = [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
+    variants = {}
+    for name, fused in (("numpy", False), ("genesis", True)):
+        params = [genesis.nn.Parameter(genesis.tensor(v)) for v in values]
+        for param, grad in zip(params, grads):
+            param.grad = genesis.tensor(grad)
+        variants[name] = genesis.optim.Adam(params, lr=1e-5, fused=fused).step
+    if torch is not None:
+        params = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in values]
+        for param, grad in zip(params, grads):
+            param.grad = torch.from_numpy(grad)
+        variants["torch"] = torch.optim.Adam(params, lr=1e-5).step
+    return {ADAM_STEP: variants}
+
+
 def cases(names=None) -> list[tuple]:
     """(size, name, variants) for the eager cases (those named, or all)."""
     torch = load_torch()
     found = [("small", name, v) for name, v in _small(torch).items()]
     found += [("large", name, v) for name, v in _large(torch).items()]
+    found += [("large", name, v) for name, v in _optimizer_step(torch).items()]
     return [c for c in found if names is None or c[1] in names]
 
 

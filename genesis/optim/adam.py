@@ -28,6 +28,8 @@ class Adam(Optimizer):
         *,
         maximize=False,
         decoupled_weight_decay=False,
+        foreach=None,
+        fused=None,
     ):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -49,7 +51,7 @@ class Adam(Optimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update_group(self, group: dict) -> None:
         beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
@@ -85,9 +87,30 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default 1e-2), as in Loshchilov and Hutter."""
 
     def __init__(
-        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *, maximize=False
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        fused=None,
     ):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+            foreach=foreach,
+            fused=fused,
+        )
 
 
 __all__ = ["Adam", "AdamW"]

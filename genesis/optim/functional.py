@@ -25,8 +25,14 @@ from genesis.tensor import Tensor
 
 
 def lerp_(target: Tensor, end: Tensor, weight) -> Tensor:
-    """target += weight * (end - target), with PyTorch's choice of formula for each weight."""
-    if isinstance(weight, Tensor) or weight < 0.5:  # a traced weight cannot choose: the first form is exact at 0
+    """target += weight * (end - target), with PyTorch's choice of formula for each weight. A tensor
+    weight (a traced hyperparameter) chooses in the graph: both forms, selected by the weight."""
+    if isinstance(weight, Tensor):
+        difference = end - target
+        near_target = target + difference * weight
+        near_end = end - difference * (1 - weight)
+        return target.copy_(F.where(weight < 0.5, near_target, near_end))
+    if weight < 0.5:
         return target.add_((end - target) * weight)
     return target.copy_(end - (end - target) * (1 - weight))
 

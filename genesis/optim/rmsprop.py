@@ -16,7 +16,18 @@ class RMSprop(Optimizer):
     _per_element_state_keys = ("square_avg", "grad_avg", "momentum_buffer")
 
     def __init__(
-        self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, maximize=False
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        *,
+        maximize=False,
+        foreach=None,
+        fused=None,
     ):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -37,7 +48,7 @@ class RMSprop(Optimizer):
             centered=centered,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update_group(self, group: dict) -> None:
         lr, momentum = self._hyper(group, "lr"), self._hyper(group, "momentum")
