@@ -131,3 +131,15 @@ def test_only_kernels_that_move_more_than_the_threshold_stream_their_outputs(tmp
         assert_matches_eager(lambda x, w: (x * w).relu(), x, w, c_kernels=1)
         sources = "".join(path.read_text() for path in (tmp_path / str(threshold)).glob("*.py"))
         assert ("g_stream_row(o_" in sources) is streams
+
+
+def test_an_operand_reshaped_within_its_rows_is_read_in_its_new_shape():
+    # a convolution's product (N, groups, C, H*W) seen as (N, C, H, W) beside a per-channel bias and
+    # batch statistics: C refused the reshape and the group ran as numpy blocks on Python's threads
+    def fn(product, bias, weight):
+        y = product.reshape(4, 6, 5, 3) + bias.reshape(1, 6, 1, 1)
+        return batch_norm_relu(y, weight, bias)
+
+    args = [data(4, 1, 6, 15, seed=0), data(6, seed=1), data(6, seed=2)]
+    _, program = assert_matches_eager(fn, *args, rtol=1e-5, atol=1e-5)  # batch statistics: sums in lanes
+    assert program["c_kernels"] == program["kernels"], program

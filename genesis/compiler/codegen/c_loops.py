@@ -85,6 +85,16 @@ class KernelLoops:
                 and self._readers(source) == 1
             ):
                 self.inputs[source] = (s.shape, self.inputs[source][1], True)
+            elif (  # a row-blocked operand (contiguous: the shim passes it so) reshaped within its rows
+                s.index_map is IndexMap.RESHAPE
+                and source in self.inputs
+                and source in {o.local for o in spec.operands}
+                and self.inputs[source][2]
+                and self._readers(source) == 1
+                and numel(self.inputs[source][0]) == numel(s.shape)
+                and tuple(self.inputs[source][0][:1]) == tuple(s.shape[:1])
+            ):
+                self.inputs[source] = (s.shape, self.inputs[source][1], True)
         self.shapes = {s.value: s.shape for s in self.statements}
         for s in self.statements:  # splitting a row's dims (heads out of features), for output only:
             source = s.reads[0]  # the same elements in the same order, stored where its source would be
