@@ -12,6 +12,7 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     movement,
     random,
     reduction,
+    windows,
 )
 from genesis.ops.op import OPS, Autocast, Kind, Op, register
 

@@ -1,19 +1,18 @@
-"""conv2d (and conv1d) as im2col + matmul, from pad, strided slicing, stack and reshape.
+"""conv2d (and conv1d) as im2col + matmul.
 
-For each of the kh*kw kernel offsets, one strided basic slice of the padded
-input `x[:, :, i*d : i*d + (Ho-1)*s + 1 : s, ...]` holds that offset's input
-for every output position. Stacking them gives the columns (N, C, kh*kw, Ho,
-Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo), they meet the weight
-(groups, O/groups, C/groups * kh*kw) in one batched matmul. Every piece is a
-primitive with a vjp (the slices' backward scatters into zeros), so the
-gradients for input, weight and bias come for free and a compiler sees views
-and a matmul, not an opaque convolution.
+`im2col` (ops/windows.py) lays the windows of the padded input out as columns
+(N, C, kh*kw, Ho, Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo),
+they meet the weight (groups, O/groups, C/groups * kh*kw) in one batched
+matmul. im2col's vjp is col2im, and matmul, pad and reshape have theirs, so the
+gradients for input, weight and bias come for free and a compiler sees a
+matmul, not an opaque convolution.
 """
 
 from __future__ import annotations
 
 from genesis import functional as GF
 from genesis.errors import ShapeError
+from genesis.functional.windows import conv_output_size, im2col
 
 
 def pair(value, name="argument"):
@@ -25,21 +24,6 @@ def pair(value, name="argument"):
     if len(value) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
     return int(value[0]), int(value[1])
-
-
-def window_slices(padded, kernel, stride, dilation, out_size):
-    """The kh*kw strided views of `padded` (N, C, Hp, Wp), each (N, C, Ho, Wo), in row-major kernel order."""
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_size
-    views = []
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            views.append(padded[:, :, top : top + (ho - 1) * sh + 1 : sh, left : left + (wo - 1) * sw + 1 : sw])
-    return views
-
-
-def conv_output_size(size, kernel, stride, padding_total, dilation):
-    return (size + padding_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _same_padding(kernel, dilation):
@@ -88,7 +72,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}"
         )
     padded = GF.pad(x, (left, right, top, bottom)) if any(pads) else x
-    columns = GF.stack(window_slices(padded, (kh, kw), stride, dilation, (ho, wo)), dim=2)
+    columns = im2col(padded, (kh, kw), stride, dilation)
     columns = GF.reshape(columns, (n, groups, (c // groups) * kh * kw, ho * wo))
     kernel = GF.reshape(weight, (groups, out_channels // groups, group_channels * kh * kw))
     out = GF.reshape(GF.matmul(kernel, columns), (n, out_channels, ho, wo))

@@ -1,28 +1,21 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d: window extraction + a reduction.
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d over sliding windows (ops/windows.py).
 
-The windows are the same strided views conv2d uses, stacked on a last dim of
-size kh*kw. max_pool2d reduces with `max(dim=-1)` (argmax + gather), so the
-gradient goes to the first maximum of each window, as PyTorch's does, and
-the argmax also gives `return_indices`. Padding is -inf for max and zeros for
-average; the average's divisor is a constant computed from the shapes alone
-(PyTorch's rule for count_include_pad and ceil_mode), so no host read happens.
+max_pool2d finds each window's maximum with `max_pool2d_indices` (the first
+maximum in window order, as PyTorch's kernel; a NaN wins) and gathers the
+values from the input's H*W plane at those positions, so the gradient is the
+gather's: a scatter of the output's gradient back to the maxima. The positions
+are also `return_indices`. avg_pool2d sums im2col's columns: padding is zeros,
+and the divisor is a constant computed from the shapes alone (PyTorch's rule
+for count_include_pad and ceil_mode), so no host read happens.
 """
 
 from __future__ import annotations
 
 from genesis import functional as GF
-from genesis.creation import arange, tensor
+from genesis.creation import tensor
 from genesis.errors import ShapeError
-from genesis.nn.functional.conv import pair, window_slices
-
-
-def _pool_output_size(size, kernel, stride, pad, dilation, ceil_mode):
-    """PyTorch's pooling_output_shape: with ceil_mode, the last window must start inside input + left pad."""
-    span = size + 2 * pad - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+from genesis.functional.windows import im2col, max_pool2d_indices, pool_output_size
+from genesis.nn.functional.conv import pair
 
 
 def _setup(x, kernel_size, stride, padding, dilation, ceil_mode, name):
@@ -39,7 +32,7 @@ def _setup(x, kernel_size, stride, padding, dilation, ceil_mode, name):
             )
     h, w = x.shape[-2:]
     out = tuple(
-        _pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)
+        pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)
     )
     if out[0] <= 0 or out[1] <= 0:
         raise ShapeError(f"{name}: the output size {out} is too small for input {list(x.shape)} and kernel {kernel}")
@@ -51,11 +44,8 @@ def _setup(x, kernel_size, stride, padding, dilation, ceil_mode, name):
     return kernel, stride, pads, dilation, out, extra
 
 
-def _windows(x, kernel, stride, pads, dilation, out, extra, value):
-    batched = x if x.ndim == 4 else GF.unsqueeze(x, 0)
-    widths = (pads[1], extra[1], pads[0], extra[0])
-    padded = GF.pad(batched, widths, value=value) if any(widths) else batched
-    return GF.stack(window_slices(padded, kernel, stride, dilation, out), dim=-1)
+def _batched(x):
+    return x if x.ndim == 4 else GF.unsqueeze(x, 0)
 
 
 def _restore(out, x):
@@ -68,18 +58,14 @@ def max_pool2d(
     kernel, stride, pads, dilation, out, extra = _setup(
         x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
     )
-    windows = _windows(x, kernel, stride, pads, dilation, out, extra, float("-inf"))
-    values, positions = GF.max(windows, -1)
-    values = _restore(values, x)
+    batched = _batched(x)
+    n, c, h, w = batched.shape
+    positions = max_pool2d_indices(batched, kernel, stride, pads, dilation, ceil_mode)
+    plane = GF.reshape(batched, (n, c, h * w))
+    values = GF.reshape(GF.gather(plane, 2, GF.reshape(positions, (n, c, out[0] * out[1]))), (n, c, *out))
     if not return_indices:
-        return values
-
-    # flat index into the unpadded H*W plane, as PyTorch's max_pool2d_with_indices returns
-    kernel_row = positions // kernel[1]
-    kernel_col = positions - kernel_row * kernel[1]
-    row = GF.reshape(arange(out[0]) * stride[0] - pads[0], (out[0], 1)) + kernel_row * dilation[0]
-    col = GF.reshape(arange(out[1]) * stride[1] - pads[1], (1, out[1])) + kernel_col * dilation[1]
-    return values, _restore(row * x.shape[-1] + col, x)
+        return _restore(values, x)
+    return _restore(values, x), _restore(positions, x)
 
 
 def _average_divisor(size, kernel, stride, pad, out, count_include_pad):
@@ -105,17 +91,20 @@ def avg_pool2d(
     divisor_override=None,
 ):
     kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    sums = GF.sum(_windows(x, kernel, stride, pads, dilation, out, extra, 0.0), -1)
+    widths = (pads[1], extra[1], pads[0], extra[0])
+    batched = _batched(x)
+    padded = GF.pad(batched, widths) if any(widths) else batched
+    sums = _restore(GF.sum(im2col(padded, kernel, stride, dilation), 2), x)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor must be not zero")
-        return _restore(sums / float(divisor_override), x)
+        return sums / float(divisor_override)
     rows = _average_divisor(x.shape[-2], kernel[0], stride[0], pads[0], out[0], count_include_pad)
     cols = _average_divisor(x.shape[-1], kernel[1], stride[1], pads[1], out[1], count_include_pad)
     if len(set(rows)) == 1 and len(set(cols)) == 1:
-        return _restore(sums / float(rows[0] * cols[0]), x)
+        return sums / float(rows[0] * cols[0])
     divisor = tensor([[float(r * c) for c in cols] for r in rows], dtype=sums.dtype)
-    return _restore(sums / divisor, x)
+    return sums / divisor
 
 
 def _adaptive_bounds(size, out):

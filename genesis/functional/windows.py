@@ -1,0 +1,28 @@
+"""Sliding windows over the last two dims (ops/windows.py): the pieces of convolution and pooling."""
+
+from __future__ import annotations
+
+from genesis.dispatch import apply
+from genesis.ops import windows as W
+from genesis.ops.windows import conv_output_size, pool_output_size  # noqa: F401  (the layers above size with them)
+
+
+def im2col(x, kernel, stride=(1, 1), dilation=(1, 1)):
+    """The windows of x (N, C, H, W) as columns (N, C, kh*kw, Ho, Wo); pad x first for padding."""
+    return apply(W.im2col, x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation))
+
+
+def max_pool2d_indices(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """Per window of x (N, C, H, W), where its maximum is in the H*W plane (int64)."""
+    return apply(
+        W.max_pool2d_indices,
+        x,
+        kernel=tuple(kernel),
+        stride=tuple(stride),
+        padding=tuple(padding),
+        dilation=tuple(dilation),
+        ceil_mode=bool(ceil_mode),
+    )
+
+
+__all__: list[str] = []  # not re-exported as genesis.*: nn.functional's convolutions and poolings use them

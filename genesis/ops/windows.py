@@ -1,0 +1,233 @@
+"""Sliding windows over the last two dims: im2col, col2im and max-pooling's positions.
+
+A convolution is im2col + matmul and a pooling is a reduction over windows
+(nn/functional/conv.py, pooling.py). Built from kh*kw strided slices and a
+stack, the columns cost a copy per slice, and their backward a zeros tensor
+and a scatter per slice; max-pooling took an argmax over a stacked copy and
+scattered its gradient with np.add.at (together 85 of the 134 ms of a CNN step
+in benchmarks/train_step.py). These three ops do the same work directly:
+
+- `im2col(x)`: x (N, C, H, W), already padded, to the columns (N, C, kh*kw,
+  Ho, Wo), row-major over the kernel: one strided view, one copy. Its vjp is
+  col2im.
+- `col2im(cols, size=(H, W))`: the adjoint, summing each window position's
+  values back into an (N, C, H, W) zeros array (in float32 for fp16/bf16, then
+  rounded once). Its vjp is im2col.
+- `max_pool2d_indices(x)`: for each window, the position of its maximum in the
+  H*W plane (PyTorch's `return_indices`), with PyTorch's rule: the first
+  maximum in window order wins, and a NaN wins over numbers (the last NaN).
+  Padding never wins. Integer, no gradient: the values are a gather of the
+  plane at these positions, whose vjp scatters the gradient back.
+
+Attributes are tuples (kh, kw), (sh, sw), (dh, dw), and for the pooling op
+(ph, pw) and ceil_mode; the shape rules check what the functional layer
+checks, so a traced program fails with the same message.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from genesis.dtypes import BOOL, int64
+from genesis.errors import ShapeError
+from genesis.ops import dtype_rules as dt
+from genesis.ops.op import Autocast, Kind, Op, register
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding_total: int, dilation: int) -> int:
+    return (size + padding_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling_output_shape: with ceil_mode, the last window must start inside input + left pad."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _four_dims(name, shape) -> None:
+    if len(shape) != 4:
+        raise ShapeError(f"{name} expects a 4-D (N, C, H, W) tensor, got shape {list(shape)}")
+
+
+def _window_counts(name, shape, kernel, stride, dilation) -> tuple[int, int]:
+    _four_dims(name, shape)
+    out = tuple(conv_output_size(n, k, s, 0, d) for n, k, s, d in zip(shape[2:], kernel, stride, dilation))
+    if out[0] <= 0 or out[1] <= 0:
+        raise ShapeError(
+            f"{name}: a {kernel[0]}x{kernel[1]} kernel with dilation {dilation} does not fit in an input of "
+            f"shape {list(shape)}"
+        )
+    return out
+
+
+def _windows(x, kernel, stride, dilation, out):
+    """The strided view (N, C, kh, kw, Ho, Wo) of every window of x."""
+    n, c = x.shape[:2]
+    s0, s1, s2, s3 = x.strides
+    shape = (n, c, kernel[0], kernel[1], out[0], out[1])
+    strides = (s0, s1, s2 * dilation[0], s3 * dilation[1], s2 * stride[0], s3 * stride[1])
+    return as_strided(x, shape, strides, writeable=False)
+
+
+def _im2col_shape(shape, *, kernel, stride, dilation):
+    out = _window_counts("im2col", shape, kernel, stride, dilation)
+    return (shape[0], shape[1], kernel[0] * kernel[1], *out)
+
+
+def _im2col_kernel(x, *, kernel, stride, dilation):
+    out = _window_counts("im2col", x.shape, kernel, stride, dilation)
+    columns = np.ascontiguousarray(_windows(x, kernel, stride, dilation, out))
+    return columns.reshape(x.shape[0], x.shape[1], kernel[0] * kernel[1], *out)
+
+
+def _col2im_shape(shape, *, size, kernel, stride, dilation):
+    if len(shape) != 5:
+        raise ShapeError(f"col2im expects 5-D columns (N, C, kh*kw, Ho, Wo), got shape {list(shape)}")
+    full = (shape[0], shape[1], *size)
+    if _im2col_shape(full, kernel=kernel, stride=stride, dilation=dilation) != tuple(shape):
+        raise ShapeError(
+            f"col2im: columns of shape {list(shape)} are not the windows of a {list(full)} input with "
+            f"kernel {kernel}, stride {stride} and dilation {dilation}"
+        )
+    return full
+
+
+def _col2im_kernel(columns, *, size, kernel, stride, dilation):
+    n, c, _, ho, wo = columns.shape
+    image = np.zeros((n, c, *size), columns.dtype)
+    columns = columns.reshape(n, c, kernel[0], kernel[1], ho, wo)
+    for i in range(kernel[0]):
+        top = i * dilation[0]
+        for j in range(kernel[1]):
+            left = j * dilation[1]
+            image[
+                :,
+                :,
+                top : top + (ho - 1) * stride[0] + 1 : stride[0],
+                left : left + (wo - 1) * stride[1] + 1 : stride[1],
+            ] += columns[:, :, i, j]
+    return image
+
+
+def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode):
+    """(Ho, Wo) and how far right/bottom the last window reaches past the input and its padding."""
+    out = tuple(
+        pool_output_size(n, k, s, p, d, ceil_mode)
+        for n, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation)
+    )
+    extra = tuple(
+        max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)
+        for o, s, d, k, n, p in zip(out, stride, dilation, kernel, shape[2:], padding)
+    )
+    return out, extra
+
+
+def _max_pool_shape(shape, *, kernel, stride, padding, dilation, ceil_mode):
+    _four_dims("max_pool2d", shape)
+    out, _ = _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode)
+    if out[0] <= 0 or out[1] <= 0:
+        raise ShapeError(f"max_pool2d: the output size {out} is too small for input {list(shape)} and kernel {kernel}")
+    return (shape[0], shape[1], *out)
+
+
+def _lowest(dtype):
+    return np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf  # bfloat16's kind is "V"
+
+
+def _max_pool_indices_kernel(x, *, kernel, stride, padding, dilation, ceil_mode):
+    w = x.shape[3]
+    out, extra = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    widths = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
+    padded = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
+    windows = _windows(padded, kernel, stride, dilation, out)
+    corner = (np.arange(out[0]).reshape(-1, 1) * stride[0] - padding[0]) * w + (
+        np.arange(out[1]) * stride[1] - padding[1]
+    )
+    offsets = [i * dilation[0] * w + j * dilation[1] for i in range(kernel[0]) for j in range(kernel[1])]
+    winner, best = _window_winners(windows, kernel, offsets, nan_wins=False)
+    if x.dtype.kind not in "iu" and np.isnan(best).any():  # np.maximum carried a NaN: find the last one
+        winner, _ = _window_winners(windows, kernel, offsets, nan_wins=True)
+    return np.add(winner, corner, dtype=np.int64)
+
+
+def _window_winners(windows, kernel, offsets, nan_wins):
+    """Per window, the offset (in the H*W plane, from its corner) of its first maximum in window order,
+    or with `nan_wins` of its last NaN; and the maxima. Each window position's values are copied out
+    of the strided view once, and every pass is a vectorised ufunc: masked copies (np.copyto's
+    `where`) cost 5 ns an element. Offsets grow with the window position unless the dilation is wide
+    against a narrow input, so the running winner is a running maximum of `wins * offset`;
+    otherwise it is the position's number, looked up at the end."""
+    increasing = all(a < b for a, b in itertools.pairwise(offsets))
+    best = np.ascontiguousarray(windows[:, :, 0, 0])
+    winner = np.zeros(best.shape, np.int32)
+    for k in range(1, len(offsets)):
+        values = np.ascontiguousarray(windows[:, :, k // kernel[1], k % kernel[1]])
+        wins = values > best
+        if nan_wins:
+            wins |= np.isnan(values)
+        np.maximum(best, values, out=best)
+        np.maximum(winner, np.multiply(wins, offsets[k] if increasing else k, dtype=np.int32), out=winner)
+    if not increasing:
+        winner = np.asarray(offsets, np.int64)[winner]
+    return winner, best
+
+
+def _im2col_grad(g, out, x, *, kernel, stride, dilation):
+    return col2im(g, size=tuple(x.shape[2:]), kernel=kernel, stride=stride, dilation=dilation)
+
+
+def _col2im_grad(g, out, columns, *, size, kernel, stride, dilation):
+    return im2col(g, kernel=kernel, stride=stride, dilation=dilation)
+
+
+def _positions(inputs, **attrs):
+    if inputs[0].dtype.category == BOOL:
+        raise TypeError("max_pool2d is not defined for bool tensors")
+    return None, int64
+
+
+im2col = register(
+    Op(
+        name="im2col",
+        kind=Kind.OPAQUE,
+        kernel=_im2col_kernel,
+        shape=_im2col_shape,
+        dtype=dt.first_input,
+        vjp=(_im2col_grad,),
+        saves=frozenset(),
+        upcasts_low_precision=False,  # it moves values, as a copy does
+        contiguous_result=True,
+    )
+)
+col2im = register(
+    Op(
+        name="col2im",
+        kind=Kind.OPAQUE,
+        kernel=_col2im_kernel,
+        shape=_col2im_shape,
+        dtype=dt.same,
+        vjp=(_col2im_grad,),
+        saves=frozenset(),
+        autocast=Autocast.NONE,
+        contiguous_result=True,
+    )
+)
+max_pool2d_indices = register(
+    Op(
+        name="max_pool2d_indices",
+        kind=Kind.OPAQUE,
+        kernel=_max_pool_indices_kernel,
+        shape=_max_pool_shape,
+        dtype=_positions,
+        upcasts_low_precision=False,  # compares values as they are
+        contiguous_result=True,
+    )
+)
+
+__all__ = ["im2col", "col2im", "max_pool2d_indices", "conv_output_size", "pool_output_size"]

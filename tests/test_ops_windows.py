@@ -1,0 +1,129 @@
+"""The sliding-window ops (ops/windows.py) under convolution and pooling: against PyTorch, against
+numerical gradients, and compiled against eager.
+
+test_nn_functional.py checks conv2d, max_pool2d and avg_pool2d values and gradients against
+PyTorch; here: max-pooling's positions (`return_indices`) with ties, NaNs, padding, dilation and
+ceil_mode, integer and low-precision inputs, im2col and col2im as each other's adjoint, and a
+convolution-pooling network compiled against eager.
+"""
+
+import numpy as np
+import pytest
+import torch
+from optest import check_numerical_grad, check_torch
+
+import genesis
+import genesis.nn.functional as F
+from genesis.errors import ShapeError
+from genesis.functional.windows import im2col
+from genesis.ops import OPS
+
+POOLS = [  # (the input's width, max_pool2d's options)
+    (8, dict(kernel_size=2)),
+    (8, dict(kernel_size=3, stride=1, padding=1)),
+    (8, dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True)),
+    (8, dict(kernel_size=2, stride=2, dilation=2)),
+    (8, dict(kernel_size=3, stride=2, padding=1, dilation=(1, 2), ceil_mode=True)),
+    # 3 wide: a window's next row is nearer in the plane than its last column
+    (3, dict(kernel_size=(2, 3), stride=1, padding=(0, 1), dilation=(1, 2))),
+]
+
+
+def lib_of(t):
+    return torch.nn.functional if isinstance(t, torch.Tensor) else F
+
+
+@pytest.mark.parametrize("width, options", POOLS, ids=range(len(POOLS)))
+def test_max_pool2d_positions_and_gradients_are_pytorchs(width, options):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, width))
+    x[0, 0, :4, :3] = 1.5  # ties: the first maximum in window order wins
+    x[1, 2, 2, 2] = x[1, 2, 5, 1] = np.nan  # a NaN wins over numbers, the last one over the first
+    values, positions = F.max_pool2d(genesis.tensor(x), **options, return_indices=True)
+    expected_values, expected_positions = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x), **options, return_indices=True
+    )
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+    np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+    finite = np.nan_to_num(x, nan=0.0)
+    check_torch(lambda t: lib_of(t).max_pool2d(t, **options), [finite], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).max_pool2d(t[0], **options), [finite], dtype=genesis.float32)  # (C, H, W)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float16", "bfloat16"])
+def test_max_pool2d_keeps_integer_and_low_precision_values_as_they_are(dtype):
+    rng = np.random.default_rng(1)
+    values = rng.integers(-50, 50, (2, 2, 7, 6))
+    x = genesis.tensor(values).to(getattr(genesis, dtype))
+    expected, expected_positions = torch.nn.functional.max_pool2d(
+        torch.from_numpy(values).to(getattr(torch, dtype)), 3, stride=2, padding=1, return_indices=True
+    )
+    got, positions = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+    assert got.dtype is x.dtype
+    np.testing.assert_array_equal(got.to(genesis.float64).numpy(), expected.double().numpy())
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+
+
+def test_im2col_and_col2im_are_each_others_adjoint():
+    rng = np.random.default_rng(2)
+    x = genesis.tensor(rng.standard_normal((2, 3, 7, 9)))
+    columns = im2col(x, (3, 2), (2, 1), (1, 2))
+    assert tuple(columns.shape) == (2, 3, 6, 3, 7)
+    y = genesis.tensor(rng.standard_normal(tuple(columns.shape)))
+    back = OPS["col2im"](y, size=(7, 9), kernel=(3, 2), stride=(2, 1), dilation=(1, 2))
+    # <im2col(x), y> == <x, col2im(y)>: col2im is im2col's transpose
+    np.testing.assert_allclose((columns * y).sum().item(), (x * back).sum().item(), rtol=1e-12)
+    check_numerical_grad(lambda t: im2col(t, (3, 2), (2, 1), (1, 2)), [x.numpy()])
+    check_numerical_grad(
+        lambda t: OPS["col2im"](t, size=(7, 9), kernel=(3, 2), stride=(2, 1), dilation=(1, 2)), [y.numpy()]
+    )
+
+
+def test_convolution_second_derivatives_are_pytorchs():
+    # the input gradient of a convolution goes through col2im; differentiating it again, through im2col
+    rng = np.random.default_rng(3)
+    x, w, seed = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((1, 2, 5, 5))
+    results = []
+    for lib, tensor in ((genesis, genesis.tensor), (torch, torch.tensor)):
+        xt, wt = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
+        y = lib.nn.functional.conv2d(xt, wt, stride=2, padding=1)
+        (g,) = lib.autograd.grad((y * y).sum(), [xt], create_graph=True)
+        (g * tensor(seed)).sum().backward()
+        results.append([xt.grad.detach().numpy(), wt.grad.detach().numpy()])
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_window_shape_errors_name_the_shapes():
+    with pytest.raises(ShapeError, match=r"4-D \(N, C, H, W\).*\[3, 4\]"):
+        im2col(genesis.zeros(3, 4), (2, 2))
+    with pytest.raises(ShapeError, match="does not fit"):
+        im2col(genesis.zeros(1, 1, 2, 2), (3, 3))
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_a_convolution_and_pooling_network_compiles_to_eager_values(backend):
+    rng = np.random.default_rng(4)
+    x = genesis.tensor(rng.standard_normal((4, 3, 12, 12)).astype(np.float32))
+    results = []
+    for compiled in (False, True):
+        genesis.manual_seed(0)
+        model = genesis.nn.Sequential(
+            genesis.nn.Conv2d(3, 4, 3, padding=1),
+            genesis.nn.ReLU(),
+            genesis.nn.MaxPool2d(3, stride=2, padding=1),
+            genesis.nn.Conv2d(4, 4, 3, stride=2, dilation=2, padding=2),
+            genesis.nn.AvgPool2d(2, ceil_mode=True),
+        )
+
+        def step():
+            model.zero_grad()
+            loss = model(x).square().mean()
+            loss.backward()
+            return loss
+
+        run = genesis.compile(step, backend=backend) if compiled else step
+        loss = run()
+        results.append([loss.item()] + [p.grad.numpy() for p in model.parameters()])
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
