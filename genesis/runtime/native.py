@@ -15,13 +15,16 @@ from __future__ import annotations
 import ctypes
 import itertools
 
+from genesis.runtime import blas
 from genesis.runtime.blocks import THREADS, kernel_pool
 
 # elements a chunk must have before it pays to hand it to another thread. Measured on 2 cores
-# (benchmarks/train_step.py, interleaved): with OpenBLAS's jobs on the same pool (runtime/blas.py),
-# 128K against the 1M that OpenBLAS's own threads, still polling after the product before, made
-# best: the transformer block's step 60 -> 56 ms, the MLP b256's 45 -> 41 ms (32K: no better).
-GRAIN = 1 << 17
+# (benchmarks/before_after.py, interleaved): OpenBLAS's own threads poll for about 0.1 s after a
+# product and hold a core, so small kernels after one do better on one thread: 1M against 128K,
+# the MLP b256's compiled step 14.1 -> 13.2 ms, the transformer block's 23.5 -> 22.6 ms. With
+# OpenBLAS's jobs on genesis's pool (GENESIS_BLAS_THREADS=pool) 128K was best (block 60 -> 56 ms
+# on an earlier machine), so the grain follows the setting.
+GRAIN = 1 << 17 if blas.wanted() else 1 << 20
 
 
 # Big work splits into up to this many chunks per thread, which the threads take as they come free:
