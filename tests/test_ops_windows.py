@@ -127,3 +127,54 @@ def test_a_convolution_and_pooling_network_compiles_to_eager_values(backend):
         results.append([loss.item()] + [p.grad.numpy() for p in model.parameters()])
     for got, expected in zip(results[1], results[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+UNFOLDS = [
+    dict(kernel_size=2),
+    dict(kernel_size=(3, 2), dilation=(1, 2), padding=1, stride=(2, 1)),
+]
+
+
+@pytest.mark.parametrize("options", UNFOLDS, ids=range(len(UNFOLDS)))
+def test_unfold_and_fold_are_pytorchs(options):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6))
+    check_torch(lambda t: lib_of(t).unfold(t, **options), [x], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).unfold(t[0], **options), [x], dtype=genesis.float32)  # (C, H, W)
+    columns = torch.nn.functional.unfold(torch.from_numpy(x), **options).numpy()
+    check_torch(lambda t: lib_of(t).fold(t, (7, 6), **options), [columns], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).fold(t[0], (7, 6), **options), [columns], dtype=genesis.float32)
+    module = genesis.nn.Fold((7, 6), **options)
+    np.testing.assert_array_equal(
+        module(genesis.nn.Unfold(**options)(genesis.tensor(x))).numpy(),
+        torch.nn.Fold((7, 6), **options)(torch.nn.Unfold(**options)(torch.from_numpy(x))).numpy(),
+    )
+
+
+def test_fold_names_columns_that_do_not_fit():
+    with pytest.raises(ShapeError, match=r"fold: input of shape \[2, 10, 30\]"):
+        F.fold(genesis.zeros(2, 10, 30), (7, 6), 2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), dict(kernel_size=2, dilation=3)],
+    ids=range(3),
+)
+def test_one_dimensional_poolings_are_pytorchs(options):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 11))
+    values, positions = F.max_pool1d(genesis.tensor(x), **options, return_indices=True)
+    expected, expected_positions = torch.nn.functional.max_pool1d(torch.from_numpy(x), **options, return_indices=True)
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+    np.testing.assert_array_equal(values.numpy(), expected.numpy())
+    check_torch(lambda t: lib_of(t).max_pool1d(t, **options), [x], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).max_pool1d(t[0], **options), [x], dtype=genesis.float32)  # (C, L)
+    if "dilation" not in options:
+        check_torch(lambda t: lib_of(t).avg_pool1d(t, **options), [x], dtype=genesis.float64)
+        layers = (genesis.nn.AvgPool1d(**options), torch.nn.AvgPool1d(**options))
+        np.testing.assert_allclose(
+            layers[0](genesis.tensor(x)).numpy(), layers[1](torch.from_numpy(x)).numpy(), rtol=1e-12
+        )
+    layers = (genesis.nn.MaxPool1d(**options), torch.nn.MaxPool1d(**options))
+    np.testing.assert_array_equal(layers[0](genesis.tensor(x)).numpy(), layers[1](torch.from_numpy(x)).numpy())

@@ -12,6 +12,13 @@ def im2col(x, kernel, stride=(1, 1), dilation=(1, 1)):
     return apply(W.im2col, x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation))
 
 
+def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1)):
+    """im2col's adjoint: columns (N, C, kh*kw, Ho, Wo) summed back into an (N, C, *size) image."""
+    return apply(
+        W.col2im, columns, size=tuple(size), kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation)
+    )
+
+
 def max_pool2d_indices(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
     """Per window of x (N, C, H, W), where its maximum is in the H*W plane (int64)."""
     return apply(

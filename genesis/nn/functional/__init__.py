@@ -27,7 +27,7 @@ from genesis.nn.functional.activation import (  # noqa: F401
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import dropout, embedding, linear, normalize, one_hot, pad  # noqa: F401
-from genesis.nn.functional.conv import conv1d, conv2d  # noqa: F401
+from genesis.nn.functional.conv import conv1d, conv2d, fold, unfold  # noqa: F401
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -40,4 +40,10 @@ from genesis.nn.functional.loss import (  # noqa: F401
     smooth_l1_loss,
 )
 from genesis.nn.functional.normalization import batch_norm, group_norm, layer_norm, rms_norm  # noqa: F401
-from genesis.nn.functional.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
+from genesis.nn.functional.pooling import (  # noqa: F401
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)

@@ -1,4 +1,4 @@
-"""conv2d (and conv1d) as im2col + matmul.
+"""conv2d (and conv1d) as im2col + matmul; unfold and fold, PyTorch's names for im2col and col2im.
 
 `im2col` (ops/windows.py) lays the windows of the padded input out as columns
 (N, C, kh*kw, Ho, Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo),
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from genesis import functional as GF
 from genesis.errors import ShapeError
-from genesis.functional.windows import conv_output_size, im2col
+from genesis.functional.windows import col2im, conv_output_size, im2col
 
 
 def pair(value, name="argument"):
@@ -103,4 +103,53 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     return GF.squeeze(out, 0) if unbatched else out
 
 
-__all__ = ["conv2d", "conv1d"]
+def _unfold_geometry(size, kernel_size, dilation, padding, stride, name):
+    kernel, dilation = pair(kernel_size, "kernel_size"), pair(dilation, "dilation")
+    padding, stride = pair(padding, "padding"), pair(stride, "stride")
+    out = tuple(conv_output_size(n, k, s, 2 * p, d) for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    if out[0] <= 0 or out[1] <= 0:
+        raise ShapeError(
+            f"{name}: a {kernel[0]}x{kernel[1]} kernel with dilation {dilation}, padding {padding} and stride "
+            f"{stride} has no position in a {size[0]}x{size[1]} input"
+        )
+    return kernel, dilation, padding, stride, out
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's unfold: x (N, C, H, W) or (C, H, W) to its sliding windows as columns (N, C*kh*kw, L)."""
+    unbatched = x.ndim == 3
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"unfold expects a 3-D or 4-D input, got {list(x.shape)}")
+    batched = GF.unsqueeze(x, 0) if unbatched else x
+    n, c = batched.shape[:2]
+    kernel, dilation, padding, stride, out = _unfold_geometry(
+        batched.shape[2:], kernel_size, dilation, padding, stride, "unfold"
+    )
+    padded = GF.pad(batched, (padding[1], padding[1], padding[0], padding[0])) if any(padding) else batched
+    columns = GF.reshape(im2col(padded, kernel, stride, dilation), (n, c * kernel[0] * kernel[1], out[0] * out[1]))
+    return GF.squeeze(columns, 0) if unbatched else columns
+
+
+def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's fold, unfold's adjoint: columns (N, C*kh*kw, L) or (C*kh*kw, L) summed into (N, C, H, W)."""
+    unbatched = x.ndim == 2
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"fold expects a 2-D or 3-D input, got {list(x.shape)}")
+    batched = GF.unsqueeze(x, 0) if unbatched else x
+    size = pair(output_size, "output_size")
+    kernel, dilation, padding, stride, out = _unfold_geometry(size, kernel_size, dilation, padding, stride, "fold")
+    n, rows, length = batched.shape
+    if rows % (kernel[0] * kernel[1]) or length != out[0] * out[1]:
+        raise ShapeError(
+            f"fold: input of shape {list(x.shape)} does not hold the {kernel[0]}x{kernel[1]} windows of a "
+            f"{size[0]}x{size[1]} output ({out[0] * out[1]} positions, channels times {kernel[0] * kernel[1]} rows)"
+        )
+    c = rows // (kernel[0] * kernel[1])
+    columns = GF.reshape(batched, (n, c, kernel[0] * kernel[1], *out))
+    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
+    image = col2im(columns, padded, kernel, stride, dilation)
+    image = image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+    return GF.squeeze(image, 0) if unbatched else image
+
+
+__all__ = ["conv2d", "conv1d", "unfold", "fold"]

@@ -1,4 +1,4 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d over sliding windows (ops/windows.py).
+"""max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool2d over sliding windows (ops/windows.py).
 
 max_pool2d finds each window's maximum with `max_pool2d_indices` (the first
 maximum in window order, as PyTorch's kernel; a NaN wins) and gathers the
@@ -6,7 +6,8 @@ values from the input's H*W plane at those positions, so the gradient is the
 gather's: a scatter of the output's gradient back to the maxima. The positions
 are also `return_indices`. avg_pool2d sums im2col's columns: padding is zeros,
 and the divisor is a constant computed from the shapes alone (PyTorch's rule
-for count_include_pad and ceil_mode), so no host read happens.
+for count_include_pad and ceil_mode), so no host read happens. The 1-d poolings are the 2-d ones
+over a height of one.
 """
 
 from __future__ import annotations
@@ -127,4 +128,48 @@ def adaptive_avg_pool2d(x, output_size):
     return GF.stack(rows, dim=-2)
 
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+def _over_a_height_of_one(pool, x, name, *args, **kwargs):
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"{name} expects a 2-D (C, L) or 3-D (N, C, L) input, got {list(x.shape)}")
+    out = pool(GF.unsqueeze(x, -2), *args, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(GF.squeeze(t, -2) for t in out)
+    return GF.squeeze(out, -2)
+
+
+def _first(value):
+    return value if isinstance(value, int) or value is None else tuple(value)[0]
+
+
+def max_pool1d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False
+):
+    stride = _first(stride) if stride is not None and (isinstance(stride, int) or len(stride)) else None
+    return _over_a_height_of_one(
+        max_pool2d,
+        x,
+        "max_pool1d",
+        (1, _first(kernel_size)),
+        None if stride is None else (1, stride),
+        (0, _first(padding)),
+        (1, _first(dilation)),
+        ceil_mode,
+        return_indices,
+    )
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    stride = _first(stride) if stride is not None and (isinstance(stride, int) or len(stride)) else None
+    return _over_a_height_of_one(
+        avg_pool2d,
+        x,
+        "avg_pool1d",
+        (1, _first(kernel_size)),
+        None if stride is None else (1, stride),
+        (0, _first(padding)),
+        ceil_mode,
+        count_include_pad,
+    )
+
+
+__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d"]
