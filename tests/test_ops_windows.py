@@ -178,3 +178,77 @@ def test_one_dimensional_poolings_are_pytorchs(options):
         )
     layers = (genesis.nn.MaxPool1d(**options), torch.nn.MaxPool1d(**options))
     np.testing.assert_array_equal(layers[0](genesis.tensor(x)).numpy(), layers[1](torch.from_numpy(x)).numpy())
+
+
+TRANSPOSED = [  # (weight's second dim, groups, options)
+    (4, 1, dict()),
+    (4, 1, dict(stride=2, padding=1, output_padding=1)),
+    (2, 3, dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
+    (4, 1, dict(stride=1, dilation=2, output_padding=1)),  # output padding below the dilation
+]
+
+
+@pytest.mark.parametrize("group_out, groups, options", TRANSPOSED, ids=range(len(TRANSPOSED)))
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=lambda d: d.name)
+def test_conv_transpose2d_is_pytorchs(group_out, groups, options, dtype):
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 6, 5, 4)), rng.standard_normal((6, group_out, 3, 2))
+    b = rng.standard_normal(group_out * groups)
+    check_torch(lambda x, w, b: lib_of(x).conv_transpose2d(x, w, b, groups=groups, **options), [x, w, b], dtype=dtype)
+    check_torch(lambda x, w: lib_of(x).conv_transpose2d(x[0], w, groups=groups, **options), [x, w], dtype=dtype)
+
+
+def test_conv_transpose1d_and_the_layers_are_pytorchs():
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((2, 4, 9)), rng.standard_normal((4, 3, 3)), rng.standard_normal(3)
+    options = dict(stride=2, padding=1, output_padding=1, dilation=1)
+    check_torch(lambda x, w, b: lib_of(x).conv_transpose1d(x, w, b, **options), [x, w, b], dtype=genesis.float64)
+    for layer_name, shape in (("ConvTranspose1d", (2, 4, 9)), ("ConvTranspose2d", (2, 4, 6, 5))):
+        genesis.manual_seed(0)
+        layer = getattr(genesis.nn, layer_name)(4, 6, 3, stride=2, padding=1, groups=2).double()
+        reference = getattr(torch.nn, layer_name)(4, 6, 3, stride=2, padding=1, groups=2).double()
+        assert tuple(layer.weight.shape) == tuple(reference.weight.shape)
+        reference.load_state_dict(
+            {k: torch.from_numpy(v.detach().numpy()).double() for k, v in layer.state_dict().items()}
+        )
+        inputs = rng.standard_normal(shape)
+        wanted = tuple(2 * n for n in shape[2:])  # one more than the smallest output: output_padding 1
+        got = layer(genesis.tensor(inputs, dtype=genesis.float64), output_size=wanted)
+        expected = reference(torch.from_numpy(inputs), output_size=wanted)
+        assert tuple(got.shape) == tuple(expected.shape)
+        np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+        with pytest.raises(ValueError, match="valid sizes range"):
+            layer(genesis.tensor(inputs, dtype=genesis.float64), output_size=tuple(4 * n for n in shape[2:]))
+
+
+def test_conv_transpose_errors_name_the_problem():
+    with pytest.raises(ShapeError, match=r"expects an input with 6 channels"):
+        F.conv_transpose2d(genesis.zeros(1, 4, 5, 5), genesis.zeros(6, 2, 3, 3))
+    with pytest.raises(ValueError, match="output padding must be smaller"):
+        F.conv_transpose2d(genesis.zeros(1, 6, 5, 5), genesis.zeros(6, 2, 3, 3), stride=2, output_padding=2)
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_an_encoder_decoder_with_transposed_convolutions_compiles_to_eager_values(backend):
+    rng = np.random.default_rng(9)
+    x = genesis.tensor(rng.standard_normal((4, 3, 12, 12)).astype(np.float32))
+    results = []
+    for compiled in (False, True):
+        genesis.manual_seed(0)
+        model = genesis.nn.Sequential(
+            genesis.nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            genesis.nn.ReLU(),
+            genesis.nn.ConvTranspose2d(8, 3, 3, stride=2, padding=1, output_padding=1),
+        )
+
+        def step():
+            model.zero_grad()
+            loss = (model(x) - x).square().mean()
+            loss.backward()
+            return loss
+
+        run = genesis.compile(step, backend=backend) if compiled else step
+        loss = run()
+        results.append([loss.item()] + [p.grad.numpy() for p in model.parameters()])
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)

@@ -27,7 +27,14 @@ from genesis.nn.functional.activation import (  # noqa: F401
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import dropout, embedding, linear, normalize, one_hot, pad  # noqa: F401
-from genesis.nn.functional.conv import conv1d, conv2d, fold, unfold  # noqa: F401
+from genesis.nn.functional.conv import (  # noqa: F401
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    fold,
+    unfold,
+)
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,

@@ -1,4 +1,5 @@
-"""conv2d (and conv1d) as im2col + matmul; unfold and fold, PyTorch's names for im2col and col2im.
+"""conv2d (and conv1d) as im2col + matmul, conv_transpose2d (and 1d) as matmul + col2im; unfold and
+fold, PyTorch's names for im2col and col2im.
 
 `im2col` (ops/windows.py) lays the windows of the padded input out as columns
 (N, C, kh*kw, Ho, Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo),
@@ -103,6 +104,70 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     return GF.squeeze(out, 0) if unbatched else out
 
 
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
+    """PyTorch's conv_transpose2d, conv2d's adjoint: x (N, C_in, H, W) or (C_in, H, W), weight
+    (C_in, C_out/groups, kh, kw). Each input position's channels times the weight give a column of
+    C_out*kh*kw values; col2im sums the columns into the output, whose first `padding` and last
+    `padding - output_padding` rows and columns are then cut away."""
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = GF.unsqueeze(x, 0)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(
+            f"conv_transpose2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
+            f"and weight {list(weight.shape)}"
+        )
+    n, c, h, w = x.shape
+    in_channels, group_out, kh, kw = weight.shape
+    if groups < 1 or in_channels != c or c % groups:
+        raise ShapeError(
+            f"conv_transpose2d: weight of size {list(weight.shape)} with groups={groups} expects an input "
+            f"with {in_channels} channels (divisible by groups), got {list(x.shape)}"
+        )
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    padding, output_padding = pair(padding, "padding"), pair(output_padding, "output_padding")
+    for extra, s_, d in zip(output_padding, stride, dilation):
+        if extra >= max(s_, d):
+            raise ValueError(
+                f"conv_transpose2d: output padding must be smaller than either stride or dilation, got "
+                f"output_padding={output_padding}, stride={stride}, dilation={dilation}"
+            )
+    # the image whose conv2d windows (this stride and dilation, no padding) are exactly the input's positions
+    full = tuple((size - 1) * s_ + d * (k - 1) + 1 for size, s_, d, k in zip((h, w), stride, dilation, (kh, kw)))
+    out = tuple(f - 2 * p + e for f, p, e in zip(full, padding, output_padding))
+    if out[0] <= 0 or out[1] <= 0:
+        raise ShapeError(f"conv_transpose2d: the output size {out} is too small for input {list(x.shape)}")
+    out_channels = group_out * groups
+    kernel = GF.transpose(GF.reshape(weight, (groups, c // groups, group_out * kh * kw)), -2, -1)
+    columns = GF.matmul(kernel, GF.reshape(x, (n, groups, c // groups, h * w)))  # (N, groups, C_out/g*kk, H*W)
+    image = col2im(GF.reshape(columns, (n, out_channels, kh * kw, h, w)), full, (kh, kw), stride, dilation)
+    if any(output_padding):
+        image = GF.pad(image, (0, output_padding[1], 0, output_padding[0]))
+    out_image = image[:, :, padding[0] : padding[0] + out[0], padding[1] : padding[1] + out[1]]
+    if bias is not None:
+        out_image = out_image + GF.reshape(bias.to(out_image.dtype), (1, out_channels, 1, 1))
+    return GF.squeeze(out_image, 0) if unbatched else out_image
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
+    """conv_transpose2d over a height of one: x (N, C_in, L) or (C_in, L), weight (C_in, C_out/groups, k)."""
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = GF.unsqueeze(x, 0)
+    out = conv_transpose2d(
+        GF.unsqueeze(x, 2),
+        GF.unsqueeze(weight, 2),
+        bias,
+        (1, pair(stride)[0]),
+        (0, pair(padding)[0]),
+        (0, pair(output_padding)[0]),
+        groups,
+        (1, pair(dilation)[0]),
+    )
+    out = GF.squeeze(out, 2)
+    return GF.squeeze(out, 0) if unbatched else out
+
+
 def _unfold_geometry(size, kernel_size, dilation, padding, stride, name):
     kernel, dilation = pair(kernel_size, "kernel_size"), pair(dilation, "dilation")
     padding, stride = pair(padding, "padding"), pair(stride, "stride")
@@ -152,4 +217,4 @@ def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return GF.squeeze(image, 0) if unbatched else image
 
 
-__all__ = ["conv2d", "conv1d", "unfold", "fold"]
+__all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv_transpose1d", "unfold", "fold"]

@@ -1,4 +1,5 @@
-"""Conv1d and Conv2d: weights (out, in/groups, *kernel), initialised as PyTorch does."""
+"""Conv1d, Conv2d: weights (out, in/groups, *kernel); ConvTranspose1d, ConvTranspose2d: weights
+(in, out/groups, *kernel); initialised as PyTorch does."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def _tuple(value, n):
 
 class _ConvNd(Module):
     _dims = 2
+    _transposed = False
 
     def __init__(
         self,
@@ -49,9 +51,8 @@ class _ConvNd(Module):
         self.kernel_size, self.stride = _tuple(kernel_size, n), _tuple(stride, n)
         self.padding = padding if isinstance(padding, str) else _tuple(padding, n)
         self.dilation, self.groups, self.padding_mode = _tuple(dilation, n), groups, padding_mode
-        self.weight = Parameter(
-            empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype, device=device)
-        )
+        channels = (in_channels, out_channels // groups) if self._transposed else (out_channels, in_channels // groups)
+        self.weight = Parameter(empty(channels + self.kernel_size, dtype=dtype, device=device))
         if bias:
             self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
         else:
@@ -93,4 +94,80 @@ class Conv2d(_ConvNd):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-__all__ = ["Conv1d", "Conv2d"]
+class _ConvTransposeNd(_ConvNd):
+    _transposed = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
+        if isinstance(padding, str):
+            raise ValueError(f"{type(self).__name__} takes no padding string, got {padding!r}")
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode, device, dtype
+        )
+        self.output_padding = _tuple(output_padding, self._dims)
+
+    def _output_padding(self, x, output_size) -> tuple:
+        """The output padding that gives `output_size` (PyTorch's forward argument), or the layer's."""
+        if output_size is None:
+            return self.output_padding
+        n = self._dims
+        wanted = tuple(output_size)[-n:]
+        spatial = tuple(x.shape[-n:])
+        smallest = tuple(
+            (size - 1) * s - 2 * p + d * (k - 1) + 1
+            for size, s, p, d, k in zip(spatial, self.stride, self.padding, self.dilation, self.kernel_size)
+        )
+        extra = tuple(want - low for want, low in zip(wanted, smallest))
+        if any(e < 0 or e >= max(s, d) for e, s, d in zip(extra, self.stride, self.dilation)):
+            raise ValueError(
+                f"requested an output size of {list(wanted)}, but valid sizes range from {list(smallest)} to "
+                f"{[low + max(s, d) - 1 for low, s, d in zip(smallest, self.stride, self.dilation)]} "
+                f"(for an input of {list(spatial)})"
+            )
+        return extra
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.output_padding != (0,) * self._dims:
+            text += f", output_padding={self.output_padding}"
+        return text
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Over (N, C, L) or (C, L) inputs."""
+
+    _dims = 1
+
+    def forward(self, x, output_size=None):
+        (extra,) = self._output_padding(x, output_size)
+        return F.conv_transpose1d(
+            x, self.weight, self.bias, self.stride[0], self.padding[0], extra, self.groups, self.dilation[0]
+        )
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Over (N, C, H, W) or (C, H, W) inputs."""
+
+    _dims = 2
+
+    def forward(self, x, output_size=None):
+        extra = self._output_padding(x, output_size)
+        return F.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, extra, self.groups, self.dilation
+        )
+
+
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
