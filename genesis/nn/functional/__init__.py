@@ -26,7 +26,19 @@ from genesis.nn.functional.activation import (  # noqa: F401
     tanh,
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
-from genesis.nn.functional.basic import dropout, embedding, linear, normalize, one_hot, pad  # noqa: F401
+from genesis.nn.functional.basic import (  # noqa: F401
+    dropout,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    embedding,
+    linear,
+    normalize,
+    one_hot,
+    pad,
+    pixel_shuffle,
+    pixel_unshuffle,
+)
 from genesis.nn.functional.conv import (  # noqa: F401
     conv1d,
     conv2d,
@@ -35,6 +47,7 @@ from genesis.nn.functional.conv import (  # noqa: F401
     fold,
     unfold,
 )
+from genesis.nn.functional.interpolate import interpolate, upsample  # noqa: F401
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -46,9 +59,18 @@ from genesis.nn.functional.loss import (  # noqa: F401
     nll_loss,
     smooth_l1_loss,
 )
-from genesis.nn.functional.normalization import batch_norm, group_norm, layer_norm, rms_norm  # noqa: F401
+from genesis.nn.functional.normalization import (  # noqa: F401
+    batch_norm,
+    group_norm,
+    instance_norm,
+    layer_norm,
+    rms_norm,
+)
 from genesis.nn.functional.pooling import (  # noqa: F401
+    adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     max_pool1d,

@@ -72,6 +72,67 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
     return out
 
 
+def _channel_dropout(x, p, training, inplace, name, dims):
+    """Zero whole channels: a mask of shape (N, C, 1, ...) over inputs of `dims` dims (or one fewer:
+    unbatched), scaled by 1/(1-p) as dropout's."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if x.ndim not in (dims - 1, dims):
+        raise ShapeError(f"{name} expects a {dims - 1}-D or {dims}-D input, got shape {list(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        out = x * zeros_like(x)
+    else:
+        channels = 2 if x.ndim == dims else 1  # (N, C) or, unbatched, (C,) lead the shape
+        keep = rand(tuple(x.shape[:channels]) + (1,) * (x.ndim - channels)) < (1.0 - p)
+        out = x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
+    if inplace:
+        return assign_inplace(x, out)
+    return out
+
+
+def dropout1d(x, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, L) or (C, L) inputs with probability p."""
+    return _channel_dropout(x, p, training, inplace, "dropout1d", 3)
+
+
+def dropout2d(x, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, H, W) or (C, H, W) inputs with probability p."""
+    return _channel_dropout(x, p, training, inplace, "dropout2d", 4)
+
+
+def dropout3d(x, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs with probability p."""
+    return _channel_dropout(x, p, training, inplace, "dropout3d", 5)
+
+
+def pixel_shuffle(x, upscale_factor: int):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): each group of r*r channels becomes an r x r block."""
+    r = int(upscale_factor)
+    if x.ndim < 3 or x.shape[-3] % (r * r):
+        raise ShapeError(
+            f"pixel_shuffle expects an input of shape (*, C*{r * r}, H, W) with C*{r * r} channels, got {list(x.shape)}"
+        )
+    *lead, c, h, w = x.shape
+    out = GF.reshape(x, (*lead, c // (r * r), r, r, h, w))
+    k = len(lead)
+    out = GF.permute(out, (*range(k), k, k + 3, k + 1, k + 4, k + 2))
+    return GF.reshape(out, (*lead, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(x, downscale_factor: int):
+    """pixel_shuffle's inverse: (*, C, H*r, W*r) -> (*, C*r*r, H, W)."""
+    r = int(downscale_factor)
+    if x.ndim < 3 or x.shape[-2] % r or x.shape[-1] % r:
+        raise ShapeError(f"pixel_unshuffle expects an input whose height and width divide by {r}, got {list(x.shape)}")
+    *lead, c, h, w = x.shape
+    out = GF.reshape(x, (*lead, c, h // r, r, w // r, r))
+    k = len(lead)
+    out = GF.permute(out, (*range(k), k, k + 2, k + 4, k + 1, k + 3))
+    return GF.reshape(out, (*lead, c * r * r, h // r, w // r))
+
+
 def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     """x / max(||x||_p along dim, eps)."""
     norm = (
@@ -80,4 +141,16 @@ def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     return x / GF.clamp(norm, min=eps)
 
 
-__all__ = ["linear", "embedding", "dropout", "one_hot", "pad", "normalize"]
+__all__ = [
+    "linear",
+    "embedding",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "one_hot",
+    "pad",
+    "normalize",
+]

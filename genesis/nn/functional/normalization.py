@@ -1,4 +1,4 @@
-"""layer_norm, rms_norm, group_norm, batch_norm: mean/variance compositions.
+"""layer_norm, rms_norm, group_norm, batch_norm, instance_norm: mean/variance compositions.
 
 Each normalizes with the biased variance over its dims, `(x - mean) *
 rsqrt(var + eps)`, then applies the affine weight and bias. fp16/bf16 inputs
@@ -133,4 +133,46 @@ def batch_norm(
     return round_like(out, x)
 
 
-__all__ = ["layer_norm", "rms_norm", "group_norm", "batch_norm"]
+def instance_norm(
+    x,
+    running_mean=None,
+    running_var=None,
+    weight=None,
+    bias=None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """Normalize each sample's channels over their own positions: batch_norm of a batch of one with
+    N*C channels, as PyTorch computes it (the running statistics, if given, are averaged over N)."""
+    if x.ndim < 3:
+        raise ShapeError(f"instance_norm expects an input of shape (N, C, *), got {list(x.shape)}")
+    n, c = x.shape[:2]
+
+    def per_instance(t):  # a copy per sample, which batch_norm updates in place
+        return None if t is None else GF.reshape(GF.expand(GF.reshape(t, (1, c)), (n, c)), (n * c,))
+
+    stats = [per_instance(running_mean), per_instance(running_var)]
+    out = batch_norm(
+        GF.reshape(x, (1, n * c, *x.shape[2:])),
+        stats[0],
+        stats[1],
+        None,
+        None,
+        use_input_stats,
+        momentum,
+        eps,
+    )
+    if running_mean is not None and use_input_stats:
+        with no_grad():
+            running_mean.copy_(GF.mean(GF.reshape(stats[0], (n, c)), 0))
+            running_var.copy_(GF.mean(GF.reshape(stats[1], (n, c)), 0))
+    channel_shape = (1, c) + (1,) * (x.ndim - 2)
+    return _affine(
+        GF.reshape(out, x.shape),
+        None if weight is None else GF.reshape(weight, channel_shape),
+        None if bias is None else GF.reshape(bias, channel_shape),
+    )
+
+
+__all__ = ["layer_norm", "rms_norm", "group_norm", "batch_norm", "instance_norm"]

@@ -128,6 +128,51 @@ def adaptive_avg_pool2d(x, output_size):
     return GF.stack(rows, dim=-2)
 
 
+def _adaptive_size(x, output_size, name):
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"{name} expects a 3-D or 4-D input, got {list(x.shape)}")
+    h, w = x.shape[-2:]
+    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    return out_h or h, out_w or w  # None keeps the input size
+
+
+def adaptive_max_pool2d(x, output_size, return_indices: bool = False):
+    """The maximum over PyTorch's adaptive windows [floor(i*H/out), ceil((i+1)*H/out)), and with
+    `return_indices` its position in the H*W plane (the first maximum in the window)."""
+    out_h, out_w = _adaptive_size(x, output_size, "adaptive_max_pool2d")
+    h, w = x.shape[-2:]
+    if h % out_h == 0 and w % out_w == 0:
+        kernel = (h // out_h, w // out_w)
+        return max_pool2d(x, kernel, kernel, return_indices=return_indices)
+    batched = _batched(x)
+    n, c = batched.shape[:2]
+    rows = []
+    for top, bottom in _adaptive_bounds(h, out_h):
+        cells = []
+        for left, right in _adaptive_bounds(w, out_w):
+            window = GF.reshape(batched[:, :, top:bottom, left:right], (n, c, -1))
+            local = GF.argmax(window, -1)
+            row = local // (right - left)
+            cells.append((top + row) * w + left + (local - row * (right - left)))
+        rows.append(GF.stack(cells, dim=-1))
+    positions = GF.stack(rows, dim=-2)
+    plane = GF.reshape(batched, (n, c, h * w))
+    values = GF.reshape(GF.gather(plane, 2, GF.reshape(positions, (n, c, out_h * out_w))), (n, c, out_h, out_w))
+    if not return_indices:
+        return _restore(values, x)
+    return _restore(values, x), _restore(positions, x)
+
+
+def adaptive_avg_pool1d(x, output_size):
+    return _over_a_height_of_one(adaptive_avg_pool2d, x, "adaptive_avg_pool1d", (1, _first(output_size)))
+
+
+def adaptive_max_pool1d(x, output_size, return_indices: bool = False):
+    return _over_a_height_of_one(
+        adaptive_max_pool2d, x, "adaptive_max_pool1d", (1, _first(output_size)), return_indices
+    )
+
+
 def _over_a_height_of_one(pool, x, name, *args, **kwargs):
     if x.ndim not in (2, 3):
         raise ShapeError(f"{name} expects a 2-D (C, L) or 3-D (N, C, L) input, got {list(x.shape)}")
@@ -172,4 +217,13 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, 
     )
 
 
-__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = [
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+]

@@ -10,5 +10,7 @@ from genesis.nn.modules.linear import *  # noqa: F401,F403
 from genesis.nn.modules.loss import *  # noqa: F401,F403
 from genesis.nn.modules.module import Module  # noqa: F401
 from genesis.nn.modules.normalization import *  # noqa: F401,F403
+from genesis.nn.modules.pixelshuffle import *  # noqa: F401,F403
 from genesis.nn.modules.pooling import *  # noqa: F401,F403
 from genesis.nn.modules.sparse import *  # noqa: F401,F403
+from genesis.nn.modules.upsampling import *  # noqa: F401,F403

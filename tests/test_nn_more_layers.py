@@ -1,0 +1,177 @@
+"""Layers a CNN port meets beyond convolution and pooling: instance and 3-d batch norm, channel
+dropout, pixel shuffle. Against PyTorch: values, gradients, running statistics, module defaults."""
+
+import numpy as np
+import pytest
+import torch
+from optest import check_torch
+
+import genesis
+import genesis.nn.functional as F
+from genesis.errors import ShapeError
+
+
+def lib_of(t):
+    return torch.nn.functional if isinstance(t, torch.Tensor) else F
+
+
+@pytest.mark.parametrize("factor, shape", [(2, (2, 8, 3, 5)), (3, (9, 2, 4)), (2, (2, 3, 4, 4, 2))])
+def test_pixel_shuffle_and_unshuffle_are_pytorchs(factor, shape):
+    x = np.random.default_rng(0).standard_normal(shape)
+    check_torch(lambda t: lib_of(t).pixel_shuffle(t, factor), [x], dtype=genesis.float64)
+    shuffled = torch.nn.functional.pixel_shuffle(torch.from_numpy(x), factor).numpy()
+    check_torch(lambda t: lib_of(t).pixel_unshuffle(t, factor), [shuffled], dtype=genesis.float64)
+    layer = genesis.nn.PixelUnshuffle(factor)(genesis.nn.PixelShuffle(factor)(genesis.tensor(x)))
+    np.testing.assert_array_equal(layer.numpy(), x)
+    with pytest.raises(ShapeError, match="pixel_shuffle"):
+        F.pixel_shuffle(genesis.zeros(2, 5, 3, 3), 2)
+
+
+@pytest.mark.parametrize(
+    "name, shape", [("dropout1d", (4, 6, 5)), ("dropout2d", (4, 6, 3, 5)), ("dropout3d", (6, 2, 3, 5))]
+)
+def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest(name, shape):
+    genesis.manual_seed(0)
+    x = genesis.ones(*shape)
+    out = getattr(F, name)(x, p=0.5).numpy()
+    batched = len(shape) == {"dropout1d": 3, "dropout2d": 4, "dropout3d": 5}[name]
+    channels = out.reshape(shape[0] * shape[1] if batched else shape[0], -1)  # one row per channel
+    assert set(np.unique(channels)) <= {0.0, 2.0}
+    assert all(len(set(row)) == 1 for row in channels)  # a channel is kept or dropped whole
+    assert 0 < (channels[:, 0] == 0).sum() < len(channels)
+    np.testing.assert_array_equal(getattr(F, name)(x, p=0.5, training=False).numpy(), x.numpy())
+    layer = getattr(genesis.nn, name.replace("dropout", "Dropout"))(0.5)
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+    with pytest.raises(ShapeError, match=name):
+        getattr(F, name)(genesis.ones(*([2] * (len(shape) + 2))))
+
+
+def test_channel_dropout_gradients_follow_the_mask():
+    genesis.manual_seed(1)
+    x = genesis.tensor(np.random.default_rng(1).standard_normal((3, 4, 5)), requires_grad=True)
+    out = F.dropout2d(x, p=0.3)
+    out.sum().backward()
+    np.testing.assert_allclose(
+        x.grad.numpy(), out.detach().numpy() / np.where(x.detach().numpy() == 0, 1, x.detach().numpy())
+    )
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize(
+    "options", [dict(), dict(affine=True, track_running_stats=True, momentum=0.2)], ids=["plain", "stats"]
+)
+def test_instance_norm_layers_are_pytorchs(dims, options):
+    rng = np.random.default_rng(2)
+    shape = (3, 4) + (5, 3, 2)[:dims]
+    name = f"InstanceNorm{dims}d"
+    genesis.manual_seed(0)
+    layer, reference = getattr(genesis.nn, name)(4, **options), getattr(torch.nn, name)(4, **options)
+    if options:
+        with torch.no_grad():
+            reference.weight.copy_(torch.from_numpy(rng.standard_normal(4)))
+            reference.bias.copy_(torch.from_numpy(rng.standard_normal(4)))
+        layer.load_state_dict({k: genesis.tensor(v.numpy()) for k, v in reference.state_dict().items()})
+    for step in range(2):
+        x = rng.standard_normal(shape).astype(np.float32) * 3 + 1
+        got, expected = layer(genesis.tensor(x)), reference(torch.from_numpy(x))
+        np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for key, value in reference.state_dict().items():
+        np.testing.assert_allclose(layer.state_dict()[key].numpy(), value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+    layer.eval(), reference.eval()
+    x = rng.standard_normal(shape[1:]).astype(np.float32)  # unbatched
+    np.testing.assert_allclose(
+        layer(genesis.tensor(x)).detach().numpy(), reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_instance_norm_gradients_are_pytorchs():
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal(3), rng.standard_normal(3)
+    check_torch(
+        lambda x, w, b: lib_of(x).instance_norm(x, weight=w, bias=b, eps=1e-3), [x, w, b], dtype=genesis.float64
+    )
+
+
+def test_batch_norm_3d_is_pytorchs():
+    rng = np.random.default_rng(4)
+    layer, reference = genesis.nn.BatchNorm3d(3), torch.nn.BatchNorm3d(3)
+    x = rng.standard_normal((2, 3, 4, 3, 2)).astype(np.float32)
+    np.testing.assert_allclose(
+        layer(genesis.tensor(x)).detach().numpy(), reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(layer.running_var.numpy(), reference.running_var.numpy(), rtol=1e-5)
+    with pytest.raises(ShapeError, match="expected 5D input"):
+        layer(genesis.zeros(2, 3, 4))
+
+
+INTERPOLATIONS = [
+    ((2, 3, 5, 4), dict(scale_factor=2, mode="nearest")),
+    ((2, 3, 5, 4), dict(size=(7, 3), mode="nearest")),
+    ((2, 3, 5, 4), dict(size=(7, 9), mode="nearest-exact")),
+    ((2, 3, 6), dict(scale_factor=1.5, mode="nearest")),
+    ((2, 3, 5, 4), dict(scale_factor=2, mode="bilinear")),
+    ((2, 3, 5, 4), dict(size=(7, 3), mode="bilinear", align_corners=True)),
+    ((2, 3, 5, 4), dict(scale_factor=1.7, mode="bilinear")),
+    ((2, 3, 5, 4), dict(scale_factor=1.5, mode="bilinear", recompute_scale_factor=True)),
+    ((2, 3, 6), dict(scale_factor=2.5, mode="linear")),
+    ((2, 3, 4, 3, 5), dict(size=(5, 6, 2), mode="trilinear")),
+    ((2, 3, 4, 3, 5), dict(scale_factor=(2, 1, 0.5), mode="nearest")),
+]
+
+
+@pytest.mark.parametrize("shape, options", INTERPOLATIONS, ids=range(len(INTERPOLATIONS)))
+def test_interpolate_is_pytorchs(shape, options):
+    x = np.random.default_rng(5).standard_normal(shape)
+    check_torch(lambda t: lib_of(t).interpolate(t, **options), [x], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).interpolate(t, **options), [x], dtype=genesis.float32)
+
+
+def test_upsampling_layers_are_pytorchs():
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    for name, options in (
+        ("Upsample", dict(scale_factor=2, mode="bilinear")),
+        ("UpsamplingNearest2d", dict(size=(6, 7))),
+        ("UpsamplingBilinear2d", dict(scale_factor=3)),
+    ):
+        got = getattr(genesis.nn, name)(**options)(genesis.tensor(x)).numpy()
+        np.testing.assert_allclose(
+            got, getattr(torch.nn, name)(**options)(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_interpolate_errors_name_the_problem():
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(genesis.zeros(1, 1, 4, 4))
+    with pytest.raises(ShapeError, match="'bilinear' expects a 4-D input"):
+        F.interpolate(genesis.zeros(1, 1, 4), scale_factor=2, mode="bilinear")
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        F.interpolate(genesis.zeros(1, 1, 4, 4), scale_factor=2, mode="bicubic")
+
+
+@pytest.mark.parametrize("output_size", [(3, 2), (7, 5), 1, (2, 5), 4])
+def test_adaptive_max_pool2d_values_positions_and_gradients_are_pytorchs(output_size):
+    x = np.random.default_rng(7).standard_normal((2, 3, 7, 5))
+    values, positions = F.adaptive_max_pool2d(genesis.tensor(x), output_size, return_indices=True)
+    expected, expected_positions = torch.nn.functional.adaptive_max_pool2d(
+        torch.from_numpy(x), output_size, return_indices=True
+    )
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+    np.testing.assert_array_equal(values.numpy(), expected.numpy())
+    check_torch(lambda t: lib_of(t).adaptive_max_pool2d(t, output_size), [x], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).adaptive_max_pool2d(t[0], output_size), [x], dtype=genesis.float32)
+
+
+def test_one_dimensional_adaptive_poolings_and_their_layers_are_pytorchs():
+    x = np.random.default_rng(8).standard_normal((2, 3, 11))
+    check_torch(lambda t: lib_of(t).adaptive_avg_pool1d(t, 4), [x], dtype=genesis.float64)
+    check_torch(lambda t: lib_of(t).adaptive_max_pool1d(t, 4), [x], dtype=genesis.float64)
+    for name in ("AdaptiveAvgPool1d", "AdaptiveMaxPool1d"):
+        np.testing.assert_allclose(
+            getattr(genesis.nn, name)(3)(genesis.tensor(x)).numpy(),
+            getattr(torch.nn, name)(3)(torch.from_numpy(x)).numpy(),
+            rtol=1e-12,
+        )
+    values, positions = genesis.nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(genesis.tensor(x[None]))
+    expected, expected_positions = torch.nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(torch.from_numpy(x[None]))
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
