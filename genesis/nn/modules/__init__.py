@@ -12,5 +12,6 @@ from genesis.nn.modules.module import Module  # noqa: F401
 from genesis.nn.modules.normalization import *  # noqa: F401,F403
 from genesis.nn.modules.pixelshuffle import *  # noqa: F401,F403
 from genesis.nn.modules.pooling import *  # noqa: F401,F403
+from genesis.nn.modules.rnn import *  # noqa: F401,F403
 from genesis.nn.modules.sparse import *  # noqa: F401,F403
 from genesis.nn.modules.upsampling import *  # noqa: F401,F403

@@ -1,0 +1,351 @@
+"""RNN, LSTM, GRU and their cells, with PyTorch's parameters, layouts and numbers.
+
+Parameters carry PyTorch's names and shapes (`weight_ih_l0`, `weight_hh_l0_reverse`, `bias_ih_l1`,
+LSTM's `weight_hr_l0` with `proj_size`), registered in PyTorch's order, so a PyTorch `state_dict`
+loads as it is. Gates are chunked in PyTorch's order: LSTM (input, forget, cell, output), GRU
+(reset, update, new), with GRU's reset gate applied to the hidden state's product plus its bias.
+
+The time loop is Python over genesis ops: eagerly it runs step by step; `genesis.compile` traces it
+unrolled, one copy of the cell per time step (the sequence length is part of the input's shape,
+which the compiled program is specialised on anyway), so the compiler fuses each step's gates into
+one kernel. The input's projection for all time steps is one product before the loop; only the
+hidden state's product runs per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from genesis import functional as GF
+from genesis.creation import empty, zeros
+from genesis.errors import ShapeError
+from genesis.nn import functional as F
+from genesis.nn import init
+from genesis.nn.modules.module import Module
+from genesis.nn.parameter import Parameter
+from genesis.tensor import Tensor
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _cell_step(mode, x_projection, hidden, cell, w_hh, b_hh, w_hr=None):
+    """One time step: `x_projection` is W_ih x + b_ih (precomputed); returns (h', c')."""
+    h_projection = F.linear(hidden, w_hh, b_hh)
+    if mode == "LSTM":
+        i, f, g, o = GF.chunk(x_projection + h_projection, 4, -1)
+        cell = GF.sigmoid(f) * cell + GF.sigmoid(i) * GF.tanh(g)
+        hidden = GF.sigmoid(o) * GF.tanh(cell)
+        if w_hr is not None:
+            hidden = F.linear(hidden, w_hr)
+        return hidden, cell
+    if mode == "GRU":
+        r_x, z_x, n_x = GF.chunk(x_projection, 3, -1)
+        r_h, z_h, n_h = GF.chunk(h_projection, 3, -1)
+        r, z = GF.sigmoid(r_x + r_h), GF.sigmoid(z_x + z_h)
+        n = GF.tanh(n_x + r * n_h)
+        return (1 - z) * n + z * hidden, None
+    pre = x_projection + h_projection
+    return (GF.tanh(pre) if mode == "RNN_TANH" else GF.relu(pre)), None
+
+
+class RNNBase(Module):
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
+        if hidden_size <= 0 or num_layers <= 0:
+            raise ValueError("hidden_size and num_layers must be positive integers")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
+        directions = 2 if bidirectional else 1
+        real_hidden = proj_size or hidden_size
+        gate_size = _GATES[mode] * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else real_hidden * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden))]
+                if bias:
+                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
+                for name, shape in shapes:
+                    setattr(self, name + suffix, Parameter(empty(shape, dtype=dtype, device=device)))
+                    self._flat_weights_names.append(name + suffix)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name in self._flat_weights_names:
+            init.uniform_(getattr(self, name), -bound, bound)
+
+    def _weights(self, layer: int, direction: int):
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        get = lambda name: getattr(self, name + suffix, None)  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr")
+
+    def _initial_state(self, hx, batch: int, unbatched: bool, like: Tensor):
+        """(h0, c0 or None), each (layers * directions, N, size)."""
+        directions = 2 if self.bidirectional else 1
+        shape_h = (self.num_layers * directions, batch, self.proj_size or self.hidden_size)
+        shape_c = (self.num_layers * directions, batch, self.hidden_size)
+        if hx is None:
+            h0 = zeros(shape_h, dtype=like.dtype, device=like.device)
+            c0 = zeros(shape_c, dtype=like.dtype, device=like.device) if self.mode == "LSTM" else None
+            return h0, c0
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("LSTM expects hx to be a tuple (h_0, c_0)")
+            h0, c0 = hx
+        else:
+            h0, c0 = hx, None
+        if unbatched:
+            h0 = h0.unsqueeze(1)
+            c0 = None if c0 is None else c0.unsqueeze(1)
+        for name, state, shape in (("h_0", h0, shape_h), ("c_0", c0, shape_c)):
+            if state is not None and tuple(state.shape) != shape:
+                raise ShapeError(
+                    f"{type(self).__name__}: expected {name} of shape {list(shape)}, got {list(state.shape)}"
+                )
+        return h0, c0
+
+    def forward(self, input, hx=None):
+        if input.ndim not in (2, 3):
+            raise ShapeError(f"{type(self).__name__}: expected a 2-D or 3-D input, got shape {list(input.shape)}")
+        unbatched = input.ndim == 2
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        if x.shape[-1] != self.input_size:
+            raise ShapeError(
+                f"{type(self).__name__}: input of shape {list(input.shape)} has {x.shape[-1]} features, "
+                f"expected input_size={self.input_size}"
+            )
+        length, batch = x.shape[0], x.shape[1]
+        h0, c0 = self._initial_state(hx, batch, unbatched, x)
+        directions = 2 if self.bidirectional else 1
+        final_h, final_c = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, direction)
+                index = layer * directions + direction
+                hidden = h0[index]
+                cell = None if c0 is None else c0[index]
+                projected = F.linear(x, w_ih, b_ih)  # every time step's input product at once
+                steps = range(length - 1, -1, -1) if direction else range(length)
+                out = [None] * length
+                for t in steps:
+                    hidden, cell = _cell_step(self.mode, projected[t], hidden, cell, w_hh, b_hh, w_hr)
+                    out[t] = hidden
+                outputs.append(GF.stack(out, 0))
+                final_h.append(hidden)
+                final_c.append(cell)
+            x = outputs[0] if directions == 1 else GF.cat(outputs, -1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        output = x.squeeze(1) if unbatched else (x.transpose(0, 1) if self.batch_first else x)
+        h_n = GF.stack(final_h, 0)
+        c_n = GF.stack(final_c, 0) if self.mode == "LSTM" else None
+        if unbatched:
+            h_n = h_n.squeeze(1)
+            c_n = None if c_n is None else c_n.squeeze(1)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.batch_first:
+            text += ", batch_first=True"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
+        return text
+
+
+class RNN(RNNBase):
+    """Elman RNN: h' = tanh (or relu) of W_ih x + b_ih + W_hh h + b_hh."""
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        proj_size=0,  # PyTorch's RNN takes it too, to refuse it
+    ):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
+
+
+class LSTM(RNNBase):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
+
+
+class GRU(RNNBase):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        proj_size=0,  # PyTorch's GRU takes it too, to refuse it
+    ):
+        super().__init__(
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
+
+
+class RNNCellBase(Module):
+    _mode = "RNN_TANH"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        gate_size = _GATES[self._mode] * hidden_size
+        self.weight_ih = Parameter(empty((gate_size, input_size), dtype=dtype, device=device))
+        self.weight_hh = Parameter(empty((gate_size, hidden_size), dtype=dtype, device=device))
+        if bias:
+            self.bias_ih = Parameter(empty(gate_size, dtype=dtype, device=device))
+            self.bias_hh = Parameter(empty(gate_size, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for param in self.parameters():
+            init.uniform_(param, -bound, bound)
+
+    def _step(self, input, hx):
+        if input.ndim not in (1, 2):
+            raise ShapeError(f"{type(self).__name__}: expected a 1-D or 2-D input, got shape {list(input.shape)}")
+        unbatched = input.ndim == 1
+        x = input.unsqueeze(0) if unbatched else input
+        if hx is None:
+            shape = (x.shape[0], self.hidden_size)
+            hx = zeros(shape, dtype=x.dtype) if self._mode != "LSTM" else (zeros(shape, dtype=x.dtype),) * 2
+        elif unbatched:
+            hx = tuple(h.unsqueeze(0) for h in hx) if self._mode == "LSTM" else hx.unsqueeze(0)
+        hidden, cell = hx if self._mode == "LSTM" else (hx, None)
+        h, c = _cell_step(
+            self._mode, F.linear(x, self.weight_ih, self.bias_ih), hidden, cell, self.weight_hh, self.bias_hh
+        )
+        if unbatched:
+            h = h.squeeze(0)
+            c = None if c is None else c.squeeze(0)
+        return (h, c) if self._mode == "LSTM" else h
+
+    def forward(self, input, hx=None):
+        return self._step(input, hx)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(RNNCellBase):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        self.nonlinearity = nonlinearity
+        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+
+class LSTMCell(RNNCellBase):
+    _mode = "LSTM"
+
+
+class GRUCell(RNNCellBase):
+    _mode = "GRU"
+
+
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
