@@ -1,8 +1,9 @@
 """Whole training steps: genesis eager, compiled (numpy and default backends), PyTorch eager and torch.compile.
 
 The models (genesis/bench/train.py): MLP 784-256-256-10 at batch 64 and 784-1024-1024-10 at
-batch 256 (GELU), a pre-norm transformer block over 32 sequences of 64 tokens of width 128, and a
-small CNN over 64 images of 3x32x32; cross-entropy, Adam, clip_grad_norm_(1.0). Reports step
+batch 256 (GELU), a pre-norm transformer block over 32 sequences of 64 tokens of width 128, a
+small CNN over 64 images of 3x32x32, and a ResNet-18-shaped network over 32 images of 3x32x32;
+cross-entropy, Adam, clip_grad_norm_(1.0). Reports step
 times and ratios, genesis's compile time (the first call with a cold disk cache; the second call
 traces once more), the first call in a fresh process with a warm disk cache, kernels per step, and
 peak memory of one step, eager against compiled, and page faults per step. `python -m genesis.bench` runs

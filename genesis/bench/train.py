@@ -3,7 +3,8 @@ torch.compile, all timed in the same interleaved rounds.
 
 Models: MLP 784-256-256-10 at batch 64 and 784-1024-1024-10 at batch 256 (GELU), a pre-norm
 transformer block (attention with 4 heads, layer_norm, a GELU MLP) over 32 sequences of 64 tokens
-of width 128, and a small CNN (two conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32;
+of width 128, a small CNN (two conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32, and
+a ResNet-18-shaped network (CIFAR's: a 3x3 stem, four stages of two basic blocks) over 32 of them;
 cross-entropy, Adam, clip_grad_norm_(1.0). Besides step times: genesis's compile time (the first
 call with a cold disk cache; the second call, which traces once more), the first call of a fresh
 process with a warm disk cache, torch.compile's first call, kernels per step, peak memory of one
@@ -27,12 +28,14 @@ from genesis import nn
 from genesis.bench.timing import fresh_cache, load_torch, measure, record
 
 # (name, model, batch): an MLP by its layer sizes; ("block", width, heads, tokens) a transformer block;
-# ("cnn", channels, side) the CNN over images of 3 x side x side
+# ("cnn", channels, side) the CNN over images of 3 x side x side; ("resnet", widths, side) a
+# ResNet-18-shaped network (two basic blocks per stage) over images of 3 x side x side
 CONFIGS = [
     ("MLP 784-256-256-10 b64", (784, 256, 256, 10), 64),
     ("MLP 784-1024-1024-10 b256", (784, 1024, 1024, 10), 256),
     ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32),
     ("CNN 32-64 BN 32x32 b64", ("cnn", 32, 32), 64),
+    ("ResNet-18 32x32 b32", ("resnet", (64, 128, 256, 512), 32), 32),
 ]
 QUICK = ("MLP 784-256-256-10 b64", "block d128 h4 t64 b32", "CNN 32-64 BN 32x32 b64")
 CLASSES = 10
@@ -64,6 +67,8 @@ def make_model(nn_lib, spec):
                 return self.head(x.mean(dim=1))
 
         return Block()
+    if spec[0] == "resnet":
+        return _resnet(nn_lib, spec[1])
     if spec[0] == "cnn":
         _, channels, side = spec
 
@@ -79,6 +84,34 @@ def make_model(nn_lib, spec):
     layers = []
     for i, (a, b) in enumerate(zip(spec[:-1], spec[1:])):
         layers += [nn_lib.Linear(a, b)] + ([nn_lib.GELU()] if i < len(spec) - 2 else [])
+    return nn_lib.Sequential(*layers)
+
+
+def _resnet(nn_lib, widths):
+    """ResNet-18 for 32x32 images (a 3x3 stem, no max-pool): four stages of two basic blocks."""
+
+    class BasicBlock(nn_lib.Module):
+        def __init__(self, a, b, stride):
+            super().__init__()
+            self.conv1 = nn_lib.Conv2d(a, b, 3, stride, 1, bias=False)
+            self.bn1 = nn_lib.BatchNorm2d(b)
+            self.conv2 = nn_lib.Conv2d(b, b, 3, 1, 1, bias=False)
+            self.bn2 = nn_lib.BatchNorm2d(b)
+            self.shortcut = (
+                nn_lib.Sequential(nn_lib.Conv2d(a, b, 1, stride, bias=False), nn_lib.BatchNorm2d(b))
+                if stride != 1 or a != b
+                else nn_lib.Identity()
+            )
+
+        def forward(self, x):
+            out = nn_lib.functional.relu(self.bn1(self.conv1(x)))
+            return nn_lib.functional.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    layers = [nn_lib.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn_lib.BatchNorm2d(widths[0]), nn_lib.ReLU()]
+    for stage, width in enumerate(widths):
+        before = widths[max(stage - 1, 0)]
+        layers += [BasicBlock(before, width, 1 if stage == 0 else 2), BasicBlock(width, width, 1)]
+    layers += [nn_lib.AdaptiveAvgPool2d(1), nn_lib.Flatten(), nn_lib.Linear(widths[-1], CLASSES)]
     return nn_lib.Sequential(*layers)
 
 
@@ -110,7 +143,7 @@ def batch(spec, batch_size, seed=0):
     rng = np.random.default_rng(seed)
     if spec[0] == "block":
         shape, classes = (batch_size, spec[3], spec[1]), CLASSES
-    elif spec[0] == "cnn":
+    elif spec[0] in ("cnn", "resnet"):
         shape, classes = (batch_size, 3, spec[2], spec[2]), CLASSES
     else:
         shape, classes = (batch_size, spec[0]), spec[-1]
