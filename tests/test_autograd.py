@@ -367,3 +367,39 @@ def test_create_graph_through_broadcasting_and_reductions():
     t_second = torch.autograd.grad(sum((t * t).sum() for t in t_grads), [tx, tw])
     for g, t in zip(g_second, t_second):
         close(g, t, "second order")
+
+
+def _sliced_sum(lib, x, y):
+    """Many views of one tensor: overlapping slices, a slice of a slice, steps of a split, a pass-
+    through add that hands one gradient to two inputs, and a view whose gradient meets another."""
+    parts = lib.split(x, 1, 0)
+    total = (parts[0] * y).sum() + (x[1:4] * 2).sum() + (x[0:3][1:] ** 2).sum()
+    both = x[2] + x[2]  # add's vjp passes the same gradient to both inputs, which are one view
+    total = total + (both * x[3]).sum() + (x.reshape(-1)[::3] * 3).sum()
+    # a gradient summed from two views, then handed on as it is by add to both of its inputs, each
+    # of which takes another gradient afterwards: neither may be added into the other's
+    a, b = x * 1.5, x * -2
+    joined = a + b
+    return (a * 3).sum() + (b * 7).sum() + total + (joined[0] * y).sum() + (joined[1:] ** 2).sum()
+
+
+def test_gradients_of_many_views_of_one_tensor_add_up_in_place_as_pytorch():
+    """Eager backward adds each view's gradient into its input's buffer (engine._add_into_region);
+    the sums must be PyTorch's, and a second backward and a double backward must see the same."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((1, 4))
+    gx, gy = genesis.tensor(x, requires_grad=True), genesis.tensor(y, requires_grad=True)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    g_loss, t_loss = _sliced_sum(genesis, gx, gy), _sliced_sum(torch, tx, ty)
+    g_loss.backward(retain_graph=True)
+    t_loss.backward(retain_graph=True)
+    g_loss.backward()  # a second backward accumulates into .grad
+    t_loss.backward()
+    np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gy.grad.numpy(), ty.grad.numpy(), rtol=1e-12)
+    (g_first,) = genesis.autograd.grad(_sliced_sum(genesis, gx, gy), [gx], create_graph=True)
+    (t_first,) = torch.autograd.grad(_sliced_sum(torch, tx, ty), [tx], create_graph=True)
+    np.testing.assert_allclose(g_first.detach().numpy(), t_first.detach().numpy(), rtol=1e-12)
+    (g_second,) = genesis.autograd.grad((g_first * g_first).sum(), [gx])
+    (t_second,) = torch.autograd.grad((t_first * t_first).sum(), [tx])
+    np.testing.assert_allclose(g_second.numpy(), t_second.numpy(), rtol=1e-12)

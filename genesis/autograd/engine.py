@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from genesis import creation, dispatch, grad_mode
 from genesis import functional as F
+from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 
 
@@ -86,9 +89,36 @@ def _run_hooks(hooks, grad):
     return grad
 
 
-def accumulate(pending: dict, key, grad):
+def accumulate(pending: dict, key, grad, owned=None):
+    """Add `grad` to the gradient pending under `key`: in place where the engine made that buffer
+    itself (`owned`: id -> tensor, kept alive so an id is never another tensor's)."""
     previous = pending.get(key)
-    pending[key] = grad if previous is None else previous + grad
+    if previous is None:
+        pending[key] = grad
+    elif owned is not None and id(previous) in owned and previous.dtype is grad.dtype and previous.shape == grad.shape:
+        previous._data += grad._data
+    else:
+        pending[key] = previous + grad
+
+
+def _add_into_region(op, attrs, x, grad, pending, key, owned) -> bool:
+    """Add the gradient of a region-selecting view (`op.grad_region`) into `x`'s pending gradient
+    buffer, in place: one buffer per input, however many views of it the graph took. False where
+    the region does not take this gradient as it is (the vjp runs instead)."""
+    buffer = pending.get(key)
+    if buffer is None or id(buffer) not in owned:
+        data = np.zeros(x.shape, NUMPY_DTYPE[x.dtype]) if buffer is None else np.array(buffer._data, order="C")
+        candidate = Tensor._make(data, x.dtype, x.device)
+    else:
+        candidate = buffer
+    region = op.grad_region(candidate._data, **attrs)
+    if region.shape != grad.shape or grad.dtype is not x.dtype or type(grad._data) is not np.ndarray:
+        return False
+    region += grad._data
+    if candidate is not buffer:
+        owned[id(candidate)] = candidate
+        pending[key] = candidate
+    return True
 
 
 @contextlib.contextmanager
@@ -118,6 +148,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
     outputs: dict = {}  # node id -> its output tensor, kept alive until the node has run
     pending_leaves: dict = {}
     leaves: dict = {}
+    owned: dict = {}  # gradient buffers this backward made and may add into in place (_add_into_region)
     for root, grad in zip(roots, root_grads):
         if root._node is None:
             leaves[id(root)] = root
@@ -132,6 +163,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             out = outputs.pop(id(node), None)
             if grad is None:
                 continue
+            owned.pop(id(grad), None)  # handed to the vjp rules now, which may pass it on as it is
             if node.inputs is None:
                 raise _freed(node)
             grad = _run_hooks(node.hooks, grad)
@@ -141,7 +173,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             if id(node) in captured_nodes:
                 results[id(node)] = grad
             _check_versions(node, out)
-            _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs)
+            _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs, owned)
             if not retain_graph:
                 node.inputs = None
 
@@ -200,22 +232,31 @@ def _deferred(roots, root_grads, retain_graph, create_graph, capture):
     return None
 
 
-def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs):
+def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs, owned):
     op, inputs, attrs = node.op, node.inputs, node.attrs
     # the edges hold each input's history as it was when the op ran: an in-place op since
     # then gave the tensor a new node, which this op's gradient must not flow through
     for i, (x, (child, wanted)) in enumerate(zip(inputs, node.edges)):
         if not isinstance(x, Tensor) or not wanted:
             continue
+        pending, key = (pending_leaves, id(x)) if child is None else (pending_nodes, id(child))
+        # a region-selecting view adds its gradient into its input's buffer, unless the backward
+        # itself is recorded (create_graph): then the vjp's ops must be on the tape
+        if i == 0 and op.grad_region is not None and not grad_mode.is_grad_enabled():
+            if _add_into_region(op, attrs, x, grad, pending, key, owned):
+                if child is None:
+                    leaves[id(x)] = x
+                else:
+                    outputs[id(child)] = x
+                continue
         g = input_gradient(op, i, grad, out, inputs, attrs)
         if g is None:
             continue
         if child is None:
             leaves[id(x)] = x
-            accumulate(pending_leaves, id(x), g)
         else:
-            accumulate(pending_nodes, id(child), g)
             outputs[id(child)] = x
+        accumulate(pending, key, g, owned)
 
 
 def _rule(op, i):

@@ -48,6 +48,7 @@ def _movement(
     contiguous_result=False,
     index_map=None,
     converts_only=False,
+    grad_region=None,
 ):
     return register(
         Op(
@@ -64,6 +65,7 @@ def _movement(
             contiguous_result=contiguous_result,
             index_map=index_map,
             converts_only=converts_only,
+            grad_region=grad_region,
         )
     )
 
@@ -278,7 +280,14 @@ def _index_put_dtype(inputs, **attrs):
     return None, inputs[0].dtype
 
 
-index_basic = _movement("index_basic", Kind.VIEW, _index_kernel, _index_shape, (_index_grad,))
+def _index_region(array, *, key):
+    view, _ = _indexed_view(array, (), key)
+    return view
+
+
+index_basic = _movement(
+    "index_basic", Kind.VIEW, _index_kernel, _index_shape, (_index_grad,), grad_region=_index_region
+)
 index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,), saves=_INDICES)
 index_put = _movement(
     "index_put",

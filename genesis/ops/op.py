@@ -32,6 +32,12 @@ primitive:
 - `autocast`: how autocast treats the op's floating inputs.
 - `generated_eager_from`: from how many elements eager runs the op as a
   generated C kernel instead of its numpy kernel (set where numpy is slow).
+- `grad_region` (views that select a region of their first input: basic
+  indexing, and so split and chunk): `grad_region(array, **attrs)` is the view of
+  `array` (shaped like that input) where the output's elements sit. Eager
+  backward adds a gradient there, into one buffer per input, instead of running
+  the vjp, whose zeros-and-put per view made a sequence sliced into T steps cost
+  T whole-size buffers (autograd/engine.py).
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
   other inputs' shapes); an in-place change to one of them before backward is
@@ -114,6 +120,8 @@ class Op:
     # where an input has at least this many elements and a C compiler is at hand: set where numpy's
     # kernel is slow (a reduction on one core, scipy's erf at 15 ns per element). None: never.
     generated_eager_from: int | None = None
+    # Views: where the output's elements sit in a buffer shaped like the first input (see above).
+    grad_region: Callable | None = None
 
     @property
     def differentiable(self) -> bool:
