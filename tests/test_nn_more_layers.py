@@ -175,3 +175,51 @@ def test_one_dimensional_adaptive_poolings_and_their_layers_are_pytorchs():
     values, positions = genesis.nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(genesis.tensor(x[None]))
     expected, expected_positions = torch.nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(torch.from_numpy(x[None]))
     np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+
+
+ACTIVATIONS = [
+    ("selu", dict()),
+    ("celu", dict(alpha=0.7)),
+    ("softsign", dict()),
+    ("tanhshrink", dict()),
+    ("threshold", dict(threshold=0.5, value=-2.0)),
+    ("hardsigmoid", dict()),
+    ("hardswish", dict()),
+]
+# the kinks themselves (PyTorch's gradient there is a convention), and values around them
+POINTS = np.array([-20, -4, -3, -2.5, -1, -0.0, 0.0, 0.5, 0.7, 2.9, 3, 3.5, 20])
+
+
+@pytest.mark.parametrize("name, options", ACTIVATIONS, ids=[n for n, _ in ACTIVATIONS])
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=lambda d: d.name)
+def test_more_activations_are_pytorchs(name, options, dtype):
+    x = np.concatenate([POINTS, np.random.default_rng(9).standard_normal(20) * 4])
+    # PyTorch's float64 backward of celu and hardsigmoid uses float32 coefficients (1/6 as
+    # 0.16666667163): genesis's exact float64 gradients sit 1e-7 away
+    loose = dtype is genesis.float64 and name in ("celu", "hardsigmoid")
+    tolerance = dict(grad_rtol=3e-7, grad_atol=1e-9) if loose else {}
+    check_torch(lambda t: getattr(lib_of(t), name)(t, **options), [x], dtype=dtype, **tolerance)
+    layer_name = {"selu": "SELU", "celu": "CELU", "hardsigmoid": "Hardsigmoid", "hardswish": "Hardswish"}.get(
+        name, name.capitalize()
+    )
+    layer_args = (0.5, -2.0) if name == "threshold" else ()
+    layer_options = {k: v for k, v in options.items() if name != "threshold"}
+    got = getattr(genesis.nn, layer_name)(*layer_args, **layer_options)(genesis.tensor(x)).numpy()
+    expected = getattr(torch.nn, layer_name)(*layer_args, **layer_options)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_prelu_is_pytorchs_with_one_slope_or_one_per_channel():
+    rng = np.random.default_rng(10)
+    x = np.concatenate([rng.standard_normal((2, 3, 4)), np.zeros((2, 3, 1))], axis=-1)
+    for slopes in (np.array([0.25]), np.array([0.1, -0.3, 0.5])):
+        check_torch(lambda t, w: lib_of(t).prelu(t, w), [x, slopes], dtype=genesis.float64)
+    layer, reference = genesis.nn.PReLU(3, init=0.1), torch.nn.PReLU(3, init=0.1)
+    assert list(layer.state_dict()) == list(reference.state_dict())
+    np.testing.assert_allclose(
+        layer(genesis.tensor(x.astype(np.float32))).detach().numpy(),
+        reference(torch.from_numpy(x.astype(np.float32))).detach().numpy(),
+        rtol=1e-6,
+    )
+    with pytest.raises(ShapeError, match="prelu: a weight of 3 values"):
+        F.prelu(genesis.zeros(2, 4, 5), genesis.zeros(3))

@@ -8,22 +8,30 @@ parameters and call these.
 """
 
 from genesis.nn.functional.activation import (  # noqa: F401
+    celu,
     elu,
     gelu,
     glu,
+    hardsigmoid,
+    hardswish,
     hardtanh,
     leaky_relu,
     log_softmax,
     logsigmoid,
     mish,
+    prelu,
     relu,
     relu6,
+    selu,
     sigmoid,
     silu,
     softmax,
     softmin,
     softplus,
+    softsign,
     tanh,
+    tanhshrink,
+    threshold,
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import (  # noqa: F401

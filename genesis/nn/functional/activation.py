@@ -15,6 +15,7 @@ from __future__ import annotations
 from genesis import dtypes
 from genesis import functional as GF
 from genesis.autocast_state import is_autocast_enabled
+from genesis.errors import ShapeError
 from genesis.functional.inplace import assign_inplace
 from genesis.grad_mode import no_grad
 
@@ -36,6 +37,61 @@ def elu(x, alpha: float = 1.0, inplace: bool = False):
     # `minimum`, which would halve the gradient at 0 where PyTorch takes the exponential side fully.)
     positive = x > 0
     return _maybe_inplace(x, GF.where(positive, x, GF.expm1(GF.where(positive, 0.0, x)) * alpha), inplace)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x, inplace: bool = False):
+    """scale * elu(x, alpha), with the self-normalising constants."""
+    return _maybe_inplace(x, elu(x, _SELU_ALPHA) * _SELU_SCALE, inplace)
+
+
+def celu(x, alpha: float = 1.0, inplace: bool = False):
+    """x where positive, else alpha * (exp(x / alpha) - 1)."""
+    if alpha == 0:
+        raise ValueError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    positive = x > 0
+    return _maybe_inplace(x, GF.where(positive, x, GF.expm1(GF.where(positive, 0.0, x) / alpha) * alpha), inplace)
+
+
+def softsign(x):
+    return x / (1 + GF.abs(x))
+
+
+def tanhshrink(x):
+    return x - GF.tanh(x)
+
+
+def threshold(x, threshold: float, value: float, inplace: bool = False):
+    """x where x > threshold, else `value`."""
+    return _maybe_inplace(x, GF.where(x > threshold, x, value), inplace)
+
+
+def hardsigmoid(x, inplace: bool = False):
+    """relu6(x + 3) / 6, with PyTorch's gradient: 1/6 strictly inside (-3, 3), else 0."""
+    inside = (x > -3) & (x < 3)
+    return _maybe_inplace(x, GF.where(inside, x / 6 + 0.5, (x >= 3).to(x.dtype)), inplace)
+
+
+def hardswish(x, inplace: bool = False):
+    """x * relu6(x + 3) / 6; its gradient is x / 3 + 0.5 strictly inside (-3, 3), 0 below and 1
+    above, as PyTorch's."""
+    middle = x * (x + 3) / 6
+    return _maybe_inplace(x, GF.where(x <= -3, 0.0, GF.where(x < 3, middle, x)), inplace)
+
+
+def prelu(x, weight):
+    """x where positive, else weight * x; a weight of C values applies per channel (dim 1)."""
+    if weight.numel() != 1:
+        if x.ndim < 2 or x.shape[1] != weight.numel():
+            raise ShapeError(
+                f"prelu: a weight of {weight.numel()} values needs an input with as many channels (dim 1), "
+                f"got shape {list(x.shape)}"
+            )
+        weight = GF.reshape(weight, (1, -1) + (1,) * (x.ndim - 2))
+    return GF.where(x > 0, x, weight * x)
 
 
 def gelu(x, approximate: str = "none"):
@@ -159,6 +215,14 @@ __all__ = [
     "relu6",
     "leaky_relu",
     "elu",
+    "selu",
+    "celu",
+    "softsign",
+    "tanhshrink",
+    "threshold",
+    "hardsigmoid",
+    "hardswish",
+    "prelu",
     "gelu",
     "silu",
     "mish",

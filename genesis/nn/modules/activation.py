@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from genesis.creation import full
+from genesis.grad_mode import no_grad
 from genesis.nn import functional as F
 from genesis.nn.modules.module import Module
+from genesis.nn.parameter import Parameter
 
 
 class _Inplace(Module):
@@ -33,6 +36,74 @@ class SiLU(_Inplace):
 class Mish(_Inplace):
     def forward(self, x):
         return F.mish(x, self.inplace)
+
+
+class SELU(_Inplace):
+    def forward(self, x):
+        return F.selu(x, self.inplace)
+
+
+class Hardsigmoid(_Inplace):
+    def forward(self, x):
+        return F.hardsigmoid(x, self.inplace)
+
+
+class Hardswish(_Inplace):
+    def forward(self, x):
+        return F.hardswish(x, self.inplace)
+
+
+class Softsign(Module):
+    def forward(self, x):
+        return F.softsign(x)
+
+
+class Tanhshrink(Module):
+    def forward(self, x):
+        return F.tanhshrink(x)
+
+
+class CELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.celu(x, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Threshold(Module):
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, x):
+        return F.threshold(x, self.threshold, self.value, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
+
+class PReLU(Module):
+    """x where positive, else a learned slope times x: one slope, or one per channel."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(full((num_parameters,), init, dtype=dtype, device=device))
+
+    def reset_parameters(self) -> None:
+        with no_grad():
+            self.weight.fill_(self.init)
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class LeakyReLU(Module):
@@ -124,6 +195,14 @@ __all__ = [
     "ReLU6",
     "SiLU",
     "Mish",
+    "SELU",
+    "CELU",
+    "Hardsigmoid",
+    "Hardswish",
+    "Softsign",
+    "Tanhshrink",
+    "Threshold",
+    "PReLU",
     "LeakyReLU",
     "ELU",
     "GELU",
