@@ -223,3 +223,51 @@ def test_prelu_is_pytorchs_with_one_slope_or_one_per_channel():
     )
     with pytest.raises(ShapeError, match="prelu: a weight of 3 values"):
         F.prelu(genesis.zeros(2, 4, 5), genesis.zeros(3))
+
+
+PADS = [
+    ("reflect", (1, 2, 2, 1)),
+    ("replicate", (3, 1, 0, 2)),
+    ("circular", (1, 2, 2, 3)),
+    ("constant", (1, 1, 2, 0)),
+    ("reflect", (2, 3)),
+    ("replicate", (1, 2, 0, 1, 2, 0)),
+]
+
+
+@pytest.mark.parametrize("mode, widths", PADS, ids=[f"{m}-{len(w) // 2}" for m, w in PADS])
+def test_padding_modes_are_pytorchs(mode, widths):
+    x = np.random.default_rng(11).standard_normal((2, 3, 5, 4))
+    if len(widths) == 6:
+        x = x[:, :, :, None, :].repeat(3, axis=3)  # (N, C, D, H, W)
+    if len(widths) == 2:
+        x = x[0]  # PyTorch pads the last dim of 2-D or 3-D inputs only
+    check_torch(lambda t: lib_of(t).pad(t, widths, mode=mode), [x], dtype=genesis.float64)
+
+
+def test_padding_layers_are_pytorchs():
+    x = np.random.default_rng(12).standard_normal((2, 3, 5, 4)).astype(np.float32)
+    layers = [
+        ("ZeroPad2d", (2,)),
+        ("ConstantPad2d", ((1, 2, 0, 1), 3.5)),
+        ("ReflectionPad2d", (2,)),
+        ("ReplicationPad2d", ((1, 0, 2, 3),)),
+        ("CircularPad2d", (1,)),
+        ("ConstantPad1d", (2, -1.0)),
+        ("ReflectionPad1d", ((1, 3),)),
+    ]
+    for name, args in layers:
+        inputs = x[0] if name.endswith("1d") else x  # PyTorch pads one dim of 2-D or 3-D inputs
+        got = getattr(genesis.nn, name)(*args)(genesis.tensor(inputs)).numpy()
+        np.testing.assert_array_equal(
+            got, getattr(torch.nn, name)(*args)(torch.from_numpy(inputs)).numpy(), err_msg=name
+        )
+
+
+def test_padding_errors_name_the_problem():
+    with pytest.raises(ValueError, match="reflect padding of \\(4, 0\\) needs at most 3 along dim 3"):
+        F.pad(genesis.zeros(1, 1, 5, 4), (4, 0), mode="reflect")
+    with pytest.raises(ValueError, match="doesn't take in value"):
+        F.pad(genesis.zeros(1, 1, 5, 4), (1, 1), mode="replicate", value=2.0)
+    with pytest.raises(NotImplementedError, match="mode 'wrap'"):
+        F.pad(genesis.zeros(1, 1, 5, 4), (1, 1), mode="wrap")

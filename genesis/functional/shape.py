@@ -15,7 +15,7 @@ import math
 
 from genesis import dispatch
 from genesis.arguments import normalize_dim, normalize_dims, normalize_shape
-from genesis.creation import arange, zeros
+from genesis.creation import arange, tensor, zeros
 from genesis.dispatch import apply
 from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
@@ -303,10 +303,16 @@ def flip(x, dims):
     return apply(M.flip, x, dims=dims)
 
 
-def pad(x, pad, mode="constant", value=0.0):
-    """PyTorch's pad: (left, right) pairs from the last dim backwards."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(x, pad, mode="constant", value=None):
+    """PyTorch's pad: (left, right) pairs from the last dim backwards. "constant" fills with
+    `value` (0 by default); "reflect" mirrors the input without repeating its edge, "replicate"
+    repeats the edge, "circular" wraps around: each is a gather along the padded dims, at
+    positions computed from the sizes, so its gradient adds up where positions repeat."""
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; choose one of {list(_PAD_MODES)}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: {list(pad)} must hold (left, right) pairs for at most {x.ndim} dims")
     if builtins.any(p < 0 for p in pad):
@@ -314,7 +320,35 @@ def pad(x, pad, mode="constant", value=0.0):
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return apply(M.pad, x, widths=tuple(widths), value=value)
+    if mode == "constant":
+        return apply(M.pad, x, widths=tuple(widths), value=0.0 if value is None else value)
+    if value is not None and value != 0:
+        raise ValueError(f"pad: padding mode {mode!r} doesn't take in value argument")
+    out = x
+    for dim, (left, right) in enumerate(widths):
+        if left or right:
+            out = _gather_along(out, dim, _pad_positions(mode, x.shape[dim], left, right, dim))
+    return out
+
+
+def _pad_positions(mode, size, left, right, dim) -> list[int]:
+    """Which input position each output position reads along one dim."""
+    limit = size - 1 if mode == "reflect" else size
+    if mode != "replicate" and (left > limit or right > limit):
+        raise ValueError(
+            f"pad: {mode} padding of ({left}, {right}) needs at most {limit} along dim {dim}, whose size is {size}"
+        )
+    positions = range(-left, size + right)
+    if mode == "replicate":
+        return [builtins.min(builtins.max(i, 0), size - 1) for i in positions]
+    if mode == "circular":
+        return [i % size for i in positions]
+    return [-i if i < 0 else (2 * (size - 1) - i if i >= size else i) for i in positions]
+
+
+def _gather_along(x, dim, positions):
+    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("p", 0),)
+    return apply(M.index_advanced, x, tensor(positions), key=key)
 
 
 def _triangle_mask(x, diagonal, lower):

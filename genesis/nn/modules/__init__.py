@@ -10,6 +10,7 @@ from genesis.nn.modules.linear import *  # noqa: F401,F403
 from genesis.nn.modules.loss import *  # noqa: F401,F403
 from genesis.nn.modules.module import Module  # noqa: F401
 from genesis.nn.modules.normalization import *  # noqa: F401,F403
+from genesis.nn.modules.padding import *  # noqa: F401,F403
 from genesis.nn.modules.pixelshuffle import *  # noqa: F401,F403
 from genesis.nn.modules.pooling import *  # noqa: F401,F403
 from genesis.nn.modules.rnn import *  # noqa: F401,F403
