@@ -271,3 +271,72 @@ def test_padding_errors_name_the_problem():
         F.pad(genesis.zeros(1, 1, 5, 4), (1, 1), mode="replicate", value=2.0)
     with pytest.raises(NotImplementedError, match="mode 'wrap'"):
         F.pad(genesis.zeros(1, 1, 5, 4), (1, 1), mode="wrap")
+
+
+def test_distances_are_pytorchs():
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((4, 5, 3)), rng.standard_normal((4, 5, 3))
+    b[0, 0] = 0.0  # a zero vector: the norms' clamping decides
+    check_torch(lambda x, y: lib_of(x).cosine_similarity(x, y, dim=1), [a, b], dtype=genesis.float64)
+    for p in (2.0, 1.0, 3.0, float("inf")):
+        check_torch(lambda x, y: lib_of(x).pairwise_distance(x, y, p=p), [a, b], dtype=genesis.float64)
+    got = genesis.nn.PairwiseDistance(keepdim=True)(genesis.tensor(a), genesis.tensor(b)).numpy()
+    np.testing.assert_allclose(
+        got, torch.nn.PairwiseDistance(keepdim=True)(torch.from_numpy(a), torch.from_numpy(b)).numpy(), rtol=1e-12
+    )
+    got = genesis.nn.CosineSimilarity(dim=-1)(genesis.tensor(a), genesis.tensor(b)).numpy()
+    np.testing.assert_allclose(
+        got, torch.nn.CosineSimilarity(dim=-1)(torch.from_numpy(a), torch.from_numpy(b)).numpy(), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_margin_and_likelihood_losses_are_pytorchs(reduction):
+    rng = np.random.default_rng(14)
+    x1, x2, x3 = (rng.standard_normal((6, 4)) for _ in range(3))
+    signs = np.where(rng.standard_normal((6, 4)) > 0, 1.0, -1.0)
+    counts = rng.poisson(2.0, (6, 4)).astype(np.float64)
+    var = np.abs(x2) + 1e-7
+    var[0, 0] = 1e-9  # below eps: clamped
+    f64 = dict(dtype=genesis.float64)
+    r = dict(reduction=reduction)
+    # (the loss, its inputs, the positions of the targets, which take no gradient)
+    cases = [
+        (lambda a, b, t: lib_of(a).margin_ranking_loss(a, b, t, margin=0.3, **r), [x1, x2, signs], (2,)),
+        (lambda a, t: lib_of(a).hinge_embedding_loss(a, t, margin=0.5, **r), [x1, signs], (1,)),
+        (lambda a, t: lib_of(a).soft_margin_loss(a, t, **r), [x1, signs], (1,)),
+        (lambda a, b, t: lib_of(a).cosine_embedding_loss(a, b, t, margin=0.1, **r), [x1, x2, signs[:, 0]], (2,)),
+        (lambda a, b, c: lib_of(a).triplet_margin_loss(a, b, c, **r), [x1, x2, x3], ()),
+        (lambda a, b, c: lib_of(a).triplet_margin_loss(a, b, c, p=1.0, swap=True, margin=2.0, **r), [x1, x2, x3], ()),
+        (lambda a, t: lib_of(a).poisson_nll_loss(a, t, **r), [x1, counts], (1,)),
+        (
+            lambda a, t: lib_of(a).poisson_nll_loss(a, t, log_input=False, full=True, **r),
+            [np.abs(x1) + 0.1, counts],
+            (1,),
+        ),
+        (lambda a, t, v: lib_of(a).gaussian_nll_loss(a, t, v, full=True, **r), [x1, x3, var], ()),
+        (lambda a, t, v: lib_of(a).gaussian_nll_loss(a, t, v, **r), [x1, x3, var[:, 0]], ()),
+    ]
+    for loss, inputs, targets in cases:
+        check_torch(loss, inputs, int_inputs=targets, **f64)
+
+
+def test_the_loss_layers_are_pytorchs():
+    rng = np.random.default_rng(15)
+    x1, x2, x3 = (rng.standard_normal((5, 3)) for _ in range(3))
+    signs = np.where(rng.standard_normal(5) > 0, 1.0, -1.0)
+    cases = [
+        ("MarginRankingLoss", dict(margin=0.2), (x1[:, 0], x2[:, 0], signs)),
+        ("HingeEmbeddingLoss", dict(margin=0.7), (x1, np.where(x2 > 0, 1.0, -1.0))),
+        ("CosineEmbeddingLoss", dict(margin=0.1), (x1, x2, signs)),
+        ("SoftMarginLoss", dict(), (x1, np.where(x2 > 0, 1.0, -1.0))),
+        ("TripletMarginLoss", dict(margin=0.5, swap=True), (x1, x2, x3)),
+        ("PoissonNLLLoss", dict(full=True), (x1, np.abs(x2) * 3)),
+        ("GaussianNLLLoss", dict(full=True), (x1, x2, np.abs(x3) + 0.1)),
+    ]
+    for name, options, args in cases:
+        got = getattr(genesis.nn, name)(**options)(*map(genesis.tensor, args)).numpy()
+        expected = getattr(torch.nn, name)(**options)(*map(torch.from_numpy, args)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=name)
+    with pytest.raises(ValueError, match="var has negative"):
+        F.gaussian_nll_loss(genesis.tensor(x1), genesis.tensor(x2), genesis.tensor(-np.abs(x3)))

@@ -35,6 +35,7 @@ from genesis.nn.functional.activation import (  # noqa: F401
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import (  # noqa: F401
+    cosine_similarity,
     dropout,
     dropout1d,
     dropout2d,
@@ -44,6 +45,7 @@ from genesis.nn.functional.basic import (  # noqa: F401
     normalize,
     one_hot,
     pad,
+    pairwise_distance,
     pixel_shuffle,
     pixel_unshuffle,
 )
@@ -59,13 +61,20 @@ from genesis.nn.functional.interpolate import interpolate, upsample  # noqa: F40
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
     huber_loss,
     kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
     nll_loss,
+    poisson_nll_loss,
     smooth_l1_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
 )
 from genesis.nn.functional.normalization import (  # noqa: F401
     batch_norm,

@@ -133,6 +133,26 @@ def pixel_unshuffle(x, downscale_factor: int):
     return GF.reshape(out, (*lead, c * r * r, h // r, w // r))
 
 
+def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
+    """x1 . x2 / (max(|x1|, eps) * max(|x2|, eps)) along `dim` (PyTorch's clamping of each norm)."""
+    dot = GF.sum(x1 * x2, dim)
+    n1 = GF.clamp(GF.sqrt(GF.sum(x1 * x1, dim)), min=eps)
+    n2 = GF.clamp(GF.sqrt(GF.sum(x2 * x2, dim)), min=eps)
+    return dot / (n1 * n2)
+
+
+def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+    """The p-norm of x1 - x2 + eps over the last dim."""
+    difference = x1 - x2 + eps
+    if p == 2:
+        return GF.sqrt(GF.sum(difference * difference, -1, keepdim=keepdim))
+    if p == 1:
+        return GF.sum(GF.abs(difference), -1, keepdim=keepdim)
+    if p == float("inf"):
+        return GF.amax(GF.abs(difference), -1, keepdim=keepdim)
+    return GF.sum(GF.abs(difference) ** p, -1, keepdim=keepdim) ** (1.0 / p)
+
+
 def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     """x / max(||x||_p along dim, eps)."""
     norm = (
@@ -153,4 +173,6 @@ __all__ = [
     "one_hot",
     "pad",
     "normalize",
+    "cosine_similarity",
+    "pairwise_distance",
 ]

@@ -15,10 +15,13 @@ in PyTorch.
 
 from __future__ import annotations
 
+import math
+
 from genesis import dtypes
 from genesis import functional as GF
 from genesis.errors import IndexOutOfRangeError, ShapeError
 from genesis.nn.functional.activation import log_softmax, logsigmoid
+from genesis.nn.functional.basic import pairwise_distance
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -231,7 +234,108 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     return _reduce(loss, reduction)
 
 
+def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None, reduction="mean"):
+    """max(0, -target * (input1 - input2) + margin)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return _reduce(GF.relu(-target * (input1 - input2) + margin), reduction)
+
+
+def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None, reduction="mean"):
+    """input where target is 1, max(0, margin - input) where it is -1."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "hinge_embedding_loss")
+    positive = GF.where(target == 1, input, 0.0)
+    negative = GF.where(target == -1, GF.relu(margin - input), 0.0)
+    return _reduce(positive + negative, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """log(1 + exp(-target * input)), averaged over elements."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "soft_margin_loss")
+    return _reduce(-logsigmoid(target * input), reduction)
+
+
+def cosine_embedding_loss(
+    input1, input2, target, margin: float = 0.0, size_average=None, reduce=None, reduction="mean"
+):
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    eps = 1e-12  # PyTorch's: inside the product of the squared norms
+    dot = GF.sum(input1 * input2, -1)
+    cosine = dot / GF.sqrt((GF.sum(input1 * input1, -1) + eps) * (GF.sum(input2 * input2, -1) + eps))
+    loss = GF.where(target == 1, 1 - cosine, 0.0) + GF.where(target == -1, GF.relu(cosine - margin), 0.0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(
+    anchor,
+    positive,
+    negative,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    size_average=None,
+    reduce=None,
+    reduction="mean",
+):
+    """max(d(anchor, positive) - d(anchor, negative) + margin, 0) with pairwise distances."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    close = pairwise_distance(anchor, positive, p, eps)
+    far = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        far = GF.minimum(far, pairwise_distance(positive, negative, p, eps))
+    return _reduce(GF.relu(close - far + margin), reduction)
+
+
+def poisson_nll_loss(
+    input,
+    target,
+    log_input: bool = True,
+    full: bool = False,
+    size_average=None,
+    eps: float = 1e-8,
+    reduce=None,
+    reduction="mean",
+):
+    """exp(input) - target * input (log_input), or input - target * log(input + eps); with `full`,
+    Stirling's term target*log(target) - target + log(2 pi target)/2 where target > 1."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    loss = GF.exp(input) - target * input if log_input else input - target * GF.log(input + eps)
+    if full:
+        safe = GF.where(target > 1, target, 1.0)
+        stirling = safe * GF.log(safe) - safe + 0.5 * GF.log(2 * math.pi * safe)
+        loss = loss + GF.where(target > 1, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction="mean"):
+    """(log(max(var, eps)) + (input - target)^2 / max(var, eps)) / 2, plus log(2 pi)/2 with `full`."""
+    _check_reduction(reduction)
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = GF.unsqueeze(var, -1)  # one variance per sample, shared by its last dim
+        elif not (tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1):
+            raise ValueError(f"var of shape {list(var.shape)} does not fit the input's {list(input.shape)}")
+    if GF.any(var < 0).item():
+        raise ValueError("var has negative entry/entries")
+    # the value clamped at eps, the gradient as if unclamped: PyTorch clamps a clone under no_grad
+    var = var + (GF.clamp(var, min=eps) - var).detach()
+    loss = 0.5 * (GF.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
 __all__ = [
+    "margin_ranking_loss",
+    "hinge_embedding_loss",
+    "soft_margin_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
     "nll_loss",
     "cross_entropy",
     "mse_loss",

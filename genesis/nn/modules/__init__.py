@@ -4,6 +4,7 @@ from genesis.nn.modules.activation import *  # noqa: F401,F403
 from genesis.nn.modules.attention import *  # noqa: F401,F403
 from genesis.nn.modules.container import *  # noqa: F401,F403
 from genesis.nn.modules.conv import *  # noqa: F401,F403
+from genesis.nn.modules.distance import *  # noqa: F401,F403
 from genesis.nn.modules.dropout import *  # noqa: F401,F403
 from genesis.nn.modules.fold import *  # noqa: F401,F403
 from genesis.nn.modules.linear import *  # noqa: F401,F403
