@@ -340,3 +340,37 @@ def test_the_loss_layers_are_pytorchs():
         np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=name)
     with pytest.raises(ValueError, match="var has negative"):
         F.gaussian_nll_loss(genesis.tensor(x1), genesis.tensor(x2), genesis.tensor(-np.abs(x3)))
+
+
+def test_bilinear_channel_shuffle_and_local_response_norm_are_pytorchs():
+    rng = np.random.default_rng(16)
+    x1, x2, w, b = (
+        rng.standard_normal((2, 3, 4)),
+        rng.standard_normal((2, 3, 5)),
+        rng.standard_normal((6, 4, 5)),
+        rng.standard_normal(6),
+    )
+    check_torch(lambda a, c, w, b: lib_of(a).bilinear(a, c, w, b), [x1, x2, w, b], dtype=genesis.float64)
+    genesis.manual_seed(0)
+    layer = genesis.nn.Bilinear(4, 5, 6).double()
+    reference = torch.nn.Bilinear(4, 5, 6).double()
+    assert list(layer.state_dict()) == list(reference.state_dict())
+    reference.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy()) for k, v in layer.state_dict().items()})
+    got = layer(genesis.tensor(x1), genesis.tensor(x2)).detach().numpy()
+    np.testing.assert_allclose(got, reference(torch.from_numpy(x1), torch.from_numpy(x2)).detach().numpy(), rtol=1e-12)
+    assert np.abs(layer.weight.detach().numpy()).max() <= 0.5  # U(-1/sqrt(4), 1/sqrt(4))
+    x = rng.standard_normal((2, 6, 3, 2))
+    check_torch(lambda t: lib_of(t).channel_shuffle(t, 3), [x], dtype=genesis.float64, grad=False)
+    np.testing.assert_array_equal(
+        genesis.nn.ChannelShuffle(2)(genesis.tensor(x)).numpy(), torch.nn.ChannelShuffle(2)(torch.from_numpy(x)).numpy()
+    )
+    for shape, size in (((2, 7, 5), 3), ((2, 6, 3, 4), 5), ((1, 4, 3, 2, 2), 2)):
+        y = rng.standard_normal(shape)
+        check_torch(
+            lambda t: lib_of(t).local_response_norm(t, size, alpha=0.3, beta=0.6, k=1.5), [y], dtype=genesis.float64
+        )
+    np.testing.assert_allclose(
+        genesis.nn.LocalResponseNorm(3)(genesis.tensor(x)).numpy(),
+        torch.nn.LocalResponseNorm(3)(torch.from_numpy(x)).numpy(),
+        rtol=1e-12,
+    )

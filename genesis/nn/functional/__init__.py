@@ -35,6 +35,8 @@ from genesis.nn.functional.activation import (  # noqa: F401
 )
 from genesis.nn.functional.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from genesis.nn.functional.basic import (  # noqa: F401
+    bilinear,
+    channel_shuffle,
     cosine_similarity,
     dropout,
     dropout1d,
@@ -42,6 +44,7 @@ from genesis.nn.functional.basic import (  # noqa: F401
     dropout3d,
     embedding,
     linear,
+    local_response_norm,
     normalize,
     one_hot,
     pad,

@@ -133,6 +133,45 @@ def pixel_unshuffle(x, downscale_factor: int):
     return GF.reshape(out, (*lead, c * r * r, h // r, w // r))
 
 
+def bilinear(x1, x2, weight, bias=None):
+    """y_o = x1^T W_o x2 + b_o: x1 (*, in1), x2 (*, in2), weight (out, in1, in2)."""
+    out_features, in1, in2 = weight.shape
+    if x1.shape[-1] != in1 or x2.shape[-1] != in2 or tuple(x1.shape[:-1]) != tuple(x2.shape[:-1]):
+        raise ShapeError(
+            f"bilinear: inputs of shapes {list(x1.shape)} and {list(x2.shape)} do not fit a weight of shape "
+            f"{list(weight.shape)}"
+        )
+    # x1 against every W_o at once: (*, in1) @ (in1, out * in2), then each row of in2 against x2
+    left = GF.matmul(x1, GF.reshape(GF.permute(weight, (1, 0, 2)), (in1, out_features * in2)))
+    left = GF.reshape(left, (*x1.shape[:-1], out_features, in2))
+    out = GF.sum(left * GF.unsqueeze(x2, -2), -1)
+    return out if bias is None else out + bias
+
+
+def channel_shuffle(x, groups: int):
+    """(N, C, *) with C = groups * k: the channels read as (groups, k) are written as (k, groups)."""
+    if x.ndim < 3 or x.shape[1] % groups:
+        raise ShapeError(f"channel_shuffle: {groups} groups do not split the channels of shape {list(x.shape)}")
+    n, c, *rest = x.shape
+    out = GF.transpose(GF.reshape(x, (n, groups, c // groups, *rest)), 1, 2)
+    return GF.reshape(out, x.shape)
+
+
+def local_response_norm(x, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta, as PyTorch computes it
+    (the window is zero-padded by size // 2 before and (size - 1) // 2 after each channel)."""
+    if x.ndim < 3:
+        raise ShapeError(f"local_response_norm expects an input of 3 or more dims, got shape {list(x.shape)}")
+    square = x * x
+    widths = [0, 0] * (x.ndim - 2) + [size // 2, (size - 1) // 2]
+    padded = GF.pad(square, tuple(widths))
+    channels = x.shape[1]
+    window = padded[:, 0:channels]
+    for offset in range(1, size):
+        window = window + padded[:, offset : offset + channels]
+    return x / (window * (alpha / size) + k) ** beta
+
+
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
     """x1 . x2 / (max(|x1|, eps) * max(|x2|, eps)) along `dim` (PyTorch's clamping of each norm)."""
     dot = GF.sum(x1 * x2, dim)
@@ -175,4 +214,7 @@ __all__ = [
     "normalize",
     "cosine_similarity",
     "pairwise_distance",
+    "bilinear",
+    "channel_shuffle",
+    "local_response_norm",
 ]

@@ -1,4 +1,4 @@
-"""PixelShuffle and PixelUnshuffle: channels to space and back (nn.functional.pixel_shuffle)."""
+"""PixelShuffle and PixelUnshuffle (channels to space and back), ChannelShuffle."""
 
 from __future__ import annotations
 
@@ -30,4 +30,16 @@ class PixelUnshuffle(Module):
         return f"downscale_factor={self.downscale_factor}"
 
 
-__all__ = ["PixelShuffle", "PixelUnshuffle"]
+class ChannelShuffle(Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return F.channel_shuffle(x, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+__all__ = ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
