@@ -19,7 +19,7 @@ from genesis.dispatch import apply
 from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
 from genesis.functional.inplace import assign_inplace, check_inplace_allowed
-from genesis.functional.shape import clone, stack, unsqueeze
+from genesis.functional.shape import clone, gather_along, stack, unsqueeze
 from genesis.ops import movement as M
 from genesis.ops.movement import index_by_key as index  # noqa: F401  (a function of this layer too)
 
@@ -191,9 +191,7 @@ def index_select(x, dim, index):
     _check_index_dtype(index, "index_select")
     if index.ndim > 1:
         raise ShapeError(f"index_select expects a 1-D index, got shape {list(index.shape)}")
-    dim = normalize_dim(dim, x.ndim)
-    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("p", 0),)  # positions: -1 is refused, as in PyTorch
-    return apply(M.index_advanced, x, index.reshape(-1), key=key)
+    return gather_along(x, normalize_dim(dim, x.ndim), index.reshape(-1))
 
 
 def masked_fill(x, mask, value):

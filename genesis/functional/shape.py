@@ -327,7 +327,7 @@ def pad(x, pad, mode="constant", value=None):
     out = x
     for dim, (left, right) in enumerate(widths):
         if left or right:
-            out = _gather_along(out, dim, _pad_positions(mode, x.shape[dim], left, right, dim))
+            out = gather_along(out, dim, tensor(_pad_positions(mode, x.shape[dim], left, right, dim)))
     return out
 
 
@@ -346,9 +346,10 @@ def _pad_positions(mode, size, left, right, dim) -> list[int]:
     return [-i if i < 0 else (2 * (size - 1) - i if i >= size else i) for i in positions]
 
 
-def _gather_along(x, dim, positions):
-    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("p", 0),)
-    return apply(M.index_advanced, x, tensor(positions), key=key)
+def gather_along(x, dim, index):
+    """x's slices along `dim` at the positions of a 1-D integer tensor (index_select's kernel)."""
+    key = tuple(("s", 0, n, 1) for n in x.shape[:dim]) + (("p", 0),)  # positions: -1 is refused, as in PyTorch
+    return apply(M.index_advanced, x, index, key=key)
 
 
 def _triangle_mask(x, diagonal, lower):

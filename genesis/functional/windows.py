@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genesis.dispatch import apply
 from genesis.ops import windows as W
-from genesis.ops.windows import conv_output_size, pool_output_size  # noqa: F401  (the layers above size with them)
+from genesis.ops.windows import conv_output_size, pool_geometry, pool_output_size  # noqa: F401  (the layers above size with them)
 
 
 def im2col(x, kernel, stride=(1, 1), dilation=(1, 1)):

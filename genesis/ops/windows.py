@@ -115,8 +115,9 @@ def _col2im_kernel(columns, *, size, kernel, stride, dilation):
     return image
 
 
-def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode):
-    """(Ho, Wo) and how far right/bottom the last window reaches past the input and its padding."""
+def pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode):
+    """(Ho, Wo) of pooling (N, C, H, W) and how far right/bottom the last window reaches past the input
+    and its padding (ceil_mode may reach past the padding)."""
     out = tuple(
         pool_output_size(n, k, s, p, d, ceil_mode)
         for n, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation)
@@ -130,7 +131,7 @@ def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode):
 
 def _max_pool_shape(shape, *, kernel, stride, padding, dilation, ceil_mode):
     _four_dims("max_pool2d", shape)
-    out, _ = _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode)
+    out, _ = pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode)
     if out[0] <= 0 or out[1] <= 0:
         raise ShapeError(f"max_pool2d: the output size {out} is too small for input {list(shape)} and kernel {kernel}")
     return (shape[0], shape[1], *out)
@@ -142,7 +143,7 @@ def _lowest(dtype):
 
 def _max_pool_indices_kernel(x, *, kernel, stride, padding, dilation, ceil_mode):
     w = x.shape[3]
-    out, extra = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    out, extra = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
     widths = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
     padded = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
     windows = _windows(padded, kernel, stride, dilation, out)
@@ -230,4 +231,4 @@ max_pool2d_indices = register(
     )
 )
 
-__all__ = ["im2col", "col2im", "max_pool2d_indices", "conv_output_size", "pool_output_size"]
+__all__ = ["im2col", "col2im", "max_pool2d_indices", "conv_output_size", "pool_output_size", "pool_geometry"]

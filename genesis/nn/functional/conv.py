@@ -32,16 +32,22 @@ def _same_padding(kernel, dilation):
     return total // 2, total - total // 2  # PyTorch puts the odd pixel on the right/bottom
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
-    """PyTorch's conv2d: x (N, C, H, W) or (C, H, W), weight (O, C/groups, kh, kw)."""
+def _batched(x, weight, name):
+    """x as (N, C, H, W) and whether it came without its batch dim; both must be 4-D then."""
     unbatched = x.ndim == 3
     if unbatched:
         x = GF.unsqueeze(x, 0)
     if x.ndim != 4 or weight.ndim != 4:
         raise ShapeError(
-            f"conv2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
-            f"and weight {list(weight.shape)}"
+            f"{name} expects a 3-D or 4-D input and a 4-D weight, got input "
+            f"{list(x.shape if not unbatched else x.shape[1:])} and weight {list(weight.shape)}"
         )
+    return x, unbatched
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """PyTorch's conv2d: x (N, C, H, W) or (C, H, W), weight (O, C/groups, kh, kw)."""
+    x, unbatched = _batched(x, weight, "conv2d")
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c, h, w = x.shape
     out_channels, group_channels, kh, kw = weight.shape
@@ -109,14 +115,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     (C_in, C_out/groups, kh, kw). Each input position's channels times the weight give a column of
     C_out*kh*kw values; col2im sums the columns into the output, whose first `padding` and last
     `padding - output_padding` rows and columns are then cut away."""
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = GF.unsqueeze(x, 0)
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ShapeError(
-            f"conv_transpose2d expects a 3-D or 4-D input and a 4-D weight, got input {list(x.shape)} "
-            f"and weight {list(weight.shape)}"
-        )
+    x, unbatched = _batched(x, weight, "conv_transpose2d")
     n, c, h, w = x.shape
     in_channels, group_out, kh, kw = weight.shape
     if groups < 1 or in_channels != c or c % groups:

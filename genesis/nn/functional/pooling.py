@@ -15,7 +15,7 @@ from __future__ import annotations
 from genesis import functional as GF
 from genesis.creation import tensor
 from genesis.errors import ShapeError
-from genesis.functional.windows import im2col, max_pool2d_indices, pool_output_size
+from genesis.functional.windows import im2col, max_pool2d_indices, pool_geometry
 from genesis.nn.functional.conv import pair
 
 
@@ -31,17 +31,9 @@ def _setup(x, kernel_size, stride, padding, dilation, ceil_mode, name):
                 f"{name}: pad should be at most half of effective kernel size, but got pad={p}, "
                 f"kernel_size={k} and dilation={d}"
             )
-    h, w = x.shape[-2:]
-    out = tuple(
-        pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)
-    )
+    out, extra = pool_geometry((1, 1, *x.shape[-2:]), kernel, stride, pads, dilation, ceil_mode)
     if out[0] <= 0 or out[1] <= 0:
         raise ShapeError(f"{name}: the output size {out} is too small for input {list(x.shape)} and kernel {kernel}")
-    # pad right/bottom as far as the last window reaches (ceil_mode may reach past the padding)
-    extra = tuple(
-        max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)
-        for o, s, d, k, n, p in zip(out, stride, dilation, kernel, (h, w), pads)
-    )
     return kernel, stride, pads, dilation, out, extra
 
 
@@ -114,11 +106,8 @@ def _adaptive_bounds(size, out):
 
 def adaptive_avg_pool2d(x, output_size):
     """Average over PyTorch's adaptive windows [floor(i*H/out), ceil((i+1)*H/out))."""
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"adaptive_avg_pool2d expects a 3-D or 4-D input, got {list(x.shape)}")
+    out_h, out_w = _adaptive_size(x, output_size, "adaptive_avg_pool2d")
     h, w = x.shape[-2:]
-    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    out_h, out_w = out_h or h, out_w or w  # None keeps the input size
     if h % out_h == 0 and w % out_w == 0:
         return avg_pool2d(x, (h // out_h, w // out_w))
     rows = []
@@ -182,6 +171,13 @@ def _over_a_height_of_one(pool, x, name, *args, **kwargs):
     return GF.squeeze(out, -2)
 
 
+def _stride_1d(stride):
+    """A 1-d pooling's stride as the 2-d one's: None (or empty) is the kernel's."""
+    if stride is None or (not isinstance(stride, int) and not len(stride)):
+        return None
+    return (1, _first(stride))
+
+
 def _first(value):
     return value if isinstance(value, int) or value is None else tuple(value)[0]
 
@@ -189,13 +185,12 @@ def _first(value):
 def max_pool1d(
     x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False
 ):
-    stride = _first(stride) if stride is not None and (isinstance(stride, int) or len(stride)) else None
     return _over_a_height_of_one(
         max_pool2d,
         x,
         "max_pool1d",
         (1, _first(kernel_size)),
-        None if stride is None else (1, stride),
+        _stride_1d(stride),
         (0, _first(padding)),
         (1, _first(dilation)),
         ceil_mode,
@@ -204,13 +199,12 @@ def max_pool1d(
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
-    stride = _first(stride) if stride is not None and (isinstance(stride, int) or len(stride)) else None
     return _over_a_height_of_one(
         avg_pool2d,
         x,
         "avg_pool1d",
         (1, _first(kernel_size)),
-        None if stride is None else (1, stride),
+        _stride_1d(stride),
         (0, _first(padding)),
         ceil_mode,
         count_include_pad,
