@@ -49,7 +49,14 @@ from genesis.creation import (
     randint_like,
 )
 from genesis.random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state
-from genesis.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from genesis.autograd import (
+    no_grad,
+    enable_grad,
+    set_grad_enabled,
+    is_grad_enabled,
+    inference_mode,
+    is_inference_mode_enabled,
+)
 from genesis import autograd  # noqa: F401
 from genesis import tensor_methods
 
@@ -65,7 +72,7 @@ short = int16
 from genesis.version import __version__  # noqa: E402
 
 # the layers above the eager core: training API, checkpoints, data, the compiler
-from genesis import amp, data, nn, optim  # noqa: E402,F401
+from genesis import amp, data, nn, optim, utils  # noqa: E402,F401
 from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402,F401
 from genesis.compiler import compile  # noqa: E402,F401
 

@@ -76,3 +76,48 @@ class set_grad_enabled(_GradModeContext):
     def __call__(self, fn):
         _set(self._previous)  # used as a decorator: the call above must not leak
         return super().__call__(fn)
+
+
+class inference_mode(_GradModeContext):
+    """PyTorch's `inference_mode(mode=True)`: no graph is recorded inside, as under `no_grad`;
+    `inference_mode(False)` leaves the grad mode as it is. Usable bare as a decorator too.
+
+    Unlike PyTorch, tensors made inside are ordinary tensors: using one in autograd later is
+    allowed instead of an error (genesis has no separate inference-tensor kind to protect)."""
+
+    def __new__(cls, mode=True):
+        context = super().__new__(cls)
+        if callable(mode):  # bare `@inference_mode`: Python skips __init__ as the result is no instance
+            context.__init__(True)
+            return context(mode)
+        return context
+
+    def __init__(self, mode: bool = True):
+        self.enabled = bool(mode)
+
+    def __enter__(self):
+        self._entered_inference, _inference[0] = _inference[0], self.enabled
+        self._previous = _set(False) if self.enabled else is_grad_enabled()
+        return self
+
+    def __exit__(self, *exc):
+        _inference[0] = self._entered_inference
+        _set(self._previous)
+        return False
+
+    def __call__(self, fn):
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+_inference = [False]  # a list, so the context can set it without a global statement
+
+
+def is_inference_mode_enabled() -> bool:
+    return _inference[0]

@@ -190,8 +190,10 @@ def test_grad_modes_restore_after_an_exception():
         (lambda: genesis.enable_grad, True),
         (lambda: genesis.set_grad_enabled(False), False),
         (lambda: genesis.set_grad_enabled(True), True),
+        (lambda: genesis.inference_mode(), False),
+        (lambda: genesis.inference_mode, False),
     ],
-    ids=["no_grad()", "no_grad", "enable_grad()", "enable_grad", "set_false", "set_true"],
+    ids=["no_grad()", "no_grad", "enable_grad()", "enable_grad", "set_false", "set_true", "inference()", "inference"],
 )
 def test_grad_modes_as_decorators(make_decorator, expected):
     @make_decorator()
@@ -207,6 +209,22 @@ def test_grad_modes_as_decorators(make_decorator, expected):
         assert fn(x) == (expected, expected)  # a decorator sets the mode, whatever the caller's
         assert not genesis.is_grad_enabled()
     assert fn.__doc__ == "docstring"
+
+
+def test_inference_mode_records_nothing_and_inference_mode_false_keeps_the_callers_mode():
+    x = genesis.ones(2, requires_grad=True)
+    with genesis.inference_mode():
+        assert not records(x) and genesis.is_inference_mode_enabled()
+        with genesis.inference_mode(False):
+            assert not records(x) and not genesis.is_inference_mode_enabled()
+        assert genesis.is_inference_mode_enabled()
+    assert records(x) and not genesis.is_inference_mode_enabled()
+    with genesis.inference_mode(False):
+        assert records(x)
+    with pytest.raises(ValueError):
+        with genesis.inference_mode():
+            raise ValueError("inside")
+    assert records(x) and not genesis.is_inference_mode_enabled()
 
 
 def test_set_grad_enabled_as_a_call_and_a_context():

@@ -415,3 +415,13 @@ def test_iterable_dataset_restrictions():
         len(DataLoader(Countdown(3), batch_size=2))
     with pytest.raises(TypeError):
         Countdown(2) + Countdown(2)
+
+
+def test_the_pytorch_import_path_names_the_same_classes():
+    import genesis.utils.data as utils_data
+
+    for name in utils_data.__all__:
+        assert getattr(utils_data, name) is getattr(genesis.data, name)
+    assert set(utils_data.__all__) == set(genesis.data.__all__)
+    loader = genesis.utils.data.DataLoader(utils_data.TensorDataset(genesis.arange(6)), batch_size=4)
+    assert [batch.numpy().tolist() for (batch,) in loader] == [[0, 1, 2, 3], [4, 5]]

@@ -3,6 +3,22 @@ PyTorch names. The tape's records (`genesis.tape.Node`) and the grad-mode flag s
 which reads them on every op."""
 
 from genesis.autograd.engine import backward, grad
-from genesis.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from genesis.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+__all__ = [
+    "backward",
+    "grad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "inference_mode",
+    "is_inference_mode_enabled",
+]

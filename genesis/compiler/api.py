@@ -17,13 +17,15 @@ import logging
 import os
 import warnings
 
-from genesis import grad_mode
+from genesis import dispatch, grad_mode
 from genesis.autocast_state import get_autocast_dtype, is_autocast_enabled
 from genesis.compiler import debug, native, pytree
+from genesis.compiler.compiled_module import compiled_module
 from genesis.compiler.program import Program, build_program
 from genesis.compiler.report import format_report
 from genesis.compiler.trace import GraphBreak
 from genesis.compiler.training import TrainingOptions, TrainingStep
+from genesis.nn import Module
 from genesis.tensor import Tensor
 
 log = logging.getLogger("genesis.compiler")
@@ -46,6 +48,9 @@ def compile(
     clip_grad_norm=None,
 ):
     """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
+
+    A Module comes back as the same module for every purpose (its parameters, state_dict,
+    train/eval, attributes and methods: see `compiled_module`) whose calls run the program.
 
     backend: "c" (C kernels built by the system's C compiler: the CPU default
     where one is found), "numpy" (chunked numpy kernels: the default without a
@@ -75,13 +80,14 @@ def compile(
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"genesis.compile: unknown backend {backend!r}; choose one of {BACKENDS}")
-    return CompiledFunction(
+    compiled = CompiledFunction(
         fn,
         backend=backend,
         fullgraph=fullgraph,
         dump_dir=dump_dir or os.environ.get("GENESIS_DUMP"),
         disable_passes=disable_passes,
     )
+    return compiled_module(fn, compiled) if isinstance(fn, Module) else compiled
 
 
 def default_backend() -> str:
@@ -111,9 +117,20 @@ class CompiledFunction:
         }
         functools.update_wrapper(self, fn, updated=())
 
+    @property
+    def options(self) -> dict:
+        """The keyword arguments that make a CompiledFunction like this one for another function."""
+        return {
+            "backend": self.backend,
+            "fullgraph": self.fullgraph,
+            "dump_dir": self.dump_dir,
+            "disable_passes": self.disable_passes,
+        }
+
     def __call__(self, *args, **kwargs):
         self.stats["calls"] += 1
-        if self.graph_break is not None:
+        if self.graph_break is not None or dispatch.is_tracing():
+            # called inside another compiled function's trace: its code becomes part of that graph
             return self.fn(*args, **kwargs)
         leaves, spec = pytree.flatten((args, kwargs))
         key = guard_key(leaves, spec)
