@@ -64,19 +64,22 @@ def test_max_pool2d_keeps_integer_and_low_precision_values_as_they_are(dtype):
     np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
 
 
-def test_im2col_and_col2im_are_each_others_adjoint():
+@pytest.mark.parametrize("batch_inside", [False, True])
+def test_im2col_and_col2im_are_each_others_adjoint(batch_inside):
     rng = np.random.default_rng(2)
     x = genesis.tensor(rng.standard_normal((2, 3, 7, 9)))
-    columns = im2col(x, (3, 2), (2, 1), (1, 2))
-    assert tuple(columns.shape) == (2, 3, 6, 3, 7)
+    columns = im2col(x, (3, 2), (2, 1), (1, 2), batch_inside=batch_inside)
+    assert tuple(columns.shape) == ((3, 6, 2, 3, 7) if batch_inside else (2, 3, 6, 3, 7))
+    windows = torch.nn.functional.unfold(torch.from_numpy(x.numpy()), (3, 2), dilation=(1, 2), stride=(2, 1))
+    windows = windows.reshape(2, 3, 6, 3, 7).numpy()
+    np.testing.assert_array_equal(columns.numpy(), windows.transpose(1, 2, 0, 3, 4) if batch_inside else windows)
     y = genesis.tensor(rng.standard_normal(tuple(columns.shape)))
-    back = OPS["col2im"](y, size=(7, 9), kernel=(3, 2), stride=(2, 1), dilation=(1, 2))
+    attrs = dict(size=(7, 9), kernel=(3, 2), stride=(2, 1), dilation=(1, 2), batch_inside=batch_inside)
+    back = OPS["col2im"](y, **attrs)
     # <im2col(x), y> == <x, col2im(y)>: col2im is im2col's transpose
     np.testing.assert_allclose((columns * y).sum().item(), (x * back).sum().item(), rtol=1e-12)
-    check_numerical_grad(lambda t: im2col(t, (3, 2), (2, 1), (1, 2)), [x.numpy()])
-    check_numerical_grad(
-        lambda t: OPS["col2im"](t, size=(7, 9), kernel=(3, 2), stride=(2, 1), dilation=(1, 2)), [y.numpy()]
-    )
+    check_numerical_grad(lambda t: im2col(t, (3, 2), (2, 1), (1, 2), batch_inside=batch_inside), [x.numpy()])
+    check_numerical_grad(lambda t: OPS["col2im"](t, **attrs), [y.numpy()])
 
 
 def test_convolution_second_derivatives_are_pytorchs():

@@ -22,7 +22,9 @@ UNIT = 2.0**-24  # float32's unit roundoff
 
 TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid")
 ARITHMETIC = ("add", "sub", "mul", "div", "sqrt", "rsqrt", "reciprocal")
-IN_C_OPS = ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward") + TRANSCENDENTAL + ARITHMETIC
+IN_C_OPS = (
+    ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward", "relu_backward") + TRANSCENDENTAL + ARITHMETIC
+)
 
 
 def test_the_ops_with_slow_numpy_kernels_take_the_c_path():
@@ -219,3 +221,16 @@ def test_a_bfloat16_input_runs_in_float32_and_is_rounded_once(small_threshold):
     exact = np.exp(x.numpy().astype(np.float64))
     np.testing.assert_allclose(got.numpy().astype(np.float64), exact, rtol=2.0**-8, atol=0)  # half a bf16 ulp
     assert _c_programs(small_threshold) == 1
+
+
+def test_relus_gradient_in_c_is_numpys_and_torchs(small_threshold):
+    torch = pytest.importorskip("torch")
+    x, g = _data(SHAPE, seed=8), _data(SHAPE, seed=9)
+    x[0, 0, :4] = [0.0, -0.0, np.nan, 1.0]
+    g[0, 0, :4] = np.nan  # a NaN gradient where the output is 0 gives 0, as PyTorch's
+    t = genesis.tensor(x, requires_grad=True)
+    genesis.nn.functional.relu(t).backward(genesis.tensor(g))
+    reference = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.relu(reference).backward(torch.tensor(g))
+    np.testing.assert_array_equal(t.grad.numpy(), reference.grad.numpy())
+    assert [key[0] for key in small_threshold] == ["relu_backward"] and _c_programs(small_threshold) == 1

@@ -7,15 +7,30 @@ from genesis.ops import windows as W
 from genesis.ops.windows import conv_output_size, pool_geometry, pool_output_size  # noqa: F401  (the layers above size with them)
 
 
-def im2col(x, kernel, stride=(1, 1), dilation=(1, 1)):
-    """The windows of x (N, C, H, W) as columns (N, C, kh*kw, Ho, Wo); pad x first for padding."""
-    return apply(W.im2col, x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation))
-
-
-def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1)):
-    """im2col's adjoint: columns (N, C, kh*kw, Ho, Wo) summed back into an (N, C, *size) image."""
+def im2col(x, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False):
+    """The windows of x (N, C, H, W) as columns (N, C, kh*kw, Ho, Wo), or with `batch_inside`
+    (C, kh*kw, N, Ho, Wo); pad x first for padding."""
     return apply(
-        W.col2im, columns, size=tuple(size), kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation)
+        W.im2col,
+        x,
+        kernel=tuple(kernel),
+        stride=tuple(stride),
+        dilation=tuple(dilation),
+        batch_inside=bool(batch_inside),
+    )
+
+
+def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False):
+    """im2col's adjoint: columns (N, C, kh*kw, Ho, Wo) (or with `batch_inside` (C, kh*kw, N, Ho, Wo))
+    summed back into an (N, C, *size) image."""
+    return apply(
+        W.col2im,
+        columns,
+        size=tuple(size),
+        kernel=tuple(kernel),
+        stride=tuple(stride),
+        dilation=tuple(dilation),
+        batch_inside=bool(batch_inside),
     )
 
 

@@ -9,10 +9,13 @@ in benchmarks/train_step.py). These three ops do the same work directly:
 
 - `im2col(x)`: x (N, C, H, W), already padded, to the columns (N, C, kh*kw,
   Ho, Wo), row-major over the kernel: one strided view, one copy. Its vjp is
-  col2im.
+  col2im. With `batch_inside` the columns are (C, kh*kw, N, Ho, Wo) instead, the
+  same copy in another order: flattened to (C*kh*kw, N*Ho*Wo) they make a
+  convolution one GEMM over the whole batch, and its weight gradient one GEMM
+  too, where (N, C*kh*kw, Ho*Wo) takes N small products and a sum.
 - `col2im(cols, size=(H, W))`: the adjoint, summing each window position's
   values back into an (N, C, H, W) zeros array (in float32 for fp16/bf16, then
-  rounded once). Its vjp is im2col.
+  rounded once), from either layout. Its vjp is im2col.
 - `max_pool2d_indices(x)`: for each window, the position of its maximum in the
   H*W plane (PyTorch's `return_indices`), with PyTorch's rule: the first
   maximum in window order wins, and a NaN wins over numbers (the last NaN).
@@ -75,33 +78,46 @@ def _windows(x, kernel, stride, dilation, out):
     return as_strided(x, shape, strides, writeable=False)
 
 
-def _im2col_shape(shape, *, kernel, stride, dilation):
+_BATCH_INSIDE = (1, 2, 3, 0, 4, 5)  # (N, C, kh, kw, Ho, Wo) -> (C, kh, kw, N, Ho, Wo)
+_BATCH_OUTSIDE = (3, 0, 1, 2, 4, 5)  # and back
+
+
+def _im2col_shape(shape, *, kernel, stride, dilation, batch_inside):
     out = _window_counts("im2col", shape, kernel, stride, dilation)
-    return (shape[0], shape[1], kernel[0] * kernel[1], *out)
+    n, c, kk = shape[0], shape[1], kernel[0] * kernel[1]
+    return (c, kk, n, *out) if batch_inside else (n, c, kk, *out)
 
 
-def _im2col_kernel(x, *, kernel, stride, dilation):
+def _im2col_kernel(x, *, kernel, stride, dilation, batch_inside):
     out = _window_counts("im2col", x.shape, kernel, stride, dilation)
-    columns = np.ascontiguousarray(_windows(x, kernel, stride, dilation, out))
-    return columns.reshape(x.shape[0], x.shape[1], kernel[0] * kernel[1], *out)
+    windows = _windows(x, kernel, stride, dilation, out)
+    columns = np.ascontiguousarray(windows.transpose(_BATCH_INSIDE) if batch_inside else windows)
+    return columns.reshape(
+        _im2col_shape(x.shape, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
+    )
 
 
-def _col2im_shape(shape, *, size, kernel, stride, dilation):
+def _col2im_shape(shape, *, size, kernel, stride, dilation, batch_inside):
+    layout = "(C, kh*kw, N, Ho, Wo)" if batch_inside else "(N, C, kh*kw, Ho, Wo)"
     if len(shape) != 5:
-        raise ShapeError(f"col2im expects 5-D columns (N, C, kh*kw, Ho, Wo), got shape {list(shape)}")
-    full = (shape[0], shape[1], *size)
-    if _im2col_shape(full, kernel=kernel, stride=stride, dilation=dilation) != tuple(shape):
+        raise ShapeError(f"col2im expects 5-D columns {layout}, got shape {list(shape)}")
+    full = (shape[2], shape[0], *size) if batch_inside else (shape[0], shape[1], *size)
+    if _im2col_shape(full, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside) != tuple(shape):
         raise ShapeError(
-            f"col2im: columns of shape {list(shape)} are not the windows of a {list(full)} input with "
+            f"col2im: columns {layout} of shape {list(shape)} are not the windows of a {list(full)} input with "
             f"kernel {kernel}, stride {stride} and dilation {dilation}"
         )
     return full
 
 
-def _col2im_kernel(columns, *, size, kernel, stride, dilation):
-    n, c, _, ho, wo = columns.shape
+def _col2im_kernel(columns, *, size, kernel, stride, dilation, batch_inside):
+    if batch_inside:
+        c, _, n, ho, wo = columns.shape
+        columns = columns.reshape(c, kernel[0], kernel[1], n, ho, wo).transpose(_BATCH_OUTSIDE)
+    else:
+        n, c, _, ho, wo = columns.shape
+        columns = columns.reshape(n, c, kernel[0], kernel[1], ho, wo)
     image = np.zeros((n, c, *size), columns.dtype)
-    columns = columns.reshape(n, c, kernel[0], kernel[1], ho, wo)
     for i in range(kernel[0]):
         top = i * dilation[0]
         for j in range(kernel[1]):
@@ -179,12 +195,13 @@ def _window_winners(windows, kernel, offsets, nan_wins):
     return winner, best
 
 
-def _im2col_grad(g, out, x, *, kernel, stride, dilation):
-    return col2im(g, size=tuple(x.shape[2:]), kernel=kernel, stride=stride, dilation=dilation)
+def _im2col_grad(g, out, x, *, kernel, stride, dilation, batch_inside):
+    size = tuple(x.shape[2:])
+    return col2im(g, size=size, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
 
 
-def _col2im_grad(g, out, columns, *, size, kernel, stride, dilation):
-    return im2col(g, kernel=kernel, stride=stride, dilation=dilation)
+def _col2im_grad(g, out, columns, *, size, kernel, stride, dilation, batch_inside):
+    return im2col(g, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
 
 
 def _positions(inputs, **attrs):

@@ -2,11 +2,12 @@
 fold, PyTorch's names for im2col and col2im.
 
 `im2col` (ops/windows.py) lays the windows of the padded input out as columns
-(N, C, kh*kw, Ho, Wo); flattened as (N, groups, C/groups * kh*kw, Ho*Wo),
-they meet the weight (groups, O/groups, C/groups * kh*kw) in one batched
-matmul. im2col's vjp is col2im, and matmul, pad and reshape have theirs, so the
-gradients for input, weight and bias come for free and a compiler sees a
-matmul, not an opaque convolution.
+(C, kh*kw, N, Ho, Wo); flattened as (groups, C/groups * kh*kw, N*Ho*Wo), they
+meet the weight (groups, O/groups, C/groups * kh*kw) in one product per group,
+and the (O, N, Ho, Wo) result is permuted to (N, O, Ho, Wo), a view. im2col's
+vjp is col2im, and matmul, pad and reshape have theirs, so the gradients for
+input, weight and bias come for free and a compiler sees a matmul, not an
+opaque convolution.
 """
 
 from __future__ import annotations
@@ -79,10 +80,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}"
         )
     padded = GF.pad(x, (left, right, top, bottom)) if any(pads) else x
-    columns = im2col(padded, (kh, kw), stride, dilation)
-    columns = GF.reshape(columns, (n, groups, (c // groups) * kh * kw, ho * wo))
+    # columns (C*kh*kw, N*Ho*Wo): one product per group over the whole batch, and the weight's
+    # gradient (the product with the columns' transpose) one product too
+    columns = im2col(padded, (kh, kw), stride, dilation, batch_inside=True)
+    columns = GF.reshape(columns, (groups, (c // groups) * kh * kw, n * ho * wo))
     kernel = GF.reshape(weight, (groups, out_channels // groups, group_channels * kh * kw))
-    out = GF.reshape(GF.matmul(kernel, columns), (n, out_channels, ho, wo))
+    out = GF.permute(GF.reshape(GF.matmul(kernel, columns), (out_channels, n, ho, wo)), (1, 0, 2, 3))
     if bias is not None:
         out = out + GF.reshape(bias.to(out.dtype) if out.dtype.is_low_precision else bias, (1, out_channels, 1, 1))
     return GF.squeeze(out, 0) if unbatched else out
