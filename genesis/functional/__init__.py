@@ -13,4 +13,6 @@ from genesis.functional.indexing import *  # noqa: F401,F403
 from genesis.functional.matmul import *  # noqa: F401,F403
 from genesis.functional.reduction import *  # noqa: F401,F403
 from genesis.functional.reduction import all, any, max, min, sum  # noqa: F401
+from genesis.functional.scan import *  # noqa: F401,F403
 from genesis.functional.shape import *  # noqa: F401,F403
+from genesis.functional.sorting import *  # noqa: F401,F403
