@@ -11,6 +11,7 @@ from genesis.functional.elementwise import *  # noqa: F401,F403
 from genesis.functional.elementwise import abs, pow  # noqa: F401  (shadow builtins on purpose)
 from genesis.functional.indexing import *  # noqa: F401,F403
 from genesis.functional.matmul import *  # noqa: F401,F403
+from genesis.functional.rearrange import *  # noqa: F401,F403
 from genesis.functional.reduction import *  # noqa: F401,F403
 from genesis.functional.reduction import all, any, max, min, sum  # noqa: F401
 from genesis.functional.scan import *  # noqa: F401,F403
