@@ -188,6 +188,7 @@ def install(cls):
     cls.new_empty = _new_factory(creation.empty)
     cls.new_full = _new_full
     cls.new_tensor = _new_tensor
+    cls.multinomial = creation.multinomial
     for name, dtype in _CASTS.items():
         setattr(cls, name, _cast_to(dtype))
     cls.cpu = lambda self: self
