@@ -7,6 +7,7 @@ compiler sees their parts. `genesis.*` and the Tensor methods re-export these.
 
 from genesis.arguments import normalize_dim, normalize_dims  # noqa: F401
 from genesis.creation import arange, full, ones, ones_like, zeros, zeros_like  # noqa: F401,E402
+from genesis.functional.counting import *  # noqa: F401,F403
 from genesis.functional.einsum import *  # noqa: F401,F403
 from genesis.functional.elementwise import *  # noqa: F401,F403
 from genesis.functional.elementwise import abs, pow  # noqa: F401  (shadow builtins on purpose)
