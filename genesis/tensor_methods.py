@@ -20,7 +20,7 @@ from genesis.runtime.devices import device as as_device
 _SAME_NAME = """
     neg abs exp log log1p expm1 sqrt rsqrt reciprocal sin cos tanh sigmoid relu erf sign floor ceil
     isnan isinf isfinite logical_not logical_and logical_or add sub mul div pow maximum minimum
-    eq ne lt le gt ge clamp clip square
+    eq ne lt le gt ge clamp clamp_min clamp_max clip square
     sum prod mean var std amax amin argmax argmin max min all any logsumexp
     permute transpose t squeeze unsqueeze flatten unflatten expand_as broadcast_to narrow split chunk
     unbind flip tril triu movedim
@@ -30,7 +30,8 @@ _SAME_NAME = """
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
 _INPLACE = (
-    "add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill floor_divide remainder fmod"
+    "add sub mul div pow clamp clamp_min clamp_max clip neg abs exp log sqrt sigmoid tanh relu masked_fill "
+    "floor_divide remainder fmod"
 ).split()
 
 
