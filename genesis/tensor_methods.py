@@ -25,7 +25,7 @@ _SAME_NAME = """
     permute transpose t squeeze unsqueeze flatten unflatten expand_as broadcast_to narrow split chunk
     unbind flip tril triu movedim
     gather scatter_add index_select masked_fill matmul mm bmm floor_divide remainder fmod
-    sort argsort topk kthvalue cumsum cumprod roll repeat_interleave unique bincount einsum
+    sort argsort topk kthvalue cumsum cumprod roll repeat_interleave unique bincount
 """.split()
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
