@@ -57,6 +57,11 @@ def test_numerical_gradient(equation, shapes):
     check_numerical_grad(lambda *xs: genesis.einsum(equation, *xs), inputs)
 
 
+def test_operands_of_different_dtypes_are_refused():
+    with pytest.raises(TypeError, match=r"one dtype, got \['float32', 'float64'\]"):
+        genesis.einsum("i,i->", genesis.zeros(2), genesis.zeros(2, dtype=genesis.float64))
+
+
 def test_integers_and_a_list_of_operands():
     a, b = RNG.integers(-5, 5, (3, 4)), RNG.integers(-5, 5, (4, 2))
     got = genesis.einsum("ij,jk->ik", [genesis.tensor(a), genesis.tensor(b)])

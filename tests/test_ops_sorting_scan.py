@@ -56,6 +56,12 @@ def test_sorting_matches_torch(name, dtype):
     check_torch(SORTS[name], [distinct(*SHAPE)], dtype=dtype)
 
 
+@pytest.mark.parametrize("name", ["sort_last", "sort_dim0_descending", "kthvalue", "cumsum_0", "cumprod_1"])
+def test_strided_inputs(name):
+    fn = {**SORTS, **SCANS}[name]
+    check_torch(fn, [distinct(4, 6) / 10 if name.startswith("cum") else distinct(4, 6)], non_contiguous=True)
+
+
 @pytest.mark.parametrize("name", sorted(SORTS))
 def test_sorting_numerical_gradient(name):
     fn = SORTS[name]

@@ -148,6 +148,8 @@ def einsum(equation, *operands):
         raise TypeError("einsum: the sublist form is not supported; give the equation as a string")
     if not operands or not all(is_tensor(x) for x in operands):
         raise TypeError("einsum needs at least one operand, and every operand must be a tensor")
+    if len({x.dtype for x in operands}) > 1:
+        raise TypeError(f"einsum needs operands of one dtype, got {[x.dtype.name for x in operands]}")
     labels, output = _parse(equation, operands)
     terms = []
     for i, (x, ls) in enumerate(zip(operands, labels)):

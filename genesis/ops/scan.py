@@ -24,7 +24,8 @@ def _scan_kernel(ufunc):
         if a.ndim == 0:
             return a.copy()
         wide = np.float64 if a.dtype == np.float32 else None
-        return ufunc.accumulate(a, axis=dim, dtype=wide).astype(a.dtype, copy=False)
+        # accumulate keeps a strided input's layout; the result is a fresh C-contiguous array
+        return np.ascontiguousarray(ufunc.accumulate(a, axis=dim, dtype=wide), dtype=a.dtype)
 
     return run
 

@@ -20,12 +20,12 @@ def _argsort_kernel(a, *, dim, descending):
     if a.ndim == 0:
         return np.zeros((), dtype=np.int64)
     if not descending:
-        return np.argsort(a, axis=dim, kind="stable").astype(np.int64, copy=False)
+        return np.ascontiguousarray(np.argsort(a, axis=dim, kind="stable"), dtype=np.int64)
     # Descending and still stable: sort the reversed elements ascending, then read that order
     # backwards; ties come out first-position first, and the positions are mapped back.
     size = a.shape[dim]
     reversed_order = np.argsort(np.flip(a, dim), axis=dim, kind="stable")
-    return np.ascontiguousarray(np.flip(size - 1 - reversed_order, dim)).astype(np.int64, copy=False)
+    return np.ascontiguousarray(np.flip(size - 1 - reversed_order, dim), dtype=np.int64)
 
 
 def _argsort_shape(shape, *, dim, descending):
