@@ -37,6 +37,8 @@ CASES = {
     "repeat_negative_dim": lambda x: x.repeat_interleave(2, dim=-1),
     "repeat_zero": lambda x: x.repeat_interleave(0, dim=0),
     "repeat_tensor": lambda x: x.repeat_interleave(_repeats(x, [2, 0, 1, 3]), dim=1),
+    "repeat_tensor_zeros_at_the_ends": lambda x: x.repeat_interleave(_repeats(x, [0, 2, 1, 0]), dim=-2),
+    "repeat_tensor_all_zero": lambda x: x.repeat_interleave(_repeats(x, [0, 0]), dim=0),
     "repeat_tensor_flat": lambda x: x.repeat_interleave(_repeats(x, [1]), output_size=24),
     "repeat_one_element_tensor": lambda x: x.repeat_interleave(_repeats(x, 2), dim=0),
 }

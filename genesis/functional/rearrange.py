@@ -4,17 +4,17 @@ roll is two slices joined the other way round, per rolled dim; repeat_interleave
 with a number of repeats is an expand and a reshape. Both trace, and their
 gradients are the slices' and the expand's. With a tensor of repeats the output's
 size depends on the values: they are read on the host (a compiled function breaks
-its graph there, as for boolean masks) and the slices gathered at the positions.
+its graph there, as for boolean masks) and the slices gathered at positions made by ops.
 """
 
 from __future__ import annotations
 
-import builtins
-
 from genesis import dispatch, dtypes
 from genesis.arguments import is_tensor, normalize_dim
-from genesis.creation import arange, tensor
+from genesis.creation import arange, ones, zeros
 from genesis.errors import ShapeError
+from genesis.functional.indexing import scatter_add
+from genesis.functional.scan import cumsum
 from genesis.functional.shape import cat, clone, expand, gather_along, narrow, reshape, unsqueeze
 
 
@@ -43,23 +43,31 @@ def roll(x, shifts, dims=None):
     return clone(x) if out is x else out  # a new tensor, as PyTorch's, even for a shift of 0
 
 
-def _repeat_counts(repeats, size, dim) -> list[int]:
-    """A tensor of repeats as host numbers, one per slice (a single one repeats every slice)."""
+def _repeat_positions(repeats, size, dim):
+    """Which slice each output slice copies, for a tensor of repeats (one per slice, or one for all).
+
+    The only host reads are the smallest count (to refuse a negative one) and the total (the output's
+    size); the positions come from ops: each slice's start gets a mark, and the running count of marks
+    up to an output position, less one, is the slice it belongs to (a slice repeated 0 times adds its
+    mark where the next one starts, so it is stepped over)."""
     if repeats.dtype.category != dtypes.INT:
         raise TypeError(f"repeat_interleave: repeats must be an integer tensor, got {repeats.dtype.name}")
     if repeats.ndim > 1:
         raise ShapeError(f"repeat_interleave: repeats must be 0-d or 1-d, got shape {list(repeats.shape)}")
-    dispatch.untraceable("repeat_interleave with a tensor of repeats (the output's size depends on its values)")
-    counts = repeats.reshape(-1).tolist()
-    if len(counts) == 1:
-        counts = counts * size
-    if len(counts) != size:
+    counts = reshape(repeats, (-1,)).long()
+    if counts.shape[0] == 1:
+        counts = expand(counts, (size,))
+    if counts.shape[0] != size:
         raise ShapeError(
-            f"repeat_interleave: {len(counts)} repeats for dim {dim} of size {size}; give one per slice or one"
+            f"repeat_interleave: {counts.shape[0]} repeats for dim {dim} of size {size}; give one per slice or one"
         )
-    if builtins.any(n < 0 for n in counts):
-        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {min(counts)}")
-    return counts
+    dispatch.untraceable("repeat_interleave with a tensor of repeats (the output's size depends on its values)")
+    if size and counts.min().item() < 0:
+        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {counts.min().item()}")
+    ends = cumsum(counts, 0)
+    total = ends[-1].item() if size else 0
+    marks = scatter_add(zeros(total + 1, dtype=dtypes.int64), 0, ends - counts, ones(size, dtype=dtypes.int64))
+    return cumsum(narrow(marks, 0, 0, total), 0) - 1
 
 
 def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
@@ -74,9 +82,7 @@ def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
         x = reshape(x, (1,))
     size = x.shape[dim]
     if is_tensor(repeats):
-        counts = _repeat_counts(repeats, size, dim)
-        positions = [i for i, n in enumerate(counts) for _ in range(n)]
-        out = gather_along(x, dim, tensor(positions, dtype=dtypes.int64))
+        out = gather_along(x, dim, _repeat_positions(repeats, size, dim))
     else:
         if repeats < 0:
             raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
