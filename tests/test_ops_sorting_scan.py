@@ -13,6 +13,7 @@ import torch
 from optest import FLOAT_DTYPES, check_numerical_grad, check_torch, make_pair
 
 import genesis
+from genesis.runtime.cpu import NUMPY_DTYPE
 
 RNG = np.random.default_rng(0)
 SHAPE = (3, 4, 5)
@@ -62,19 +63,18 @@ def test_strided_inputs(name):
     check_torch(fn, [distinct(4, 6) / 10 if name.startswith("cum") else distinct(4, 6)], non_contiguous=True)
 
 
-@pytest.mark.parametrize("name", sorted(SORTS))
+@pytest.mark.parametrize("name", sorted(set(SORTS) - {"argsort"}))  # positions have no gradient
 def test_sorting_numerical_gradient(name):
     fn = SORTS[name]
-    if name == "argsort":
-        return  # positions have no gradient
     check_numerical_grad(lambda x: fn(x)[0], [distinct(*SHAPE) / 7])
 
 
 @pytest.mark.parametrize("dtype", [genesis.int64, genesis.int32, genesis.uint8], ids=lambda d: d.name)
 @pytest.mark.parametrize("name", ["sort_last", "sort_dim0_descending", "topk_largest", "kthvalue", "argsort"])
 def test_sorting_integers(name, dtype):
-    data = distinct(*SHAPE) + 30  # non-negative, for uint8
-    check_torch(SORTS[name], [data.astype(np.int64)], int_inputs=(0,), dtype=dtype)
+    data = (distinct(*SHAPE) + 30).astype(NUMPY_DTYPE[dtype])  # non-negative, for uint8
+    # check_torch compares the dtypes too: values keep the input's, indices are int64
+    check_torch(SORTS[name], [data], int_inputs=(0,), grad=False)
 
 
 def _pair(data, dtype):
