@@ -44,6 +44,7 @@ from genesis.creation import (
     randn,
     randint,
     randperm,
+    multinomial,
     rand_like,
     randn_like,
     randint_like,

@@ -148,6 +148,15 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
     return _random_float(random_ops.normal, normalize_shape(size), generator, dtype, requires_grad)
 
 
+def multinomial(input, num_samples, replacement=False, *, generator=None) -> Tensor:
+    """`num_samples` category indices per row of (unnormalised) weights, each drawn in proportion to
+    its weight; without replacement, each category at most once. A primitive with a seed input, as
+    rand's, so it traces, a compiled program draws afresh at each call, and `manual_seed` repeats it."""
+    return dispatch.apply(
+        random_ops.multinomial, _seed(generator), input, num_samples=int(num_samples), replacement=bool(replacement)
+    )
+
+
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high  # randint(high, size), as in PyTorch

@@ -8,7 +8,7 @@ tensor as its first argument.
 
 from __future__ import annotations
 
-from genesis import dtypes
+from genesis import creation, dtypes
 from genesis import functional as F
 from genesis.arguments import normalize_shape
 from genesis.autograd.engine import backward as _run_backward
@@ -20,16 +20,18 @@ from genesis.runtime.devices import device as as_device
 _SAME_NAME = """
     neg abs exp log log1p expm1 sqrt rsqrt reciprocal sin cos tanh sigmoid relu erf sign floor ceil
     isnan isinf isfinite logical_not logical_and logical_or add sub mul div pow maximum minimum
-    eq ne lt le gt ge clamp clip square
+    eq ne lt le gt ge clamp clamp_min clamp_max clip square
     sum prod mean var std amax amin argmax argmin max min all any logsumexp
     permute transpose t squeeze unsqueeze flatten unflatten expand_as broadcast_to narrow split chunk
     unbind flip tril triu movedim
     gather scatter_add index_select masked_fill matmul mm bmm floor_divide remainder fmod
+    sort argsort topk kthvalue cumsum cumprod roll repeat_interleave unique bincount
 """.split()
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
 _INPLACE = (
-    "add sub mul div pow clamp clip neg abs exp log sqrt sigmoid tanh relu masked_fill floor_divide remainder fmod"
+    "add sub mul div pow clamp clamp_min clamp_max clip neg abs exp log sqrt sigmoid tanh relu masked_fill "
+    "floor_divide remainder fmod"
 ).split()
 
 
@@ -75,6 +77,26 @@ def _type(self, dtype=None):
     if dtype is None:
         return self.dtype.name
     return self.to(dtype)
+
+
+def _new_factory(make):
+    """x.new_zeros(size, ...) and friends: a fresh tensor of x's dtype and device unless told otherwise."""
+
+    def new(self, *size, dtype=None, device=None, requires_grad=False):
+        return make(normalize_shape(size), dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    return new
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return creation.full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    """A copy of `data` (a tensor's values are copied, without their history), of x's dtype by default."""
+    if hasattr(data, "_data"):
+        data = data.detach().numpy().copy()
+    return creation.tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
 
 def _cast_to(dtype):
@@ -160,6 +182,14 @@ def install(cls):
     cls.backward = _backward
     cls.to = _to
     cls.type = _type
+    cls.type_as = lambda self, other: self.to(other.dtype)
+    cls.view_as = lambda self, other: F.view(self, other.shape)
+    cls.new_zeros = _new_factory(creation.zeros)
+    cls.new_ones = _new_factory(creation.ones)
+    cls.new_empty = _new_factory(creation.empty)
+    cls.new_full = _new_full
+    cls.new_tensor = _new_tensor
+    cls.multinomial = creation.multinomial
     for name, dtype in _CASTS.items():
         setattr(cls, name, _cast_to(dtype))
     cls.cpu = lambda self: self

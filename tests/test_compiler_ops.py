@@ -58,6 +58,12 @@ OPS = {
     "log_softmax": lambda x: F.log_softmax(x, dim=1),
     "layer_norm": lambda x: F.layer_norm(x, (5,)),
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "sort": lambda x: x.sort(dim=1, descending=True).values * 2 + x.argsort(dim=-1),
+    "topk_kthvalue": lambda x: x.topk(2, dim=-1).values.exp() + x.kthvalue(3, dim=-1, keepdim=True).values,
+    "cumsum_cumprod": lambda x: (x * 2).cumsum(-1) + (x + 1).cumprod(0),
+    "einsum": lambda x: genesis.einsum("bij,bkj->bik", x, x * 2).tanh(),
+    "roll": lambda x: (x * 2).roll((1, -2), (0, 2)) + 1,
+    "repeat_interleave": lambda x: x.repeat_interleave(2, dim=1).exp(),
 }
 
 

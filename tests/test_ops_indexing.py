@@ -537,10 +537,11 @@ ERRORS = [
         r"0-d tensor value",
     ),
     (
+        # out of place the mask broadcasts x, as in PyTorch; in place x keeps its shape
         "masked_fill_mask_too_big",
-        lambda x: x.masked_fill(genesis.ones(2, 5, 7, 3, dtype=genesis.bool), 0.0),
+        lambda x: x.masked_fill_(genesis.ones(2, 5, 7, 3, dtype=genesis.bool), 0.0),
         ValueError,
-        r"mask of shape \[2, 5, 7, 3\] does not broadcast to \[5, 7, 3\]",
+        r"result of shape \[2, 5, 7, 3\] does not fit the target of shape \[5, 7, 3\]",
     ),
     (
         "one_hot_range",

@@ -146,6 +146,14 @@ def clamp(x, min=None, max=None):
     return apply(E.clamp, x, min=min, max=max)
 
 
+def clamp_min(x, min):
+    return clamp(x, min=min)
+
+
+def clamp_max(x, max):
+    return clamp(x, max=max)
+
+
 def _clamp_by_tensors(x, min, max):
     """clamp with tensor bounds, as a composite that routes the gradient as PyTorch does.
 
@@ -201,6 +209,8 @@ __all__ = [
     "div",
     "where",
     "clamp",
+    "clamp_min",
+    "clamp_max",
     "square",
     "silu",
     "gelu",

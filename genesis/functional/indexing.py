@@ -199,10 +199,8 @@ def masked_fill(x, mask, value):
         raise TypeError("masked_fill expects a bool mask tensor")
     if is_tensor(value) and value.ndim:
         raise ShapeError(f"masked_fill only takes a 0-d tensor value, got shape {list(value.shape)}")
-    out = where(mask, value, x)
-    if out.shape != x.shape:
-        raise ShapeError(f"masked_fill: mask of shape {list(mask.shape)} does not broadcast to {list(x.shape)}")
-    return out.to(x.dtype)
+    # out of place, x and the mask broadcast together, as in PyTorch (masked_fill_ keeps x's shape)
+    return where(mask, value, x).to(x.dtype)
 
 
 def one_hot(index, num_classes=-1):

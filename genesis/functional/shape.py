@@ -299,8 +299,10 @@ def unbind(x, dim=0):
 
 
 def flip(x, dims):
-    dims = normalize_dims(tuple(dims) if isinstance(dims, (list, tuple)) else (dims,), x.ndim)
-    return apply(M.flip, x, dims=dims)
+    dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
+    if not dims:  # flips nothing, as in PyTorch (normalize_dims would read "every dim")
+        return apply(M.copy, x)
+    return apply(M.flip, x, dims=normalize_dims(dims, x.ndim))
 
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")

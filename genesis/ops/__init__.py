@@ -12,6 +12,8 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     movement,
     random,
     reduction,
+    scan,
+    sorting,
     windows,
 )
 from genesis.ops.op import OPS, Autocast, Kind, Op, register

@@ -1,4 +1,5 @@
-"""Random primitives: uniform and normal floats from a seed, one definition for eager and compiled code.
+"""Random primitives: uniform and normal floats, and multinomial draws, from a seed, one definition for
+eager and compiled code.
 
 The seed is a 0-d int64 *input*, drawn from a `genesis.Generator` each time
 a draw is made: in eager mode when `rand` runs, in a compiled program at
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from genesis import dtypes
+from genesis.errors import ShapeError
 from genesis.ops.op import Kind, Op, register
 
 # Significand bits of the low-precision floats. uniform draws multiples of 2**-bits, so every
@@ -68,6 +70,69 @@ normal = register(
         kernel=_normal_kernel,
         shape=_shape,
         dtype=_dtype,
+        vjp=None,
+        saves=frozenset(),
+        upcasts_low_precision=False,
+    )
+)
+
+
+# ---- multinomial: category indices drawn from rows of weights -------------------------------------
+def _check_weights(rows):
+    """What PyTorch checks of the values, with its words: a kernel error, eager or compiled alike."""
+    if not np.all(np.isfinite(rows)) or np.any(rows < 0):
+        raise ValueError("multinomial: probability tensor contains either inf, nan or element < 0")
+    if np.any(rows.sum(axis=1) <= 0):
+        raise ValueError("multinomial: invalid distribution (sum of probabilities <= 0)")
+
+
+def _multinomial_kernel(seed, weights, *, num_samples, replacement):
+    rows = weights.reshape(-1, weights.shape[-1]).astype(np.float64)
+    _check_weights(rows)
+    stream = _stream(seed)
+    if replacement:
+        # one uniform per draw, found in the row's cumulative weights: a category of weight 0 has an
+        # empty interval there, so it is never drawn
+        bounds = np.cumsum(rows, axis=1)
+        bounds /= bounds[:, -1:]
+        draws = stream.random((rows.shape[0], num_samples))
+        picked = np.stack([np.searchsorted(b, u, side="right") for b, u in zip(bounds, draws)])
+        picked = np.minimum(picked, rows.shape[1] - 1)
+    else:
+        # Drawing one by one without replacement, each in proportion to the weights left, is taking
+        # the smallest of Exp(1) / weight (the first of independent exponential clocks to ring);
+        # weight 0 never rings, so its categories come only after every other one
+        with np.errstate(divide="ignore"):
+            clocks = stream.exponential(size=rows.shape) / rows
+        picked = np.argsort(clocks, axis=1, kind="stable")[:, :num_samples]
+    return picked.astype(np.int64).reshape(weights.shape[:-1] + (num_samples,))
+
+
+def _multinomial_shape(seed_shape, weights_shape, *, num_samples, replacement):
+    if len(weights_shape) not in (1, 2):
+        raise ShapeError(f"multinomial: weights must be 1-d or 2-d, got shape {list(weights_shape)}")
+    if num_samples <= 0:
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples; num_samples must be positive")
+    if not replacement and num_samples > weights_shape[-1]:
+        raise ValueError(
+            f"multinomial: cannot draw {num_samples} samples without replacement from {weights_shape[-1]} categories"
+        )
+    return tuple(weights_shape[:-1]) + (num_samples,)
+
+
+def _multinomial_dtype(inputs, **attrs):
+    if not inputs[1].dtype.is_floating_point:
+        raise TypeError(f"multinomial: weights must be floating point, got {inputs[1].dtype.name}")
+    return None, dtypes.int64
+
+
+multinomial = register(
+    Op(
+        name="multinomial",
+        kind=Kind.OPAQUE,
+        kernel=_multinomial_kernel,
+        shape=_multinomial_shape,
+        dtype=_multinomial_dtype,
         vjp=None,
         saves=frozenset(),
         upcasts_low_precision=False,
