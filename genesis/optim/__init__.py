@@ -7,9 +7,27 @@ schedulers live in `genesis.optim.lr_scheduler`.
 """
 
 from genesis.optim import lr_scheduler  # noqa: F401
+from genesis.optim.adadelta import Adadelta
+from genesis.optim.adagrad import Adagrad
 from genesis.optim.adam import Adam, AdamW
+from genesis.optim.adamax import Adamax
+from genesis.optim.nadam import NAdam
 from genesis.optim.optimizer import Optimizer, required
+from genesis.optim.radam import RAdam
 from genesis.optim.rmsprop import RMSprop
 from genesis.optim.sgd import SGD
 
-__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = [
+    "Optimizer",
+    "required",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "lr_scheduler",
+]
