@@ -154,6 +154,21 @@ def test_the_newer_optimizers_fuse_by_default_where_it_pays(name):
     assert optimizer._fused_step is not None
 
 
+def test_lbfgs_never_fuses():
+    param = genesis.nn.Parameter(genesis.zeros(256, 256))
+    optimizer = genesis.optim.LBFGS([param], max_iter=2)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (param - 1.0).square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    assert optimizer._fused_step is None and optimizer.fused is False
+    assert np.all(param.detach().numpy() > 0)  # moved towards the minimum, by the eager ops
+
+
 def test_fused_and_foreach_cannot_both_be_true():
     with pytest.raises(RuntimeError, match="cannot be `True` together"):
         genesis.optim.Adam([genesis.nn.Parameter(genesis.zeros(2))], fused=True, foreach=True)

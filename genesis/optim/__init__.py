@@ -2,7 +2,8 @@
 
 `Optimizer` (optimizer.py) holds parameter groups and state; each concrete
 optimizer is a thin class whose math lives in functional.py, written in
-genesis ops so that a compiled training step records the update. The
+genesis ops so that a compiled training step records the update. LBFGS,
+which decides on the host at every iteration, runs eagerly (lbfgs.py). The
 schedulers live in `genesis.optim.lr_scheduler`.
 """
 
@@ -11,6 +12,7 @@ from genesis.optim.adadelta import Adadelta
 from genesis.optim.adagrad import Adagrad
 from genesis.optim.adam import Adam, AdamW
 from genesis.optim.adamax import Adamax
+from genesis.optim.lbfgs import LBFGS
 from genesis.optim.nadam import NAdam
 from genesis.optim.optimizer import Optimizer, required
 from genesis.optim.radam import RAdam
@@ -29,5 +31,6 @@ __all__ = [
     "Adamax",
     "NAdam",
     "RAdam",
+    "LBFGS",
     "lr_scheduler",
 ]
