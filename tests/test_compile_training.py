@@ -405,6 +405,18 @@ OPTIMIZERS = {
         lambda params: genesis.optim.RMSprop(params, lr=1e-3),
         {"alpha": 0.9, "momentum": 0.5, "centered": True},
     ),
+    "adagrad": (lambda params: genesis.optim.Adagrad(params, lr=1e-2), {"lr_decay": 0.1, "weight_decay": 0.1}),
+    "adadelta": (lambda params: genesis.optim.Adadelta(params), {"rho": 0.5, "maximize": True}),
+    "adamax": (lambda params: genesis.optim.Adamax(params, lr=1e-2), {"eps": 1e-3, "weight_decay": 0.1}),
+    "nadam": (
+        lambda params: genesis.optim.NAdam(params, lr=1e-2),
+        {"momentum_decay": 0.1, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
+    # from step 6 on (beta2 0.999) the rectified update: the switch is a select in the graph, no recompile
+    "radam": (
+        lambda params: genesis.optim.RAdam(params, lr=1e-2),
+        {"eps": 1e-3, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True},
+    ),
 }
 
 

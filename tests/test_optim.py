@@ -13,6 +13,7 @@ GradScaler + Adam against torch.amp.GradScaler + torch Adam.
 """
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -54,6 +55,21 @@ CONFIGS = [
     ("RMSprop", dict(lr=0.01, centered=True)),
     ("RMSprop", dict(lr=0.005, centered=True, momentum=0.5, alpha=0.3)),  # centered lerp, weight >= 0.5
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.05, maximize=True, eps=1e-4)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.05, weight_decay=0.1, eps=1e-3, maximize=True)),
+    ("Adadelta", dict(lr=1.0)),
+    ("Adadelta", dict(lr=0.5, rho=0.6, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, rho=0.95, maximize=True)),
+    ("Adamax", dict(lr=0.01)),
+    ("Adamax", dict(lr=0.02, betas=(0.3, 0.8), eps=1e-3, weight_decay=0.1)),  # lerp's other formula
+    ("Adamax", dict(lr=0.01, weight_decay=0.05, maximize=True)),
+    ("NAdam", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01, betas=(0.4, 0.9), momentum_decay=0.05, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.02, weight_decay=0.2, decoupled_weight_decay=True, maximize=True, eps=1e-4)),
+    ("RAdam", dict(lr=0.01)),  # beta2 0.999: rectified from step 6 on
+    ("RAdam", dict(lr=0.01, betas=(0.3, 0.6), weight_decay=0.1)),  # rho_inf 4: never rectified
+    ("RAdam", dict(lr=0.02, betas=(0.8, 0.9), weight_decay=0.2, decoupled_weight_decay=True, maximize=True)),
 ]
 
 
@@ -129,7 +145,7 @@ def test_matches_torch(name, config, dtype):
                 )
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"])
 def test_gradients_from_autograd(name):
     """The whole loop: a loss in genesis and the same loss in torch, backward, step, zero_grad.
 
@@ -143,7 +159,11 @@ def test_gradients_from_autograd(name):
     bias_g, bias_t = make_pair(rng.standard_normal(3) * 0.1, f32, requires_grad=True)
     inputs_g, inputs_t = make_pair(rng.standard_normal((11, 5)), f32, requires_grad=False)
     targets_g, targets_t = make_pair(rng.standard_normal((11, 3)), f32, requires_grad=False)
-    config = {"SGD": dict(lr=0.05, momentum=0.9), "RMSprop": dict(lr=0.002, momentum=0.9)}.get(name, dict(lr=0.02))
+    config = {
+        "SGD": dict(lr=0.05, momentum=0.9),
+        "RMSprop": dict(lr=0.002, momentum=0.9),
+        "Adadelta": dict(lr=1.0),
+    }.get(name, dict(lr=0.02))
     g_opt = getattr(genesis.optim, name)([weight_g, bias_g], **config)
     t_opt = getattr(torch.optim, name)([weight_t, bias_t], **config, foreach=False)
     for step in range(STEPS):
@@ -199,6 +219,11 @@ def test_lr_is_read_at_every_step():
         ("Adam", dict(amsgrad=True, weight_decay=0.1)),
         ("AdamW", dict()),
         ("RMSprop", dict(centered=True, momentum=0.5)),
+        ("Adagrad", dict(lr_decay=0.1, weight_decay=0.1)),
+        ("Adadelta", dict(weight_decay=0.1)),
+        ("Adamax", dict(weight_decay=0.1)),
+        ("NAdam", dict(weight_decay=0.1, decoupled_weight_decay=True)),
+        ("RAdam", dict(betas=(0.9, 0.9), weight_decay=0.1)),
     ],
 )
 def test_tensor_hyperparameters_give_the_same_update(name, config):
@@ -215,6 +240,34 @@ def test_tensor_hyperparameters_give_the_same_update(name, config):
         results.append([to_numpy(p) for p in params])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+
+
+SCHEDULED = [
+    ("Adagrad", lambda lib, opt: lib.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)),
+    ("Adadelta", lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)),
+    ("Adamax", lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)),
+    ("NAdam", lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)),
+    ("RAdam", lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)),
+]
+
+
+@pytest.mark.parametrize("name,make_scheduler", SCHEDULED, ids=[name for name, _ in SCHEDULED])
+def test_scheduled_hyperparameters_match_torch(name, make_scheduler):
+    """A scheduler changes lr (OneCycleLR the betas too) at every step, on both sides."""
+    g_params, t_params, g_opt, t_opt = make_optimizers(name, dict(lr=0.02), f32, initial_arrays(2))
+    g_scheduler, t_scheduler = make_scheduler(genesis, g_opt), make_scheduler(torch, t_opt)
+    for step in range(STEPS):
+        set_gradients(g_params, f32, step, from_torch=False)
+        set_gradients(t_params, f32, step, from_torch=True)
+        g_opt.step()
+        t_opt.step()
+        g_scheduler.step()
+        t_scheduler.step()
+        assert g_opt.param_groups[0]["lr"] == pytest.approx(t_opt.param_groups[0]["lr"], rel=1e-12)
+        assert_params_close(g_params, t_params, f32, f"{name} step {step}")
+    if "betas" in g_opt.defaults:  # OneCycleLR cycled them
+        assert g_opt.param_groups[0]["betas"] == pytest.approx(t_opt.param_groups[0]["betas"], rel=1e-12)
+        assert g_opt.param_groups[0]["betas"][0] != 0.9
 
 
 @pytest.mark.parametrize("name,config", CONFIGS[::3] + CONFIGS[-1:], ids=lambda v: str(v))
@@ -361,6 +414,73 @@ def test_state_dict_layout_matches_torch():
             assert g_group[key] == t_group[key], key
 
 
+@pytest.mark.parametrize("dtype", [f32, f64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"])
+def test_state_layout_matches_torch(name, dtype):
+    """Which parameters have state when, its names, shapes and dtypes (the step and NAdam's mu_product
+    are float32 0-d tensors for parameters of any dtype), and the groups' hyperparameters."""
+    lr = {"Adadelta": 1.0}.get(name, 0.01)
+    g_params, t_params, g_opt, t_opt = make_optimizers(name, dict(lr=lr), dtype, initial_arrays())
+    for step in range(3):
+        g_state, t_state = g_opt.state_dict(), t_opt.state_dict()
+        assert sorted(g_state["state"]) == sorted(t_state["state"]), step  # Adagrad: state from the start
+        for index, t_values in t_state["state"].items():
+            g_values = g_state["state"][index]
+            assert set(g_values) == set(t_values)
+            for key, t_value in t_values.items():
+                assert tuple(g_values[key].shape) == tuple(t_value.shape), key
+                assert g_values[key].dtype.name == str(t_value.dtype).removeprefix("torch."), key
+                np.testing.assert_allclose(to_numpy(g_values[key]), to_numpy(t_value), rtol=1e-6, err_msg=key)
+        for params, from_torch, opt in ((g_params, False, g_opt), (t_params, True, t_opt)):
+            set_gradients(params, dtype, step, from_torch)
+            if step == 0:
+                params[0].grad = None  # parameter 0 first gets state at step 1
+            opt.step()
+    for g_group, t_group in zip(g_opt.param_groups, t_opt.param_groups):
+        assert set(g_group) <= set(t_group)
+        assert set(t_group) - set(g_group) <= {"foreach", "fused", "differentiable", "capturable"}
+        for key in set(g_group) - {"params"}:
+            assert g_group[key] == t_group[key], key
+
+
+def test_new_optimizers_take_torchs_defaults_and_refuse_what_they_do_not_do():
+
+    for name in ("Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"):
+        g_signature = inspect.signature(getattr(genesis.optim, name))
+        t_signature = inspect.signature(getattr(torch.optim, name))
+        for parameter in t_signature.parameters.values():
+            mine = g_signature.parameters[parameter.name]
+            assert (mine.kind, mine.default) == (parameter.kind, parameter.default), (name, parameter.name)
+        a = genesis.zeros(3, requires_grad=True)
+        for option in ("differentiable", "capturable"):
+            if option in t_signature.parameters:
+                with pytest.raises(ValueError, match=f"{name}\\({option}=True\\) is not supported"):
+                    getattr(genesis.optim, name)([a], **{option: True})
+    a = genesis.zeros(3, requires_grad=True)
+    with pytest.raises(ValueError, match="Invalid lr_decay value: -0.1"):
+        genesis.optim.Adagrad([a], lr_decay=-0.1)
+    with pytest.raises(ValueError, match="Invalid rho value: 1.5"):
+        genesis.optim.Adadelta([a], rho=1.5)
+    with pytest.raises(ValueError, match="beta parameter at index 0"):
+        genesis.optim.Adamax([a], betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="Invalid momentum_decay value"):
+        genesis.optim.NAdam([a], momentum_decay=-1.0)
+    with pytest.raises(ValueError, match="Invalid epsilon value"):
+        genesis.optim.RAdam([a], eps=-1.0)
+
+
+def test_adagrad_state_uses_the_constructors_initial_accumulator_value():
+    a, b = genesis.zeros(2, requires_grad=True), genesis.zeros(3, requires_grad=True)
+    opt = genesis.optim.Adagrad([a], initial_accumulator_value=0.25)
+    opt.add_param_group({"params": [b], "initial_accumulator_value": 4.0})  # as in torch: the group's is ignored
+    assert b not in opt.state  # made at its first step
+    b.grad = genesis.ones(3)
+    opt.step()
+    np.testing.assert_array_equal(to_numpy(opt.state[a]["sum"]), [0.25, 0.25])
+    np.testing.assert_array_equal(to_numpy(opt.state[b]["sum"]), [1.25, 1.25, 1.25])
+    assert opt.state[a]["step"] == 0 and opt.state[b]["step"] == 1
+
+
 def test_load_state_dict_copies_and_keeps_buffers():
     params = [genesis.tensor(a, dtype=f32, requires_grad=True) for a in initial_arrays()]
     opt = genesis.optim.Adam(params, lr=0.01)
@@ -386,6 +506,20 @@ def test_load_state_dict_float64_state_is_cast_to_the_parameter_dtype():
     opt32 = genesis.optim.RMSprop([p32], momentum=0.9)
     opt32.load_state_dict(opt64.state_dict())
     assert all(v.dtype is f32 for k, v in opt32.state[p32].items() if k != "step")
+
+
+def test_load_state_dict_keeps_nadams_mu_product_float32():
+    """NAdam's mu_product is a float32 0-d tensor like the step, for a float64 parameter too (torch's layout)."""
+    source = genesis.tensor(initial_arrays()[0], dtype=f64, requires_grad=True)
+    source_opt = genesis.optim.NAdam([source])
+    source.grad = genesis.ones(source.shape, dtype=f64)
+    source_opt.step()
+    target = genesis.tensor(initial_arrays()[0], dtype=f64, requires_grad=True)
+    target_opt = genesis.optim.NAdam([target])
+    target_opt.load_state_dict(source_opt.state_dict())
+    state = target_opt.state[target]
+    assert state["mu_product"].dtype is f32 and state["step"].dtype is f32 and state["exp_avg"].dtype is f64
+    assert state["mu_product"].item() == source_opt.state[source]["mu_product"].item() < 1.0
 
 
 def test_load_state_dict_errors():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from genesis.creation import zeros, zeros_like
 from genesis.dtypes import float32
 from genesis.optim.functional import adam_update
-from genesis.optim.optimizer import Optimizer
+from genesis.optim.optimizer import Optimizer, check_betas
 
 
 class Adam(Optimizer):
@@ -35,11 +35,7 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
             raise ValueError(f"Invalid epsilon value: {eps}")
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for index, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+        check_betas(betas)
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = dict(

@@ -1,4 +1,4 @@
-"""The update rules of SGD, Adam(W) and RMSprop, one parameter at a time, in genesis ops.
+"""The update rules of the elementwise optimizers, one parameter at a time, in genesis ops.
 
 Each function mutates the parameter and its state buffers in place and is
 called under `no_grad`. The formulas follow PyTorch's single-tensor
@@ -7,7 +7,8 @@ order, with the same scalars), so float32 results agree to rounding:
 
 - `a.add(b, alpha=s)` is `a + b * s`; `addcmul(t1, t2, value=v)` is
   `self + (t1 * v) * t2`; `addcdiv(t1, t2, value=v)` is `self + (t1 * v) / t2`;
-- `lerp_` with a scalar weight switches formula at 0.5, as PyTorch's kernel does.
+- `lerp_` with a scalar weight switches formula at 0.5, as PyTorch's kernel does;
+- `number / t` is `reciprocal(t) * number` (PyTorch's `Tensor.__rtruediv__`).
 
 The step count is a 0-d tensor, and the bias corrections are float64 tensor
 ops on it: the same numbers PyTorch's host arithmetic gives, with no tensor
@@ -135,4 +136,122 @@ def rmsprop_update(
         param.add_(grad * -lr / avg)
 
 
-__all__ = ["lerp_", "sgd_update", "adam_update", "rmsprop_update"]
+def adagrad_update(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, maximize):
+    """One Adagrad step: the learning rate decays as lr / (1 + (step - 1) * lr_decay)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + param * weight_decay
+    decayed_lr = lr / (1 + (step.to(float64) - 1) * lr_decay)
+    state_sum.add_(grad * grad)
+    std = F.sqrt(state_sum) + eps
+    param.add_(grad * -decayed_lr / std)
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step: the update is scaled by the RMS of past updates over the RMS of gradients."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + param * weight_decay
+    square_avg.mul_(rho).add_(grad * (1 - rho) * grad)
+    std = F.sqrt(square_avg + eps)
+    delta = F.sqrt(acc_delta + eps) / std * grad
+    acc_delta.mul_(rho).add_(delta * (1 - rho) * delta)
+    param.add_(delta * -lr)
+
+
+def adamax_update(param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, eps, weight_decay, maximize):
+    """One Adamax step: Adam with the infinity norm of past gradients in place of the second moment."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + param * weight_decay
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_inf.copy_(F.maximum(exp_inf * beta2, F.abs(grad) + eps))
+    corrected_lr = lr / (1 - beta1 ** step.to(float64))
+    param.add_(exp_avg * -corrected_lr / exp_inf)
+
+
+def nadam_update(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    mu_product,
+    *,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    momentum_decay,
+    decoupled_weight_decay,
+    maximize,
+):
+    """One NAdam step. `mu_product`, the product of the momentum schedule so far, is a 0-d float32
+    tensor as in PyTorch: it is multiplied in float32 and read in float64, as PyTorch's `.item()` is."""
+    if maximize:
+        grad = -grad
+    step = step.to(float64)
+    bias_correction2 = 1 - beta2**step
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + param * weight_decay
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product.mul_(mu.to(mu_product.dtype))
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    denom = F.sqrt(exp_avg_sq / bias_correction2) + eps
+    product = mu_product.to(float64)
+    # two separate additions, each rounded to the parameter, as PyTorch's two addcdiv_ calls
+    param.add_(grad * (-lr * (1.0 - mu) / (1.0 - product)) / denom)
+    param.add_(exp_avg * (-lr * mu_next / (1.0 - product * mu_next)) / denom)
+
+
+def radam_update(
+    param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize
+):
+    """One RAdam step. While the variance estimate is unreliable (rho_t <= 5, the first steps) the
+    update is plain momentum SGD; after it, Adam's step times the rectification term. PyTorch branches
+    on the host; here both updates are computed and `where` picks one, so nothing is read back."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + param * weight_decay
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+
+    step = step.to(float64)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    rho_inf = 2 / (1 - beta2) - 1  # the maximum length of the approximated simple moving average
+    rho_t = rho_inf - 2 * step * beta2**step / bias_correction2
+    rectifies = rho_t > 5.0
+    # the term is only used where rho_t > 5; elsewhere its radicand may be negative, so it takes 1 there
+    radicand = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+    rectification = F.where(rectifies, radicand, 1.0) ** 0.5
+
+    plain = exp_avg / bias_correction1 * lr
+    adaptive_lr = F.reciprocal(F.sqrt(exp_avg_sq) + eps) * bias_correction2**0.5
+    param.sub_(F.where(rectifies, plain * adaptive_lr * rectification, plain))
+
+
+__all__ = [
+    "lerp_",
+    "sgd_update",
+    "adam_update",
+    "rmsprop_update",
+    "adagrad_update",
+    "adadelta_update",
+    "adamax_update",
+    "nadam_update",
+    "radam_update",
+]

@@ -77,14 +77,39 @@ def provide_step_compiler(compile_step) -> None:
     _compile_step = compile_step
 
 
+_UNSUPPORTED_OPTIONS = {
+    "differentiable": "genesis updates parameters under no_grad, so autograd cannot record a step",
+    "capturable": "it is for CUDA graph capture; genesis.compile captures a whole training step instead",
+}
+
+
+def refuse_options(optimizer: str, **options) -> None:
+    """PyTorch's `differentiable=` and `capturable=` are accepted as False and refused as True."""
+    for name, value in options.items():
+        if value:
+            raise ValueError(f"{optimizer}({name}=True) is not supported: {_UNSUPPORTED_OPTIONS[name]}")
+
+
+def check_betas(betas) -> None:
+    """Adam and its variants take two averaging coefficients, each in [0, 1)."""
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for index, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+
+
 class Optimizer:
     """Base class: subclasses pass their defaults and implement `_update_group(group)`.
 
     Subclasses list in `_per_element_state_keys` the state buffers that have
-    their parameter's shape; `load_state_dict` checks them.
+    their parameter's shape; `load_state_dict` checks them, and keeps those in
+    `_scalar_state_keys` float32.
     """
 
     _per_element_state_keys: tuple = ()
+    # 0-d float32 state, whatever the parameter's dtype (PyTorch's scalar dtype): the step count, ...
+    _scalar_state_keys: tuple = ("step",)
 
     def __init__(self, params, defaults: dict, *, foreach: bool | None = None, fused: bool | None = None):
         if fused and foreach:
@@ -327,7 +352,7 @@ class Optimizer:
         self.state = new_state
 
     def _restore_value(self, param, index, key, value, current):
-        if key == "step":  # a float32 0-d tensor, as in PyTorch (an older checkpoint may hold a number)
+        if key in self._scalar_state_keys:  # 0-d float32 as in PyTorch (an old checkpoint may hold a number)
             value = value.detach() if isinstance(value, Tensor) else full((), float(value))
             if isinstance(current, Tensor) and current.shape == () and current.dtype is float32:
                 return current.copy_(value)
@@ -356,4 +381,4 @@ class Optimizer:
         return "\n".join(lines)
 
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "check_betas", "refuse_options"]

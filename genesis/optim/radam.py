@@ -1,0 +1,77 @@
+"""RAdam, Adam with a rectified adaptive learning rate (PyTorch's semantics, including decoupled
+weight decay).
+
+For its first steps (while the approximated moving average is 5 steps long
+or less) RAdam updates with the bias-corrected momentum alone; see
+`functional.radam_update` for how that choice stays in the graph.
+"""
+
+from __future__ import annotations
+
+from genesis.creation import zeros, zeros_like
+from genesis.dtypes import float32
+from genesis.optim.functional import radam_update
+from genesis.optim.optimizer import Optimizer, check_betas, refuse_options
+
+
+class RAdam(Optimizer):
+    _per_element_state_keys = ("exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        decoupled_weight_decay=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_betas(betas)
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        refuse_options("RAdam", capturable=capturable, differentiable=differentiable)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
+
+    def _update_group(self, group: dict) -> None:
+        beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
+        lr = self._hyper(group, "lr")
+        fixed = {key: self._fixed(group, key) for key in ("eps", "weight_decay", "decoupled_weight_decay", "maximize")}
+        for param, grad in self._params_with_grad(group):
+            state = self.state[param]
+            if not state:
+                state["step"] = zeros((), dtype=float32)
+                state["exp_avg"] = zeros_like(param)
+                state["exp_avg_sq"] = zeros_like(param)
+            state["step"].add_(1)
+            radam_update(
+                param,
+                grad,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                step=state["step"],
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                **fixed,
+            )
+
+
+__all__ = ["RAdam"]
