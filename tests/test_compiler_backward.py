@@ -91,3 +91,44 @@ def test_conv_and_attention_modules_gradients_match_eager(make):
         model.forward = lambda x: forward(x, x, x, need_weights=False)[0]
         x = randn(2, 5, 8, requires_grad=True)
     compare(lambda x: model(x), [x], model.parameters())
+
+
+def _sliced_in_every_way(x, w):
+    """Time steps (x[t]), chunks, a slice with a gap before it, overlapping slices and a strided one."""
+    h = genesis.zeros(x.shape[1], x.shape[2])
+    for t in range(x.shape[0]):
+        a, b = (x[t] @ w + h).chunk(2, -1)
+        h = genesis.cat([a.tanh(), b.sigmoid()], -1)
+    return h.sum() + x[1:, 2:4].exp().sum() + x[:, :3].sum() + x[:, 1:5].sum() + x[..., ::2].sum()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_block_gradients_of_one_value_are_joined_without_whole_size_puts(backend):
+    """A value read as blocks (an RNN's time steps, its gates' chunks) gets one cat of the blocks'
+    gradients, not a zeros-and-put per block; overlapping and strided regions keep their vjps."""
+    if backend == "c" and not genesis.compiler.native.compiler_available():
+        pytest.skip("no C compiler")
+
+    def step(x, w):
+        loss = _sliced_in_every_way(x, w)
+        loss.backward()
+        return loss
+
+    results = []
+    for run in (genesis.compile(step, backend=backend), step):
+        x, w = randn(5, 6, 4, requires_grad=True), randn(4, 4, seed=1, requires_grad=True)
+        results.append([run(x, w).item(), x.grad.numpy(), w.grad.numpy()])
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    ops = [node.op for node in step_graph(genesis.compile(step, backend=backend)).nodes()]
+    # the x[t] and chunk blocks are joined; x[:, :3] and x[:, 1:5] overlap, x[1:, 2:4] is a block
+    # in two dims and x[..., ::2] is strided: those four keep their vjps' puts
+    assert ops.count("index_put") == 4, ops.count("index_put")
+    assert ops.count("cat") == 5 + 5 + 1  # forward's h per step, backward's gates per step, x's steps
+
+
+def step_graph(compiled):
+    x, w = randn(5, 6, 4, requires_grad=True), randn(4, 4, seed=1, requires_grad=True)
+    compiled(x, w)
+    (graph,) = compiled.graphs
+    return graph

@@ -49,6 +49,7 @@ def _movement(
     index_map=None,
     converts_only=False,
     grad_region=None,
+    region_block=None,
 ):
     return register(
         Op(
@@ -66,6 +67,7 @@ def _movement(
             index_map=index_map,
             converts_only=converts_only,
             grad_region=grad_region,
+            region_block=region_block,
         )
     )
 
@@ -285,8 +287,32 @@ def _index_region(array, *, key):
     return view
 
 
+def _index_block(shape, *, key):
+    """(dim, start, stop) where the basic index `key` selects start:stop along one dim and every other
+    dim whole, in order (new axes and an int's dropped dim only reshape that block); else None."""
+    block, dim = None, 0
+    for entry in key:
+        if entry is None:
+            continue
+        start, stop, step = (entry[1], entry[1] + 1, 1) if entry[0] == "i" else entry[1:]
+        if (start, stop, step) != (0, shape[dim], 1) and not (step == 1 and block is None and shape[dim]):
+            return None
+        if (start, stop) != (0, shape[dim]):
+            block = (dim, start, stop)
+        dim += 1
+    if not shape:
+        return None
+    return block or (0, 0, shape[0])  # the whole input: a block along dim 0
+
+
 index_basic = _movement(
-    "index_basic", Kind.VIEW, _index_kernel, _index_shape, (_index_grad,), grad_region=_index_region
+    "index_basic",
+    Kind.VIEW,
+    _index_kernel,
+    _index_shape,
+    (_index_grad,),
+    grad_region=_index_region,
+    region_block=_index_block,
 )
 index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,), saves=_INDICES)
 index_put = _movement(

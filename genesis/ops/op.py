@@ -38,6 +38,11 @@ primitive:
   backward adds a gradient there, into one buffer per input, instead of running
   the vjp, whose zeros-and-put per view made a sequence sliced into T steps cost
   T whole-size buffers (autograd/engine.py).
+- `region_block` (the same views): `region_block(input_shape, **attrs)` is
+  `(dim, start, stop)` where the region is the block start:stop along one dim
+  with every other dim whole, so that the output reshaped to the block's shape
+  is the region in order; None for other regions. The compiler's autodiff pass
+  joins such blocks of one value with a cat instead of a zeros-and-put each.
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
   other inputs' shapes); an in-place change to one of them before backward is
@@ -122,6 +127,8 @@ class Op:
     generated_eager_from: int | None = None
     # Views: where the output's elements sit in a buffer shaped like the first input (see above).
     grad_region: Callable | None = None
+    # ... and whether that region is a block along one dim (see above).
+    region_block: Callable | None = None
 
     @property
     def differentiable(self) -> bool:
