@@ -309,6 +309,16 @@ def test_stacks_deep_copy_their_layer():
     ) + ["norm.weight", "norm.bias"]
 
 
+def test_dtype_reaches_every_parameter():
+    model = nn.Transformer(D_MODEL, NHEAD, 1, 1, FEEDFORWARD, dtype=genesis.float64)
+    assert {p.dtype for p in model.parameters()} == {genesis.float64}
+    src, tgt = (
+        genesis.randn(SRC_LEN, 2, D_MODEL, dtype=genesis.float64),
+        genesis.randn(TGT_LEN, 2, D_MODEL, dtype=genesis.float64),
+    )
+    assert model(src, tgt).dtype is genesis.float64
+
+
 def test_custom_encoder_and_decoder_are_used_as_given():
     encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(D_MODEL, NHEAD, FEEDFORWARD), 1)
     decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(D_MODEL, NHEAD, FEEDFORWARD), 1)
@@ -335,7 +345,7 @@ def test_bad_arguments_say_what_is_wrong():
     layer = nn.TransformerEncoderLayer(D_MODEL, NHEAD, FEEDFORWARD)
     with pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
         layer(genesis.randn(SRC_LEN, 2, D_MODEL), is_causal=True)
-    with pytest.raises(TypeError, match="src_key_padding_mask|key_padding_mask must be a bool or floating-point"):
+    with pytest.raises(TypeError, match="key_padding_mask must be a bool or floating-point tensor, got int64"):
         layer(genesis.randn(SRC_LEN, 2, D_MODEL), src_key_padding_mask=genesis.zeros((2, SRC_LEN), dtype=genesis.int64))
 
 
