@@ -442,12 +442,13 @@ def causal_attention_step(q, k, v):
     return out, q.grad, k.grad, v.grad
 
 
-def test_compiled_causal_attention_builds_no_mask_and_fuses_it_into_the_softmax():
+@pytest.mark.parametrize("backend", ["c", "numpy", "triton"])
+def test_compiled_causal_attention_builds_no_mask_and_fuses_it_into_the_softmax(backend):
     length = 16
     q, k, v = (genesis.tensor(rand(2, 3, length, 8, seed=s), requires_grad=True) for s in (1, 2, 3))
     eager = causal_attention_step(q, k, v)
     q.grad = k.grad = v.grad = None
-    compiled = genesis.compile(causal_attention_step)
+    compiled = genesis.compile(causal_attention_step, backend=backend)
     got = compiled(q, k, v)
     for name, a, b in zip(["out", "q.grad", "k.grad", "v.grad"], got, eager):
         assert_near(a, b, name)
