@@ -89,10 +89,13 @@ def sequence(length, batch_first, seed):
     return rand(BATCH, length, D_MODEL, seed=seed) if batch_first else rand(length, BATCH, D_MODEL, seed=seed)
 
 
-def padding(length, as_float, seed):
+def padding(length, as_float, seed, blind=False):
+    """Key padding: the ends of two sequences; with `blind`, all of the middle one, whose queries
+    then see no key (PyTorch's attention gives them a zero output, not NaN)."""
     mask = np.zeros((BATCH, length), dtype=bool)
     mask[0, -2:] = True
     mask[2, -1] = True
+    mask[1] = blind
     if not as_float:
         return mask
     # a float padding mask adds its values: -inf where padded, finite biases elsewhere
@@ -113,7 +116,17 @@ def attention_mask(kind, length, source_length, seed):
     return nn.Transformer.generate_square_subsequent_mask(length).numpy()
 
 
-MASK_KINDS = ["none", "float", "float3d", "bool", "padding", "float_padding", "bool_and_padding", "causal"]
+MASK_KINDS = [
+    "none",
+    "float",
+    "float3d",
+    "bool",
+    "padding",
+    "float_padding",
+    "bool_and_padding",
+    "blind_padding",
+    "causal",
+]
 
 
 def encoder_masks(kind, length, seed=5):
@@ -126,6 +139,8 @@ def encoder_masks(kind, length, seed=5):
         masks["src_key_padding_mask"] = padding(length, False, seed)
     if kind == "float_padding":
         masks["src_key_padding_mask"] = padding(length, True, seed)
+    if kind == "blind_padding":
+        masks["src_key_padding_mask"] = padding(length, False, seed, blind=True)
     if kind == "causal":
         masks["is_causal"] = True
     return masks
@@ -185,6 +200,9 @@ def decoder_masks(kind, seed=6):
     if kind == "float_padding":
         masks["tgt_key_padding_mask"] = padding(TGT_LEN, True, seed)
         masks["memory_key_padding_mask"] = padding(SRC_LEN, True, seed + 1)
+    if kind == "blind_padding":
+        masks["tgt_key_padding_mask"] = padding(TGT_LEN, False, seed)
+        masks["memory_key_padding_mask"] = padding(SRC_LEN, False, seed + 1, blind=True)
     if kind == "causal":
         masks["tgt_is_causal"] = True
     return masks
@@ -421,6 +439,39 @@ def test_multihead_attention_dropout_drops_weights_at_rate_p_and_rescales_the_re
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_sdpa_query_that_sees_no_key_gets_zeros_as_in_torch(kind):
+    q, k, v = rand(2, 2, 4, 3, seed=1), rand(2, 2, 5, 3, seed=2), rand(2, 2, 5, 3, seed=3)
+    visible = np.random.default_rng(4).random((4, 5)) < 0.7
+    visible[:, 0], visible[2] = True, False  # query 2 sees nothing
+    mask = visible if kind == "bool" else np.where(visible, rand(4, 5, seed=5), -np.inf).astype(np.float32)
+    g_args, t_args = zip(*(pair(a) for a in (q, k, v)))
+    g_mask, t_mask = pair(mask, grad=False)
+    g_out = F.scaled_dot_product_attention(*g_args, attn_mask=g_mask)
+    t_out = torch.nn.functional.scaled_dot_product_attention(*t_args, attn_mask=t_mask)
+    assert not np.any(values(g_out)[:, :, 2])
+    assert_near(g_out, t_out, "output")
+    cotangent = rand(*t_out.shape, seed=6)
+    (g_out * genesis.tensor(cotangent)).sum().backward()
+    (t_out * torch.tensor(cotangent)).sum().backward()
+    for name, g, t in zip("qkv", g_args, t_args):
+        assert_near(g.grad, t.grad, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_multihead_attention_over_a_fully_padded_sequence_is_torchs(need_weights):
+    # without weights PyTorch attends through scaled_dot_product_attention (zeros for a query that
+    # sees no key), with weights through softmax (NaN): genesis gives each the same
+    g_mha, t_mha = make("MultiheadAttention", D_MODEL, NHEAD)
+    load_torch_state(g_mha, t_mha)
+    x, mask = rand(SRC_LEN, BATCH, D_MODEL, seed=1), padding(SRC_LEN, False, 0, blind=True)
+    g_out = g_mha(*[genesis.tensor(x)] * 3, key_padding_mask=genesis.tensor(mask), need_weights=need_weights)[0]
+    with torch.no_grad():
+        t_out = t_mha(*[torch.tensor(x)] * 3, key_padding_mask=torch.tensor(mask), need_weights=need_weights)[0]
+    assert np.isnan(values(t_out)[:, 1]).all() == need_weights
+    assert_near(g_out, t_out, "output")
+
+
 # ---- causal attention: index arithmetic, fused ----------------------------------------------------
 @pytest.mark.parametrize("length, source_length", [(6, 6), (4, 7), (7, 4)])
 def test_sdpa_is_causal_matches_torch(length, source_length):
@@ -460,9 +511,9 @@ def test_compiled_causal_attention_builds_no_mask_and_fuses_it_into_the_softmax(
     (compare_node,) = [node for node in graph.op_nodes() if node.op == "le"]
     (softmax_group,) = [g for g in graph.groups if compare_node.name in g.members]
     assert {graph[name].op for name in softmax_group.members} >= {"le", "amax", "exp", "sum", "div"}
-    readers = {
-        user for name in softmax_group.members if graph[name].op in ("le", "where") for user in graph.users(name)
-    }
+    # the comparison, and the 0/-inf mask made from it
+    mask_nodes = {compare_node.name, *graph.users(compare_node.name)}
+    readers = {user for name in mask_nodes for user in graph.users(name)}
     assert readers <= set(softmax_group.members)
 
 

@@ -6,7 +6,10 @@ Masks follow PyTorch, whose two APIs disagree on what True means:
 - `multi_head_attention_forward` (nn.MultiheadAttention): a bool `attn_mask`
   or `key_padding_mask` is True where attention is NOT allowed; float masks
   are added. Both become one additive float mask (-inf where forbidden).
-A query row with every key masked yields NaN, as in PyTorch.
+A query that may see no key (its every score -inf) gets a zero output and zero
+gradients from `scaled_dot_product_attention`, and so from the multi-head
+forward without weights, which PyTorch computes with it; the multi-head forward
+that returns its weights yields NaN there, as PyTorch's does.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ def _causal_mask(scores):
     rows = GF.expand(GF.reshape(arange(length), (length, 1)), scores.shape[:-1] + (1,))
     visible = arange(source_length) <= rows
     return GF.where(visible, zeros((), dtype=scores.dtype), float("-inf"))
+
+
+def _softmax_blind_rows_zero(scores):
+    """softmax over the keys, but 0 in a row whose every score is -inf, as PyTorch's
+    `_safe_softmax` gives it. Such a row's scores become 0 before the softmax, so no NaN arises
+    there that the backward would carry into every key's gradient."""
+    blind = GF.amax(scores, -1, keepdim=True) == float("-inf")
+    weights = softmax(GF.where(blind, zeros((), dtype=scores.dtype), scores), -1)
+    return GF.where(blind, zeros((), dtype=weights.dtype), weights)
 
 
 def scaled_dot_product_attention(
@@ -73,7 +85,7 @@ def scaled_dot_product_attention(
             scores = GF.where(attn_mask, scores, float("-inf"))
         else:
             scores = scores + attn_mask
-    weights = softmax(scores, -1)
+    weights = _softmax_blind_rows_zero(scores)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return GF.matmul(weights.to(value.dtype) if weights.dtype is not value.dtype else weights, value)
@@ -233,7 +245,8 @@ def attention_forward(
         scores = scores + mask
     elif causal:
         scores = scores + _causal_mask(scores)
-    weights = softmax(scores, -1)
+    # PyTorch computes the forward without weights by scaled_dot_product_attention, with weights by softmax
+    weights = softmax(scores, -1) if need_weights else _softmax_blind_rows_zero(scores)
     if dropout_p > 0.0 and training:
         weights = dropout(weights, dropout_p, training=True)
     attended = GF.matmul(weights, v)  # (N, H, L, head_dim)
