@@ -242,6 +242,23 @@ def test_encoder_stack_matches_torch(batch_first, norm_first, mask_kind):
     compare(g_stack, t_stack, [sequence(SRC_LEN, batch_first, seed=1)], masks)
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+def test_encoder_stack_matches_torchs_fast_path_where_it_is_defined():
+    # torch's inference fast path packs padded batches into nested tensors and returns zeros at
+    # padded positions; the other positions are the reference path's numbers
+    torch.manual_seed(0)
+    t_layer = torch.nn.TransformerEncoderLayer(**layer_kwargs(True, False))
+    t_stack = torch.nn.TransformerEncoder(t_layer, 2).eval()
+    g_stack = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer_kwargs(True, False)), 2).eval()
+    load_torch_state(g_stack, t_stack)
+    src, mask = sequence(SRC_LEN, True, seed=1), padding(SRC_LEN, False, 0)
+    with torch.no_grad():
+        expected = t_stack(torch.tensor(src), src_key_padding_mask=torch.tensor(mask)).numpy()
+    got = g_stack(genesis.tensor(src), src_key_padding_mask=genesis.tensor(mask)).detach().numpy()
+    assert not np.any(expected[mask])  # the fast path ran
+    assert_near(got[~mask], expected[~mask], "output at the sequences' positions")
+
+
 @pytest.mark.filterwarnings("ignore:Support for mismatched:UserWarning")
 @pytest.mark.parametrize("mask_kind", ["none", "float3d", "bool_and_padding", "causal"])
 @pytest.mark.parametrize("norm_first", [False, True])
