@@ -6,23 +6,46 @@ Masks follow PyTorch, whose two APIs disagree on what True means:
 - `multi_head_attention_forward` (nn.MultiheadAttention): a bool `attn_mask`
   or `key_padding_mask` is True where attention is NOT allowed; float masks
   are added. Both become one additive float mask (-inf where forbidden).
-A query row with every key masked yields NaN, as in PyTorch.
+A query that may see no key (its every score -inf) gets a zero output and zero
+gradients from `scaled_dot_product_attention`, and so from the multi-head
+forward without weights, which PyTorch computes with it; the multi-head forward
+that returns its weights yields NaN there, as PyTorch's does.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 from genesis import dtypes
 from genesis import functional as GF
-from genesis.creation import ones, zeros
+from genesis.creation import arange, zeros
 from genesis.errors import ShapeError
 from genesis.nn.functional.activation import softmax
 from genesis.nn.functional.basic import dropout, linear
 
 
-def _causal_mask(length, source_length):
-    return GF.tril(ones((length, source_length), dtype=dtypes.bool_))
+def _causal_mask(scores):
+    """The additive causal mask for `scores` (..., L, S): 0 where a key may be seen (its column
+    is not after the query's row), -inf after it, as PyTorch adds it.
+
+    It is index arithmetic with the scores' shape (the row index expanded over their leading
+    dims), so traced it is elementwise work over the scores' rows that fuses into the softmax's
+    kernel: no (L, S) mask is built on the host or stored. Added rather than selected with
+    `where`, so the backward passes the gradient through and never reads the mask."""
+    length, source_length = scores.shape[-2:]
+    rows = GF.expand(GF.reshape(arange(length), (length, 1)), scores.shape[:-1] + (1,))
+    visible = arange(source_length) <= rows
+    return GF.where(visible, zeros((), dtype=scores.dtype), float("-inf"))
+
+
+def _softmax_blind_rows_zero(scores):
+    """softmax over the keys, but 0 in a row whose every score is -inf, as PyTorch's
+    `_safe_softmax` gives it. Such a row's scores become 0 before the softmax, so no NaN arises
+    there that the backward would carry into every key's gradient."""
+    blind = GF.amax(scores, -1, keepdim=True) == float("-inf")
+    weights = softmax(GF.where(blind, zeros((), dtype=scores.dtype), scores), -1)
+    return GF.where(blind, zeros((), dtype=weights.dtype), weights)
 
 
 def scaled_dot_product_attention(
@@ -50,20 +73,19 @@ def scaled_dot_product_attention(
         repeats = query.shape[-3] // key.shape[-3]
         key = _repeat_heads(key, repeats)
         value = _repeat_heads(value, repeats)
-    length, source_length = query.shape[-2], key.shape[-2]
     if scale is None:  # with no features (E = 0) every score is 0, and any scale leaves it so
         scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
     scores = GF.matmul(query, GF.transpose(key, -2, -1)) * scale
     if is_causal:
         if attn_mask is not None:
             raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
-        attn_mask = _causal_mask(length, source_length)
+        scores = scores + _causal_mask(scores)
     if attn_mask is not None:
         if attn_mask.dtype is dtypes.bool_:
             scores = GF.where(attn_mask, scores, float("-inf"))
         else:
             scores = scores + attn_mask
-    weights = softmax(scores, -1)
+    weights = _softmax_blind_rows_zero(scores)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return GF.matmul(weights.to(value.dtype) if weights.dtype is not value.dtype else weights, value)
@@ -187,7 +209,15 @@ def attention_forward(
 
     q, k, v = heads(q, length), heads(k, source_length), heads(v, source_length)
 
-    mask = _additive_mask(attn_mask, q.dtype, "attn_mask")
+    if key_padding_mask is not None and attn_mask is not None and key_padding_mask.dtype is not attn_mask.dtype:
+        warnings.warn(
+            "Support for mismatched key_padding_mask and attn_mask is deprecated. Use same type for both instead.",
+            stacklevel=3,
+        )
+    # PyTorch's rule: where nothing else needs the mask (no padding to merge, no weights to
+    # return), the is_causal hint replaces attn_mask by the causal mask built from indices
+    causal = is_causal and key_padding_mask is None and not need_weights
+    mask = None if causal else _additive_mask(attn_mask, q.dtype, "attn_mask")
     if mask is not None:
         if mask.ndim == 2:
             if tuple(mask.shape) != (length, source_length):
@@ -213,7 +243,10 @@ def attention_forward(
     scores = GF.matmul(q * (1.0 / math.sqrt(head_dim)), GF.transpose(k, -2, -1))
     if mask is not None:
         scores = scores + mask
-    weights = softmax(scores, -1)
+    elif causal:
+        scores = scores + _causal_mask(scores)
+    # PyTorch computes the forward without weights by scaled_dot_product_attention, with weights by softmax
+    weights = softmax(scores, -1) if need_weights else _softmax_blind_rows_zero(scores)
     if dropout_p > 0.0 and training:
         weights = dropout(weights, dropout_p, training=True)
     attended = GF.matmul(weights, v)  # (N, H, L, head_dim)

@@ -16,4 +16,5 @@ from genesis.nn.modules.pixelshuffle import *  # noqa: F401,F403
 from genesis.nn.modules.pooling import *  # noqa: F401,F403
 from genesis.nn.modules.rnn import *  # noqa: F401,F403
 from genesis.nn.modules.sparse import *  # noqa: F401,F403
+from genesis.nn.modules.transformer import *  # noqa: F401,F403
 from genesis.nn.modules.upsampling import *  # noqa: F401,F403
