@@ -249,3 +249,21 @@ def test_an_encoder_decoder_with_transposed_convolutions_compiles_to_eager_value
         )
 
     assert_a_compiled_step_equals_eager(make_model, lambda y, x: (y - x).square().mean(), backend)
+
+
+@pytest.mark.parametrize(
+    "channels, groups, options",
+    [
+        (16, 1, dict(padding=1)),  # 144 rows of columns: one product over the batch
+        (32, 2, dict(stride=2, dilation=(1, 2), padding=(1, 2))),  # 144 per group
+        (3, 1, dict(padding=1)),  # 27 rows: one product per image
+    ],
+)
+def test_conv2d_either_columns_layout_is_pytorchs(channels, groups, options):
+    from genesis.nn.functional.conv import BATCH_INSIDE_FROM
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, channels, 9, 8))
+    w = rng.standard_normal((8, channels // groups, 3, 3)) * 0.1
+    assert ((channels // groups) * 9 >= BATCH_INSIDE_FROM) == (channels > 3)
+    check_torch(lambda a, b: lib_of(a).conv2d(a, b, groups=groups, **options), [x, w], dtype=genesis.float64)
