@@ -62,6 +62,7 @@ from genesis.nn.functional.conv import (  # noqa: F401
 )
 from genesis.nn.functional.ctc import ctc_loss  # noqa: F401
 from genesis.nn.functional.embedding_bag import embedding_bag  # noqa: F401
+from genesis.nn.functional.grid_sample import affine_grid, grid_sample  # noqa: F401
 from genesis.nn.functional.interpolate import interpolate, upsample  # noqa: F401
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
