@@ -23,6 +23,7 @@ def lib_of(t):
 @pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64])
 def test_rrelu_in_eval_is_leaky_relu_with_the_mean_slope(dtype):
     x = np.random.default_rng(0).standard_normal((4, 7))
+    x[0, :2] = 0.0  # the slope's side, for the gradient
     check_torch(lambda t: lib_of(t).rrelu(t, 0.1, 0.3), [x], dtype=dtype)
     check_torch(lambda t: lib_of(t).rrelu(t), [x], dtype=dtype)
     module = nn.RReLU(0.2, 0.4).eval()
@@ -41,8 +42,11 @@ def test_rrelu_in_training_draws_slopes_in_range_and_differentiates_by_them():
     np.testing.assert_allclose(x.grad.numpy(), slopes, rtol=1e-12)
     genesis.manual_seed(5)
     np.testing.assert_array_equal(F.rrelu(x, 0.1, 0.4, training=True).detach().numpy(), out.detach().numpy())
-    positive = genesis.tensor([0.0, 1.5, 3.0])
+    positive = genesis.tensor([0.5, 1.5, 3.0])
     np.testing.assert_array_equal(nn.RReLU()(positive).numpy(), positive.numpy())  # a module trains by default
+    zero = genesis.tensor([0.0], requires_grad=True)
+    F.rrelu(zero, 0.2, 0.2, training=True).sum().backward()
+    np.testing.assert_allclose(zero.grad.numpy(), [0.2])
     with pytest.raises(ValueError, match="lower"):
         F.rrelu(x, 0.5, 0.1)
 

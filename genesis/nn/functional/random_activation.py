@@ -13,18 +13,17 @@ from genesis.nn.functional.activation import _maybe_inplace, softmax
 
 
 def rrelu(x, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
-    """x where x >= 0, else a * x: a ~ U(lower, upper) per element in training, (lower + upper) / 2 in eval.
+    """x where x > 0, else a * x: a ~ U(lower, upper) per element in training, (lower + upper) / 2 in eval.
 
-    The gradient of a negative element is its slope, as PyTorch's (the slope is a constant, not a
-    function of x)."""
+    The gradient of an element that is not positive (0 too, as in PyTorch) is its slope."""
     if not x.dtype.is_floating_point:
         raise TypeError(f"rrelu needs a floating-point input, got {x.dtype.name}")
     if lower > upper:
         raise ValueError(f"rrelu: lower bound {lower} must not exceed upper bound {upper}")
     if not training:
-        return _maybe_inplace(x, GF.where(x >= 0, x, x * ((lower + upper) / 2)), inplace)
+        return _maybe_inplace(x, GF.where(x > 0, x, x * ((lower + upper) / 2)), inplace)
     slopes = rand(x.shape, dtype=x.dtype) * (upper - lower) + lower
-    return _maybe_inplace(x, GF.where(x >= 0, x, x * slopes), inplace)
+    return _maybe_inplace(x, GF.where(x > 0, x, x * slopes), inplace)
 
 
 def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
