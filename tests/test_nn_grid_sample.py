@@ -93,6 +93,23 @@ def test_affine_grid_then_grid_sample_rotates_an_image():
     np.testing.assert_allclose(same.numpy(), image, atol=1e-12)
 
 
+def test_grid_sample_reads_nan_and_infinite_points_as_pytorch():
+    """Outside for zeros padding (and never an undefined integer position); clipped for border padding.
+    Values only against torch: torch 2.13's backward over such points reads out of bounds and crashes."""
+    grid = np.array([[[[np.nan, 0.0], [np.inf, 0.0], [-np.inf, 0.3], [0.1, 0.2]]]])
+    image = np.random.default_rng(7).standard_normal((1, 2, 3, 3))
+    for mode, padding_mode in [("nearest", "zeros"), ("bilinear", "border"), ("nearest", "border")]:
+        check_torch(
+            lambda image: lib_of(image).grid_sample(image, _same_kind(image, grid), mode, padding_mode, False),
+            [image],
+            dtype=genesis.float64,
+            grad=False,
+        )
+        source = genesis.tensor(image, requires_grad=True)
+        F.grid_sample(source, genesis.tensor(grid), mode, padding_mode, False).sum().backward()
+        assert np.all(np.isfinite(source.grad.numpy()))
+
+
 def test_grid_sample_refuses_bad_arguments_by_name():
     image, grid = genesis.zeros(1, 2, 3, 3), genesis.zeros(1, 2, 2, 2)
     with pytest.raises(ShapeError, match="grid_sample"):

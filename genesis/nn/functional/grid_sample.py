@@ -110,9 +110,10 @@ def _source_positions(coordinate, size, padding_mode, align_corners):
 
 
 def _clip(position, size):
-    """clamp to [0, size - 1]; the gradient is 0 at and beyond the ends, as PyTorch counts them outside."""
-    inside = (position > 0) & (position < size - 1)
-    return GF.where(inside, position, GF.clamp(position, 0.0, size - 1.0).detach())
+    """clamp to [0, size - 1]; the gradient is 0 at and beyond the ends, as PyTorch counts them outside, and
+    NaN goes to 0, as in PyTorch's kernel (a comparison with NaN is false)."""
+    above_low = GF.where(position > 0, position, 0.0)
+    return GF.where(above_low < size - 1, above_low, float(size - 1))
 
 
 def _reflect(position, low, high):
@@ -133,10 +134,10 @@ def _round_half_even(position):
 
 def _read(image, column, row, height, width):
     """image (N, C, H*W) at integer-valued positions (N, P); 0 where a position is outside."""
-    inside = (column >= 0) & (column <= width - 1) & (row >= 0) & (row <= height - 1)
-    # clamped before the cast: a point far outside (or infinite) must not become an undefined integer
-    column = GF.clamp(column, 0.0, width - 1.0).to(dtypes.int64)
-    row = GF.clamp(row, 0.0, height - 1.0).to(dtypes.int64)
+    inside = (column >= 0) & (column <= width - 1) & (row >= 0) & (row <= height - 1)  # false for NaN too
+    # pixel 0 stands in before the cast: a point far outside, infinite or NaN has no defined integer
+    column = GF.where(inside, column, 0.0).to(dtypes.int64)
+    row = GF.where(inside, row, 0.0).to(dtypes.int64)
     index = GF.unsqueeze(row * width + column, 1)
     values = GF.gather(image, 2, GF.expand(index, (image.shape[0], image.shape[1], index.shape[2])))
     return GF.where(GF.unsqueeze(inside, 1), values, 0.0)
