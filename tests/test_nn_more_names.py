@@ -250,6 +250,9 @@ def test_embedding_bag_per_sample_weights_and_2d_input(dtype):
         [weight, fixed, per_sample.reshape(5, 2)],
         dtype=dtype,
     )
+    # bags of no index are empty bags (torch refuses the shape: its offsets step by the length 0)
+    empty = F.embedding_bag(genesis.zeros(3, 0, dtype=genesis.int64), genesis.tensor(weight, dtype=dtype), mode="max")
+    np.testing.assert_array_equal(empty.numpy(), np.zeros((3, 3)))
 
 
 def test_embedding_bag_max_takes_the_first_of_equal_rows_and_empty_input_gives_zeros():

@@ -88,7 +88,7 @@ def _flatten_bags(input, offsets, per_sample_weights):
         if offsets is not None:
             raise ValueError("embedding_bag: offsets has to be None if input is 2-D")
         bags, length = input.shape
-        offsets = GF.arange(0, bags * length, max(length, 1))[:bags]
+        offsets = GF.arange(bags) * length
         flat_weights = None if per_sample_weights is None else GF.reshape(per_sample_weights, (-1,))
         return GF.reshape(input, (-1,)), offsets, flat_weights
     if input.ndim != 1:
