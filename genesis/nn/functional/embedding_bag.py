@@ -55,20 +55,20 @@ def embedding_bag(
     # to the end of the input whatever it says
     starts = offsets[:-1] if include_last_offset else offsets
     bags = starts.shape[0]
-    ends = GF.cat([starts[1:], GF.full((min(bags, 1),), count, dtype=dtypes.int64)])
     bag = _bag_numbers(starts, count)
-    included = bag >= 0
+    included = bag >= 0  # indices before the first offset are in no bag
     if padding_idx is not None:
         included = included & (indices != padding_idx)
     bag = GF.clamp(bag, 0, max(bags - 1, 0))
     rows = embedding(indices, weight)
     if per_sample_weights is not None:
         rows = rows * GF.unsqueeze(per_sample_weights, 1)
-    kept = GF.where(GF.unsqueeze(included, 1), rows, 0.0)
-    into = GF.zeros((bags, dim), dtype=rows.dtype)
     if mode == "max" and count:
-        return _bag_maxima(rows, bag, included, starts, ends)
-    sums = GF.scatter_add(into, 0, GF.expand(GF.unsqueeze(bag, 1), (count, dim)), kept)
+        return _bag_maxima(rows, bag, included, starts)
+    kept = GF.where(GF.unsqueeze(included, 1), rows, 0.0)
+    sums = GF.scatter_add(
+        GF.zeros((bags, dim), dtype=rows.dtype), 0, GF.expand(GF.unsqueeze(bag, 1), (count, dim)), kept
+    )
     if mode != "mean":
         return sums
     sizes = GF.scatter_add(GF.zeros((bags,), dtype=rows.dtype), 0, bag, included.to(rows.dtype))
@@ -114,9 +114,10 @@ def _bag_numbers(starts, count):
     return GF.cumsum(marks, 0)[:count] - 1
 
 
-def _bag_maxima(rows, bag, included, starts, ends):
+def _bag_maxima(rows, bag, included, starts):
     """Per bag and column, the row with the largest value (the first of equals); zeros for empty bags."""
     count, dim = rows.shape
+    ends = GF.cat([starts[1:], GF.full((min(starts.shape[0], 1),), count, dtype=dtypes.int64)])
     best = GF.where(GF.unsqueeze(included, 1), rows.detach(), float("-inf"))
     where_best = GF.expand(GF.unsqueeze(GF.arange(count), 1), (count, dim))
     bag_column = GF.unsqueeze(bag, 1)
