@@ -178,9 +178,40 @@ def check_numerical_grad(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-7, int_inpu
             )
 
 
+def check_compiled(fn, inputs, *, dtype=genesis.float32, backend=None, rtol=1e-5, atol=1e-6):
+    """`genesis.compile(fn)` against eager `fn`: outputs, and the gradients of the float inputs for a random
+    cotangent. inputs: numpy arrays (integer ones stay integer and take no gradient) or other values."""
+
+    def leaves():
+        return [
+            genesis.tensor(a, dtype=dtype, requires_grad=True)
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+            else genesis.tensor(a)
+            if isinstance(a, np.ndarray)
+            else a
+            for a in inputs
+        ]
+
+    results = []
+    for run in (fn, genesis.compile(fn, fullgraph=True, **({"backend": backend} if backend else {}))):
+        args = leaves()
+        out = run(*args)
+        seed = np.random.default_rng(3).standard_normal(out.shape)
+        (out * genesis.tensor(seed, dtype=out.dtype)).sum().backward()
+        grads = [a.grad.numpy() if isinstance(a, Tensor) and a.grad is not None else None for a in args]
+        results.append((out.detach().numpy(), grads))
+    (eager, eager_grads), (compiled, compiled_grads) = results
+    np.testing.assert_allclose(compiled, eager, rtol=rtol, atol=atol, err_msg="compiled output")
+    for i, (c, e) in enumerate(zip(compiled_grads, eager_grads)):
+        assert (c is None) == (e is None), f"input {i}: a gradient in only one of compiled and eager"
+        if c is not None:
+            np.testing.assert_allclose(c, e, rtol=rtol, atol=atol, err_msg=f"compiled gradient of input {i}")
+
+
 __all__ = [
     "check_torch",
     "check_numerical_grad",
+    "check_compiled",
     "assert_close",
     "make_pair",
     "to_numpy",

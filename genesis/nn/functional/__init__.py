@@ -60,6 +60,9 @@ from genesis.nn.functional.conv import (  # noqa: F401
     fold,
     unfold,
 )
+from genesis.nn.functional.ctc import ctc_loss  # noqa: F401
+from genesis.nn.functional.embedding_bag import embedding_bag  # noqa: F401
+from genesis.nn.functional.grid_sample import affine_grid, grid_sample  # noqa: F401
 from genesis.nn.functional.interpolate import interpolate, upsample  # noqa: F401
 from genesis.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
@@ -79,6 +82,11 @@ from genesis.nn.functional.loss import (  # noqa: F401
     soft_margin_loss,
     triplet_margin_loss,
 )
+from genesis.nn.functional.multiclass_loss import (  # noqa: F401
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+)
 from genesis.nn.functional.normalization import (  # noqa: F401
     batch_norm,
     group_norm,
@@ -96,3 +104,4 @@ from genesis.nn.functional.pooling import (  # noqa: F401
     max_pool1d,
     max_pool2d,
 )
+from genesis.nn.functional.random_activation import gumbel_softmax, rrelu  # noqa: F401

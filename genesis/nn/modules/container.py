@@ -1,4 +1,4 @@
-"""Containers: Sequential, ModuleList, ModuleDict, ParameterList.
+"""Containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict.
 
 Children are registered under their index ("0", "1", ...) or key, so the
 dotted names and state_dict keys are PyTorch's ("layers.0.weight").
@@ -103,10 +103,18 @@ class ModuleList(_ModuleSequence):
     def __iadd__(self, modules):
         return self.extend(modules)
 
+    def __add__(self, other) -> ModuleList:
+        return ModuleList(list(self) + list(other))
+
     def insert(self, index: int, module: Module) -> None:
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._renumber(modules)
+
+    def pop(self, index: int | slice = -1):
+        chosen = self[index]
+        del self[index]
+        return chosen
 
 
 class ModuleDict(Module):
@@ -156,16 +164,26 @@ class ModuleDict(Module):
             self[key] = module
 
 
+def _as_parameter(value):
+    """A plain tensor stored in a parameter container becomes a Parameter, as in PyTorch."""
+    return value if value is None or isinstance(value, Parameter) else Parameter(value)
+
+
 class ParameterList(Module):
-    """A list of parameters, registered under their index."""
+    """A list of parameters, registered under their index ("0", "1", ...)."""
 
     def __init__(self, values=None):
         super().__init__()
-        for value in values or ():
-            self.append(value)
+        if values is not None:
+            self.extend(values)
 
     def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ParameterList(list(self)[index])
         return self._parameters[str(_normalize_index(index, len(self), "ParameterList"))]
+
+    def __setitem__(self, index, value) -> None:
+        self.register_parameter(str(_normalize_index(index, len(self), "ParameterList")), _as_parameter(value))
 
     def __len__(self):
         return len(self._parameters)
@@ -173,17 +191,107 @@ class ParameterList(Module):
     def __iter__(self):
         return iter(self._parameters.values())
 
+    def __iadd__(self, values):
+        return self.extend(values)
+
     def append(self, value) -> ParameterList:
-        if not isinstance(value, Parameter):
-            value = Parameter(value)
-        self.register_parameter(str(len(self)), value)
+        self.register_parameter(str(len(self)), _as_parameter(value))
+        return self
+
+    def extend(self, values) -> ParameterList:
+        for value in values:
+            self.append(value)
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(
-            f"({i}): Parameter containing: [{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
-            for i, p in enumerate(self)
-        )
+        return "\n".join(f"({i}): {_describe(p)}" for i, p in enumerate(self))
 
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList"]
+class ParameterDict(Module):
+    """An ordered dict of parameters, registered under their (string) keys, so state_dict names are the keys."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str):
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict keys must be strings, got {type(key).__name__}")
+        self.register_parameter(key, _as_parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __reversed__(self):
+        return reversed(list(self._parameters))
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def items(self):
+        return self._parameters.items()
+
+    def values(self):
+        return self._parameters.values()
+
+    def get(self, key: str, default=None):
+        return self._parameters.get(key, default)
+
+    def setdefault(self, key: str, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str):
+        return self._parameters.pop(key)
+
+    def popitem(self):
+        return self._parameters.popitem()
+
+    def clear(self) -> None:
+        self._parameters.clear()
+
+    def copy(self) -> ParameterDict:
+        return ParameterDict(OrderedDict(self.items()))
+
+    @classmethod
+    def fromkeys(cls, keys, default=None) -> ParameterDict:
+        return cls((key, default) for key in keys)
+
+    def update(self, parameters) -> None:
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for entry in items:
+            key, value = entry  # pairs from an iterable, as dict.update takes them
+            self[key] = value
+
+    def __or__(self, other) -> ParameterDict:
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ior__(self, other) -> ParameterDict:
+        self.update(other)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({key}): {_describe(p)}" for key, p in self.items())
+
+
+def _describe(param) -> str:
+    return f"Parameter containing: [{param.dtype.name} of size {'x'.join(map(str, param.shape))}]"
+
+
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
