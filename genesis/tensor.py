@@ -117,44 +117,55 @@ class Tensor:
         self.dtype = value.dtype
 
     # ---- host access (these read values: the compiler cannot trace past them) ----
+    def _host_values(self, asked_for: str):
+        """The buffer, for a read of its values. A traced tensor has none: its buffer breaks the
+        graph naming `asked_for`, the call in the user's code (not the numpy call made for it)."""
+        if getattr(self._data, "is_symbolic", False):
+            self._data.refuse_host_read(asked_for)
+        return self._data
+
     def numpy(self):
         if self.requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
-        if getattr(self._data, "is_symbolic", False):
-            return self._data.__array__()  # a traced tensor has no values: this breaks the graph
-        return self._data
+        return self._host_values(".numpy()")
 
     def item(self):
+        return self._scalar(".item()")
+
+    def _scalar(self, asked_for: str):
         if self._data.size != 1:
-            raise ValueError(f"item() needs a tensor with exactly one element, got shape {self.shape}")
-        return self._data.reshape(()).item() if self.dtype is not dtypes.bfloat16 else float(self._data.reshape(()))
+            raise ValueError(f"{asked_for} needs a tensor with exactly one element, got shape {self.shape}")
+        value = self._host_values(asked_for).reshape(())
+        return value.item() if self.dtype is not dtypes.bfloat16 else float(value)
 
     def tolist(self):
+        data = self._host_values(".tolist()")
         if self.dtype is dtypes.bfloat16:
-            return self._data.astype("float32").tolist()
-        return self._data.tolist()
+            return data.astype("float32").tolist()
+        return data.tolist()
 
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is ambiguous")
-        return bool(self._data.reshape(()))
+        return bool(self._host_values("bool(), as a branch on a tensor asks").reshape(()))
 
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar("float()"))
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar("int()"))
 
     def __index__(self):
         if self.dtype.category != dtypes.INT or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be used as an index")
-        return int(self.item())
+        return int(self._scalar("its use as an index"))
 
     def __array__(self, dtype=None, copy=None):
-        data = self.numpy() if getattr(self._data, "is_symbolic", False) else self._data  # traced: breaks
+        data = self._host_values("a conversion to a numpy array")
         return data if dtype is None else data.astype(dtype)
 
     def __repr__(self):
+        self._host_values("repr() or print()")
         return tensor_repr(self)
 
     def __hash__(self):

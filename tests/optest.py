@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import genesis
+from genesis import dtypes
 from genesis.tensor import Tensor
 
 TORCH_DTYPE = {
@@ -75,6 +76,11 @@ def assert_close(actual, expected, dtype, what, rtol=None, atol=None):
     np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
 
+def _kind_of(array: np.ndarray):
+    """The genesis dtype category (floating, integer, bool) of a numpy array's dtype; None for others."""
+    return {"f": dtypes.FLOAT, "i": dtypes.INT, "u": dtypes.INT, "b": dtypes.BOOL}.get(array.dtype.kind)
+
+
 def check_torch(
     fn,
     inputs,
@@ -89,21 +95,29 @@ def check_torch(
     non_contiguous=False,
     int_inputs=(),
 ):
-    """inputs: numpy arrays; those at positions in `int_inputs` stay integer (indices) and take no grad."""
+    """Run `fn` on genesis and torch versions of `inputs` and compare results and gradients.
+
+    inputs: numpy arrays, or other values passed to both as they are. An array of the kind of `dtype`
+    (floating, integer or bool) is tested in `dtype`, so `dtype=genesis.int32` turns integer arrays into
+    int32; an array of another kind keeps its own dtype (int64 indices in a float32 test). Floating
+    inputs take gradients, except those at positions in `int_inputs` (indices, targets), which take none.
+    """
     torch_fn = torch_fn or fn
     g_args, t_args = [], []
     for i, array in enumerate(inputs):
-        if i in int_inputs or not isinstance(array, np.ndarray) or array.dtype.kind in "biu":
-            if isinstance(array, np.ndarray):
-                g_args.append(genesis.tensor(array))
-                t_args.append(torch.from_numpy(array))
-            else:
-                g_args.append(array)
-                t_args.append(array)
-            continue
-        g, t = make_pair(array, dtype, grad, non_contiguous)
-        g_args.append(g)
-        t_args.append(t)
+        if not isinstance(array, np.ndarray):
+            g_args.append(array)
+            t_args.append(array)
+        elif _kind_of(array) == dtype.category:
+            under_test = i not in int_inputs
+            g, t = make_pair(
+                array, dtype, grad and under_test and dtype.is_floating_point, non_contiguous and under_test
+            )
+            g_args.append(g)
+            t_args.append(t)
+        else:
+            g_args.append(genesis.tensor(array))
+            t_args.append(torch.from_numpy(array))
     g_out, t_out = fn(*g_args), torch_fn(*t_args)
     g_outs = g_out if isinstance(g_out, (tuple, list)) else (g_out,)
     t_outs = t_out if isinstance(t_out, (tuple, list)) else (t_out,)

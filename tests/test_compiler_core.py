@@ -245,6 +245,36 @@ def test_a_host_read_falls_back_to_eager_with_one_warning_naming_the_line():
     assert compiled.stats["fallbacks"] and compiled.stats["compiles"] == 0
 
 
+HOST_READS = {
+    "float()": lambda t: float(t),
+    "int()": lambda t: int(t),
+    ".item()": lambda t: t.item(),
+    "bool(), as a branch on a tensor asks": lambda t: 1 if t > 0 else 0,
+    ".tolist()": lambda t: t.tolist(),
+    ".numpy()": lambda t: t.detach().numpy(),
+    "a conversion to a numpy array": lambda t: np.asarray(t.detach()),
+    "repr() or print()": lambda t: repr(t),
+    "its use as an index": lambda t: "abcdefg"[t.long()],
+}
+
+
+@pytest.mark.parametrize("asked_for", sorted(HOST_READS))
+def test_a_graph_break_names_the_host_read_the_code_asked_for(asked_for):
+    """The message names the user's call (float(t)), not the numpy call made for it (.reshape)."""
+    x = genesis.tensor([1.0, 2.0], requires_grad=True)
+    read = HOST_READS[asked_for]
+
+    def step():
+        loss = (x * x).sum()
+        loss.backward()
+        return read(loss)
+
+    with pytest.warns(UserWarning, match=re.escape(f"traced tensor's values ({asked_for}) at test_compiler_core.py")):
+        assert genesis.compile(step)() == step()  # it ran eagerly
+    with pytest.raises(compiler.GraphBreak, match=re.escape(f"({asked_for})")):
+        genesis.compile(step, fullgraph=True)()
+
+
 def test_fullgraph_raises_at_a_graph_break():
     compiled = genesis.compile(lambda x: x * x.sum().item(), fullgraph=True)
     with pytest.raises(compiler.GraphBreak, match="host read"):

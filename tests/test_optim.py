@@ -18,7 +18,7 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from optest import assert_close, make_pair, to_numpy
+from optest import TORCH_DTYPE, assert_close, make_pair, to_numpy
 
 import genesis
 import genesis.optim
@@ -408,7 +408,11 @@ def test_state_dict_layout_matches_torch():
     assert [g["params"] for g in g_state["param_groups"]] == [g["params"] for g in t_state["param_groups"]]
     for index in g_state["state"]:
         assert set(g_state["state"][index]) == set(t_state["state"][index])
-        assert g_state["state"][index]["step"] == int(t_state["state"][index]["step"])
+        g_step, t_step = g_state["state"][index]["step"], t_state["state"][index]["step"]
+        assert g_step == int(t_step)
+        # a 0-d float32 tensor, as torch keeps it (and adam.py says), not a Python int
+        assert isinstance(g_step, genesis.Tensor) and g_step.shape == tuple(t_step.shape) == ()
+        assert TORCH_DTYPE[g_step.dtype] == t_step.dtype == torch.float32
     for g_group, t_group in zip(g_state["param_groups"], t_state["param_groups"]):
         for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"):
             assert g_group[key] == t_group[key], key

@@ -103,10 +103,15 @@ class Symbol:
             size *= n
         return size
 
+    def refuse_host_read(self, asked_for: str):
+        """Break the graph for a read of the values; `asked_for` is what the user's code called
+        (`float()`, `.item()`), which the Tensor method names, since the buffer sees only its own use."""
+        raise GraphBreak(f"a host read of a traced tensor's values ({asked_for})")
+
     def __getattr__(self, attr):
         raise GraphBreak(
             f"a host read of a traced tensor's values (.item(), .numpy(), bool(), a branch on "
-            f"a tensor; it asked for .{attr})"
+            f"a tensor; its buffer was asked for .{attr})"
         )
 
     def __array__(self, *args, **kwargs):

@@ -2,8 +2,10 @@
 
 AdamW is Adam with decoupled weight decay: the parameter shrinks by
 `1 - lr * weight_decay` before the moment update instead of the decay
-entering the gradient. The step count is a Python int in the state, so the
-bias corrections `1 - beta ** step` are host arithmetic (see functional.py).
+entering the gradient. The step count is a 0-d float32 tensor in the state,
+as PyTorch keeps it, and the bias corrections `1 - beta ** step` are float64
+tensor ops on it, so a step reads nothing back to the host and traces whole
+(see functional.py).
 """
 
 from __future__ import annotations
