@@ -113,6 +113,14 @@ class Tensor:
         return self.device.type == "cpu"
 
     @property
+    def is_xpu(self) -> bool:  # PyTorch programs test it beside is_cuda (DCGAN's data_parallel check)
+        return self.device.type == "xpu"
+
+    @property
+    def is_mps(self) -> bool:
+        return self.device.type == "mps"
+
+    @property
     def data(self):
         return self.detach()
 
