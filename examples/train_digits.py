@@ -3,10 +3,12 @@
 Shows the everyday training API: DataLoader, a Module, AdamW, autocast with a
 GradScaler, gradient clipping, a cosine learning-rate schedule, and a
 checkpoint each epoch that `--resume` continues from exactly. The training
-step is compiled with `genesis.compile` (`--eager` runs it eagerly; both give
-the same numbers; `GENESIS_DUMP=dir` writes what the compiler made of it).
+step runs eagerly, as in PyTorch; `--compile` compiles it with `genesis.compile`
+into one program (both give the same numbers; `GENESIS_DUMP=dir` writes what
+the compiler made of it). A tqdm bar shows the progress where tqdm is installed
+(the "demo" extra).
 
-Run:    python examples/train_digits.py [--epochs 30] [--resume] [--amp bf16|fp16|off] [--eager]
+Run:    python examples/train_digits.py [--epochs 30] [--resume] [--amp bf16|fp16|off] [--compile]
 """
 
 from __future__ import annotations
@@ -52,10 +54,28 @@ def make_model() -> nn.Module:
     )
 
 
-def progress(epoch: int, epochs: int, done: int, total: int, loss: float, width: int = 28) -> None:
-    filled = int(width * done / total)
-    bar = "#" * filled + "." * (width - filled)
-    print(f"\repoch {epoch + 1:3d}/{epochs} [{bar}] {done:4d}/{total} loss {loss:.4f}", end="", flush=True)
+class PlainBar:
+    """The part of tqdm's interface this demo uses, for machines without tqdm: one line a batch."""
+
+    def __init__(self, iterable, desc: str):
+        self.iterable, self.desc, self.postfix = iterable, desc, ""
+
+    def __iter__(self):
+        for done, item in enumerate(self.iterable, 1):
+            yield item
+            print(f"\r{self.desc} {done:4d}/{len(self.iterable)} {self.postfix}", end="", flush=True)
+        print()
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+
+def progress_bar(iterable, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return PlainBar(iterable, desc)
+    return tqdm(iterable, desc=desc, leave=False)
 
 
 def accuracy(model: nn.Module, images, labels) -> float:
@@ -74,7 +94,7 @@ def main(argv=None) -> float:
     parser.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16")
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/digits.safetensors"))
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--eager", action="store_true", help="run the training step eagerly, not compiled")
+    parser.add_argument("--compile", action="store_true", help="compile the training step with genesis.compile")
     args = parser.parse_args(argv)
 
     genesis.manual_seed(0)
@@ -103,7 +123,7 @@ def main(argv=None) -> float:
         scaler.update()
         return loss
 
-    if not args.eager:  # one graph: forward, backward, clipping, scaler and AdamW, fused into kernels
+    if args.compile:  # one graph: forward, backward, clipping, scaler and AdamW, fused into kernels
         train_step = genesis.compile(train_step)
     args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     start_epoch = 0
@@ -120,14 +140,15 @@ def main(argv=None) -> float:
 
     for epoch in range(start_epoch, args.epochs):
         started = time.perf_counter()
-        for step, (images, labels) in enumerate(loader):
+        bar = progress_bar(loader, desc=f"epoch {epoch + 1:3d}/{args.epochs}")
+        for images, labels in bar:
             loss = train_step(images, labels)
             scheduler.step()
-            progress(epoch, args.epochs, step + 1, len(loader), loss.item())
+            bar.set_postfix_str(f"loss {loss.item():.4f}")
         test_accuracy = accuracy(model, test_x, test_y)
         print(
-            f"  test accuracy {test_accuracy:.3f}  lr {scheduler.get_last_lr()[0]:.2e}  "
-            f"{time.perf_counter() - started:.1f}s"
+            f"epoch {epoch + 1:3d}/{args.epochs}  loss {loss.item():.4f}  test accuracy {test_accuracy:.3f}  "
+            f"lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - started:.1f}s"
         )
         genesis.save_checkpoint(
             {

@@ -192,8 +192,10 @@ def old_values(tensor):
     return tensor._data.alias()
 
 
-def write(target, value) -> None:
-    """`target`'s buffer now holds `value`'s values (same shape and dtype)."""
+def write(target, value, base_value=None) -> None:
+    """`target`'s buffer now holds `value`'s values (same shape and dtype). For a view, `base_value`
+    is what its base holds after the write: eager memory shares it, a trace needs it spelled out
+    (without it, a write into a view breaks the graph)."""
     if _tracer is None:
         if not target._data.flags.writeable:
             raise RuntimeError(
@@ -202,7 +204,7 @@ def write(target, value) -> None:
             )
         np.copyto(target._data, value._data, casting="unsafe")
     else:
-        _tracer.write(target, value)
+        _tracer.write(target, value, base_value)
 
 
 def skip_writes_if(condition, select):

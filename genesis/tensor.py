@@ -101,9 +101,24 @@ class Tensor:
     def grad_fn(self):
         return self._node
 
-    @property
-    def is_floating_point(self):
+    def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    @property
+    def is_xpu(self) -> bool:  # PyTorch programs test it beside is_cuda (DCGAN's data_parallel check)
+        return self.device.type == "xpu"
+
+    @property
+    def is_mps(self) -> bool:
+        return self.device.type == "mps"
 
     @property
     def data(self):

@@ -116,7 +116,7 @@ def test_embedding_padding_row_starts_at_zero_and_bad_index_is_clear():
 def test_flatten_identity():
     for start, end in [(1, -1), (0, 1), (2, 3)]:
         compare_module(nn.Flatten(start, end), torch.nn.Flatten(start, end), [randn(2, 3, 4, 5)], genesis.float32)
-    compare_module(nn.Identity(3, foo=1), torch.nn.Identity(3, foo=1), [randn(3, 2)], genesis.float64)
+    compare_module(nn.Identity(3, foo=1), torch.nn.Identity(3, foo=1), [randn(3, 2)], genesis.float32)
 
 
 # ---- normalization ---------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_avg_pool2d(dtype, case, count_include_pad):
 
 def test_avg_pool2d_divisor_override_and_adaptive():
     kwargs = dict(kernel_size=3, stride=2, padding=1, divisor_override=5)
-    compare_module(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), [randn(2, 3, 7, 5)], genesis.float64)
+    compare_module(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), [randn(2, 3, 7, 5)], genesis.float32)
     for size in [(2, 3), 1, (3, 2), (None, 2)]:
         compare_module(
             nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), [randn(2, 3, 7, 6)], genesis.float64
@@ -326,6 +326,7 @@ ACTIVATIONS = [
     ("Softplus", (2.0, 3.0)),
     ("Mish", ()),
     ("Softmin", (1,)),
+    ("Hardtanh", (-2.0, 3.0)),
 ]
 
 
@@ -341,6 +342,40 @@ def test_inplace_activation_writes_into_input():
     y = nn.ReLU(inplace=True)(x)
     assert y is x and float(x.min()) >= 0
     assert repr(nn.ReLU(inplace=True)) == repr(torch.nn.ReLU(inplace=True))
+    assert repr(nn.Hardtanh(-2.0, 3.0, inplace=True)) == repr(torch.nn.Hardtanh(-2.0, 3.0, inplace=True))
+
+
+INPLACE_ACTIVATIONS = [
+    ("LeakyReLU", (0.2,)),
+    ("ELU", ()),
+    ("SELU", ()),
+    ("CELU", (0.7,)),
+    ("Hardtanh", ()),
+    ("ReLU6", ()),
+    ("Threshold", (0.1, 2.0)),
+    ("Hardsigmoid", ()),
+    ("Hardswish", ()),
+    ("Mish", ()),
+    ("SiLU", ()),
+]
+
+
+@pytest.mark.parametrize("name, args", INPLACE_ACTIVATIONS)
+def test_inplace_activation_after_a_layer_has_torchs_gradients(name, args):
+    # the activation writes over the linear layer's output, which its own composite read (DCGAN's
+    # LeakyReLU(0.2, inplace=True) after a convolution): backward must use the values before the write
+    x = randn(6, 5) * 3
+    g_linear, t_linear = nn.Linear(5, 4), torch.nn.Linear(5, 4)
+    copy_into_torch(g_linear, t_linear)
+    g_model = nn.Sequential(g_linear, getattr(nn, name)(*args, inplace=True))
+    t_model = torch.nn.Sequential(t_linear, getattr(torch.nn, name)(*args, inplace=True))
+    gx, tx = make_pair(x, genesis.float32, True)
+    g_out, t_out = g_model(gx), t_model(tx)
+    (g_out * g_out).sum().backward()
+    (t_out * t_out).sum().backward()
+    assert_close(g_out, t_out, genesis.float32, "output")
+    assert_close(gx.grad, tx.grad, genesis.float32, "input grad")
+    assert_close(g_linear.weight.grad, t_linear.weight.grad, genesis.float32, "weight grad")
 
 
 # ---- multi-head attention ------------------------------------------------------------------

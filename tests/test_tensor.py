@@ -227,12 +227,20 @@ def test_repr_shows_requires_grad_and_grad_fn_as_torch_does():
     assert "requires_grad" not in repr(g.detach())
 
 
+def test_is_floating_point_is_a_method_as_in_torch():
+    for dtype in (genesis.float16, genesis.float32, genesis.float64, genesis.int64, genesis.bool):
+        t = torch.zeros(2, dtype=getattr(torch, dtype.name))
+        assert genesis.zeros(2, dtype=dtype).is_floating_point() == t.is_floating_point()
+
+
 # ---- devices -----------------------------------------------------------------
 def test_cpu_device_everywhere():
     assert genesis.device("cpu") == genesis.device(None) == "cpu"
     x = genesis.zeros(2, device="cpu")
     assert x.device.type == "cpu"
     assert x.to("cpu") is x and x.cpu() is x
+    # what PyTorch programs branch on (DCGAN's data_parallel check)
+    assert x.is_cpu and not (x.is_cuda or x.is_xpu or x.is_mps)
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         genesis.device("tpu")
     with pytest.raises(TypeError, match="string"):

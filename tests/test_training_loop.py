@@ -123,8 +123,8 @@ def load_demo():
 def test_digits_demo_reaches_95_percent_and_resumes(tmp_path, capsys):
     demo = load_demo()
     checkpoint = tmp_path / "digits.safetensors"
-    accuracy = demo.main(["--epochs", "12", "--checkpoint", str(checkpoint)])
+    accuracy = demo.main(["--epochs", "12", "--checkpoint", str(checkpoint), "--compile"])
     assert accuracy >= 0.95
-    resumed = demo.main(["--epochs", "13", "--checkpoint", str(checkpoint), "--resume"])
+    resumed = demo.main(["--epochs", "13", "--checkpoint", str(checkpoint), "--resume", "--compile"])
     assert "resumed from" in capsys.readouterr().out
     assert resumed >= 0.95

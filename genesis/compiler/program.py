@@ -214,6 +214,20 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
     return traced
 
 
+def _freed_op(tensor):
+    """The op of a node in `tensor`'s history whose saved values a backward freed, or None."""
+    stack, seen = [tensor._node], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.inputs is None:
+            return node.op
+        stack.extend(child for child, _ in node.edges)
+    return None
+
+
 def _stand_ins(tracer, leaves, source_of):
     """A symbolic stand-in for each tensor argument; the same tensor passed twice gets one, as
     eager code would see one tensor. An argument that has a gradient lends it to its stand-in as
@@ -242,17 +256,13 @@ def _trace_backward(tracer, traced, out_tensors, input_tensors) -> None:
     if not grad_mode.is_grad_enabled():
         return
     graph = traced.graph
-    # a result whose history a traced backward() already consumed (a training step) needs none
+    # a result whose history a traced backward() already consumed, wholly (a training step's loss) or in
+    # part (DCGAN's errD_real + errD_fake), needs none: eager's backward through it would raise
+    freed = {i: _freed_op(t) for i, t in enumerate(out_tensors) if t.requires_grad}
     differentiable = [
-        i
-        for i, t in enumerate(out_tensors)
-        if t.requires_grad and t.dtype.is_floating_point and (t._node is None or t._node.inputs is not None)
+        i for i, t in enumerate(out_tensors) if i in freed and freed[i] is None and t.dtype.is_floating_point
     ]
-    traced.spent = [
-        (_graph_output_index(traced, i), t._node.op)
-        for i, t in enumerate(out_tensors)
-        if t.requires_grad and t._node is not None and t._node.inputs is None
-    ]
+    traced.spent = [(_graph_output_index(traced, i), op) for i, op in freed.items() if op is not None]
     # the inputs that required grad as they were passed (an in-place op may have made one require it since)
     diff_inputs = [
         i

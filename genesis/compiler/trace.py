@@ -266,16 +266,25 @@ class Tracer:
         self._saved.clear()
 
     # ---- what eager code does to buffers, done to values -----------------------------
-    def write(self, target: Tensor, value: Tensor) -> None:
+    def write(self, target: Tensor, value: Tensor, base_value: Tensor | None = None) -> None:
         """`target`'s buffer now holds `value` (same shape and dtype): the in-place write, functionalised.
 
         Every tensor sharing the target's Symbol (a detach(), .data) sees the
-        new value, as eager tensors sharing memory would. Writes through views
-        need the base updated too and are not supported yet: they break the graph."""
+        new value, as eager tensors sharing memory would. A write through a view
+        renames its base to `base_value` too (an in-place activation after a
+        convolution, whose output is a reshape of a matmul's); without one, or
+        while another view of the base is alive (it would go stale), or inside
+        a conditional block, it breaks the graph."""
         self.value(target)  # a concrete tensor becomes a captured input first
         symbol = target._data
         if symbol.base is not None:
-            raise GraphBreak("an in-place write into a view of a traced tensor (x[i] += ..., x.T.add_(...))")
+            base = symbol.base
+            others = [view() for view in base.views if view() is not None and view()._data is not symbol]
+            if base_value is None or others or symbol.views or self._conditional is not None:
+                raise GraphBreak("an in-place write into a view of a traced tensor (x[i] += ..., x.T.add_(...))")
+            base.name = self.value(base_value)
+            symbol.name = self.value(value)
+            return
         if any(view() is not None for view in symbol.views):
             raise GraphBreak("an in-place write into a traced tensor while a view of it is alive")
         if self._conditional is not None and id(symbol) not in self._conditional:

@@ -149,12 +149,32 @@ def _traced_write(target, result, *, keep_history):
     else:
         with grad_mode.no_grad():
             value = cast(result, target.dtype)
-    dispatch.write(target, value)
+    view_node = _view_node(target)
+    rebased = _base_after_write(value, view_node) if view_node is not None else None
+    dispatch.write(target, value, rebased)
     _take_history(target, node)
     if not keep_history and target._node is not None:
         target._node = None
         target.requires_grad = False
+    if rebased is not None and rebased._node is not None:  # the base's history, as eager's _rebase gives it
+        view_node.inputs[0]._node = rebased._node
+        view_node.inputs[0].requires_grad = True
     return target
+
+
+def _base_after_write(value, view_node):
+    """What a view's base holds once `value` is written into the view: `where(region, scatter(value),
+    base)`, as ops the trace records. Only for a view of an undivided base; a view of a view gives
+    None, and the tracer breaks the graph."""
+    base = view_node.inputs[0]
+    if _view_node(base) is not None:
+        return None
+    rule = view_node.op.vjp[0]
+    with grad_mode.no_grad():
+        region = rule(ones_like(value), None, *view_node.inputs, **view_node.attrs) != 0
+    rebased = where(region, rule(value, None, *view_node.inputs, **view_node.attrs), base)
+    _skip_version_checks(rebased._node, {id(value._node), id(base._node)})
+    return rebased
 
 
 def inplace(fn):

@@ -17,7 +17,7 @@ from genesis import functional as GF
 from genesis.autocast_state import is_autocast_enabled
 from genesis.errors import ShapeError
 from genesis.functional.inplace import assign_inplace
-from genesis.grad_mode import no_grad
+from genesis.grad_mode import is_grad_enabled, no_grad
 
 
 def relu(x, inplace: bool = False):
@@ -29,14 +29,16 @@ def relu6(x, inplace: bool = False):
 
 
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False):
-    return _maybe_inplace(x, GF.where(x > 0, x, x * negative_slope), inplace)
+    v = _operand(x, inplace)
+    return _maybe_inplace(x, GF.where(v > 0, v, v * negative_slope), inplace)
 
 
 def elu(x, alpha: float = 1.0, inplace: bool = False):
     # expm1 of the non-positive part: the unused branch of `where` never overflows. (`where`, not
     # `minimum`, which would halve the gradient at 0 where PyTorch takes the exponential side fully.)
-    positive = x > 0
-    return _maybe_inplace(x, GF.where(positive, x, GF.expm1(GF.where(positive, 0.0, x)) * alpha), inplace)
+    v = _operand(x, inplace)
+    positive = v > 0
+    return _maybe_inplace(x, GF.where(positive, v, GF.expm1(GF.where(positive, 0.0, v)) * alpha), inplace)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -45,15 +47,16 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(x, inplace: bool = False):
     """scale * elu(x, alpha), with the self-normalising constants."""
-    return _maybe_inplace(x, elu(x, _SELU_ALPHA) * _SELU_SCALE, inplace)
+    return _maybe_inplace(x, elu(_operand(x, inplace), _SELU_ALPHA) * _SELU_SCALE, inplace)
 
 
 def celu(x, alpha: float = 1.0, inplace: bool = False):
     """x where positive, else alpha * (exp(x / alpha) - 1)."""
     if alpha == 0:
         raise ValueError("ZeroDivisionError: alpha cannot be 0 for CELU")
-    positive = x > 0
-    return _maybe_inplace(x, GF.where(positive, x, GF.expm1(GF.where(positive, 0.0, x) / alpha) * alpha), inplace)
+    v = _operand(x, inplace)
+    positive = v > 0
+    return _maybe_inplace(x, GF.where(positive, v, GF.expm1(GF.where(positive, 0.0, v) / alpha) * alpha), inplace)
 
 
 def softsign(x):
@@ -66,20 +69,23 @@ def tanhshrink(x):
 
 def threshold(x, threshold: float, value: float, inplace: bool = False):
     """x where x > threshold, else `value`."""
-    return _maybe_inplace(x, GF.where(x > threshold, x, value), inplace)
+    v = _operand(x, inplace)
+    return _maybe_inplace(x, GF.where(v > threshold, v, value), inplace)
 
 
 def hardsigmoid(x, inplace: bool = False):
     """relu6(x + 3) / 6, with PyTorch's gradient: 1/6 strictly inside (-3, 3), else 0."""
-    inside = (x > -3) & (x < 3)
-    return _maybe_inplace(x, GF.where(inside, x / 6 + 0.5, (x >= 3).to(x.dtype)), inplace)
+    v = _operand(x, inplace)
+    inside = (v > -3) & (v < 3)
+    return _maybe_inplace(x, GF.where(inside, v / 6 + 0.5, (v >= 3).to(v.dtype)), inplace)
 
 
 def hardswish(x, inplace: bool = False):
     """x * relu6(x + 3) / 6; its gradient is x / 3 + 0.5 strictly inside (-3, 3), 0 below and 1
     above, as PyTorch's."""
-    middle = x * (x + 3) / 6
-    return _maybe_inplace(x, GF.where(x <= -3, 0.0, GF.where(x < 3, middle, x)), inplace)
+    v = _operand(x, inplace)
+    middle = v * (v + 3) / 6
+    return _maybe_inplace(x, GF.where(v <= -3, 0.0, GF.where(v < 3, middle, v)), inplace)
 
 
 def prelu(x, weight):
@@ -103,7 +109,8 @@ def silu(x, inplace: bool = False):
 
 
 def mish(x, inplace: bool = False):
-    return _maybe_inplace(x, x * GF.tanh(softplus(x)), inplace)
+    v = _operand(x, inplace)
+    return _maybe_inplace(x, v * GF.tanh(softplus(v)), inplace)
 
 
 def sigmoid(x):
@@ -116,8 +123,9 @@ def tanh(x):
 
 def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
     """clamp, but with PyTorch's gradient: zero at the bounds themselves (clamp passes it there)."""
-    inside = (x > min_val) & (x < max_val)
-    return _maybe_inplace(x, GF.where(inside, x, GF.clamp(x, min_val, max_val).detach()), inplace)
+    v = _operand(x, inplace)
+    inside = (v > min_val) & (v < max_val)
+    return _maybe_inplace(x, GF.where(inside, v, GF.clamp(v, min_val, max_val).detach()), inplace)
 
 
 def logsigmoid(x):
@@ -194,6 +202,16 @@ def round_like(out, x):
 def glu(x, dim: int = -1):
     a, b = GF.chunk(x, 2, dim)
     return a * GF.sigmoid(b)
+
+
+def _operand(x, inplace):
+    """What a composite activation computes from. In place under autograd, a copy of `x`: the
+    composite's inner nodes (the `x * slope` of leaky_relu) save `x` for backward, and the write
+    that follows would leave them stale (a primitive's own node gets the old values from
+    `assign_inplace`, but the nodes inside a composite do not)."""
+    if inplace and x.requires_grad and is_grad_enabled():
+        return GF.clone(x)
+    return x
 
 
 def _maybe_inplace(x, result, inplace):
