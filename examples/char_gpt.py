@@ -8,9 +8,8 @@ at the end, and a sample of generated text a person can read. `--compile`
 compiles the training step with `genesis.compile` (same numbers as eager).
 
 The text is examples/data/tiny_shakespeare.txt (see examples/data/README.md).
-Sampling draws each character by inverse CDF: the softmax's probabilities are
-summed on the host and a uniform number from genesis's seeded generator picks
-the character whose cumulative probability first exceeds it.
+Sampling draws each character with `genesis.multinomial` from the softmax of
+the last position's logits, with a seeded `genesis.Generator`.
 
 Run:    python examples/char_gpt.py [--steps 2000] [--compile] [--sample-length 500]
 """
@@ -104,12 +103,6 @@ class Text:
         return genesis.tensor(x), genesis.tensor(y)
 
 
-def sample_from(probabilities: np.ndarray, uniform: float) -> int:
-    """The inverse CDF: the first index whose cumulative probability exceeds `uniform` (in [0, 1))."""
-    cumulative = np.cumsum(probabilities, dtype=np.float64)
-    return min(int(np.searchsorted(cumulative, uniform * cumulative[-1], side="right")), len(probabilities) - 1)
-
-
 def generate(model: CharGPT, context: list[int], length: int, generator, temperature: float = 1.0) -> list[int]:
     """Extend `context` by `length` characters, each drawn from the model's next-character distribution."""
     model.eval()
@@ -118,8 +111,8 @@ def generate(model: CharGPT, context: list[int], length: int, generator, tempera
         for _ in range(length):
             window = genesis.tensor([ids[-model.block_size :]])
             logits = model(window)[0, -1] / temperature
-            probabilities = F.softmax(logits, dim=-1).numpy()
-            ids.append(sample_from(probabilities, genesis.rand(1, generator=generator).item()))
+            probabilities = F.softmax(logits, dim=-1)
+            ids.append(genesis.multinomial(probabilities, 1, generator=generator).item())
     model.train()
     return ids
 
