@@ -374,3 +374,35 @@ def test_bilinear_channel_shuffle_and_local_response_norm_are_pytorchs():
         torch.nn.LocalResponseNorm(3)(torch.from_numpy(x)).numpy(),
         rtol=1e-12,
     )
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize(
+    "dims, options",
+    [(2, dict(padding=1)), (2, dict(padding=(2, 1), stride=2)), (2, dict(padding="same", dilation=2)), (1, {})],
+)
+def test_convolution_padding_modes_are_pytorchs(mode, dims, options):
+    torch.manual_seed(0)
+    name = f"Conv{dims}d"
+    options = {"padding": 2, **options} if dims == 1 else options
+    reference = getattr(torch.nn, name)(3, 4, 3, padding_mode=mode, **options).double()
+    layer = getattr(genesis.nn, name)(3, 4, 3, padding_mode=mode, **options).double()
+    layer.load_state_dict({k: genesis.tensor(v.detach().numpy()) for k, v in reference.state_dict().items()})
+    assert repr(layer) == repr(reference)
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 6)[: dims + 2])
+    expected_input = torch.tensor(x, requires_grad=True)
+    expected = reference(expected_input)
+    expected.backward(torch.ones_like(expected))
+    got_input = genesis.tensor(x, requires_grad=True)
+    got = layer(got_input)
+    got.backward(genesis.ones_like(got))
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_input.grad.numpy(), expected_input.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.weight.grad.numpy(), reference.weight.grad.numpy(), rtol=1e-12, atol=1e-11)
+
+
+def test_convolution_padding_mode_errors_are_pytorchs():
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        genesis.nn.Conv2d(3, 4, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match='Only "zeros" padding mode'):
+        genesis.nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect")
