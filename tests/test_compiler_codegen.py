@@ -67,6 +67,7 @@ ELEMENTWISE = {
     "tanh": lambda x, y: y.tanh(),
     "sigmoid": lambda x, y: y.sigmoid(),
     "relu": lambda x, y: y.relu(),
+    "relu_backward": lambda x, y: genesis.dispatch.apply(OPS["relu_backward"], x, y.relu()),
     "erf": lambda x, y: y.erf(),
     "gelu": lambda x, y: genesis.gelu(y * 2),
     "gelu_backward": lambda x, y: genesis.dispatch.apply(OPS["gelu_backward"], x, y * 2, genesis.gelu(y * 2)),

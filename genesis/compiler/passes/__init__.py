@@ -9,7 +9,7 @@ Two pipelines:
   be switched off: a marker has no kernel.
 - PIPELINE optimises each program (the forward and the backward of a
   compiled function are two): dead code, common subexpressions,
-  simplification, fusion. A pass can be switched off by name.
+  simplification, sums of thin products joined, fusion. A pass can be switched off by name.
 
 `run_pipeline` applies one in order, verifies the graph after each pass (so
 a broken pass is caught where it broke, not three passes later), and hands
@@ -28,6 +28,7 @@ from genesis.compiler.passes.cse import cse
 from genesis.compiler.passes.dce import dce
 from genesis.compiler.passes.fusion import fusion
 from genesis.compiler.passes.loss_scaling import loss_scaling
+from genesis.compiler.passes.products import products
 from genesis.compiler.passes.simplify import simplify
 
 LOWERING: list[tuple[str, Callable[[Graph], Graph]]] = [
@@ -41,6 +42,7 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("dce", dce),
     ("cse", cse),
     ("simplify", simplify),
+    ("products", products),
     ("dce_after_simplify", dce),
     ("fusion", fusion),
 ]
