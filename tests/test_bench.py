@@ -133,3 +133,18 @@ def test_command_line_writes_the_results(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] and results["settings"]["rounds"] == 3 and list(results["groups"]) == ["eager"]
     assert [row["case"] for row in results["groups"]["eager"]] == ["add 64x64 (requires_grad)"]
+
+
+@pytest.mark.skipif(load_torch() is None, reason="PyTorch is the peer being compared with")
+@pytest.mark.parametrize("name", ["LSTM LM v1000 h128 t32 b16", "CNN 32-64 BN 32x32 b64"])
+def test_a_training_configs_models_are_the_same_in_both_libraries(name):
+    """The benchmark compares like with like: from the same weights, the same first loss."""
+    from genesis.bench import train
+
+    ((_, spec, batch_size),) = train.configs([name])
+    model, step = train.genesis_setup(spec)
+    torch_step = train.torch_setup(load_torch(), spec, model)
+    x, y = train.batch(spec, min(batch_size, 4))
+    torch = load_torch()
+    expected = torch_step(torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy())).item()
+    assert step(x, y).item() == pytest.approx(expected, rel=1e-5)

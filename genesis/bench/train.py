@@ -3,9 +3,10 @@ torch.compile, all timed in the same interleaved rounds.
 
 Models: MLP 784-256-256-10 at batch 64 and 784-1024-1024-10 at batch 256 (GELU), a pre-norm
 transformer block (attention with 4 heads, layer_norm, a GELU MLP) over 32 sequences of 64 tokens
-of width 128, a small CNN (two conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32, and
-a ResNet-18-shaped network (CIFAR's: a 3x3 stem, four stages of two basic blocks) over 32 of them;
-cross-entropy, Adam, clip_grad_norm_(1.0). Besides step times: genesis's compile time (the first
+of width 128, a small CNN (two conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32, a
+ResNet-18-shaped network (CIFAR's: a 3x3 stem, four stages of two basic blocks) over 32 of them,
+and an LSTM language model (embedding 64, one LSTM layer of 128, a linear head over 1000 tokens)
+over 16 sequences of 32 tokens; cross-entropy, Adam, clip_grad_norm_(1.0). Besides step times: genesis's compile time (the first
 call with a cold disk cache; the second call, which traces once more), the first call of a fresh
 process with a warm disk cache, torch.compile's first call, kernels per step, peak memory of one
 step (tracemalloc), eager against compiled, and page faults per step (PyTorch eager's too).
@@ -29,13 +30,15 @@ from genesis.bench.timing import fresh_cache, load_torch, measure, record
 
 # (name, model, batch): an MLP by its layer sizes; ("block", width, heads, tokens) a transformer block;
 # ("cnn", channels, side) the CNN over images of 3 x side x side; ("resnet", widths, side) a
-# ResNet-18-shaped network (two basic blocks per stage) over images of 3 x side x side
+# ResNet-18-shaped network (two basic blocks per stage) over images of 3 x side x side; ("lstm",
+# vocabulary, embedding, hidden, tokens) a language model predicting each next token
 CONFIGS = [
     ("MLP 784-256-256-10 b64", (784, 256, 256, 10), 64),
     ("MLP 784-1024-1024-10 b256", (784, 1024, 1024, 10), 256),
     ("block d128 h4 t64 b32", ("block", 128, 4, 64), 32),
     ("CNN 32-64 BN 32x32 b64", ("cnn", 32, 32), 64),
     ("ResNet-18 32x32 b32", ("resnet", (64, 128, 256, 512), 32), 32),
+    ("LSTM LM v1000 h128 t32 b16", ("lstm", 1000, 64, 128, 32), 16),
 ]
 QUICK = ("MLP 784-256-256-10 b64", "block d128 h4 t64 b32", "CNN 32-64 BN 32x32 b64")
 CLASSES = 10
@@ -69,6 +72,8 @@ def make_model(nn_lib, spec):
         return Block()
     if spec[0] == "resnet":
         return _resnet(nn_lib, spec[1])
+    if spec[0] == "lstm":
+        return _language_model(nn_lib, *spec[1:4])
     if spec[0] == "cnn":
         _, channels, side = spec
 
@@ -115,6 +120,24 @@ def _resnet(nn_lib, widths):
     return nn_lib.Sequential(*layers)
 
 
+def _language_model(nn_lib, vocabulary, embedding, hidden):
+    """Embedding, one LSTM layer, a linear head: each position's logits for the next token, flattened
+    to (batch * tokens, vocabulary) as cross-entropy takes them."""
+
+    class LanguageModel(nn_lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn_lib.Embedding(vocabulary, embedding)
+            self.lstm = nn_lib.LSTM(embedding, hidden, batch_first=True)
+            self.head = nn_lib.Linear(hidden, vocabulary)
+
+        def forward(self, tokens):
+            states, _ = self.lstm(self.embedding(tokens))
+            return self.head(states).reshape(-1, vocabulary)
+
+    return LanguageModel()
+
+
 def training_step(lib, model, optimizer):
     def step(x, y):
         optimizer.zero_grad()
@@ -145,6 +168,9 @@ def batch(spec, batch_size, seed=0):
         shape, classes = (batch_size, spec[3], spec[1]), CLASSES
     elif spec[0] in ("cnn", "resnet"):
         shape, classes = (batch_size, 3, spec[2], spec[2]), CLASSES
+    elif spec[0] == "lstm":
+        tokens = rng.integers(0, spec[1], (batch_size, spec[4] + 1))
+        return genesis.tensor(tokens[:, :-1]), genesis.tensor(tokens[:, 1:].reshape(-1))
     else:
         shape, classes = (batch_size, spec[0]), spec[-1]
     return (
