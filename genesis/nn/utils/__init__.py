@@ -1,6 +1,8 @@
 """`genesis.nn.utils` (PyTorch's `torch.nn.utils`): gradient clipping (`clip_grad`), parameters
-flattened into one vector and back (`convert_parameters`)."""
+flattened into one vector and back (`convert_parameters`), packed and padded batches of sequences
+for the recurrent layers (`rnn`, reached as `genesis.nn.utils.rnn` as in PyTorch)."""
 
+from genesis.nn.utils import rnn  # noqa: F401
 from genesis.nn.utils.clip_grad import (  # noqa: F401
     clip_coefficient,
     clip_grad_norm_,
@@ -20,4 +22,5 @@ __all__ = [
     "vector_norm",
     "parameters_to_vector",
     "vector_to_parameters",
+    "rnn",
 ]
