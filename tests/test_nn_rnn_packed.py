@@ -1,5 +1,7 @@
 """genesis.nn.utils.rnn against torch.nn.utils.rnn: packing and padding round trips (values,
-batch_sizes, sorted and unsorted indices, every option) with their gradients, and the errors."""
+batch_sizes, sorted and unsorted indices, every option) with their gradients, the recurrent layers
+on packed batches (outputs, final states at each sequence's own length, every gradient), the
+errors, and packed batches under genesis.compile against eager."""
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import torch
 from torch.nn.utils import rnn as R
 
 import genesis
+from genesis.compiler.trace import GraphBreak
 from genesis.errors import ShapeError
 from genesis.nn.utils import rnn as G
 
@@ -149,3 +152,128 @@ def test_bad_lengths_and_options_name_the_problem():
         G.pad_sequence([])
     with pytest.raises(ShapeError, match=r"got shapes \[\[2, 3\], \[2, 4\]\]"):
         G.pad_sequence([genesis.zeros(2, 3), genesis.zeros(2, 4)])
+    with pytest.raises(ShapeError, match="expected input_size=3"):
+        genesis.nn.GRU(3, 4)(packed)
+    with pytest.raises(ShapeError, match=r"expected h_0 of shape \[1, 3, 4\]"):
+        genesis.nn.GRU(2, 4)(packed, genesis.zeros(1, 4, 4))
+
+
+LAYERS = [
+    ("RNN", dict()),
+    ("RNN", dict(nonlinearity="relu", num_layers=2, bidirectional=True)),
+    ("LSTM", dict()),
+    ("LSTM", dict(num_layers=2, bidirectional=True)),
+    ("LSTM", dict(proj_size=3, bidirectional=True)),
+    ("GRU", dict()),
+    ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True)),
+]
+
+
+def pair(name, options):
+    layer = getattr(genesis.nn, name)(5, 6, **options).double()
+    reference = getattr(torch.nn, name)(5, 6, **options).double()
+    reference.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy()) for k, v in layer.state_dict().items()})
+    return layer, reference
+
+
+def initial_states(name, options, batch, rng):
+    rows = options.get("num_layers", 1) * (2 if options.get("bidirectional") else 1)
+    h = rng.standard_normal((rows, batch, options.get("proj_size") or 6))
+    return [h, rng.standard_normal((rows, batch, 6))] if name == "LSTM" else [h]
+
+
+@pytest.mark.parametrize("name, options", LAYERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(LAYERS)])
+@pytest.mark.parametrize("lengths", [[3, 7, 1, 4, 4], [7, 5, 2]], ids=["unsorted", "sorted"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zeros", "given"])
+def test_recurrent_layers_on_packed_batches_are_torchs(name, options, lengths, with_state):
+    rng = np.random.default_rng(3)
+    layer, reference = pair(name, options)
+    batch_first = options.get("batch_first", False)
+    batch, steps = len(lengths), max(lengths)
+    x = rng.standard_normal((batch, steps, 5) if batch_first else (steps, batch, 5))
+    states = initial_states(name, options, batch, rng) if with_state else []
+    g_leaves = [genesis.tensor(a, requires_grad=True) for a in [x, *states]]
+    t_leaves = [torch.tensor(a, requires_grad=True) for a in [x, *states]]
+
+    def run(library, utils, module, leaves):
+        packed = utils.pack_padded_sequence(leaves[0], lengths, batch_first=batch_first, enforce_sorted=False)
+        hx = None if not with_state else (tuple(leaves[1:]) if name == "LSTM" else leaves[1])
+        out, final = module(packed, hx)
+        assert isinstance(out, utils.PackedSequence)
+        padded, _ = utils.pad_packed_sequence(out, batch_first=batch_first)
+        return [padded, *(final if name == "LSTM" else [final])]
+
+    got = run(genesis, G, layer, g_leaves)
+    expected = run(torch, R, reference, t_leaves)
+    for g, t in zip(got, expected):
+        assert tuple(g.shape) == tuple(t.shape)
+        np.testing.assert_allclose(values(g), values(t), rtol=1e-10, atol=1e-12)
+    seeds = [rng.standard_normal(tuple(t.shape)) for t in expected]
+    sum((g * genesis.tensor(s)).sum() for g, s in zip(got, seeds)).backward()
+    sum((t * torch.from_numpy(s)).sum() for t, s in zip(expected, seeds)).backward()
+    pairs = list(zip(g_leaves, t_leaves))
+    pairs += [(p, dict(reference.named_parameters())[n]) for n, p in layer.named_parameters()]
+    for g, t in pairs:
+        np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_final_states_are_each_sequences_own_last_step():
+    """h_n of a shorter sequence equals running that sequence alone, unpadded; likewise backwards."""
+    rng = np.random.default_rng(4)
+    gru = genesis.nn.GRU(2, 3, bidirectional=True).double()
+    arrays = [rng.standard_normal((n, 2)) for n in (2, 5, 3)]
+    _, h_n = gru(G.pack_sequence([genesis.tensor(a) for a in arrays], enforce_sorted=False))
+    for b, array in enumerate(arrays):
+        _, alone = gru(genesis.tensor(array))
+        np.testing.assert_allclose(values(h_n[:, b]), values(alone), rtol=1e-12, atol=1e-14)
+
+
+def lstm_step(lstm, head, x, lengths):
+    """Pack, run, pad, a loss and its backward: what a training step on variable lengths does."""
+    out, (h_n, c_n) = lstm(G.pack_padded_sequence(x, lengths, enforce_sorted=False))
+    padded, _ = G.pad_packed_sequence(out, total_length=x.shape[0])
+    loss = (head(padded) ** 2).mean() + (h_n * c_n).sum()
+    loss.backward()
+    return loss, padded, h_n
+
+
+def test_compiled_packing_specialises_on_the_lengths_and_equals_eager():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    results = []
+    for compiled in (False, True):
+        genesis.manual_seed(0)
+        lstm, head = genesis.nn.LSTM(3, 5, num_layers=2, bidirectional=True), genesis.nn.Linear(10, 2)
+        params = [*lstm.parameters(), *head.parameters()]
+        run = genesis.compile(lstm_step) if compiled else lstm_step
+        calls = []
+        for lengths in ([2, 6, 1, 4], [2, 6, 1, 4], [6, 3, 3, 5]):
+            for p in params:
+                p.grad = None
+            outputs = run(lstm, head, genesis.tensor(x), lengths)
+            calls.append([values(o) for o in outputs] + [p.grad.numpy().copy() for p in params])
+        results.append(calls)
+        if compiled:
+            assert run.stats["fallbacks"] == [] and run.stats["eager_calls"] == 0
+            assert run.stats["recompiles"] == 1  # the new lengths, a guarded argument, trace anew
+    for got_call, expected_call in zip(results[1], results[0]):
+        for got, expected in zip(got_call, expected_call):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_packed_batch_given_to_a_compiled_function_breaks_the_graph_with_a_clear_warning():
+    rng = np.random.default_rng(6)
+    rnn = genesis.nn.RNN(3, 4)
+    packed = G.pack_padded_sequence(genesis.tensor(rng.standard_normal((5, 3, 3)).astype(np.float32)), [5, 3, 2])
+
+    def run(sequence):
+        out, h_n = rnn(sequence)
+        return out.data, h_n
+
+    compiled = genesis.compile(run)
+    with pytest.warns(UserWarning, match="PackedSequence's batch_sizes given to a compiled function as a tensor"):
+        got = compiled(packed)
+    for g, e in zip(got, run(packed)):
+        np.testing.assert_array_equal(values(g), values(e))
+    with pytest.raises(GraphBreak, match="lengths of a packed batch given to a compiled function as a tensor"):
+        genesis.compile(G.pack_padded_sequence, fullgraph=True)(packed.data, genesis.tensor([2, 2, 1]))
