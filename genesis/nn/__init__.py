@@ -3,7 +3,7 @@
 Layout: `parameter` (Parameter, Buffer), `modules/` (the Module base class,
 containers and one file per layer family), `functional/` (every layer and
 loss as a function built from genesis primitives), `init` (in-place
-initialisers), `utils` (gradient clipping).
+initialisers), `utils` (gradient clipping, packed sequences).
 
 Modules only hold parameters and settings; all arithmetic lives in
 `genesis.nn.functional`, so eager autograd and a tracing compiler see the

@@ -10,11 +10,18 @@ unrolled, one copy of the cell per time step (the sequence length is part of the
 which the compiled program is specialised on anyway), so the compiler fuses each step's gates into
 one kernel. The input's projection for all time steps is one product before the loop; only the
 hidden state's product runs per step.
+
+A PackedSequence (`nn/utils/rnn.py`) runs through the same loop: its rows are laid out step after
+step, longest sequences first, so step t slices the batch to the `batch_sizes[t]` sequences still
+running. A padded batch is the case where every sequence runs every step. Padded positions are
+never computed, each sequence's final state is its state at its own last step (backwards, its
+first step starts from its own last one), and the gradients are exact.
 """
 
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 from genesis import functional as GF
 from genesis.creation import empty, zeros
@@ -23,6 +30,7 @@ from genesis.nn import functional as F
 from genesis.nn import init
 from genesis.nn.modules.module import Module
 from genesis.nn.parameter import Parameter
+from genesis.nn.utils.rnn import PackedSequence, host_ints
 from genesis.tensor import Tensor
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -46,6 +54,43 @@ def _cell_step(mode, x_projection, hidden, cell, w_hh, b_hh, w_hr=None):
         return (1 - z) * n + z * hidden, None
     pre = x_projection + h_projection
     return (GF.tanh(pre) if mode == "RNN_TANH" else GF.relu(pre)), None
+
+
+def _first_rows(state, count):
+    """The states of the first `count` sequences (no op where that is all of them)."""
+    return state if state is None or count == state.shape[0] else state[:count]
+
+
+def _run_direction(mode, projected, batch_sizes, h0, c0, weights, reverse):
+    """One layer in one direction. Step t reads rows offsets[t] : offsets[t] + batch_sizes[t] of
+    `projected` (W_ih x + b_ih), one per sequence still running, longest sequences first; it runs
+    the cell on the first batch_sizes[t] states only, so a padded position is never computed.
+    Forwards, a sequence that ends leaves its last state aside; backwards, a sequence joins at its
+    own last step with its initial state. Returns the hidden states in `projected`'s row layout
+    and each sequence's final (h, c)."""
+    w_hh, b_hh, w_hr = weights
+    offsets = list(accumulate([0, *batch_sizes]))
+    running = batch_sizes[-1] if reverse else batch_sizes[0]
+    hidden, cell = _first_rows(h0, running), _first_rows(c0, running)  # backwards: the longest only
+    ended_h, ended_c = [], []  # forwards: the states of sequences that ended, the shortest first
+    out = [None] * len(batch_sizes)
+    for t in reversed(range(len(batch_sizes))) if reverse else range(len(batch_sizes)):
+        count = batch_sizes[t]
+        if count < running:
+            ended_h.append(hidden[count:])
+            ended_c.append(None if cell is None else cell[count:])
+            hidden, cell = _first_rows(hidden, count), _first_rows(cell, count)
+        elif count > running:
+            hidden = GF.cat([hidden, h0[running:count]], 0)
+            cell = None if cell is None else GF.cat([cell, c0[running:count]], 0)
+        running = count
+        step_input = projected[offsets[t] : offsets[t] + count]
+        hidden, cell = _cell_step(mode, step_input, hidden, cell, w_hh, b_hh, w_hr)
+        out[t] = hidden
+    if ended_h:
+        hidden = GF.cat([hidden, *reversed(ended_h)], 0)
+        cell = None if cell is None else GF.cat([cell, *reversed(ended_c)], 0)
+    return GF.cat(out, 0), hidden, cell
 
 
 class RNNBase(Module):
@@ -133,17 +178,53 @@ class RNNBase(Module):
         return h0, c0
 
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         if input.ndim not in (2, 3):
             raise ShapeError(f"{type(self).__name__}: expected a 2-D or 3-D input, got shape {list(input.shape)}")
         unbatched = input.ndim == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        self._check_features(x, input)
+        length, batch = x.shape[0], x.shape[1]
+        h0, c0 = self._initial_state(hx, batch, unbatched, x)
+        # a padded batch is a packed one whose sequences all run every step: rows t * batch + b
+        rows, h_n, c_n = self._layers(GF.reshape(x, (length * batch, x.shape[-1])), [batch] * length, h0, c0)
+        x = GF.reshape(rows, (length, batch, rows.shape[-1]))
+        output = x.squeeze(1) if unbatched else (x.transpose(0, 1) if self.batch_first else x)
+        if unbatched:
+            h_n = h_n.squeeze(1)
+            c_n = None if c_n is None else c_n.squeeze(1)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """A PackedSequence in, a PackedSequence out; hx and the final states in the batch's own order
+        (PyTorch permutes them by `sorted_indices` around the layers)."""
+        batch_sizes = host_ints(packed.batch_sizes, "a PackedSequence's batch_sizes")
+        data, sorted_indices = packed.data, packed.sorted_indices
+        if data.ndim != 2:
+            raise ShapeError(f"{type(self).__name__}: expected packed data of 2 dims, got shape {list(data.shape)}")
+        self._check_features(data, data)
+        h0, c0 = self._initial_state(hx, batch_sizes[0], False, data)
+        if hx is not None and sorted_indices is not None:
+            h0 = GF.index_select(h0, 1, sorted_indices)
+            c0 = None if c0 is None else GF.index_select(c0, 1, sorted_indices)
+        rows, h_n, c_n = self._layers(data, batch_sizes, h0, c0)
+        if packed.unsorted_indices is not None:
+            h_n = GF.index_select(h_n, 1, packed.unsorted_indices)
+            c_n = None if c_n is None else GF.index_select(c_n, 1, packed.unsorted_indices)
+        output = PackedSequence(rows, packed.batch_sizes, sorted_indices, packed.unsorted_indices)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _check_features(self, x, input) -> None:
         if x.shape[-1] != self.input_size:
             raise ShapeError(
                 f"{type(self).__name__}: input of shape {list(input.shape)} has {x.shape[-1]} features, "
                 f"expected input_size={self.input_size}"
             )
-        length, batch = x.shape[0], x.shape[1]
-        h0, c0 = self._initial_state(hx, batch, unbatched, x)
+
+    def _layers(self, x, batch_sizes, h0, c0):
+        """Every layer and direction over `x`, rows laid out step after step (`batch_sizes[t]` rows for
+        step t); returns the last layer's rows and the final states (layers * directions, N, size)."""
         directions = 2 if self.bidirectional else 1
         final_h, final_c = [], []
         for layer in range(self.num_layers):
@@ -151,27 +232,25 @@ class RNNBase(Module):
             for direction in range(directions):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, direction)
                 index = layer * directions + direction
-                hidden = h0[index]
-                cell = None if c0 is None else c0[index]
                 projected = F.linear(x, w_ih, b_ih)  # every time step's input product at once
-                steps = range(length - 1, -1, -1) if direction else range(length)
-                out = [None] * length
-                for t in steps:
-                    hidden, cell = _cell_step(self.mode, projected[t], hidden, cell, w_hh, b_hh, w_hr)
-                    out[t] = hidden
-                outputs.append(GF.stack(out, 0))
+                rows, hidden, cell = _run_direction(
+                    self.mode,
+                    projected,
+                    batch_sizes,
+                    h0[index],
+                    None if c0 is None else c0[index],
+                    (w_hh, b_hh, w_hr),
+                    reverse=bool(direction),
+                )
+                outputs.append(rows)
                 final_h.append(hidden)
                 final_c.append(cell)
             x = outputs[0] if directions == 1 else GF.cat(outputs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        output = x.squeeze(1) if unbatched else (x.transpose(0, 1) if self.batch_first else x)
         h_n = GF.stack(final_h, 0)
         c_n = GF.stack(final_c, 0) if self.mode == "LSTM" else None
-        if unbatched:
-            h_n = h_n.squeeze(1)
-            c_n = None if c_n is None else c_n.squeeze(1)
-        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+        return x, h_n, c_n
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
