@@ -6,10 +6,11 @@ transformer block (attention with 4 heads, layer_norm, a GELU MLP) over 32 seque
 of width 128, a small CNN (two conv-BatchNorm-ReLU-maxpool stages) over 64 images of 3x32x32, a
 ResNet-18-shaped network (CIFAR's: a 3x3 stem, four stages of two basic blocks) over 32 of them,
 and an LSTM language model (embedding 64, one LSTM layer of 128, a linear head over 1000 tokens)
-over 16 sequences of 32 tokens; cross-entropy, Adam, clip_grad_norm_(1.0). Besides step times: genesis's compile time (the first
-call with a cold disk cache; the second call, which traces once more), the first call of a fresh
-process with a warm disk cache, torch.compile's first call, kernels per step, peak memory of one
-step (tracemalloc), eager against compiled, and page faults per step (PyTorch eager's too).
+over 16 sequences of 32 tokens; cross-entropy, Adam, clip_grad_norm_(1.0). Besides step times:
+genesis's compile time (the first call with a cold disk cache; the second call, which traces once
+more), the first call of a fresh process with a warm disk cache, torch.compile's first call,
+kernels per step, peak memory of one step (tracemalloc), eager against compiled, and page faults
+per step (PyTorch eager's too).
 """
 
 from __future__ import annotations
