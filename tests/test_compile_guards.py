@@ -285,3 +285,57 @@ def test_gradients_a_compiled_step_leaves_are_plain_leaves(backend):
         compiled(genesis.randn(4, 3))
     for p in model.parameters():
         assert not p.grad.requires_grad and p.grad.grad_fn is None
+
+
+HELD = genesis.tensor([1.0, 2.0])
+
+
+def test_a_tensor_rebound_in_a_global_a_cell_a_container_or_an_attribute_is_read_anew():
+    """A compiled function that reads a tensor from outside its arguments follows the name, not the
+    object it found there first: rebinding it retraces, as eager would read the new tensor."""
+    global HELD
+    box = {"x": genesis.tensor([1.0, 2.0])}
+    items = [genesis.tensor([1.0, 2.0])]
+    cell = genesis.tensor([1.0, 2.0])
+
+    class Trainer:
+        def __init__(self):
+            self.weight = genesis.tensor([1.0, 2.0])
+            self.last = None
+
+        def step(self, x):
+            self.last = (x * self.weight).sum()  # a tensor the trace only stores: rebinding it is fine
+            return self.last
+
+    def reads_all(x):
+        return x * HELD + box["x"] + items[0] * cell
+
+    x = genesis.tensor([1.0, -1.0])
+    compiled = genesis.compile(reads_all)
+    assert_same(compiled(x), reads_all(x))
+    HELD = genesis.tensor([5.0, 6.0])
+    assert_same(compiled(x), reads_all(x))
+    box["x"] = genesis.tensor([7.0, 8.0])
+    assert_same(compiled(x), reads_all(x))
+    items[0] = genesis.tensor([3.0, 3.0])
+    assert_same(compiled(x), reads_all(x))
+    cell = genesis.tensor([0.5, 0.25])
+    assert_same(compiled(x), reads_all(x))
+    assert [reason.split(":")[0] for reason in compiled.stats["recompile_reasons"]] == [
+        "the global 'HELD' that test_a_tensor_rebound_in_a_global_a_cell_a_container_or_an_attribute_is_read_anew"
+        ".<locals>.reads_all reads",
+        "the tensor at ['x'] of a dict",
+        "the tensor at [0] of a list it reads",
+        "'cell', which test_a_tensor_rebound_in_a_global_a_cell_a_container_or_an_attribute_is_read_anew"
+        ".<locals>.reads_all closes over",
+    ]
+    HELD = genesis.tensor([1.0, 2.0])
+
+    trainer = Trainer()
+    step = genesis.compile(trainer.step)
+    for _ in range(3):
+        assert_same(step(x), trainer.step(x))
+    assert step.stats["recompiles"] == 0
+    trainer.weight = genesis.tensor([3.0, 3.0])
+    assert_same(step(x), Trainer.step(trainer, x))
+    assert step.stats["recompile_reasons"][-1] == "the tensor Trainer.weight: now another object"

@@ -19,7 +19,13 @@ callable and its non-tensor arguments):
   are walked in turn (a few levels deep: a whole program is not the trace's
   input);
 - a bound method's object, a `functools.partial`'s parts, and the attributes
-  of the compiled callable itself when it is an object (a training step).
+  of the compiled callable itself when it is an object (a training step);
+- which object each closure cell and global holds when it is not a plain
+  value (a tensor, a model, a tuple of tensors), and which tensor each item of
+  a reachable dict or list and each attribute of a reachable object of the
+  user's holds (containers of up to `_WATCHED_ITEMS` items; of the tensors,
+  only those the trace read): rebinding one to another object makes the trace
+  stale, as a changed number does.
 
 The snapshot holds the objects it names by identity (and keeps them alive,
 so that an id is never reused by a new object while the program exists).
@@ -37,6 +43,7 @@ from genesis.tensor import Tensor
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _REGISTRIES = ("_parameters", "_buffers", "_modules", "_forward_pre_hooks", "_forward_hooks")
 _MAX_DEPTH = 4  # functions and containers reached through closures and globals
+_WATCHED_ITEMS = 64  # a bigger container (a dataset's list) is walked, but its items' identities not checked
 
 
 def _is_plain(value) -> bool:
@@ -100,6 +107,7 @@ class World:
         self.guards: list[_ModuleGuard] = []
         self.cells: list[tuple] = []  # (cell, value, where)
         self.globals: list[tuple] = []  # (globals dict, name, value, where)
+        self.identities: list[tuple] = []  # (read the holder's current object, the object, where)
         self._keep: list = []  # objects named by id above, kept alive
         self._seen: set[int] = set()
         for root in roots:
@@ -131,15 +139,26 @@ class World:
         elif isinstance(obj, functools.partial):
             for part in (obj.func, *obj.args, *obj.keywords.values()):
                 self._walk(part, depth)
-        elif isinstance(obj, (list, tuple, set, frozenset)):
+        elif isinstance(obj, list):
+            for index, item in enumerate(obj):
+                where = f"the tensor at [{index}] of a list it reads"
+                self._watch_tensor(obj, item, lambda obj=obj, i=index: obj[i] if i < len(obj) else None, where)
+                self._walk(item, depth + 1)
+        elif isinstance(obj, (tuple, set, frozenset)):
             for item in obj:
                 self._walk(item, depth + 1)
         elif isinstance(obj, dict):
-            for item in obj.values():
+            for key, item in obj.items():
+                self._watch_tensor(
+                    obj, item, lambda obj=obj, key=key: obj.get(key), f"the tensor at [{key!r}] of a dict"
+                )
                 self._walk(item, depth + 1)
         elif hasattr(obj, "__dict__") and (top or not _is_library(type(obj))):
             # an object of the user's (a trainer holding a model): the modules it reaches
-            for value in vars(obj).values():
+            attributes = vars(obj)
+            for name, value in attributes.items():
+                where = f"the tensor {type(obj).__name__}.{name}"
+                self._watch_tensor(attributes, value, lambda d=attributes, name=name: d.get(name), where)
                 self._walk(value, depth + 1)
             call = getattr(type(obj), "__call__", None)  # noqa: B004  (the class's own method, to walk its code)
             if top and isinstance(call, types.FunctionType) and not _is_library(call):
@@ -155,6 +174,7 @@ class World:
             if _is_plain(value):
                 self.cells.append((cell, value, f"{name!r}, which {where} closes over"))
             else:
+                self._watch(lambda cell=cell: _cell_contents(cell), value, f"{name!r}, which {where} closes over")
                 self._walk(value, depth + 1)
         for value in fn.__defaults__ or ():
             if not _is_plain(value):
@@ -167,7 +187,23 @@ class World:
             if _is_plain(value):
                 self.globals.append((namespace, name, value, f"the global {name!r} that {where} reads"))
             else:
+                self._watch(
+                    lambda d=namespace, name=name: d.get(name), value, f"the global {name!r} that {where} reads"
+                )
                 self._walk(value, depth + 1)
+
+    def _watch(self, read, value, where: str) -> None:
+        if not isinstance(value, types.ModuleType):  # an imported module is not rebound by a program
+            self.identities.append((read, value, where))
+
+    def _watch_tensor(self, container, item, read, where: str) -> None:
+        if isinstance(item, Tensor) and len(container) <= _WATCHED_ITEMS:
+            self.identities.append((read, item, where))
+
+    def keep_tensors_read(self, read: set[int]) -> None:
+        """After the trace: watch only the holders of tensors it read (`read`: their ids); a tensor the
+        program never touched may be rebound freely (a trainer's `self.last_loss = loss`)."""
+        self.identities = [e for e in self.identities if not isinstance(e[1], Tensor) or id(e[1]) in read]
 
     def tensor_attributes(self):
         """(holder, key, tensor) for every tensor a reachable module holds: its buffers and the
@@ -196,6 +232,16 @@ class World:
             now = namespace.get(name)
             if not _same(now, value):
                 return f"{where}: {value!r} -> {now!r}"
+        for read, value, where in self.identities:
+            if read() is not value:
+                return f"{where}: now another object"
+        return None
+
+
+def _cell_contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # emptied
         return None
 
 

@@ -185,6 +185,7 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
         arguments, traced_leaves = _stand_ins(tracer, leaves, source_of)
         args, kwargs = pytree.unflatten(spec, traced_leaves)
         out_leaves, out_spec = pytree.flatten(fn(*args, **kwargs))
+        world.keep_tensors_read({id(t) for t, _ in tracer.captured})
         graph = tracer.graph
         out_slots, out_tensors = [], []
         for leaf in out_leaves:
