@@ -500,3 +500,19 @@ def test_clipping_compiled_alone_clips_each_calls_gradients(clip):
             assert (f.grad is None) == (e.grad is None)
             if e.grad is not None:
                 np.testing.assert_allclose(f.grad.numpy(), e.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_write_through_a_view_into_a_saved_output_is_refused_in_backward_as_eager_refuses():
+    """Fuzz seed 790334: `v1[None].mul_(2)` changes std's output, which sqrt saved for its gradient.
+    Traced, the view did not share its base's version counter, so the compiled backward ran."""
+    from genesis.autograd.engine import VersionError
+
+    def fn(x):
+        v = x.to(genesis.bfloat16).std(correction=0)
+        v[None].mul_(2.0)
+        return v
+
+    for run in (fn, genesis.compile(fn, backend="numpy")):
+        x = genesis.tensor(np.random.default_rng(0).uniform(-2, 2, (6, 6, 1)), requires_grad=True)
+        with pytest.raises(VersionError, match="the output of sqrt"):
+            run(x).sum().backward()

@@ -386,6 +386,8 @@ class Tracer:
         )
         out = self.symbolic(node.name, out_dtype, device, strides=layout_of(op, inputs, attrs, shape))
         if op.kind is Kind.VIEW:  # eager would share memory: remember it, so writes into either can be refused
+            out._version = inputs[0]._version  # and its version counter: a write into the view is one into
+            # the base, which a vjp that saved the base must refuse, as eager's does
             base = inputs[0]._data
             while base.base is not None:  # a view of a view shares the first one's base (x.unbind(0)[0])
                 base = base.base
