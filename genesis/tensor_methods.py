@@ -199,6 +199,7 @@ def install(cls):
     cls.dot = F.dot
     cls.where = lambda self, condition, other: F.where(condition, self, other)
     cls.index_put = index_put_by_indices
+    cls.index_put_ = I.inplace(index_put_by_indices)
     cls.one_hot = F.one_hot
     cls.cast = F.cast
     cls.backward = _backward

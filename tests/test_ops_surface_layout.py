@@ -96,5 +96,13 @@ def test_layout_introspection():
         assert gv.data_ptr() - g.data_ptr() == tv.data_ptr() - t.data_ptr(), what
     for dtype in (genesis.float16, genesis.bfloat16, genesis.float64, genesis.int8, genesis.int64, genesis.bool):
         assert genesis.zeros(2, dtype=dtype).element_size() == torch.zeros(2, dtype=TORCH_DTYPE[dtype]).element_size()
-    assert g.nelement() == t.nelement() == 24
+    assert g.nelement() == t.nelement() == genesis.numel(g) == 24
     assert genesis.zeros(0, 3).nelement() == 0
+
+
+def test_index_put_in_place():
+    g, t = make_pair(X, genesis.float32, False)
+    index = (genesis.tensor([0, 1, 1]), genesis.tensor([2, 0, 0]))
+    g.index_put_(index, genesis.tensor(1.5), accumulate=True)
+    t.index_put_((torch.tensor([0, 1, 1]), torch.tensor([2, 0, 0])), torch.tensor(1.5), accumulate=True)
+    np.testing.assert_allclose(g.numpy(), t.numpy())

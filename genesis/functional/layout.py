@@ -14,6 +14,11 @@ from genesis.errors import ShapeError
 from genesis.functional.shape import clone, expand, flip, gather_along, movedim, reshape, transpose, unsqueeze
 
 
+def numel(x) -> int:
+    """torch.numel: the number of elements."""
+    return x.numel()
+
+
 def repeat(x, *sizes):
     """x repeated sizes[d] times along each dim d (leading extra sizes add dims)."""
     sizes = normalize_shape(sizes)
@@ -91,4 +96,4 @@ def rot90(x, k=1, dims=(0, 1)):
     return clone(x)
 
 
-__all__ = ["repeat", "tile", "swapaxes", "swapdims", "fliplr", "flipud", "rot90"]
+__all__ = ["numel", "repeat", "tile", "swapaxes", "swapdims", "fliplr", "flipud", "rot90"]
