@@ -106,3 +106,17 @@ def test_index_put_in_place():
     g.index_put_(index, genesis.tensor(1.5), accumulate=True)
     t.index_put_((torch.tensor([0, 1, 1]), torch.tensor([2, 0, 0])), torch.tensor(1.5), accumulate=True)
     np.testing.assert_allclose(g.numpy(), t.numpy())
+
+
+def test_squeeze_in_place_breaks_a_compiled_graph():
+    def step(x):
+        y = x * 2
+        y.squeeze_(1)
+        return y + 1
+
+    x = genesis.tensor(RNG.standard_normal((3, 1, 4)))
+    with pytest.warns(UserWarning, match="squeeze_"):
+        got = genesis.compile(step)(x)
+    np.testing.assert_allclose(got.numpy(), step(x).numpy())
+    with pytest.raises(Exception, match="squeeze_"):
+        genesis.compile(step, fullgraph=True)(x)

@@ -167,3 +167,13 @@ def test_take_take_along_dim_argwhere():
         [np.array([0, 2, 0, 1])],
         dtype=genesis.int64,
     )
+
+
+def test_writes_into_a_zero_dim_tensor():
+    one = np.array(1.5)
+    check_torch(lambda x, i: x.scatter(0, i, 5.0), [one, np.array(0)])
+    check_torch(lambda x, i, s: x.scatter_reduce(0, i, s, "amax"), [one, np.array(0), np.array(3.0)])
+    check_torch(lambda x, i, s: x.index_add(0, i, s), [one, np.array([0]), np.array(3.0)])
+    check_torch(lambda x, i, s: x.index_copy(0, i, s), [one, np.array([0]), np.array(3.0)])
+    check_torch(lambda x, i: x.index_fill(0, i, -2.0), [one, np.array([0])])
+    check_torch(lambda x, m, s: x.masked_scatter(m, s), [one, np.array(True), np.array([4.0])])

@@ -129,6 +129,9 @@ def _index_key(x, dim, index, name):
 
 
 def _index_write(name, x, dim, index, values, accumulate):
+    if x.ndim == 0:  # a 0-d tensor is written as its one element, as PyTorch allows
+        values = reshape(values, (-1,)) if values.ndim == 0 and name != "index_fill" else values
+        return reshape(_index_write(name, reshape(x, (1,)), 0, index, values, accumulate), ())
     entries, tensors = _index_key(x, dim, index, name)
     expected = x.shape[:dim] + (index.numel(),) + x.shape[dim + 1 :] if x.ndim else ()
     if values.ndim and tuple(values.shape) != expected:
@@ -138,19 +141,19 @@ def _index_write(name, x, dim, index, values, accumulate):
 
 def index_add(x, dim, index, source, *, alpha=1):
     """x with alpha * source[k] added to x's slice index[k] along `dim` (repeats add up)."""
-    dim = normalize_dim(dim, x.ndim)
+    dim = normalize_dim(dim, max(x.ndim, 1))
     return _index_write("index_add", x, dim, index, (source if alpha == 1 else source * alpha).to(x.dtype), True)
 
 
 def index_copy(x, dim, index, source):
     """x with its slice index[k] along `dim` replaced by source[k]."""
-    dim = normalize_dim(dim, x.ndim)
+    dim = normalize_dim(dim, max(x.ndim, 1))
     return _index_write("index_copy", x, dim, index, source.to(x.dtype), False)
 
 
 def index_fill(x, dim, index, value):
     """x with its slices index[k] along `dim` set to `value` (a number or a 0-d tensor)."""
-    dim = normalize_dim(dim, x.ndim)
+    dim = normalize_dim(dim, max(x.ndim, 1))
     if is_tensor(value):
         if value.ndim:
             raise ShapeError(f"index_fill takes a number or a 0-d tensor value, got shape {list(value.shape)}")
