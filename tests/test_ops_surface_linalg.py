@@ -117,3 +117,18 @@ def test_softmax_methods(name, dtype):
     )
     check_torch(lambda x: getattr(genesis if isinstance(x, genesis.Tensor) else torch, name)(x, 1), [X], dtype=dtype)
     check_torch(lambda x: getattr(x, name)(0), [np.array(1.5)], dtype=dtype)
+
+
+def _double_the_diagonal(x, offset):
+    y = x * 1
+    y.diagonal(offset).mul_(2)
+    return y
+
+
+@pytest.mark.parametrize("offset", [0, 1, -2])
+def test_writes_into_the_diagonal_reach_the_tensor(offset):
+    check_torch(lambda x: _double_the_diagonal(x, offset), [X[0]])
+    g, t = genesis.zeros(3, 4), torch.zeros(3, 4)
+    g.diagonal(offset).fill_(7.0)
+    t.diagonal(offset).fill_(7.0)
+    np.testing.assert_array_equal(g.numpy(), t.numpy())

@@ -3,8 +3,7 @@
 A 2-norm's gradient x / ||x|| is 0/0 at the zero vector; PyTorch makes it 0
 there, and so does `_safe_sqrt`: the square root reads a sum of squares in
 which a zero is replaced by one, and the answer at zero is a constant.
-diagonal gathers its elements at (i, i + offset), a copy rather than
-PyTorch's view: a write into it does not reach the input.
+diagonal is a strided slice of the flattened plane (see its docstring).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from genesis.errors import ShapeError
 from genesis.functional.elementwise import abs, sqrt, where
 from genesis.functional.indexing import getitem
 from genesis.functional.reduction import amax, amin, sum
-from genesis.functional.shape import broadcast_tensors, cat, movedim, narrow, pad, unsqueeze
+from genesis.functional.shape import broadcast_tensors, cat, movedim, narrow, pad, reshape, unsqueeze
 
 
 def _safe_sqrt(squares):
@@ -89,7 +88,10 @@ def cross(a, b, dim=None):
 
 
 def diagonal(x, offset=0, dim1=0, dim2=1):
-    """The elements (i, i + offset) of the dims dim1 and dim2, as a last dim."""
+    """The elements (i, i + offset) of the dims dim1 and dim2, as a last dim.
+
+    The plane is flattened and read with a step of cols + 1: a slice, so where the flattening is a view
+    (a contiguous plane) the diagonal is a view too, and writes into it reach x, as in PyTorch."""
     if x.ndim < 2:
         raise ShapeError(f"diagonal needs a tensor with at least 2 dims, got shape {list(x.shape)}")
     dim1, dim2 = normalize_dim(dim1, x.ndim), normalize_dim(dim2, x.ndim)
@@ -98,8 +100,10 @@ def diagonal(x, offset=0, dim1=0, dim2=1):
     x = movedim(x, (dim1, dim2), (-2, -1))
     rows, cols = x.shape[-2:]
     length = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
-    positions = arange(length)
-    return getitem(x, (Ellipsis, positions - min(offset, 0), positions + max(offset, 0)))
+    flat = reshape(x, x.shape[:-2] + (rows * cols,))
+    start = offset if offset >= 0 else -offset * cols
+    stop = start + (length - 1) * (cols + 1) + 1 if length else start
+    return getitem(flat, (Ellipsis, slice(start, stop, cols + 1)))
 
 
 _diagonal_of = diagonal  # diag's argument named `diagonal` (PyTorch's) hides the function
