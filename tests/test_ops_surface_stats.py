@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from optest import check_numerical_grad, check_torch
+from optest import FLOAT_DTYPES, check_numerical_grad, check_torch
 
 import genesis
 
@@ -143,3 +143,19 @@ def test_diff():
     check_torch(lambda x: x.diff(), [np.array([3, 1, 4, 1, 5])], dtype=genesis.int64)
     check_torch(lambda x: x.diff(), [np.array([True, False, False, True])], dtype=genesis.bool)
     check_torch(lambda x: x.diff(n=5), [np.array([1.0, 2.0])])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_low_precision_and_double(dtype):
+    values = RNG.standard_normal((3, 6))
+    for fn in (
+        lambda x: x.median(1),
+        lambda x: x.mode(1),
+        lambda x: x.cummax(1),
+        lambda x: x.cummin(0),
+        lambda x: x.logcumsumexp(1),
+        lambda x: x.nansum(1),
+        lambda x: x.nanmean(1),
+        lambda x: x.diff(),
+    ):
+        check_torch(fn, [values], dtype=dtype)
