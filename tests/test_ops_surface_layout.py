@@ -120,3 +120,15 @@ def test_squeeze_in_place_breaks_a_compiled_graph():
     np.testing.assert_allclose(got.numpy(), step(x).numpy())
     with pytest.raises(Exception, match="squeeze_"):
         genesis.compile(step, fullgraph=True)(x)
+
+
+def _grow_a_row_and_scale_it(x):
+    y = x * 1
+    row = y[1]
+    row.unsqueeze_(0)
+    row.mul_(3)  # a write into a reshaped view: y's history takes it
+    return y
+
+
+def test_writes_after_an_in_place_reshape_of_a_view():
+    check_torch(_grow_a_row_and_scale_it, [RNG.standard_normal((2, 3))])

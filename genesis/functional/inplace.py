@@ -182,7 +182,7 @@ def reshaped_inplace(fn):
         before = Tensor._make(target._data, target.dtype, target.device, target.requires_grad)
         before._node, before._version, before._view_of = target._node, target._version, target._view_of
         result = fn(before, *args, **kwargs)
-        target._data, target._node = result._data, result._node
+        target._data, target._node, target._view_of = result._data, result._node, result._view_of
         return target
 
     method.__name__ = fn.__name__ + "_"
