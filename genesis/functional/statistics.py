@@ -26,6 +26,7 @@ from genesis.functional.sorting import argsort
 
 # the names torch.return_types gives these pairs
 Median = namedtuple("median", ["values", "indices"])
+NanMedian = namedtuple("nanmedian", ["values", "indices"])
 Mode = namedtuple("mode", ["values", "indices"])
 
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
@@ -94,7 +95,7 @@ def _median(x, dim, keepdim, ignore_nan, name):
         position = clamp((size - nans - 1) // 2, min=0)
     else:  # the first NaN where there is one
         position = where(nans > 0, size - nans, (size - 1) // 2)
-    return Median(*_pick(x, dim, order, position, keepdim, zero_dim))
+    return (NanMedian if ignore_nan else Median)(*_pick(x, dim, order, position, keepdim, zero_dim))
 
 
 def median(x, dim=None, keepdim=False):
@@ -209,5 +210,6 @@ __all__ = [
     "quantile",
     "nanquantile",
     "Median",
+    "NanMedian",
     "Mode",
 ]
