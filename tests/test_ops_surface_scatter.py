@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from optest import check_torch, make_pair
+from optest import FLOAT_DTYPES, check_torch, make_pair
 
 import genesis
 from genesis.errors import ShapeError
@@ -177,3 +177,13 @@ def test_writes_into_a_zero_dim_tensor():
     check_torch(lambda x, i, s: x.index_copy(0, i, s), [one, np.array([0]), np.array(3.0)])
     check_torch(lambda x, i: x.index_fill(0, i, -2.0), [one, np.array([0])])
     check_torch(lambda x, m, s: x.masked_scatter(m, s), [one, np.array(True), np.array([4.0])])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_low_precision_and_double(dtype):
+    src = RNG.standard_normal((2, 5))
+    for reduce in ("sum", "prod", "mean", "amax", "amin"):
+        check_torch(lambda x, i, s: x.scatter_reduce(0, i, s, reduce), [X, INDEX, src], dtype=dtype)
+    check_torch(lambda x, i, s: x.scatter(0, i, s), [X, UNIQUE_ROWS, src], dtype=dtype)
+    check_torch(lambda x, i, s: x.index_add(0, i, s), [X, np.array([1, 1]), src], dtype=dtype)
+    check_torch(lambda x, s: x.masked_scatter(x > 0, s), [X, RNG.standard_normal(20)], dtype=dtype)
