@@ -95,7 +95,9 @@ def _random_bounds(target, args, bounds):
 
 def random_(target, *args, generator=None, **bounds):
     """Integers uniform on [from, to): random_(to) or random_(from, to); without `to`, up to the dtype's
-    largest (for floats 2**mantissa, where every integer is representable), as PyTorch."""
+    largest (for floats 2**mantissa, where every integer is representable), as PyTorch. The draw is a
+    float64 uniform scaled to the range, so a range wider than 2**53 (int64's whole one) is covered in
+    steps of range / 2**53."""
     low, high = _random_bounds(target, args, bounds)
     with no_grad():
         sample = floor(rand(target.shape, generator=generator, dtype=dtypes.float64) * (high - low)) + low
