@@ -24,7 +24,7 @@ _memory.keep_freed_memory()  # large arrays are reused without page faults (runt
 from genesis.tensor import Tensor
 from genesis import ops  # noqa: F401  (registers every primitive)
 from genesis.functional import *  # noqa: F401,F403
-from genesis.functional import abs, all, any, max, min, pow, sum  # noqa: F401
+from genesis.functional import abs, all, any, max, min, pow, round, sum  # noqa: F401
 from genesis.creation import (
     tensor,
     as_tensor,
@@ -74,6 +74,7 @@ from genesis.version import __version__  # noqa: E402
 
 # the layers above the eager core: training API, checkpoints, data, the compiler
 from genesis import amp, data, nn, optim, utils  # noqa: E402,F401
+import genesis.linalg  # noqa: E402,F401  (the submodule, not functional.linalg that the star import brought)
 from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402,F401
 from genesis.compiler import compile  # noqa: E402,F401
 

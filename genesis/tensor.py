@@ -88,6 +88,38 @@ class Tensor:
     def numel(self) -> int:
         return self._data.size
 
+    def nelement(self) -> int:
+        return self._data.size
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def stride(self, dim=None):
+        """Steps in elements between neighbours along each dim, as the buffer lays them out (a traced
+        tensor is taken as contiguous)."""
+        if getattr(self._data, "is_symbolic", False):
+            steps, step = [], 1
+            for n in reversed(self.shape):
+                steps.append(step)
+                step *= max(n, 1)
+            steps = tuple(reversed(steps))
+        else:
+            steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[normalize_dim(dim, len(steps))]
+
+    def storage_offset(self) -> int:
+        """Where this tensor's first element sits in the buffer it shares with the tensors it views."""
+        data = self._host_values("storage_offset()")
+        base = data
+        while hasattr(base.base, "__array_interface__"):
+            base = base.base
+        start = data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        return start // data.itemsize
+
+    def data_ptr(self) -> int:
+        """The address of the first element (a host read: a compiled function breaks its graph here)."""
+        return self._host_values("data_ptr()").__array_interface__["data"][0]
+
     def __len__(self) -> int:
         if not self._data.ndim:
             raise TypeError("len() of a 0-d tensor")

@@ -13,6 +13,7 @@ from genesis import functional as F
 from genesis.arguments import normalize_shape
 from genesis.autograd.engine import backward as _run_backward
 from genesis.functional import inplace as I
+from genesis.functional import layout, random_fill
 from genesis.functional.indexing import index_put_by_indices
 from genesis.runtime.devices import device as as_device
 
@@ -26,12 +27,18 @@ _SAME_NAME = """
     unbind flip tril triu movedim
     gather scatter_add index_select masked_fill matmul mm bmm floor_divide remainder fmod
     sort argsort topk kthvalue cumsum cumprod roll repeat_interleave unique bincount
+    softmax log_softmax norm lerp addmm baddbmm addmv mv outer cross diag diagonal trace
+    index_add index_copy index_fill scatter scatter_reduce masked_scatter masked_select take take_along_dim argwhere
+    nan_to_num round trunc frac log2 log10 exp2 allclose isclose equal
+    median nanmedian mode quantile nanquantile nansum nanmean count_nonzero
+    cummax cummin logcumsumexp diff swapaxes swapdims fliplr flipud rot90 bernoulli
 """.split()
 
 # in-place forms: x.add_(y) computes add(x, y) and writes it into x
 _INPLACE = (
     "add sub mul div pow clamp clamp_min clamp_max clip neg abs exp log sqrt sigmoid tanh relu masked_fill "
-    "floor_divide remainder fmod"
+    "floor_divide remainder fmod triu tril scatter scatter_add scatter_reduce index_add index_copy index_fill "
+    "masked_scatter nan_to_num round trunc frac log2 log10 exp2"
 ).split()
 
 
@@ -41,6 +48,14 @@ def _reshape(self, *shape):
 
 def _expand(self, *sizes):
     return F.expand(self, *sizes)
+
+
+def _repeat(self, *sizes):
+    return F.repeat(self, *sizes)
+
+
+def _tile(self, *dims):
+    return F.tile(self, normalize_shape(dims))
 
 
 def _reflected(fn):
@@ -174,9 +189,17 @@ def install(cls):
     cls.zero_ = I.zero_
     cls.copy_ = I.copy_
     cls.lerp_ = _lerp_
+    cls.squeeze_ = I.reshaped_inplace(F.squeeze)
+    cls.unsqueeze_ = I.reshaped_inplace(F.unsqueeze)
+    cls.repeat = _repeat
+    cls.tile = _tile
+    cls.unfold = layout.unfold  # sliding windows (nn.functional.unfold is im2col)
+    for name in ("normal_", "uniform_", "bernoulli_", "exponential_", "random_"):
+        setattr(cls, name, getattr(random_fill, name))
     cls.dot = F.dot
     cls.where = lambda self, condition, other: F.where(condition, self, other)
     cls.index_put = index_put_by_indices
+    cls.index_put_ = I.inplace(index_put_by_indices)
     cls.one_hot = F.one_hot
     cls.cast = F.cast
     cls.backward = _backward

@@ -189,6 +189,27 @@ def inplace(fn):
     return method
 
 
+def reshaped_inplace(fn):
+    """squeeze_ and unsqueeze_: the target itself takes the new shape (PyTorch changes its metadata).
+
+    The target's earlier state becomes a tensor of its own, which the reshape reads, so the reshape's
+    history (which the target now holds) does not read the target. A compiled function breaks its
+    graph here: a traced buffer keeps its shape."""
+
+    def method(target, *args, **kwargs):
+        check_inplace_allowed(target)
+        dispatch.untraceable(f"{fn.__name__}_ (an in-place change of shape)")
+        before = Tensor._make(target._data, target.dtype, target.device, target.requires_grad)
+        before._node, before._version, before._view_of = target._node, target._version, target._view_of
+        result = fn(before, *args, **kwargs)
+        target._data, target._node, target._view_of = result._data, result._node, result._view_of
+        return target
+
+    method.__name__ = fn.__name__ + "_"
+    method.__doc__ = f"In-place {fn.__name__}: the tensor takes the new shape."
+    return method
+
+
 def fill_(target, value):
     if hasattr(value, "_data"):
         if value.ndim:
@@ -232,4 +253,4 @@ def _overwrite(target, source):
     return target
 
 
-__all__ = ["assign_inplace", "inplace", "fill_", "zero_", "copy_"]
+__all__ = ["assign_inplace", "inplace", "reshaped_inplace", "fill_", "zero_", "copy_"]

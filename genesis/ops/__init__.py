@@ -13,6 +13,7 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     random,
     reduction,
     scan,
+    scatter,
     sorting,
     windows,
 )
