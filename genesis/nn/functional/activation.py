@@ -11,7 +11,7 @@ from genesis import functional as GF
 from genesis.errors import ShapeError
 from genesis.functional.inplace import assign_inplace
 from genesis.functional.softmax import _as_float, log_softmax, round_like, softmax, upcast  # noqa: F401
-from genesis.grad_mode import is_grad_enabled, no_grad
+from genesis.grad_mode import is_grad_enabled
 
 
 def relu(x, inplace: bool = False):
