@@ -556,3 +556,19 @@ ERRORS = [
 def test_indexing_errors_are_clear(name, fn, kind, message):
     with pytest.raises(kind, match=message):
         fn(genesis.zeros(5, 7, 3))
+
+
+def test_zero_dim_index_tensors_give_zero_dim_results_as_in_pytorch():
+    import torch
+
+    x = np.arange(12.0).reshape(3, 4)
+    g, t = genesis.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    for key in [(1,), (1, 2), (slice(None), 2), (1, [0, 3])]:
+        g_key = tuple(genesis.tensor(k) if not isinstance(k, slice) else k for k in key)
+        t_key = tuple(torch.tensor(k) if not isinstance(k, slice) else k for k in key)
+        got, expected = g[g_key], t[t_key]
+        assert tuple(got.shape) == tuple(expected.shape), key
+        np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())
+        got.sum().backward()
+        expected.sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), t.grad.numpy())

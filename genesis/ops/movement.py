@@ -208,7 +208,8 @@ def _index_kernel(a, *tensors, key):
     view, advanced = _indexed_view(a, tensors, key)
     # numpy lays out an advanced index's result in its own order (x[:, i] puts i's dims first in
     # memory); a fresh result is contiguous here, as every other op's is (see dispatch._verify_meta)
-    return view if advanced is None else np.ascontiguousarray(view[advanced])
+    # (np.asarray, not np.ascontiguousarray, which makes a 0-d result of 0-d indices 1-d)
+    return view if advanced is None else np.asarray(view[advanced], order="C")
 
 
 def _index_shape(shape, *index_shapes, key):
