@@ -6,10 +6,8 @@ too, so the state (step, square_avg, acc_delta) is PyTorch's.
 
 from __future__ import annotations
 
-from genesis.creation import zeros, zeros_like
-from genesis.dtypes import float32
 from genesis.optim.functional import adadelta_update
-from genesis.optim.optimizer import Optimizer, refuse_options
+from genesis.optim.optimizer import Optimizer, check_nonnegative, refuse_options
 
 
 class Adadelta(Optimizer):
@@ -29,14 +27,10 @@ class Adadelta(Optimizer):
         differentiable=False,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        check_nonnegative(lr=lr)
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"Invalid rho value: {rho}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(eps=eps, weight_decay=weight_decay)
         refuse_options("Adadelta", capturable=capturable, differentiable=differentiable)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, foreach=foreach, fused=fused)
@@ -45,12 +39,7 @@ class Adadelta(Optimizer):
         lr = self._hyper(group, "lr")
         fixed = {key: self._fixed(group, key) for key in ("rho", "eps", "weight_decay", "maximize")}
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["square_avg"] = zeros_like(param)
-                state["acc_delta"] = zeros_like(param)
-            state["step"].add_(1)
+            state = self._counted_state(param, ("square_avg", "acc_delta"))
             adadelta_update(param, grad, state["square_avg"], state["acc_delta"], lr=lr, **fixed)
 
 

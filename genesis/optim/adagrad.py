@@ -11,7 +11,7 @@ from __future__ import annotations
 from genesis.creation import full_like, zeros
 from genesis.dtypes import float32
 from genesis.optim.functional import adagrad_update
-from genesis.optim.optimizer import Optimizer, refuse_options
+from genesis.optim.optimizer import Optimizer, check_nonnegative, refuse_options
 
 
 class Adagrad(Optimizer):
@@ -31,16 +31,13 @@ class Adagrad(Optimizer):
         differentiable=False,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
         refuse_options("Adagrad", differentiable=differentiable)
         defaults = dict(
             lr=lr,

@@ -10,10 +10,9 @@ tensor ops on it, so a step reads nothing back to the host and traces whole
 
 from __future__ import annotations
 
-from genesis.creation import zeros, zeros_like
-from genesis.dtypes import float32
+from genesis.creation import zeros_like
 from genesis.optim.functional import adam_update
-from genesis.optim.optimizer import Optimizer, check_betas
+from genesis.optim.optimizer import Optimizer, check_betas, check_nonnegative
 
 
 class Adam(Optimizer):
@@ -33,13 +32,9 @@ class Adam(Optimizer):
         foreach=None,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(weight_decay=weight_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -59,14 +54,9 @@ class Adam(Optimizer):
             for key in ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
         }
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["exp_avg"] = zeros_like(param)
-                state["exp_avg_sq"] = zeros_like(param)
+            state = self._counted_state(param, ("exp_avg", "exp_avg_sq"))
             if fixed["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = zeros_like(param)
-            state["step"].add_(1)
             adam_update(
                 param,
                 grad,

@@ -6,10 +6,8 @@ gradients' magnitudes (plus eps); only the first moment is bias-corrected.
 
 from __future__ import annotations
 
-from genesis.creation import zeros, zeros_like
-from genesis.dtypes import float32
 from genesis.optim.functional import adamax_update
-from genesis.optim.optimizer import Optimizer, check_betas, refuse_options
+from genesis.optim.optimizer import Optimizer, check_betas, check_nonnegative, refuse_options
 
 
 class Adamax(Optimizer):
@@ -29,13 +27,9 @@ class Adamax(Optimizer):
         capturable=False,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(weight_decay=weight_decay)
         refuse_options("Adamax", differentiable=differentiable, capturable=capturable)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, foreach=foreach, fused=fused)
@@ -45,12 +39,7 @@ class Adamax(Optimizer):
         lr = self._hyper(group, "lr")
         fixed = {key: self._fixed(group, key) for key in ("eps", "weight_decay", "maximize")}
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["exp_avg"] = zeros_like(param)
-                state["exp_inf"] = zeros_like(param)
-            state["step"].add_(1)
+            state = self._counted_state(param, ("exp_avg", "exp_inf"))
             adamax_update(
                 param,
                 grad,

@@ -7,10 +7,8 @@ its running product `mu_product` as a 0-d float32 tensor, as PyTorch does.
 
 from __future__ import annotations
 
-from genesis.creation import ones, zeros, zeros_like
-from genesis.dtypes import float32
 from genesis.optim.functional import nadam_update
-from genesis.optim.optimizer import Optimizer, check_betas, refuse_options
+from genesis.optim.optimizer import Optimizer, check_betas, check_nonnegative, refuse_options
 
 
 class NAdam(Optimizer):
@@ -33,15 +31,9 @@ class NAdam(Optimizer):
         differentiable=False,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= momentum_decay:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        check_nonnegative(weight_decay=weight_decay, momentum_decay=momentum_decay)
         refuse_options("NAdam", capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr,
@@ -62,13 +54,7 @@ class NAdam(Optimizer):
             for key in ("eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize")
         }
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["mu_product"] = ones((), dtype=float32)
-                state["exp_avg"] = zeros_like(param)
-                state["exp_avg_sq"] = zeros_like(param)
-            state["step"].add_(1)
+            state = self._counted_state(param, ("exp_avg", "exp_avg_sq"), scalars=(("mu_product", 1.0),))
             nadam_update(
                 param,
                 grad,

@@ -44,7 +44,7 @@ from collections import defaultdict
 
 from genesis import dispatch, dtypes
 from genesis.autograd.gradients import zero_grads
-from genesis.creation import full
+from genesis.creation import full, zeros, zeros_like
 from genesis.dtypes import float32
 from genesis.errors import ShapeError
 from genesis.grad_mode import enable_grad, no_grad
@@ -88,6 +88,16 @@ def refuse_options(optimizer: str, **options) -> None:
     for name, value in options.items():
         if value:
             raise ValueError(f"{optimizer}({name}=True) is not supported: {_UNSUPPORTED_OPTIONS[name]}")
+
+
+_LABELS = {"lr": "learning rate: {}", "eps": "epsilon value: {}"}
+
+
+def check_nonnegative(**values) -> None:
+    """Hyperparameters that must be >= 0, refused with PyTorch's messages, in the order given."""
+    for name, value in values.items():
+        if not 0.0 <= value:
+            raise ValueError("Invalid " + _LABELS.get(name, name + " value: {}").format(value))
 
 
 def check_betas(betas) -> None:
@@ -277,6 +287,20 @@ class Optimizer:
 
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group)")
+
+    def _counted_state(self, param, buffers, scalars=()) -> dict:
+        """`param`'s state, made on its first step (a 0-d float32 `step`, then each (name, value) of
+        `scalars` as a 0-d float32, then a zeros buffer like `param` per name in `buffers`: PyTorch's
+        order), with the step counted."""
+        state = self.state[param]
+        if not state:
+            state["step"] = zeros((), dtype=float32)
+            for name, value in scalars:
+                state[name] = full((), value, dtype=float32)
+            for name in buffers:
+                state[name] = zeros_like(param)
+        state["step"].add_(1)
+        return state
 
     @staticmethod
     def _params_with_grad(group: dict):

@@ -8,10 +8,8 @@ or less) RAdam updates with the bias-corrected momentum alone; see
 
 from __future__ import annotations
 
-from genesis.creation import zeros, zeros_like
-from genesis.dtypes import float32
 from genesis.optim.functional import radam_update
-from genesis.optim.optimizer import Optimizer, check_betas, refuse_options
+from genesis.optim.optimizer import Optimizer, check_betas, check_nonnegative, refuse_options
 
 
 class RAdam(Optimizer):
@@ -32,13 +30,9 @@ class RAdam(Optimizer):
         differentiable=False,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(weight_decay=weight_decay)
         refuse_options("RAdam", capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr,
@@ -55,12 +49,7 @@ class RAdam(Optimizer):
         lr = self._hyper(group, "lr")
         fixed = {key: self._fixed(group, key) for key in ("eps", "weight_decay", "decoupled_weight_decay", "maximize")}
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["exp_avg"] = zeros_like(param)
-                state["exp_avg_sq"] = zeros_like(param)
-            state["step"].add_(1)
+            state = self._counted_state(param, ("exp_avg", "exp_avg_sq"))
             radam_update(
                 param,
                 grad,

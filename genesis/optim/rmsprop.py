@@ -6,10 +6,9 @@ running average, not inside it.
 
 from __future__ import annotations
 
-from genesis.creation import zeros, zeros_like
-from genesis.dtypes import float32
+from genesis.creation import zeros_like
 from genesis.optim.functional import rmsprop_update
-from genesis.optim.optimizer import Optimizer
+from genesis.optim.optimizer import Optimizer, check_nonnegative
 
 
 class RMSprop(Optimizer):
@@ -29,16 +28,7 @@ class RMSprop(Optimizer):
         foreach=None,
         fused=None,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        check_nonnegative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         defaults = dict(
             lr=lr,
             alpha=alpha,
@@ -55,16 +45,12 @@ class RMSprop(Optimizer):
         uses_momentum = self._fixed(group, "momentum", _positive)
         fixed = {key: self._fixed(group, key) for key in ("alpha", "eps", "weight_decay", "centered", "maximize")}
         for param, grad in self._params_with_grad(group):
-            state = self.state[param]
-            if not state:
-                state["step"] = zeros((), dtype=float32)
-                state["square_avg"] = zeros_like(param)
+            state = self._counted_state(param, ("square_avg",))
             # made when first needed, so a group switched to momentum or centered mid-run keeps working
             if uses_momentum and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(param)
             if fixed["centered"] and "grad_avg" not in state:
                 state["grad_avg"] = zeros_like(param)
-            state["step"].add_(1)
             rmsprop_update(
                 param,
                 grad,
