@@ -53,6 +53,22 @@ def sgd_update(param, grad, momentum_buffer, first, *, lr, momentum, dampening, 
     param.add_(grad * -lr)
 
 
+def _decay_and_average(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, decoupled, maximize):
+    """The start of an Adam-family step: the gradient's sign for `maximize`, weight decay (decoupled:
+    the parameter shrinks; else L2 in the gradient), then both moving averages in place. Returns the
+    gradient the step uses."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        if decoupled:
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + param * weight_decay
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    return grad
+
+
 def adam_update(
     param,
     grad,
@@ -89,15 +105,9 @@ def adam_update(
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)
-        else:
-            grad = grad + param * weight_decay
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    _decay_and_average(
+        param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, decoupled_weight_decay, maximize
+    )
 
     step = step.to(float64)  # PyTorch computes the corrections on the host, in double precision
     bias_correction1 = 1 - beta1**step
@@ -192,20 +202,14 @@ def nadam_update(
 ):
     """One NAdam step. `mu_product`, the product of the momentum schedule so far, is a 0-d float32
     tensor as in PyTorch: it is multiplied in float32 and read in float64, as PyTorch's `.item()` is."""
-    if maximize:
-        grad = -grad
+    grad = _decay_and_average(
+        param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, decoupled_weight_decay, maximize
+    )
     step = step.to(float64)
     bias_correction2 = 1 - beta2**step
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)
-        else:
-            grad = grad + param * weight_decay
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     mu_product.mul_(mu.to(mu_product.dtype))
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
     denom = F.sqrt(exp_avg_sq / bias_correction2) + eps
     product = mu_product.to(float64)
     # two separate additions, each rounded to the parameter, as PyTorch's two addcdiv_ calls
@@ -219,15 +223,9 @@ def radam_update(
     """One RAdam step. While the variance estimate is unreliable (rho_t <= 5, the first steps) the
     update is plain momentum SGD; after it, Adam's step times the rectification term. PyTorch branches
     on the host; here both updates are computed and `where` picks one, so nothing is read back."""
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)
-        else:
-            grad = grad + param * weight_decay
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    _decay_and_average(
+        param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, decoupled_weight_decay, maximize
+    )
 
     step = step.to(float64)
     bias_correction1 = 1 - beta1**step
