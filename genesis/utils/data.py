@@ -1,35 +1,5 @@
-"""`torch.utils.data` under its PyTorch name: the datasets, samplers and DataLoader of `genesis.data`."""
+"""`torch.utils.data` under its PyTorch name: the datasets, samplers and DataLoader of `genesis.data`,
+the same objects (`genesis.data.__all__` lists them)."""
 
-from genesis.data import (
-    BatchSampler,
-    ConcatDataset,
-    DataLoader,
-    Dataset,
-    IterableDataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-    Subset,
-    SubsetRandomSampler,
-    TensorDataset,
-    default_collate,
-    default_convert,
-    random_split,
-)
-
-__all__ = [
-    "BatchSampler",
-    "ConcatDataset",
-    "DataLoader",
-    "Dataset",
-    "IterableDataset",
-    "RandomSampler",
-    "Sampler",
-    "SequentialSampler",
-    "Subset",
-    "SubsetRandomSampler",
-    "TensorDataset",
-    "default_collate",
-    "default_convert",
-    "random_split",
-]
+from genesis.data import *  # noqa: F403  (every public name, so the two paths cannot drift apart)
+from genesis.data import __all__  # noqa: F401
