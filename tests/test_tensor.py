@@ -259,3 +259,18 @@ def test_cuda_without_a_gpu_runtime_says_so(spec, monkeypatch):
     ):
         with pytest.raises(RuntimeError, match=f"'{spec}'.*no CUDA GPU runtime"):
             make()
+
+
+def test_cuda_and_accelerator_answer_what_genesis_tensors_can_use():
+    """A ported program asks `genesis.cuda.is_available()` before `.to("cuda")`: the answer must match
+    what placing a tensor there does, so the usual device choice always runs."""
+    try:
+        genesis.zeros(1).to("cuda")
+        usable = True
+    except (RuntimeError, NotImplementedError):
+        usable = False
+    assert genesis.cuda.is_available() == usable == (genesis.cuda.device_count() > 0)
+    assert genesis.accelerator.is_available() == usable
+    assert (genesis.accelerator.current_accelerator() is None) == (not usable)
+    device = genesis.device("cuda" if genesis.cuda.is_available() else "cpu")
+    assert genesis.ones(2, device=device).sum().item() == 2.0
