@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 
 from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
+from genesis.compiler.codegen.layout import row_index
 from genesis.compiler.codegen.numpy_dialect import (
     cast_to,
     itemsize,
@@ -107,7 +108,7 @@ def _entry_lines(spec: KernelSpec) -> list[str]:
     lines = []
     if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
         outputs = set(spec.outputs)
-        lines += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
+        lines += [f"{o.local} = {o.local}.reshape({o.stored_shape!r})" for o in spec.operands]
         lines += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements if s.value in outputs]
     for o in spec.operands:
         if not o.blocked and o.dtype.is_low_precision:
@@ -127,9 +128,11 @@ def _before_loop_lines(spec: KernelSpec) -> list[str]:
 def _block_reads(spec: KernelSpec) -> list[str]:
     """A block's rows of the values computed before the loop and of the blocked operands."""
     lines = [f"{s.value}_ = {s.value}[start:stop]" for s in spec.statements if s.phase == "pre"]
+    if any(o.leading is not None for o in spec.operands):  # the merged rows of the block, for their own rows
+        lines.append("rows = np.arange(start, stop)")
     for o in spec.operands:
         if o.blocked:
-            load = f"{o.local}[start:stop]"
+            load = f"{o.local}[start:stop]" if o.leading is None else f"{o.local}[{_own_rows(spec, o)}]"
             lines.append(f"{o.local}_ = {load}" + (".astype(np.float32)" if o.dtype.is_low_precision else ""))
     return lines
 
@@ -156,6 +159,12 @@ def _statement_lines(spec: KernelSpec) -> tuple[list[str], list[str], _Scratch]:
         else:  # post-loop statements, and all of a 0-d kernel
             (after if spec.mode != "whole" else body).extend(whole_statement_lines(spec, s))
     return body, after, scratch
+
+
+def _own_rows(spec: KernelSpec, operand) -> str:
+    """The rows of an operand broadcast over some merged dims that the block's merged rows read: a
+    gather of the block's rows of it (a mask's rows, repeated over batch and heads)."""
+    return row_index(operand.leading, spec.merged_dims, "rows")
 
 
 def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list[str]:
