@@ -254,8 +254,10 @@ class KernelLoops:
                 self.bases[s.value] = f"r * {numel(shape[1:])}"
             if s.phase == "accumulate" and self.partial_size(s) > 1:  # kept dims: theirs, reduced: none
                 reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
-                steps[s.value] = broadcast_strides([1 if d in reduced else n for d, n in enumerate(trailing)])
-                self.bases[s.value] = None
+                kept = [1 if d in reduced else n for d, n in enumerate(trailing)]
+                steps[s.value] = broadcast_strides(kept)
+                # a sum that keeps some merged dims adds each row into its own row of the partial
+                self.bases[s.value] = None if s.leading is None else self.layout.row_start((0, *kept), s.leading)
         for name, (dims, stored) in self.permuted.items():  # element (i1, ..., ik) to (i[dims[1]], ...)
             stored_steps = dict(zip(dims[1:], strides(stored[1:])))
             steps[name] = tuple(stored_steps[d + 1] for d in range(len(trailing)))

@@ -82,6 +82,9 @@ class Statement:
     compute: dtypes.DType | None
     input_dtypes: tuple  # kernel dtype of each input (None for literals)
     phase: str  # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
+    # a sum over merged rows that keeps some of the merged dims (a (seq, features) table's gradient,
+    # summed over the batch): its own leading dims over them, 1 where it sums (see Operand.leading)
+    leading: tuple | None = None
 
     @property
     def literal_dtype(self) -> dtypes.DType:

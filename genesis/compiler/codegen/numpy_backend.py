@@ -13,7 +13,7 @@ import math
 from dataclasses import replace
 
 from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
-from genesis.compiler.codegen.layout import row_index
+from genesis.compiler.codegen.layout import numel, row_index
 from genesis.compiler.codegen.numpy_dialect import (
     cast_to,
     itemsize,
@@ -128,7 +128,7 @@ def _before_loop_lines(spec: KernelSpec) -> list[str]:
 def _block_reads(spec: KernelSpec) -> list[str]:
     """A block's rows of the values computed before the loop and of the blocked operands."""
     lines = [f"{s.value}_ = {s.value}[start:stop]" for s in spec.statements if s.phase == "pre"]
-    if any(o.leading is not None for o in spec.operands):  # the merged rows of the block, for their own rows
+    if any(v.leading is not None for v in (*spec.operands, *spec.statements)):  # the block's merged rows
         lines.append("rows = np.arange(start, stop)")
     for o in spec.operands:
         if o.blocked:
@@ -190,9 +190,18 @@ def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list
 def _accumulate_lines(spec: KernelSpec, s, args) -> tuple[list[str], list[str]]:
     """(in the loop, after it) of a reduction over the rows: each block's partial result, then the
     partials combined by the reduction's combine op."""
-    body = [f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"]
+    dtype = np_dtype(kernel_dtype(s.dtype))
+    body = [f"{s.value} = np.empty({s.shape!r}, {dtype})"]
     if spec.mode == "flat":  # a flattened block reduces whole; keepdim's ones are only a view away
         body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
+    elif s.leading is not None:  # keeps some merged dims: each row of the block adds into its own row
+        rows_shape = (spec.block_rows,) + _kept_dims(spec, s)
+        dims = tuple(d for d in s.attrs["dims"] if d != 0)
+        body = [f"{s.value} = np.zeros({(numel(s.leading),) + _kept_dims(spec, s)!r}, {dtype})"]
+        body += [f"{s.value}_rows = np.empty({rows_shape!r}, {dtype})[:n]"]
+        body += _compute(s, args, f"{s.value}_rows", round_low=False, dims=dims)
+        body.append(f"np.add.at({s.value}, {row_index(s.leading, spec.merged_dims, 'rows')}, {s.value}_rows)")
+        body.append(f"{s.value} = {s.value}.reshape({s.shape!r})")
     elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
         kept = tuple(
             n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"]
@@ -205,6 +214,11 @@ def _accumulate_lines(spec: KernelSpec, s, args) -> tuple[list[str], list[str]]:
     if s.value in spec.outputs:
         after.append(f"np.copyto(out_{s.value}, {s.value})")
     return body, after
+
+
+def _kept_dims(spec: KernelSpec, s) -> tuple:
+    """The dims of a block's row that a reduction over the rows keeps."""
+    return tuple(n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"])
 
 
 def whole_statement_lines(spec: KernelSpec, s) -> list[str]:

@@ -3,13 +3,17 @@
 softmax over the last dim of a (batch, heads, seq, seq) tensor reduces part of each
 (heads, seq, seq) row, and a bias gradient of a (batch, seq, features) activation sums over
 the rows and the next dim; no row layout reduces part of a row. When every reduction in the
-loop reduces dims from k on, every reduction over the rows reduces all dims before k, and
-every value the loop computes has the same dims before k, the kernel iterates over
-batch*heads*seq rows instead: a contiguous array reshapes to that for free, and a kernel
-reshapes its arrays on entry. Accumulated results keep their shapes; only their dims are
-renumbered. A matmul before the loop writes its product straight into the merged rows. Views
-in the loop merge too when they leave those leading dims in place (the expand of a row's sum
-over the row, a reshape or permute of the trailing dims).
+loop reduces dims from k on, every reduction over the rows reduces dim 0 (and, where nothing
+reduces within a row, all dims before k), and every value the loop computes has the same
+dims before k, the kernel iterates over batch*heads*seq rows instead: a contiguous array
+reshapes to that for free, and a kernel reshapes its arrays on entry. Accumulated results
+keep their shapes; only their dims are renumbered. A sum over the rows that keeps some of the
+merged dims (a (seq, features) table's gradient over (batch, seq) rows, beside layer_norm's
+backward) keeps them as its own leading dims (`Statement.leading`): each merged row adds into
+its own row of it, the one `layout.row_index` gives. A matmul before the loop writes its
+product straight into the merged rows. Views in the loop merge too when they leave those
+leading dims in place (the expand of a row's sum over the row, a reshape or permute of the
+trailing dims).
 
 An operand may broadcast over some of the merged dims, lined up with the statement that reads
 it as that statement broadcasts it: over none (a layer_norm weight) it is read whole; over some
@@ -29,7 +33,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genesis.compiler.codegen.layout import broadcast, numel, right_aligned
-from genesis.ops.op import OPS, IndexMap, Kind
+from genesis.ops.op import OPS, Combine, IndexMap, Kind
 
 
 def merge_leading_dims(statements, operands, group):
@@ -39,7 +43,7 @@ def merge_leading_dims(statements, operands, group):
         return None, None
     depth = _merge_depth(statements)
     if depth <= 1:  # the rows of one leading dim are the rows the kernel has
-        return None, _why_rows_span_one_dim(statements)
+        return None, None
     why = _only_loop_views_and_matmuls_before_it(statements)
     if why is not None:
         return None, why
@@ -55,7 +59,7 @@ def merge_leading_dims(statements, operands, group):
         if why is not None:
             return None, why
     rows = numel(prefix)
-    merged_statements = tuple(_merged_statement(s, depth, rows) for s in statements)
+    merged_statements = tuple(_merged_statement(s, depth, rows, prefix) for s in statements)
     merged_operands = _merged_operands(statements, operands, depth, rows, aligned, kinds)
     merged_operands, why = _without_merged_ones(statements, merged_operands)
     if why is not None:
@@ -76,34 +80,33 @@ def _only_loop_views_and_matmuls_before_it(statements) -> str | None:
 
 def _merge_depth(statements) -> int:
     """k, the number of leading dims the rows can span (0: nothing reduces). A reduction in the loop
-    reduces within each row, so the merged dims come before its first reduced one; a reduction over
-    the rows reduces the merged dims whole, so they lie within its run of reduced dims from dim 0."""
-    depths = []
+    reduces within each row, so the merged dims come before its first reduced one. A reduction over
+    the rows reduces the merged dims whole where nothing reduces within a row (its run of reduced dims
+    from dim 0); beside a reduction within a row, a sum may keep some of them (a positional table's
+    gradient over (batch, seq) rows keeps seq), each merged row adding into its own row of it."""
+    within = [min(s.attrs["dims"]) for s in statements if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION]
+    if within:
+        return min(within)
+    runs = []
     for s in statements:
-        if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION:
-            depths.append(min(s.attrs["dims"]))
-        elif s.phase == "accumulate":
+        if s.phase == "accumulate":
             run = 0
             while run in s.attrs["dims"]:
                 run += 1
-            depths.append(run)
-    return min(depths, default=0)
+            runs.append(run)
+    return min(runs, default=0)
 
 
-def _why_rows_span_one_dim(statements) -> str | None:
-    """Where a reduction in the loop would have the rows span several leading dims and a reduction
-    over the rows keeps one of them, why the rows stay over one leading dim; else None."""
-    wanting = [
-        s for s in statements if s.phase == "block" and OPS[s.op].kind is Kind.REDUCTION and min(s.attrs["dims"]) > 1
-    ]
-    keeping = [s for s in statements if s.phase == "accumulate" and 1 not in s.attrs["dims"]]
-    if not wanting or not keeping:
-        return None
-    w, k = wanting[0], keeping[0]
-    return (
-        f"{k.value} = {k.op} reduces dims {k.attrs['dims']} over the rows, "
-        f"and {w.value} = {w.op} dims {w.attrs['dims']} within them"
-    )
+def _a_reduction_over_the_rows_keeps_merged_dims_it_cannot_add_into(
+    statements, operands, depth, prefix, aligned, kinds
+) -> str | None:
+    """A reduction over the rows that keeps some of the merged dims adds each merged row into its own
+    row of the result: a sum can (numpy kernels scatter a block's rows with np.add.at), a max, min
+    or product is not merged so."""
+    for s in statements:
+        if s.phase == "accumulate" and not set(range(depth)) <= set(s.attrs["dims"]) and s.combine is not Combine.ADD:
+            return f"{s.value} = {s.op} reduces dims {s.attrs['dims']} over the rows, keeping some the rows would span"
+    return None
 
 
 def _lines_up_from_the_right(s) -> bool:
@@ -244,6 +247,7 @@ _REFUSALS = (
     _a_matmul_before_the_loop_does_not_merge,
     _a_reduction_or_view_reads_a_whole_operand,
     _an_operand_read_by_rows_is_read_otherwise,
+    _a_reduction_over_the_rows_keeps_merged_dims_it_cannot_add_into,
 )
 
 
@@ -251,7 +255,7 @@ def _merged_shape(shape, depth, rows) -> tuple:
     return (rows,) + tuple(shape[depth:])
 
 
-def _merged_statement(s, depth, rows):
+def _merged_statement(s, depth, rows, prefix):
     """The statement over the merged rows: its dims renumbered, the merged ones as dim 0."""
     if s.phase == "block":
         return replace(s, shape=_merged_shape(s.shape, depth, rows), attrs=_merged_loop_attrs(s, depth, rows))
@@ -259,7 +263,9 @@ def _merged_statement(s, depth, rows):
         return replace(s, shape=_merged_shape(s.shape, depth, rows))
     if s.phase == "accumulate":  # over the merged rows and the same trailing dims, into its own shape
         dims = (0,) + tuple(d - depth + 1 for d in s.attrs["dims"] if d >= depth)
-        return replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False})
+        leading = tuple(1 if d in s.attrs["dims"] else n for d, n in enumerate(prefix))
+        kept = None if all(n == 1 for n in leading) else leading  # the merged dims it keeps, if any
+        return replace(s, attrs={**s.attrs, "dims": dims, "keepdim": False}, leading=kept)
     return s
 
 
