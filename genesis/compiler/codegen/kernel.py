@@ -212,7 +212,8 @@ def _mode(statements, operands, group, strided=False, rows=None):
         len(s.attrs["dims"]) == len(input_shape(s, statements, operands)) for s in statements if s.phase == "accumulate"
     )  # flattened blocks can only be reduced whole
     whole_operands_scalar = all(numel(o.shape) == 1 for o in operands if not o.blocked)
-    own_rows = all(o.leading is None for o in operands)  # a flat loop reads every value at its own element
+    # a flat loop reads and sums every value at its own element, not at a row of its own
+    own_rows = all(v.leading is None for v in (*operands, *statements))
     if len(block_shapes) == 1 and plain and whole_operands_scalar and own_rows:
         (shape,) = block_shapes
         return "flat", numel(shape)
