@@ -97,6 +97,14 @@ def test_row_reductions_over_several_trailing_dims_with_and_without_keepdim():
     assert_matches_eager(fn, data(19, 5, 13), rtol=2e-6, kernels=2, triton_kernels=2)  # amax is its own group
 
 
+@pytest.mark.parametrize("mask_shape", [(5, 7), (1, 1, 5, 7), (3, 1, 1, 7), (3, 2, 1, 1), (1, 2, 5, 1)], ids=str)
+def test_softmax_over_the_last_dim_of_4d_scores_with_a_broadcast_mask_is_one_triton_kernel(mask_shape):
+    # rows over batch * heads * seq; the mask is read at its own row of each, not expanded first
+    fn = lambda x, m: softmax(x * 2 + m) * m  # noqa: E731
+    x, m = data(3, 2, 5, 7), data(*mask_shape, seed=1)
+    assert_matches_eager(fn, x, m, rtol=2e-6, atol=1e-7, kernels=1, triton_kernels=1)
+
+
 def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
     def fn(x, w):
         total = (x * 2).sum()  # an accumulator over the rows

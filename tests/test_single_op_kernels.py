@@ -234,3 +234,17 @@ def test_relus_gradient_in_c_is_numpys_and_torchs(small_threshold):
     torch.nn.functional.relu(reference).backward(torch.tensor(g))
     np.testing.assert_array_equal(t.grad.numpy(), reference.grad.numpy())
     assert [key[0] for key in small_threshold] == ["relu_backward"] and _c_programs(small_threshold) == 1
+
+
+def test_exp_in_c_at_the_ends_of_the_float_range(small_threshold):
+    # masked attention scores: exp of -inf and of values far below -104 is 0 (computed as exp(0) and
+    # replaced, so no lane's multiply underflows), the denormals above -104 are as numpy's, past 104
+    # exp overflows, and NaN stays NaN
+    edges = [-np.inf, -1e30, -1e4, -200.0, -104.5, -104.0, -103.5, -100.0, -90.0, -87.5, 88.5, 104.5, np.inf, np.nan]
+    x = np.resize(np.array(edges, np.float32), 2048)
+    got = genesis.tensor(x).exp().numpy()
+    with np.errstate(over="ignore", under="ignore"):
+        exact = np.exp(x.astype(np.float64)).astype(np.float32)  # rounded once: 0 below about -103.97
+    np.testing.assert_allclose(got, exact, rtol=2 * UNIT, atol=2.0**-149 * 16, equal_nan=True)
+    assert (got[x < -104] == 0).all() and (got[x > 89] == np.inf).all()
+    assert _c_programs(small_threshold) == 1

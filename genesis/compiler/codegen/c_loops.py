@@ -73,6 +73,8 @@ class KernelLoops:
             self._check(s)
         # pointers the loop reads: operands, and values computed before the loop (post-loop reads stay numpy)
         inputs = {o.local: (o.shape, o.dtype, o.blocked) for o in spec.operands}
+        # operands broadcast over some of the merged leading dims: their own leading dims (layout.row_of)
+        self.leading = {o.local: o.leading for o in spec.operands if o.leading is not None}
         inputs.update((s.value, (s.shape, kernel_dtype(s.dtype), True)) for s in self.pre)
         self.inputs = {name: value for name, value in inputs.items() if name in self._read_names()}
         for s in self.statements:  # a whole operand reshaped into rows reads as rows of that shape
@@ -125,7 +127,7 @@ class KernelLoops:
         values = {name: (shape, blocked) for name, (shape, _, blocked) in self.inputs.items()}
         values.update((s.value, (self.shapes[s.value], True)) for s in self.statements if s.phase == "block")
         try:
-            self.layout = None if self.flat else RowLayout(values, _LOOP_NAMES)
+            self.layout = None if self.flat else RowLayout(values, _LOOP_NAMES, spec.merged_dims)
         except Unsupported as error:
             raise Refused(str(error)) from None
         self.row_elements = 1 if self.flat else self.layout.row_elements
@@ -155,7 +157,12 @@ class KernelLoops:
 
     def _bytes_moved(self) -> int:
         """What one call reads from and writes to row-blocked arrays."""
-        read = sum(numel(shape) * dtype.itemsize for shape, dtype, blocked in self.inputs.values() if blocked)
+        own_rows = {name: numel(leading) for name, leading in self.leading.items()}  # a mask's rows, read once
+        read = sum(
+            numel(shape[1:]) * own_rows.get(name, shape[0] if shape else 1) * dtype.itemsize
+            for name, (shape, dtype, blocked) in self.inputs.items()
+            if blocked
+        )
         stored = (s for s in self.statements if s.phase == "block" and s.value in self.outputs)
         return read + sum(numel(s.shape) * s.dtype.itemsize for s in stored)
 
@@ -201,7 +208,8 @@ class KernelLoops:
         if kind is Kind.REDUCTION:
             source = self._shape_of(s.reads[0])
             if tuple(s.attrs["dims"]) != tuple(range(1, len(source))):
-                raise Refused(f"{s.value} = {s.op} reduces dims {s.attrs['dims']}, not all trailing dims")
+                rows = f" (rows over several leading dims: {self.spec.not_merged})" if self.spec.not_merged else ""
+                raise Refused(f"{s.value} = {s.op} reduces dims {s.attrs['dims']}, not all trailing dims{rows}")
             if self._level_of_read(s.reads[0]) == 2 and tuple(source[1:]) != self.layout.trailing:
                 raise Refused(f"{s.value} = {s.op} reduces a broadcast value")
             return 1
@@ -238,7 +246,7 @@ class KernelLoops:
         for name, (shape, _, blocked) in self.inputs.items():
             if self.level[name] == 2:
                 steps[name] = broadcast_strides(right_aligned(shape, rank)[1:])
-                self.bases[name] = f"r * {numel(shape[1:])}" if blocked else None
+                self.bases[name] = self.layout.row_start(shape, self.leading.get(name)) if blocked else None
         for s in self.statements:
             if s.phase == "block" and s.value in self.outputs and self.level[s.value] == 2:
                 shape = self.shapes[s.value]
@@ -246,8 +254,10 @@ class KernelLoops:
                 self.bases[s.value] = f"r * {numel(shape[1:])}"
             if s.phase == "accumulate" and self.partial_size(s) > 1:  # kept dims: theirs, reduced: none
                 reduced = {d - 1 for d in s.attrs["dims"] if d > 0}
-                steps[s.value] = broadcast_strides([1 if d in reduced else n for d, n in enumerate(trailing)])
-                self.bases[s.value] = None
+                kept = [1 if d in reduced else n for d, n in enumerate(trailing)]
+                steps[s.value] = broadcast_strides(kept)
+                # a sum that keeps some merged dims adds each row into its own row of the partial
+                self.bases[s.value] = None if s.leading is None else self.layout.row_start((0, *kept), s.leading)
         for name, (dims, stored) in self.permuted.items():  # element (i1, ..., ik) to (i[dims[1]], ...)
             stored_steps = dict(zip(dims[1:], strides(stored[1:])))
             steps[name] = tuple(stored_steps[d + 1] for d in range(len(trailing)))
@@ -265,7 +275,7 @@ class KernelLoops:
             return "j" if blocked else "0"
         if name in self.nest.steps:
             return self.nest.offset(name, self.bases[name], inner)
-        return self.layout.offsets(shape, blocked) or "0"
+        return self.layout.offsets(shape, blocked, self.leading.get(name)) or "0"
 
     # ---- partials of reductions over the rows -----------------------------------------------------
     def partial_size(self, s) -> int:

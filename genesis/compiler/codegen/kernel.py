@@ -60,6 +60,15 @@ class Operand:
     shape: tuple
     dtype: dtypes.DType
     blocked: bool  # read block by block (else whole)
+    # over merged rows: its own leading dims where they broadcast over the merged ones (1 where
+    # broadcast; a (seq, seq) mask over (batch, heads, seq) rows: (1, 1, seq)). Its array holds
+    # `stored_shape`, and each merged row reads the row `layout.row_index` gives
+    leading: tuple | None = None
+
+    @property
+    def stored_shape(self) -> tuple:
+        """The shape of its array as the kernel indexes it: its own rows, then the row's dims."""
+        return self.shape if self.leading is None else (numel(self.leading),) + tuple(self.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ class Statement:
     compute: dtypes.DType | None
     input_dtypes: tuple  # kernel dtype of each input (None for literals)
     phase: str  # "pre" (before the loop), "block", "accumulate" or "post" (after the loop)
+    # a sum over merged rows that keeps some of the merged dims (a (seq, features) table's gradient,
+    # summed over the batch): its own leading dims over them, 1 where it sums (see Operand.leading)
+    leading: tuple | None = None
 
     @property
     def literal_dtype(self) -> dtypes.DType:
@@ -110,7 +122,12 @@ class KernelSpec:
     operands: tuple
     statements: tuple
     outputs: tuple  # value names the kernel writes for later readers
-    merged: bool = False  # rows span several leading dims: arrays are reshaped to the shapes here on entry
+    merged_dims: tuple = ()  # the leading dims the rows span, where several: arrays are reshaped on entry
+    not_merged: str | None = None  # why the rows stay over one leading dim, where a reduction wanted several
+
+    @property
+    def merged(self) -> bool:
+        return bool(self.merged_dims)
 
     def summary(self) -> str:
         return " -> ".join(s.op for s in self.statements)
@@ -164,9 +181,10 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
         )
     operands = tuple(operands.values())
     rows = group.rows
-    merged = merge_leading_dims(statements, operands, group)
+    merged, not_merged = merge_leading_dims(statements, operands, group)
+    merged_dims = ()
     if merged is not None:
-        statements, operands, rows = merged
+        statements, operands, rows, merged_dims = merged
     # a view made outside (a transpose) is strided: flattening it would copy it, rows slice it for free
     strided = any(o.blocked and graph[o.value].op in OPS and OPS[graph[o.value].op].kind is Kind.VIEW for o in operands)
     mode, rows = _mode(statements, operands, group, strided, rows)
@@ -178,7 +196,9 @@ def lower(graph: Graph, group, outputs: set, index: int) -> KernelSpec:
     block_rows = max(1, min(rows, BLOCK_ELEMENTS // widest))  # scratch no larger than the work
     kept = tuple(s.value for s in statements if s.value in outputs)
     name = f"k{index}_" + "_".join(dict.fromkeys(s.op for s in statements))[:48]
-    return KernelSpec(name, group.name, mode, rows, block_rows, operands, tuple(statements), kept, merged is not None)
+    return KernelSpec(
+        name, group.name, mode, rows, block_rows, operands, tuple(statements), kept, merged_dims, not_merged
+    )
 
 
 def _mode(statements, operands, group, strided=False, rows=None):
@@ -192,7 +212,9 @@ def _mode(statements, operands, group, strided=False, rows=None):
         len(s.attrs["dims"]) == len(input_shape(s, statements, operands)) for s in statements if s.phase == "accumulate"
     )  # flattened blocks can only be reduced whole
     whole_operands_scalar = all(numel(o.shape) == 1 for o in operands if not o.blocked)
-    if len(block_shapes) == 1 and plain and whole_operands_scalar:
+    # a flat loop reads and sums every value at its own element, not at a row of its own
+    own_rows = all(v.leading is None for v in (*operands, *statements))
+    if len(block_shapes) == 1 and plain and whole_operands_scalar and own_rows:
         (shape,) = block_shapes
         return "flat", numel(shape)
     return "rows", rows

@@ -9,6 +9,13 @@ kernel's row-blocked values. Every value is one of four kinds:
 - "columns": a whole operand broadcast over the rows (a layer_norm weight);
 - "scalar": one value for the whole kernel.
 
+Rows may span several leading dims (`row_merge.py`: softmax over the last dim of a
+(batch, heads, seq, seq) tensor iterates over batch * heads * seq rows). A full or row
+value whose own leading dims broadcast over those (a causal mask of shape (1, 1, seq, seq),
+a per-(batch, head) scale of shape (batch, heads, 1, 1)) is read at its own row, which
+`row_index` computes from the kernel's row once per row; a value's other dims are indexed as
+any row's.
+
 Offsets are expressions over a row index and an element index within the
 row; the names and the floor-division operator are the backend's, so the
 same arithmetic reads as Triton tiles or as C loop counters.
@@ -64,6 +71,30 @@ def rank_broadcast(statement, read_shapes) -> str | None:
     return None
 
 
+def row_index(leading, merged, rows: str = "rows", floordiv: str = "//") -> str:
+    """The row of a value whose leading dims `leading` (each 1 or the merged dim's size) broadcast
+    over the kernel's rows, which span the dims `merged`, as an expression of the kernel's row
+    `rows`: each run of dims the value keeps is the row's index there ((r / inner) % run) times
+    the value's own stride of it; a run it broadcasts adds nothing (nor does a dim of size 1)."""
+    dims = [(m, n) for m, n in zip(merged, leading) if m != 1]
+    sizes, kept = [m for m, _ in dims], [n for _, n in dims]
+    terms, dim = [], 0
+    while dim < len(dims):
+        keeps = kept[dim] != 1
+        end = dim
+        while end < len(dims) and (kept[end] != 1) == keeps:
+            end += 1
+        if keeps:
+            inner = numel(sizes[end:])
+            index = rows if inner == 1 else f"{rows} {floordiv} {inner}"
+            if dim > 0:  # `//` (or C's `/`) and `%` bind alike, left to right
+                index += f" % {numel(sizes[dim:end])}"
+            stride = numel(kept[end:])
+            terms.append(index if stride == 1 else f"{index} * {stride}")
+        dim = end
+    return " + ".join(terms) or "0"
+
+
 @dataclass(frozen=True)
 class Names:
     rows: str = "rows"
@@ -72,10 +103,12 @@ class Names:
 
 
 class RowLayout:
-    """The kinds and offsets of a row kernel's values; `values` maps each to (shape, blocked)."""
+    """The kinds and offsets of a row kernel's values; `values` maps each to (shape, blocked).
+    `merged`: the leading dims the rows span, where they span several."""
 
-    def __init__(self, values: dict, names: Names = Names()):
+    def __init__(self, values: dict, names: Names = Names(), merged: tuple = ()):
         self.names = names
+        self.merged = tuple(merged)
         blocked = [shape for shape, is_blocked in values.values() if is_blocked]
         if not blocked:
             raise Unsupported("no value is read by rows")
@@ -127,16 +160,31 @@ class RowLayout:
         ]
         return " + ".join(terms) or "0"
 
-    def offsets(self, shape, blocked=True) -> str | None:
-        """The offsets of a value of `shape` in its own buffer; None for a scalar (read once)."""
+    def row_of(self, leading=None) -> str:
+        """A row-indexed value's own row: the kernel's, or where its leading dims `leading` broadcast
+        over some of the merged ones, the row they give (`row_index`)."""
+        if leading is None or tuple(leading) == self.merged:
+            return self.names.rows
+        return row_index(leading, self.merged, self.names.rows, self.names.floordiv)
+
+    def row_start(self, shape, leading=None) -> str:
+        """Where a row-indexed value of `shape` has its row's first element."""
+        row, size = self.row_of(leading), numel(shape[1:])
+        if size == 1:
+            return row
+        return f"({row}) * {size}" if " " in row else f"{row} * {size}"
+
+    def offsets(self, shape, blocked=True, leading=None) -> str | None:
+        """The offsets of a value of `shape` in its own buffer; None for a scalar (read once).
+        `leading`: a row-indexed value's own leading dims over the merged ones (see `row_of`)."""
         kind = self.kind_of(shape, blocked)
         if kind == "scalar":
             return None
         if kind == "row":
-            return self.names.rows
+            return self.row_of(leading)
         if kind == "columns":
             return self.trailing_offsets(right_aligned(shape, self.rank)[1:])
-        return f"{self.names.rows} * {numel(shape[1:])} + {self.trailing_offsets(shape[1:])}"
+        return f"{self.row_start(shape, leading)} + {self.trailing_offsets(shape[1:])}"
 
     def index_lines(self) -> list[tuple[str, str]]:
         """(name, expression) for each trailing-dim index the offsets use."""

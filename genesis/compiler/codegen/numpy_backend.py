@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 
 from genesis.compiler.codegen.kernel import KernelSpec, input_shape, kernel_dtype
+from genesis.compiler.codegen.layout import numel, row_index
 from genesis.compiler.codegen.numpy_dialect import (
     cast_to,
     itemsize,
@@ -107,7 +108,7 @@ def _entry_lines(spec: KernelSpec) -> list[str]:
     lines = []
     if spec.merged:  # rows over several leading dims: the arrays as the kernel sees them
         outputs = set(spec.outputs)
-        lines += [f"{o.local} = {o.local}.reshape({o.shape!r})" for o in spec.operands]
+        lines += [f"{o.local} = {o.local}.reshape({o.stored_shape!r})" for o in spec.operands]
         lines += [f"out_{s.value} = out_{s.value}.reshape({s.shape!r})" for s in spec.statements if s.value in outputs]
     for o in spec.operands:
         if not o.blocked and o.dtype.is_low_precision:
@@ -127,9 +128,11 @@ def _before_loop_lines(spec: KernelSpec) -> list[str]:
 def _block_reads(spec: KernelSpec) -> list[str]:
     """A block's rows of the values computed before the loop and of the blocked operands."""
     lines = [f"{s.value}_ = {s.value}[start:stop]" for s in spec.statements if s.phase == "pre"]
+    if any(v.leading is not None for v in (*spec.operands, *spec.statements)):  # the block's merged rows
+        lines.append("rows = np.arange(start, stop)")
     for o in spec.operands:
         if o.blocked:
-            load = f"{o.local}[start:stop]"
+            load = f"{o.local}[start:stop]" if o.leading is None else f"{o.local}[{_own_rows(spec, o)}]"
             lines.append(f"{o.local}_ = {load}" + (".astype(np.float32)" if o.dtype.is_low_precision else ""))
     return lines
 
@@ -158,6 +161,12 @@ def _statement_lines(spec: KernelSpec) -> tuple[list[str], list[str], _Scratch]:
     return body, after, scratch
 
 
+def _own_rows(spec: KernelSpec, operand) -> str:
+    """The rows of an operand broadcast over some merged dims that the block's merged rows read: a
+    gather of the block's rows of it (a mask's rows, repeated over batch and heads)."""
+    return row_index(operand.leading, spec.merged_dims, "rows")
+
+
 def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list[str]:
     """A statement over a block of rows: a view of its source's block, or its result computed into
     scratch (or straight into the output's rows where no rounding comes between)."""
@@ -181,9 +190,18 @@ def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list
 def _accumulate_lines(spec: KernelSpec, s, args) -> tuple[list[str], list[str]]:
     """(in the loop, after it) of a reduction over the rows: each block's partial result, then the
     partials combined by the reduction's combine op."""
-    body = [f"{s.value} = np.empty({s.shape!r}, {np_dtype(kernel_dtype(s.dtype))})"]
+    dtype = np_dtype(kernel_dtype(s.dtype))
+    body = [f"{s.value} = np.empty({s.shape!r}, {dtype})"]
     if spec.mode == "flat":  # a flattened block reduces whole; keepdim's ones are only a view away
         body += _compute(s, args, f"{s.value}.reshape(())", round_low=False, dims=None, keepdim=False)
+    elif s.leading is not None:  # keeps some merged dims: each row of the block adds into its own row
+        rows_shape = (spec.block_rows,) + _kept_dims(spec, s)
+        dims = tuple(d for d in s.attrs["dims"] if d != 0)
+        body = [f"{s.value} = np.zeros({(numel(s.leading),) + _kept_dims(spec, s)!r}, {dtype})"]
+        body += [f"{s.value}_rows = np.empty({rows_shape!r}, {dtype})[:n]"]
+        body += _compute(s, args, f"{s.value}_rows", round_low=False, dims=dims)
+        body.append(f"np.add.at({s.value}, {row_index(s.leading, spec.merged_dims, 'rows')}, {s.value}_rows)")
+        body.append(f"{s.value} = {s.value}.reshape({s.shape!r})")
     elif spec.merged:  # over merged rows: the kept dims of the block, as a view of the value
         kept = tuple(
             n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"]
@@ -196,6 +214,11 @@ def _accumulate_lines(spec: KernelSpec, s, args) -> tuple[list[str], list[str]]:
     if s.value in spec.outputs:
         after.append(f"np.copyto(out_{s.value}, {s.value})")
     return body, after
+
+
+def _kept_dims(spec: KernelSpec, s) -> tuple:
+    """The dims of a block's row that a reduction over the rows keeps."""
+    return tuple(n for d, n in enumerate(input_shape(s, spec.statements, spec.operands)) if d not in s.attrs["dims"])
 
 
 def whole_statement_lines(spec: KernelSpec, s) -> list[str]:

@@ -166,7 +166,7 @@ class ReductionLayout(RowLayout):
         self.spec = spec
         values = {local: (shape, self._is_blocked(local)) for local, shape in _value_shapes(spec).items()}
         try:
-            super().__init__(values)
+            super().__init__(values, merged=spec.merged_dims)
         except Unsupported as error:
             raise _Unsupported(str(error)) from None
 
@@ -194,13 +194,15 @@ class ReductionLayout(RowLayout):
                 continue
             source = shapes[s.reads[0]]
             if tuple(s.attrs["dims"]) != tuple(range(1, len(source))):
-                return f"{s.value} = {s.op} reduces dims {s.attrs['dims']}, not all trailing dims"
+                rows = f" (rows over several leading dims: {self.spec.not_merged})" if self.spec.not_merged else ""
+                return f"{s.value} = {s.op} reduces dims {s.attrs['dims']}, not all trailing dims{rows}"
             if self.kind_of(source) == "full" and tuple(source[1:]) != self.trailing:
                 return f"{s.value} = {s.op} reduces a broadcast value"
         return None
 
-    def load_mask(self, shape, blocked=True) -> str:
-        # a scalar is loaded once, unmasked
+    def load_mask(self, shape, blocked=True, leading=None) -> str:
+        # a scalar is loaded once, unmasked; a value read at its own rows (`leading`) is masked by the
+        # kernel's rows that read it
         return {"row": "row_mask", "columns": "col_mask", "full": "mask"}.get(self.kind_of(shape, blocked))
 
     def store_mask(self, shape) -> str:
@@ -268,7 +270,7 @@ def render_kernel(spec: KernelSpec) -> str:
     blocked = isinstance(layout, ReductionLayout)
     loads = []
     for o in spec.operands:
-        keyword = {"blocked": o.blocked} if blocked else {}
+        keyword = {"blocked": o.blocked, "leading": o.leading} if blocked else {}
         offsets, mask = layout.offsets(o.shape, **keyword), layout.load_mask(o.shape, **keyword)
         if offsets is None:
             # a single value is read into every lane (of a 2-D tile: as one value per row, which keeps

@@ -24,7 +24,7 @@ from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Kind
 from genesis.version import __version__
 
-CODEGEN_VERSION = 2  # bump whenever generated code changes for the same graph
+CODEGEN_VERSION = 3  # bump whenever generated code changes for the same graph
 
 
 @dataclass
