@@ -105,3 +105,23 @@ def test_a_compiled_module_inside_a_compiled_model_becomes_part_of_its_graph():
     np.testing.assert_allclose(values(compiled(x)), values(outer(x)), rtol=1e-6, atol=1e-6)
     assert compiled.stats["compiles"] == 1 and compiled.stats["fallbacks"] == []
     assert list(compiled.state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_torch_compiles_arguments_are_accepted_so_a_ported_call_runs():
+    model, _ = make()
+    x = genesis.randn(5, 4)
+    model.eval()
+    expected = model(x)
+    for kwargs in (
+        dict(mode="max-autotune", dynamic=False),
+        dict(mode="reduce-overhead", fullgraph=True, options={"triton.cudagraphs": False}),
+        dict(backend="inductor", dynamic=True),
+    ):
+        compiled = genesis.compile(model, **kwargs)
+        np.testing.assert_allclose(values(compiled(x)), values(expected), rtol=1e-5, atol=1e-6)
+        assert compiled.stats["compiles"] == 1
+    assert genesis.compile(model, disable=True) is model
+    with pytest.raises(ValueError, match="unknown mode 'fastest'"):
+        genesis.compile(model, mode="fastest")
+    decorated = genesis.compile(mode="default")(lambda t: t * 2)
+    np.testing.assert_array_equal(values(decorated(x)), values(x) * 2)

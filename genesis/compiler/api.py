@@ -36,6 +36,14 @@ RECOMPILE_LIMIT = 64  # ... and before it gives up and runs eagerly (a guard tha
 PROGRAMS_PER_KEY = 8  # programs kept per argument signature (train and eval, a few module states)
 
 
+# torch.compile's arguments that tune Inductor, accepted so that a ported call runs unchanged: genesis
+# has one way to compile (its passes, then the backend's kernels) and always specialises a program
+# on its inputs' shapes, guarding them (what `dynamic=False` asks for; with `dynamic=True` a new
+# shape still compiles anew)
+TORCH_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+TORCH_BACKENDS = ("inductor",)  # PyTorch's default compiler: genesis's default backend here
+
+
 def compile(
     fn=None,
     *,
@@ -46,6 +54,10 @@ def compile(
     amp=None,
     loss_scale=None,
     clip_grad_norm=None,
+    mode=None,
+    dynamic=None,
+    options=None,
+    disable=False,
 ):
     """Compile `fn` (a function or a Module) into fused kernels; usable as a decorator.
 
@@ -60,6 +72,9 @@ def compile(
     each pass, the kernels and a report. For a training step written plainly,
     `amp="bf16"|"fp16"`, `loss_scale="dynamic"` and `clip_grad_norm=max_norm`
     add autocast, a GradScaler and clipping (see `compiler.training`).
+
+    torch.compile's `mode`, `dynamic` and `options` are accepted and change nothing (see
+    TORCH_MODES); `backend="inductor"` is the default backend; `disable=True` returns `fn`.
     """
     if fn is None:
         return functools.partial(
@@ -71,12 +86,21 @@ def compile(
             amp=amp,
             loss_scale=loss_scale,
             clip_grad_norm=clip_grad_norm,
+            mode=mode,
+            dynamic=dynamic,
+            options=options,
+            disable=disable,
         )
-    options = TrainingOptions.parse(amp, loss_scale, clip_grad_norm)
-    if options is not None:
-        fn = TrainingStep(fn, options)
-    if os.environ.get("GENESIS_COMPILE", "1") == "0":
+    if mode is not None and mode not in TORCH_MODES:
+        raise ValueError(f"genesis.compile: unknown mode {mode!r}; torch.compile's modes are {TORCH_MODES}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"genesis.compile: options must be a dict, got {type(options).__name__}")
+    training = TrainingOptions.parse(amp, loss_scale, clip_grad_norm)
+    if training is not None:
+        fn = TrainingStep(fn, training)
+    if disable or os.environ.get("GENESIS_COMPILE", "1") == "0":
         return fn
+    backend = None if backend in TORCH_BACKENDS else backend
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise ValueError(f"genesis.compile: unknown backend {backend!r}; choose one of {BACKENDS}")
