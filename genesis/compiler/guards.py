@@ -222,10 +222,7 @@ class World:
                 now = _module_state(guard.module)
                 return f"{type(guard.module).__name__}: {_difference(guard.state, now)}"
         for cell, value, where in self.cells:
-            try:
-                now = cell.cell_contents
-            except ValueError:
-                now = None
+            now = _cell_contents(cell)
             if not _same(now, value):
                 return f"{where}: {value!r} -> {now!r}"
         for namespace, name, value, where in self.globals:

@@ -92,11 +92,6 @@ def _flat(src):
     return reshape(src, (-1,)) if is_tensor(src) else src
 
 
-def _scattered(x, dim, index):
-    """True where some source element lands."""
-    return scatter_add(zeros(x.shape, dtype=dtypes.int64), dim, index, full(index.shape, 1, dtype=dtypes.int64)) > 0
-
-
 def scatter_reduce(x, dim, index, src, reduce, *, include_self=True):
     """Fold src[i, j, ...] into x at index[i, j, ...] along `dim` by `reduce` (sum, prod, mean, amax, amin);
     without include_self, x's own value at a scattered-to position takes no part."""
@@ -110,7 +105,7 @@ def scatter_reduce(x, dim, index, src, reduce, *, include_self=True):
     src = _as_source(x, src, index, "scatter_reduce")
     if reduce in S.REDUCTIONS:
         return apply(S.scatter_reduce, x, index, src, dim=dim, reduce=reduce, include_self=bool(include_self))
-    base = x if include_self else where(_scattered(x, dim, index), zeros((), dtype=x.dtype), x)
+    base = x if include_self else where(S.scattered(x, index, dim), zeros((), dtype=x.dtype), x)
     total = scatter_add(base, dim, index, src)
     if reduce == "sum":
         return total

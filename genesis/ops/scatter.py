@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genesis.dtypes import int64
 from genesis.ops.constants import zeros
 from genesis.ops.elementwise import where
 from genesis.ops.movement import (
@@ -68,17 +69,18 @@ def _src_block(src, index):
     return src[tuple(slice(0, n) for n in index.shape)]
 
 
-def _scattered(x, index, dim):
-    """1.0 where some source element lands, 0.0 elsewhere."""
-    hits = scatter_add(zeros(x.shape, x.dtype), index, zeros(index.shape, x.dtype) + 1.0, dim=dim)
-    return where(hits != 0, 1.0, 0.0).to(x.dtype)
+def scattered(x, index, dim):
+    """True where some source element lands when `index` scatters along `dim` into a tensor like `x`
+    (counted in int64, so any dtype of `x` works). scatter_reduce's include_self=False uses it too."""
+    hits = scatter_add(zeros(x.shape, int64), index, zeros(index.shape, int64) + 1, dim=dim)
+    return hits != 0
 
 
 def _extremum_shares(out, x, index, src, dim, include_self):
     """How many elements equal each result (self's and the sources'), for sharing its gradient."""
     self_is = (x == out).to(x.dtype)
     if not include_self:
-        self_is = self_is * (1.0 - _scattered(x, index, dim))
+        self_is = where(scattered(x, index, dim), 0.0, self_is).to(x.dtype)
     src_is = (_src_block(src, index) == gather(out, index, dim=dim)).to(x.dtype)
     count = scatter_add(self_is, index, src_is, dim=dim)
     return self_is, src_is, where(count == 0, 1.0, count).to(x.dtype)
@@ -93,7 +95,7 @@ def _grad_self(g, out, x, index, src, *, dim, reduce, include_self):
         self_is, _, count = _extremum_shares(out, x, index, src, dim, include_self)
         grad = self_is * g / count
     if not include_self:
-        grad = grad * (1.0 - _scattered(x, index, dim))
+        grad = where(scattered(x, index, dim), 0.0, grad).to(grad.dtype)
     return grad
 
 

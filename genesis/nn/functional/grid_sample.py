@@ -81,7 +81,7 @@ def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros"
     y = _source_positions(flat_grid[..., 1], height, padding_mode, align_corners)
     image = GF.reshape(input, (batch, channels, height * width))
     if mode == "nearest":
-        out = _read(image, _round_half_even(x), _round_half_even(y), height, width)
+        out = _read(image, _nearest(x), _nearest(y), height, width)
     else:
         left, top = GF.floor(x).detach(), GF.floor(y).detach()
         right_weight, bottom_weight = x - left, y - top
@@ -126,10 +126,9 @@ def _reflect(position, low, high):
     return GF.where(extra <= span, extra, 2 * span - extra) + low
 
 
-def _round_half_even(position):
-    nearest = GF.floor(position + 0.5)
-    tie_to_odd = (nearest - position == 0.5) & (GF.remainder(nearest, 2.0) != 0)
-    return GF.where(tie_to_odd, nearest - 1, nearest).detach()
+def _nearest(position):
+    """The nearest pixel, ties to even as PyTorch's nearest mode (`round`); it takes no gradient."""
+    return GF.round(position).detach()
 
 
 def _read(image, column, row, height, width):
