@@ -374,6 +374,18 @@ def thread_pool() -> NativeLibrary | None:
     return library
 
 
+def op_kernels(source: str, signatures: dict) -> NativeLibrary | None:
+    """A library of ops' hand-written C kernels (ops/native/*.c), built and cached as the thread
+    pool is; None where it cannot be had (the ops then run their numpy kernels)."""
+    try:
+        return load(source, signatures, key=cache.key_of("c-op-kernels", source, machine_signature()))
+    except CompileFailed as error:
+        warnings.warn(f"genesis: ops run their numpy kernels ({error})", stacklevel=2)
+        return None
+    except (CompilerError, OSError):  # no compiler here, and the library is not in the cache
+        return None
+
+
 def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary:
     """Compile (or find in the cache) and load `source`; `key` is the library key recorded at build time."""
     if key is None or (key not in _KEPT_LOADED and _library_problem(_library_path(key)) is not None):
@@ -384,3 +396,4 @@ def load(source: str, signatures: dict, key: str | None = None) -> NativeLibrary
 
 
 runtime_native.provide_thread_pool(thread_pool)
+runtime_native.provide_library_builder(op_kernels)

@@ -5,7 +5,9 @@ A convolution is im2col + matmul and a pooling is a reduction over windows
 stack, the columns cost a copy per slice, and their backward a zeros tensor
 and a scatter per slice; max-pooling took an argmax over a stacked copy and
 scattered its gradient with np.add.at (together 85 of the 134 ms of a CNN step
-in benchmarks/train_step.py). These three ops do the same work directly:
+in benchmarks/train_step.py). These three ops do the same work directly, in C
+where the ops' C library can be had (ops/native/windows.c, ops/native_kernels.py),
+else in numpy, with the same bits:
 
 - `im2col(x)`: x (N, C, H, W), already padded, to the columns (N, C, kh*kw,
   Ho, Wo), row-major over the kernel: one strided view, one copy. Its vjp is
@@ -37,7 +39,12 @@ from numpy.lib.stride_tricks import as_strided
 from genesis.dtypes import BOOL, int64
 from genesis.errors import ShapeError
 from genesis.ops import dtype_rules as dt
+from genesis.ops.native_kernels import NativeKernels, geometry, run
 from genesis.ops.op import Autocast, Kind, Op, register
+from genesis.runtime import memory
+
+# the three ops' kernels in C (ops/native/windows.c), where a library can be had
+C_KERNELS = NativeKernels("windows.c", {"g_im2col": "pppii", "g_col2im": "pppii", "g_max_pool2d_positions": "pppii"})
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding_total: int, dilation: int) -> int:
@@ -89,11 +96,25 @@ def _im2col_shape(shape, *, kernel, stride, dilation, batch_inside):
 
 def _im2col_kernel(x, *, kernel, stride, dilation, batch_inside):
     out = _window_counts("im2col", x.shape, kernel, stride, dilation)
+    native = C_KERNELS.kernel("g_im2col", x.dtype)
+    if native is not None:
+        x = np.ascontiguousarray(x)
+        columns = memory.empty(
+            _im2col_shape(x.shape, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside),
+            x.dtype,
+        )
+        sizes = _window_geometry(x.shape, kernel, stride, dilation, out, batch_inside)
+        run(native, (x, columns, sizes), x.shape[0] * x.shape[1], columns.size // max(1, x.shape[0] * x.shape[1]))
+        return columns
     windows = _windows(x, kernel, stride, dilation, out)
     columns = np.ascontiguousarray(windows.transpose(_BATCH_INSIDE) if batch_inside else windows)
     return columns.reshape(
         _im2col_shape(x.shape, kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
     )
+
+
+def _window_geometry(shape, kernel, stride, dilation, out, batch_inside):
+    return geometry(*shape, *kernel, *stride, *dilation, *out, int(batch_inside))
 
 
 def _col2im_shape(shape, *, size, kernel, stride, dilation, batch_inside):
@@ -110,6 +131,14 @@ def _col2im_shape(shape, *, size, kernel, stride, dilation, batch_inside):
 
 
 def _col2im_kernel(columns, *, size, kernel, stride, dilation, batch_inside):
+    native = C_KERNELS.kernel("g_col2im", columns.dtype)
+    if native is not None:
+        columns = np.ascontiguousarray(columns)
+        n, c = (columns.shape[2], columns.shape[0]) if batch_inside else columns.shape[:2]
+        image = memory.empty((n, c, *size), columns.dtype)
+        sizes = _window_geometry(image.shape, kernel, stride, dilation, columns.shape[3:], batch_inside)
+        run(native, (columns, image, sizes), n * c, columns.size // max(1, n * c))
+        return image
     # The image is summed in the columns' own order of channels and batch, so every add reads the
     # columns contiguously; batch-inside columns make a (C, N, H, W) image, transposed once at the end
     # (one copy, against strided reads in all kh*kw adds: 24 against 37 ms for 64x32x16x16, 3x3).
@@ -162,17 +191,32 @@ def _lowest(dtype):
 def _max_pool_indices_kernel(x, *, kernel, stride, padding, dilation, ceil_mode):
     w = x.shape[3]
     out, extra = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    native = C_KERNELS.kernel("g_max_pool2d_positions", x.dtype)
+    if native is not None:
+        x = np.ascontiguousarray(x)
+        positions = memory.empty((*x.shape[:2], *out), np.int64)
+        sizes = geometry(*x.shape[2:], *kernel, *stride, *padding, *dilation, *out)
+        planes = x.shape[0] * x.shape[1]
+        run(native, (x, positions, sizes), planes, positions.size // max(1, planes) * kernel[0] * kernel[1])
+        return positions
     widths = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
     padded = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
     windows = _windows(padded, kernel, stride, dilation, out)
-    corner = (np.arange(out[0]).reshape(-1, 1) * stride[0] - padding[0]) * w + (
-        np.arange(out[1]) * stride[1] - padding[1]
-    )
+    top, left = _window_starts(out, stride, padding)
+    corner = top.reshape(-1, 1) * w + left
     offsets = [i * dilation[0] * w + j * dilation[1] for i in range(kernel[0]) for j in range(kernel[1])]
     winner, best = _window_winners(windows, kernel, offsets, nan_wins=False)
     if x.dtype.kind not in "iu" and np.isnan(best).any():  # np.maximum carried a NaN: find the last one
         winner, _ = _window_winners(windows, kernel, offsets, nan_wins=True)
-    return np.add(winner, corner, dtype=np.int64)
+    positions = np.add(winner, corner, dtype=np.int64)
+    # a window of the lowest value only gives its first position inside the image, as PyTorch's does
+    first_top, first_left = (np.where(starts < 0, starts % d, starts) for starts, d in zip((top, left), dilation))
+    return np.where(best == _lowest(x.dtype), first_top.reshape(-1, 1) * w + first_left, positions)
+
+
+def _window_starts(out, stride, padding):
+    """Where each row and column of windows starts, padding counted negative."""
+    return [np.arange(o) * s - p for o, s, p in zip(out, stride, padding)]
 
 
 def _window_winners(windows, kernel, offsets, nan_wins):

@@ -93,6 +93,22 @@ def provide_thread_pool(provider) -> None:
     _pool_provider = provider
 
 
+def provide_library_builder(builder) -> None:
+    """How to build hand-written C kernels (ops/native/*.c): `builder(source, signatures)` gives the
+    loaded library (`signatures`: each function's argument codes, as a program's kernels have), or
+    None where none can be built. The compiler's C toolchain hands it down with the thread pool;
+    until then, and where it gives None, the ops run their numpy kernels."""
+    global _library_builder
+    _library_builder = builder
+
+
+def build_library(source: str, signatures: dict):
+    return None if _library_builder is None else _library_builder(source, signatures)
+
+
+_library_builder = None
+
+
 def _c_pool():
     global _pool_library
     if _pool_library is _UNLOADED:

@@ -1,0 +1,76 @@
+"""Hand-written C kernels for opaque ops whose numpy kernels make many passes (ops/native/*.c).
+
+An opaque op's kernel (im2col, col2im, max-pooling's positions, gather, scatter_add) serves eager
+mode and compiled programs alike (a program calls it as a library call), so one C version of it
+speeds up both. The C source sits next to the ops; the compiler's C toolchain, above the ops,
+builds it once per machine into the kernel cache and hands the builder down
+(`runtime.native.provide_library_builder`). Where no library can be had (no C compiler and
+nothing cached) or for dtypes the C source does not cover, the op runs its numpy kernel: both give
+the same bits, which tests/test_native_kernels.py checks.
+
+The kernels split their work into rows (image planes, or outer indices) that write disjoint parts
+of the output, and the rows run in chunks on the C thread pool like a generated kernel's.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from genesis.runtime import native as runtime_native
+
+SOURCES = Path(__file__).resolve().parent / "native"
+# the dtypes each source instantiates its kernels for, by the suffix their names take
+SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+class NativeKernels:
+    """The kernels of one C source file: `functions` maps each kernel's stem (`g_im2col`) to its
+    argument codes ("p" a pointer, "i" an int64), the same for every dtype suffix."""
+
+    def __init__(self, filename: str, functions: dict[str, str]):
+        self.path = SOURCES / filename
+        self.functions = functions
+        self.enabled = True  # tests turn it off to run the numpy kernels
+        self._library = None
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def library(self):
+        if not self.enabled:
+            return None
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    signatures = {
+                        f"{stem}_{suffix}": codes
+                        for stem, codes in self.functions.items()
+                        for suffix in SUFFIXES.values()
+                    }
+                    self._library = runtime_native.build_library(self.path.read_text(), signatures)
+                    self._loaded = True
+        return self._library
+
+    def kernel(self, stem: str, dtype):
+        """The C kernel `stem` for arrays of `dtype`, and its thread-pool entry; None where it cannot run."""
+        suffix = SUFFIXES.get(np.dtype(dtype))
+        library = self.library() if suffix is not None else None
+        if library is None:
+            return None
+        name = f"{stem}_{suffix}"
+        return getattr(library, name), getattr(library, f"{name}_chunk")
+
+
+def run(kernel, arrays, rows: int, row_elements: int) -> None:
+    """Run a kernel (from `NativeKernels.kernel`) over `rows` rows of about `row_elements` elements."""
+    if rows <= 0:
+        return
+    function, entry = kernel
+    runtime_native.run_native(function, arrays, (), runtime_native.row_chunks(rows, row_elements), entry)
+
+
+def geometry(*sizes) -> np.ndarray:
+    """The sizes a kernel reads, as its int64 array argument."""
+    return np.array(sizes, np.int64)

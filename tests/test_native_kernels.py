@@ -1,0 +1,165 @@
+"""The ops' hand-written C kernels (ops/native/*.c) against their numpy kernels and PyTorch.
+
+An op runs its C kernel where the library can be built and its numpy kernel elsewhere (no C
+compiler, another dtype), so both must give the same bits: each case runs the op's kernel both
+ways on the same arrays, over the layouts and geometries the C code branches on (strides,
+padding, dilation, ceil_mode, both column layouts, an inner dim of one and of more), with NaNs,
+infinities and ties, in float32 and float64, split over several threads' chunks.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import genesis
+import genesis.nn.functional as F
+from genesis.ops import OPS, movement, windows
+from genesis.runtime import native
+
+pytestmark = pytest.mark.c_compiler
+
+
+def both_ways(kernels, stem, dtype, run):
+    """`run()` with the C kernel and with the numpy kernel; the C one must be there."""
+    assert kernels.kernel(stem, dtype) is not None, "the C kernels did not build"
+    with_c = run()
+    kernels.enabled = False
+    try:
+        with_numpy = run()
+    finally:
+        kernels.enabled = True
+    return with_c, with_numpy
+
+
+def assert_same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def awkward_values(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.integers(0, flat.size, max(1, flat.size // 50))] = np.nan
+    flat[rng.integers(0, flat.size, max(1, flat.size // 50))] = -np.inf
+    flat[rng.integers(0, flat.size, max(1, flat.size // 50))] = 1.25  # ties
+    return x
+
+
+POOLS = [
+    dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False),
+    dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), ceil_mode=True),
+    dict(kernel=(3, 2), stride=(1, 3), padding=(1, 1), dilation=(2, 1), ceil_mode=True),
+    dict(kernel=(2, 3), stride=(1, 1), padding=(0, 1), dilation=(1, 2), ceil_mode=False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", POOLS, ids=range(len(POOLS)))
+def test_max_pool_positions_in_c_are_numpys_and_pytorchs(options, dtype):
+    x = awkward_values((3, 5, 11, 9), dtype, seed=0)
+    x[0, 0] = -np.inf  # windows of -inf only, some over the padding: their first position inside
+    kernel = OPS["max_pool2d_indices"].kernel
+    with_c, with_numpy = both_ways(windows.C_KERNELS, "g_max_pool2d_positions", dtype, lambda: kernel(x, **options))
+    assert_same_bits(with_c, with_numpy)
+    _, expected = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x),
+        options["kernel"],
+        options["stride"],
+        options["padding"],
+        options["dilation"],
+        options["ceil_mode"],
+        return_indices=True,
+    )
+    np.testing.assert_array_equal(with_c, expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_inside", [False, True])
+@pytest.mark.parametrize(
+    "kernel, stride, dilation", [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 3), (1, 1)), ((3, 2), (2, 1), (2, 3))]
+)
+def test_im2col_and_col2im_in_c_are_numpys(kernel, stride, dilation, batch_inside, dtype):
+    x = awkward_values((4, 3, 13, 12), dtype, seed=1)
+    attrs = dict(kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
+    columns, expected_columns = both_ways(
+        windows.C_KERNELS, "g_im2col", dtype, lambda: OPS["im2col"].kernel(x, **attrs)
+    )
+    assert_same_bits(columns, expected_columns)
+    # col2im sums overlapping windows: the same order of additions gives the same bits
+    values = np.random.default_rng(2).standard_normal(columns.shape).astype(dtype)
+    image, expected_image = both_ways(
+        windows.C_KERNELS, "g_col2im", dtype, lambda: OPS["col2im"].kernel(values, size=x.shape[2:], **attrs)
+    )
+    assert_same_bits(image, expected_image)
+
+
+def test_im2col_in_c_reads_a_strided_input():
+    x = np.random.default_rng(3).standard_normal((2, 6, 9, 8)).astype(np.float32)[:, ::2, :, 1:]
+    attrs = dict(kernel=(3, 3), stride=(1, 1), dilation=(1, 1), batch_inside=False)
+    columns, expected = both_ways(windows.C_KERNELS, "g_im2col", np.float32, lambda: OPS["im2col"].kernel(x, **attrs))
+    assert_same_bits(columns, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, index_shape, dim", [((6, 40), (6, 25), 1), ((5, 7, 4), (5, 9, 4), 1), ((8, 3), (4, 3), 0)]
+)
+def test_gather_and_scatter_add_in_c_are_numpys(shape, index_shape, dim, dtype):
+    rng = np.random.default_rng(4)
+    a = awkward_values(shape, dtype, seed=5)
+    index = rng.integers(0, shape[dim], index_shape)  # repeated positions: scatter_add sums them in order
+    src = rng.standard_normal(index_shape).astype(dtype)
+    gathered, expected = both_ways(
+        movement.C_KERNELS, "g_gather", dtype, lambda: OPS["gather"].kernel(a, index, dim=dim)
+    )
+    assert_same_bits(gathered, expected)
+    added, expected = both_ways(
+        movement.C_KERNELS, "g_scatter_add", dtype, lambda: OPS["scatter_add"].kernel(a, index, src, dim=dim)
+    )
+    assert_same_bits(added, expected)
+    reference = torch.from_numpy(a).scatter_add(dim, torch.from_numpy(index), torch.from_numpy(src))
+    np.testing.assert_allclose(added, reference.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+def test_c_kernels_split_over_threads_give_one_threads_bits(monkeypatch):
+    """Big enough for several chunks on the thread pool: the chunks write disjoint rows."""
+    x = awkward_values((16, 32, 64, 64), np.float32, seed=6)
+    options = POOLS[1]
+    kernel = OPS["max_pool2d_indices"].kernel
+    assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) > 1 or native.THREADS == 1
+    split = kernel(x, **options)
+    monkeypatch.setattr(native, "GRAIN", 1 << 40)  # one chunk
+    assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) == 1
+    np.testing.assert_array_equal(split, kernel(x, **options))
+
+
+def test_a_cnn_step_is_the_same_with_and_without_the_c_kernels():
+    """A convolution-pooling network's loss and gradients, eager and compiled, either way."""
+    rng = np.random.default_rng(7)
+    x = genesis.tensor(rng.standard_normal((4, 3, 12, 12)).astype(np.float32))
+
+    def grads():
+        genesis.manual_seed(0)
+        conv = genesis.nn.Conv2d(3, 4, 3, padding=1)
+        out = {}
+
+        def step(x):
+            loss = F.max_pool2d(F.relu(conv(x)), 2, ceil_mode=True).square().mean()
+            loss.backward()
+            return loss
+
+        for name, fn in (("eager", step), ("compiled", genesis.compile(step))):
+            conv.zero_grad()
+            out[name] = (fn(x).detach().numpy(), conv.weight.grad.numpy().copy())
+        return out
+
+    with_c = grads()
+    windows.C_KERNELS.enabled = movement.C_KERNELS.enabled = False
+    try:
+        with_numpy = grads()
+    finally:
+        windows.C_KERNELS.enabled = movement.C_KERNELS.enabled = True
+    for name in with_c:
+        for got, expected in zip(with_c[name], with_numpy[name]):
+            np.testing.assert_array_equal(got, expected)
