@@ -299,6 +299,19 @@ def test_a_transpose_only_matmuls_read_leaves_the_softmax_group_for_c():
     assert any("permute leaves" in line for line in compiled.graphs[0].fusion_log)
 
 
+def test_a_reshape_only_other_kernels_read_leaves_its_group_as_a_view():
+    def pooled(x, positions):  # max-pooling's gather reads the activation reshaped to planes
+        activation = genesis.nn.functional.relu(x * 2.0 + 1.0)
+        planes = activation.reshape(4, 3, 36)
+        return genesis.gather(planes, 2, positions), activation * 3.0
+
+    positions = genesis.tensor(np.random.default_rng(2).integers(0, 36, (4, 3, 9)))
+    compiled, program = assert_matches_eager(pooled, data(4, 3, 6, 6), positions)
+    assert any("reshape leaves" in line for line in compiled.graphs[0].fusion_log)
+    (group,) = compiled.graphs[0].groups
+    assert all(compiled.graphs[0][name].op != "reshape" for name in group.members)
+
+
 def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
     def fn(x):
         total = x.sum(dim=-1, keepdim=True)

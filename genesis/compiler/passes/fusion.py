@@ -306,6 +306,28 @@ class _Partition:
                 del self.group_of[name]
                 self.log.append(f"{name} = permute leaves {group.name}: only matmuls read it, as a strided view")
 
+    def release_reshapes_read_outside(self) -> None:
+        """Leave out of a group a reshape that only other kernels and library calls read: its input,
+        stored by the group anyway or read from outside it, is the same bytes in another shape,
+        which the program views for free, where the group would store a second copy (the CNN's
+        activations, reshaped for max-pooling's gather: 8 MB more written per layer). Latest first,
+        so a chain of reshapes leaves whole."""
+        for group in self.groups:
+            for name in reversed(list(group.members)):
+                users = self.users[name]
+                if (
+                    OPS[self.graph[name].op].index_map is not IndexMap.RESHAPE
+                    or not users
+                    or name in self.graph.outputs
+                    or any(self.group_of.get(user) is group for user in users)
+                ):
+                    continue
+                group.members.remove(name)
+                for phase in (group.pre, group.post, group.accumulators):
+                    phase.discard(name)
+                del self.group_of[name]
+                self.log.append(f"{name} = reshape leaves {group.name}: only other kernels read it, as a view")
+
     def merge_scalar_groups(self) -> None:
         """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
         per-parameter step-count arithmetic is a few scalar ops each, and one kernel call per
@@ -377,6 +399,7 @@ def fusion(graph: Graph) -> Graph:
     partition.run()
     partition.sink_into_readers()
     partition.hoist_transposes_read_by_matmuls()
+    partition.release_reshapes_read_outside()
     partition.merge_scalar_groups()
     # a group of views only would copy what a library call merely re-indexes (ids keep their gaps, so the
     # refusal log's group names stay true)
