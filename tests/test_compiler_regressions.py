@@ -516,3 +516,9 @@ def test_a_write_through_a_view_into_a_saved_output_is_refused_in_backward_as_ea
         x = genesis.tensor(np.random.default_rng(0).uniform(-2, 2, (6, 6, 1)), requires_grad=True)
         with pytest.raises(VersionError, match="the output of sqrt"):
             run(x).sum().backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_group_of_one_reshape_that_leaves_it(backend):
+    # a dot product's reshape, read only by a stack, left its group empty: fusion then crashed
+    assert_compiled_matches_eager(lambda a, b, c: genesis.stack([a.dot(b), c], dim=0), [(8,), (8,), ()], backend)

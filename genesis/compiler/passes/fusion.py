@@ -327,6 +327,7 @@ class _Partition:
                     phase.discard(name)
                 del self.group_of[name]
                 self.log.append(f"{name} = reshape leaves {group.name}: only other kernels read it, as a view")
+        self.groups = [group for group in self.groups if group.members]
 
     def merge_scalar_groups(self) -> None:
         """Fold independent groups of 0-d work into one kernel (horizontal fusion): an optimizer's
