@@ -308,6 +308,12 @@ def _index_block(shape, *, key):
     return block or (0, 0, shape[0])  # the whole input: a block along dim 0
 
 
+def _basic_index_expression(attrs) -> str:
+    """The numpy expression of a basic index of `{0}`: the key's slices, ints and new axes as Python."""
+    basic, _, _ = split_key(attrs["key"], ())
+    return "{0}[" + repr(basic).replace("{", "{{").replace("}", "}}") + "]"
+
+
 index_basic = _movement(
     "index_basic",
     Kind.VIEW,
@@ -316,6 +322,7 @@ index_basic = _movement(
     (_index_grad,),
     grad_region=_index_region,
     region_block=_index_block,
+    codegen={"numpy_view": _basic_index_expression},
 )
 index_advanced = _movement("index_advanced", Kind.OPAQUE, _index_kernel, _index_shape, (_index_grad,), saves=_INDICES)
 index_put = _movement(

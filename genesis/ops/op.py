@@ -17,6 +17,9 @@ primitive:
   broadcasting.
 - `kind`: what fusion reads (elementwise, reduction, matmul, view, opaque).
 - `codegen`: snippets per backend ("triton", "numpy", "c"), filled by the compiler;
+  a view without an `index_map` may give "numpy_view", `template(attrs)`: the
+  numpy expression of the view of `{0}`, which a program then takes in place
+  of a call of the op (basic indexing: `{0}[(slice(0, 128, 1), Ellipsis)]`);
   "c_helpers" and "triton_helpers" name the files in `ops/helpers/` whose
   functions a snippet calls (C's `g_relu`, Triton's `floor_divide`), which a
   program includes when one of its kernels runs the op.

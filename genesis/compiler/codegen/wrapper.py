@@ -93,8 +93,9 @@ def _read_outside(graph: Graph) -> set:
 
 def inline_view(node) -> bool:
     """Views outside any kernel that the wrapper takes as numpy views: the same calls as their eager
-    kernels, minus dispatch."""
-    return OPS[node.op].index_map is not None
+    kernels, minus dispatch (an unrolled LSTM step slices its gates about 200 times)."""
+    op = OPS[node.op]
+    return op.index_map is not None or (op.kind is Kind.VIEW and "numpy_view" in op.codegen)
 
 
 @dataclass
@@ -216,7 +217,12 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
             node = step.node
             arguments = node.value_inputs()  # the library call puts the literals back in place
             if inline_view(node):
-                view = numpy_view(OPS[node.op].index_map, arguments[0], node.attrs)
+                op = OPS[node.op]
+                view = (
+                    numpy_view(op.index_map, arguments[0], node.attrs)
+                    if op.index_map is not None
+                    else op.codegen["numpy_view"](node.attrs).format(arguments[0])
+                )
                 lines.append(f"{node.name} = {view}  # {node.op}")
             elif runs_inline(graph, node):
                 allocate(node.name)
