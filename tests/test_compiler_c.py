@@ -312,6 +312,16 @@ def test_a_reshape_only_other_kernels_read_leaves_its_group_as_a_view():
     assert all(compiled.graphs[0][name].op != "reshape" for name in group.members)
 
 
+def test_basic_indexing_is_an_inline_view_of_the_program():
+    def gates(x, h):  # an LSTM's gates: slices of one product, each read by the cell's kernel
+        z = x @ h
+        i, f, g = z[:, 0:4], z[:, 4:8], z[:, 8:]
+        return i.sigmoid() * g.tanh() + f.sigmoid() * z[1:, None, 2, ...].sum()
+
+    compiled, program = assert_matches_eager(gates, data(5, 7), data(7, 12, seed=1), rtol=1e-5, atol=1e-6)
+    assert program["views"] >= 4 and program["library_calls"] == 0, program
+
+
 def test_reducing_a_value_that_has_one_element_per_row_is_the_value():
     def fn(x):
         total = x.sum(dim=-1, keepdim=True)
