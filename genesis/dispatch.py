@@ -21,7 +21,7 @@ from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
 from genesis.tape import Node, ViewLink
 from genesis.tensor import Tensor
 
-_UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}
+UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}  # what low precision computes in
 
 # The trace that records op applications now (the compiler's Tracer), or None in eager mode. Only
 # `tracing` sets it. The layers above never reach it: they ask the functions under "what code
@@ -44,7 +44,7 @@ def apply(op, *inputs, **attrs):
         inputs = autocast_hook(op, inputs)
     compute, out_dtype = op.dtype(inputs, **attrs)
     if compute is not None and op.upcasts_low_precision:
-        compute = _UPCAST.get(compute, compute)
+        compute = UPCAST.get(compute, compute)
     arrays = []
     needs_grad = False
     device = None

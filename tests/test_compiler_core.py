@@ -429,3 +429,25 @@ def test_without_a_c_compiler_the_default_is_numpy_and_asking_for_c_is_a_clear_e
     assert_same(compiled(x), x * 2 + 1, rtol=0, atol=0)
     with pytest.raises(native.CompilerError, match="GENESIS_CC='/nonexistent/cc' is not an executable C compiler"):
         genesis.compile(lambda x: x * 2 + 1, backend="c")(x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_library_calls_give_eager_values_and_eager_errors(backend):
+    """Unfused ops (cat, gather, cumsum) run their kernels straight on the arrays where dispatch would
+    only pass them through, and through dispatch where it casts (a cat of float32 and float64)."""
+
+    def fn(x, y, index):
+        joined = genesis.cat([x * 2, x.cumsum(1)], dim=1)
+        mixed = genesis.cat([x, y], dim=0)
+        return genesis.gather(joined, 1, index) + 1, mixed * 3
+
+    rng = np.random.default_rng(0)
+    x = genesis.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    y = genesis.tensor(rng.standard_normal((2, 4)))
+    index = genesis.tensor(rng.integers(0, 8, (3, 5)))
+    compiled = genesis.compile(fn, backend=backend)
+    for got, expected in zip(compiled(x, y, index), fn(x, y, index)):
+        assert got.dtype is expected.dtype
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    with pytest.raises(IndexError, match="out of range"):  # the kernel's error, as eager raises it
+        compiled(x, y, genesis.tensor(np.full((3, 5), 8)))

@@ -21,11 +21,12 @@ import warnings
 
 import numpy as np
 
-from genesis import dispatch, grad_mode
+from genesis import dispatch, dtypes, grad_mode
 from genesis.compiler import cache, interpret, native
 from genesis.compiler.codegen import c_backend, triton_backend
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
 from genesis.ops.op import OPS, Kind
+from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 from genesis.version import __version__
 
@@ -71,14 +72,60 @@ def library_call(graph, node):
     def call(*arrays):
         values = iter(arrays)
         inputs = [Tensor._make(next(values), dtype) if dtype is not None else literal for dtype, literal in slots]
-        result = dispatch.apply(op, *inputs, **attrs)._data
-        # the memory plan gives every node's value a buffer of its own: a kernel that hands back its
-        # input (checked_divisor) or a view of it would share one the plan reuses once the input is dead
-        if any(np.may_share_memory(result, array) for array in arrays):
-            result = result.copy()
-        return result
+        return _own_buffer(dispatch.apply(op, *inputs, **attrs)._data, arrays)
 
-    return call
+    return _direct_call(graph, node, slots, call) or call
+
+
+def _own_buffer(result, arrays):
+    # the memory plan gives every node's value a buffer of its own: a kernel that hands back its
+    # input (checked_divisor) or a view of it would share one the plan reuses once the input is dead
+    if any(np.may_share_memory(result, array) for array in arrays):
+        return result.copy()
+    return result
+
+
+def _direct_call(graph, node, slots, through_dispatch):
+    """The node's kernel called on the arrays as they come, where that is all dispatch would do:
+    every input already has the op's compute dtype (the graph's casts ran before), the op has no
+    generated eager kernel (which dispatch might pick instead), and literals are taken as they are.
+    Dispatch's wrapping and dtype rules cost about 10 us a call (an LSTM step makes ~40 such
+    calls: its cats and embedding). A kernel that fails goes through dispatch again, which
+    explains the failure. None where dispatch does more."""
+    op, attrs = OPS[node.op], node.attrs
+    if op.generated_eager_from is not None:
+        return None
+    stand_ins = [
+        Tensor._make(np.broadcast_to(np.zeros((), NUMPY_DTYPE[dtype]), graph[x].shape), dtype) if dtype else x
+        for dtype, x in slots
+    ]
+    compute, out_dtype = op.dtype(stand_ins, **attrs)
+    if compute is not None and op.upcasts_low_precision:
+        compute = dispatch.UPCAST.get(compute, compute)
+    literals_as_they_are = compute is None or compute.category != dtypes.INT
+    if compute is not None and any(dtype not in (None, compute) for dtype, _ in slots):
+        return None
+    if not literals_as_they_are and any(dtype is None and type(x) is int for dtype, x in slots):
+        return None
+    kernel, out_np = op.kernel, NUMPY_DTYPE[out_dtype]
+    positions = [i for i, (dtype, _) in enumerate(slots) if dtype is not None]
+    template = [None if dtype is not None else x for dtype, x in slots]
+
+    def direct(*arrays):
+        arguments = list(template)
+        for position, array in zip(positions, arrays):
+            arguments[position] = array
+        try:
+            result = kernel(*arguments, **attrs)
+        except Exception:  # noqa: BLE001  (dispatch runs it again and names the problem)
+            return through_dispatch(*arrays)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result)
+        if result.dtype != out_np:
+            result = result.astype(out_np)
+        return _own_buffer(result, arrays)
+
+    return direct
 
 
 def program_key(graph, backend: str) -> str:
