@@ -13,8 +13,13 @@ so forward and backward land in one joint graph. `split` cuts it in two:
 Each is optimised and compiled like any program. At call time, each result
 gets one autograd node whose rule runs the compiled backward once and hands
 out the gradient for each input; eager autograd cannot tell it from any other
-node. Higher-order gradients through a compiled function are not supported:
-the compiled backward is not itself differentiable.
+node. The compiled backward is not itself differentiable: a gradient asked for
+with `create_graph=True` comes from the joint graph interpreted once more with
+the eager kernels on the call's own input tensors (`Differentiable`), so the
+tape records every op of forward and backward and a second derivative
+follows, as eager's would. That needs the inputs the gradients read as they
+were: where the function or the user has changed one in place since the call,
+it raises, as eager autograd does for a saved tensor.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import networkx as nx
 
 from genesis import grad_mode
 from genesis.autograd.engine import VersionError
+from genesis.compiler import interpret
 from genesis.compiler.ir import INPUT, Graph
 from genesis.creation import zeros
 from genesis.ops.op import Kind, Op
@@ -78,28 +84,64 @@ def _order(graph):
     return position.__getitem__
 
 
+class Differentiable:
+    """Gradients of a compiled function that are themselves differentiable (`create_graph=True`):
+    the joint graph run by the eager kernels with grad mode on. `joint`'s inputs are the forward
+    program's inputs followed by one incoming gradient per differentiable output; its outputs, the
+    `n_forward` results and then the gradients."""
+
+    def __init__(self, joint: Graph, n_forward: int, forward_inputs: list, grad_inputs: list):
+        self.joint = joint
+        self.n_forward = n_forward
+        read = set()
+        for name in joint.outputs[n_forward:]:
+            read |= nx.ancestors(joint.nx, name) | {name}
+        position = {name: k for k, name in enumerate(forward_inputs)}
+        incoming = {name: k for k, name in enumerate(grad_inputs)}
+        # per joint input: ("input", the forward call's input k) or ("incoming", gradient k)
+        self.sources = [("input", position[n]) if n in position else ("incoming", incoming[n]) for n in joint.inputs]
+        self.read = [position[name] for name in forward_inputs if name in read]  # inputs the gradients read
+
+    def gradients(self, inputs, versions, incoming_all) -> list:
+        for k in self.read:
+            if inputs[k]._version[0] != versions[k]:
+                raise VersionError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    "operation: an input of a compiled function, differentiated with create_graph=True"
+                )
+        values = [inputs[k] if kind == "input" else incoming_all[k] for kind, k in self.sources]
+        with grad_mode.enable_grad():
+            outputs = interpret.run(self.joint, values)
+        return outputs[self.n_forward :]
+
+
 class BackwardCall:
     """The compiled backward of one forward call: its saved values, run once per incoming gradient."""
 
-    def __init__(self, executor, saved, output_metas, input_count):
+    def __init__(self, executor, saved, output_metas, input_count, again=None):
         self.executor = executor
         self.saved = saved
         self.output_metas = output_metas  # (shape, dtype) of each differentiable output
         self.input_count = input_count
+        self.again = again  # (Differentiable, the call's inputs, their versions before it), for create_graph
         self._last = (None, None)  # (the incoming gradient, the gradients it gave)
 
     def gradient(self, output: int, incoming, index: int):
-        if grad_mode.is_grad_enabled():
+        create_graph = grad_mode.is_grad_enabled()
+        if create_graph and self.again is None:
             raise NotImplementedError(
-                "higher-order gradients (create_graph=True) through a compiled function "
-                "are not supported; differentiate the eager function instead"
+                "higher-order gradients (create_graph=True) through this compiled function are not "
+                "supported; differentiate the eager function instead"
             )
         key, grads = self._last
-        if key is not incoming:
+        if key is not incoming or create_graph:
             incoming_all = [
                 incoming if k == output else zeros(shape, dtype=dtype)
                 for k, (shape, dtype) in enumerate(self.output_metas)
             ]
+            if create_graph:
+                differentiable, inputs, versions = self.again
+                return differentiable.gradients(inputs, versions, incoming_all)[index]
             grads = self.executor(self.saved + incoming_all)
             self._last = (incoming, grads)
         return grads[index]

@@ -92,12 +92,13 @@ class Program:
 
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
+        versions = [t._version[0] for t in inputs] if self.backward is not None else None
         outputs = self.executor(inputs)
         if self._aliases and self._written:
             self._detach_from_written(inputs, outputs, leaves)
         effects.apply(self.writebacks, outputs, inputs, leaves)
         if self.backward is not None:
-            self.backward.attach(inputs, outputs)
+            self.backward.attach(inputs, outputs, versions)
         for index, op in self.spent:
             _spent_history(outputs[index], op)
         if self.refused_backward is not None:
@@ -139,19 +140,24 @@ def _refused_history(results, why: str, inputs) -> None:
 class _Backward:
     """What a call needs to hang the compiled backward on its results."""
 
-    def __init__(self, executor, traced, saved_positions, kernels_per_call):
+    def __init__(self, executor, traced, saved_positions, kernels_per_call, differentiable):
         self.executor = executor
         self.saved_positions = saved_positions  # forward outputs the backward reads
         self.output_positions = traced.differentiable  # forward outputs that get gradients
         self.input_positions = traced.diff_inputs  # graph inputs that receive gradients
         self.slots = traced.grad_slots  # per such input: its gradient's index, or None
         self.kernels_per_call = kernels_per_call
+        self.differentiable = differentiable  # the joint graph, for gradients with create_graph=True
 
-    def attach(self, inputs, outputs) -> None:
+    def attach(self, inputs, outputs, versions) -> None:
         results = [outputs[i] for i in self.output_positions]
         metas = [(r.shape, r.dtype) for r in results]
         call = backward.BackwardCall(
-            self.executor, [outputs[i] for i in self.saved_positions], metas, len(self.input_positions)
+            self.executor,
+            [outputs[i] for i in self.saved_positions],
+            metas,
+            len(self.input_positions),
+            again=(self.differentiable, inputs, versions),
         )
         backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
 
@@ -369,7 +375,11 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
         )
         saved_positions = list(range(n_forward, n_forward + len(saved)))
         backward_program = _Backward(
-            backward_executor, traced, saved_positions, backward_stats["kernels"] + backward_stats["library_calls"]
+            backward_executor,
+            traced,
+            saved_positions,
+            backward_stats["kernels"] + backward_stats["library_calls"],
+            backward.Differentiable(traced.graph, n_forward, forward_graph.inputs, traced.grad_inputs),
         )
         backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
