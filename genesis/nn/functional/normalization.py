@@ -7,13 +7,16 @@ kernels do; under autocast they stay float32.
 
 batch_norm updates the running statistics in place under `no_grad`, with the
 unbiased batch variance, as PyTorch does: `running = (1 - momentum) *
-running + momentum * batch`.
+running + momentum * batch`. Eagerly, on big inputs, it runs as a compiled
+program (functional/fused.py): some twenty passes over memory become a few
+fused kernels.
 """
 
 from __future__ import annotations
 
 from genesis import functional as GF
 from genesis.errors import ShapeError
+from genesis.functional.fused import fused_in_eager
 from genesis.grad_mode import no_grad
 from genesis.nn.functional.activation import finfo_eps, round_like, upcast
 
@@ -102,13 +105,23 @@ def batch_norm(
                 f"batch_norm: {name} of shape {list(t.shape)} does not match the {channels} "
                 f"channels of the input of shape {list(x.shape)}"
             )
-    dims = (0,) + tuple(range(2, x.ndim))
-    channel_shape = (1, channels) + (1,) * (x.ndim - 2)
-    work = upcast(x)
     if training:
         count = x.numel() // channels if channels else 0
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+    elif running_mean is None or running_var is None:
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+@fused_in_eager
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    channels = x.shape[1]
+    dims = (0,) + tuple(range(2, x.ndim))
+    channel_shape = (1, channels) + (1,) * (x.ndim - 2)
+    work = upcast(x)
+    if training:
+        count = x.numel() // channels
         mean = GF.mean(work, dims, keepdim=True)
         centered = work - mean
         var = GF.mean(centered * centered, dims, keepdim=True)
@@ -120,8 +133,6 @@ def batch_norm(
                 running_mean.copy_(running_mean * (1.0 - momentum) + batch_mean * momentum)
                 running_var.copy_(running_var * (1.0 - momentum) + unbiased_var * momentum)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm in eval mode needs running_mean and running_var")
         mean = GF.reshape(upcast(running_mean), channel_shape)
         var = GF.reshape(upcast(running_var), channel_shape)
         out = (work - mean) * GF.rsqrt(var + eps)

@@ -1,0 +1,84 @@
+"""Composites that eager mode runs as compiled programs, where that pays.
+
+A composite is a chain of primitive ops, and eagerly each op is a pass over memory: batch_norm's
+training step makes about twenty passes over its input, forward and backward, where PyTorch's
+native kernels make four. An eager call of a composite wrapped by `fused_in_eager`, on big
+float inputs, runs it through genesis.compile instead (this layer cannot import the compiler
+above it, which hands its function down: `provide_compiler`). Its chains and reductions then fuse
+into a few C kernels, its backward is the compiled backward, a second derivative comes from its
+joint graph run eagerly (compiler/backward.py), and its in-place updates (running statistics) are
+written back as eager writes them. The values are the op-by-op path's up to rounding: a fused
+kernel may sum in another order.
+
+One compiled function is kept per call signature (shapes, dtypes, requires_grad and the other
+arguments' values), so each signature compiles once (0.2-0.5 s) and none recompiles. The op-by-op
+path runs instead under a trace (the outer program sees the composite's ops), under autocast, for
+inputs under `FUSED_FROM` elements (where a compile would not pay back), for dtypes other than
+float32 and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as
+written, the debugging path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import OrderedDict
+
+from genesis import autocast_state, dispatch, dtypes
+from genesis.tensor import Tensor
+
+FUSED_FROM = 1 << 18  # elements of the largest input
+_FLOATS = (dtypes.float32, dtypes.float64)
+_KEPT = 64  # compiled functions kept per composite, the least recently used dropped first
+
+# compile(fn) -> a compiled callable, or None where none can be had (no C compiler): set by the compiler
+_compile = None
+
+
+def provide_compiler(compile_fn) -> None:
+    global _compile
+    _compile = compile_fn
+
+
+def enabled() -> bool:
+    return _compile is not None and os.environ.get("GENESIS_FUSED_EAGER", "1") != "0"
+
+
+def fused_in_eager(composite):
+    """`composite`, run compiled when it is called eagerly on big float inputs (see the module)."""
+    programs: OrderedDict = OrderedDict()
+
+    @functools.wraps(composite)
+    def run(*args):
+        key = _signature(args)
+        if key is None or dispatch.is_tracing() or autocast_state.is_autocast_enabled() or not enabled():
+            return composite(*args)
+        compiled = programs.get(key)
+        if compiled is None:
+            compiled = programs[key] = _compile(composite) or composite
+            if len(programs) > _KEPT:
+                programs.popitem(last=False)
+        else:
+            programs.move_to_end(key)
+        return compiled(*args)
+
+    run.composite = composite
+    run.programs = programs  # the compiled functions, by call signature: what ran fused
+    return run
+
+
+def _signature(args):
+    """The call's key, or None where it should run op by op: no big float tensor, another dtype,
+    or an argument that cannot be a key."""
+    key, largest = [], 0
+    for arg in args:
+        if isinstance(arg, Tensor):
+            if arg.dtype not in _FLOATS or arg.device.type != "cpu":
+                return None
+            key.append((tuple(arg.shape), arg.dtype, arg.requires_grad))
+            largest = max(largest, arg.numel())
+        elif arg is None or isinstance(arg, (bool, int, float)):
+            key.append((type(arg), arg))
+        else:
+            return None
+    return tuple(key) if largest >= FUSED_FROM else None

@@ -1,0 +1,95 @@
+"""Composites that eager runs compiled (genesis/functional/fused.py): batch_norm on big inputs.
+
+The fused path must give the op-by-op path's values to rounding (outputs, gradients, running
+statistics, second derivatives) and PyTorch's; it must step aside under a trace, under autocast,
+for small inputs and with GENESIS_FUSED_EAGER=0.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import genesis
+import genesis.nn.functional as F
+from genesis.functional import fused
+from genesis.nn.functional.normalization import _batch_norm
+
+pytestmark = pytest.mark.c_compiler
+
+BIG = (8, 8, 64, 64)  # 256K elements: the fused path's threshold
+
+
+def values(shape, seed, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def run_batch_norm(x_values, training, second_order=False):
+    """A BatchNorm2d step: output, gradients, running statistics (and a second derivative)."""
+    genesis.manual_seed(0)
+    layer = genesis.nn.BatchNorm2d(x_values.shape[1], dtype=genesis.float64 if x_values.dtype == np.float64 else None)
+    layer.weight.data = genesis.tensor(values((x_values.shape[1],), 5, x_values.dtype))
+    layer.train(training)
+    x = genesis.tensor(x_values, requires_grad=True)
+    upstream = genesis.tensor(values(x_values.shape, 6, x_values.dtype))
+    out = layer(x)
+    if second_order:
+        (gx,) = genesis.autograd.grad((out * upstream).sum(), [x], create_graph=True)
+        (gx * upstream).sum().backward()
+        result = [gx]
+    else:
+        (out * upstream).sum().backward()
+        result = [out]
+    return [t.detach().numpy() for t in (*result, x.grad, layer.weight.grad, layer.running_mean, layer.running_var)]
+
+
+def fused_and_op_by_op(monkeypatch, *args, **kwargs):
+    _batch_norm.programs.clear()
+    fused_result = run_batch_norm(*args, **kwargs)
+    ran_fused = len(_batch_norm.programs) == 1  # compiled for this call's signature
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "0")
+    op_by_op = run_batch_norm(*args, **kwargs)
+    monkeypatch.delenv("GENESIS_FUSED_EAGER")
+    return fused_result, op_by_op, ran_fused
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_fused_gives_the_op_by_op_values_and_pytorchs(monkeypatch, training, dtype):
+    x = values(BIG, 1, dtype)
+    got, expected, ran_fused = fused_and_op_by_op(monkeypatch, x, training)
+    assert ran_fused
+    rtol = 2e-5 if dtype == np.float32 else 1e-12  # sums over 32K elements per channel, in another order
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol)
+    layer = torch.nn.BatchNorm2d(BIG[1], dtype=torch.float64 if dtype == np.float64 else None)
+    layer.weight.data = torch.from_numpy(values((BIG[1],), 5, dtype))
+    layer.train(training)
+    t = torch.from_numpy(x).requires_grad_()
+    out = layer(t)
+    (out * torch.from_numpy(values(BIG, 6, dtype))).sum().backward()
+    reference = [out, t.grad, layer.weight.grad, layer.running_mean, layer.running_var]
+    for g, e in zip(got, reference):
+        np.testing.assert_allclose(g, e.detach().numpy(), rtol=10 * rtol, atol=10 * rtol)
+
+
+def test_batch_norm_fused_differentiates_twice_as_op_by_op(monkeypatch):
+    got, expected, ran_fused = fused_and_op_by_op(monkeypatch, values(BIG, 2, np.float64), True, second_order=True)
+    assert ran_fused
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
+
+
+def test_the_fused_path_steps_aside_where_it_should(monkeypatch):
+    calls = []
+    real = fused._compile
+    monkeypatch.setattr(fused, "_compile", lambda fn: calls.append(fn) or real(fn))
+    small = genesis.tensor(values((4, 8, 8, 8), 3))
+    big = genesis.tensor(values(BIG, 3))
+    F.batch_norm(small, None, None, training=True)  # too small to pay for a compile
+    with genesis.amp.autocast("cpu", dtype=genesis.bfloat16):
+        F.batch_norm(big, None, None, training=True)
+    genesis.compile(lambda x: F.batch_norm(x, None, None, training=True))(big)  # the outer trace sees the ops
+    F.batch_norm(big.to(genesis.float16), None, None, training=True)
+    assert calls == []
+    F.batch_norm(big, None, None, training=True, eps=1e-3)
+    assert len(calls) == 1
