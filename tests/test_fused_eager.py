@@ -12,7 +12,8 @@ import torch
 import genesis
 import genesis.nn.functional as F
 from genesis.functional import fused
-from genesis.nn.functional.normalization import _batch_norm
+from genesis.nn.functional.attention import _attention
+from genesis.nn.functional.normalization import _batch_norm, _layer_norm
 
 pytestmark = pytest.mark.c_compiler
 
@@ -93,3 +94,35 @@ def test_the_fused_path_steps_aside_where_it_should(monkeypatch):
     assert calls == []
     F.batch_norm(big, None, None, training=True, eps=1e-3)
     assert len(calls) == 1
+
+
+def layer_norm_and_attention(x_values, mask, seed):
+    """layer_norm and attention (causal, with a boolean mask, with dropout) and their gradients."""
+    genesis.manual_seed(seed)
+    x = genesis.tensor(x_values, requires_grad=True)
+    weight = genesis.tensor(values(x_values.shape[-1:], 7), requires_grad=True)
+    normed = F.layer_norm(x, x_values.shape[-1:], weight, None)
+    q = genesis.reshape(x, (32, 4, 64, 32))
+    causal = F.scaled_dot_product_attention(q, q * 0.5, q, is_causal=True)
+    masked = F.scaled_dot_product_attention(q, q, q * 2.0, attn_mask=genesis.tensor(mask), dropout_p=0.25)
+    ((normed * normed).sum() + (causal * causal).sum() + masked.sum()).backward()
+    return [t.detach().numpy() for t in (normed, causal, masked, x.grad, weight.grad)]
+
+
+def test_layer_norm_and_attention_fused_give_the_op_by_op_values(monkeypatch):
+    x = values((8 * 4, 64, 128), 8)  # 2048 tokens of 128: 256K elements
+    mask = np.random.default_rng(9).random((64, 64)) < 0.7
+    _layer_norm.programs.clear()
+    _attention.programs.clear()
+    fused_result = layer_norm_and_attention(x, mask, seed=4)
+    assert len(_layer_norm.programs) == 1 and len(_attention.programs) == 2
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "0")
+    op_by_op = layer_norm_and_attention(x, mask, seed=4)  # the same dropout masks from the same seed
+    for got, expected in zip(fused_result, op_by_op):
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+    t = torch.from_numpy(x)
+    expected = torch.nn.functional.layer_norm(t, (128,), torch.from_numpy(values((128,), 7)))
+    np.testing.assert_allclose(fused_result[0], expected.numpy(), rtol=1e-4, atol=1e-5)
+    tq = t.reshape(32, 4, 64, 32)
+    expected = torch.nn.functional.scaled_dot_product_attention(tq, tq * 0.5, tq, is_causal=True)
+    np.testing.assert_allclose(fused_result[1], expected.numpy(), rtol=1e-4, atol=1e-5)

@@ -11,7 +11,8 @@ written back as eager writes them. The values are the op-by-op path's up to roun
 kernel may sum in another order.
 
 One compiled function is kept per call signature (shapes, dtypes, requires_grad and the other
-arguments' values), so each signature compiles once (0.2-0.5 s) and none recompiles. The op-by-op
+arguments' values), so each signature compiles once (0.2-0.5 s) and none recompiles. Wrapped
+today: batch_norm, layer_norm and scaled_dot_product_attention. The op-by-op
 path runs instead under a trace (the outer program sees the composite's ops), under autocast, for
 inputs under `FUSED_FROM` elements (where a compile would not pay back), for dtypes other than
 float32 and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as
@@ -68,17 +69,25 @@ def fused_in_eager(composite):
 
 
 def _signature(args):
-    """The call's key, or None where it should run op by op: no big float tensor, another dtype,
-    or an argument that cannot be a key."""
+    """The call's key, or None where it should run op by op: no big float tensor, a floating
+    tensor of another dtype than float32/float64, or an argument that cannot be a key."""
     key, largest = [], 0
     for arg in args:
         if isinstance(arg, Tensor):
-            if arg.dtype not in _FLOATS or arg.device.type != "cpu":
+            if arg.device.type != "cpu" or (arg.dtype.is_floating_point and arg.dtype not in _FLOATS):
                 return None
             key.append((tuple(arg.shape), arg.dtype, arg.requires_grad))
-            largest = max(largest, arg.numel())
-        elif arg is None or isinstance(arg, (bool, int, float)):
+            if arg.dtype.is_floating_point:
+                largest = max(largest, arg.numel())
+        elif _plain(arg):
             key.append((type(arg), arg))
         else:
             return None
     return tuple(key) if largest >= FUSED_FROM else None
+
+
+def _plain(arg) -> bool:
+    """None, a bool, int or float, or a tuple of them: a value the key can hold (and a guard compare)."""
+    if isinstance(arg, tuple):
+        return all(_plain(item) for item in arg)
+    return arg is None or isinstance(arg, (bool, int, float))

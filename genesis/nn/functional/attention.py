@@ -21,6 +21,7 @@ from genesis import dtypes
 from genesis import functional as GF
 from genesis.creation import arange, zeros
 from genesis.errors import ShapeError
+from genesis.functional.fused import fused_in_eager
 from genesis.nn.functional.activation import softmax
 from genesis.nn.functional.basic import dropout, linear
 
@@ -75,10 +76,15 @@ def scaled_dot_product_attention(
         value = _repeat_heads(value, repeats)
     if scale is None:  # with no features (E = 0) every score is 0, and any scale leaves it so
         scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+    return _attention(query, key, value, attn_mask, float(dropout_p), bool(is_causal), float(scale))
+
+
+@fused_in_eager
+def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
     scores = GF.matmul(query, GF.transpose(key, -2, -1)) * scale
     if is_causal:
-        if attn_mask is not None:
-            raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
         scores = scores + _causal_mask(scores)
     if attn_mask is not None:
         if attn_mask.dtype is dtypes.bool_:

@@ -53,6 +53,11 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
             raise ShapeError(
                 f"layer_norm: {name} of shape {list(t.shape)} must have the normalized shape {list(shape)}"
             )
+    return _layer_norm(x, dims, weight, bias, eps)
+
+
+@fused_in_eager
+def _layer_norm(x, dims, weight, bias, eps):
     return round_like(_affine(_normalize(upcast(x), dims, eps), weight, bias), x)
 
 
