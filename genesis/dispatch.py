@@ -198,13 +198,20 @@ def write(target, value, base_value=None) -> None:
     (without it, a write into a view breaks the graph)."""
     if _tracer is None:
         if not target._data.flags.writeable:
-            raise RuntimeError(
-                f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-                "expanded view (several elements share one memory location); clone it first"
-            )
+            raise overlapping_write(target)
         np.copyto(target._data, value._data, casting="unsafe")
     else:
         _tracer.write(target, value, base_value)
+
+
+def overlapping_write(target) -> RuntimeError:
+    """The error for a write into a view several of whose elements share one memory location (a
+    tracer raises it too, so a compiled function refuses what eager refuses)."""
+    return RuntimeError(
+        f"cannot write in place into a tensor of shape {list(target.shape)} that is a view whose elements "
+        "overlap (an expanded tensor, or unfold's overlapping windows: several elements share one memory "
+        "location); clone it first"
+    )
 
 
 def skip_writes_if(condition, select):

@@ -75,7 +75,7 @@ class Symbol:
     breaks the graph.
     """
 
-    __slots__ = ("name", "shape", "dtype", "base", "views", "strides")
+    __slots__ = ("name", "shape", "dtype", "base", "views", "strides", "writeable")
     is_symbolic = True
 
     def __init__(self, name: str, shape: tuple, dtype, base=None, strides=None):
@@ -87,6 +87,9 @@ class Symbol:
         # the strides (in elements) eager's array would have, or None where the trace cannot know them;
         # only view() and is_contiguous() read them (see layout_of)
         self.strides = strides
+        # False for a view whose elements overlap (an expand, unfold's overlapping windows), which eager's
+        # numpy marks read-only: a write into it is refused as eager refuses it (see view_writeable)
+        self.writeable = True
 
     def alias(self) -> Symbol:
         """A buffer of its own that starts with the same values (what a copy is to eager)."""
@@ -152,16 +155,32 @@ def layout_of(op, inputs, attrs, shape) -> tuple | None:
         source = tensors[0]._data
         if source.strides is None:
             return None
-        itemsize = source.dtype.itemsize
-        probe = np.lib.stride_tricks.as_strided(
-            np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in source.strides)
-        )
-        return element_strides(op.kernel(probe, *[x for x in inputs[1:]], **attrs))
+        return element_strides(_view_of_probe(op, inputs, attrs, source.strides))
     if op.contiguous_result or all(
         x._data.strides is not None and is_contiguous(x.shape, x._data.strides) for x in tensors
     ):
         return contiguous_strides(shape)
     return None
+
+
+def view_writeable(op, inputs, attrs) -> bool:
+    """Whether eager's result of the view `op` may be written into: its source may, and no two of its
+    elements share memory (numpy marks an expand's or overlapping windows' view read-only, whatever
+    the source's strides)."""
+    source = inputs[0]._data
+    strides = source.strides if source.strides is not None else contiguous_strides(source.shape)
+    return source.writeable and _view_of_probe(op, inputs, attrs, strides).flags.writeable
+
+
+def _view_of_probe(op, inputs, attrs, strides):
+    """The view's eager kernel run on a probe laid out like its source: one element of memory, so
+    numpy makes the view's header and reads nothing."""
+    source = inputs[0]._data
+    itemsize = source.dtype.itemsize
+    probe = np.lib.stride_tricks.as_strided(
+        np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in strides)
+    )
+    return op.kernel(probe, *inputs[1:], **attrs)
 
 
 def _cpu_device():
@@ -277,6 +296,8 @@ class Tracer:
         a conditional block, it breaks the graph."""
         self.value(target)  # a concrete tensor becomes a captured input first
         symbol = target._data
+        if not symbol.writeable:
+            raise dispatch.overlapping_write(target)
         if symbol.base is not None:
             base = symbol.base
             others = [view() for view in base.views if view() is not None and view()._data is not symbol]
@@ -392,6 +413,7 @@ class Tracer:
             while base.base is not None:  # a view of a view shares the first one's base (x.unbind(0)[0])
                 base = base.base
             out._data.base = base
+            out._data.writeable = view_writeable(op, inputs, attrs)
             base.views.append(weakref.ref(out))
         if recorded:
             dispatch.record(op, inputs, attrs, out)
