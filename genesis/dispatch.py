@@ -177,6 +177,16 @@ def note_grad_reset(tensor) -> None:
         _tracer.note_grad_reset(tensor)
 
 
+def reshape_in_place(target, result, what: str) -> None:
+    """`target` takes the shape, buffer and history of `result`, a reshaped view of it (squeeze_,
+    unsqueeze_). While tracing, a graph input (an argument, a captured tensor) breaks the graph
+    here, since its new shape would have to reach the caller's tensor; a value the trace made
+    becomes that view."""
+    if _tracer is not None:
+        _tracer.reshape_in_place(target, result, what)
+    target._data, target._node, target._view_of = result._data, result._node, result._view_of
+
+
 def stands_for_a_non_leaf(tensor) -> bool:
     """Whether `tensor` is a traced function's argument that has a history in eager mode: a leaf of
     the trace's own tape, but one that eager allows in-place writes into. Never, in eager mode."""

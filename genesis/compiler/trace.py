@@ -40,6 +40,7 @@ from genesis.ops.op import Kind
 from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.runtime.devices import cpu
+from genesis.tape import ViewLink
 from genesis.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
@@ -290,27 +291,45 @@ class Tracer:
 
         Every tensor sharing the target's Symbol (a detach(), .data) sees the
         new value, as eager tensors sharing memory would. A write through a view
-        renames its base to `base_value` too (an in-place activation after a
-        convolution, whose output is a reshape of a matmul's); without one, or
-        while another view of the base is alive (it would go stale), or inside
-        a conditional block, it breaks the graph."""
+        renames its undivided base to `base_value` too (an in-place activation
+        after a convolution, whose output is a reshape of a matmul's; `x[1:][:, 0]`).
+        Every other live view of that base is then made again from it, as eager's
+        views see the write in their memory. A write through a view without a
+        known base (`x.T.detach().add_(...)`), or a write that shares memory with
+        other views inside a conditional block, breaks the graph."""
         self.value(target)  # a concrete tensor becomes a captured input first
         symbol = target._data
         if not symbol.writeable:
             raise dispatch.overlapping_write(target)
-        if symbol.base is not None:
-            base = symbol.base
-            others = [view() for view in base.views if view() is not None and view()._data is not symbol]
-            if base_value is None or others or symbol.views or self._conditional is not None:
-                raise GraphBreak("an in-place write into a view of a traced tensor (x[i] += ..., x.T.add_(...))")
-            base.name = self.value(base_value)
-            symbol.name = self.value(value)
-            return
-        if any(view() is not None for view in symbol.views):
-            raise GraphBreak("an in-place write into a traced tensor while a view of it is alive")
+        root = symbol.base if symbol.base is not None else symbol
+        others = [view for view in (ref() for ref in root.views) if view is not None and view._data is not symbol]
+        if symbol.base is not None and base_value is None:
+            raise GraphBreak("an in-place write into a view of a traced tensor whose base is not known")
+        if self._conditional is not None and (symbol.base is not None or others):
+            raise GraphBreak("an in-place write that views share, inside a conditionally skipped step")
         if self._conditional is not None and id(symbol) not in self._conditional:
             self._conditional[id(symbol)] = (target, symbol.name)  # the value to keep if the block is skipped
+        if symbol.base is not None:
+            root.name = self.value(base_value)
         symbol.name = self.value(value)
+        self._remake_views(others)
+
+    def _remake_views(self, views) -> None:
+        """Each view (in the order they were made, so a view's base comes before it) takes the value
+        and history its op gives from its base as the base is now (eager's `_refresh_view`)."""
+        remade = set()
+        for view in views:
+            if id(view._data) in remade:  # tensors sharing one Symbol (a view and its detach())
+                continue
+            remade.add(id(view._data))
+            link = view._view_of
+            if link is None:
+                raise GraphBreak("an in-place write into a traced tensor while a view of unknown making is alive")
+            fresh = dispatch.apply(link.op, *link.inputs, **link.attrs)
+            view._data.name = fresh._data.name
+            link.version = view._version[0]
+            if fresh._node is not None:
+                view._node, view.requires_grad = fresh._node, True
 
     @contextlib.contextmanager
     def skip_writes_if(self, condition: Tensor, select):
@@ -331,6 +350,14 @@ class Tracer:
     def refuse(self, what: str) -> None:
         """Code outside the compiler met something a graph cannot hold: break the graph, naming the line."""
         raise GraphBreak(what)
+
+    def reshape_in_place(self, target: Tensor, result: Tensor, what: str) -> None:
+        """Break the graph unless `target` is a value this trace made (see dispatch.reshape_in_place):
+        an argument's stand-in or a captured tensor stands for a tensor of the caller's. The target
+        then holds `result`'s Symbol, so it is that view of its base which a write remakes."""
+        if not is_symbolic(target) or id(target) in self._captured_ids or id(target) in self.passed_requiring_grad:
+            raise GraphBreak(f"{what} of a compiled function's input (its new shape would reach the caller)")
+        result._data.base.views.append(weakref.ref(target))
 
     def note_grad_reset(self, tensor: Tensor) -> None:
         """zero_grad() ran inside the traced function: `tensor`'s gradient before the call does not matter."""
@@ -415,6 +442,7 @@ class Tracer:
             out._data.base = base
             out._data.writeable = view_writeable(op, inputs, attrs)
             base.views.append(weakref.ref(out))
+            out._view_of = ViewLink(op, inputs, attrs, out._version[0])  # how to make it again after a write
         if recorded:
             dispatch.record(op, inputs, attrs, out)
         return out
