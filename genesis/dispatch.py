@@ -202,16 +202,25 @@ def old_values(tensor):
     return tensor._data.alias()
 
 
-def write(target, value, base_value=None) -> None:
-    """`target`'s buffer now holds `value`'s values (same shape and dtype). For a view, `base_value`
-    is what its base holds after the write: eager memory shares it, a trace needs it spelled out
-    (without it, a write into a view breaks the graph)."""
+def write(target, value, bases=()) -> None:
+    """`target`'s buffer now holds `value`'s values (same shape and dtype). For a view, `bases` is
+    what each base up its chain holds after the write, (base, value) pairs ending at the undivided
+    base: eager memory shares them, a trace needs them spelled out (without them, a write into a
+    view breaks the graph)."""
     if _tracer is None:
         if not target._data.flags.writeable:
             raise overlapping_write(target)
         np.copyto(target._data, value._data, casting="unsafe")
     else:
-        _tracer.write(target, value, base_value)
+        _tracer.write(target, value, bases)
+
+
+def remake_views(target) -> None:
+    """After an in-place write into `target` and its history, while tracing: every other live view of
+    its memory takes its new value and history (eager's views share the memory, and dispatch gives
+    them a fresh history at their next use). Nothing in eager mode."""
+    if _tracer is not None:
+        _tracer.remake_views(target)
 
 
 def overlapping_write(target) -> RuntimeError:

@@ -151,7 +151,7 @@ def _traced_write(target, result, *, keep_history):
             value = cast(result, target.dtype)
     view_node = _view_node(target)
     rebased = _bases_after_write(value, view_node) if view_node is not None else []
-    dispatch.write(target, value, rebased[-1][1] if rebased else None)
+    dispatch.write(target, value, rebased)
     _take_history(target, node)
     if not keep_history and target._node is not None:
         target._node = None
@@ -160,6 +160,9 @@ def _traced_write(target, result, *, keep_history):
         if base_value._node is not None:
             base._node = base_value._node
             base.requires_grad = True
+        if base._view_of is not None:  # its value was renamed with it: no refresh at its next use
+            base._view_of.version = base._version[0]
+    dispatch.remake_views(target)
     return target
 
 
