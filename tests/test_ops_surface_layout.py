@@ -37,6 +37,7 @@ def test_unfold_edges():
     check_torch(lambda x: x.unfold(0, 1, 1), [np.array(2.0)])
     check_torch(lambda x: x.unfold(-1, 0, 3), [np.array(2.0)])
     check_torch(lambda x: x.unfold(0, 0, 2), [np.arange(5.0)])
+    check_torch(lambda x: x.unfold(1, 2, 1), [X], non_contiguous=True)
     with pytest.raises(ShapeError, match="size"):
         genesis.tensor(X).unfold(1, 4, 1)
     with pytest.raises(ValueError, match="step"):
@@ -73,6 +74,9 @@ def test_unfold_is_a_view_with_pytorchs_layout(shape, dimension, size, step):
     assert g_view.is_contiguous() == t_view.is_contiguous()
     assert g_view.storage_offset() == t_view.storage_offset() == 0
     assert g_view._version is g._version  # one counter, as PyTorch's view and base share
+    reverse = list(range(len(shape)))[::-1]  # the windows of a transposed tensor
+    g_turned, t_turned = g.permute(*reverse).unfold(0, 1, 1), t.permute(*reverse).unfold(0, 1, 1)
+    assert g_turned.stride() == t_turned.stride() and g_turned.is_contiguous() == t_turned.is_contiguous()
 
 
 @pytest.mark.parametrize("step", [2, 3])
