@@ -177,6 +177,16 @@ def note_grad_reset(tensor) -> None:
         _tracer.note_grad_reset(tensor)
 
 
+def reshape_in_place(target, result, what: str) -> None:
+    """`target` takes the shape, buffer and history of `result`, a reshaped view of it (squeeze_,
+    unsqueeze_). While tracing, a graph input (an argument, a captured tensor) breaks the graph
+    here, since its new shape would have to reach the caller's tensor; a value the trace made
+    becomes that view."""
+    if _tracer is not None:
+        _tracer.reshape_in_place(target, result, what)
+    target._data, target._node, target._view_of = result._data, result._node, result._view_of
+
+
 def stands_for_a_non_leaf(tensor) -> bool:
     """Whether `tensor` is a traced function's argument that has a history in eager mode: a leaf of
     the trace's own tape, but one that eager allows in-place writes into. Never, in eager mode."""
@@ -192,19 +202,35 @@ def old_values(tensor):
     return tensor._data.alias()
 
 
-def write(target, value, base_value=None) -> None:
-    """`target`'s buffer now holds `value`'s values (same shape and dtype). For a view, `base_value`
-    is what its base holds after the write: eager memory shares it, a trace needs it spelled out
-    (without it, a write into a view breaks the graph)."""
+def write(target, value, bases=()) -> None:
+    """`target`'s buffer now holds `value`'s values (same shape and dtype). For a view, `bases` is
+    what each base up its chain holds after the write, (base, value) pairs ending at the undivided
+    base: eager memory shares them, a trace needs them spelled out (without them, a write into a
+    view breaks the graph)."""
     if _tracer is None:
         if not target._data.flags.writeable:
-            raise RuntimeError(
-                f"cannot write in place into a tensor of shape {list(target.shape)} that is an "
-                "expanded view (several elements share one memory location); clone it first"
-            )
+            raise overlapping_write(target)
         np.copyto(target._data, value._data, casting="unsafe")
     else:
-        _tracer.write(target, value, base_value)
+        _tracer.write(target, value, bases)
+
+
+def remake_views(target) -> None:
+    """After an in-place write into `target` and its history, while tracing: every other live view of
+    its memory takes its new value and history (eager's views share the memory, and dispatch gives
+    them a fresh history at their next use). Nothing in eager mode."""
+    if _tracer is not None:
+        _tracer.remake_views(target)
+
+
+def overlapping_write(target) -> RuntimeError:
+    """The error for a write into a view several of whose elements share one memory location (a
+    tracer raises it too, so a compiled function refuses what eager refuses)."""
+    return RuntimeError(
+        f"cannot write in place into a tensor of shape {list(target.shape)} that is a view whose elements "
+        "overlap (an expanded tensor, or unfold's overlapping windows: several elements share one memory "
+        "location); clone it first"
+    )
 
 
 def skip_writes_if(condition, select):

@@ -43,7 +43,8 @@ def test_bilinear_grid_sample_is_pytorchs(dtype, padding_mode, align_corners):
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_nearest_grid_sample_is_pytorchs(dtype, padding_mode, align_corners):
-    """The grid takes no gradient; points half-way between pixels round to the even one, as nearbyint."""
+    """The grid takes a gradient of zeros, as in PyTorch (also when only the grid requires grad); points
+    half-way between pixels round to the even one, as nearbyint."""
     image, grid = image_and_grid(2)
     width = image.shape[3]
     pixels = np.array([0.5, 1.5, 2.5])
@@ -55,10 +56,16 @@ def test_nearest_grid_sample_is_pytorchs(dtype, padding_mode, align_corners):
         [image],
         dtype=dtype,
     )
+    for int_inputs in ((), (0,)):
+        check_torch(
+            lambda image, grid: lib_of(image).grid_sample(image, grid, "nearest", padding_mode, align_corners),
+            [image, grid],
+            dtype=dtype,
+            int_inputs=int_inputs,
+        )
     leaf = genesis.tensor(grid, dtype=dtype, requires_grad=True)
-    source = genesis.tensor(image, dtype=dtype, requires_grad=True)
-    F.grid_sample(source, leaf, "nearest", padding_mode, align_corners).sum().backward()
-    assert source.grad is not None and (leaf.grad is None or not np.any(leaf.grad.numpy()))
+    F.grid_sample(genesis.tensor(image, dtype=dtype), leaf, "nearest", padding_mode, align_corners).sum().backward()
+    assert leaf.grad.shape == grid.shape and leaf.grad.dtype is dtype and not np.any(leaf.grad.numpy())
 
 
 def _same_kind(like, values):
@@ -105,9 +112,11 @@ def test_grid_sample_reads_nan_and_infinite_points_as_pytorch():
             dtype=genesis.float64,
             grad=False,
         )
-        source = genesis.tensor(image, requires_grad=True)
-        F.grid_sample(source, genesis.tensor(grid), mode, padding_mode, False).sum().backward()
+        source, points = genesis.tensor(image, requires_grad=True), genesis.tensor(grid, requires_grad=True)
+        F.grid_sample(source, points, mode, padding_mode, False).sum().backward()
         assert np.all(np.isfinite(source.grad.numpy()))
+        if mode == "nearest":  # zeros, not the NaN an arithmetic link to a NaN point would give
+            np.testing.assert_array_equal(points.grad.numpy(), np.zeros(grid.shape))
 
 
 def test_grid_sample_refuses_bad_arguments_by_name():

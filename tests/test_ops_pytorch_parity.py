@@ -68,3 +68,26 @@ def test_flip_with_no_dims_is_a_copy():
     y = x.flip([])
     y[0] = 9
     assert x[0].item() == 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda lib, x, b: lib.clamp(x, min=-0.2, max=b),
+        lambda lib, x, b: lib.clamp(x, min=b, max=1),
+        lambda lib, x, b: lib.clip(x, -0.2, b),
+        lambda lib, x, b: x.clamp(b[0], 0.5),
+        lambda lib, x, b: (x * 1).clamp_(-0.2, b),
+    ],
+)
+def test_clamp_refuses_a_number_beside_a_tensor_bound_as_torch_does(call):
+    bound = rand(3, 4)
+    with pytest.raises(TypeError):
+        call(torch, torch.tensor(bound), torch.tensor(bound))
+    with pytest.raises(TypeError, match="both be tensors or both be numbers"):
+        call(genesis, genesis.tensor(bound), genesis.tensor(bound))
+
+
+def test_clamp_with_one_tensor_bound_and_none_matches_torch():
+    check_torch(lambda x, b: x.clamp(min=None, max=b), [rand(3, 4), rand(3, 4)])
+    check_torch(lambda x, b: x.clamp(b, None), [rand(3, 4), rand(4)])

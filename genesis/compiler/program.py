@@ -196,6 +196,7 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
         out_slots, out_tensors = [], []
         for leaf in out_leaves:
             if isinstance(leaf, Tensor):
+                tracer.settle_result(leaf)
                 out_slots.append(("graph", len(graph.outputs)))
                 graph.outputs.append(tracer.value(leaf))
                 out_tensors.append(leaf)

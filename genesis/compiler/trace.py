@@ -34,12 +34,13 @@ from genesis import dispatch
 from genesis.amp.autocast import autocast, cast_targets
 from genesis.autocast_state import get_autocast_dtype
 from genesis.compiler.ir import Graph, Meta
-from genesis.grad_mode import set_grad_enabled
+from genesis.grad_mode import is_grad_enabled, set_grad_enabled
 from genesis.markers import GRAD
 from genesis.ops.op import Kind
 from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.runtime.devices import cpu
+from genesis.tape import ViewLink
 from genesis.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
@@ -75,7 +76,7 @@ class Symbol:
     breaks the graph.
     """
 
-    __slots__ = ("name", "shape", "dtype", "base", "views", "strides")
+    __slots__ = ("name", "shape", "dtype", "base", "views", "strides", "writeable", "__weakref__")
     is_symbolic = True
 
     def __init__(self, name: str, shape: tuple, dtype, base=None, strides=None):
@@ -83,10 +84,13 @@ class Symbol:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.base = base  # the Symbol this one is a view of, if any
-        self.views = []  # weak references to the tensors that view this buffer
+        self.views = []  # a _ViewEntry per view of this buffer (of a root: its views' views too)
         # the strides (in elements) eager's array would have, or None where the trace cannot know them;
         # only view() and is_contiguous() read them (see layout_of)
         self.strides = strides
+        # False for a view whose elements overlap (an expand, unfold's overlapping windows), which eager's
+        # numpy marks read-only: a write into it is refused as eager refuses it (see view_writeable)
+        self.writeable = True
 
     def alias(self) -> Symbol:
         """A buffer of its own that starts with the same values (what a copy is to eager)."""
@@ -121,6 +125,17 @@ class Symbol:
         return f"Symbol({self.name}, {self.shape})"
 
 
+class _ViewEntry:
+    """A view of a root buffer, as the root keeps it: the view's buffer and how it was made (weakly and
+    strongly: a buffer another tensor shares, a detach(), is made again after a write too), and the
+    tensor that holds that making, whose history a write renews."""
+
+    __slots__ = ("symbol", "link", "tensor")
+
+    def __init__(self, symbol: Symbol, link: ViewLink, tensor: Tensor):
+        self.symbol, self.link, self.tensor = weakref.ref(symbol), link, weakref.ref(tensor)
+
+
 class _Produced:
     """Stands for "made by an op" where a tape node is asked for (see Tracer.tensor_of)."""
 
@@ -152,16 +167,32 @@ def layout_of(op, inputs, attrs, shape) -> tuple | None:
         source = tensors[0]._data
         if source.strides is None:
             return None
-        itemsize = source.dtype.itemsize
-        probe = np.lib.stride_tricks.as_strided(
-            np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in source.strides)
-        )
-        return element_strides(op.kernel(probe, *[x for x in inputs[1:]], **attrs))
+        return element_strides(_view_of_probe(op, inputs, attrs, source.strides))
     if op.contiguous_result or all(
         x._data.strides is not None and is_contiguous(x.shape, x._data.strides) for x in tensors
     ):
         return contiguous_strides(shape)
     return None
+
+
+def view_writeable(op, inputs, attrs) -> bool:
+    """Whether eager's result of the view `op` may be written into: its source may, and no two of its
+    elements share memory (numpy marks an expand's or overlapping windows' view read-only, whatever
+    the source's strides)."""
+    source = inputs[0]._data
+    strides = source.strides if source.strides is not None else contiguous_strides(source.shape)
+    return source.writeable and _view_of_probe(op, inputs, attrs, strides).flags.writeable
+
+
+def _view_of_probe(op, inputs, attrs, strides):
+    """The view's eager kernel run on a probe laid out like its source: one element of memory, so
+    numpy makes the view's header and reads nothing."""
+    source = inputs[0]._data
+    itemsize = source.dtype.itemsize
+    probe = np.lib.stride_tricks.as_strided(
+        np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in strides)
+    )
+    return op.kernel(probe, *inputs[1:], **attrs)
 
 
 def _cpu_device():
@@ -200,6 +231,9 @@ class Tracer:
         self.non_leaves: set[int] = set()  # ids of stand-ins of arguments that are not leaves in eager
         self.passed_requiring_grad: dict[int, bool] = {}  # id of a stand-in -> its argument's requires_grad
         self._calls = 0  # numbers backward() calls and multi-result markers
+        self._written: set[int] = set()  # ids of the Symbols the last write renamed (remake_views skips them)
+        self._remaking = False  # remake_views is applying views' ops: their inputs' histories stay as they are
+        self._links: dict[int, ViewLink] = {}  # the ViewLinks of the views this trace made, by id (kept alive)
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
 
     # ---- values -----------------------------------------------------------------
@@ -266,30 +300,95 @@ class Tracer:
         self._saved.clear()
 
     # ---- what eager code does to buffers, done to values -----------------------------
-    def write(self, target: Tensor, value: Tensor, base_value: Tensor | None = None) -> None:
+    def write(self, target: Tensor, value: Tensor, bases=()) -> None:
         """`target`'s buffer now holds `value` (same shape and dtype): the in-place write, functionalised.
 
         Every tensor sharing the target's Symbol (a detach(), .data) sees the
         new value, as eager tensors sharing memory would. A write through a view
-        renames its base to `base_value` too (an in-place activation after a
-        convolution, whose output is a reshape of a matmul's); without one, or
-        while another view of the base is alive (it would go stale), or inside
-        a conditional block, it breaks the graph."""
+        renames each base up its chain to its value in `bases`, (base, value)
+        pairs ending at the undivided base (an in-place activation after a
+        convolution, whose output is a reshape of a matmul's; `x[1:][:, 0]`).
+        Every other live view of that memory is made again once the write's
+        histories are set (`remake_views`). A write through a view without a
+        known chain of bases (`x.T.detach().add_(...)`), or a write that shares
+        memory with other views inside a conditional block, breaks the graph."""
         self.value(target)  # a concrete tensor becomes a captured input first
         symbol = target._data
-        if symbol.base is not None:
-            base = symbol.base
-            others = [view() for view in base.views if view() is not None and view()._data is not symbol]
-            if base_value is None or others or symbol.views or self._conditional is not None:
-                raise GraphBreak("an in-place write into a view of a traced tensor (x[i] += ..., x.T.add_(...))")
-            base.name = self.value(base_value)
-            symbol.name = self.value(value)
-            return
-        if any(view() is not None for view in symbol.views):
-            raise GraphBreak("an in-place write into a traced tensor while a view of it is alive")
+        if not symbol.writeable:
+            raise dispatch.overlapping_write(target)
+        root = symbol.base if symbol.base is not None else symbol
+        root.views = [entry for entry in root.views if entry.symbol() is not None]  # drop the dead ones
+        others = [entry for entry in root.views if entry.symbol() is not symbol]
+        chain = [base._data for base, _ in bases]
+        if symbol.base is not None and not (
+            chain and chain[-1] is root and all(isinstance(s, Symbol) and s.base is root for s in chain[:-1])
+        ):
+            raise GraphBreak("an in-place write into a view of a traced tensor whose chain of bases is not known")
+        if self._conditional is not None and (symbol.base is not None or others):
+            raise GraphBreak("an in-place write that views share, inside a conditionally skipped step")
         if self._conditional is not None and id(symbol) not in self._conditional:
             self._conditional[id(symbol)] = (target, symbol.name)  # the value to keep if the block is skipped
+        if symbol.base is None:  # a traced tensor's own buffer (or a captured one: eager memory is shared)
+            chain = []
+        for (_, base_value), base_symbol in zip(bases, chain):
+            base_symbol.name = self.value(base_value)
         symbol.name = self.value(value)
+        self._written = {id(symbol), *map(id, chain)}
+
+    def remake_views(self, target: Tensor) -> None:
+        """After a write into `target` and its history: each other live view of its memory, in the
+        order they were made (a view's base before it), takes the value its op gives from its base as
+        the base is now, as eager's views see the write in their memory (a buffer that a detach()
+        shares too). Their histories stay as they are until their next use (`_refresh_view`), as in
+        eager mode, whose views keep the shared version counter's old value in their `ViewLink`."""
+        symbol = target._data
+        root = symbol.base if symbol.base is not None else symbol
+        written, self._written = self._written, set()
+        self._remaking = True
+        try:
+            with set_grad_enabled(False):
+                for entry in list(root.views):  # (a copy: remaking a view registers a new one)
+                    view = entry.symbol()
+                    if view is None or id(view) in written:
+                        continue
+                    written.add(id(view))
+                    fresh = dispatch.apply(entry.link.op, *entry.link.inputs, **entry.link.attrs)
+                    if fresh.shape != view.shape:  # its base took another shape in place since (squeeze_)
+                        raise GraphBreak("an in-place write while a view made before its base's squeeze_ is alive")
+                    view.name = fresh._data.name
+        finally:
+            self._remaking = False
+
+    def _refresh_view(self, view: Tensor) -> None:
+        """Eager's `dispatch._refresh_view` for a view this trace made, whose memory was written since
+        its history was made: under grad mode, a fresh history (and value) from its base as it is now.
+        Without one, eager would go on with the old history, which no longer leads to the value the
+        trace holds for the view: that breaks the graph."""
+        link = view._view_of
+        link.version = view._version[0]
+        if is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
+            fresh = dispatch.apply(link.op, *link.inputs, **link.attrs)
+            view._data.name = fresh._data.name
+            view._node, view.requires_grad = fresh._node, fresh.requires_grad
+        elif view._node is not None:
+            self._stale_history(view)
+
+    def settle_result(self, result: Tensor) -> None:
+        """A result of the traced function that is a view written since its history was made: eager
+        hands it back with the old history and renews it at its next use, so one with a history gets
+        that renewal here (its backward then runs through the base as it is now); one without stays
+        without, as eager's `requires_grad` says until that use."""
+        if self._is_stale_view(result) and result._node is not None:
+            self._refresh_view(result)
+
+    def _stale_history(self, view: Tensor) -> None:
+        raise GraphBreak(
+            "a view whose base was written in place while it kept an older history (eager goes on with it)"
+        )
+
+    def _is_stale_view(self, x) -> bool:
+        link = getattr(x, "_view_of", None)
+        return link is not None and id(link) in self._links and link.version != x._version[0]
 
     @contextlib.contextmanager
     def skip_writes_if(self, condition: Tensor, select):
@@ -310,6 +409,15 @@ class Tracer:
     def refuse(self, what: str) -> None:
         """Code outside the compiler met something a graph cannot hold: break the graph, naming the line."""
         raise GraphBreak(what)
+
+    def reshape_in_place(self, target: Tensor, result: Tensor, what: str) -> None:
+        """Break the graph unless `target` is a value this trace made (see dispatch.reshape_in_place):
+        an argument's stand-in or a captured tensor stands for a tensor of the caller's. The target
+        then holds `result`'s Symbol, so it is that view of its base which a write remakes."""
+        if not is_symbolic(target) or id(target) in self._captured_ids or id(target) in self.passed_requiring_grad:
+            raise GraphBreak(f"{what} of a compiled function's input (its new shape would reach the caller)")
+        if result._data.base is not None:  # (a reshape is a view; a squeeze that changes nothing may not be)
+            result._data.base.views.append(_ViewEntry(result._data, result._view_of, target))
 
     def note_grad_reset(self, tensor: Tensor) -> None:
         """zero_grad() ran inside the traced function: `tensor`'s gradient before the call does not matter."""
@@ -363,6 +471,9 @@ class Tracer:
         sees eager's dtypes, and the autocast pass inserts the casts. Autograd's tape records as in
         eager mode (backward() finds the parameters it reaches through it), and the node keeps,
         per input, where a gradient would flow: the autodiff pass reads that."""
+        for x in inputs:
+            if self._is_stale_view(x) and not self._remaking:
+                self._refresh_view(x)
         region, targets = self._autocast_casts(op, inputs)
         seen = inputs
         if region is not None:
@@ -392,7 +503,10 @@ class Tracer:
             while base.base is not None:  # a view of a view shares the first one's base (x.unbind(0)[0])
                 base = base.base
             out._data.base = base
-            base.views.append(weakref.ref(out))
+            out._data.writeable = view_writeable(op, inputs, attrs)
+            out._view_of = ViewLink(op, inputs, attrs, out._version[0])  # how to make it again after a write
+            self._links[id(out._view_of)] = out._view_of
+            base.views.append(_ViewEntry(out._data, out._view_of, out))
         if recorded:
             dispatch.record(op, inputs, attrs, out)
         return out
@@ -421,6 +535,9 @@ class Tracer:
     def gradients(self, roots, root_grads, targets) -> list[Tensor]:
         """Symbolic gradients of `targets` for a backward() from `roots` with `root_grads`: `grad`
         markers (ops/markers.py) that the autodiff pass replaces once the forward is final."""
+        for root in roots:
+            if self._is_stale_view(root):  # eager backward() goes on from the history it had
+                self._stale_history(root)
         call = self.new_call()
         head = tuple(self.value(x) for x in roots) + tuple(self.value(g) for g in root_grads)
         attrs = {"call": call, "roots": self.grad_edges(roots)}

@@ -142,6 +142,12 @@ def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min and max")
     if is_tensor(min) or is_tensor(max):
+        if min is not None and max is not None and not (is_tensor(min) and is_tensor(max)):
+            # PyTorch has a form with two tensor bounds and one with two numbers, not a mix
+            raise TypeError(
+                f"clamp: min and max must both be tensors or both be numbers, got min of type "
+                f"{type(min).__name__} and max of type {type(max).__name__}; make the number a tensor"
+            )
         return _clamp_by_tensors(x, min, max)
     return apply(E.clamp, x, min=min, max=max)
 

@@ -150,30 +150,36 @@ def _traced_write(target, result, *, keep_history):
         with grad_mode.no_grad():
             value = cast(result, target.dtype)
     view_node = _view_node(target)
-    rebased = _base_after_write(value, view_node) if view_node is not None else None
+    rebased = _bases_after_write(value, view_node) if view_node is not None else []
     dispatch.write(target, value, rebased)
     _take_history(target, node)
     if not keep_history and target._node is not None:
         target._node = None
         target.requires_grad = False
-    if rebased is not None and rebased._node is not None:  # the base's history, as eager's _rebase gives it
-        view_node.inputs[0]._node = rebased._node
-        view_node.inputs[0].requires_grad = True
+    for base, base_value in rebased:  # each base's history, as eager's _rebase gives it
+        if base_value._node is not None:
+            base._node = base_value._node
+            base.requires_grad = True
+        if base._view_of is not None:  # its value was renamed with it: no refresh at its next use
+            base._view_of.version = base._version[0]
+    dispatch.remake_views(target)
     return target
 
 
-def _base_after_write(value, view_node):
-    """What a view's base holds once `value` is written into the view: `where(region, scatter(value),
-    base)`, as ops the trace records. Only for a view of an undivided base; a view of a view gives
-    None, and the tracer breaks the graph."""
-    base = view_node.inputs[0]
-    if _view_node(base) is not None:
-        return None
-    rule = view_node.op.vjp[0]
-    with grad_mode.no_grad():
-        region = rule(ones_like(value), None, *view_node.inputs, **view_node.attrs) != 0
-    rebased = where(region, rule(value, None, *view_node.inputs, **view_node.attrs), base)
-    _skip_version_checks(rebased._node, {id(value._node), id(base._node)})
+def _bases_after_write(value, view_node):
+    """What each tensor up a view's chain of bases holds once `value` is written into the view, as
+    (base, its value) from the view's own base to the undivided one: `where(region, scatter(value),
+    base)` per link, as ops the trace records."""
+    rebased = []
+    while view_node is not None:
+        base = view_node.inputs[0]
+        rule = view_node.op.vjp[0]
+        with grad_mode.no_grad():
+            region = rule(ones_like(value), None, *view_node.inputs, **view_node.attrs) != 0
+        base_value = where(region, rule(value, None, *view_node.inputs, **view_node.attrs), base)
+        _skip_version_checks(base_value._node, {id(value._node), id(base._node)})
+        rebased.append((base, base_value))
+        value, view_node = base_value, _view_node(base)
     return rebased
 
 
@@ -193,16 +199,15 @@ def reshaped_inplace(fn):
     """squeeze_ and unsqueeze_: the target itself takes the new shape (PyTorch changes its metadata).
 
     The target's earlier state becomes a tensor of its own, which the reshape reads, so the reshape's
-    history (which the target now holds) does not read the target. A compiled function breaks its
-    graph here: a traced buffer keeps its shape."""
+    history (which the target now holds) does not read the target. Traced, the target takes the
+    reshape's Symbol (a view of its old one); a compiled function's input breaks the graph here
+    (dispatch.reshape_in_place)."""
 
     def method(target, *args, **kwargs):
         check_inplace_allowed(target)
-        dispatch.untraceable(f"{fn.__name__}_ (an in-place change of shape)")
         before = Tensor._make(target._data, target.dtype, target.device, target.requires_grad)
         before._node, before._version, before._view_of = target._node, target._version, target._view_of
-        result = fn(before, *args, **kwargs)
-        target._data, target._node, target._view_of = result._data, result._node, result._view_of
+        dispatch.reshape_in_place(target, fn(before, *args, **kwargs), f"{fn.__name__}_ (an in-place change of shape)")
         return target
 
     method.__name__ = fn.__name__ + "_"

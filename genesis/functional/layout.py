@@ -1,17 +1,18 @@
 """Tiling, sliding windows and turns: repeat, tile, unfold (Tensor.unfold), swapaxes, fliplr, flipud, rot90.
 
 repeat is an expand over new interleaved dims and a reshape, so it traces and its
-gradient is the expand's sum. Tensor.unfold gathers each window's positions along
-one dim (a copy where PyTorch gives a strided view; the values and the gradient
-are the same).
+gradient is the expand's sum. Tensor.unfold is a strided view of its input, as in
+PyTorch (the `unfold` op, ops/sliding.py).
 """
 
 from __future__ import annotations
 
 from genesis.arguments import normalize_dim, normalize_shape
-from genesis.creation import arange
+from genesis.dispatch import apply
 from genesis.errors import ShapeError
-from genesis.functional.shape import clone, expand, flip, gather_along, movedim, reshape, transpose, unsqueeze
+from genesis.functional.indexing import getitem
+from genesis.functional.shape import clone, expand, flip, reshape, transpose
+from genesis.ops import sliding as S
 
 
 def numel(x) -> int:
@@ -39,22 +40,19 @@ def tile(x, dims):
 
 
 def unfold(x, dimension, size, step):
-    """Tensor.unfold: the windows of `size` elements, `step` apart, along `dimension`, as a new last dim."""
+    """Tensor.unfold: the windows of `size` elements, `step` apart, along `dimension`, as a new last dim.
+
+    A view of x (ops/sliding.py); a 0-d x is one element, so its windows are its first `size` (0 or 1)."""
     if step <= 0:
         raise ValueError(f"unfold: step must be positive, got {step}")
+    if size < 0:
+        raise ValueError(f"unfold: size must be non-negative, got {size}")
     if x.ndim == 0:
         if size > 1:
             raise ShapeError(f"unfold: size {size} is larger than a 0-d tensor's one element")
-        return reshape(x, (1,))
-    dim = normalize_dim(dimension, x.ndim)
-    length = x.shape[dim]
-    if size > length:
-        raise ShapeError(f"unfold: size {size} is larger than dim {dim} of shape {list(x.shape)}")
-    count = (length - size) // step + 1
-    positions = unsqueeze(arange(count) * step, 1) + unsqueeze(arange(size), 0)  # (count, size)
-    windows = gather_along(x, dim, reshape(positions, (-1,)))
-    windows = reshape(windows, x.shape[:dim] + (count, size) + x.shape[dim + 1 :])
-    return movedim(windows, dim + 1, -1)
+        normalize_dim(dimension, 1)  # PyTorch takes 0 and -1 here
+        return getitem(reshape(x, (1,)), slice(0, size))
+    return apply(S.unfold, x, dim=normalize_dim(dimension, x.ndim), size=int(size), step=int(step))
 
 
 def swapaxes(x, axis0, axis1):

@@ -14,6 +14,7 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     reduction,
     scan,
     scatter,
+    sliding,
     sorting,
     windows,
 )

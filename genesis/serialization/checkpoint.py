@@ -1,9 +1,11 @@
-"""`save_checkpoint` / `load_checkpoint`: nested state in a safetensors file, never a pickle.
+"""`save_checkpoint` / `load_checkpoint`: nested state in a safetensors file.
 
 The tensors go into the safetensors data (written by `safetensors_io`), the
 structure around them into the header's `__metadata__` as JSON under
 `genesis.structure` (encoded by `structure`). Any safetensors reader can open
-the file and see the tensors by their paths; loading here never runs code.
+the file and see the tensors by their paths. A whole nn.Module (as
+`torch.save(model)`) is the one pickle in a checkpoint (`pickled`): loading
+runs no code unless `weights_only=False` asks for that module.
 
 Choices, written down:
 - `requires_grad` is restored (as torch.save does); loaded tensors are leaves
@@ -36,7 +38,7 @@ FORMAT_VERSION = "1"
 
 
 def save_checkpoint(obj, path) -> None:
-    """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None) to `path` atomically."""
+    """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None, nn.Modules) to `path` atomically."""
     tree, tensors = encode(obj)
     # as stored (C order, little-endian), which is what the checksums cover
     arrays = [(name, safetensors_io.little_endian(np.asarray(tensor._data)), tensor.dtype) for name, tensor in tensors]
@@ -54,21 +56,24 @@ def save_checkpoint(obj, path) -> None:
         atomic_write(path, lambda file: safetensors_io.write_safetensors(file, arrays, metadata))
 
 
-def load_checkpoint(path, verify: bool = True):
+def load_checkpoint(path, verify: bool = True, *, weights_only: bool | None = True):
     """Read a checkpoint written by `save_checkpoint`, or any safetensors file as a flat dict of tensors.
 
-    `verify=False` skips the checksums, to rescue what a damaged checkpoint still holds."""
+    `verify=False` skips the checksums, to rescue what a damaged checkpoint still holds. A pickled
+    module loads only with `weights_only=False` (PyTorch's default, True, refuses it: unpickling runs
+    code the file names); None means the default, as in torch.load."""
+    weights_only = True if weights_only is None else bool(weights_only)
     if hasattr(path, "read"):
-        return _load(path, str(getattr(path, "name", None) or "<stream>"), verify)
+        return _load(path, str(getattr(path, "name", None) or "<stream>"), verify, weights_only)
     where = os.fspath(path)
     if os.path.isdir(where):
         raise IsADirectoryError(f"cannot load a checkpoint from {where}: it is a directory")
     remove_stale_temporaries(os.path.dirname(os.path.abspath(where)))
     with open(where, "rb") as file:
-        return _load(file, where, verify)
+        return _load(file, where, verify, weights_only)
 
 
-def _load(file, where: str, verify: bool):
+def _load(file, where: str, verify: bool, weights_only: bool):
     entries, metadata, data_start = safetensors_io.read_header(file, where)
     structure_checksum, tensor_checksums = checksums.read_table(metadata, entries, where) if verify else (None, {})
     tensors = {
@@ -90,7 +95,7 @@ def _load(file, where: str, verify: bool):
         checksums.verify_structure(where, metadata[STRUCTURE_KEY], structure_checksum)
     try:
         tree = json.loads(metadata[STRUCTURE_KEY])
-        return decode(tree, tensors, where)
+        return decode(tree, tensors, where, weights_only)
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{where}: the stored structure is not JSON ({error})") from None
     except RecursionError:  # a crafted file can nest deeper than Python recurses

@@ -12,6 +12,8 @@ and None apart on its own; everything else is a JSON object with a "type" field:
     {"type": "dict", "items": [[key, value], ...]}   keys keep their type (int keys of optimizer state)
     {"type": "float", "value": "nan" | "inf" | "-inf"}   finite floats stay JSON numbers (exact in Python)
     {"type": "dtype", "name": "float16"}
+    {"type": "pickle", "class": "pkg.Net", "data": base64}   a whole nn.Module (see `pickled`); its tensors
+                                                            are entries of the tree, named by its state_dict
 
 Tensor names follow the path to the tensor ("model.fc.weight", "optimizer.state.0.exp_avg"), so a
 flat state dict saved by genesis reads like any other safetensors model file. A tensor object that
@@ -30,8 +32,10 @@ import math
 import numpy as np
 
 from genesis import dtypes
+from genesis.nn.modules.module import Module
 from genesis.nn.parameter import Parameter
-from genesis.serialization.errors import CheckpointError
+from genesis.serialization import pickled
+from genesis.serialization.errors import CheckpointError, WeightsOnlyError
 from genesis.tensor import Tensor
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -61,6 +65,8 @@ class _Encoder:
             return self.encode_tensor(obj, path)
         if isinstance(obj, dtypes.DType):
             return {"type": "dtype", "name": obj.name}
+        if isinstance(obj, Module):
+            return self.encode_module(obj, path)
         if isinstance(obj, (list, tuple, dict)):
             if id(obj) in self.open_containers:
                 raise ValueError(f"save_checkpoint: {_path_text(path)} contains itself; a checkpoint must be a tree")
@@ -71,8 +77,14 @@ class _Encoder:
                 self.open_containers.discard(id(obj))
         raise TypeError(
             f"save_checkpoint: cannot store a {type(obj).__name__} at {_path_text(path)}; checkpoints "
-            f"hold tensors, numbers, strings, None, dtypes and dicts, lists and tuples of them"
+            f"hold tensors, numbers, strings, None, dtypes, nn.Modules and dicts, lists and tuples of them"
         )
+
+    def encode_module(self, module, path):
+        """A module pickled whole; its state_dict's tensors first, so they take its keys as names."""
+        for key, tensor in module.state_dict(keep_vars=True).items():
+            self.encode_tensor(tensor, path + (key,))
+        return pickled.dumps(module, lambda tensor: self.encode_tensor(tensor, path), _path_text(path))
 
     def encode_container(self, obj, path):
         if isinstance(obj, list):
@@ -126,11 +138,28 @@ def encode(obj):
     return tree, encoder.tensors
 
 
-def decode(tree, tensors: dict, where: str):
-    """Rebuild the structure from `tree`; `tensors` maps a name to a freshly loaded Tensor."""
+def decode(tree, tensors: dict, where: str, weights_only: bool = True):
+    """Rebuild the structure from `tree`; `tensors` maps a name to a freshly loaded Tensor. A pickled
+    module is unpickled only when not `weights_only`; else it is refused before it is read."""
 
     def fail(path, problem):
         raise CheckpointError(f"{where}: the stored structure is corrupt at {_path_text(path)}: {problem}")
+
+    def build_tensor(node, path):
+        if not (isinstance(node, dict) and node.get("type") == "tensor"):
+            fail(path, f"a pickled object refers to {node!r:.200}, not to a tensor entry")
+        name = node.get("name")
+        if not isinstance(name, str) or name not in tensors:
+            fail(path, f"it refers to tensor {name!r}, which the file does not hold")
+        tensor = tensors[name]
+        requires_grad = bool(node.get("requires_grad"))
+        if requires_grad and not tensor.dtype.is_floating_point:
+            fail(path, f"tensor {name!r} of dtype {tensor.dtype.name} is marked requires_grad")
+        if node.get("parameter") and not _is_parameter(tensor):
+            tensor = tensors[name] = _as_parameter(tensor, requires_grad)  # later references share it
+        elif requires_grad and not tensor.requires_grad:
+            tensor.requires_grad_(True)
+        return tensor
 
     def build(node, path):
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -140,19 +169,16 @@ def decode(tree, tensors: dict, where: str):
         if not isinstance(node, dict):
             fail(path, f"unexpected {type(node).__name__}")
         kind = node.get("type")
+        if kind == "pickle":
+            if weights_only:
+                raise WeightsOnlyError(
+                    f"{where}: weights-only load refused the pickled {node.get('class')} at {_path_text(path)}: "
+                    "loading it runs code that the file names. genesis.load(..., weights_only=False) loads it; "
+                    "do that only for a file from a trusted source (or save its state_dict instead)"
+                )
+            return pickled.loads(node, lambda entry: build_tensor(entry, path), where, _path_text(path))
         if kind == "tensor":
-            name = node.get("name")
-            if not isinstance(name, str) or name not in tensors:
-                fail(path, f"it refers to tensor {name!r}, which the file does not hold")
-            tensor = tensors[name]
-            requires_grad = bool(node.get("requires_grad"))
-            if requires_grad and not tensor.dtype.is_floating_point:
-                fail(path, f"tensor {name!r} of dtype {tensor.dtype.name} is marked requires_grad")
-            if node.get("parameter") and not _is_parameter(tensor):
-                tensor = tensors[name] = _as_parameter(tensor, requires_grad)  # later references share it
-            elif requires_grad and not tensor.requires_grad:
-                tensor.requires_grad_(True)
-            return tensor
+            return build_tensor(node, path)
         items = node.get("items")
         if kind in ("tuple", "dict") and not isinstance(items, list):
             fail(path, f"a {kind} without a list of items")

@@ -9,7 +9,8 @@ PyTorch's nearbyint). A neighbour outside the image reads 0. Everything is
 ops on tensors, so the gradient reaches the input (the gathers' scatters) and
 the grid (through the bilinear weights and the clipping and reflection), and
 a compiled program traces it. As in PyTorch, clipping passes no gradient at
-the image's border itself, and nearest sampling none to the grid.
+the image's border itself, and nearest sampling gives the grid a gradient of
+zeros.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros"
     y = _source_positions(flat_grid[..., 1], height, padding_mode, align_corners)
     image = GF.reshape(input, (batch, channels, height * width))
     if mode == "nearest":
-        out = _read(image, _nearest(x), _nearest(y), height, width)
+        out = _with_zero_gradient_for(flat_grid, _read(image, _nearest(x), _nearest(y), height, width))
     else:
         left, top = GF.floor(x).detach(), GF.floor(y).detach()
         right_weight, bottom_weight = x - left, y - top
@@ -129,6 +130,16 @@ def _reflect(position, low, high):
 def _nearest(position):
     """The nearest pixel, ties to even as PyTorch's nearest mode (`round`); it takes no gradient."""
     return GF.round(position).detach()
+
+
+def _with_zero_gradient_for(grid, out):
+    """`out` as it is, made to depend on `grid` with a zero gradient: PyTorch's nearest mode gives the
+    grid a gradient of zeros (not none), and a result that requires grad when only the grid does. A
+    `where` on a false condition passes no value of the grid (a NaN or infinite point included)."""
+    if not grid.requires_grad:
+        return out
+    never = GF.zeros((), dtype=dtypes.bool_)
+    return GF.where(never, GF.unsqueeze(grid[..., 0], 1), out)
 
 
 def _read(image, column, row, height, width):
