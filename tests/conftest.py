@@ -31,5 +31,8 @@ def _seeded():
 
 
 os.environ.setdefault("GENESIS_TESTING", "1")
+# eager runs op by op, the reference the compiled paths are held to; the fused eager composites
+# (functional/fused.py) are tested where they are turned on: tests/test_fused_eager.py, tests/models
+os.environ["GENESIS_FUSED_EAGER"] = "0"
 # compiled programs go to a cache of the test run's own, never the user's
 os.environ["GENESIS_CACHE_DIR"] = tempfile.mkdtemp(prefix="genesis-test-cache-")

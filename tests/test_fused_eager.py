@@ -17,6 +17,13 @@ from genesis.nn.functional.normalization import _batch_norm, _layer_norm
 
 pytestmark = pytest.mark.c_compiler
 
+
+@pytest.fixture(autouse=True)
+def _fused_from_the_first_call(monkeypatch):
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "1")  # the suite runs op by op otherwise (conftest.py)
+    monkeypatch.setattr(fused, "HOT_AFTER", 1)
+
+
 BIG = (8, 8, 64, 64)  # 256K elements: the fused path's threshold
 
 
@@ -49,7 +56,7 @@ def fused_and_op_by_op(monkeypatch, *args, **kwargs):
     ran_fused = len(_batch_norm.programs) == 1  # compiled for this call's signature
     monkeypatch.setenv("GENESIS_FUSED_EAGER", "0")
     op_by_op = run_batch_norm(*args, **kwargs)
-    monkeypatch.delenv("GENESIS_FUSED_EAGER")
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "1")
     return fused_result, op_by_op, ran_fused
 
 
@@ -126,3 +133,33 @@ def test_layer_norm_and_attention_fused_give_the_op_by_op_values(monkeypatch):
     tq = t.reshape(32, 4, 64, 32)
     expected = torch.nn.functional.scaled_dot_product_attention(tq, tq * 0.5, tq, is_causal=True)
     np.testing.assert_allclose(fused_result[1], expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_recurrent_layer_runs_its_loop_compiled_from_a_signatures_second_call(monkeypatch):
+    from genesis.nn.modules.rnn import _time_loop
+
+    monkeypatch.setattr(fused, "HOT_AFTER", 2)
+    _time_loop.programs.clear()
+    _time_loop.compiles.clear()
+    genesis.manual_seed(0)
+    lstm = genesis.nn.LSTM(6, 8, bidirectional=True, batch_first=True)
+    x = genesis.tensor(values((3, 5, 6), 10), requires_grad=True)
+
+    def step():
+        out, (h, c) = lstm(x)
+        (out.square().sum() + h.sum() + c.sum()).backward()
+        grads = [x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in lstm.parameters()]
+        x.grad = None
+        lstm.zero_grad()
+        return [out.detach().numpy(), h.detach().numpy(), *grads]
+
+    first = step()  # op by op: the signature's first call
+    assert not _time_loop.compiles
+    second = step()  # compiled: the loop of each direction
+    assert len(_time_loop.compiles) == 2
+    for got, expected in zip(second, first):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(fused, "MAX_COMPILES", 2)
+    lstm(genesis.tensor(values((3, 4, 6), 11)))  # a new length, twice: past the cap, op by op
+    lstm(genesis.tensor(values((3, 4, 6), 11)))
+    assert len(_time_loop.compiles) == 2

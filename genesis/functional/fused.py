@@ -11,12 +11,17 @@ written back as eager writes them. The values are the op-by-op path's up to roun
 kernel may sum in another order.
 
 One compiled function is kept per call signature (shapes, dtypes, requires_grad and the other
-arguments' values), so each signature compiles once (0.2-0.5 s) and none recompiles. Wrapped
-today: batch_norm, layer_norm and scaled_dot_product_attention. The op-by-op
-path runs instead under a trace (the outer program sees the composite's ops), under autocast, for
-inputs under `FUSED_FROM` elements (where a compile would not pay back), for dtypes other than
-float32 and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as
-written, the debugging path.
+arguments' values), so each signature compiles once (0.2-0.5 s; an unrolled LSTM layer of 32
+steps, a few seconds) and none recompiles; a signature compiles at its second call (`HOT_AFTER`),
+so a call made once, a test's or a script's, never waits for a compile (its second call's values
+then differ from its first's by rounding), and after `MAX_COMPILES` signatures a composite compiles
+no more. Wrapped today:
+batch_norm, layer_norm and scaled_dot_product_attention on inputs of `FUSED_FROM` elements, and a
+recurrent layer's time loop (nn/modules/rnn.py) of any size, whose cost is its many small ops.
+The op-by-op path runs instead under a trace (the outer program sees the composite's ops), under
+autocast, for small inputs (where a compile would not pay back), for dtypes other than float32
+and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as written,
+the debugging path.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from collections import OrderedDict
 from genesis import autocast_state, dispatch, dtypes
 from genesis.tensor import Tensor
 
-FUSED_FROM = 1 << 18  # elements of the largest input
+FUSED_FROM = 1 << 18  # elements of the largest input, by default
+HOT_AFTER = 2  # calls of one signature, the last of them compiled: a one-off call runs op by op
+# signatures compiled per composite at most: inputs whose shapes keep changing (sequences of every
+# length) would otherwise compile on and on; their calls run op by op
+MAX_COMPILES = 16
 _FLOATS = (dtypes.float32, dtypes.float64)
 _KEPT = 64  # compiled functions kept per composite, the least recently used dropped first
 
@@ -45,32 +54,43 @@ def enabled() -> bool:
     return _compile is not None and os.environ.get("GENESIS_FUSED_EAGER", "1") != "0"
 
 
-def fused_in_eager(composite):
-    """`composite`, run compiled when it is called eagerly on big float inputs (see the module)."""
-    programs: OrderedDict = OrderedDict()
+def fused_in_eager(composite=None, *, min_elements: int = FUSED_FROM):
+    """`composite`, run compiled when it is called eagerly again with the same signature on float
+    inputs of `min_elements` or more (see the module); as `@fused_in_eager(min_elements=n)` too."""
+    if composite is None:
+        return functools.partial(fused_in_eager, min_elements=min_elements)
+    programs: OrderedDict = OrderedDict()  # signature -> compiled function, or a count of calls so far
 
     @functools.wraps(composite)
     def run(*args):
-        key = _signature(args)
+        key = _signature(args, min_elements)
         if key is None or dispatch.is_tracing() or autocast_state.is_autocast_enabled() or not enabled():
             return composite(*args)
-        compiled = programs.get(key)
-        if compiled is None:
-            compiled = programs[key] = _compile(composite) or composite
+        compiled = programs.get(key, 0)
+        if type(compiled) is int:  # not compiled yet: a signature called once is not worth a compile
+            calls = compiled + 1
+            hot = calls >= HOT_AFTER and len(compiles) < MAX_COMPILES
+            compiled = programs[key] = (_compile(composite) or composite) if hot else calls
+            if hot:
+                compiles.append(key)
             if len(programs) > _KEPT:
                 programs.popitem(last=False)
+            if not hot:
+                return composite(*args)
         else:
             programs.move_to_end(key)
         return compiled(*args)
 
+    compiles: list = []  # the signatures compiled so far
     run.composite = composite
-    run.programs = programs  # the compiled functions, by call signature: what ran fused
+    run.programs = programs  # by call signature: the compiled function, or how often it ran op by op
+    run.compiles = compiles
     return run
 
 
-def _signature(args):
-    """The call's key, or None where it should run op by op: no big float tensor, a floating
-    tensor of another dtype than float32/float64, or an argument that cannot be a key."""
+def _signature(args, min_elements):
+    """The call's key, or None where it should run op by op: no float tensor of `min_elements`, a
+    floating tensor of another dtype than float32/float64, or an argument that cannot be a key."""
     key, largest = [], 0
     for arg in args:
         if isinstance(arg, Tensor):
@@ -83,11 +103,12 @@ def _signature(args):
             key.append((type(arg), arg))
         else:
             return None
-    return tuple(key) if largest >= FUSED_FROM else None
+    return tuple(key) if largest >= min_elements else None
 
 
 def _plain(arg) -> bool:
-    """None, a bool, int or float, or a tuple of them: a value the key can hold (and a guard compare)."""
+    """None, a bool, int, float or str, or a tuple of them: a value the key can hold (and a guard
+    compare)."""
     if isinstance(arg, tuple):
         return all(_plain(item) for item in arg)
-    return arg is None or isinstance(arg, (bool, int, float))
+    return arg is None or isinstance(arg, (bool, int, float, str))

@@ -10,3 +10,10 @@ def _torch_on_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fused_eager(monkeypatch):
+    # the programs train as a user's would: eager batch_norm, attention and recurrent layers run fused
+    # from a signature's second call (functional/fused.py), and must still give PyTorch's losses
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "1")

@@ -5,11 +5,13 @@ LSTM's `weight_hr_l0` with `proj_size`), registered in PyTorch's order, so a PyT
 loads as it is. Gates are chunked in PyTorch's order: LSTM (input, forget, cell, output), GRU
 (reset, update, new), with GRU's reset gate applied to the hidden state's product plus its bias.
 
-The time loop is Python over genesis ops: eagerly it runs step by step; `genesis.compile` traces it
-unrolled, one copy of the cell per time step (the sequence length is part of the input's shape,
-which the compiled program is specialised on anyway), so the compiler fuses each step's gates into
-one kernel. The input's projection for all time steps is one product before the loop; only the
-hidden state's product runs per step.
+The time loop is Python over genesis ops. `genesis.compile` traces it unrolled, one copy of the
+cell per time step (the sequence length is part of the input's shape, which the compiled program
+is specialised on anyway), so the compiler fuses each step's gates into one kernel. Eagerly it
+runs step by step the first time, and a layer called again with the same shapes runs its loop
+compiled (functional/fused.py): an LSTM step is a few dozen small ops, each a dispatch. The
+input's projection for all time steps is one product before the loop; only the hidden state's
+product runs per step.
 
 A PackedSequence (`nn/utils/rnn.py`) runs through the same loop: its rows are laid out step after
 step, longest sequences first, so step t slices the batch to the `batch_sizes[t]` sequences still
@@ -26,6 +28,7 @@ from itertools import accumulate
 from genesis import functional as GF
 from genesis.creation import empty, zeros
 from genesis.errors import ShapeError
+from genesis.functional.fused import fused_in_eager
 from genesis.nn import functional as F
 from genesis.nn import init
 from genesis.nn.modules.module import Module
@@ -62,13 +65,18 @@ def _first_rows(state, count):
 
 
 def _run_direction(mode, projected, batch_sizes, h0, c0, weights, reverse):
+    w_hh, b_hh, w_hr = weights
+    return _time_loop(mode, projected, tuple(batch_sizes), h0, c0, w_hh, b_hh, w_hr, reverse)
+
+
+@fused_in_eager(min_elements=0)  # eagerly, a layer called again with the same shapes runs compiled
+def _time_loop(mode, projected, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse):
     """One layer in one direction. Step t reads rows offsets[t] : offsets[t] + batch_sizes[t] of
     `projected` (W_ih x + b_ih), one per sequence still running, longest sequences first; it runs
     the cell on the first batch_sizes[t] states only, so a padded position is never computed.
     Forwards, a sequence that ends leaves its last state aside; backwards, a sequence joins at its
     own last step with its initial state. Returns the hidden states in `projected`'s row layout
     and each sequence's final (h, c)."""
-    w_hh, b_hh, w_hr = weights
     offsets = list(accumulate([0, *batch_sizes]))
     running = batch_sizes[-1] if reverse else batch_sizes[0]
     hidden, cell = _first_rows(h0, running), _first_rows(c0, running)  # backwards: the longest only
