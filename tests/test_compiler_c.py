@@ -270,7 +270,8 @@ def test_hypothesis_random_graphs_over_four_dims_match_eager_on_merged_rows():
         x, y = data(*full), data(*full, seed=1)
         try:
             fn(x, y)
-        except genesis.errors.ShapeError:  # an expand of a value that is not a row's reduction
+        # an expand of a value that is not a row's reduction; a reduction over two dims of a 0-d sum
+        except (genesis.errors.ShapeError, IndexError):
             assume(False)
         for backend in ("numpy", "c"):
             compiled_matches_eager(fn, x, y, backend=backend, rtol=2e-5, atol=2e-5)
