@@ -14,11 +14,11 @@ import contextlib
 
 import numpy as np
 
-from genesis import dtypes, grad_mode
+from genesis import dtypes, grad_mode, tape
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind, install_bind_point
 from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
-from genesis.tape import Node, ViewLink
+from genesis.tape import Node, ViewLink, recorded_inputs
 from genesis.tensor import Tensor
 
 UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}  # what low precision computes in
@@ -181,10 +181,20 @@ def reshape_in_place(target, result, what: str) -> None:
     """`target` takes the shape, buffer and history of `result`, a reshaped view of it (squeeze_,
     unsqueeze_). While tracing, a graph input (an argument, a captured tensor) breaks the graph
     here, since its new shape would have to reach the caller's tensor; a value the trace made
-    becomes that view."""
+    becomes that view.
+
+    As in PyTorch it counts as a write (a vjp that saved the tensor refuses to run), and what was
+    recorded before it keeps the old shape: the view link to the earlier self is marked, so
+    `tape.recorded_inputs` finds that self for them."""
     if _tracer is not None:
         _tracer.reshape_in_place(target, result, what)
+    changed = result.shape != target.shape
     target._data, target._node, target._view_of = result._data, result._node, result._view_of
+    target._version[0] += 1
+    if target._view_of is not None:
+        target._view_of.version = target._version[0]  # its history is the reshape's, made just now
+        if changed:
+            tape.note_reshape(target._view_of)
 
 
 def stands_for_a_non_leaf(tensor) -> bool:
@@ -265,7 +275,7 @@ def _refresh_view(view):
     link = view._view_of
     link.version = view._version[0]
     if grad_mode._enabled and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-        fresh = apply(link.op, *link.inputs, **link.attrs)
+        fresh = apply(link.op, *recorded_inputs(link), **link.attrs)
         view._node, view.requires_grad = fresh._node, fresh.requires_grad
 
 

@@ -134,6 +134,29 @@ CASES = [
         [rand(3, 5), rand(2)],
         lambda x, y: (lambda t: (t[1].__setitem__(slice(1, 3), y), t * t)[1])(x * 1),
     ),
+    # squeeze_/unsqueeze_ change the tensor's shape, but what was recorded before keeps the old one
+    (
+        "write_between_in_place_reshapes",
+        [rand(3, 5)],
+        lambda x: (lambda t: (t.unsqueeze_(0), t[0].add_(1.0), t.squeeze_(0), t * 1)[-1])(x * 2),
+    ),
+    (
+        "view_made_before_unsqueeze_then_written",
+        [rand(3, 5), rand(5)],
+        lambda x, y: (lambda t, v: (t.unsqueeze_(0), v.mul_(y), t * t)[-1])(*(lambda t: (t, t[1]))(x * 2)),
+    ),
+    (
+        "base_written_after_unsqueeze_then_old_view_read",
+        [rand(3, 5)],
+        lambda x: (lambda t, v: (t.unsqueeze_(0), t.mul_(3), v * v)[-1])(*(lambda t: (t, t[1]))(x * 2)),
+    ),
+    (
+        "transposed_view_written_after_unsqueeze",
+        [rand(3, 5), rand(5, 3)],
+        lambda x, y: (lambda t, v: (t.unsqueeze_(1), v.mul_(y), t * t)[-1])(*(lambda t: (t, t.T))(x * 2)),
+    ),
+    ("reduction_then_unsqueeze", [rand(3, 5)], lambda x: (lambda t: (t.sum(0), t.unsqueeze_(0))[0])(x * 2)),
+    ("broadcast_then_squeeze", [rand(3, 1), rand(3, 5)], lambda x, y: (lambda t: (t + y, t.squeeze_(1))[0])(x * 2)),
     # 0-d and empty
     ("0d", [rand(), rand()], lambda x, y: (x * 1).mul_(y).add_(1)),
     ("0d_into_matrix", [rand(3, 5), rand()], lambda x, y: (x * 1).sub_(y)),
@@ -223,7 +246,15 @@ def _pow_then_change_through_a_view(x):
     return out
 
 
+def _mul_then_unsqueeze_operand(x):
+    y = x * 3
+    out = x * y  # mul's backward reads y, with its shape then: unsqueeze_ counts as a write
+    y.unsqueeze_(0)
+    return out
+
+
 GUARDS = [
+    ("operand_saved_by_mul_then_unsqueezed", _mul_then_unsqueeze_operand, r"gradient of mul.*version 1, expected 0"),
     ("input_saved_by_sin", _sin_then_change_input, r"gradient of sin.*modified by an in-place operation.*version"),
     ("output_saved_by_exp", _exp_then_change_output, r"output of exp.*modified by an in-place operation"),
     ("operand_saved_by_mul", _mul_then_change_operand, r"gradient of mul.*version 1, expected 0"),

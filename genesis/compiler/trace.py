@@ -40,7 +40,7 @@ from genesis.ops.op import Kind
 from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.runtime.devices import cpu
-from genesis.tape import ViewLink
+from genesis.tape import ViewLink, recorded_inputs
 from genesis.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
@@ -352,9 +352,7 @@ class Tracer:
                     if view is None or id(view) in written:
                         continue
                     written.add(id(view))
-                    fresh = dispatch.apply(entry.link.op, *entry.link.inputs, **entry.link.attrs)
-                    if fresh.shape != view.shape:  # its base took another shape in place since (squeeze_)
-                        raise GraphBreak("an in-place write while a view made before its base's squeeze_ is alive")
+                    fresh = dispatch.apply(entry.link.op, *recorded_inputs(entry.link), **entry.link.attrs)
                     view.name = fresh._data.name
         finally:
             self._remaking = False
@@ -367,7 +365,7 @@ class Tracer:
         link = view._view_of
         link.version = view._version[0]
         if is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-            fresh = dispatch.apply(link.op, *link.inputs, **link.attrs)
+            fresh = dispatch.apply(link.op, *recorded_inputs(link), **link.attrs)
             view._data.name = fresh._data.name
             view._node, view.requires_grad = fresh._node, fresh.requires_grad
         elif view._node is not None:

@@ -24,6 +24,7 @@ from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
 from genesis.functional.shape import cast, clone, expand
 from genesis.ops.op import Kind
+from genesis.tape import recorded_inputs
 from genesis.tensor import Tensor
 
 
@@ -37,7 +38,7 @@ def check_inplace_allowed(target):
         )
     view_node = _view_node(target)
     while view_node is not None:
-        base = view_node.inputs[0]
+        base = recorded_inputs(view_node)[0]
         if base.requires_grad and base.is_leaf:
             raise RuntimeError(
                 f"a view of a leaf tensor that requires grad (shape {list(base.shape)}) is being used in an "
@@ -59,7 +60,8 @@ def _view_node(t):
 def _rebase(view, view_node):
     """After a write into `view`, give each tensor it views the write's history (see the docstring)."""
     while view_node is not None and grad_mode.is_grad_enabled():
-        base = view_node.inputs[0]
+        inputs = recorded_inputs(view_node)  # (a base reshaped in place since: its earlier self)
+        base = inputs[0]
         if not (view.requires_grad or base.requires_grad):
             return
         next_node = _view_node(base)
@@ -67,7 +69,7 @@ def _rebase(view, view_node):
         rule = view_node.op.vjp[0]
 
         def scatter(values):  # called only within this iteration
-            return rule(values, None, *view_node.inputs, **view_node.attrs)  # noqa: B023
+            return rule(values, None, *inputs, **view_node.attrs)  # noqa: B023
 
         with grad_mode.no_grad():
             region = scatter(ones_like(view)) != 0
@@ -172,11 +174,12 @@ def _bases_after_write(value, view_node):
     base)` per link, as ops the trace records."""
     rebased = []
     while view_node is not None:
-        base = view_node.inputs[0]
+        inputs = recorded_inputs(view_node)
+        base = inputs[0]
         rule = view_node.op.vjp[0]
         with grad_mode.no_grad():
-            region = rule(ones_like(value), None, *view_node.inputs, **view_node.attrs) != 0
-        base_value = where(region, rule(value, None, *view_node.inputs, **view_node.attrs), base)
+            region = rule(ones_like(value), None, *inputs, **view_node.attrs) != 0
+        base_value = where(region, rule(value, None, *inputs, **view_node.attrs), base)
         _skip_version_checks(base_value._node, {id(value._node), id(base._node)})
         rebased.append((base, base_value))
         value, view_node = base_value, _view_node(base)
