@@ -15,6 +15,7 @@ import contextlib
 import numpy as np
 
 from genesis import dtypes, grad_mode, tape
+from genesis import tensor as tensor_module
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind, install_bind_point
 from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
@@ -58,7 +59,7 @@ def apply(op, *inputs, **attrs):
             if compute is not None and x.dtype is not compute:
                 array = array.astype(NUMPY_DTYPE[compute])
             arrays.append(array)
-            if x.requires_grad:
+            if x._requires_grad:  # (the property's refresh is done just above)
                 needs_grad = True
         elif type(x) is int and compute is not None and compute.category == dtypes.INT:
             # numpy refuses a Python int outside the array's range (uint8 + -2); PyTorch
@@ -269,14 +270,31 @@ def differentiable(op, out_dtype) -> bool:
     return grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT
 
 
+def refresh_view(view):
+    """A view whose memory was written since its history was made (by a write into its base or into
+    another view of it), looked at: its `requires_grad`, `grad_fn`, `is_leaf`, or an op reading it.
+    Its history is made again from the base as it is now, as PyTorch regenerates a view's grad_fn
+    (the values are right already: they share memory). While tracing, the tracer's rule, which
+    also names the view's new value."""
+    if _tracer is not None:
+        _tracer.refresh_view(view)
+    else:
+        _refresh_view(view)
+
+
 def _refresh_view(view):
-    """The view's base was written in place since its history was made: remake the history from the
-    base as it is now (the values are already right: they share memory)."""
+    if not grad_mode._enabled:
+        return  # the history waits for a look with grad mode on
     link = view._view_of
+    inputs = recorded_inputs(link)
+    if view._node is None and not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        return  # no history to renew, none to gain (a view made a leaf of its own stays one)
     link.version = view._version[0]
-    if grad_mode._enabled and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-        fresh = apply(link.op, *recorded_inputs(link), **link.attrs)
-        view._node, view.requires_grad = fresh._node, fresh.requires_grad
+    fresh = apply(link.op, *inputs, **link.attrs)
+    view._node, view._requires_grad = fresh._node, fresh._requires_grad
+
+
+tensor_module.provide_view_refresh(refresh_view)
 
 
 def record(op, inputs, attrs, out):
@@ -289,7 +307,7 @@ def record(op, inputs, attrs, out):
             out._version[0],
         )
     out._node = Node(op, inputs, attrs, versions)
-    out.requires_grad = True
+    out._requires_grad = True
 
 
 def _saved(op, x):

@@ -30,7 +30,7 @@ class Node:
     def __init__(self, op, inputs, attrs, versions):
         self.op = op
         self.inputs = inputs
-        self.edges = tuple([(getattr(x, "_node", None), getattr(x, "requires_grad", False)) for x in inputs])
+        self.edges = tuple([(getattr(x, "_node", None), getattr(x, "_requires_grad", False)) for x in inputs])
         self.attrs = attrs
         self.versions = versions
         self.hooks = None

@@ -339,7 +339,7 @@ class Tracer:
         """After a write into `target` and its history: each other live view of its memory, in the
         order they were made (a view's base before it), takes the value its op gives from its base as
         the base is now, as eager's views see the write in their memory (a buffer that a detach()
-        shares too). Their histories stay as they are until their next use (`_refresh_view`), as in
+        shares too). Their histories stay as they are until their next use (`refresh_view`), as in
         eager mode, whose views keep the shared version counter's old value in their `ViewLink`."""
         symbol = target._data
         root = symbol.base if symbol.base is not None else symbol
@@ -357,32 +357,26 @@ class Tracer:
         finally:
             self._remaking = False
 
-    def _refresh_view(self, view: Tensor) -> None:
-        """Eager's `dispatch._refresh_view` for a view this trace made, whose memory was written since
-        its history was made: under grad mode, a fresh history (and value) from its base as it is now.
-        Without one, eager would go on with the old history, which no longer leads to the value the
-        trace holds for the view: that breaks the graph."""
+    def refresh_view(self, view: Tensor) -> None:
+        """Eager's `dispatch.refresh_view` for a view this trace made, whose memory was written since
+        its history was made, when it is looked at or read: under grad mode, unless it has no history
+        to renew and none to gain, a fresh history (and value) from its base as it is now."""
+        if not self._is_stale_view(view) or self._remaking or not is_grad_enabled():
+            return
         link = view._view_of
+        inputs = recorded_inputs(link)
+        if view._node is None and not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+            return
         link.version = view._version[0]
-        if is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-            fresh = dispatch.apply(link.op, *recorded_inputs(link), **link.attrs)
-            view._data.name = fresh._data.name
-            view._node, view.requires_grad = fresh._node, fresh.requires_grad
-        elif view._node is not None:
-            self._stale_history(view)
+        fresh = dispatch.apply(link.op, *inputs, **link.attrs)
+        view._data.name = fresh._data.name
+        view._node, view._requires_grad = fresh._node, fresh._requires_grad
 
     def settle_result(self, result: Tensor) -> None:
         """A result of the traced function that is a view written since its history was made: eager
-        hands it back with the old history and renews it at its next use, so one with a history gets
-        that renewal here (its backward then runs through the base as it is now); one without stays
-        without, as eager's `requires_grad` says until that use."""
-        if self._is_stale_view(result) and result._node is not None:
-            self._refresh_view(result)
-
-    def _stale_history(self, view: Tensor) -> None:
-        raise GraphBreak(
-            "a view whose base was written in place while it kept an older history (eager goes on with it)"
-        )
+        hands it back as it is and renews its history when it is next looked at (its `requires_grad`,
+        a backward through it); the compiled result carries that renewed history from the start."""
+        self.refresh_view(result)
 
     def _is_stale_view(self, x) -> bool:
         link = getattr(x, "_view_of", None)
@@ -470,8 +464,8 @@ class Tracer:
         eager mode (backward() finds the parameters it reaches through it), and the node keeps,
         per input, where a gradient would flow: the autodiff pass reads that."""
         for x in inputs:
-            if self._is_stale_view(x) and not self._remaking:
-                self._refresh_view(x)
+            if self._is_stale_view(x):
+                self.refresh_view(x)
         region, targets = self._autocast_casts(op, inputs)
         seen = inputs
         if region is not None:
@@ -533,9 +527,6 @@ class Tracer:
     def gradients(self, roots, root_grads, targets) -> list[Tensor]:
         """Symbolic gradients of `targets` for a backward() from `roots` with `root_grads`: `grad`
         markers (ops/markers.py) that the autodiff pass replaces once the forward is final."""
-        for root in roots:
-            if self._is_stale_view(root):  # eager backward() goes on from the history it had
-                self._stale_history(root)
         call = self.new_call()
         head = tuple(self.value(x) for x in roots) + tuple(self.value(g) for g in root_grads)
         attrs = {"call": call, "roots": self.grad_edges(roots)}
