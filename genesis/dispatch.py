@@ -14,11 +14,12 @@ import contextlib
 
 import numpy as np
 
-from genesis import dtypes, grad_mode
+from genesis import dtypes, grad_mode, tape
+from genesis import tensor as tensor_module
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind, install_bind_point
 from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
-from genesis.tape import Node, ViewLink
+from genesis.tape import Node, ViewLink, recorded_inputs
 from genesis.tensor import Tensor
 
 UPCAST = {dtypes.float16: dtypes.float32, dtypes.bfloat16: dtypes.float32}  # what low precision computes in
@@ -58,7 +59,7 @@ def apply(op, *inputs, **attrs):
             if compute is not None and x.dtype is not compute:
                 array = array.astype(NUMPY_DTYPE[compute])
             arrays.append(array)
-            if x.requires_grad:
+            if x._requires_grad:  # (the property's refresh is done just above)
                 needs_grad = True
         elif type(x) is int and compute is not None and compute.category == dtypes.INT:
             # numpy refuses a Python int outside the array's range (uint8 + -2); PyTorch
@@ -181,10 +182,20 @@ def reshape_in_place(target, result, what: str) -> None:
     """`target` takes the shape, buffer and history of `result`, a reshaped view of it (squeeze_,
     unsqueeze_). While tracing, a graph input (an argument, a captured tensor) breaks the graph
     here, since its new shape would have to reach the caller's tensor; a value the trace made
-    becomes that view."""
+    becomes that view.
+
+    As in PyTorch it counts as a write (a vjp that saved the tensor refuses to run), and what was
+    recorded before it keeps the old shape: the view link to the earlier self is marked, so
+    `tape.recorded_inputs` finds that self for them."""
     if _tracer is not None:
         _tracer.reshape_in_place(target, result, what)
+    changed = result.shape != target.shape
     target._data, target._node, target._view_of = result._data, result._node, result._view_of
+    target._version[0] += 1
+    if target._view_of is not None:
+        target._view_of.version = target._version[0]  # its history is the reshape's, made just now
+        if changed:
+            tape.note_reshape(target._view_of)
 
 
 def stands_for_a_non_leaf(tensor) -> bool:
@@ -259,14 +270,31 @@ def differentiable(op, out_dtype) -> bool:
     return grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT
 
 
+def refresh_view(view):
+    """A view whose memory was written since its history was made (by a write into its base or into
+    another view of it), looked at: its `requires_grad`, `grad_fn`, `is_leaf`, or an op reading it.
+    Its history is made again from the base as it is now, as PyTorch regenerates a view's grad_fn
+    (the values are right already: they share memory). While tracing, the tracer's rule, which
+    also names the view's new value."""
+    if _tracer is not None:
+        _tracer.refresh_view(view)
+    else:
+        _refresh_view(view)
+
+
 def _refresh_view(view):
-    """The view's base was written in place since its history was made: remake the history from the
-    base as it is now (the values are already right: they share memory)."""
+    if not grad_mode._enabled:
+        return  # the history waits for a look with grad mode on
     link = view._view_of
+    inputs = recorded_inputs(link)
+    if view._node is None and not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        return  # no history to renew, none to gain (a view made a leaf of its own stays one)
     link.version = view._version[0]
-    if grad_mode._enabled and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-        fresh = apply(link.op, *link.inputs, **link.attrs)
-        view._node, view.requires_grad = fresh._node, fresh.requires_grad
+    fresh = apply(link.op, *inputs, **link.attrs)
+    view._node, view._requires_grad = fresh._node, fresh._requires_grad
+
+
+tensor_module.provide_view_refresh(refresh_view)
 
 
 def record(op, inputs, attrs, out):
@@ -279,7 +307,7 @@ def record(op, inputs, attrs, out):
             out._version[0],
         )
     out._node = Node(op, inputs, attrs, versions)
-    out.requires_grad = True
+    out._requires_grad = True
 
 
 def _saved(op, x):

@@ -23,7 +23,7 @@ class Tensor:
         "_data",
         "dtype",
         "device",
-        "requires_grad",
+        "_requires_grad",
         "grad",
         "_node",
         "_version",
@@ -41,7 +41,7 @@ class Tensor:
         self._data = array
         self.dtype = dtype
         self.device = device
-        self.requires_grad = requires_grad
+        self._requires_grad = requires_grad
         self.grad = None
         self._node = None
         self._version = [0]
@@ -58,7 +58,7 @@ class Tensor:
         t._data = array
         t.dtype = dtype
         t.device = device
-        t.requires_grad = requires_grad
+        t._requires_grad = requires_grad
         t.grad = None
         t._node = None
         t._version = [0]
@@ -125,12 +125,30 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
+    # ---- autograd state: a view's is renewed first if its memory was written since (_refresh_view) ----
+    @property
+    def requires_grad(self) -> bool:
+        link = self._view_of
+        if link is not None and link.version != self._version[0]:
+            _refresh_view(self)
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self._requires_grad = value
+
     @property
     def is_leaf(self) -> bool:
+        link = self._view_of
+        if link is not None and link.version != self._version[0]:
+            _refresh_view(self)
         return self._node is None
 
     @property
     def grad_fn(self):
+        link = self._view_of
+        if link is not None and link.version != self._version[0]:
+            _refresh_view(self)
         return self._node
 
     def is_floating_point(self) -> bool:
@@ -262,6 +280,17 @@ class Tensor:
         if self._node is not None:
             self._retains_grad = True
             self._node.retain(self)
+
+
+# Gives a view whose memory was written since its history was made (its link's version is behind the
+# shared counter) the history it has now, as PyTorch regenerates a view's grad_fn when it is looked at.
+# Dispatch, which can apply the view's op, provides it.
+_refresh_view = None
+
+
+def provide_view_refresh(refresh) -> None:
+    global _refresh_view
+    _refresh_view = refresh
 
 
 class _HookHandle:

@@ -81,7 +81,7 @@ CASES = [
     ("tanh_", [rand(3, 5)], lambda x: (x * 1).tanh_()),
     ("relu_", [away_from_zero(3, 5)], lambda x: (x * 1).relu_()),
     ("lerp_", [rand(3, 5), rand(3, 5)], lambda x, y: (x * 1).lerp_(y, 0.3)),
-    # zero_, fill_ and copy_ cut the target's history: the x * y they overwrite adds nothing
+    # zero_, fill_ and copy_ give the history they overwrite a zero gradient: the x * y adds nothing
     ("zero_", [rand(3, 5), rand(3, 5)], lambda x, y: (x * y).zero_() + x * y),
     ("fill_", [rand(3, 5), rand(3, 5)], lambda x, y: (x * y).fill_(1.5) * x * y),
     ("copy_", [rand(3, 5), rand(3, 5)], lambda x, y: (x * 2).copy_(y) * x),
@@ -134,6 +134,29 @@ CASES = [
         [rand(3, 5), rand(2)],
         lambda x, y: (lambda t: (t[1].__setitem__(slice(1, 3), y), t * t)[1])(x * 1),
     ),
+    # squeeze_/unsqueeze_ change the tensor's shape, but what was recorded before keeps the old one
+    (
+        "write_between_in_place_reshapes",
+        [rand(3, 5)],
+        lambda x: (lambda t: (t.unsqueeze_(0), t[0].add_(1.0), t.squeeze_(0), t * 1)[-1])(x * 2),
+    ),
+    (
+        "view_made_before_unsqueeze_then_written",
+        [rand(3, 5), rand(5)],
+        lambda x, y: (lambda t, v: (t.unsqueeze_(0), v.mul_(y), t * t)[-1])(*(lambda t: (t, t[1]))(x * 2)),
+    ),
+    (
+        "base_written_after_unsqueeze_then_old_view_read",
+        [rand(3, 5)],
+        lambda x: (lambda t, v: (t.unsqueeze_(0), t.mul_(3), v * v)[-1])(*(lambda t: (t, t[1]))(x * 2)),
+    ),
+    (
+        "transposed_view_written_after_unsqueeze",
+        [rand(3, 5), rand(5, 3)],
+        lambda x, y: (lambda t, v: (t.unsqueeze_(1), v.mul_(y), t * t)[-1])(*(lambda t: (t, t.T))(x * 2)),
+    ),
+    ("reduction_then_unsqueeze", [rand(3, 5)], lambda x: (lambda t: (t.sum(0), t.unsqueeze_(0))[0])(x * 2)),
+    ("broadcast_then_squeeze", [rand(3, 1), rand(3, 5)], lambda x, y: (lambda t: (t + y, t.squeeze_(1))[0])(x * 2)),
     # 0-d and empty
     ("0d", [rand(), rand()], lambda x, y: (x * 1).mul_(y).add_(1)),
     ("0d_into_matrix", [rand(3, 5), rand()], lambda x, y: (x * 1).sub_(y)),
@@ -223,7 +246,15 @@ def _pow_then_change_through_a_view(x):
     return out
 
 
+def _mul_then_unsqueeze_operand(x):
+    y = x * 3
+    out = x * y  # mul's backward reads y, with its shape then: unsqueeze_ counts as a write
+    y.unsqueeze_(0)
+    return out
+
+
 GUARDS = [
+    ("operand_saved_by_mul_then_unsqueezed", _mul_then_unsqueeze_operand, r"gradient of mul.*version 1, expected 0"),
     ("input_saved_by_sin", _sin_then_change_input, r"gradient of sin.*modified by an in-place operation.*version"),
     ("output_saved_by_exp", _exp_then_change_output, r"output of exp.*modified by an in-place operation"),
     ("operand_saved_by_mul", _mul_then_change_operand, r"gradient of mul.*version 1, expected 0"),
@@ -420,3 +451,105 @@ def test_a_view_made_before_its_base_changes_takes_the_new_history(write):
     run(genesis, g_x).backward()
     run(torch, t_x).backward()
     assert_close(g_x.grad, t_x.grad, genesis.float64, "gradient through the stale view")
+
+
+# ---- a view's history when it is looked at after its memory was written ---------------------------
+def _view_of_a_base_that_takes_a_history(lib, leaf):
+    x = lib.ones(3, 4, dtype=leaf.dtype)
+    view = x.transpose(0, 1)
+    x.sub_(leaf)  # x had no history; the view, made before, must see the one it has now
+    return view
+
+
+def _view_of_a_zeroed_base(lib, leaf):
+    y = leaf * 2
+    view = y.unsqueeze(0)
+    y.zero_()  # y keeps requiring grad, with a zero gradient to its old history
+    return view
+
+
+def _view_of_a_base_zeroed_under_no_grad(lib, leaf):
+    y = leaf * 2
+    view = y[1:]
+    with lib.no_grad():
+        y.zero_()  # y keeps its history: the view's renewed one leads through it
+    return view
+
+
+def _view_of_a_base_written_through_a_sibling(lib, leaf):
+    y = lib.zeros(2, 4, dtype=leaf.dtype)
+    view, sibling = y[0], y[1]
+    sibling.add_(leaf)  # y takes the write's history; the view is untouched in value, not in history
+    return view
+
+
+def _view_of_a_base_filled_with_a_value_that_has_a_history(lib, leaf):
+    y = lib.ones(4, dtype=leaf.dtype)
+    view = y[::2]
+    y.fill_(leaf.sum())
+    return view
+
+
+STALE_VIEWS = [
+    _view_of_a_base_that_takes_a_history,
+    _view_of_a_zeroed_base,
+    _view_of_a_base_zeroed_under_no_grad,
+    _view_of_a_base_written_through_a_sibling,
+    _view_of_a_base_filled_with_a_value_that_has_a_history,
+]
+
+
+@pytest.mark.parametrize("make", STALE_VIEWS, ids=lambda f: f.__name__.removeprefix("_"))
+@pytest.mark.parametrize("look", ["requires_grad", "grad_fn", "is_leaf", "an_op", "backward"])
+def test_a_view_looked_at_after_a_write_has_its_bases_new_history_like_torch(make, look):
+    # PyTorch regenerates a view's grad_fn when it is looked at after its memory was written: its
+    # requires_grad, grad_fn and is_leaf, an op reading it and a backward from it all see the base's
+    # history as it is now
+    results = []
+    for lib in (genesis, torch):
+        leaf = lib.tensor(np.arange(1.0, 5.0), dtype=lib.float64, requires_grad=True)
+        view = make(lib, leaf)
+        if look == "requires_grad":
+            results.append(view.requires_grad)
+        elif look == "grad_fn":
+            results.append(view.grad_fn is None)
+        elif look == "is_leaf":
+            results.append(view.is_leaf)
+        else:
+            cotangent = lib.tensor(np.linspace(-1.0, 2.0, view.numel()).reshape(view.shape), dtype=lib.float64)
+            if look == "an_op":
+                (view * cotangent).sum().backward()
+            else:
+                view.backward(cotangent)
+            results.append(leaf.grad.detach().numpy().copy())
+    if look in ("an_op", "backward"):
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+    else:
+        assert results[0] == results[1]
+
+
+def test_a_view_made_a_leaf_of_its_own_stays_one_after_its_base_is_written_like_torch():
+    for lib in (genesis, torch):
+        x = lib.ones(4)
+        view = x.view(2, 2)
+        view.requires_grad_()
+        x.add_(1)
+        assert (view.requires_grad, view.is_leaf, view.grad_fn) == (True, True, None), lib.__name__
+
+
+@pytest.mark.parametrize("overwrite", ["zero_", "fill_", "copy_"])
+def test_an_overwritten_tensor_keeps_requiring_grad_with_a_zero_gradient_like_torch(overwrite):
+    grads = []
+    for lib in (genesis, torch):
+        leaf = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        y = leaf * 2
+        if overwrite == "zero_":
+            y.zero_()
+        elif overwrite == "fill_":
+            y.fill_(0.5)
+        else:
+            y.copy_(lib.tensor([4.0, 5.0, 6.0]))
+        assert y.requires_grad and not y.is_leaf
+        (y * leaf).sum().backward()
+        grads.append(leaf.grad.numpy().copy())
+    np.testing.assert_array_equal(grads[0], grads[1])

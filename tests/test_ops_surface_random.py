@@ -120,15 +120,19 @@ def test_fills_repeat_with_a_seed_or_a_generator(name):
     assert fill(genesis.empty(50), None).tolist() == first  # the generator left the global stream alone
 
 
-def test_fills_refuse_a_leaf_that_requires_grad_and_drop_history():
+def test_fills_refuse_a_leaf_that_requires_grad_and_give_the_history_they_replace_a_zero_gradient():
     leaf = genesis.zeros(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf"):
         leaf.normal_()
     with genesis.no_grad():
         leaf.uniform_()
-    made = genesis.ones(3, requires_grad=True) * 2
+    source = genesis.ones(3, requires_grad=True)
+    made = source * 2
     made.normal_()
-    assert made.grad_fn is None
+    # as PyTorch's NormalBackward0: the result still requires grad, and nothing reaches the old history
+    assert made.requires_grad and made.grad_fn is not None
+    (made * 3).sum().backward()
+    assert source.grad.tolist() == [0.0, 0.0, 0.0]
 
 
 def test_compiled_fill_draws_afresh_each_call():

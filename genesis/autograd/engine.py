@@ -17,6 +17,7 @@ import numpy as np
 from genesis import creation, dispatch, grad_mode
 from genesis import functional as F
 from genesis.runtime.cpu import NUMPY_DTYPE
+from genesis.tape import recorded_inputs
 from genesis.tensor import Tensor
 
 
@@ -233,12 +234,16 @@ def _deferred(roots, root_grads, retain_graph, create_graph, capture):
 
 
 def _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs, owned):
-    op, inputs, attrs = node.op, node.inputs, node.attrs
     # the edges hold each input's history as it was when the op ran: an in-place op since
-    # then gave the tensor a new node, which this op's gradient must not flow through
+    # then gave the tensor a new node, which this op's gradient must not flow through; and
+    # the rules see each input with the shape it had then (squeeze_ may have changed it since)
+    op, attrs = node.op, node.attrs
+    inputs = recorded_inputs(node)
     for i, (x, (child, wanted)) in enumerate(zip(inputs, node.edges)):
         if not isinstance(x, Tensor) or not wanted:
             continue
+        if child is None:  # a leaf is keyed by itself, the tensor whose .grad it fills
+            x = node.inputs[i]
         pending, key = (pending_leaves, id(x)) if child is None else (pending_nodes, id(child))
         # a region-selecting view adds its gradient into its input's buffer, unless the backward
         # itself is recorded (create_graph): then the vjp's ops must be on the tape

@@ -10,6 +10,6 @@ bind point), `ir` (the Graph), `passes/` (each Graph -> Graph), `program`
 from genesis.compiler import fused_steps, single_op  # noqa: F401  (hand optimizers and eager dispatch their kernels)
 from genesis.compiler.api import BACKENDS, CompiledFunction, compile, explain
 from genesis.compiler.ir import Graph, GraphError, Node
-from genesis.compiler.trace import GraphBreak
+from genesis.compiler.symbols import GraphBreak
 
 __all__ = ["compile", "explain", "CompiledFunction", "BACKENDS", "Graph", "GraphError", "Node", "GraphBreak"]

@@ -23,7 +23,7 @@ from genesis.compiler import debug, native, pytree
 from genesis.compiler.compiled_module import compiled_module
 from genesis.compiler.program import Program, build_program
 from genesis.compiler.report import format_report
-from genesis.compiler.trace import GraphBreak
+from genesis.compiler.symbols import GraphBreak
 from genesis.compiler.training import TrainingOptions, TrainingStep
 from genesis.nn import Module
 from genesis.tensor import Tensor

@@ -22,7 +22,8 @@ from genesis.compiler.guards import World
 from genesis.compiler.ir import Graph
 from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
 from genesis.compiler.report import describe
-from genesis.compiler.trace import Symbol, Tracer, tracing
+from genesis.compiler.symbols import Symbol
+from genesis.compiler.trace import Tracer, tracing
 from genesis.ops.op import OPS, Kind
 from genesis.tape import Node
 from genesis.tensor import Tensor

@@ -1,7 +1,7 @@
 """Tracing: run user code on symbolic tensors and record every op into a Graph.
 
 A traced tensor is an ordinary `Tensor` whose buffer is a `Symbol`: a name in
-the graph, a shape and a dtype, and no values. Dispatch (the one bind point)
+the graph, a shape and a dtype, and no values (symbols.py). Dispatch (the one bind point)
 sees a tracer installed and, instead of running the op's kernel, asks it for a
 symbolic result; everything around the kernel (dtype rules, autograd's tape)
 runs as in eager mode, so the traced code sees eager's shapes and dtypes.
@@ -19,121 +19,35 @@ user's source line: reading a value on the host (`.item()`, `bool(t)`,
 `.numpy()`, a branch on a tensor) and drawing random integers with `randint`
 or `randperm` (their values would be baked into the graph and repeat on every
 call; `rand`/`randn` draws read a fresh seed per call as a graph input).
+
+In-place writes and views, which eager's shared memory makes visible to one
+another, are renamings of graph values kept by the tracer's `ViewWrites`
+(view_writes.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import weakref
-
-import numpy as np
 
 from genesis import dispatch
 from genesis.amp.autocast import autocast, cast_targets
 from genesis.autocast_state import get_autocast_dtype
 from genesis.compiler.ir import Graph, Meta
-from genesis.grad_mode import is_grad_enabled, set_grad_enabled
+from genesis.compiler.symbols import (
+    GraphBreak,
+    Symbol,
+    element_strides,
+    is_symbolic,
+    layout_of,
+    user_line,
+)
+from genesis.compiler.view_writes import ViewWrites
+from genesis.grad_mode import set_grad_enabled
 from genesis.markers import GRAD
 from genesis.ops.op import Kind
-from genesis.ops.shape_rules import contiguous_strides, is_contiguous
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.runtime.devices import cpu
-from genesis.tape import ViewLink
 from genesis.tensor import Tensor
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # genesis/
-_CONTEXTLIB = contextlib.__file__  # a `with` block's exit runs in it (GradScaler's skipped step)
-
-
-def user_line() -> str | None:
-    """`file.py:line` of the innermost frame outside genesis: the user's code that made the call."""
-    frame = sys._getframe(1)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == _CONTEXTLIB
-    ):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-
-
-class GraphBreak(RuntimeError):
-    """The traced code did something a graph cannot hold; `line` is where, in the user's code."""
-
-    def __init__(self, what: str, line: str | None = None):
-        self.what = what
-        self.line = line or user_line()
-        super().__init__(f"{what} at {self.line or '<unknown>'}")
-
-
-class Symbol:
-    """A traced tensor's buffer: its name in the graph, its shape and numpy dtype; no values.
-
-    It answers the metadata a Tensor reads (shape, ndim, size, dtype); anything
-    else (`item`, `reshape`, `__array__`, ...) is an attempt to read values and
-    breaks the graph.
-    """
-
-    __slots__ = ("name", "shape", "dtype", "base", "views", "strides", "writeable", "__weakref__")
-    is_symbolic = True
-
-    def __init__(self, name: str, shape: tuple, dtype, base=None, strides=None):
-        self.name = name  # the graph value this buffer holds now (an in-place write renames it)
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self.base = base  # the Symbol this one is a view of, if any
-        self.views = []  # a _ViewEntry per view of this buffer (of a root: its views' views too)
-        # the strides (in elements) eager's array would have, or None where the trace cannot know them;
-        # only view() and is_contiguous() read them (see layout_of)
-        self.strides = strides
-        # False for a view whose elements overlap (an expand, unfold's overlapping windows), which eager's
-        # numpy marks read-only: a write into it is refused as eager refuses it (see view_writeable)
-        self.writeable = True
-
-    def alias(self) -> Symbol:
-        """A buffer of its own that starts with the same values (what a copy is to eager)."""
-        return Symbol(self.name, self.shape, self.dtype, strides=contiguous_strides(self.shape))
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        size = 1
-        for n in self.shape:
-            size *= n
-        return size
-
-    def refuse_host_read(self, asked_for: str):
-        """Break the graph for a read of the values; `asked_for` is what the user's code called
-        (`float()`, `.item()`), which the Tensor method names, since the buffer sees only its own use."""
-        raise GraphBreak(f"a host read of a traced tensor's values ({asked_for})")
-
-    def __getattr__(self, attr):
-        raise GraphBreak(
-            f"a host read of a traced tensor's values (.item(), .numpy(), bool(), a branch on "
-            f"a tensor; its buffer was asked for .{attr})"
-        )
-
-    def __array__(self, *args, **kwargs):
-        raise GraphBreak("converting a traced tensor to a numpy array")
-
-    def __repr__(self) -> str:
-        return f"Symbol({self.name}, {self.shape})"
-
-
-class _ViewEntry:
-    """A view of a root buffer, as the root keeps it: the view's buffer and how it was made (weakly and
-    strongly: a buffer another tensor shares, a detach(), is made again after a write too), and the
-    tensor that holds that making, whose history a write renews."""
-
-    __slots__ = ("symbol", "link", "tensor")
-
-    def __init__(self, symbol: Symbol, link: ViewLink, tensor: Tensor):
-        self.symbol, self.link, self.tensor = weakref.ref(symbol), link, weakref.ref(tensor)
 
 
 class _Produced:
@@ -146,61 +60,8 @@ class _Produced:
 _PRODUCED = _Produced()
 
 
-def element_strides(array) -> tuple | None:
-    """An array's strides in elements (a traced tensor's Symbol: the strides it was given)."""
-    if isinstance(array, Symbol):
-        return array.strides
-    itemsize = array.itemsize
-    if any(stride % itemsize for stride in array.strides):
-        return None
-    return tuple(stride // itemsize for stride in array.strides)
-
-
-def layout_of(op, inputs, attrs, shape) -> tuple | None:
-    """The strides eager's result of `op` would have, or None when they depend on more than the trace
-    knows. A view's come from its own eager kernel, run on a probe array laid out like its input
-    (numpy makes the view's header and reads no element); any other op's result is a fresh array,
-    C-contiguous when its inputs are, or always (`op.contiguous_result`); `dispatch.verify_meta`
-    checks both against every eager op of the tests."""
-    tensors = [x for x in inputs if isinstance(x, Tensor)]
-    if op.kind is Kind.VIEW:
-        source = tensors[0]._data
-        if source.strides is None:
-            return None
-        return element_strides(_view_of_probe(op, inputs, attrs, source.strides))
-    if op.contiguous_result or all(
-        x._data.strides is not None and is_contiguous(x.shape, x._data.strides) for x in tensors
-    ):
-        return contiguous_strides(shape)
-    return None
-
-
-def view_writeable(op, inputs, attrs) -> bool:
-    """Whether eager's result of the view `op` may be written into: its source may, and no two of its
-    elements share memory (numpy marks an expand's or overlapping windows' view read-only, whatever
-    the source's strides)."""
-    source = inputs[0]._data
-    strides = source.strides if source.strides is not None else contiguous_strides(source.shape)
-    return source.writeable and _view_of_probe(op, inputs, attrs, strides).flags.writeable
-
-
-def _view_of_probe(op, inputs, attrs, strides):
-    """The view's eager kernel run on a probe laid out like its source: one element of memory, so
-    numpy makes the view's header and reads nothing."""
-    source = inputs[0]._data
-    itemsize = source.dtype.itemsize
-    probe = np.lib.stride_tricks.as_strided(
-        np.empty(1, source.dtype), source.shape, tuple(s * itemsize for s in strides)
-    )
-    return op.kernel(probe, *inputs[1:], **attrs)
-
-
 def _cpu_device():
     return cpu
-
-
-def is_symbolic(tensor) -> bool:
-    return isinstance(tensor, Tensor) and type(tensor._data) is Symbol
 
 
 class Tracer:
@@ -224,16 +85,13 @@ class Tracer:
         self.guards: dict = {}  # key -> (read, value, what): host values baked in
         self._saved: list[tuple] = []  # what `restore` puts back into the captured tensors
         self._scalar_names: dict = {}
-        self._conditional: dict | None = None  # inside skip_writes_if: id(symbol) -> (tensor, name before)
         self.leaves: list[Tensor] = []  # the leaf tensors gradients reach, by leaf_id
         self._leaf_ids: dict[int, int] = {}  # id(tensor) -> its leaf id (a pass's stand-ins included)
         self._stand_ins: list[Tensor] = []  # a pass's tensors standing for leaves (see tensor_of)
         self.non_leaves: set[int] = set()  # ids of stand-ins of arguments that are not leaves in eager
         self.passed_requiring_grad: dict[int, bool] = {}  # id of a stand-in -> its argument's requires_grad
         self._calls = 0  # numbers backward() calls and multi-result markers
-        self._written: set[int] = set()  # ids of the Symbols the last write renamed (remake_views skips them)
-        self._remaking = False  # remake_views is applying views' ops: their inputs' histories stay as they are
-        self._links: dict[int, ViewLink] = {}  # the ViewLinks of the views this trace made, by id (kept alive)
+        self.views = ViewWrites(self.value)  # views and in-place writes, done to graph values
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
 
     # ---- values -----------------------------------------------------------------
@@ -299,112 +157,21 @@ class Tracer:
             tensor._data, tensor._node, tensor.grad, tensor._version = data, node, grad, version
         self._saved.clear()
 
-    # ---- what eager code does to buffers, done to values -----------------------------
+    # ---- what eager code does to buffers, done to values (view_writes.py) -----------
     def write(self, target: Tensor, value: Tensor, bases=()) -> None:
-        """`target`'s buffer now holds `value` (same shape and dtype): the in-place write, functionalised.
-
-        Every tensor sharing the target's Symbol (a detach(), .data) sees the
-        new value, as eager tensors sharing memory would. A write through a view
-        renames each base up its chain to its value in `bases`, (base, value)
-        pairs ending at the undivided base (an in-place activation after a
-        convolution, whose output is a reshape of a matmul's; `x[1:][:, 0]`).
-        Every other live view of that memory is made again once the write's
-        histories are set (`remake_views`). A write through a view without a
-        known chain of bases (`x.T.detach().add_(...)`), or a write that shares
-        memory with other views inside a conditional block, breaks the graph."""
-        self.value(target)  # a concrete tensor becomes a captured input first
-        symbol = target._data
-        if not symbol.writeable:
-            raise dispatch.overlapping_write(target)
-        root = symbol.base if symbol.base is not None else symbol
-        root.views = [entry for entry in root.views if entry.symbol() is not None]  # drop the dead ones
-        others = [entry for entry in root.views if entry.symbol() is not symbol]
-        chain = [base._data for base, _ in bases]
-        if symbol.base is not None and not (
-            chain and chain[-1] is root and all(isinstance(s, Symbol) and s.base is root for s in chain[:-1])
-        ):
-            raise GraphBreak("an in-place write into a view of a traced tensor whose chain of bases is not known")
-        if self._conditional is not None and (symbol.base is not None or others):
-            raise GraphBreak("an in-place write that views share, inside a conditionally skipped step")
-        if self._conditional is not None and id(symbol) not in self._conditional:
-            self._conditional[id(symbol)] = (target, symbol.name)  # the value to keep if the block is skipped
-        if symbol.base is None:  # a traced tensor's own buffer (or a captured one: eager memory is shared)
-            chain = []
-        for (_, base_value), base_symbol in zip(bases, chain):
-            base_symbol.name = self.value(base_value)
-        symbol.name = self.value(value)
-        self._written = {id(symbol), *map(id, chain)}
+        self.views.write(target, value, bases)
 
     def remake_views(self, target: Tensor) -> None:
-        """After a write into `target` and its history: each other live view of its memory, in the
-        order they were made (a view's base before it), takes the value its op gives from its base as
-        the base is now, as eager's views see the write in their memory (a buffer that a detach()
-        shares too). Their histories stay as they are until their next use (`_refresh_view`), as in
-        eager mode, whose views keep the shared version counter's old value in their `ViewLink`."""
-        symbol = target._data
-        root = symbol.base if symbol.base is not None else symbol
-        written, self._written = self._written, set()
-        self._remaking = True
-        try:
-            with set_grad_enabled(False):
-                for entry in list(root.views):  # (a copy: remaking a view registers a new one)
-                    view = entry.symbol()
-                    if view is None or id(view) in written:
-                        continue
-                    written.add(id(view))
-                    fresh = dispatch.apply(entry.link.op, *entry.link.inputs, **entry.link.attrs)
-                    if fresh.shape != view.shape:  # its base took another shape in place since (squeeze_)
-                        raise GraphBreak("an in-place write while a view made before its base's squeeze_ is alive")
-                    view.name = fresh._data.name
-        finally:
-            self._remaking = False
+        self.views.remake_views(target)
 
-    def _refresh_view(self, view: Tensor) -> None:
-        """Eager's `dispatch._refresh_view` for a view this trace made, whose memory was written since
-        its history was made: under grad mode, a fresh history (and value) from its base as it is now.
-        Without one, eager would go on with the old history, which no longer leads to the value the
-        trace holds for the view: that breaks the graph."""
-        link = view._view_of
-        link.version = view._version[0]
-        if is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in link.inputs):
-            fresh = dispatch.apply(link.op, *link.inputs, **link.attrs)
-            view._data.name = fresh._data.name
-            view._node, view.requires_grad = fresh._node, fresh.requires_grad
-        elif view._node is not None:
-            self._stale_history(view)
+    def refresh_view(self, view: Tensor) -> None:
+        self.views.refresh_view(view)
 
     def settle_result(self, result: Tensor) -> None:
-        """A result of the traced function that is a view written since its history was made: eager
-        hands it back with the old history and renews it at its next use, so one with a history gets
-        that renewal here (its backward then runs through the base as it is now); one without stays
-        without, as eager's `requires_grad` says until that use."""
-        if self._is_stale_view(result) and result._node is not None:
-            self._refresh_view(result)
+        self.views.settle_result(result)
 
-    def _stale_history(self, view: Tensor) -> None:
-        raise GraphBreak(
-            "a view whose base was written in place while it kept an older history (eager goes on with it)"
-        )
-
-    def _is_stale_view(self, x) -> bool:
-        link = getattr(x, "_view_of", None)
-        return link is not None and id(link) in self._links and link.version != x._version[0]
-
-    @contextlib.contextmanager
     def skip_writes_if(self, condition: Tensor, select):
-        """Every in-place write in the block takes effect only where `condition` is false: a skipped
-        optimizer step as a select in the graph (GradScaler on an inf gradient), not a host branch.
-        `select(condition, old, new)` keeps old values or new ones (a `where`)."""
-        outer, self._conditional = self._conditional, {}
-        try:
-            yield
-            written, self._conditional = self._conditional, outer
-            for target, before in written.values():
-                old = Tensor._make(Symbol(before, target.shape, target._data.dtype), target.dtype, target.device)
-                kept = select(condition, old, Tensor._make(target._data.alias(), target.dtype, target.device))
-                target._data.name = self.value(kept)
-        finally:
-            self._conditional = outer
+        return self.views.skip_writes_if(condition, select)
 
     def refuse(self, what: str) -> None:
         """Code outside the compiler met something a graph cannot hold: break the graph, naming the line."""
@@ -412,12 +179,10 @@ class Tracer:
 
     def reshape_in_place(self, target: Tensor, result: Tensor, what: str) -> None:
         """Break the graph unless `target` is a value this trace made (see dispatch.reshape_in_place):
-        an argument's stand-in or a captured tensor stands for a tensor of the caller's. The target
-        then holds `result`'s Symbol, so it is that view of its base which a write remakes."""
+        an argument's stand-in or a captured tensor stands for a tensor of the caller's."""
         if not is_symbolic(target) or id(target) in self._captured_ids or id(target) in self.passed_requiring_grad:
             raise GraphBreak(f"{what} of a compiled function's input (its new shape would reach the caller)")
-        if result._data.base is not None:  # (a reshape is a view; a squeeze that changes nothing may not be)
-            result._data.base.views.append(_ViewEntry(result._data, result._view_of, target))
+        self.views.reshaped_in_place(target, result)
 
     def note_grad_reset(self, tensor: Tensor) -> None:
         """zero_grad() ran inside the traced function: `tensor`'s gradient before the call does not matter."""
@@ -472,8 +237,8 @@ class Tracer:
         eager mode (backward() finds the parameters it reaches through it), and the node keeps,
         per input, where a gradient would flow: the autodiff pass reads that."""
         for x in inputs:
-            if self._is_stale_view(x) and not self._remaking:
-                self._refresh_view(x)
+            if self.views.is_stale_view(x):
+                self.views.refresh_view(x)
         region, targets = self._autocast_casts(op, inputs)
         seen = inputs
         if region is not None:
@@ -496,17 +261,8 @@ class Tracer:
             before=self.before,
         )
         out = self.symbolic(node.name, out_dtype, device, strides=layout_of(op, inputs, attrs, shape))
-        if op.kind is Kind.VIEW:  # eager would share memory: remember it, so writes into either can be refused
-            out._version = inputs[0]._version  # and its version counter: a write into the view is one into
-            # the base, which a vjp that saved the base must refuse, as eager's does
-            base = inputs[0]._data
-            while base.base is not None:  # a view of a view shares the first one's base (x.unbind(0)[0])
-                base = base.base
-            out._data.base = base
-            out._data.writeable = view_writeable(op, inputs, attrs)
-            out._view_of = ViewLink(op, inputs, attrs, out._version[0])  # how to make it again after a write
-            self._links[id(out._view_of)] = out._view_of
-            base.views.append(_ViewEntry(out._data, out._view_of, out))
+        if op.kind is Kind.VIEW:  # eager would share memory: writes into either must reach the other
+            self.views.register_view(out, op, inputs, attrs)
         if recorded:
             dispatch.record(op, inputs, attrs, out)
         return out
@@ -535,9 +291,6 @@ class Tracer:
     def gradients(self, roots, root_grads, targets) -> list[Tensor]:
         """Symbolic gradients of `targets` for a backward() from `roots` with `root_grads`: `grad`
         markers (ops/markers.py) that the autodiff pass replaces once the forward is final."""
-        for root in roots:
-            if self._is_stale_view(root):  # eager backward() goes on from the history it had
-                self._stale_history(root)
         call = self.new_call()
         head = tuple(self.value(x) for x in roots) + tuple(self.value(g) for g in root_grads)
         attrs = {"call": call, "roots": self.grad_edges(roots)}

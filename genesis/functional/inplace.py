@@ -18,12 +18,13 @@ the same buffer would otherwise trip.
 
 from __future__ import annotations
 
-from genesis import dispatch, grad_mode
+from genesis import dispatch, dtypes, grad_mode
 from genesis.creation import full, ones_like
 from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
 from genesis.functional.shape import cast, clone, expand
 from genesis.ops.op import Kind
+from genesis.tape import recorded_inputs
 from genesis.tensor import Tensor
 
 
@@ -37,7 +38,7 @@ def check_inplace_allowed(target):
         )
     view_node = _view_node(target)
     while view_node is not None:
-        base = view_node.inputs[0]
+        base = recorded_inputs(view_node)[0]
         if base.requires_grad and base.is_leaf:
             raise RuntimeError(
                 f"a view of a leaf tensor that requires grad (shape {list(base.shape)}) is being used in an "
@@ -59,7 +60,8 @@ def _view_node(t):
 def _rebase(view, view_node):
     """After a write into `view`, give each tensor it views the write's history (see the docstring)."""
     while view_node is not None and grad_mode.is_grad_enabled():
-        base = view_node.inputs[0]
+        inputs = recorded_inputs(view_node)  # (a base reshaped in place since: its earlier self)
+        base = inputs[0]
         if not (view.requires_grad or base.requires_grad):
             return
         next_node = _view_node(base)
@@ -67,7 +69,7 @@ def _rebase(view, view_node):
         rule = view_node.op.vjp[0]
 
         def scatter(values):  # called only within this iteration
-            return rule(values, None, *view_node.inputs, **view_node.attrs)  # noqa: B023
+            return rule(values, None, *inputs, **view_node.attrs)  # noqa: B023
 
         with grad_mode.no_grad():
             region = scatter(ones_like(view)) != 0
@@ -101,7 +103,7 @@ def assign_inplace(target, result):
             f"an in-place result of dtype {result.dtype.name} can't be cast to the target's dtype {target.dtype.name}"
         )
     if dispatch.is_tracing():
-        return _traced_write(target, result, keep_history=True)
+        return _traced_write(target, result)
     node = result._node
     _keep_old_input(target, node)
     dispatch.write(target, result)  # numpy casts to the target's dtype as it copies
@@ -136,10 +138,15 @@ def _take_history(target, node):
             node.versions = node.versions[:-1] + (target._version[0],)
 
 
-def _traced_write(target, result, *, keep_history):
+def _traced_write(target, result, *, takes_history=True):
     """The in-place write under tracing: the target's buffer is renamed to the result's value
-    (see `Tracer.write`); autograd's bookkeeping is eager's."""
-    node = result._node if keep_history else None
+    (see `Tracer.write`); autograd's bookkeeping is eager's (an overwrite with values that carry no
+    history for it, `takes_history=False`, leaves the target's own)."""
+    node = result._node if takes_history else None
+    if node is None and target._node is not None:
+        # under no_grad: eager's target keeps its history for the new values, and a graph's gradient
+        # flows only to the producer of the value a tensor holds
+        dispatch.untraceable("an in-place write under no_grad into a tensor that has a history")
     _keep_old_input(target, node)
     if node is not None and result.dtype is not target.dtype:
         # the graph's value is the cast, so the history is too (its vjp casts back, as eager's fitting
@@ -153,9 +160,6 @@ def _traced_write(target, result, *, keep_history):
     rebased = _bases_after_write(value, view_node) if view_node is not None else []
     dispatch.write(target, value, rebased)
     _take_history(target, node)
-    if not keep_history and target._node is not None:
-        target._node = None
-        target.requires_grad = False
     for base, base_value in rebased:  # each base's history, as eager's _rebase gives it
         if base_value._node is not None:
             base._node = base_value._node
@@ -172,11 +176,12 @@ def _bases_after_write(value, view_node):
     base)` per link, as ops the trace records."""
     rebased = []
     while view_node is not None:
-        base = view_node.inputs[0]
+        inputs = recorded_inputs(view_node)
+        base = inputs[0]
         rule = view_node.op.vjp[0]
         with grad_mode.no_grad():
-            region = rule(ones_like(value), None, *view_node.inputs, **view_node.attrs) != 0
-        base_value = where(region, rule(value, None, *view_node.inputs, **view_node.attrs), base)
+            region = rule(ones_like(value), None, *inputs, **view_node.attrs) != 0
+        base_value = where(region, rule(value, None, *inputs, **view_node.attrs), base)
         _skip_version_checks(base_value._node, {id(value._node), id(base._node)})
         rebased.append((base, base_value))
         value, view_node = base_value, _view_node(base)
@@ -239,20 +244,24 @@ def copy_(target, source):
 
 
 def _overwrite(target, source):
-    """Replace every value: the old history is dropped, the source's (if any) is kept."""
+    """Replace every value. As in PyTorch, a target that requires grad keeps requiring it: its old
+    history gets a zero gradient (a `where` that takes nothing from it), the source's gets its own."""
     check_inplace_allowed(target)
+    if grad_mode.is_grad_enabled() and target.requires_grad:
+        with grad_mode.no_grad():
+            nowhere = full(target.shape, False, dtype=dtypes.bool_)
+        result = where(nowhere, target, source)
+        result._node.versions = None  # its vjp reads only the constant condition: no copy of the target
+        return assign_inplace(target, result)
     if source.requires_grad and grad_mode.is_grad_enabled():
         return assign_inplace(target, clone(source))
     if dispatch.is_tracing():
-        return _traced_write(target, source, keep_history=False)
+        return _traced_write(target, source, takes_history=False)
     view_node = _view_node(target)
     dispatch.write(target, source)
     target._version[0] += 1
     if target._view_of is not None:
         target._view_of.version = target._version[0]
-    if target._node is not None:
-        target._node = None
-        target.requires_grad = False
     if view_node is not None:
         _rebase(target, view_node)  # the base's region now holds constants: no gradient flows there
     return target
