@@ -23,7 +23,9 @@ UNIT = 2.0**-24  # float32's unit roundoff
 TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid")
 ARITHMETIC = ("add", "sub", "mul", "div", "sqrt", "rsqrt", "reciprocal")
 IN_C_OPS = (
-    ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward", "relu_backward") + TRANSCENDENTAL + ARITHMETIC
+    ("sum", "prod", "amax", "amin", "erf", "gelu", "gelu_backward", "relu", "relu_backward")
+    + TRANSCENDENTAL
+    + ARITHMETIC
 )
 
 
@@ -223,17 +225,19 @@ def test_a_bfloat16_input_runs_in_float32_and_is_rounded_once(small_threshold):
     assert _c_programs(small_threshold) == 1
 
 
-def test_relus_gradient_in_c_is_numpys_and_torchs(small_threshold):
+def test_relu_and_its_gradient_in_c_are_numpys_and_torchs(small_threshold):
     torch = pytest.importorskip("torch")
     x, g = _data(SHAPE, seed=8), _data(SHAPE, seed=9)
-    x[0, 0, :4] = [0.0, -0.0, np.nan, 1.0]
+    x[0, 0, :4] = [0.0, -0.0, np.nan, 1.0]  # -0.0 becomes +0.0 and NaN stays, as numpy's maximum gives
     g[0, 0, :4] = np.nan  # a NaN gradient where the output is 0 gives 0, as PyTorch's
     t = genesis.tensor(x, requires_grad=True)
-    genesis.nn.functional.relu(t).backward(genesis.tensor(g))
+    out = genesis.nn.functional.relu(t)
+    out.backward(genesis.tensor(g))
+    np.testing.assert_array_equal(out.detach().numpy().view(np.uint32), OPS["relu"].kernel(x).view(np.uint32))
     reference = torch.tensor(x, requires_grad=True)
     torch.nn.functional.relu(reference).backward(torch.tensor(g))
     np.testing.assert_array_equal(t.grad.numpy(), reference.grad.numpy())
-    assert [key[0] for key in small_threshold] == ["relu_backward"] and _c_programs(small_threshold) == 1
+    assert [key[0] for key in small_threshold] == ["relu", "relu_backward"] and _c_programs(small_threshold) == 2
 
 
 def test_exp_in_c_at_the_ends_of_the_float_range(small_threshold):

@@ -251,6 +251,7 @@ relu = elementwise_op(
     c_helpers=("relu.h",),
     triton="tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
     numpy="np.maximum({0}, 0, out={out})",
+    generated_eager_from=ARITHMETIC_IN_C_FROM,
 )
 erf = elementwise_op(
     "erf",
