@@ -522,3 +522,14 @@ def test_a_write_through_a_view_into_a_saved_output_is_refused_in_backward_as_ea
 def test_a_group_of_one_reshape_that_leaves_it(backend):
     # a dot product's reshape, read only by a stack, left its group empty: fusion then crashed
     assert_compiled_matches_eager(lambda a, b, c: genesis.stack([a.dot(b), c], dim=0), [(8,), (8,), ()], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reshape_of_a_value_read_whole_gives_the_blocks_rows(backend):
+    # a (1, 8, 4) product reshaped to the group's (8, 4, 1, 1) rows: numpy's kernel took the block as a
+    # reshape of the whole value and failed (ResNet-18's 1x1 weight gradients under gradient clipping)
+    def fn(a, b):  # enough rows for several blocks
+        w = genesis.matmul(a, b).reshape(2048, 64, 1, 1)
+        return (w * w).sum().sqrt() + w * 2
+
+    assert_compiled_matches_eager(fn, [(1, 2048, 3), (3, 64)], backend, rtol=1e-5, atol=1e-5)

@@ -172,7 +172,11 @@ def _block_statement_lines(spec: KernelSpec, s, args, scratch: _Scratch) -> list
     scratch (or straight into the output's rows where no rounding comes between)."""
     output = s.value in spec.outputs
     if s.kind is Kind.VIEW:
-        lines = [f"{s.value} = {_view(s, args)}"]
+        # a view of a value read whole (a (1, 512, 256) product reshaped to (512, 256, 1, 1)) moves its
+        # rows elsewhere: the block's rows are those of the whole view, not a view of the whole
+        source = next((o for o in spec.operands if o.local == s.reads[0]), None)
+        view = f"{_whole_view(s, args)}[start:stop]" if source is not None and not source.blocked else _view(s, args)
+        lines = [f"{s.value} = {view}"]
         return lines + ([f"np.copyto(out_{s.value}[start:stop], {s.value})"] if output else [])
     direct = output and not s.dtype.is_low_precision
     if direct:
