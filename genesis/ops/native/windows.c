@@ -10,19 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* g: N, C, H, W, kh, kw, sh, sw, dh, dw, Ho, Wo, batch_inside. Plane (n, c) of x (N, C, H, W) to
-   columns (N, C, kh*kw, Ho, Wo), or with batch_inside (C, kh*kw, N, Ho, Wo). */
+/* im2col's and col2im's g: N, C, H, W, kh, kw, sh, sw, dh, dw, Ho, Wo, batch_inside */
+#define G_WINDOW_SIZES(g) \
+    const int64_t N = g[0], C = g[1], H = g[2], W = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7]; \
+    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12];
+
+/* which Ho*Wo block of the columns holds window position k of plane (n, c), in either layout */
+static inline int64_t g_columns_at(int64_t inside, int64_t N, int64_t C, int64_t kk, int64_t plane, int64_t k) {
+    return inside ? ((plane % C * kk + k) * N + plane / C) : (plane * kk + k);
+}
+
+/* Plane (n, c) of x (N, C, H, W) to columns (N, C, kh*kw, Ho, Wo), or with batch_inside
+   (C, kh*kw, N, Ho, Wo). */
 #define G_IM2COL(suffix, T) \
 int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t start, int64_t stop) { \
     const T* x = x_; T* columns = columns_; const int64_t* g = g_; \
-    const int64_t N = g[0], C = g[1], H = g[2], W = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7]; \
-    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12], area = Ho * Wo; \
+    G_WINDOW_SIZES(g) \
     for (int64_t plane = start; plane < stop; plane++) { \
-        const int64_t n = plane / C, c = plane % C; \
         const T* image = x + plane * H * W; \
         for (int64_t k = 0; k < kh * kw; k++) { \
             const int64_t i = k / kw, j = k % kw; \
-            T* out = columns + (inside ? ((c * kh * kw + k) * N + n) : (plane * kh * kw + k)) * area; \
+            T* out = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
             for (int64_t ho = 0; ho < Ho; ho++) { \
                 const T* in = image + (ho * sh + i * dh) * W + j * dw; \
                 T* row = out + ho * Wo; \
@@ -34,19 +42,17 @@ int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t st
     return 0; \
 }
 
-/* g: as im2col's, with H and W the image's. Adds the columns back into plane (n, c) of the image. */
+/* The columns added back into plane (n, c) of the image (N, C, H, W), in window order. */
 #define G_COL2IM(suffix, T) \
 int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t start, int64_t stop) { \
     const T* columns = columns_; T* x = x_; const int64_t* g = g_; \
-    const int64_t N = g[0], C = g[1], H = g[2], W = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7]; \
-    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12], area = Ho * Wo; \
+    G_WINDOW_SIZES(g) \
     for (int64_t plane = start; plane < stop; plane++) { \
-        const int64_t n = plane / C, c = plane % C; \
         T* image = x + plane * H * W; \
         memset(image, 0, H * W * sizeof(T)); \
         for (int64_t k = 0; k < kh * kw; k++) { \
             const int64_t i = k / kw, j = k % kw; \
-            const T* in = columns + (inside ? ((c * kh * kw + k) * N + n) : (plane * kh * kw + k)) * area; \
+            const T* in = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
             for (int64_t ho = 0; ho < Ho; ho++) { \
                 T* row = image + (ho * sh + i * dh) * W + j * dw; \
                 const T* values = in + ho * Wo; \
