@@ -163,3 +163,31 @@ def test_a_recurrent_layer_runs_its_loop_compiled_from_a_signatures_second_call(
     lstm(genesis.tensor(values((3, 4, 6), 11)))  # a new length, twice: past the cap, op by op
     lstm(genesis.tensor(values((3, 4, 6), 11)))
     assert len(_time_loop.compiles) == 2
+
+
+def test_cross_entropy_fused_gives_the_op_by_op_values_and_eagers_errors(monkeypatch):
+    from genesis.nn.functional.loss import _cross_entropy
+
+    logits = values((512, 1000), 12)
+    target = np.random.default_rng(13).integers(0, 1000, 512)
+    target[:5] = -100  # ignored
+
+    def loss_and_grad(smoothing):
+        x = genesis.tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(x, genesis.tensor(target), label_smoothing=smoothing)
+        loss.backward()
+        return loss.detach().numpy(), x.grad.numpy()
+
+    _cross_entropy.programs.clear()
+    fused_result = [loss_and_grad(0.0), loss_and_grad(0.1)]
+    assert len(_cross_entropy.programs) == 2
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "0")
+    for got, expected in zip(fused_result, [loss_and_grad(0.0), loss_and_grad(0.1)]):
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
+    monkeypatch.setenv("GENESIS_FUSED_EAGER", "1")
+    bad = target.copy()
+    bad[7] = 1000
+    with pytest.raises(IndexError, match="nll_loss: target 1000 is out of range for 1000 classes"):
+        F.cross_entropy(genesis.tensor(logits), genesis.tensor(bad))  # the compiled program fails: eager's message
+    assert len(_cross_entropy.programs) == 3  # it was compiled, and its failure went op by op

@@ -15,9 +15,11 @@ arguments' values), so each signature compiles once (0.2-0.5 s; an unrolled LSTM
 steps, a few seconds) and none recompiles; a signature compiles at its second call (`HOT_AFTER`),
 so a call made once, a test's or a script's, never waits for a compile (its second call's values
 then differ from its first's by rounding), and after `MAX_COMPILES` signatures a composite compiles
-no more. Wrapped today:
-batch_norm, layer_norm and scaled_dot_product_attention on inputs of `FUSED_FROM` elements, and a
-recurrent layer's time loop (nn/modules/rnn.py) of any size, whose cost is its many small ops.
+no more. A compiled call that fails (a class index out of range) runs op by op again, which raises
+the error eager raises, with its message (the program writes nothing back before it finishes).
+Wrapped today: batch_norm, layer_norm, scaled_dot_product_attention and cross_entropy on inputs of
+`FUSED_FROM` elements, and a recurrent layer's time loop (nn/modules/rnn.py) of any size, whose
+cost is its many small ops.
 The op-by-op path runs instead under a trace (the outer program sees the composite's ops), under
 autocast, for small inputs (where a compile would not pay back), for dtypes other than float32
 and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as written,
@@ -79,7 +81,10 @@ def fused_in_eager(composite=None, *, min_elements: int = FUSED_FROM):
                 return composite(*args)
         else:
             programs.move_to_end(key)
-        return compiled(*args)
+        try:
+            return compiled(*args)
+        except Exception:  # noqa: BLE001  (op by op again: eager's error, with eager's message)
+            return composite(*args)
 
     compiles: list = []  # the signatures compiled so far
     run.composite = composite

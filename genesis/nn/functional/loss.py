@@ -20,6 +20,7 @@ import math
 from genesis import dtypes
 from genesis import functional as GF
 from genesis.errors import IndexOutOfRangeError, ShapeError
+from genesis.functional.fused import fused_in_eager
 from genesis.nn.functional.activation import log_softmax, logsigmoid
 from genesis.nn.functional.basic import pairwise_distance
 
@@ -114,6 +115,11 @@ def cross_entropy(
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    return _cross_entropy(input, target, weight, ignore_index, reduction, float(label_smoothing))
+
+
+@fused_in_eager  # eagerly, on big logits, one program: log_softmax, the pick and their backward fused
+def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing):
     class_dim = 0 if input.ndim == 1 else 1
     classes = input.shape[class_dim]
     log_probs = log_softmax(input, class_dim)
