@@ -47,12 +47,9 @@ class Adam(Optimizer):
         super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update_group(self, group: dict) -> None:
-        beta1, beta2 = self._hyper(group, "betas", 0), self._hyper(group, "betas", 1)
-        lr = self._hyper(group, "lr")
-        fixed = {
-            key: self._fixed(group, key)
-            for key in ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
-        }
+        lr, beta1, beta2, fixed = self._adam_hyperparameters(
+            group, ("eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+        )
         for param, grad in self._params_with_grad(group):
             state = self._counted_state(param, ("exp_avg", "exp_avg_sq"))
             if fixed["amsgrad"] and "max_exp_avg_sq" not in state:

@@ -209,6 +209,13 @@ class Optimizer:
         getter = (lambda: group[key]) if index is None else (lambda: group[key][index])
         return dispatch.host_scalar(getter, dtypes.float64, key=(id(group), key, index))
 
+    @classmethod
+    def _adam_hyperparameters(cls, group: dict, fixed_keys: tuple) -> tuple:
+        """(lr, beta1, beta2, {key: fixed value}) of an Adam-family group: what Adam, Adamax, NAdam
+        and RAdam read before their per-parameter updates."""
+        beta1, beta2 = cls._hyper(group, "betas", 0), cls._hyper(group, "betas", 1)
+        return cls._hyper(group, "lr"), beta1, beta2, {key: cls._fixed(group, key) for key in fixed_keys}
+
     @staticmethod
     def _fixed(group: dict, key: str, test=None):
         """A hyperparameter the update bakes in as a constant or branches on (eps, weight_decay, amsgrad),
