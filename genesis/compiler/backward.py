@@ -103,8 +103,9 @@ class Differentiable:
         self.read = [position[name] for name in forward_inputs if name in read]  # inputs the gradients read
 
     def gradients(self, inputs, versions, incoming_all) -> list:
-        for k in self.read:
-            if inputs[k]._version[0] != versions[k]:
+        """`versions`: those of the `read` inputs before the call."""
+        for k, version in zip(self.read, versions):
+            if inputs[k]._version[0] != version:
                 raise VersionError(
                     "one of the variables needed for gradient computation has been modified by an inplace "
                     "operation: an input of a compiled function, differentiated with create_graph=True"
@@ -123,7 +124,7 @@ class BackwardCall:
         self.saved = saved
         self.output_metas = output_metas  # (shape, dtype) of each differentiable output
         self.input_count = input_count
-        self.again = again  # (Differentiable, the call's inputs, their versions before it), for create_graph
+        self.again = again  # (Differentiable, the call's inputs, the read ones' versions before it): create_graph
         self._last = (None, None)  # (the incoming gradient, the gradients it gave)
 
     def gradient(self, output: int, incoming, index: int):

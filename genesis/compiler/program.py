@@ -93,7 +93,8 @@ class Program:
 
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
-        versions = [t._version[0] for t in inputs] if self.backward is not None else None
+        # only the inputs a second derivative would read, as they were: a call's hot path stays short
+        versions = self.backward.versions_of(inputs) if self.backward is not None else None
         outputs = self.executor(inputs)
         if self._aliases and self._written:
             self._detach_from_written(inputs, outputs, leaves)
@@ -149,6 +150,9 @@ class _Backward:
         self.slots = traced.grad_slots  # per such input: its gradient's index, or None
         self.kernels_per_call = kernels_per_call
         self.differentiable = differentiable  # the joint graph, for gradients with create_graph=True
+
+    def versions_of(self, inputs) -> list:
+        return [inputs[k]._version[0] for k in self.differentiable.read]
 
     def attach(self, inputs, outputs, versions) -> None:
         results = [outputs[i] for i in self.output_positions]
