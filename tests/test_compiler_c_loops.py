@@ -10,6 +10,7 @@ broadcast over some of them, forward and backward.
 
 import itertools
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -342,3 +343,17 @@ def test_hypothesis_random_graphs_with_masks_broadcast_over_merged_rows_match_ea
                     np.testing.assert_allclose(g.grad.numpy(), e.grad.numpy(), rtol=1e-4, atol=1e-4)
 
     check()
+
+
+def test_two_float32_sums_in_one_flat_loop_fold_their_lanes_each():
+    """A flat loop adds each float32 sum into lanes and folds them pairwise after each block; with two
+    sums the fold's loop once covered only the first (found by the random graphs above: the C did not
+    compile and the program ran as numpy kernels)."""
+    x = genesis.tensor(np.random.default_rng(0).standard_normal(5000).astype(np.float32))
+
+    def fn(x):
+        return (x.tanh() * x).sum() + x.tanh().sum()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a C compile failure warns and falls back to numpy kernels
+        compiled_matches_eager(fn, x, backend="c", rtol=1e-5, atol=1e-4)

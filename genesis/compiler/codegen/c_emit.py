@@ -319,8 +319,10 @@ class Emitter:
             + ["    for (int64_t l = 0; lanes + l < block_stop; l++) {  /* the block's last elements */"]
             + per_element
             + ["    }"]
-            + [f"    for (int width = {lanes // 2}; width > 0; width /= 2)", "        for (int l = 0; l < width; l++)"]
+            + [f"    for (int width = {lanes // 2}; width > 0; width /= 2)"]
+            + ["        for (int l = 0; l < width; l++) {"]
             + [f"            b_{s.value}[l] += b_{s.value}[l + width];" for s in blocked]
+            + ["        }"]
             + [f"    a_{s.value} += b_{s.value}[0];" for s in blocked]
             + ["}"]
         )
