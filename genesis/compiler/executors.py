@@ -255,7 +255,7 @@ def c_executor(graph, dump=None, prefix=""):
         exec(compile("\n" + source, str(cache.path_of(key)), "exec"), namespace)  # noqa: S102  (our own code)
         if namespace["SIGNATURES"]:
             namespace["NATIVE"] = native.load(namespace["C_SOURCE"], namespace["SIGNATURES"], namespace["NATIVE_KEY"])
-            native.thread_pool()  # loaded now, it runs OpenBLAS's jobs too (runtime/blas.py) from the first step
+            native.thread_pool()  # loaded now, the products run on it too (ops/gemm.py) from the first step
     # never lose the user's run to a codegen bug, or to a full disk: numpy kernels
     except (native.CompileFailed, native.NoPlaceForLibrary) as error:
         warnings.warn(f"{error}\ngenesis: running this program's kernels as numpy kernels instead", stacklevel=2)

@@ -47,7 +47,6 @@ from pathlib import Path
 from genesis.compiler import cache
 from genesis.compiler.dump import write_atomic
 from genesis.compiler.templates import render
-from genesis.runtime import blas
 from genesis.runtime import native as runtime_native
 from genesis.serialization.atomic import make_temporary_folder, remove_stale_temporaries
 from genesis.version import __version__
@@ -367,10 +366,6 @@ def thread_pool() -> NativeLibrary | None:
     run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     run.restype = ctypes.c_int
     library.run = run
-    library.blas_calls = library._library.g_blas_calls_made
-    library.blas_calls.restype = ctypes.c_longlong
-    library.blas_callback = ctypes.cast(library._library.g_blas_threads, ctypes.c_void_p).value
-    library.blas_libraries = blas.share_threads(library.blas_callback) if blas.wanted() else []
     return library
 
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from genesis.ops import dtype_rules as dt
-from genesis.ops import shape_rules
+from genesis.ops import gemm, shape_rules
 from genesis.ops.movement import sum_to
 from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime.blocks import THREADS, in_parts
@@ -77,17 +77,21 @@ def _held_transposed(b) -> bool:
 
 def matmul_kernel(a, b, out=None, casting="same_kind"):
     """np.matmul, with a stack times one matrix as one product over the stack's rows (measured for
-    (64, 32, 128) @ (128, 384): 0.78 ms against 1.14; with a copy of a strided stack, still faster).
-    The eager kernel and the line generated programs run."""
+    (64, 32, 128) @ (128, 384): 0.78 ms against 1.14; with a copy of a strided stack, still faster),
+    and float32/float64 products on genesis's thread pool (ops/gemm.py). The eager kernel and the
+    line generated programs run."""
     if a.ndim > 2 and b.ndim == 2 and (out is None or out.flags.c_contiguous):
         rows = math.prod(a.shape[:-1])
-        product = np.matmul(
-            a.reshape(rows, a.shape[-1]),
-            b,
-            casting=casting,
-            out=None if out is None else out.reshape(rows, out.shape[-1]),
-        )
+        flat_out = None if out is None else out.reshape(rows, out.shape[-1])
+        product = _product(a.reshape(rows, a.shape[-1]), b, flat_out, casting)
         return product.reshape(*a.shape[:-1], b.shape[-1]) if out is None else out
+    return _product(a, b, out, casting)
+
+
+def _product(a, b, out, casting):
+    pooled = gemm.product(a, b, out)
+    if pooled is not None:
+        return pooled
     if _shares_the_stack(a, b, out):
         return _stack_on_threads(a, b, out, casting)
     if out is None:  # numpy lays out a stack of matrix-vector products transposed; results are contiguous

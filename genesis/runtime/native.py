@@ -19,12 +19,11 @@ from genesis.runtime import blas
 from genesis.runtime.blocks import THREADS, kernel_pool
 
 # elements a chunk must have before it pays to hand it to another thread. Measured on 2 cores
-# (benchmarks/before_after.py, interleaved): OpenBLAS's own threads poll for about 0.1 s after a
-# product and hold a core, so small kernels after one do better on one thread: 1M against 128K,
-# the MLP b256's compiled step 14.1 -> 13.2 ms, the transformer block's 23.5 -> 22.6 ms. With
-# OpenBLAS's jobs on genesis's pool (GENESIS_BLAS_THREADS=pool) 128K was best (block 60 -> 56 ms
-# on an earlier machine), so the grain follows the setting.
-GRAIN = 1 << 17 if blas.wanted() else 1 << 20
+# (benchmarks/before_after.py, interleaved): 128K, with products on the pool (ops/gemm.py). Where
+# numpy's OpenBLAS keeps its own threads (GENESIS_GEMM=numpy), they poll for about 0.1 s after a
+# product and hold a core, so small kernels after one do better on one thread: 1M (the MLP b256's
+# compiled step 14.1 -> 13.2 ms, the transformer block's 23.5 -> 22.6 ms against 128K).
+GRAIN = 1 << 17 if blas.products_on_pool() else 1 << 20
 
 
 # Big work splits into up to this many chunks per thread, which the threads take as they come free:
@@ -107,6 +106,13 @@ def build_library(source: str, signatures: dict):
 
 
 _library_builder = None
+
+
+def pool_address() -> int:
+    """The address of the C pool's `g_pool_run`, for C code that hands chunks of its own to the pool
+    (ops/native/gemm.c); 0 where there is no pool."""
+    pool = _c_pool()
+    return 0 if pool is None else ctypes.cast(pool.run, ctypes.c_void_p).value
 
 
 def _c_pool():
