@@ -122,6 +122,25 @@ def test_gather_and_scatter_add_in_c_are_numpys(shape, index_shape, dim, dtype):
     np.testing.assert_allclose(added, reference.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("bad", [40, -1])
+@pytest.mark.parametrize("inner", [1, 3])
+def test_gather_and_scatter_add_in_c_name_a_position_out_of_range(bad, inner, monkeypatch):
+    """The C kernels check positions as they go; the op then names the bad one as numpy's path does,
+    from any of the chunks, and scatter_add's input stays as it was."""
+    monkeypatch.setattr(native, "GRAIN", 64)  # several chunks: the bad position is in a late one
+    a = genesis.tensor(np.arange(6 * 40 * inner, dtype=np.float32).reshape(6, 40, inner))
+    positions = np.random.default_rng(0).integers(0, 40, (6, 25, inner))
+    positions[5, 20, inner - 1] = bad
+    index = genesis.tensor(positions)
+    assert movement.C_KERNELS.kernel("g_gather", np.float32) is not None
+    with pytest.raises(IndexError, match=rf"index {bad} is out of range for dim 1 with size 40"):
+        a.gather(1, index)
+    before = a.numpy().copy()
+    with pytest.raises(IndexError, match=rf"index {bad} is out of range for dim 1 with size 40"):
+        a.scatter_add(1, index, genesis.ones(6, 25, inner))
+    np.testing.assert_array_equal(a.numpy(), before)
+
+
 def test_c_kernels_split_over_threads_give_one_threads_bits(monkeypatch):
     """Big enough for several chunks on the thread pool: the chunks write disjoint rows."""
     x = awkward_values((16, 32, 64, 64), np.float32, seed=6)

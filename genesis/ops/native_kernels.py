@@ -63,12 +63,15 @@ class NativeKernels:
         return getattr(library, name), getattr(library, f"{name}_chunk")
 
 
-def run(kernel, arrays, rows: int, row_elements: int) -> None:
-    """Run a kernel (from `NativeKernels.kernel`) over `rows` rows of about `row_elements` elements."""
+def run(kernel, arrays, rows: int, row_elements: int, *, check: bool = True) -> bool:
+    """Run a kernel (from `NativeKernels.kernel`) over `rows` rows of about `row_elements` elements.
+    A row that fails raises MemoryError (its scratch), or with `check=False` makes the result True:
+    the kernel's own check failed, and the caller says what was wrong."""
     if rows <= 0:
-        return
+        return False
     function, entry = kernel
-    runtime_native.run_native(function, arrays, (), runtime_native.row_chunks(rows, row_elements), entry)
+    chunks = runtime_native.row_chunks(rows, row_elements)
+    return runtime_native.run_native(function, arrays, (), chunks, entry, check=check)
 
 
 def geometry(*sizes) -> np.ndarray:

@@ -53,19 +53,21 @@ def address(array) -> int:
 _addressof, _char = ctypes.addressof, ctypes.c_char
 
 
-def run_native(function, arrays, partials, chunks, chunk_entry=None) -> None:
-    """Run `function` over `chunks` of rows; `chunk_entry`: its `_chunk` function's address, for the pool."""
+def run_native(function, arrays, partials, chunks, chunk_entry=None, *, check=True) -> bool:
+    """Run `function` over `chunks` of rows; `chunk_entry`: its `_chunk` function's address, for the
+    pool. A chunk that returns nonzero fails the run: a generated kernel's scratch could not be
+    allocated (MemoryError), or, with `check=False`, the caller names the failure (a hand-written
+    kernel that met an index out of range): whether one did is returned."""
+    check_ = _check if check else _failed
     pointers = [address(array) for array in arrays]
     if len(chunks) == 1:  # the common case for small work: no pool, no per-chunk offsets
         ((start, stop),) = chunks
-        _check(function(*pointers, *[address(p) for p in partials], start, stop), function)
-        return
+        return check_(function(*pointers, *[address(p) for p in partials], start, stop), function)
     pool = _c_pool() if chunk_entry is not None else None
     if pool is not None:
         arguments = (ctypes.c_void_p * (len(pointers) + len(partials)))(*pointers, *map(address, partials))
         bounds = (ctypes.c_int64 * (len(chunks) + 1))(*(start for start, _ in chunks), chunks[-1][1])
-        _check(pool.run(chunk_entry, arguments, bounds, len(chunks), THREADS), function)
-        return
+        return check_(pool.run(chunk_entry, arguments, bounds, len(chunks), THREADS), function)
     calls = []
     for index, (start, stop) in enumerate(chunks):
         rows_of_partials = [address(p) + index * p.strides[0] for p in partials]
@@ -81,7 +83,7 @@ def run_native(function, arrays, partials, chunks, chunk_entry=None) -> None:
     work()
     for helper in helpers:
         helper.result()
-    _check(any(failed), function)
+    return check_(any(failed), function)
 
 
 def provide_thread_pool(provider) -> None:
@@ -127,6 +129,11 @@ _pool_library = _UNLOADED
 _pool_provider = None
 
 
-def _check(failed: int, function) -> None:
+def _check(failed: int, function) -> bool:
     if failed:
         raise MemoryError(f"genesis: C kernel {function.__name__} could not allocate its scratch buffers")
+    return False
+
+
+def _failed(failed: int, function) -> bool:
+    return bool(failed)

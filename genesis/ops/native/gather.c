@@ -1,6 +1,6 @@
 /* gather and scatter_add along one dim (ops/movement.py) in C, for a (outer, A, inner) input and
-   an (outer, K, inner) index and source, contiguous and row-major; the positions were checked in
-   range. A row is one outer index, whose reads and writes stay in its own slice, so the thread
+   an (outer, K, inner) index and source, contiguous and row-major. A position out of [0, A) stops the
+   kernel, which returns 1 (ops/movement.py then names the position). A row is one outer index, whose reads and writes stay in its own slice, so the thread
    pool may run chunks of rows at once. scatter_add adds the sources in their own order, as numpy's
    np.add.at does: the same bits. Sizes come in `g`: outer, A, K, inner. */
 #include <stdint.h>
@@ -14,6 +14,8 @@ int g_gather_##suffix(const void* a_, const void* index_, void* out_, const void
         const T* from = a + o * A * inner; \
         const int64_t* at = index + o * K * inner; \
         T* to = out + o * K * inner; \
+        for (int64_t e = 0; e < K * inner; e++) \
+            if ((uint64_t)at[e] >= (uint64_t)A) return 1; \
         if (inner == 1) for (int64_t e = 0; e < K; e++) to[e] = from[at[e]]; \
         else for (int64_t e = 0; e < K * inner; e++) to[e] = from[at[e] * inner + e % inner]; \
     } \
@@ -29,6 +31,8 @@ int g_scatter_add_##suffix(void* out_, const void* index_, const void* src_, con
         T* to = out + o * A * inner; \
         const int64_t* at = index + o * K * inner; \
         const T* from = src + o * K * inner; \
+        for (int64_t e = 0; e < K * inner; e++) \
+            if ((uint64_t)at[e] >= (uint64_t)A) return 1; \
         if (inner == 1) for (int64_t e = 0; e < K; e++) to[at[e]] += from[e]; \
         else for (int64_t e = 0; e < K * inner; e++) to[at[e] * inner + e % inner] += from[e]; \
     } \
