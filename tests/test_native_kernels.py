@@ -77,11 +77,19 @@ def test_max_pool_positions_in_c_are_numpys_and_pytorchs(options, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_inside", [False, True])
 @pytest.mark.parametrize(
-    "kernel, stride, dilation", [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 3), (1, 1)), ((3, 2), (2, 1), (2, 3))]
+    "kernel, stride, dilation, padding",
+    [
+        ((3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+        ((2, 3), (2, 3), (1, 1), (0, 0, 0, 0)),
+        ((3, 2), (2, 1), (2, 3), (0, 0, 0, 0)),
+        ((3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),  # a 3x3 convolution's "same" padding
+        ((2, 3), (2, 3), (1, 1), (0, 1, 2, 1)),  # uneven, with windows that start in the padding
+        ((3, 2), (2, 1), (2, 3), (4, 3, 5, 0)),  # padding wider than the kernel's reach: empty rows
+    ],
 )
-def test_im2col_and_col2im_in_c_are_numpys(kernel, stride, dilation, batch_inside, dtype):
+def test_im2col_and_col2im_in_c_are_numpys(kernel, stride, dilation, padding, batch_inside, dtype):
     x = awkward_values((4, 3, 13, 12), dtype, seed=1)
-    attrs = dict(kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside)
+    attrs = dict(kernel=kernel, stride=stride, dilation=dilation, batch_inside=batch_inside, padding=padding)
     columns, expected_columns = both_ways(
         windows.C_KERNELS, "g_im2col", dtype, lambda: OPS["im2col"].kernel(x, **attrs)
     )
@@ -92,6 +100,13 @@ def test_im2col_and_col2im_in_c_are_numpys(kernel, stride, dilation, batch_insid
         windows.C_KERNELS, "g_col2im", dtype, lambda: OPS["col2im"].kernel(values, size=x.shape[2:], **attrs)
     )
     assert_same_bits(image, expected_image)
+    # the padding reads as zeros and its gradient is dropped: the windows of an explicitly padded input
+    top, bottom, left, right = padding
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    unpadded = dict(attrs, padding=(0, 0, 0, 0))
+    assert_same_bits(columns, OPS["im2col"].kernel(padded, **unpadded))
+    full = OPS["col2im"].kernel(values, size=padded.shape[2:], **unpadded)
+    assert_same_bits(image, np.ascontiguousarray(full[:, :, top : top + x.shape[2], left : left + x.shape[3]]))
 
 
 def test_im2col_in_c_reads_a_strided_input():

@@ -7,9 +7,9 @@ from genesis.ops import windows as W
 from genesis.ops.windows import conv_output_size, pool_geometry, pool_output_size  # noqa: F401  (the layers above size with them)
 
 
-def im2col(x, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False):
-    """The windows of x (N, C, H, W) as columns (N, C, kh*kw, Ho, Wo), or with `batch_inside`
-    (C, kh*kw, N, Ho, Wo); pad x first for padding."""
+def im2col(x, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False, padding=(0, 0, 0, 0)):
+    """The windows of x (N, C, H, W), seen padded with zeros by `padding` (top, bottom, left, right),
+    as columns (N, C, kh*kw, Ho, Wo), or with `batch_inside` (C, kh*kw, N, Ho, Wo)."""
     return apply(
         W.im2col,
         x,
@@ -17,12 +17,13 @@ def im2col(x, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False):
         stride=tuple(stride),
         dilation=tuple(dilation),
         batch_inside=bool(batch_inside),
+        padding=tuple(int(p) for p in padding),
     )
 
 
-def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False):
+def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=False, padding=(0, 0, 0, 0)):
     """im2col's adjoint: columns (N, C, kh*kw, Ho, Wo) (or with `batch_inside` (C, kh*kw, N, Ho, Wo))
-    summed back into an (N, C, *size) image."""
+    summed back into an (N, C, *size) image; values of window positions in the padding are dropped."""
     return apply(
         W.col2im,
         columns,
@@ -31,6 +32,7 @@ def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=F
         stride=tuple(stride),
         dilation=tuple(dilation),
         batch_inside=bool(batch_inside),
+        padding=tuple(int(p) for p in padding),
     )
 
 

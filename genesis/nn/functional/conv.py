@@ -1,13 +1,13 @@
 """conv2d (and conv1d) as im2col + matmul, conv_transpose2d (and 1d) as matmul + col2im; unfold and
 fold, PyTorch's names for im2col and col2im.
 
-`im2col` (ops/windows.py) lays the windows of the padded input out as columns
-(C, kh*kw, N, Ho, Wo); flattened as (groups, C/groups * kh*kw, N*Ho*Wo), they
+`im2col` (ops/windows.py) lays the windows of the input (padded with zeros as
+it reads them) out as columns (C, kh*kw, N, Ho, Wo); flattened as (groups, C/groups * kh*kw, N*Ho*Wo), they
 meet the weight (groups, O/groups, C/groups * kh*kw) in one product per group,
 and the (O, N, Ho, Wo) result is permuted to (N, O, Ho, Wo), a view. Below
 BATCH_INSIDE_FROM rows of columns they are (N, C, kh*kw, Ho, Wo), one product
 per image, which a first layer's few rows make cheaper than the permute. im2col's
-vjp is col2im, and matmul, pad and reshape have theirs, so the gradients for
+vjp is col2im, and matmul and reshape have theirs, so the gradients for
 input, weight and bias come for free and a compiler sees a matmul, not an
 opaque convolution.
 """
@@ -90,14 +90,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             f"conv2d: the output size ({ho}x{wo}) is too small for input {list(x.shape)}, kernel "
             f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}"
         )
-    padded = GF.pad(x, (left, right, top, bottom)) if any(pads) else x
     kernel = GF.reshape(weight, (groups, out_channels // groups, group_channels * kh * kw))
     if group_channels * kh * kw >= BATCH_INSIDE_FROM:
-        columns = im2col(padded, (kh, kw), stride, dilation, batch_inside=True)
+        columns = im2col(x, (kh, kw), stride, dilation, batch_inside=True, padding=pads)
         columns = GF.reshape(columns, (groups, group_channels * kh * kw, n * ho * wo))
         out = GF.permute(GF.reshape(GF.matmul(kernel, columns), (out_channels, n, ho, wo)), (1, 0, 2, 3))
     else:
-        columns = im2col(padded, (kh, kw), stride, dilation)
+        columns = im2col(x, (kh, kw), stride, dilation, padding=pads)
         columns = GF.reshape(columns, (n, groups, group_channels * kh * kw, ho * wo))
         out = GF.reshape(GF.matmul(kernel, columns), (n, out_channels, ho, wo))
     if bias is not None:
@@ -206,8 +205,9 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     kernel, dilation, padding, stride, out = _unfold_geometry(
         batched.shape[2:], kernel_size, dilation, padding, stride, "unfold"
     )
-    padded = GF.pad(batched, (padding[1], padding[1], padding[0], padding[0])) if any(padding) else batched
-    columns = GF.reshape(im2col(padded, kernel, stride, dilation), (n, c * kernel[0] * kernel[1], out[0] * out[1]))
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    columns = im2col(batched, kernel, stride, dilation, padding=pads)
+    columns = GF.reshape(columns, (n, c * kernel[0] * kernel[1], out[0] * out[1]))
     return GF.squeeze(columns, 0) if unbatched else columns
 
 
@@ -227,9 +227,7 @@ def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
         )
     c = rows // (kernel[0] * kernel[1])
     columns = GF.reshape(batched, (n, c, kernel[0] * kernel[1], *out))
-    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
-    image = col2im(columns, padded, kernel, stride, dilation)
-    image = image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+    image = col2im(columns, size, kernel, stride, dilation, padding=(padding[0], padding[0], padding[1], padding[1]))
     return GF.squeeze(image, 0) if unbatched else image
 
 

@@ -84,10 +84,8 @@ def avg_pool2d(
     divisor_override=None,
 ):
     kernel, stride, pads, dilation, out, extra = _setup(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    widths = (pads[1], extra[1], pads[0], extra[0])
-    batched = _batched(x)
-    padded = GF.pad(batched, widths) if any(widths) else batched
-    sums = _restore(GF.sum(im2col(padded, kernel, stride, dilation), 2), x)
+    padding = (pads[0], extra[0], pads[1], extra[1])  # top, bottom, left, right
+    sums = _restore(GF.sum(im2col(_batched(x), kernel, stride, dilation, padding=padding), 2), x)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor must be not zero")

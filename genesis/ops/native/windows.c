@@ -10,10 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* im2col's and col2im's g: N, C, H, W, kh, kw, sh, sw, dh, dw, Ho, Wo, batch_inside */
+/* im2col's and col2im's g: N, C, H, W, kh, kw, sh, sw, dh, dw, Ho, Wo, batch_inside, top, left: the
+   image is (H, W) and its windows see it padded with zeros, top rows above and left columns before */
 #define G_WINDOW_SIZES(g) \
     const int64_t N = g[0], C = g[1], H = g[2], W = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7]; \
-    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12];
+    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12], top = g[13], left = g[14];
+
+/* the windows [*lo, *hi) of a row whose column wo reads image column first + wo * step, inside [0, W) */
+static inline void g_inside(int64_t first, int64_t step, int64_t W, int64_t Wo, int64_t* lo, int64_t* hi) {
+    int64_t a = first >= 0 ? 0 : (-first + step - 1) / step;
+    int64_t b = W - first <= 0 ? 0 : (W - first + step - 1) / step;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < *lo ? *lo : b < Wo ? b : Wo;
+}
 
 /* which Ho*Wo block of the columns holds window position k of plane (n, c), in either layout */
 static inline int64_t g_columns_at(int64_t inside, int64_t N, int64_t C, int64_t kk, int64_t plane, int64_t k) {
@@ -21,7 +30,7 @@ static inline int64_t g_columns_at(int64_t inside, int64_t N, int64_t C, int64_t
 }
 
 /* Plane (n, c) of x (N, C, H, W) to columns (N, C, kh*kw, Ho, Wo), or with batch_inside
-   (C, kh*kw, N, Ho, Wo). */
+   (C, kh*kw, N, Ho, Wo); a window position in the padding gives 0. */
 #define G_IM2COL(suffix, T) \
 int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t start, int64_t stop) { \
     const T* x = x_; T* columns = columns_; const int64_t* g = g_; \
@@ -29,20 +38,27 @@ int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t st
     for (int64_t plane = start; plane < stop; plane++) { \
         const T* image = x + plane * H * W; \
         for (int64_t k = 0; k < kh * kw; k++) { \
-            const int64_t i = k / kw, j = k % kw; \
+            const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
+            int64_t lo, hi; \
+            g_inside(first, sw, W, Wo, &lo, &hi); \
             T* out = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
             for (int64_t ho = 0; ho < Ho; ho++) { \
-                const T* in = image + (ho * sh + i * dh) * W + j * dw; \
+                const int64_t r = ho * sh + i * dh - top; \
                 T* row = out + ho * Wo; \
-                if (sw == 1) memcpy(row, in, Wo * sizeof(T)); \
-                else for (int64_t wo = 0; wo < Wo; wo++) row[wo] = in[wo * sw]; \
+                if (r < 0 || r >= H) { memset(row, 0, Wo * sizeof(T)); continue; } \
+                const T* in = image + r * W; \
+                memset(row, 0, lo * sizeof(T)); \
+                if (sw == 1) memcpy(row + lo, in + first + lo, (hi - lo) * sizeof(T)); \
+                else for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[first + wo * sw]; \
+                memset(row + hi, 0, (Wo - hi) * sizeof(T)); \
             } \
         } \
     } \
     return 0; \
 }
 
-/* The columns added back into plane (n, c) of the image (N, C, H, W), in window order. */
+/* The columns added back into plane (n, c) of the image (N, C, H, W), in window order; values of
+   window positions in the padding are dropped. */
 #define G_COL2IM(suffix, T) \
 int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t start, int64_t stop) { \
     const T* columns = columns_; T* x = x_; const int64_t* g = g_; \
@@ -51,13 +67,17 @@ int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t st
         T* image = x + plane * H * W; \
         memset(image, 0, H * W * sizeof(T)); \
         for (int64_t k = 0; k < kh * kw; k++) { \
-            const int64_t i = k / kw, j = k % kw; \
+            const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
+            int64_t lo, hi; \
+            g_inside(first, sw, W, Wo, &lo, &hi); \
             const T* in = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
             for (int64_t ho = 0; ho < Ho; ho++) { \
-                T* row = image + (ho * sh + i * dh) * W + j * dw; \
+                const int64_t r = ho * sh + i * dh - top; \
+                if (r < 0 || r >= H) continue; \
+                T* row = image + r * W; \
                 const T* values = in + ho * Wo; \
-                if (sw == 1) for (int64_t wo = 0; wo < Wo; wo++) row[wo] += values[wo]; \
-                else for (int64_t wo = 0; wo < Wo; wo++) row[wo * sw] += values[wo]; \
+                if (sw == 1) for (int64_t wo = lo; wo < hi; wo++) row[first + wo] += values[wo]; \
+                else for (int64_t wo = lo; wo < hi; wo++) row[first + wo * sw] += values[wo]; \
             } \
         } \
     } \
