@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from genesis.dispatch import apply
+from genesis.ops import convolution as CV
 from genesis.ops import windows as W
 from genesis.ops.windows import conv_output_size, pool_geometry, pool_output_size  # noqa: F401  (the layers above size with them)
 
@@ -33,6 +34,19 @@ def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=F
         dilation=tuple(dilation),
         batch_inside=bool(batch_inside),
         padding=tuple(int(p) for p in padding),
+    )
+
+
+def convolve(x, weight, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+    """x (N, C, H, W) convolved with weight (O, C, kh, kw), zero-padded by `padding` (top, bottom,
+    left, right): (N, O, Ho, Wo). One group; nn.functional.conv2d is the whole API."""
+    return apply(
+        CV.conv2d,
+        x,
+        weight,
+        stride=tuple(int(s) for s in stride),
+        padding=tuple(int(p) for p in padding),
+        dilation=tuple(int(d) for d in dilation),
     )
 
 

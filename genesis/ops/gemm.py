@@ -28,7 +28,7 @@ from genesis.runtime import blas, memory
 from genesis.runtime import native as runtime_native
 from genesis.runtime.blocks import THREADS
 
-KERNELS = NativeKernels("gemm.c", {"g_gemm": "ppppii", "g_gemm_run": "pppp"})
+KERNELS = NativeKernels("gemm.c", {"g_gemm": "ppppii", "g_gemm_run": "pppp"}, headers=("blas_call.h",))
 
 # Below this many multiply-adds a product stays with numpy (one BLAS call on one thread): the pool's
 # second thread then costs more than it saves (64x128 by 128x128: 24.5 us on the pool, 19.2 on one

@@ -28,10 +28,11 @@ SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 class NativeKernels:
     """The kernels of one C source file: `functions` maps each kernel's stem (`g_im2col`) to its
-    argument codes ("p" a pointer, "i" an int64), the same for every dtype suffix."""
+    argument codes ("p" a pointer, "i" an int64), the same for every dtype suffix. `headers`: files
+    of ops/native whose text goes first (blas_call.h, for kernels that call the BLAS's gemm)."""
 
-    def __init__(self, filename: str, functions: dict[str, str]):
-        self.path = SOURCES / filename
+    def __init__(self, filename: str, functions: dict[str, str], headers: tuple[str, ...] = ()):
+        self.paths = [SOURCES / name for name in (*headers, filename)]
         self.functions = functions
         self.enabled = True  # tests turn it off to run the numpy kernels
         self._library = None
@@ -49,7 +50,8 @@ class NativeKernels:
                         for stem, codes in self.functions.items()
                         for suffix in SUFFIXES.values()
                     }
-                    self._library = runtime_native.build_library(self.path.read_text(), signatures)
+                    source = "\n".join(path.read_text() for path in self.paths)
+                    self._library = runtime_native.build_library(source, signatures)
                     self._loaded = True
         return self._library
 

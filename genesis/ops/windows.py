@@ -44,7 +44,18 @@ from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime import memory
 
 # the three ops' kernels in C (ops/native/windows.c), where a library can be had
-C_KERNELS = NativeKernels("windows.c", {"g_im2col": "pppii", "g_col2im": "pppii", "g_max_pool2d_positions": "pppii"})
+C_KERNELS = NativeKernels(
+    "windows.c",
+    {
+        "g_im2col": "pppii",
+        "g_col2im": "pppii",
+        "g_max_pool2d_positions": "pppii",
+        "g_conv2d": "ppppii",
+        "g_conv2d_input_grad": "ppppii",
+        "g_conv2d_weight_grad": "ppppii",
+    },
+    headers=("blas_call.h",),
+)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding_total: int, dilation: int) -> int:

@@ -1,7 +1,7 @@
-"""conv2d (and conv1d) as im2col + matmul, conv_transpose2d (and 1d) as matmul + col2im; unfold and
-fold, PyTorch's names for im2col and col2im.
+"""conv2d (and conv1d) as the conv2d op (ops/convolution.py) or, grouped, as im2col + matmul;
+conv_transpose2d (and 1d) as matmul + col2im; unfold and fold, PyTorch's names for im2col and col2im.
 
-`im2col` (ops/windows.py) lays the windows of the input (padded with zeros as
+A grouped convolution: `im2col` (ops/windows.py) lays the windows of the input (padded with zeros as
 it reads them) out as columns (C, kh*kw, N, Ho, Wo); flattened as (groups, C/groups * kh*kw, N*Ho*Wo), they
 meet the weight (groups, O/groups, C/groups * kh*kw) in one product per group,
 and the (O, N, Ho, Wo) result is permuted to (N, O, Ho, Wo), a view. Below
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from genesis import functional as GF
 from genesis.errors import ShapeError
-from genesis.functional.windows import col2im, conv_output_size, im2col
+from genesis.functional.windows import col2im, conv_output_size, convolve, im2col
 
 # From this many rows of columns (C/groups * kh*kw) on, the columns are (C*kh*kw, N*Ho*Wo) and the
 # forward is one product over the batch, as is the weight's gradient, where (N, C*kh*kw, Ho*Wo)
@@ -90,6 +90,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             f"conv2d: the output size ({ho}x{wo}) is too small for input {list(x.shape)}, kernel "
             f"{kh}x{kw}, padding {pads}, stride {stride}, dilation {dilation}"
         )
+    if groups == 1:
+        out = convolve(x, weight, stride, pads, dilation)
+    else:
+        out = _grouped(x, weight, groups, stride, pads, dilation, (ho, wo))
+    if bias is not None:
+        out = out + GF.reshape(bias.to(out.dtype) if out.dtype.is_low_precision else bias, (1, out_channels, 1, 1))
+    return GF.squeeze(out, 0) if unbatched else out
+
+
+def _grouped(x, weight, groups, stride, pads, dilation, out_size):
+    """A grouped convolution as im2col and one product per group (depthwise: groups = channels)."""
+    n = x.shape[0]
+    out_channels, group_channels, kh, kw = weight.shape
+    ho, wo = out_size
     kernel = GF.reshape(weight, (groups, out_channels // groups, group_channels * kh * kw))
     if group_channels * kh * kw >= BATCH_INSIDE_FROM:
         columns = im2col(x, (kh, kw), stride, dilation, batch_inside=True, padding=pads)
@@ -99,9 +113,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         columns = im2col(x, (kh, kw), stride, dilation, padding=pads)
         columns = GF.reshape(columns, (n, groups, group_channels * kh * kw, ho * wo))
         out = GF.reshape(GF.matmul(kernel, columns), (n, out_channels, ho, wo))
-    if bias is not None:
-        out = out + GF.reshape(bias.to(out.dtype) if out.dtype.is_low_precision else bias, (1, out_channels, 1, 1))
-    return GF.squeeze(out, 0) if unbatched else out
+    return out
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):

@@ -10,24 +10,13 @@
    and b, M, N, K, lda, ldb, ldc, blocks per matrix, whether the blocks cut rows (else columns),
    the block size, the stack's length, the pool's g_pool_run (0: none), the number of chunks the
    items go in, then the element offsets of each matrix of a, b and c. g_gemm_*_run hands the
-   chunks to the pool itself: one foreign call per product. */
+   chunks to the pool itself: one foreign call per product. The gemm call is blas_call.h's. */
 #include <stdint.h>
-
-enum { G_ROW_MAJOR = 101, G_NO_TRANS = 111, G_TRANS = 112 };
 
 typedef int (*g_chunk_entry)(void* const* args, int64_t chunk, int64_t start, int64_t stop);
 typedef int (*g_pool_run)(g_chunk_entry entry, void* const* args, const int64_t* bounds, int64_t count, int64_t threads);
 
-typedef void (*g_sgemm32)(int, int, int, int32_t, int32_t, int32_t, float, const float*, int32_t, const float*,
-                          int32_t, float, float*, int32_t);
-typedef void (*g_sgemm64)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
-                          int64_t, float, float*, int64_t);
-typedef void (*g_dgemm32)(int, int, int, int32_t, int32_t, int32_t, double, const double*, int32_t, const double*,
-                          int32_t, double, double*, int32_t);
-typedef void (*g_dgemm64)(int, int, int, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
-                          int64_t, double, double*, int64_t);
-
-#define G_GEMM(suffix, T, gemm32, gemm64) \
+#define G_GEMM(suffix, T) \
 int g_gemm_##suffix(const void* a_, const void* b_, void* c_, const void* g_, int64_t start, int64_t stop) { \
     const int64_t* g = g_; \
     const int ilp64 = (int)g[1], ta = (int)g[2], tb = (int)g[3]; \
@@ -49,12 +38,7 @@ int g_gemm_##suffix(const void* a_, const void* b_, void* c_, const void* g_, in
             b += tb ? first * ldb : first; \
             c += first; \
         } \
-        const int at = ta ? G_TRANS : G_NO_TRANS, bt = tb ? G_TRANS : G_NO_TRANS; \
-        if (ilp64) \
-            ((gemm64)(intptr_t)g[0])(G_ROW_MAJOR, at, bt, m, n, K, 1, a, lda, b, ldb, 0, c, ldc); \
-        else \
-            ((gemm32)(intptr_t)g[0])(G_ROW_MAJOR, at, bt, (int32_t)m, (int32_t)n, (int32_t)K, 1, a, (int32_t)lda, \
-                                     b, (int32_t)ldb, 0, c, (int32_t)ldc); \
+        g_gemm_call_##suffix(g[0], ilp64, ta, tb, m, n, K, a, lda, b, ldb, 0, c, ldc); \
     } \
     return 0; \
 } \
@@ -74,5 +58,5 @@ int g_gemm_run_##suffix(const void* a, const void* b, void* c, const void* g_) {
     return ((g_pool_run)(intptr_t)g[14])(g_gemm_##suffix##_chunk, args, bounds, chunks, chunks); \
 }
 
-G_GEMM(f32, float, g_sgemm32, g_sgemm64)
-G_GEMM(f64, double, g_dgemm32, g_dgemm64)
+G_GEMM(f32, float)
+G_GEMM(f64, double)

@@ -29,58 +29,79 @@ static inline int64_t g_columns_at(int64_t inside, int64_t N, int64_t C, int64_t
     return inside ? ((plane % C * kk + k) * N + plane / C) : (plane * kk + k);
 }
 
+/* One image plane (H, W), padded with zeros by `top` rows and `left` columns as its windows read it,
+   to its kh*kw rows of columns: row k (window position k) starts at columns + k * row_stride and
+   holds Ho*Wo values. The window geometry is G_WINDOW_SIZES's. */
+#define G_PLANE_TO_ROWS(suffix, T) \
+static void g_plane_to_rows_##suffix(const T* image, T* columns, int64_t row_stride, const int64_t* g) { \
+    G_WINDOW_SIZES(g) \
+    (void)N; (void)C; (void)inside; \
+    for (int64_t k = 0; k < kh * kw; k++) { \
+        const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
+        int64_t lo, hi; \
+        g_inside(first, sw, W, Wo, &lo, &hi); \
+        T* out = columns + k * row_stride; \
+        for (int64_t ho = 0; ho < Ho; ho++) { \
+            const int64_t r = ho * sh + i * dh - top; \
+            T* row = out + ho * Wo; \
+            if (r < 0 || r >= H) { memset(row, 0, Wo * sizeof(T)); continue; } \
+            const T* in = image + r * W; \
+            memset(row, 0, lo * sizeof(T)); \
+            if (sw == 1) memcpy(row + lo, in + first + lo, (hi - lo) * sizeof(T)); \
+            else for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[first + wo * sw]; \
+            memset(row + hi, 0, (Wo - hi) * sizeof(T)); \
+        } \
+    } \
+}
+
+/* The adjoint: kh*kw rows of columns (as above) summed into an image plane, which starts at zero;
+   values of window positions in the padding are dropped. Added in window order, as numpy's col2im. */
+#define G_ROWS_TO_PLANE(suffix, T) \
+static void g_rows_to_plane_##suffix(const T* columns, int64_t row_stride, T* image, const int64_t* g) { \
+    G_WINDOW_SIZES(g) \
+    (void)N; (void)C; (void)inside; \
+    memset(image, 0, H * W * sizeof(T)); \
+    for (int64_t k = 0; k < kh * kw; k++) { \
+        const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
+        int64_t lo, hi; \
+        g_inside(first, sw, W, Wo, &lo, &hi); \
+        const T* in = columns + k * row_stride; \
+        for (int64_t ho = 0; ho < Ho; ho++) { \
+            const int64_t r = ho * sh + i * dh - top; \
+            if (r < 0 || r >= H) continue; \
+            T* row = image + r * W; \
+            const T* values = in + ho * Wo; \
+            if (sw == 1) for (int64_t wo = lo; wo < hi; wo++) row[first + wo] += values[wo]; \
+            else for (int64_t wo = lo; wo < hi; wo++) row[first + wo * sw] += values[wo]; \
+        } \
+    } \
+}
+
+/* the distance between window positions k and k + 1 of a plane's rows, in either layout */
+static inline int64_t g_row_stride(int64_t inside, int64_t N, int64_t Ho, int64_t Wo) {
+    return (inside ? N : 1) * Ho * Wo;
+}
+
 /* Plane (n, c) of x (N, C, H, W) to columns (N, C, kh*kw, Ho, Wo), or with batch_inside
-   (C, kh*kw, N, Ho, Wo); a window position in the padding gives 0. */
+   (C, kh*kw, N, Ho, Wo). */
 #define G_IM2COL(suffix, T) \
 int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t start, int64_t stop) { \
     const T* x = x_; T* columns = columns_; const int64_t* g = g_; \
     G_WINDOW_SIZES(g) \
-    for (int64_t plane = start; plane < stop; plane++) { \
-        const T* image = x + plane * H * W; \
-        for (int64_t k = 0; k < kh * kw; k++) { \
-            const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
-            int64_t lo, hi; \
-            g_inside(first, sw, W, Wo, &lo, &hi); \
-            T* out = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
-            for (int64_t ho = 0; ho < Ho; ho++) { \
-                const int64_t r = ho * sh + i * dh - top; \
-                T* row = out + ho * Wo; \
-                if (r < 0 || r >= H) { memset(row, 0, Wo * sizeof(T)); continue; } \
-                const T* in = image + r * W; \
-                memset(row, 0, lo * sizeof(T)); \
-                if (sw == 1) memcpy(row + lo, in + first + lo, (hi - lo) * sizeof(T)); \
-                else for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[first + wo * sw]; \
-                memset(row + hi, 0, (Wo - hi) * sizeof(T)); \
-            } \
-        } \
-    } \
+    for (int64_t plane = start; plane < stop; plane++) \
+        g_plane_to_rows_##suffix(x + plane * H * W, columns + g_columns_at(inside, N, C, kh * kw, plane, 0) * Ho * Wo, \
+                                 g_row_stride(inside, N, Ho, Wo), g); \
     return 0; \
 }
 
-/* The columns added back into plane (n, c) of the image (N, C, H, W), in window order; values of
-   window positions in the padding are dropped. */
+/* The columns added back into plane (n, c) of the image (N, C, H, W). */
 #define G_COL2IM(suffix, T) \
 int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t start, int64_t stop) { \
     const T* columns = columns_; T* x = x_; const int64_t* g = g_; \
     G_WINDOW_SIZES(g) \
-    for (int64_t plane = start; plane < stop; plane++) { \
-        T* image = x + plane * H * W; \
-        memset(image, 0, H * W * sizeof(T)); \
-        for (int64_t k = 0; k < kh * kw; k++) { \
-            const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
-            int64_t lo, hi; \
-            g_inside(first, sw, W, Wo, &lo, &hi); \
-            const T* in = columns + g_columns_at(inside, N, C, kh * kw, plane, k) * Ho * Wo; \
-            for (int64_t ho = 0; ho < Ho; ho++) { \
-                const int64_t r = ho * sh + i * dh - top; \
-                if (r < 0 || r >= H) continue; \
-                T* row = image + r * W; \
-                const T* values = in + ho * Wo; \
-                if (sw == 1) for (int64_t wo = lo; wo < hi; wo++) row[first + wo] += values[wo]; \
-                else for (int64_t wo = lo; wo < hi; wo++) row[first + wo * sw] += values[wo]; \
-            } \
-        } \
-    } \
+    for (int64_t plane = start; plane < stop; plane++) \
+        g_rows_to_plane_##suffix(columns + g_columns_at(inside, N, C, kh * kw, plane, 0) * Ho * Wo, \
+                                 g_row_stride(inside, N, Ho, Wo), x + plane * H * W, g); \
     return 0; \
 }
 
@@ -135,14 +156,128 @@ int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void
     return 0; \
 }
 
+/* Convolution (ops/convolution.py) as im2col and gemm per group of B images, the columns of a group
+   in a scratch buffer that stays in cache instead of a (C*kh*kw, N*Ho*Wo) array in memory.
+   g: G_WINDOW_SIZES's 15 values (inside 0), then O (output channels), B (images per item), the
+   gemm's address and whether its integers are 64-bit. An item is a group of images: [start, stop)
+   counts groups. x (N, C, H, W), w (O, C*kh*kw), y (N, O, Ho, Wo). With B > 1 the group's columns
+   are (C*kh*kw, B*Ho*Wo), image b's at column b*Ho*Wo, and a group's gradient is gathered to
+   (O, B*Ho*Wo) (`g_group_rows`) or its output scattered back from there. */
+#define G_CONV_SIZES(g) \
+    G_WINDOW_SIZES(g) \
+    const int64_t O = g[15], B = g[16], gemm = g[17], ilp64 = g[18]; \
+    const int64_t HW = Ho * Wo, CKK = C * kh * kw, kk = kh * kw; \
+    (void)inside; (void)N;
+
+/* rows [first, first + count) of the images of a group: (count, O, HW) <-> (O, count*HW) */
+#define G_GROUP_ROWS(suffix, T) \
+static void g_group_rows_##suffix(T* grouped, T* images, int64_t count, int64_t O, int64_t HW, int to_images) { \
+    for (int64_t b = 0; b < count; b++) \
+        for (int64_t o = 0; o < O; o++) { \
+            T* at_group = grouped + o * count * HW + b * HW; \
+            T* at_image = images + (b * O + o) * HW; \
+            if (to_images) memcpy(at_image, at_group, HW * sizeof(T)); \
+            else memcpy(at_group, at_image, HW * sizeof(T)); \
+        } \
+}
+
+/* the columns of images [n0, n0 + count) of x: (C*kh*kw, count*HW) */
+#define G_GROUP_COLUMNS(suffix, T) \
+static void g_group_columns_##suffix(const T* x, int64_t n0, int64_t count, T* columns, const int64_t* g) { \
+    G_CONV_SIZES(g) \
+    (void)O; (void)gemm; (void)ilp64; (void)CKK; \
+    for (int64_t b = 0; b < count; b++) \
+        for (int64_t c = 0; c < C; c++) \
+            g_plane_to_rows_##suffix(x + ((n0 + b) * C + c) * H * W, columns + c * kk * count * HW + b * HW, \
+                                     count * HW, g); \
+}
+
+/* y[n] = w x's columns of n, for the images of groups [start, stop) */
+#define G_CONV(suffix, T) \
+int g_conv2d_##suffix(const void* x_, const void* w_, void* y_, const void* g_, int64_t start, int64_t stop) { \
+    const T* x = x_; const T* w = w_; T* y = y_; const int64_t* g = g_; \
+    G_CONV_SIZES(g) \
+    T* columns = malloc(CKK * B * HW * sizeof(T)); \
+    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
+    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    for (int64_t item = start; item < stop; item++) { \
+        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
+        g_group_columns_##suffix(x, n0, count, columns, g); \
+        T* out = count > 1 ? grouped : y + n0 * O * HW; \
+        g_gemm_call_##suffix(gemm, ilp64, 0, 0, O, count * HW, CKK, w, CKK, columns, count * HW, 0, out, count * HW); \
+        if (count > 1) g_group_rows_##suffix(grouped, y + n0 * O * HW, count, O, HW, 1); \
+    } \
+    free(columns); free(grouped); \
+    return 0; \
+}
+
+/* dx[n] = col2im(w^T dy[n]), for the images of groups [start, stop) */
+#define G_CONV_INPUT_GRAD(suffix, T) \
+int g_conv2d_input_grad_##suffix(const void* dy_, const void* w_, void* dx_, const void* g_, int64_t start, \
+                                 int64_t stop) { \
+    const T* dy = dy_; const T* w = w_; T* dx = dx_; const int64_t* g = g_; \
+    G_CONV_SIZES(g) \
+    T* columns = malloc(CKK * B * HW * sizeof(T)); \
+    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
+    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    for (int64_t item = start; item < stop; item++) { \
+        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
+        const T* rows = dy + n0 * O * HW; \
+        if (count > 1) { g_group_rows_##suffix(grouped, (T*)rows, count, O, HW, 0); rows = grouped; } \
+        g_gemm_call_##suffix(gemm, ilp64, 1, 0, CKK, count * HW, O, w, CKK, rows, count * HW, 0, columns, count * HW); \
+        for (int64_t b = 0; b < count; b++) \
+            for (int64_t c = 0; c < C; c++) \
+                g_rows_to_plane_##suffix(columns + c * kk * count * HW + b * HW, count * HW, \
+                                         dx + ((n0 + b) * C + c) * H * W, g); \
+    } \
+    free(columns); free(grouped); \
+    return 0; \
+}
+
+/* partial = sum over the images of groups [start, stop) of dy[n] (x's columns of n)^T: one (O, C*kh*kw)
+   partial per chunk of groups, which the caller adds up in chunk order */
+#define G_CONV_WEIGHT_GRAD(suffix, T) \
+int g_conv2d_weight_grad_##suffix(const void* x_, const void* dy_, void* partial_, const void* g_, int64_t start, \
+                                  int64_t stop) { \
+    const T* x = x_; const T* dy = dy_; T* partial = partial_; const int64_t* g = g_; \
+    G_CONV_SIZES(g) \
+    T* columns = malloc(CKK * B * HW * sizeof(T)); \
+    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
+    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    for (int64_t item = start; item < stop; item++) { \
+        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
+        g_group_columns_##suffix(x, n0, count, columns, g); \
+        const T* rows = dy + n0 * O * HW; \
+        if (count > 1) { g_group_rows_##suffix(grouped, (T*)rows, count, O, HW, 0); rows = grouped; } \
+        g_gemm_call_##suffix(gemm, ilp64, 0, 1, O, CKK, count * HW, rows, count * HW, columns, count * HW, \
+                             item == start ? 0 : 1, partial, CKK); \
+    } \
+    free(columns); free(grouped); \
+    return 0; \
+} \
+int g_conv2d_weight_grad_##suffix##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
+    const int64_t* g = a[3]; \
+    T* partial = (T*)a[2] + chunk * g[15] * g[1] * g[4] * g[5]; \
+    return g_conv2d_weight_grad_##suffix(a[0], a[1], partial, a[3], start, stop); \
+}
+
 /* the thread pool's entries (templates/c_pool.c.j2): the arguments from an array */
 #define G_CHUNK3(name) \
 int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { return name(a[0], a[1], a[2], start, stop); }
+#define G_CHUNK4(name) \
+int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
+    return name(a[0], a[1], a[2], a[3], start, stop); \
+}
 
 #define G_KERNELS(suffix, T) \
+    G_PLANE_TO_ROWS(suffix, T) G_ROWS_TO_PLANE(suffix, T) \
     G_IM2COL(suffix, T) G_CHUNK3(g_im2col_##suffix) \
     G_COL2IM(suffix, T) G_CHUNK3(g_col2im_##suffix) \
-    G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix)
+    G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix) \
+    G_GROUP_ROWS(suffix, T) G_GROUP_COLUMNS(suffix, T) \
+    G_CONV(suffix, T) G_CHUNK4(g_conv2d_##suffix) \
+    G_CONV_INPUT_GRAD(suffix, T) G_CHUNK4(g_conv2d_input_grad_##suffix) \
+    G_CONV_WEIGHT_GRAD(suffix, T)
 
 G_KERNELS(f32, float)
 G_KERNELS(f64, double)
