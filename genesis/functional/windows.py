@@ -50,6 +50,20 @@ def convolve(x, weight, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
     )
 
 
+def transpose_convolve(x, weight, size, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+    """convolve's adjoint: x (N, O, Ho, Wo) and weight (O, C, kh, kw) to the (N, C, *size) image whose
+    convolution is x's shape (PyTorch's conv_transpose2d, one group)."""
+    return apply(
+        CV.conv2d_input_grad,
+        x,
+        weight,
+        size=tuple(int(n) for n in size),
+        stride=tuple(int(s) for s in stride),
+        padding=tuple(int(p) for p in padding),
+        dilation=tuple(int(d) for d in dilation),
+    )
+
+
 def max_pool2d_indices(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
     """Per window of x (N, C, H, W), where its maximum is in the H*W plane (int64)."""
     return apply(

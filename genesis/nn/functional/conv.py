@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from genesis import functional as GF
 from genesis.errors import ShapeError
-from genesis.functional.windows import col2im, conv_output_size, convolve, im2col
+from genesis.functional.windows import col2im, conv_output_size, convolve, im2col, transpose_convolve
 
 # From this many rows of columns (C/groups * kh*kw) on, the columns are (C*kh*kw, N*Ho*Wo) and the
 # forward is one product over the batch, as is the weight's gradient, where (N, C*kh*kw, Ho*Wo)
@@ -140,9 +140,10 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
     """PyTorch's conv_transpose2d, conv2d's adjoint: x (N, C_in, H, W) or (C_in, H, W), weight
-    (C_in, C_out/groups, kh, kw). Each input position's channels times the weight give a column of
-    C_out*kh*kw values; col2im sums the columns into the output, whose first `padding` and last
-    `padding - output_padding` rows and columns are then cut away."""
+    (C_in, C_out/groups, kh, kw). With one group it is the conv2d_input_grad op. Grouped: each input
+    position's channels times the weight give a column of C_out*kh*kw values; col2im sums the
+    columns into the output, whose first `padding` and last `padding - output_padding` rows and
+    columns are then cut away."""
     x, unbatched = _batched(x, weight, "conv_transpose2d")
     n, c, h, w = x.shape
     in_channels, group_out, kh, kw = weight.shape
@@ -165,15 +166,28 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if out[0] <= 0 or out[1] <= 0:
         raise ShapeError(f"conv_transpose2d: the output size {out} is too small for input {list(x.shape)}")
     out_channels = group_out * groups
+    if groups == 1 and all(extra < s_ for extra, s_ in zip(output_padding, stride)):
+        # conv2d's input gradient for an `out`-sized input: x stands for the gradient of its output
+        pads = (padding[0], padding[0], padding[1], padding[1])
+        out_image = transpose_convolve(x, weight, out, stride, pads, dilation)
+    else:
+        out_image = _grouped_transpose(x, weight, groups, stride, padding, output_padding, dilation, full, out)
+    if bias is not None:
+        out_image = out_image + GF.reshape(bias.to(out_image.dtype), (1, out_channels, 1, 1))
+    return GF.squeeze(out_image, 0) if unbatched else out_image
+
+
+def _grouped_transpose(x, weight, groups, stride, padding, output_padding, dilation, full, out):
+    """conv_transpose2d as matmul, col2im and a crop: grouped, or an output padding past the stride."""
+    n, c, h, w = x.shape
+    _, group_out, kh, kw = weight.shape
+    out_channels = group_out * groups
     kernel = GF.transpose(GF.reshape(weight, (groups, c // groups, group_out * kh * kw)), -2, -1)
     columns = GF.matmul(kernel, GF.reshape(x, (n, groups, c // groups, h * w)))  # (N, groups, C_out/g*kk, H*W)
     image = col2im(GF.reshape(columns, (n, out_channels, kh * kw, h, w)), full, (kh, kw), stride, dilation)
     if any(output_padding):
         image = GF.pad(image, (0, output_padding[1], 0, output_padding[0]))
-    out_image = image[:, :, padding[0] : padding[0] + out[0], padding[1] : padding[1] + out[1]]
-    if bias is not None:
-        out_image = out_image + GF.reshape(bias.to(out_image.dtype), (1, out_channels, 1, 1))
-    return GF.squeeze(out_image, 0) if unbatched else out_image
+    return image[:, :, padding[0] : padding[0] + out[0], padding[1] : padding[1] + out[1]]
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
