@@ -20,6 +20,8 @@ GEOMETRIES = [
     (2, 4, 16, 16, 8, (2, 2), 1, 0, 2),  # dilated
     (16, 8, 4, 4, 16, (3, 3), 1, 1, 1),  # a small image: groups of several images per product
     (3, 5, 7, 7, 6, (1, 1), 1, 0, 1),
+    (2, 16, 40, 40, 8, (3, 3), 1, 1, 1),  # a big image: one image an item, in bands of output rows
+    (3, 32, 64, 50, 4, (3, 3), (2, 1), (1, 2), 1),  # bands of a strided, unevenly padded one
 ]
 
 

@@ -29,8 +29,8 @@ from genesis.runtime import blas, memory
 from genesis.runtime import native as runtime_native
 from genesis.runtime.blocks import THREADS
 
-MIN_COLUMNS = 256  # a group's product is at least this wide (images x Ho*Wo), where the batch allows
-SCRATCH_BYTES = 1 << 21  # and its columns at most this big, unless one image's are bigger
+MIN_COLUMNS = 256  # an item's product is at least this wide (images x Ho*Wo), where the batch allows
+SCRATCH_BYTES = 1 << 21  # and its columns at most this big where that allows (a band of rows, else)
 
 
 def _windows(stride, padding, dilation) -> dict:
@@ -96,11 +96,14 @@ def _plan(x_shape, out_channels, kernel, stride, padding, dilation, dtype, gemm)
     n, c, h, w = x_shape
     out = _output_size("conv2d", (h, w), kernel, stride, padding, dilation)
     plane = out[0] * out[1]
-    column_bytes = c * kernel[0] * kernel[1] * plane * np.dtype(dtype).itemsize
-    per_group = max(1, min(-(-MIN_COLUMNS // plane), n // THREADS, SCRATCH_BYTES // max(1, column_bytes)))
+    row_bytes = c * kernel[0] * kernel[1] * out[1] * np.dtype(dtype).itemsize  # one output row's columns
+    per_group = max(1, min(-(-MIN_COLUMNS // plane), n // THREADS, SCRATCH_BYTES // max(1, row_bytes * out[0])))
+    band = out[0]
+    if per_group == 1:  # one image an item, in bands of rows whose columns fit the scratch
+        band = max(1, min(out[0], max(-(-MIN_COLUMNS // out[1]), SCRATCH_BYTES // max(1, row_bytes))))
     address = gemm.sgemm if np.dtype(dtype) == np.float32 else gemm.dgemm
     sizes = np.array(
-        [n, c, h, w, *kernel, *stride, *dilation, *out, 0, padding[0], padding[2], out_channels, per_group]
+        [n, c, h, w, *kernel, *stride, *dilation, *out, 0, padding[0], padding[2], out_channels, per_group, band]
         + [address, int(gemm.ilp64)],
         np.int64,
     )

@@ -16,6 +16,10 @@
     const int64_t N = g[0], C = g[1], H = g[2], W = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7]; \
     const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11], inside = g[12], top = g[13], left = g[14];
 
+/* Rows of a small image are a few dozen bytes: as loops of their own they cost less than calls of
+   memcpy and memset, into which gcc would otherwise turn them (4x4 images: 3.4 GB/s with the calls) */
+#define G_NO_LIBC_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
 /* the windows [*lo, *hi) of a row whose column wo reads image column first + wo * step, inside [0, W) */
 static inline void g_inside(int64_t first, int64_t step, int64_t W, int64_t Wo, int64_t* lo, int64_t* hi) {
     int64_t a = first >= 0 ? 0 : (-first + step - 1) / step;
@@ -30,10 +34,12 @@ static inline int64_t g_columns_at(int64_t inside, int64_t N, int64_t C, int64_t
 }
 
 /* One image plane (H, W), padded with zeros by `top` rows and `left` columns as its windows read it,
-   to its kh*kw rows of columns: row k (window position k) starts at columns + k * row_stride and
-   holds Ho*Wo values. The window geometry is G_WINDOW_SIZES's. */
+   to its kh*kw rows of columns, for the band of output rows [ho0, ho1): row k (window position k)
+   starts at columns + k * row_stride and holds (ho1 - ho0) * Wo values. The window geometry is
+   G_WINDOW_SIZES's. */
 #define G_PLANE_TO_ROWS(suffix, T) \
-static void g_plane_to_rows_##suffix(const T* image, T* columns, int64_t row_stride, const int64_t* g) { \
+G_NO_LIBC_CALLS static void g_plane_to_rows_##suffix(const T* image, T* columns, int64_t row_stride, const int64_t* g, \
+                                                     int64_t ho0, int64_t ho1) { \
     G_WINDOW_SIZES(g) \
     (void)N; (void)C; (void)inside; \
     for (int64_t k = 0; k < kh * kw; k++) { \
@@ -41,36 +47,36 @@ static void g_plane_to_rows_##suffix(const T* image, T* columns, int64_t row_str
         int64_t lo, hi; \
         g_inside(first, sw, W, Wo, &lo, &hi); \
         T* out = columns + k * row_stride; \
-        for (int64_t ho = 0; ho < Ho; ho++) { \
+        for (int64_t ho = ho0; ho < ho1; ho++) { \
             const int64_t r = ho * sh + i * dh - top; \
-            T* row = out + ho * Wo; \
-            if (r < 0 || r >= H) { memset(row, 0, Wo * sizeof(T)); continue; } \
-            const T* in = image + r * W; \
-            memset(row, 0, lo * sizeof(T)); \
-            if (sw == 1) memcpy(row + lo, in + first + lo, (hi - lo) * sizeof(T)); \
-            else for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[first + wo * sw]; \
-            memset(row + hi, 0, (Wo - hi) * sizeof(T)); \
+            T* row = out + (ho - ho0) * Wo; \
+            if (r < 0 || r >= H) { for (int64_t wo = 0; wo < Wo; wo++) row[wo] = 0; continue; } \
+            const T* in = image + r * W + first; \
+            for (int64_t wo = 0; wo < lo; wo++) row[wo] = 0; \
+            if (sw == 1) for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[wo]; \
+            else for (int64_t wo = lo; wo < hi; wo++) row[wo] = in[wo * sw]; \
+            for (int64_t wo = hi; wo < Wo; wo++) row[wo] = 0; \
         } \
     } \
 }
 
-/* The adjoint: kh*kw rows of columns (as above) summed into an image plane, which starts at zero;
+/* The adjoint: kh*kw rows of columns (as above) for the band [ho0, ho1) added into an image plane;
    values of window positions in the padding are dropped. Added in window order, as numpy's col2im. */
 #define G_ROWS_TO_PLANE(suffix, T) \
-static void g_rows_to_plane_##suffix(const T* columns, int64_t row_stride, T* image, const int64_t* g) { \
+static void g_rows_to_plane_##suffix(const T* columns, int64_t row_stride, T* image, const int64_t* g, int64_t ho0, \
+                                     int64_t ho1) { \
     G_WINDOW_SIZES(g) \
-    (void)N; (void)C; (void)inside; \
-    memset(image, 0, H * W * sizeof(T)); \
+    (void)N; (void)C; (void)inside; (void)Ho; \
     for (int64_t k = 0; k < kh * kw; k++) { \
         const int64_t i = k / kw, j = k % kw, first = j * dw - left; \
         int64_t lo, hi; \
         g_inside(first, sw, W, Wo, &lo, &hi); \
         const T* in = columns + k * row_stride; \
-        for (int64_t ho = 0; ho < Ho; ho++) { \
+        for (int64_t ho = ho0; ho < ho1; ho++) { \
             const int64_t r = ho * sh + i * dh - top; \
             if (r < 0 || r >= H) continue; \
             T* row = image + r * W; \
-            const T* values = in + ho * Wo; \
+            const T* values = in + (ho - ho0) * Wo; \
             if (sw == 1) for (int64_t wo = lo; wo < hi; wo++) row[first + wo] += values[wo]; \
             else for (int64_t wo = lo; wo < hi; wo++) row[first + wo * sw] += values[wo]; \
         } \
@@ -90,7 +96,7 @@ int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t st
     G_WINDOW_SIZES(g) \
     for (int64_t plane = start; plane < stop; plane++) \
         g_plane_to_rows_##suffix(x + plane * H * W, columns + g_columns_at(inside, N, C, kh * kw, plane, 0) * Ho * Wo, \
-                                 g_row_stride(inside, N, Ho, Wo), g); \
+                                 g_row_stride(inside, N, Ho, Wo), g, 0, Ho); \
     return 0; \
 }
 
@@ -99,9 +105,11 @@ int g_im2col_##suffix(const void* x_, void* columns_, const void* g_, int64_t st
 int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t start, int64_t stop) { \
     const T* columns = columns_; T* x = x_; const int64_t* g = g_; \
     G_WINDOW_SIZES(g) \
-    for (int64_t plane = start; plane < stop; plane++) \
+    for (int64_t plane = start; plane < stop; plane++) { \
+        memset(x + plane * H * W, 0, H * W * sizeof(T)); \
         g_rows_to_plane_##suffix(columns + g_columns_at(inside, N, C, kh * kw, plane, 0) * Ho * Wo, \
-                                 g_row_stride(inside, N, Ho, Wo), x + plane * H * W, g); \
+                                 g_row_stride(inside, N, Ho, Wo), x + plane * H * W, g, 0, Ho); \
+    } \
     return 0; \
 }
 
@@ -156,20 +164,21 @@ int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void
     return 0; \
 }
 
-/* Convolution (ops/convolution.py) as im2col and gemm per group of B images, the columns of a group
-   in a scratch buffer that stays in cache instead of a (C*kh*kw, N*Ho*Wo) array in memory.
-   g: G_WINDOW_SIZES's 15 values (inside 0), then O (output channels), B (images per item), the
-   gemm's address and whether its integers are 64-bit. An item is a group of images: [start, stop)
-   counts groups. x (N, C, H, W), w (O, C*kh*kw), y (N, O, Ho, Wo). With B > 1 the group's columns
-   are (C*kh*kw, B*Ho*Wo), image b's at column b*Ho*Wo, and a group's gradient is gathered to
-   (O, B*Ho*Wo) (`g_group_rows`) or its output scattered back from there. */
+/* Convolution (ops/convolution.py) as im2col and gemm per item, the item's columns in a scratch
+   buffer that stays in cache instead of a (C*kh*kw, N*Ho*Wo) array in memory. An item is a group of
+   B images (small images: their products are made wide enough) or one image in bands of output
+   rows (big images: a band's columns fit the cache). g: G_WINDOW_SIZES's 15 values (inside 0), then
+   O (output channels), B (images per item), the rows of a band, the gemm's address and whether its
+   integers are 64-bit; [start, stop) counts items. x (N, C, H, W), w (O, C*kh*kw), y (N, O, Ho, Wo).
+   A group's columns are (C*kh*kw, B*Ho*Wo), image b's at column b*Ho*Wo, and its output gradient
+   is gathered to (O, B*Ho*Wo) (`g_group_rows`), or its output scattered back from there. */
 #define G_CONV_SIZES(g) \
     G_WINDOW_SIZES(g) \
-    const int64_t O = g[15], B = g[16], gemm = g[17], ilp64 = g[18]; \
+    const int64_t O = g[15], B = g[16], band = g[17], gemm = g[18], ilp64 = g[19]; \
     const int64_t HW = Ho * Wo, CKK = C * kh * kw, kk = kh * kw; \
-    (void)inside; (void)N;
+    (void)inside; (void)N; (void)O; (void)band; (void)gemm; (void)ilp64; (void)CKK; (void)kk;
 
-/* rows [first, first + count) of the images of a group: (count, O, HW) <-> (O, count*HW) */
+/* the rows of a group of images: (count, O, HW) <-> (O, count*HW) */
 #define G_GROUP_ROWS(suffix, T) \
 static void g_group_rows_##suffix(T* grouped, T* images, int64_t count, int64_t O, int64_t HW, int to_images) { \
     for (int64_t b = 0; b < count; b++) \
@@ -181,76 +190,94 @@ static void g_group_rows_##suffix(T* grouped, T* images, int64_t count, int64_t 
         } \
 }
 
-/* the columns of images [n0, n0 + count) of x: (C*kh*kw, count*HW) */
+/* the columns of images [n0, n0 + count) of x, output rows [ho0, ho1): (C*kh*kw, count*(ho1-ho0)*Wo) */
 #define G_GROUP_COLUMNS(suffix, T) \
-static void g_group_columns_##suffix(const T* x, int64_t n0, int64_t count, T* columns, const int64_t* g) { \
+static void g_group_columns_##suffix(const T* x, int64_t n0, int64_t count, T* columns, const int64_t* g, \
+                                     int64_t ho0, int64_t ho1) { \
     G_CONV_SIZES(g) \
-    (void)O; (void)gemm; (void)ilp64; (void)CKK; \
+    const int64_t width = (ho1 - ho0) * Wo; \
     for (int64_t b = 0; b < count; b++) \
         for (int64_t c = 0; c < C; c++) \
-            g_plane_to_rows_##suffix(x + ((n0 + b) * C + c) * H * W, columns + c * kk * count * HW + b * HW, \
-                                     count * HW, g); \
+            g_plane_to_rows_##suffix(x + ((n0 + b) * C + c) * H * W, columns + c * kk * count * width + b * width, \
+                                     count * width, g, ho0, ho1); \
 }
 
-/* y[n] = w x's columns of n, for the images of groups [start, stop) */
+/* an item's images (n0, count) and the scratch it needs, or 1 from the kernel when it cannot have it */
+#define G_CONV_ITEM_SCRATCH(T) \
+    T* columns = malloc(CKK * (B > 1 ? B * HW : band * Wo) * sizeof(T)); \
+    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
+    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; }
+#define G_CONV_ITEM \
+    const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
+    const int64_t step = count > 1 ? Ho : band;
+
+/* y[n] = w x's columns of n, for the items [start, stop) */
 #define G_CONV(suffix, T) \
 int g_conv2d_##suffix(const void* x_, const void* w_, void* y_, const void* g_, int64_t start, int64_t stop) { \
     const T* x = x_; const T* w = w_; T* y = y_; const int64_t* g = g_; \
     G_CONV_SIZES(g) \
-    T* columns = malloc(CKK * B * HW * sizeof(T)); \
-    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
-    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    G_CONV_ITEM_SCRATCH(T) \
     for (int64_t item = start; item < stop; item++) { \
-        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
-        g_group_columns_##suffix(x, n0, count, columns, g); \
-        T* out = count > 1 ? grouped : y + n0 * O * HW; \
-        g_gemm_call_##suffix(gemm, ilp64, 0, 0, O, count * HW, CKK, w, CKK, columns, count * HW, 0, out, count * HW); \
+        G_CONV_ITEM \
+        for (int64_t ho0 = 0; ho0 < Ho; ho0 += step) { \
+            const int64_t ho1 = ho0 + step < Ho ? ho0 + step : Ho, width = count * (ho1 - ho0) * Wo; \
+            g_group_columns_##suffix(x, n0, count, columns, g, ho0, ho1); \
+            T* out = count > 1 ? grouped : y + n0 * O * HW + ho0 * Wo; \
+            g_gemm_call_##suffix(gemm, ilp64, 0, 0, O, width, CKK, w, CKK, columns, width, 0, out, \
+                                 count > 1 ? width : HW); \
+        } \
         if (count > 1) g_group_rows_##suffix(grouped, y + n0 * O * HW, count, O, HW, 1); \
     } \
     free(columns); free(grouped); \
     return 0; \
 }
 
-/* dx[n] = col2im(w^T dy[n]), for the images of groups [start, stop) */
+/* dx[n] = col2im(w^T dy[n]), for the items [start, stop) */
 #define G_CONV_INPUT_GRAD(suffix, T) \
 int g_conv2d_input_grad_##suffix(const void* dy_, const void* w_, void* dx_, const void* g_, int64_t start, \
                                  int64_t stop) { \
     const T* dy = dy_; const T* w = w_; T* dx = dx_; const int64_t* g = g_; \
     G_CONV_SIZES(g) \
-    T* columns = malloc(CKK * B * HW * sizeof(T)); \
-    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
-    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    G_CONV_ITEM_SCRATCH(T) \
     for (int64_t item = start; item < stop; item++) { \
-        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
+        G_CONV_ITEM \
+        memset(dx + n0 * C * H * W, 0, count * C * H * W * sizeof(T)); \
         const T* rows = dy + n0 * O * HW; \
         if (count > 1) { g_group_rows_##suffix(grouped, (T*)rows, count, O, HW, 0); rows = grouped; } \
-        g_gemm_call_##suffix(gemm, ilp64, 1, 0, CKK, count * HW, O, w, CKK, rows, count * HW, 0, columns, count * HW); \
-        for (int64_t b = 0; b < count; b++) \
-            for (int64_t c = 0; c < C; c++) \
-                g_rows_to_plane_##suffix(columns + c * kk * count * HW + b * HW, count * HW, \
-                                         dx + ((n0 + b) * C + c) * H * W, g); \
+        for (int64_t ho0 = 0; ho0 < Ho; ho0 += step) { \
+            const int64_t ho1 = ho0 + step < Ho ? ho0 + step : Ho, width = count * (ho1 - ho0) * Wo; \
+            g_gemm_call_##suffix(gemm, ilp64, 1, 0, CKK, width, O, w, CKK, rows + ho0 * Wo, count > 1 ? width : HW, \
+                                 0, columns, width); \
+            for (int64_t b = 0; b < count; b++) \
+                for (int64_t c = 0; c < C; c++) \
+                    g_rows_to_plane_##suffix(columns + c * kk * width + b * (width / count), width, \
+                                             dx + ((n0 + b) * C + c) * H * W, g, ho0, ho1); \
+        } \
     } \
     free(columns); free(grouped); \
     return 0; \
 }
 
-/* partial = sum over the images of groups [start, stop) of dy[n] (x's columns of n)^T: one (O, C*kh*kw)
-   partial per chunk of groups, which the caller adds up in chunk order */
+/* partial = sum over the items [start, stop) of dy[n] (x's columns of n)^T: one (O, C*kh*kw) partial
+   per chunk of items, which the caller adds up in chunk order */
 #define G_CONV_WEIGHT_GRAD(suffix, T) \
 int g_conv2d_weight_grad_##suffix(const void* x_, const void* dy_, void* partial_, const void* g_, int64_t start, \
                                   int64_t stop) { \
     const T* x = x_; const T* dy = dy_; T* partial = partial_; const int64_t* g = g_; \
     G_CONV_SIZES(g) \
-    T* columns = malloc(CKK * B * HW * sizeof(T)); \
-    T* grouped = B > 1 ? malloc(O * B * HW * sizeof(T)) : 0; \
-    if (!columns || (B > 1 && !grouped)) { free(columns); free(grouped); return 1; } \
+    G_CONV_ITEM_SCRATCH(T) \
+    int first = 1; \
     for (int64_t item = start; item < stop; item++) { \
-        const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B; \
-        g_group_columns_##suffix(x, n0, count, columns, g); \
+        G_CONV_ITEM \
         const T* rows = dy + n0 * O * HW; \
         if (count > 1) { g_group_rows_##suffix(grouped, (T*)rows, count, O, HW, 0); rows = grouped; } \
-        g_gemm_call_##suffix(gemm, ilp64, 0, 1, O, CKK, count * HW, rows, count * HW, columns, count * HW, \
-                             item == start ? 0 : 1, partial, CKK); \
+        for (int64_t ho0 = 0; ho0 < Ho; ho0 += step) { \
+            const int64_t ho1 = ho0 + step < Ho ? ho0 + step : Ho, width = count * (ho1 - ho0) * Wo; \
+            g_group_columns_##suffix(x, n0, count, columns, g, ho0, ho1); \
+            g_gemm_call_##suffix(gemm, ilp64, 0, 1, O, CKK, width, rows + ho0 * Wo, count > 1 ? width : HW, columns, \
+                                 width, first ? 0 : 1, partial, CKK); \
+            first = 0; \
+        } \
     } \
     free(columns); free(grouped); \
     return 0; \
