@@ -30,9 +30,10 @@ from threadpoolctl import ThreadpoolController
 _AFFIXES = tuple(itertools.product(("", "scipy_"), ("", "64_", "_64")))
 
 
+@functools.cache
 def products_on_pool() -> bool:
     """Whether genesis's pool runs float products (ops/gemm.py), OpenBLAS then on one thread;
-    `GENESIS_GEMM=numpy` leaves them to numpy's matmul and OpenBLAS's threads."""
+    `GENESIS_GEMM=numpy` (read once) leaves them to numpy's matmul and OpenBLAS's threads."""
     return os.environ.get("GENESIS_GEMM", "pool").strip().lower() != "numpy"
 
 
