@@ -114,16 +114,18 @@ def test_variants_take_turns_within_every_round():
     calls = []
     timings = measure({name: (lambda name=name: calls.append(name)) for name in "abc"}, rounds=3, min_seconds=0)
     assert {name: len(t.samples) for name, t in timings.items()} == {"a": 3, "b": 3, "c": 3}
-    timed = calls[-9:]  # one call per sample: each round holds every variant, and each starts at the next
-    assert [timed[i : i + 3] for i in (0, 3, 6)] == [list("abc"), list("bca"), list("cab")]
+    timed = calls[-18:]  # per sample an untimed call and one timed: each round holds every variant, and
+    order = [list("abc"), list("bca"), list("cab")]  # each round starts at the next
+    assert [timed[i : i + 6] for i in (0, 6, 12)] == [[n for n in names for _ in range(2)] for names in order]
 
 
 def test_every_sample_starts_after_the_settling_pause(monkeypatch):
     events = []
     monkeypatch.setattr(timing.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
     measure({name: (lambda name=name: events.append(name)) for name in "ab"}, rounds=2, min_seconds=0, settle=0.25)
-    timed = events[-8:]  # after the calls that size the samples: a pause, then one call, per sample
-    assert timed == [("sleep", 0.25), "a", ("sleep", 0.25), "b", ("sleep", 0.25), "b", ("sleep", 0.25), "a"]
+    timed = events[-12:]  # after the calls that size the samples: a pause, an untimed call, one call
+    pause = ("sleep", 0.25)
+    assert timed == [pause, "a", "a", pause, "b", "b", pause, "b", "b", pause, "a", "a"]
 
 
 def test_command_line_writes_the_results(tmp_path, monkeypatch):

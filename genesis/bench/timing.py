@@ -49,10 +49,14 @@ class Timing:
         }
 
 
+WARM_UP_CALLS = 3  # a compiled function runs its first call eagerly and compiles at its second
+
+
 def calls_per_sample(fn, min_seconds: float) -> int:
     """Enough calls for a sample to last `min_seconds`, so that the clock's resolution and the first
     call after another variant (cold caches, its page faults) weigh little."""
-    fn()  # the first call of all pays for thread pools and allocator growth
+    for _ in range(WARM_UP_CALLS):  # the first calls pay for compiling, thread pools and allocator growth
+        fn()
     calls = 1
     while True:
         start = time.perf_counter()
@@ -73,7 +77,10 @@ def sample(fn, calls: int) -> float:
 # Idle time before each sample. A library's worker threads spin for a while after its last call
 # (OpenBLAS's, PyTorch's OpenMP threads, genesis's C pool) and take cores from whatever runs next:
 # on the 2-core machine PyTorch's MLP b64 step took 6.4 ms right after genesis's, 1.9 ms after half
-# a second's pause, and genesis's 2.7 against 1.5 ms after PyTorch's.
+# a second's pause, and genesis's 2.7 against 1.5 ms after PyTorch's. The first call after the pause
+# is slow in turn (the virtual CPUs come back from idle with cold caches: a fused Adam step of 0.5 ms
+# took 15 ms after 0.5 s idle, 1.5 ms after 10 ms), so an untimed call of the variant itself goes
+# before each sample.
 SETTLE_SECONDS = 0.5
 
 
@@ -81,7 +88,8 @@ def measure(variants: dict, rounds: int, min_seconds: float = 0.02, settle: floa
     """Each variant's Timing over `rounds` interleaved rounds. Finding the calls per sample is the
     warm-up round, discarded. Each round starts at the next variant, so none always follows the same
     one (and inherits its cache state); each sample starts after `settle` seconds (default
-    SETTLE_SECONDS) idle, so that the threads of the variant before it have gone to sleep."""
+    SETTLE_SECONDS) idle, so that the threads of the variant before it have gone to sleep, and one
+    untimed call."""
     settle = SETTLE_SECONDS if settle is None else settle
     calls = {name: calls_per_sample(fn, min_seconds) for name, fn in variants.items()}
     names = list(variants)
@@ -90,6 +98,7 @@ def measure(variants: dict, rounds: int, min_seconds: float = 0.02, settle: floa
         start = round_index % len(names)
         for name in names[start:] + names[:start]:
             time.sleep(settle)
+            variants[name]()  # the call back from idle, untimed
             samples[name].append(sample(variants[name], calls[name]))
     return {name: Timing(tuple(samples[name]), calls[name]) for name in names}
 
