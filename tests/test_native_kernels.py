@@ -201,3 +201,36 @@ def test_a_cnn_step_is_the_same_with_and_without_the_c_kernels():
     for name in with_c:
         for got, expected in zip(with_c[name], with_numpy[name]):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, index_shape, dim", [((6, 40), (6, 25), 1), ((5, 7, 4), (5, 9, 4), 1), ((8, 3), (4, 3), 0)]
+)
+def test_gathers_gradient_is_scatter_add_into_zeros(shape, index_shape, dim, dtype):
+    """gather_backward fills one buffer with zeros and adds into it: scatter_add(zeros, ...)'s bits."""
+    rng = np.random.default_rng(8)
+    index = rng.integers(0, shape[dim], index_shape)
+    g = rng.standard_normal(index_shape).astype(dtype)
+    expected = OPS["scatter_add"].kernel(np.zeros(shape, dtype), index, g, dim=dim)
+    for kernels_on in (True, False):
+        movement.C_KERNELS.enabled = kernels_on
+        try:
+            got = OPS["gather_backward"].kernel(g, index, dim=dim, size=shape)
+        finally:
+            movement.C_KERNELS.enabled = True
+        assert_same_bits(got, expected)
+
+
+def test_gathers_gradient_differentiates_again_like_pytorchs():
+    rng = np.random.default_rng(9)
+    x, w, v = rng.standard_normal((4, 6)), rng.standard_normal((4, 3)), rng.standard_normal((4, 6))
+    index = rng.integers(0, 6, (4, 3))
+    results = []
+    for lib, grad in ((genesis, genesis.autograd.grad), (torch, torch.autograd.grad)):
+        tx, tw = lib.tensor(x, requires_grad=True), lib.tensor(w, requires_grad=True)
+        (gx,) = grad((tx.gather(1, lib.tensor(index)) * tw).sum(), (tx,), create_graph=True)
+        (gw,) = grad((gx * lib.tensor(v)).sum(), (tw,))
+        results.append((gx.detach().numpy(), gw.numpy()))
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
