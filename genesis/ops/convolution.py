@@ -116,6 +116,16 @@ def _run(stem, arrays, groups, chunks, dtype):
     runtime_native.run_native(function, arrays, (), list(zip(bounds[:-1], bounds[1:])), entry)
 
 
+def _images_in_c(stem, first, w, x_shape, result_shape, windows, gemm):
+    """conv2d or its input gradient in C: `first` (x or dy) and the weight w into a new result, the
+    items (groups of images) in a few chunks per thread."""
+    first, w = np.ascontiguousarray(first), np.ascontiguousarray(w)
+    sizes, groups = _plan(x_shape, w.shape[0], w.shape[2:], *windows, first.dtype, gemm)
+    result = memory.empty(result_shape, first.dtype)
+    _run(stem, (first, w, result, sizes), groups, min(groups, THREADS * 2), first.dtype)
+    return result
+
+
 def _columns(x, kernel, stride, padding, dilation):
     """numpy's path: x's columns (N, C*kh*kw, Ho*Wo)."""
     columns = im2col.kernel(x, kernel=kernel, stride=stride, dilation=dilation, batch_inside=False, padding=padding)
@@ -128,11 +138,7 @@ def _conv2d_kernel(x, w, *, stride, padding, dilation):
     if gemm is None:
         product = np.matmul(w.reshape(w.shape[0], -1), _columns(x, w.shape[2:], stride, padding, dilation))
         return np.ascontiguousarray(product).reshape(shape)
-    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-    sizes, groups = _plan(x.shape, w.shape[0], w.shape[2:], stride, padding, dilation, x.dtype, gemm)
-    y = memory.empty(shape, x.dtype)
-    _run("g_conv2d", (x, w, y, sizes), groups, min(groups, THREADS * 2), x.dtype)
-    return y
+    return _images_in_c("g_conv2d", x, w, x.shape, shape, (stride, padding, dilation), gemm)
 
 
 def _input_grad_kernel(dy, w, *, size, stride, padding, dilation):
@@ -147,11 +153,7 @@ def _input_grad_kernel(dy, w, *, size, stride, padding, dilation):
         return col2im.kernel(
             columns, size=size, kernel=kernel, stride=stride, dilation=dilation, batch_inside=False, padding=padding
         )
-    dy, w = np.ascontiguousarray(dy), np.ascontiguousarray(w)
-    sizes, groups = _plan(shape, w.shape[0], w.shape[2:], stride, padding, dilation, dy.dtype, gemm)
-    dx = memory.empty(shape, dy.dtype)
-    _run("g_conv2d_input_grad", (dy, w, dx, sizes), groups, min(groups, THREADS * 2), dy.dtype)
-    return dx
+    return _images_in_c("g_conv2d_input_grad", dy, w, shape, shape, (stride, padding, dilation), gemm)
 
 
 def _weight_grad_kernel(x, dy, *, kernel, stride, padding, dilation):

@@ -31,9 +31,10 @@ from genesis.runtime.blocks import THREADS
 KERNELS = NativeKernels("gemm.c", {"g_gemm": "ppppii", "g_gemm_run": "pppp"}, headers=("blas_call.h",))
 
 # Below this many multiply-adds a product stays with numpy (one BLAS call on one thread): the pool's
-# second thread then costs more than it saves (64x128 by 128x128: 24.5 us on the pool, 19.2 on one
-# thread; 32x128 by 128x512: 36.6 against 41.9).
-SHARED_FROM = 1 << 21
+# second thread then costs more than it saves. At 2^20 it depends on the shape (16x128 by 128x512:
+# 20.6 us on the pool, 24.5 on one thread; 64x128 by 128x128: 24.5 against 19.2); an LSTM step's
+# 1M-MAC gate products made 2^20 the better bound (compiled step 16.6 -> 16.0 ms against 2^21).
+SHARED_FROM = 1 << 20
 BLOCK_MULTIPLE = 16  # block sizes round up to this, a multiple of the gemm kernels' tile widths
 
 
