@@ -149,3 +149,21 @@ def test_openblas_runs_on_one_thread_once_the_pool_takes_products(setting):
     assert result.returncode == 0, result.stderr
     threads = int(result.stdout.split()[-1])
     assert threads == (1 if setting == "pool" else 2)
+
+
+def test_a_32_bit_blas_is_not_handed_sizes_past_its_integers(monkeypatch):
+    """A BLAS built with 32-bit integers (a distribution's libopenblas) gets numpy's path for sizes
+    past 2^31; the plan is made from shapes and strides alone, so none is allocated here."""
+    from genesis.runtime import blas
+
+    real = blas.gemm()
+    assert real is not None
+    monkeypatch.setattr(blas, "gemm", lambda: blas.Gemm(real.sgemm, real.dgemm, ilp64=False))
+    gemm._plan.cache_clear()
+    try:
+        f32 = np.dtype(np.float32)
+        huge = gemm._plan((64, 1 << 31), (1 << 33, 4), (1 << 31, 64), (256, 4), None, f32)
+        assert huge is None
+        assert gemm._plan((64, 300), (1200, 4), (300, 200), (800, 4), None, f32) is not None
+    finally:
+        gemm._plan.cache_clear()
