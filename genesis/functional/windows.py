@@ -37,31 +37,25 @@ def col2im(columns, size, kernel, stride=(1, 1), dilation=(1, 1), batch_inside=F
     )
 
 
+def _ints(values) -> tuple:
+    return tuple(int(v) for v in values)
+
+
+def _window_attrs(stride, padding, dilation) -> dict:
+    """The convolution ops' window attributes as the op records take them: tuples of ints."""
+    return dict(stride=_ints(stride), padding=_ints(padding), dilation=_ints(dilation))
+
+
 def convolve(x, weight, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
     """x (N, C, H, W) convolved with weight (O, C, kh, kw), zero-padded by `padding` (top, bottom,
     left, right): (N, O, Ho, Wo). One group; nn.functional.conv2d is the whole API."""
-    return apply(
-        CV.conv2d,
-        x,
-        weight,
-        stride=tuple(int(s) for s in stride),
-        padding=tuple(int(p) for p in padding),
-        dilation=tuple(int(d) for d in dilation),
-    )
+    return apply(CV.conv2d, x, weight, **_window_attrs(stride, padding, dilation))
 
 
 def transpose_convolve(x, weight, size, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
     """convolve's adjoint: x (N, O, Ho, Wo) and weight (O, C, kh, kw) to the (N, C, *size) image whose
     convolution is x's shape (PyTorch's conv_transpose2d, one group)."""
-    return apply(
-        CV.conv2d_input_grad,
-        x,
-        weight,
-        size=tuple(int(n) for n in size),
-        stride=tuple(int(s) for s in stride),
-        padding=tuple(int(p) for p in padding),
-        dilation=tuple(int(d) for d in dilation),
-    )
+    return apply(CV.conv2d_input_grad, x, weight, size=_ints(size), **_window_attrs(stride, padding, dilation))
 
 
 def max_pool2d_indices(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):

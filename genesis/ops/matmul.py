@@ -24,8 +24,8 @@ from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime.blocks import THREADS, in_parts
 
 # Where the C pool does not take products (ops/gemm.py: no C library, GENESIS_GEMM=numpy, not
-# OpenBLAS): a stack of small products (attention's batch * heads matrices of tokens x head dim): numpy calls BLAS
-# once per matrix, and BLAS keeps a product under about 2^18 multiply-adds on one thread, so the
+# OpenBLAS): in a stack of small products (attention's batch * heads matrices of tokens x head dim),
+# numpy calls BLAS once per matrix, and BLAS keeps a product under about 2^18 multiply-adds on one thread, so the
 # whole stack ran on one core. Parts of the stack on the kernel pool's threads use every core, and each
 # matrix is still the same one BLAS call: the same bits. Below 2^21 multiply-adds in all, handing a
 # part to a thread costs more than it saves. (32 x 4 products of 64x32 by 32x64, on 2 cores under
