@@ -75,6 +75,33 @@ def test_max_pool_positions_in_c_are_numpys_and_pytorchs(options, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", POOLS, ids=range(len(POOLS)))
+def test_max_pool_values_and_gradient_in_c_are_numpys_and_pytorchs(options, dtype):
+    """The values are those at the positions; the gradient adds dy at the positions, found again
+    from x, in window order (as a scatter at the positions would), overlapping windows included."""
+    x = awkward_values((3, 5, 11, 9), dtype, seed=1)
+    x[0, 0] = -np.inf
+    values_kernel, backward_kernel = OPS["max_pool2d"].kernel, OPS["max_pool2d_backward"].kernel
+    with_c, with_numpy = both_ways(windows.C_KERNELS, "g_max_pool2d", dtype, lambda: values_kernel(x, **options))
+    assert_same_bits(with_c, with_numpy)
+    positions = OPS["max_pool2d_indices"].kernel(x, **options)
+    planes = x.reshape(15, -1)
+    at_positions = np.take_along_axis(planes, positions.reshape(15, -1), 1)
+    np.testing.assert_array_equal(with_c, at_positions.reshape(with_c.shape))
+    dy = np.random.default_rng(2).standard_normal(with_c.shape).astype(dtype)
+    dx_c, dx_numpy = both_ways(
+        windows.C_KERNELS, "g_max_pool2d_backward", dtype, lambda: backward_kernel(dy, x, **options)
+    )
+    assert_same_bits(dx_c, dx_numpy)
+    scattered = OPS["gather_backward"].kernel(dy.reshape(15, -1), positions.reshape(15, -1), dim=1, size=(15, 99))
+    assert_same_bits(dx_c, scattered.reshape(x.shape))
+    x_t = torch.from_numpy(x).requires_grad_()
+    window = (options["kernel"], options["stride"], options["padding"], options["dilation"], options["ceil_mode"])
+    torch.nn.functional.max_pool2d(x_t, *window).backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(dx_c, x_t.grad.numpy(), rtol=0, atol=8 * np.finfo(dtype).eps * np.abs(dy).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_inside", [False, True])
 @pytest.mark.parametrize(
     "kernel, stride, dilation, padding",
@@ -162,10 +189,13 @@ def test_c_kernels_split_over_threads_give_one_threads_bits(monkeypatch):
     options = POOLS[1]
     kernel = OPS["max_pool2d_indices"].kernel
     assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) > 1 or native.THREADS == 1
-    split = kernel(x, **options)
+    dy = awkward_values((16, 32, 32, 32), np.float32, seed=7)
+    values, backward = OPS["max_pool2d"].kernel, OPS["max_pool2d_backward"].kernel
+    split = kernel(x, **options), values(x, **options), backward(dy, x, **options)
     monkeypatch.setattr(native, "GRAIN", 1 << 40)  # one chunk
     assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) == 1
-    np.testing.assert_array_equal(split, kernel(x, **options))
+    for got, expected in zip(split, (kernel(x, **options), values(x, **options), backward(dy, x, **options))):
+        assert_same_bits(got, expected)
 
 
 def test_a_cnn_step_is_the_same_with_and_without_the_c_kernels():

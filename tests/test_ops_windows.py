@@ -50,6 +50,21 @@ def test_max_pool2d_positions_and_gradients_are_pytorchs(width, options):
     check_torch(lambda t: lib_of(t).max_pool2d(t[0], **options), [finite], dtype=genesis.float32)  # (C, H, W)
 
 
+def test_max_pool2d_differentiates_twice_as_pytorch():
+    """The gradient is linear in the output's gradient: its own vjp reads that at the maxima."""
+    rng = np.random.default_rng(3)
+    x, dy, w = (rng.standard_normal(shape) for shape in ((2, 3, 7, 6), (2, 3, 4, 3), (2, 3, 7, 6)))
+    got = []
+    for lib, make in ((torch, torch.from_numpy), (genesis, genesis.tensor)):
+        xs, dys = make(x).requires_grad_(), make(dy).requires_grad_()
+        y = lib_of(xs).max_pool2d(xs, 3, stride=2, padding=1)
+        (dx,) = (torch.autograd.grad if lib is torch else genesis.autograd.grad)(y, xs, dys, create_graph=True)
+        (dx * make(w)).sum().backward()
+        got.append((dx.detach().numpy(), dys.grad.numpy()))
+    for ours, theirs in zip(got[1], got[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32", "float16", "bfloat16"])
 def test_max_pool2d_keeps_integer_and_low_precision_values_as_they_are(dtype):
     rng = np.random.default_rng(1)

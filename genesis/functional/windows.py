@@ -60,9 +60,16 @@ def transpose_convolve(x, weight, size, stride=(1, 1), padding=(0, 0, 0, 0), dil
 
 def max_pool2d_indices(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
     """Per window of x (N, C, H, W), where its maximum is in the H*W plane (int64)."""
-    return apply(
-        W.max_pool2d_indices,
-        x,
+    return apply(W.max_pool2d_indices, x, **_pool_attrs(kernel, stride, padding, dilation, ceil_mode))
+
+
+def max_pool2d_values(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """Per window of x (N, C, H, W), its maximum: the value at `max_pool2d_indices`'s position."""
+    return apply(W.max_pool2d, x, **_pool_attrs(kernel, stride, padding, dilation, ceil_mode))
+
+
+def _pool_attrs(kernel, stride, padding, dilation, ceil_mode) -> dict:
+    return dict(
         kernel=tuple(kernel),
         stride=tuple(stride),
         padding=tuple(padding),

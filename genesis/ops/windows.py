@@ -1,4 +1,4 @@
-"""Sliding windows over the last two dims: im2col, col2im and max-pooling's positions.
+"""Sliding windows over the last two dims: im2col, col2im and max-pooling.
 
 A convolution is im2col + matmul and a pooling is a reduction over windows
 (nn/functional/conv.py, pooling.py). Built from kh*kw strided slices and a
@@ -21,8 +21,13 @@ else in numpy, with the same bits:
 - `max_pool2d_indices(x)`: for each window, the position of its maximum in the
   H*W plane (PyTorch's `return_indices`), with PyTorch's rule: the first
   maximum in window order wins, and a NaN wins over numbers (the last NaN).
-  Padding never wins. Integer, no gradient: the values are a gather of the
-  plane at these positions, whose vjp scatters the gradient back.
+  Padding never wins. Integer, no gradient: with `return_indices` the values
+  are a gather of the plane at these positions, whose vjp scatters the
+  gradient back.
+- `max_pool2d(x)`: the values at those positions, in one pass over x. Its
+  vjp is `max_pool2d_backward(dy, x)`, which finds the positions again from
+  x and adds dy there (in window order, as the scatter would), so a forward
+  keeps only its input; that op's own vjp reads its gradient at the positions.
 
 Attributes are tuples (kh, kw), (sh, sw), (dh, dw), and for the pooling op
 (ph, pw) and ceil_mode; the shape rules check what the functional layer
@@ -39,6 +44,7 @@ from numpy.lib.stride_tricks import as_strided
 from genesis.dtypes import BOOL, int64
 from genesis.errors import ShapeError
 from genesis.ops import dtype_rules as dt
+from genesis.ops.movement import gather
 from genesis.ops.native_kernels import NativeKernels, geometry, run
 from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.runtime import memory
@@ -50,6 +56,8 @@ C_KERNELS = NativeKernels(
         "g_im2col": "pppii",
         "g_col2im": "pppii",
         "g_max_pool2d_positions": "pppii",
+        "g_max_pool2d": "pppii",
+        "g_max_pool2d_backward": "ppppii",
         "g_conv2d": "ppppii",
         "g_conv2d_input_grad": "ppppii",
         "g_conv2d_weight_grad": "ppppii",
@@ -208,16 +216,60 @@ def _lowest(dtype):
 
 
 def _max_pool_indices_kernel(x, *, kernel, stride, padding, dilation, ceil_mode):
+    native = C_KERNELS.kernel("g_max_pool2d_positions", x.dtype)
+    if native is None:
+        return _numpy_positions(x, kernel, stride, padding, dilation, ceil_mode)
+    x = np.ascontiguousarray(x)
+    out, _ = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    positions = memory.empty((*x.shape[:2], *out), np.int64)
+    _run_pool(native, (x, positions), x, kernel, stride, padding, dilation, out)
+    return positions
+
+
+def _run_pool(native, arrays, x, kernel, stride, padding, dilation, out) -> None:
+    """A pooling kernel of windows.c over the (n, c) planes of x, its geometry last among its arrays."""
+    sizes = geometry(*x.shape[2:], *kernel, *stride, *padding, *dilation, *out)
+    planes = x.shape[0] * x.shape[1]
+    run(native, (*arrays, sizes), planes, out[0] * out[1] * kernel[0] * kernel[1])
+
+
+def _max_pool_kernel(x, *, kernel, stride, padding, dilation, ceil_mode):
+    """Each window's maximum: the value at its position, from one pass over x in C."""
+    native = C_KERNELS.kernel("g_max_pool2d", x.dtype)
+    if native is None:
+        positions = _numpy_positions(x, kernel, stride, padding, dilation, ceil_mode)
+        planes = x.reshape(*x.shape[:2], -1)
+        return np.take_along_axis(planes, positions.reshape(*x.shape[:2], -1), axis=2).reshape(positions.shape)
+    x = np.ascontiguousarray(x)
+    out, _ = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    values = memory.empty((*x.shape[:2], *out), x.dtype)
+    _run_pool(native, (x, values), x, kernel, stride, padding, dilation, out)
+    return values
+
+
+def _max_pool_backward_kernel(g, x, *, kernel, stride, padding, dilation, ceil_mode):
+    """g added into zeros of x's shape at each window's position (found again from x), window after
+    window; fp16/bf16 add in float32."""
+    dtype = np.float32 if g.dtype.itemsize == 2 else g.dtype
+    g = g.astype(dtype, copy=False)
+    out, _ = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    native = C_KERNELS.kernel("g_max_pool2d_backward", dtype) if x.dtype == dtype else None
+    grad = memory.empty(x.shape, dtype)
+    if native is not None:
+        arrays = (np.ascontiguousarray(g), np.ascontiguousarray(x), grad)
+        _run_pool(native, arrays, x, kernel, stride, padding, dilation, out)
+        return grad
+    positions = _numpy_positions(x, kernel, stride, padding, dilation, ceil_mode)
+    planes, area = x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]
+    flat = positions.reshape(planes, -1) + (np.arange(planes, dtype=np.int64) * area)[:, None]
+    grad.fill(0)
+    np.add.at(grad.reshape(-1), flat.reshape(-1), g.reshape(-1))
+    return grad
+
+
+def _numpy_positions(x, kernel, stride, padding, dilation, ceil_mode):
     w = x.shape[3]
     out, extra = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
-    native = C_KERNELS.kernel("g_max_pool2d_positions", x.dtype)
-    if native is not None:
-        x = np.ascontiguousarray(x)
-        positions = memory.empty((*x.shape[:2], *out), np.int64)
-        sizes = geometry(*x.shape[2:], *kernel, *stride, *padding, *dilation, *out)
-        planes = x.shape[0] * x.shape[1]
-        run(native, (x, positions, sizes), planes, positions.size // max(1, planes) * kernel[0] * kernel[1])
-        return positions
     widths = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
     padded = np.pad(x, widths, constant_values=_lowest(x.dtype)) if any(map(any, widths)) else x
     windows = _windows(padded, kernel, stride, dilation, out)
@@ -313,4 +365,57 @@ max_pool2d_indices = register(
     )
 )
 
-__all__ = ["im2col", "col2im", "max_pool2d_indices", "conv_output_size", "pool_output_size", "pool_geometry"]
+
+def _values(inputs, **attrs):
+    _positions(inputs)
+    return None, inputs[0].dtype
+
+
+def _max_pool_grad(g, out, x, **window):
+    return max_pool2d_backward(g, x, **window)
+
+
+def _max_pool_backward_grad(gg, out, g, x, **window):
+    """The gradient's own vjp for g: gg read at each window's position, as the forward reads x."""
+    n, c = x.shape[:2]
+    positions = max_pool2d_indices(x, **window)
+    picked = gather(gg.reshape((n, c, -1)), positions.reshape((n, c, -1)), dim=2)
+    return picked.reshape(positions.shape)
+
+
+max_pool2d = register(
+    Op(
+        name="max_pool2d",
+        kind=Kind.OPAQUE,
+        kernel=_max_pool_kernel,
+        shape=_max_pool_shape,
+        dtype=_values,
+        vjp=(_max_pool_grad,),
+        saves=frozenset({"inputs"}),
+        upcasts_low_precision=False,  # picks values as they are
+        contiguous_result=True,
+    )
+)
+max_pool2d_backward = register(
+    Op(
+        name="max_pool2d_backward",
+        kind=Kind.OPAQUE,
+        kernel=_max_pool_backward_kernel,
+        shape=lambda g_shape, x_shape, **window: tuple(x_shape),
+        dtype=lambda inputs, **window: (None, inputs[0].dtype),
+        vjp=(_max_pool_backward_grad, None),
+        saves=frozenset({"inputs"}),
+        contiguous_result=True,
+    )
+)
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "max_pool2d_indices",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "conv_output_size",
+    "pool_output_size",
+    "pool_geometry",
+]

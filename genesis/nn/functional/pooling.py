@@ -1,10 +1,12 @@
 """max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool2d over sliding windows (ops/windows.py).
 
-max_pool2d finds each window's maximum with `max_pool2d_indices` (the first
-maximum in window order, as PyTorch's kernel; a NaN wins) and gathers the
-values from the input's H*W plane at those positions, so the gradient is the
-gather's: a scatter of the output's gradient back to the maxima. The positions
-are also `return_indices`. avg_pool2d sums im2col's columns: padding is zeros,
+max_pool2d is an op of its own (ops/windows.py): each window's maximum, the
+first in window order as PyTorch's kernel picks it (a NaN wins), and its
+gradient `max_pool2d_backward` adds the output's gradient at those positions,
+found again from the input, so nothing but the input is kept for the backward.
+With `return_indices` the positions are an op's output (`max_pool2d_indices`)
+and the values a gather of the input's H*W plane at them, whose gradient is
+the gather's scatter. avg_pool2d sums im2col's columns: padding is zeros,
 and the divisor is a constant computed from the shapes alone (PyTorch's rule
 for count_include_pad and ceil_mode), so no host read happens. The 1-d poolings are the 2-d ones
 over a height of one.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from genesis import functional as GF
 from genesis.creation import tensor
 from genesis.errors import ShapeError
-from genesis.functional.windows import im2col, max_pool2d_indices, pool_geometry
+from genesis.functional.windows import im2col, max_pool2d_indices, max_pool2d_values, pool_geometry
 from genesis.nn.functional.conv import pair
 
 
@@ -52,12 +54,12 @@ def max_pool2d(
         x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
     )
     batched = _batched(x)
+    if not return_indices:
+        return _restore(max_pool2d_values(batched, kernel, stride, pads, dilation, ceil_mode), x)
     n, c, h, w = batched.shape
     positions = max_pool2d_indices(batched, kernel, stride, pads, dilation, ceil_mode)
     plane = GF.reshape(batched, (n, c, h * w))
     values = GF.reshape(GF.gather(plane, 2, GF.reshape(positions, (n, c, out[0] * out[1]))), (n, c, *out))
-    if not return_indices:
-        return _restore(values, x)
     return _restore(values, x), _restore(positions, x)
 
 

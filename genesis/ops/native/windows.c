@@ -1,4 +1,4 @@
-/* The sliding-window ops of ops/windows.py in C: im2col, col2im and max-pooling's positions.
+/* The sliding-window ops of ops/windows.py in C: im2col, col2im, max-pooling and convolution.
 
    Each kernel works on rows [start, stop) of its problem, a row being one (n, c) image plane: rows
    write disjoint parts of the output, so the thread pool may run chunks of rows at once. Sizes come in
@@ -113,54 +113,104 @@ int g_col2im_##suffix(const void* columns_, void* x_, const void* g_, int64_t st
     return 0; \
 }
 
-/* g: H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. For each window of plane (n, c) of x
-   (N, C, H, W), the position in the H*W plane of its maximum, as PyTorch's kernel picks it: the
-   first maximum in window order, a NaN over any number (the last NaN), never the padding; a
-   window of -inf only gives its first position inside the image. A row of windows is done at
-   once, one window position after another over all its windows, without branches: the loop over
-   the windows vectorises (a branch per value mispredicted on random data: 13 ns a window of 2x2,
-   against 1 this way). */
-#define G_MAX_POOL_POSITIONS(suffix, T) \
-int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void* g_, int64_t start, int64_t stop) { \
-    const T* x = x_; int64_t* positions = positions_; const int64_t* g = g_; \
+/* g: H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. For output row `ho` of windows over an image
+   plane (H, W): each window's maximum (`best`) and its position in the H*W plane (`at`), as
+   PyTorch's kernel picks it: the first maximum in window order, a NaN over any number (the last
+   NaN), never the padding; a window of -inf only gives its first position inside the image. The
+   row is done at once, one window position after another over all its windows, without branches:
+   the loop over the windows vectorises (a branch per value mispredicted on random data: 13 ns a
+   window of 2x2, against 1 this way). `best` ends as the value at `at`, bit for bit; with `at`
+   null, only the values are found. */
+#define G_POOL_ROW(suffix, T) \
+static inline void g_pool_row_##suffix(const T* image, const int64_t* g, int64_t ho, T* best, int64_t* at) { \
     const int64_t H = g[0], W = g[1], kh = g[2], kw = g[3], sh = g[4], sw = g[5], ph = g[6], pw = g[7]; \
-    const int64_t dh = g[8], dw = g[9], Ho = g[10], Wo = g[11]; \
-    T* best = malloc(Wo * sizeof(T)); \
-    if (!best) return 1; \
-    for (int64_t plane = start; plane < stop; plane++) { \
-        const T* image = x + plane * H * W; \
-        for (int64_t ho = 0; ho < Ho; ho++) { \
-            int64_t* at = positions + (plane * Ho + ho) * Wo; \
-            int64_t top = ho * sh - ph; \
-            while (top < 0) top += dh; \
-            for (int64_t wo = 0; wo < Wo; wo++) { \
-                int64_t left = wo * sw - pw; \
-                while (left < 0) left += dw; \
-                best[wo] = -INFINITY; \
-                at[wo] = top * W + left; \
-            } \
-            for (int64_t i = 0; i < kh; i++) { \
-                const int64_t r = ho * sh - ph + i * dh; \
-                if (r < 0 || r >= H) continue; \
-                for (int64_t j = 0; j < kw; j++) { \
-                    const int64_t offset = j * dw - pw; /* column of window wo: wo * sw + offset */ \
-                    int64_t first = 0, last = Wo; \
-                    while (first < Wo && first * sw + offset < 0) first++; \
-                    while (last > first && (last - 1) * sw + offset >= W) last--; \
-                    const T* row = image + r * W + offset; \
-                    const int64_t base = r * W + offset; \
-                    _Pragma("omp simd") \
-                    for (int64_t wo = first; wo < last; wo++) { \
-                        const T value = row[wo * sw]; \
-                        const int take = (value > best[wo]) | (value != value); \
-                        best[wo] = take ? value : best[wo]; \
-                        at[wo] = take ? base + wo * sw : at[wo]; \
-                    } \
+    const int64_t dh = g[8], dw = g[9], Wo = g[11]; \
+    int64_t top = ho * sh - ph; \
+    while (top < 0) top += dh; \
+    for (int64_t wo = 0; wo < Wo; wo++) { \
+        int64_t left = wo * sw - pw; \
+        while (left < 0) left += dw; \
+        best[wo] = -INFINITY; \
+        if (at) at[wo] = top * W + left; \
+    } \
+    for (int64_t i = 0; i < kh; i++) { \
+        const int64_t r = ho * sh - ph + i * dh; \
+        if (r < 0 || r >= H) continue; \
+        for (int64_t j = 0; j < kw; j++) { \
+            const int64_t offset = j * dw - pw; /* column of window wo: wo * sw + offset */ \
+            int64_t first = 0, last = Wo; \
+            while (first < Wo && first * sw + offset < 0) first++; \
+            while (last > first && (last - 1) * sw + offset >= W) last--; \
+            const T* row = image + r * W + offset; \
+            const int64_t base = r * W + offset; \
+            if (!at) { /* the values alone: half the work */ \
+                _Pragma("omp simd") \
+                for (int64_t wo = first; wo < last; wo++) { \
+                    const T value = row[wo * sw]; \
+                    best[wo] = (value > best[wo]) | (value != value) ? value : best[wo]; \
                 } \
+                continue; \
+            } \
+            _Pragma("omp simd") \
+            for (int64_t wo = first; wo < last; wo++) { \
+                const T value = row[wo * sw]; \
+                const int take = (value > best[wo]) | (value != value); \
+                best[wo] = take ? value : best[wo]; \
+                at[wo] = take ? base + wo * sw : at[wo]; \
             } \
         } \
     } \
+}
+
+/* Each window's position (PyTorch's return_indices) for the planes [start, stop) of x (N, C, H, W). */
+#define G_MAX_POOL_POSITIONS(suffix, T) \
+int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void* g_, int64_t start, int64_t stop) { \
+    const T* x = x_; int64_t* positions = positions_; const int64_t* g = g_; \
+    const int64_t H = g[0], W = g[1], Ho = g[10], Wo = g[11]; \
+    T* best = malloc(Wo * sizeof(T)); \
+    if (!best) return 1; \
+    for (int64_t plane = start; plane < stop; plane++) \
+        for (int64_t ho = 0; ho < Ho; ho++) \
+            g_pool_row_##suffix(x + plane * H * W, g, ho, best, positions + (plane * Ho + ho) * Wo); \
     free(best); \
+    return 0; \
+}
+
+/* Each window's maximum: the values at the positions above, in one pass over x (the positions,
+   then a gather at them, read x twice and wrote and read 8 bytes a window besides). */
+#define G_MAX_POOL(suffix, T) \
+int g_max_pool2d_##suffix(const void* x_, void* y_, const void* g_, int64_t start, int64_t stop) { \
+    const T* x = x_; T* y = y_; const int64_t* g = g_; \
+    const int64_t H = g[0], W = g[1], Ho = g[10], Wo = g[11]; \
+    for (int64_t plane = start; plane < stop; plane++) \
+        for (int64_t ho = 0; ho < Ho; ho++) \
+            g_pool_row_##suffix(x + plane * H * W, g, ho, y + (plane * Ho + ho) * Wo, 0); \
+    return 0; \
+}
+
+/* The gradient of the maxima: dy (N, C, Ho, Wo) added into zeros of x's shape at each window's
+   position, found again from x, window after window (so overlapping windows add in the order of
+   a scatter at the positions). A plane is zeroed and filled while it is in cache, in one pass
+   over dx (a zero-filled dx, then a scatter at stored positions, made two). */
+#define G_MAX_POOL_BACKWARD(suffix, T) \
+int g_max_pool2d_backward_##suffix(const void* dy_, const void* x_, void* dx_, const void* g_, int64_t start, \
+                                   int64_t stop) { \
+    const T* dy = dy_; const T* x = x_; T* dx = dx_; const int64_t* g = g_; \
+    const int64_t H = g[0], W = g[1], Ho = g[10], Wo = g[11]; \
+    T* best = malloc(Wo * sizeof(T)); \
+    int64_t* at = malloc(Wo * sizeof(int64_t)); \
+    if (!best || !at) { free(best); free(at); return 1; } \
+    for (int64_t plane = start; plane < stop; plane++) { \
+        T* image = dx + plane * H * W; \
+        memset(image, 0, H * W * sizeof(T)); \
+        for (int64_t ho = 0; ho < Ho; ho++) { \
+            g_pool_row_##suffix(x + plane * H * W, g, ho, best, at); \
+            const T* grad = dy + (plane * Ho + ho) * Wo; \
+            for (int64_t wo = 0; wo < Wo; wo++) \
+                image[at[wo]] += grad[wo]; \
+        } \
+    } \
+    free(best); free(at); \
     return 0; \
 }
 
@@ -300,7 +350,9 @@ int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
     G_PLANE_TO_ROWS(suffix, T) G_ROWS_TO_PLANE(suffix, T) \
     G_IM2COL(suffix, T) G_CHUNK3(g_im2col_##suffix) \
     G_COL2IM(suffix, T) G_CHUNK3(g_col2im_##suffix) \
-    G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix) \
+    G_POOL_ROW(suffix, T) G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix) \
+    G_MAX_POOL(suffix, T) G_CHUNK3(g_max_pool2d_##suffix) \
+    G_MAX_POOL_BACKWARD(suffix, T) G_CHUNK4(g_max_pool2d_backward_##suffix) \
     G_GROUP_ROWS(suffix, T) G_GROUP_COLUMNS(suffix, T) \
     G_CONV(suffix, T) G_CHUNK4(g_conv2d_##suffix) \
     G_CONV_INPUT_GRAD(suffix, T) G_CHUNK4(g_conv2d_input_grad_##suffix) \
