@@ -340,7 +340,10 @@ def test_hypothesis_random_graphs_with_masks_broadcast_over_merged_rows_match_ea
             for e, g in zip(eager_args, compiled_args):
                 assert (e.grad is None) == (g.grad is None)
                 if e.grad is not None:
-                    np.testing.assert_allclose(g.grad.numpy(), e.grad.numpy(), rtol=1e-4, atol=1e-4)
+                    # a gradient element sums terms as big as the largest one (exp(2.5 x) up to 400
+                    # times a summed upstream): float32 rounds them at that scale, in either order
+                    scale = max(1.0, float(np.abs(e.grad.numpy()).max()))
+                    np.testing.assert_allclose(g.grad.numpy(), e.grad.numpy(), rtol=1e-4, atol=1e-4 * scale)
 
     check()
 

@@ -189,8 +189,8 @@ def test_c_kernels_split_over_threads_give_one_threads_bits(monkeypatch):
     options = POOLS[1]
     kernel = OPS["max_pool2d_indices"].kernel
     assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) > 1 or native.THREADS == 1
-    dy = awkward_values((16, 32, 32, 32), np.float32, seed=7)
     values, backward = OPS["max_pool2d"].kernel, OPS["max_pool2d_backward"].kernel
+    dy = awkward_values(values(x, **options).shape, np.float32, seed=7)
     split = kernel(x, **options), values(x, **options), backward(dy, x, **options)
     monkeypatch.setattr(native, "GRAIN", 1 << 40)  # one chunk
     assert len(native.row_chunks(16 * 32, 32 * 32 * 9)) == 1

@@ -22,7 +22,12 @@ GEOMETRIES = [
     (3, 5, 7, 7, 6, (1, 1), 1, 0, 1),
     (2, 16, 40, 40, 8, (3, 3), 1, 1, 1),  # a big image: one image an item, in bands of output rows
     (3, 32, 64, 50, 4, (3, 3), (2, 1), (1, 2), 1),  # bands of a strided, unevenly padded one
+    # 3x3, stride 1, 16 channels or more: Winograd's F(2x2, 3x3) for y and dx
+    (3, 16, 12, 10, 24, (3, 3), 1, 1, 1),
+    (5, 20, 9, 11, 16, (3, 3), 1, (2, 0), 1),  # odd output sides, images not a multiple of a group
+    (2, 16, 8, 8, 16, (3, 3), 1, 3, 1),  # padding past 2: dx is not a Winograd convolution
 ]
+WINOGRAD = GEOMETRIES[-3:]
 
 
 def _tolerance(dtype, reduced):
@@ -60,6 +65,40 @@ def _against_torch(geometry, dtype):
 def test_conv2d_in_c_matches_pytorch(geometry, dtype):
     assert convolution._in_c(np.dtype(dtype)) is not None, "the C path is not there"
     _against_torch(geometry, dtype)
+
+
+@pytest.mark.c_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", WINOGRAD)
+def test_winograd_convolutions_are_im2cols_to_rounding(geometry, dtype, monkeypatch):
+    """F(2x2, 3x3) (and F(3x3, 2x2) for the weight gradient) adds and subtracts before its products:
+    its sums differ from im2col's in the last bits only, and the conditions that pick it hold where
+    they should."""
+    n, c, h, w, o, kernel, stride, padding, dilation = geometry
+    pads = (padding, padding, padding, padding) if isinstance(padding, int) else (padding[0],) * 2 + (padding[1],) * 2
+    windows_ = dict(stride=(1, 1), padding=pads, dilation=(1, 1))
+    assert convolution._winograd_fits((n, c, h, w), (o, c, 3, 3), (1, 1), pads, (1, 1), dtype)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    y = convolution.conv2d.kernel(x, weight, **windows_)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = convolution.conv2d_input_grad.kernel(dy, weight, size=(h, w), **windows_)
+    dw = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
+    monkeypatch.setattr(convolution, "WINOGRAD_MIN_CHANNELS", 1 << 30)
+    y_im2col = convolution.conv2d.kernel(x, weight, **windows_)
+    dx_im2col = convolution.conv2d_input_grad.kernel(dy, weight, size=(h, w), **windows_)
+    dw_im2col = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
+    dx_by_winograd = max(pads) <= 2  # else dx's convolution would need negative padding
+    cases = (
+        (y, y_im2col, c * 9, True),
+        (dx, dx_im2col, o * 9, dx_by_winograd),
+        (dw, dw_im2col, n * y.shape[2] * y.shape[3], True),
+    )
+    for got, want, reduced, by_winograd in cases:
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got / scale, want / scale, **_tolerance(dtype, reduced))
+        assert np.array_equal(got, want) != by_winograd  # which algorithm ran
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES[:3])

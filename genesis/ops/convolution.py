@@ -32,6 +32,17 @@ from genesis.runtime.blocks import THREADS
 MIN_COLUMNS = 256  # an item's product is at least this wide (images x Ho*Wo), where the batch allows
 SCRATCH_BYTES = 1 << 21  # and its columns at most this big where that allows (a band of rows, else)
 
+# Winograd's F(2x2, 3x3) (windows.c) for 3x3 convolutions of stride 1 with this many input and output
+# channels or more (below, its 16 products are too thin to gain on im2col's one) and this many 2x2
+# blocks of output per image (a 4x4 image's 4 blocks read 36 values for 16: im2col was 1.15x faster
+# at 512 channels; 8x8 images by Winograd 1.4x faster, 32x32 1.5-1.7x); an item's 16 products are
+# WINOGRAD_MIN_BLOCKS wide where the batch allows, and its transformed input and output at most
+# WINOGRAD_SCRATCH (one image's, else im2col runs)
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_IMAGE_BLOCKS = 16
+WINOGRAD_MIN_BLOCKS = 128
+WINOGRAD_SCRATCH = 1 << 23
+
 
 def _windows(stride, padding, dilation) -> dict:
     return dict(stride=stride, padding=padding, dilation=dilation)
@@ -126,6 +137,69 @@ def _images_in_c(stem, first, w, x_shape, result_shape, windows, gemm):
     return result
 
 
+def _winograd_blocks(size, padding) -> tuple[tuple[int, int], int]:
+    """The output size of a 3x3 convolution of stride 1 and its count of 2x2 blocks."""
+    out = (size[0] + padding[0] + padding[1] - 2, size[1] + padding[2] + padding[3] - 2)
+    return out, -(-out[0] // 2) * -(-out[1] // 2)
+
+
+def _winograd_fits(x_shape, w_shape, stride, padding, dilation, dtype) -> bool:
+    if tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    channels, out_channels = x_shape[1], w_shape[0]
+    out, blocks = _winograd_blocks(x_shape[2:], padding)
+    scratch = 16 * (channels + out_channels) * blocks * np.dtype(dtype).itemsize
+    wide = min(channels, out_channels) >= WINOGRAD_MIN_CHANNELS and blocks >= WINOGRAD_MIN_IMAGE_BLOCKS
+    return wide and min(out) > 0 and scratch <= WINOGRAD_SCRATCH
+
+
+def _winograd_plan(x_shape, out_channels, padding, dtype, gemm):
+    """F(2x2, 3x3)'s sizes (windows.c's g) and its groups of images."""
+    n, channels, h, width = x_shape
+    out, blocks = _winograd_blocks((h, width), padding)
+    per_image = 16 * (channels + out_channels) * blocks * np.dtype(dtype).itemsize  # its transforms' bytes
+    per_group = max(1, min(-(-WINOGRAD_MIN_BLOCKS // blocks), n // THREADS, WINOGRAD_SCRATCH // per_image))
+    address = gemm.sgemm if np.dtype(dtype) == np.float32 else gemm.dgemm
+    sizes = [n, channels, h, width, out_channels, *out, padding[0], padding[2], per_group, address, int(gemm.ilp64)]
+    return np.array(sizes, np.int64), -(-n // per_group)
+
+
+def _winograd(x, w, padding, gemm, flipped=False):
+    """conv2d of x (N, C, H, W) and a 3x3 w (O, C, 3, 3), stride 1, by F(2x2, 3x3) in C (windows.c);
+    `flipped`: by w's filters transposed and turned half a turn (w (C, O, 3, 3)), the input gradient."""
+    channels = x.shape[1]
+    out_channels = w.shape[1] if flipped else w.shape[0]
+    sizes, groups = _winograd_plan(x.shape, out_channels, padding, x.dtype, gemm)
+    transformed = memory.empty((16, out_channels, channels), x.dtype)
+    filters = (np.ascontiguousarray(w), transformed, np.array([out_channels, channels, int(flipped)], np.int64))
+    _run("g_winograd_filters", filters, out_channels, min(out_channels, THREADS * 2), x.dtype)
+    y = memory.empty((x.shape[0], out_channels, *sizes[5:7]), x.dtype)
+    _run("g_winograd", (np.ascontiguousarray(x), transformed, y, sizes), groups, min(groups, THREADS * 2), x.dtype)
+    return y
+
+
+def _winograd_weight_grad(x, dy, padding, gemm):
+    """conv2d_weight_grad of a 3x3 convolution of stride 1 by F(3x3, 2x2) in C (windows.c): one
+    (16, O, C) partial per chunk of groups, added in chunk order and transformed into (O, C, 3, 3)."""
+    channels, out_channels = x.shape[1], dy.shape[1]
+    sizes, groups = _winograd_plan(x.shape, out_channels, padding, x.dtype, gemm)
+    chunks = min(groups, THREADS)
+    partials = np.empty((chunks, 16, out_channels, channels), x.dtype)
+    arrays = (np.ascontiguousarray(x), np.ascontiguousarray(dy), partials, sizes)
+    _run("g_winograd_weight_grad", arrays, groups, chunks, x.dtype)
+    grad = memory.empty((out_channels, channels, 3, 3), x.dtype)
+    counts = np.array([out_channels, channels, chunks], np.int64)
+    _run("g_winograd_filter_grads", (partials, grad, counts), out_channels, min(out_channels, THREADS * 2), x.dtype)
+    return grad
+
+
+def _flipped_padding(padding):
+    """The padding under which the input gradient of a 3x3 convolution of stride 1 is a convolution of
+    dy with the flipped, transposed weight; None where one side would be negative."""
+    flipped = tuple(2 - p for p in padding)
+    return flipped if min(flipped) >= 0 else None
+
+
 def _columns(x, kernel, stride, padding, dilation):
     """numpy's path: x's columns (N, C*kh*kw, Ho*Wo)."""
     columns = im2col.kernel(x, kernel=kernel, stride=stride, dilation=dilation, batch_inside=False, padding=padding)
@@ -138,6 +212,8 @@ def _conv2d_kernel(x, w, *, stride, padding, dilation):
     if gemm is None:
         product = np.matmul(w.reshape(w.shape[0], -1), _columns(x, w.shape[2:], stride, padding, dilation))
         return np.ascontiguousarray(product).reshape(shape)
+    if _winograd_fits(x.shape, w.shape, stride, padding, dilation, x.dtype):
+        return _winograd(x, w, padding, gemm)
     return _images_in_c("g_conv2d", x, w, x.shape, shape, (stride, padding, dilation), gemm)
 
 
@@ -153,6 +229,10 @@ def _input_grad_kernel(dy, w, *, size, stride, padding, dilation):
         return col2im.kernel(
             columns, size=size, kernel=kernel, stride=stride, dilation=dilation, batch_inside=False, padding=padding
         )
+    turned = _flipped_padding(padding)  # dx is dy convolved with w's filters transposed and turned
+    transposed = (w.shape[1], w.shape[0], *w.shape[2:])
+    if turned is not None and _winograd_fits(dy.shape, transposed, stride, turned, dilation, dy.dtype):
+        return _winograd(dy, w, turned, gemm, flipped=True)
     return _images_in_c("g_conv2d_input_grad", dy, w, shape, shape, (stride, padding, dilation), gemm)
 
 
@@ -163,6 +243,8 @@ def _weight_grad_kernel(x, dy, *, kernel, stride, padding, dilation):
         columns = _columns(x, kernel, stride, padding, dilation)
         rows = dy.reshape(dy.shape[0], dy.shape[1], -1)
         return np.tensordot(rows, columns, axes=([0, 2], [0, 2])).astype(x.dtype, copy=False).reshape(shape)
+    if _winograd_fits(x.shape, (dy.shape[1], x.shape[1], *kernel), stride, padding, dilation, x.dtype):
+        return _winograd_weight_grad(x, dy, padding, gemm)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     sizes, groups = _plan(x.shape, dy.shape[1], kernel, stride, padding, dilation, x.dtype, gemm)
     chunks = min(groups, THREADS)

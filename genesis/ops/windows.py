@@ -61,6 +61,10 @@ C_KERNELS = NativeKernels(
         "g_conv2d": "ppppii",
         "g_conv2d_input_grad": "ppppii",
         "g_conv2d_weight_grad": "ppppii",
+        "g_winograd": "ppppii",
+        "g_winograd_filters": "pppii",
+        "g_winograd_weight_grad": "ppppii",
+        "g_winograd_filter_grads": "pppii",
     },
     headers=("blas_call.h",),
 )
@@ -371,6 +375,13 @@ def _values(inputs, **attrs):
     return None, inputs[0].dtype
 
 
+def _max_pool_backward_shape(g_shape, x_shape, **window):
+    expected = _max_pool_shape(x_shape, **window)
+    if tuple(g_shape) != expected:
+        raise ShapeError(f"max_pool2d_backward: gradient {list(g_shape)} is not max_pool2d's output {list(expected)}")
+    return tuple(x_shape)
+
+
 def _max_pool_grad(g, out, x, **window):
     return max_pool2d_backward(g, x, **window)
 
@@ -401,7 +412,7 @@ max_pool2d_backward = register(
         name="max_pool2d_backward",
         kind=Kind.OPAQUE,
         kernel=_max_pool_backward_kernel,
-        shape=lambda g_shape, x_shape, **window: tuple(x_shape),
+        shape=_max_pool_backward_shape,
         dtype=lambda inputs, **window: (None, inputs[0].dtype),
         vjp=(_max_pool_backward_grad, None),
         saves=frozenset({"inputs"}),

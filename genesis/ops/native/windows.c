@@ -308,6 +308,232 @@ int g_conv2d_input_grad_##suffix(const void* dy_, const void* w_, void* dx_, con
     return 0; \
 }
 
+/* The transformed filters G f G^T of F(2x2, 3x3), u (16, P, Q): for the convolution, f = w[p][q]
+   (w (O, C, 3, 3): P = O, Q = C); with `flipped`, for the input gradient (a convolution of dy by
+   the transposed filters turned half a turn), f = w[q][p] turned (P = C, Q = O). Computed in double,
+   rounded once. g: P, Q, flipped; [start, stop) counts p. */
+#define G_WINOGRAD_FILTERS(suffix, T) \
+int g_winograd_filters_##suffix(const void* w_, void* u_, const void* g_, int64_t start, int64_t stop) { \
+    const T* w = w_; T* u = u_; const int64_t* g = g_; \
+    const int64_t P = g[0], Q = g[1], flipped = g[2]; \
+    for (int64_t p = start; p < stop; p++) \
+        for (int64_t q = 0; q < Q; q++) { \
+            const T* f = w + (flipped ? q * P + p : p * Q + q) * 9; \
+            double a[3][3], b[4][3]; \
+            for (int i = 0; i < 3; i++) \
+                for (int j = 0; j < 3; j++) a[i][j] = flipped ? f[(2 - i) * 3 + 2 - j] : f[i * 3 + j]; \
+            for (int j = 0; j < 3; j++) { /* G f */ \
+                b[0][j] = a[0][j]; \
+                b[1][j] = (a[0][j] + a[1][j] + a[2][j]) * 0.5; \
+                b[2][j] = (a[0][j] - a[1][j] + a[2][j]) * 0.5; \
+                b[3][j] = a[2][j]; \
+            } \
+            for (int i = 0; i < 4; i++) { /* (G f) G^T */ \
+                T* at = u + (4 * i * P + p) * Q + q; \
+                at[0] = (T)b[i][0]; \
+                at[P * Q] = (T)((b[i][0] + b[i][1] + b[i][2]) * 0.5); \
+                at[2 * P * Q] = (T)((b[i][0] - b[i][1] + b[i][2]) * 0.5); \
+                at[3 * P * Q] = (T)b[i][2]; \
+            } \
+        } \
+    return 0; \
+}
+
+/* A 3x3 convolution of stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
+   Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of outputs is A^T [(G w G^T)
+   . (B^T d B)] A over the 4x4 input patch d that covers it, so a block costs 16 multiplies per
+   (output channel, input channel) where im2col's product costs 36. Per item (a group of images):
+   every patch of every input channel is transformed (V, 16 x C x T for T patches), then 16 gemms
+   multiply the transformed weights u (16 x O x C, made once per call by the caller) into M
+   (16 x O x T), and each 2x2 block is transformed back into y. The input is first copied into a
+   zero-bordered plane, so the patches read no padding checks. The sums differ from im2col's in the
+   last bits (the transforms add and subtract before the products), as PyTorch's oneDNN kernels do.
+   g: N, C, H, W, O, Ho, Wo, top, left (padding), B (images per item), the gemm's address and
+   whether its integers are 64-bit; [start, stop) counts items. */
+#define G_WINOGRAD_SIZES(g, T) \
+    const int64_t N = g[0], C = g[1], O = g[4], Ho = g[5], Wo = g[6], B = g[9], gemm = g[10], ilp64 = g[11]; \
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, per_image = th * tw; \
+    /* the 16 matrices of a transform lie a power of two apart but for this: a block's 16 values, \
+       read or written together, would then share one set of the L1 cache (3x slower at 4x4 images) */ \
+    const int64_t apart = 64 / sizeof(T); \
+    T* v = malloc(16 * (C * B * per_image + apart) * sizeof(T)); \
+    T* plane = malloc((2 * th + 2) * (2 * tw + 2) * sizeof(T));
+
+/* the item's images [n0, n0 + count) and T, its 2x2 blocks; vk: from one of V's matrices to the next */
+#define G_WINOGRAD_ITEM \
+    const int64_t n0 = item * B, count = N - n0 < B ? N - n0 : B, tiles = count * per_image; \
+    const int64_t vk = C * tiles + apart;
+
+/* V (16 matrices C x T, vk apart) = B^T d B for the 4x4 patch d of each block of images [n0, n0 + count)
+   of x, through `plane`, a zero-bordered copy of one image plane */
+#define G_WINOGRAD_PATCHES(suffix, T) \
+static void g_winograd_patches_##suffix(const T* x, T* v, T* plane, const int64_t* g, int64_t n0, int64_t count, \
+                                        int64_t vk) { \
+    const int64_t C = g[1], H = g[2], W = g[3], Ho = g[5], Wo = g[6], top = g[7], left = g[8]; \
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, per_image = th * tw, PW = 2 * tw + 2, PH = 2 * th + 2; \
+    const int64_t tiles = count * per_image; \
+    for (int64_t b = 0; b < count; b++) \
+        for (int64_t c = 0; c < C; c++) { \
+            const T* image = x + ((n0 + b) * C + c) * H * W; \
+            for (int64_t r = 0; r < PH; r++) { \
+                const int64_t row = r - top; \
+                T* to = plane + r * PW; \
+                for (int64_t s = 0; s < PW; s++) { \
+                    const int64_t col = s - left; \
+                    to[s] = row >= 0 && row < H && col >= 0 && col < W ? image[row * W + col] : 0; \
+                } \
+            } \
+            T* out = v + c * tiles + b * per_image; \
+            for (int64_t ty = 0; ty < th; ty++) { \
+                const T* p0 = plane + 2 * ty * PW; const T* p1 = p0 + PW; \
+                const T* p2 = p1 + PW; const T* p3 = p2 + PW; \
+                T* o = out + ty * tw; \
+                _Pragma("omp simd") \
+                for (int64_t tx = 0; tx < tw; tx++) { \
+                    const int64_t s = 2 * tx; \
+                    T t[4][4]; \
+                    for (int64_t j = 0; j < 4; j++) { /* B^T d: rows */ \
+                        t[0][j] = p0[s + j] - p2[s + j]; t[1][j] = p1[s + j] + p2[s + j]; \
+                        t[2][j] = p2[s + j] - p1[s + j]; t[3][j] = p1[s + j] - p3[s + j]; \
+                    } \
+                    for (int64_t i = 0; i < 4; i++) { /* (B^T d) B: columns */ \
+                        o[(4 * i + 0) * vk + tx] = t[i][0] - t[i][2]; \
+                        o[(4 * i + 1) * vk + tx] = t[i][1] + t[i][2]; \
+                        o[(4 * i + 2) * vk + tx] = t[i][2] - t[i][1]; \
+                        o[(4 * i + 3) * vk + tx] = t[i][1] - t[i][3]; \
+                    } \
+                } \
+            } \
+        } \
+}
+
+#define G_WINOGRAD(suffix, T) \
+int g_winograd_##suffix(const void* x_, const void* u_, void* y_, const void* g_, int64_t start, int64_t stop) { \
+    const T* x = x_; const T* u = u_; T* y = y_; const int64_t* g = g_; \
+    G_WINOGRAD_SIZES(g, T) \
+    T* m = malloc(16 * (O * B * per_image + apart) * sizeof(T)); \
+    if (!v || !m || !plane) { free(v); free(m); free(plane); return 1; } \
+    for (int64_t item = start; item < stop; item++) { \
+        G_WINOGRAD_ITEM \
+        const int64_t mk = O * tiles + apart; \
+        g_winograd_patches_##suffix(x, v, plane, g, n0, count, vk); \
+        for (int64_t k = 0; k < 16; k++) \
+            g_gemm_call_##suffix(gemm, ilp64, 0, 0, O, tiles, C, u + k * O * C, C, v + k * vk, tiles, 0, m + k * mk, \
+                                 tiles); \
+        for (int64_t b = 0; b < count; b++) \
+            for (int64_t o = 0; o < O; o++) { \
+                T* image = y + ((n0 + b) * O + o) * Ho * Wo; \
+                const T* in = m + o * tiles + b * per_image; \
+                for (int64_t ty = 0; ty < th; ty++) { \
+                    const T* q = in + ty * tw; \
+                    T* r0 = image + 2 * ty * Wo; \
+                    T* r1 = 2 * ty + 1 < Ho ? r0 + Wo : 0; \
+                    for (int64_t tx = 0; tx < tw; tx++) { \
+                        T a[4][4], s0[4], s1[4]; \
+                        for (int64_t k = 0; k < 16; k++) a[k / 4][k % 4] = q[k * mk + tx]; \
+                        for (int64_t j = 0; j < 4; j++) { /* A^T m: rows */ \
+                            s0[j] = a[0][j] + a[1][j] + a[2][j]; \
+                            s1[j] = a[1][j] - a[2][j] - a[3][j]; \
+                        } \
+                        const int64_t col = 2 * tx; \
+                        r0[col] = s0[0] + s0[1] + s0[2]; \
+                        if (col + 1 < Wo) r0[col + 1] = s0[1] - s0[2] - s0[3]; \
+                        if (r1) { \
+                            r1[col] = s1[0] + s1[1] + s1[2]; \
+                            if (col + 1 < Wo) r1[col + 1] = s1[1] - s1[2] - s1[3]; \
+                        } \
+                    } \
+                } \
+            } \
+    } \
+    free(v); free(m); free(plane); \
+    return 0; \
+}
+
+/* The weight gradient of a 3x3 convolution of stride 1 by F(3x3, 2x2), the transpose of F(2x2, 3x3):
+   dw = G^T [(A dY A^T) . (B^T d B)] G summed over every 2x2 block dY of dy and the 4x4 patch d of x it
+   reads, with A = (A^T)^T of the forward (Lavin and Gray's transposition). Per item, x's patches are
+   transformed as in the forward (V, 16 x C x T), dy's blocks into D (16 x O x T), and 16 gemms add
+   D V^T into the chunk's partial (16 x O x C): the sum over blocks is the gemms' own. The chunks'
+   partials are added in chunk order and turned into dw by g_winograd_filter_grads. g: as
+   g_winograd's; [start, stop) counts items. */
+#define G_WINOGRAD_WEIGHT_GRAD(suffix, T) \
+int g_winograd_weight_grad_##suffix(const void* x_, const void* dy_, void* partial_, const void* g_, int64_t start, \
+                                    int64_t stop) { \
+    const T* x = x_; const T* dy = dy_; T* partial = partial_; const int64_t* g = g_; \
+    G_WINOGRAD_SIZES(g, T) \
+    T* d = malloc(16 * (O * B * per_image + apart) * sizeof(T)); \
+    if (!v || !d || !plane) { free(v); free(d); free(plane); return 1; } \
+    memset(partial, 0, 16 * O * C * sizeof(T)); \
+    for (int64_t item = start; item < stop; item++) { \
+        G_WINOGRAD_ITEM \
+        g_winograd_patches_##suffix(x, v, plane, g, n0, count, vk); \
+        const int64_t dk = O * tiles + apart; \
+        for (int64_t b = 0; b < count; b++) \
+            for (int64_t o = 0; o < O; o++) { \
+                const T* image = dy + ((n0 + b) * O + o) * Ho * Wo; \
+                T* out = d + o * tiles + b * per_image; \
+                for (int64_t ty = 0; ty < th; ty++) { \
+                    const T* r0 = image + 2 * ty * Wo; \
+                    const T* r1 = 2 * ty + 1 < Ho ? r0 + Wo : 0; \
+                    T* to = out + ty * tw; \
+                    for (int64_t tx = 0; tx < tw; tx++) { \
+                        const int64_t col = 2 * tx, right = col + 1 < Wo; \
+                        const T y00 = r0[col], y01 = right ? r0[col + 1] : 0; \
+                        const T y10 = r1 ? r1[col] : 0, y11 = r1 && right ? r1[col + 1] : 0; \
+                        const T rows[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {-y10, -y11}}; \
+                        for (int64_t i = 0; i < 4; i++) { /* A dY A^T */ \
+                            to[(4 * i + 0) * dk + tx] = rows[i][0]; \
+                            to[(4 * i + 1) * dk + tx] = rows[i][0] + rows[i][1]; \
+                            to[(4 * i + 2) * dk + tx] = rows[i][0] - rows[i][1]; \
+                            to[(4 * i + 3) * dk + tx] = -rows[i][1]; \
+                        } \
+                    } \
+                } \
+            } \
+        for (int64_t k = 0; k < 16; k++) \
+            g_gemm_call_##suffix(gemm, ilp64, 0, 1, O, C, tiles, d + k * dk, tiles, v + k * vk, tiles, 1, \
+                                 partial + k * O * C, C); \
+    } \
+    free(v); free(d); free(plane); \
+    return 0; \
+} \
+int g_winograd_weight_grad_##suffix##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
+    const int64_t* g = a[3]; \
+    T* partial = (T*)a[2] + chunk * 16 * g[4] * g[1]; \
+    return g_winograd_weight_grad_##suffix(a[0], a[1], partial, a[3], start, stop); \
+}
+
+/* dw (O, C, 3, 3) from `chunks` partials (chunks, 16, O, C), added in chunk order: G^T m G with
+   G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]. g: O, C, chunks; [start, stop)
+   counts o. */
+#define G_WINOGRAD_FILTER_GRADS(suffix, T) \
+int g_winograd_filter_grads_##suffix(const void* partials_, void* dw_, const void* g_, int64_t start, int64_t stop) { \
+    const T* partials = partials_; T* dw = dw_; const int64_t* g = g_; \
+    const int64_t O = g[0], C = g[1], chunks = g[2]; \
+    for (int64_t o = start; o < stop; o++) \
+        for (int64_t c = 0; c < C; c++) { \
+            T m[4][4], r[3][4]; \
+            for (int64_t k = 0; k < 16; k++) { \
+                T sum = partials[(k * O + o) * C + c]; \
+                for (int64_t chunk = 1; chunk < chunks; chunk++) sum += partials[((chunk * 16 + k) * O + o) * C + c]; \
+                m[k / 4][k % 4] = sum; \
+            } \
+            for (int64_t j = 0; j < 4; j++) { /* G^T m */ \
+                r[0][j] = m[0][j] + (m[1][j] + m[2][j]) / 2; \
+                r[1][j] = (m[1][j] - m[2][j]) / 2; \
+                r[2][j] = (m[1][j] + m[2][j]) / 2 + m[3][j]; \
+            } \
+            T* out = dw + (o * C + c) * 9; \
+            for (int64_t i = 0; i < 3; i++) { /* (G^T m) G */ \
+                out[i * 3 + 0] = r[i][0] + (r[i][1] + r[i][2]) / 2; \
+                out[i * 3 + 1] = (r[i][1] - r[i][2]) / 2; \
+                out[i * 3 + 2] = (r[i][1] + r[i][2]) / 2 + r[i][3]; \
+            } \
+        } \
+    return 0; \
+}
+
 /* partial = sum over the items [start, stop) of dy[n] (x's columns of n)^T: one (O, C*kh*kw) partial
    per chunk of items, which the caller adds up in chunk order */
 #define G_CONV_WEIGHT_GRAD(suffix, T) \
@@ -356,7 +582,11 @@ int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
     G_GROUP_ROWS(suffix, T) G_GROUP_COLUMNS(suffix, T) \
     G_CONV(suffix, T) G_CHUNK4(g_conv2d_##suffix) \
     G_CONV_INPUT_GRAD(suffix, T) G_CHUNK4(g_conv2d_input_grad_##suffix) \
-    G_CONV_WEIGHT_GRAD(suffix, T)
+    G_CONV_WEIGHT_GRAD(suffix, T) \
+    G_WINOGRAD_FILTERS(suffix, T) G_CHUNK3(g_winograd_filters_##suffix) \
+    G_WINOGRAD_PATCHES(suffix, T) G_WINOGRAD(suffix, T) G_CHUNK4(g_winograd_##suffix) \
+    G_WINOGRAD_WEIGHT_GRAD(suffix, T) \
+    G_WINOGRAD_FILTER_GRADS(suffix, T) G_CHUNK3(g_winograd_filter_grads_##suffix)
 
 G_KERNELS(f32, float)
 G_KERNELS(f64, double)
