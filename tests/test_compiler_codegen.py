@@ -6,6 +6,8 @@ reductions run both row-blocked and as accumulators; softmax, layer_norm and
 an MLP are counted in kernels. Shapes are odd on purpose (block edges, masks).
 """
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -279,7 +281,43 @@ def test_memory_plan_reuses_dead_buffers():
     compiled = assert_matches_eager(fn, data(64, 64), rtol=1e-6)
     source = build_source(compiled.graphs[0])
     assert source.stats["bytes_reused"] == 64 * 64 * 4
-    assert "reuse(buffer_" in source.source
+    # c has a's shape and dtype: it takes a's array as it is, without a call
+    assert re.search(r"^ +v\d+ = buffer_v\d+$", source.source, re.MULTILINE)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_cat_outside_kernels_runs_into_a_planned_buffer_unless_dtypes_mix(backend):
+    from genesis.compiler.codegen.wrapper import build_source
+
+    def fn(x, y, z):
+        joined = genesis.cat([x.exp(), y.tanh(), z * 2], dim=1)  # three kernels, then the cat
+        return joined.flip(0), genesis.cat([x, z.to(genesis.float64)], dim=0)
+
+    x, y, z = data(6, 5), data(6, 3, seed=1), data(6, 5, seed=2)
+    compiled = assert_matches_eager(fn, x, y, z, backend=backend, rtol=1e-6)
+    source = build_source(compiled.graphs[0]).source
+    inline = re.findall(r"np\.concatenate\(\(([v\d, ]+),\), axis=(\d), out=v\d+\)", source)
+    assert [axis for _, axis in inline] == ["1"]  # the float32 cat; the mixed one keeps eager's promotion
+    assert source.count("# cat") == 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_transposed_weight_of_several_products_is_copied_once(backend):
+    from genesis.compiler.codegen.wrapper import build_source
+
+    def unrolled(h, w, xs):
+        for t in range(xs.shape[0]):  # h @ w.T per step, as an RNN's hidden product
+            h = (xs[t] + genesis.matmul(h, w.t())).tanh()
+        return h
+
+    def once(h, w, xs):
+        return genesis.matmul(h + xs.sum(0), w.t())
+
+    h, w, xs = data(16, 32), data(32, 32, seed=1, low=-0.3, high=0.3), data(4, 16, 32, seed=2)
+    compiled = assert_matches_eager(unrolled, h, w, xs, backend=backend, rtol=1e-5, atol=1e-6)
+    assert build_source(compiled.graphs[0]).source.count("copied for its products") == 1
+    compiled = assert_matches_eager(once, h, w, xs, backend=backend, rtol=1e-5, atol=1e-6)
+    assert "copied for its products" not in build_source(compiled.graphs[0]).source
 
 
 def apply_random_program(program, values, families):

@@ -543,6 +543,7 @@ cat = _movement(
     (_cat_grad,),
     dtype=_cat_dtype,
     variadic=True,
+    codegen={"numpy_into": lambda attrs: f"np.concatenate(({{inputs}},), axis={attrs['dim']}, out={{out}})"},
 )
 
 

@@ -20,6 +20,10 @@ primitive:
   a view without an `index_map` may give "numpy_view", `template(attrs)`: the
   numpy expression of the view of `{0}`, which a program then takes in place
   of a call of the op (basic indexing: `{0}[(slice(0, 128, 1), Ellipsis)]`);
+  an op outside the kernels may give "numpy_into", `template(attrs)`: the numpy
+  statement that writes the op's result into `{out}` from its operands `{inputs}`
+  (cat: `np.concatenate(({inputs},), axis=0, out={out})`), which a program runs
+  into a buffer of its memory plan in place of a call of the op;
   "c_helpers" and "triton_helpers" name the files in `ops/helpers/` whose
   functions a snippet calls (C's `g_relu`, Triton's `floor_divide`), which a
   program includes when one of its kernels runs the op.

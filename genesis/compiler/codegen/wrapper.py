@@ -21,10 +21,11 @@ from genesis.compiler.codegen.numpy_dialect import np_dtype, numpy_snippet
 from genesis.compiler.codegen.numpy_dialect import view as numpy_view
 from genesis.compiler.ir import CONSTANT, INPUT, Graph
 from genesis.compiler.templates import render
-from genesis.ops.op import OPS, Kind
+from genesis.ops.op import OPS, IndexMap, Kind
+from genesis.runtime.memory import POOLED_FROM
 from genesis.version import __version__
 
-CODEGEN_VERSION = 3  # bump whenever generated code changes for the same graph
+CODEGEN_VERSION = 4  # bump whenever generated code changes for the same graph
 
 
 @dataclass
@@ -113,9 +114,22 @@ def runs_inline(graph: Graph, node) -> bool:
     """Whether a node outside any group runs its op's kernel line into a buffer of the memory plan
     instead of calling the eager op: a matmul (a fresh numpy result would page-fault on every call:
     0.4-0.7 ms for an attention product of 1-2 MB) whose operands and result are all float32 or all
-    float64 (eager multiplies fp16/bf16 in fp32, which the line would not)."""
+    float64 (eager multiplies fp16/bf16 in fp32, which the line would not), or an op with a
+    "numpy_into" statement (cat: 30 us through the library, 3 as a line) whose operands all have
+    its result's dtype, so that the statement computes what eager does."""
     dtypes_ = {graph[x].dtype for x in node.value_inputs()} | {node.dtype}
-    return OPS[node.op].kind is Kind.MATMUL and len(dtypes_) == 1 and node.dtype in (dtypes.float32, dtypes.float64)
+    op = OPS[node.op]
+    if op.kind is Kind.MATMUL:
+        return len(dtypes_) == 1 and node.dtype in (dtypes.float32, dtypes.float64)
+    return "numpy_into" in op.codegen and len(dtypes_) == 1
+
+
+def inline_statement(node, arguments) -> str:
+    """The line that computes a node that `runs_inline` into its planned buffer, named as the node."""
+    op = OPS[node.op]
+    if "numpy_into" in op.codegen:
+        return op.codegen["numpy_into"](node.attrs).format(inputs=", ".join(arguments), out=node.name)
+    return numpy_snippet(op).format(*arguments, out=node.name)
 
 
 def plan(graph: Graph) -> Planned:
@@ -184,13 +198,18 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
             if fitting:
                 choice = min(fitting)
                 free.remove(choice)
+        # an LSTM step's program has about 700 of these lines: each costs what its call costs
         if choice is None:
-            lines.append(f"{value} = empty({node.shape!r}, {np_dtype(node.dtype)})")
+            allocator = "np.empty" if nbytes < POOLED_FROM else "empty"
+            lines.append(f"{value} = {allocator}({node.shape!r}, {np_dtype(node.dtype)})")
             fresh_bytes += nbytes
             buffer = value
         else:
             buffer = choice[1]
-            lines.append(f"{value} = reuse(buffer_{buffer}, {node.shape!r}, {np_dtype(node.dtype)})")
+            if graph[buffer].shape == node.shape and graph[buffer].dtype is node.dtype:
+                lines.append(f"{value} = buffer_{buffer}")  # the dead value's array as it is
+            else:
+                lines.append(f"{value} = reuse(buffer_{buffer}, {node.shape!r}, {np_dtype(node.dtype)})")
             reused += nbytes
         if value not in outputs:
             lines.append(f"buffer_{buffer} = {value}" if buffer == value else "")
@@ -223,10 +242,13 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
                     if op.index_map is not None
                     else op.codegen["numpy_view"](node.attrs).format(arguments[0])
                 )
-                lines.append(f"{node.name} = {view}  # {node.op}")
+                if _read_transposed_by_products(graph, node):
+                    lines.append(f"{node.name} = np.ascontiguousarray({view})  # {node.op}, copied for its products")
+                else:
+                    lines.append(f"{node.name} = {view}  # {node.op}")
             elif runs_inline(graph, node):
                 allocate(node.name)
-                lines.append(numpy_snippet(OPS[node.op]).format(*arguments, out=node.name) + f"  # {node.op}")
+                lines.append(inline_statement(node, arguments) + f"  # {node.op}")
             else:
                 lines.append(f"{node.name} = library[{step.library_index}]({', '.join(arguments)})  # {node.op}")
             if OPS[node.op].kind is Kind.VIEW and node.value_inputs() and node.value_inputs()[0] in root:
@@ -241,6 +263,17 @@ def _plan(graph: Graph, steps) -> tuple[list[str], dict]:
                     free.append((_nbytes(graph[buffer]), buffer))
     lines = [line for line in lines if line]
     return lines, {"bytes_allocated": fresh_bytes, "bytes_reused": reused}
+
+
+def _read_transposed_by_products(graph: Graph, node) -> bool:
+    """Whether a transposed matrix (an LSTM's W_hh.T, a linear layer's W.T) is the right operand of
+    several products: the program then copies it once, as OpenBLAS multiplies a transposed right
+    operand at about half speed when the left one has few rows (16x128 by 128x512: 39 us against
+    23; 32 products per step of an LSTM over 32 tokens)."""
+    if OPS[node.op].index_map is not IndexMap.PERMUTE or tuple(node.attrs["dims"]) != (1, 0):
+        return False
+    readers = [graph[u] for u in graph.users(node.name)]
+    return sum(OPS[r.op].kind is Kind.MATMUL and r.inputs[1] == node.name for r in readers) >= 2
 
 
 def _view_last_reads(graph: Graph, last_step: dict) -> dict:
