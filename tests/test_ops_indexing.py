@@ -404,6 +404,28 @@ def test_index_put_takes_pytorchs_arguments():
         genesis.zeros(3).index_put((genesis.tensor([0]),), genesis.tensor(1.0, dtype=genesis.float64))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("table,index_shape", [((50, 8), (40,)), ((9, 3, 4), (5, 6)), ((7,), (30,))])
+def test_index_put_accumulating_whole_rows_adds_repeated_rows_in_order_as_torch(dtype, table, index_shape):
+    # an embedding's gradient: token rows added into a table, many tokens naming one row, some from the end
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(table).astype(dtype)
+    index = rng.integers(-table[0], table[0], index_shape)
+    values = rng.standard_normal(index_shape + table[1:]).astype(dtype)
+    got = genesis.tensor(x).index_put((genesis.tensor(index),), genesis.tensor(values), accumulate=True)
+    want = torch.from_numpy(x).index_put((torch.from_numpy(index),), torch.from_numpy(values), accumulate=True)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=4 * np.finfo(dtype).eps, atol=8 * np.finfo(dtype).eps)
+    expected = x.copy()
+    np.add.at(expected, index, values)  # the same additions in the same order: the same bits
+    np.testing.assert_array_equal(got.numpy(), expected)
+    with pytest.raises(IndexError, match=f"index {table[0]} is out of range for dim 0 with size {table[0]}"):
+        genesis.tensor(x).index_put(
+            (genesis.tensor(index.reshape(-1)[:1] * 0 + table[0]),),
+            genesis.tensor(values.reshape(-1, *table[1:])[:1]),
+            accumulate=True,
+        )
+
+
 # ---- one_hot and nonzero --------------------------------------------------------------
 @pytest.mark.parametrize(
     "index,num_classes",

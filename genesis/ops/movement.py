@@ -29,6 +29,7 @@ from genesis.ops.constants import zeros
 from genesis.ops.native_kernels import NativeKernels, geometry, run
 from genesis.ops.op import IndexMap, Kind, Op, register
 from genesis.runtime import memory
+from genesis.runtime import native as runtime_native
 from genesis.runtime.cpu import NUMPY_DTYPE
 
 _NOTHING = frozenset()
@@ -252,10 +253,38 @@ def _index_put_kernel(a, values, *tensors, key, accumulate):
         else:
             view[...] = values
     elif accumulate:
-        np.add.at(view, advanced, values)  # duplicate positions add up
+        if not _add_rows(view, advanced, values):
+            np.add.at(view, advanced, values)  # duplicate positions add up
     else:
         view[advanced] = values
     return out
+
+
+def _add_rows(view, advanced, values) -> bool:
+    """view[index] += values where one index tensor picks whole rows of `view` (an embedding's
+    gradient: 512 token rows of 64 added into a (1000, 64) table took np.add.at 370 us), as a
+    scatter-add along dim 0 in index order; False where the index or values do not have that form.
+    The positions were checked by `_indexed_view`; negative ones count from the end."""
+    index = advanced[0]
+    if not isinstance(index, np.ndarray) or any(not isinstance(a, slice) or a != slice(None) for a in advanced[1:]):
+        return False
+    if index.dtype.kind not in "iu" or values.dtype != view.dtype or not view.flags.c_contiguous:
+        return False
+    if not view.ndim or values.shape != index.shape + view.shape[1:]:
+        return False
+    rows = index.reshape(-1).astype(np.int64)
+    rows[rows < 0] += view.shape[0]
+    inner = math.prod(view.shape[1:])
+    values = np.ascontiguousarray(values).reshape(rows.size, inner)
+    kernel = C_KERNELS.kernel("g_add_rows", view.dtype)
+    if kernel is None:
+        positions = rows[:, None] * inner + np.arange(inner)
+        np.add.at(view.reshape(-1), positions.reshape(-1), values.reshape(-1))
+    else:  # one chunk: two index entries may name one row
+        arrays = (view, rows, values, geometry(view.shape[0], rows.size, inner))
+        if runtime_native.run_native(kernel[0], arrays, (), ((0, rows.size),), check=False):
+            _check_in_range(rows, view.shape[0], 0, negative_ok=False)
+    return True
 
 
 def _index_put_shape(shape, values_shape, *index_shapes, key, accumulate):
@@ -342,7 +371,7 @@ def _leading_block(a, index, dim):
 
 
 # gather and scatter_add in C (ops/native/gather.c), where a library can be had
-C_KERNELS = NativeKernels("gather.c", {"g_gather": "ppppii", "g_scatter_add": "ppppii"})
+C_KERNELS = NativeKernels("gather.c", {"g_gather": "ppppii", "g_scatter_add": "ppppii", "g_add_rows": "ppppii"})
 
 
 def _native_along(stem, a, index, dim):

@@ -39,13 +39,31 @@ int g_scatter_add_##suffix(void* out_, const void* index_, const void* src_, con
     return 0; \
 }
 
+/* out[index[k], :] += src[k, :] for whole rows of `inner` elements (an embedding's gradient), in
+   index order; sizes in `g`: A, K, inner. Two of the K rows may add into one row of out, so the rows
+   [start, stop) of src are one chunk: the caller runs it on one thread. */
+#define G_ADD_ROWS(suffix, T) \
+int g_add_rows_##suffix(void* out_, const void* index_, const void* src_, const void* g_, int64_t start, int64_t stop) { \
+    T* out = out_; const int64_t* index = index_; const T* src = src_; const int64_t* g = g_; \
+    const int64_t A = g[0], inner = g[2]; \
+    for (int64_t k = start; k < stop; k++) { \
+        if ((uint64_t)index[k] >= (uint64_t)A) return 1; \
+        T* to = out + index[k] * inner; \
+        const T* from = src + k * inner; \
+        _Pragma("omp simd") \
+        for (int64_t i = 0; i < inner; i++) to[i] += from[i]; \
+    } \
+    return 0; \
+}
+
 /* the thread pool's entries (templates/c_pool.c.j2): the arguments from an array */
 #define G_CHUNK4(name) \
 int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { return name(a[0], a[1], a[2], a[3], start, stop); }
 
 #define G_KERNELS(suffix, T) \
     G_GATHER(suffix, T) G_CHUNK4(g_gather_##suffix) \
-    G_SCATTER_ADD(suffix, T) G_CHUNK4(g_scatter_add_##suffix)
+    G_SCATTER_ADD(suffix, T) G_CHUNK4(g_scatter_add_##suffix) \
+    G_ADD_ROWS(suffix, T) G_CHUNK4(g_add_rows_##suffix)
 
 G_KERNELS(f32, float)
 G_KERNELS(f64, double)
