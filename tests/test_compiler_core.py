@@ -183,6 +183,22 @@ def test_nested_arguments_and_results_keep_their_structure():
     assert_same(out["scaled"][0], expected["scaled"][0])
 
 
+def test_results_are_the_tensors_eager_returns_even_where_subexpressions_merge():
+    def fn(x):
+        y = x * 2
+        return y, y, x * 2, x, x  # y twice is one tensor; x * 2 is another with y's values; x is x
+
+    x = genesis.randn(5)
+    compiled = genesis.compile(fn)
+    for _ in range(2):
+        y, again, other, x1, x2 = compiled(x)
+    assert compiled.graphs[0].outputs.count(compiled.graphs[0].outputs[0]) == 2  # merged by CSE
+    assert y is again and x1 is x and x2 is x
+    other.add_(1)  # in place: eager's y does not see it
+    np.testing.assert_array_equal(y.numpy(), x.numpy() * 2)
+    np.testing.assert_array_equal(other.numpy(), x.numpy() * 2 + 1)
+
+
 def test_guards_recompile_on_shape_dtype_grad_mode_and_scalar_arguments():
     compiled = genesis.compile(lambda x, k: x * k)
     compiled(randn(3), 2.0)

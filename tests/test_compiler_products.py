@@ -73,3 +73,60 @@ def test_a_sum_whose_parts_are_read_elsewhere_is_left_alone():
     np.testing.assert_allclose(joined(a, b, c, d, e, f).numpy(), (a @ b + c @ d + e @ f).numpy(), rtol=1e-5)
     assert op_counts(joined) == {"matmul": 1, "cat": 2, "add": 0}
     assert op_counts(compiled)["matmul"] == 3
+
+
+def cats_by_dim(compiled):
+    (graph,) = compiled.graphs
+    dims = [node.attrs["dim"] for node in graph.nodes() if node.op == "cat"]
+    return {dim: dims.count(dim) for dim in set(dims)}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_transposed_left_factors_are_joined_as_rows_and_an_existing_join_is_reused(backend):
+    steps = 6
+    gs, hs = arrays((steps, 4, 40), (steps, 4, 16))
+
+    def weight_gradient(gs, hs):  # g_t^T @ h_t summed over the steps, as an RNN's hidden weight gets it
+        total = gs[0].t() @ hs[0]
+        for t in range(1, steps):
+            total = total + gs[t].t() @ hs[t]
+        return total
+
+    def with_input_gradient(gs, hs):  # the g_t already joined by rows, latest first, for another product
+        joined = genesis.cat([gs[t] for t in reversed(range(steps))], 0)
+        return weight_gradient(gs, hs), joined.sum(0)
+
+    for fn, cats in ((weight_gradient, {0: 2}), (with_input_gradient, {0: 2})):
+        compiled = genesis.compile(fn, backend=backend)
+        got, expected = compiled(gs, hs), fn(gs, hs)
+        got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+        for a, b in zip(got, expected):  # the joined product adds in another order: float32 rounding
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+        # the g_t's columns joined as their rows (never a cat along dim 1 of transposes), and with
+        # the rows already joined, that cat serves the product too: the h_t's cat is the other one
+        assert cats_by_dim(compiled) == cats, fn.__name__
+        assert op_counts(compiled)["matmul"] == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_row_sums_of_blocks_joined_by_rows_become_the_joins_row_sum(backend):
+    steps = 6
+    (gs,) = arrays((steps, 4, 40))
+
+    def bias_gradients(gs):  # an LSTM's two biases: one summed per step, one over the joined steps
+        per_step = gs[0].sum(0)
+        for t in range(1, steps):
+            per_step = per_step + gs[t].sum(0)
+        joined = genesis.cat([gs[t] for t in reversed(range(steps))], 0).sum(0)
+        return per_step, joined
+
+    compiled = genesis.compile(bias_gradients, backend=backend)
+    for _ in range(2):
+        got, expected = compiled(gs), bias_gradients(gs)
+        for a, b in zip(got, expected):  # one sum in another order: float32 rounding
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    (graph,) = compiled.graphs
+    assert [node.op for node in graph.nodes()].count("sum") == 1  # the join's, serving both
+    assert not np.shares_memory(got[0].numpy(), got[1].numpy())  # eager's two tensors stay two
+    got[0].add_(1)
+    np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-5, atol=1e-5)

@@ -46,6 +46,7 @@ class Program:
             else []
         )
         self._aliases = _input_aliases(graph)  # (output, input) positions: outputs that may be inputs' memory
+        self._repeated = _repeated_outputs(graph)
         self.executor = executor
         self.kernels_per_call = kernels_per_call
         self.backward = backward  # a _Backward when results carry gradients
@@ -96,6 +97,9 @@ class Program:
         # only the inputs a second derivative would read, as they were: a call's hot path stays short
         versions = self.backward.versions_of(inputs) if self.backward is not None else None
         outputs = self.executor(inputs)
+        for index in self._repeated:
+            value = outputs[index]
+            outputs[index] = Tensor._make(value._data.copy(), value.dtype, value.device)
         if self._aliases and self._written:
             self._detach_from_written(inputs, outputs, leaves)
         effects.apply(self.writebacks, outputs, inputs, leaves)
@@ -108,6 +112,14 @@ class Program:
             _refused_history([outputs[i] for i in positions], why, inputs)
         results = [outputs[where] if kind == "graph" else where for kind, where in self.out_slots]
         return pytree.unflatten(self.out_spec, results)
+
+
+def _repeated_outputs(graph) -> list[int]:
+    """Positions of outputs that repeat an earlier output's value (common subexpressions merged two
+    results; two biases got one gradient), other than inputs: eager made separate tensors, which
+    the call must hand out too, or writing one in place (a gradient accumulated) would change both."""
+    inputs = set(graph.inputs)
+    return [k for k, name in enumerate(graph.outputs) if name in graph.outputs[:k] and name not in inputs]
 
 
 def _input_aliases(graph) -> list[tuple[int, int]]:
@@ -198,9 +210,12 @@ def trace(fn, leaves, spec, on_pass=None) -> Traced:
         out_leaves, out_spec = pytree.flatten(fn(*args, **kwargs))
         world.keep_tensors_read({id(t) for t, _ in tracer.captured})
         graph = tracer.graph
-        out_slots, out_tensors = [], []
+        out_slots, out_tensors, slot_of = [], [], {}
         for leaf in out_leaves:
-            if isinstance(leaf, Tensor):
+            if isinstance(leaf, Tensor) and id(leaf) in slot_of:  # the same tensor again: eager's one object
+                out_slots.append(("graph", slot_of[id(leaf)]))
+            elif isinstance(leaf, Tensor):
+                slot_of[id(leaf)] = len(graph.outputs)
                 tracer.settle_result(leaf)
                 out_slots.append(("graph", len(graph.outputs)))
                 graph.outputs.append(tracer.value(leaf))

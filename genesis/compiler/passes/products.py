@@ -13,15 +13,31 @@ same m, n and dtype as the sum, and contracts over at most half of min(m, n)
 weights every call); the additions and products have no other reader and are
 not outputs. The GEMM adds in its own order, so the sum rounds differently from
 the additions in the last bits, as any reassociation does.
+
+Where every left factor is a transpose (g_t^T), their columns are joined as the
+rows of the g_t, a contiguous copy, and the product reads that transposed: a
+cat of 32 transposed (512, 16) blocks took 0.62 ms, the rows' cat 0.14. Where
+the graph already joins the same g_t along their rows (an RNN's input
+projection gets its gradient from the g_t of every step), the terms are taken
+in that cat's order and the product reads it: no copy at all.
+
+The same join serves sums of row sums: a bias used at every step gets
+sum_t sum_rows(g_t), one small reduction per step (32 kernels of an LSTM's
+step). Where a cat of the g_t along their rows exists, the sum becomes the row
+sum of that cat, or the reduction already made of it (an LSTM's two biases
+get the same gradient).
 """
 
 from __future__ import annotations
+
+import networkx as nx
 
 from genesis.compiler.ir import Graph
 from genesis.ops import OPS
 from genesis.ops.elementwise import add
 from genesis.ops.matmul import matmul
-from genesis.ops.movement import cat
+from genesis.ops.movement import cat, permute, reshape
+from genesis.ops.reduction import sum as sum_op
 
 MIN_PRODUCTS = 3  # two products joined save one GEMM call and pay two copies: not worth it
 
@@ -56,28 +72,131 @@ def _products(graph: Graph, name: str, shape, dtype, found: list) -> bool:
     return all(_products(graph, x, shape, dtype, found) for x in node.inputs)
 
 
-def products(graph: Graph) -> Graph:
+def _transposed(graph: Graph, names: list) -> list | None:
+    """The matrices whose transposes `names` are, each once; None unless every one is a transpose."""
+    sources = []
+    for name in names:
+        node = graph[name]
+        if (
+            OPS.get(node.op) is not permute
+            or tuple(node.attrs["dims"]) != (1, 0)
+            or not isinstance(node.inputs[0], str)
+        ):
+            return None
+        sources.append(node.inputs[0])
+    return sources if len(set(sources)) == len(sources) else None
+
+
+def _existing_rows_cat(graph: Graph, sources: list, root: str):
+    """A cat along dim 0 of exactly `sources`, in any order, that does not depend on `root`, or None."""
+    wanted = sorted(sources)
     for node in graph.nodes():
-        if node.name not in graph or OPS.get(node.op) is not add or len(node.shape) != 2:
-            continue
-        users = graph.users(node.name)
-        if len(users) == 1 and OPS.get(graph[users[0]].op) is add and node.name not in graph.outputs:
-            continue  # not the root of its sum: the add that reads it joins it
-        found: list = []
-        if not _products(graph, node.name, node.shape, node.dtype, found) or len(found) < MIN_PRODUCTS:
-            continue
-        lefts = [graph[graph[p].inputs[0]] for p in found]
-        rights = [graph[graph[p].inputs[1]] for p in found]
-        inner = sum(a.shape[1] for a in lefts)
-        joined_left = graph.add(
+        if OPS.get(node.op) is cat and node.attrs.get("dim") == 0 and sorted(node.inputs) == wanted:
+            if not nx.has_path(graph.nx, root, node.name):
+                return node
+    return None
+
+
+def _joined_left(graph: Graph, node, found: list) -> tuple[str, list]:
+    """The joined left factor [a_1 ... a_n] (m, inner) and the products in the order it joins them."""
+    lefts = [graph[p].inputs[0] for p in found]
+    (m, _), inner = node.shape, sum(graph[a].shape[1] for a in lefts)
+    sources = _transposed(graph, lefts)
+    if sources is None:
+        joined = graph.add(
+            cat.name, tuple(lefts), {"dim": 1}, shape=(m, inner), dtype=node.dtype, source=node.source, before=node.name
+        )
+        return joined.name, found
+    rows = _existing_rows_cat(graph, sources, node.name)
+    if rows is None:
+        rows = graph.add(
             cat.name,
-            tuple(a.name for a in lefts),
-            {"dim": 1},
-            shape=(node.shape[0], inner),
+            tuple(sources),
+            {"dim": 0},
+            shape=(inner, m),
             dtype=node.dtype,
             source=node.source,
             before=node.name,
         )
+    product_of = dict(zip(sources, found))
+    joined = graph.add(
+        permute.name,
+        (rows.name,),
+        {"dims": (1, 0)},
+        shape=(m, inner),
+        dtype=node.dtype,
+        source=node.source,
+        before=node.name,
+    )
+    return joined.name, [product_of[x] for x in rows.inputs]
+
+
+def _row_sum_of(graph: Graph, name: str, shape, dtype):
+    """The g whose row sum `name` is, shaped `shape`: sum(g, dims=(0,)), or a reshape of it kept
+    (sum_to's form); None for anything else, or a reduction someone else reads too."""
+    node = graph[name]
+    if OPS.get(node.op) is reshape and node.shape == shape and isinstance(node.inputs[0], str):
+        if not _private(graph, node.inputs[0]):
+            return None
+        node = graph[node.inputs[0]]
+    g = graph[node.inputs[0]] if OPS.get(node.op) is sum_op and isinstance(node.inputs[0], str) else None
+    if g is None or tuple(node.attrs.get("dims") or ()) != (0,) or len(g.shape) != 2 or g.dtype is not dtype:
+        return None
+    return g.name if g.shape[1:] == tuple(shape[-1:]) and len(shape) == 1 else None
+
+
+def _row_sums(graph: Graph, name: str, shape, dtype, found: list) -> bool:
+    """Collect the g_t of a sum of row sums rooted at `name`; False where it is not one."""
+    g = _row_sum_of(graph, name, shape, dtype)
+    if g is not None:
+        found.append(g)
+        return True
+    node = graph[name]
+    if OPS.get(node.op) is not add or node.shape != shape or node.dtype is not dtype:
+        return False
+    if not all(isinstance(x, str) and _private(graph, x) for x in node.inputs):
+        return False
+    return all(_row_sums(graph, x, shape, dtype, found) for x in node.inputs)
+
+
+def _join_row_sums(graph: Graph, node) -> None:
+    """sum_t sum_rows(g_t) as the row sum of an existing cat of the g_t, where there is one."""
+    found: list = []
+    if not _row_sums(graph, node.name, node.shape, node.dtype, found) or len(found) < MIN_PRODUCTS:
+        return
+    if len(set(found)) != len(found):
+        return
+    rows = _existing_rows_cat(graph, found, node.name)
+    if rows is None:
+        return
+    for user in graph.users(rows.name):  # the reduction made already, taken as it is
+        reduced = graph[user]
+        if OPS.get(reduced.op) is sum_op and tuple(reduced.attrs.get("dims") or ()) == (0,):
+            reshaped = [r for r in graph.users(reduced.name) if OPS.get(graph[r].op) is reshape]
+            for reader in [reduced.name, *reshaped]:
+                same = graph[reader].shape == node.shape and graph[reader].dtype is node.dtype
+                if same and not nx.has_path(graph.nx, node.name, reader):
+                    graph.replace_uses(node.name, reader)
+                    return
+    graph.replace(node.name, op=sum_op.name, inputs=(rows.name,), attrs={"dims": (0,), "keepdim": False})
+
+
+def products(graph: Graph) -> Graph:
+    for node in graph.nodes():
+        if node.name not in graph or OPS.get(node.op) is not add or len(node.shape) not in (1, 2):
+            continue
+        users = graph.users(node.name)
+        if len(users) == 1 and OPS.get(graph[users[0]].op) is add and node.name not in graph.outputs:
+            continue  # not the root of its sum: the add that reads it joins it
+        if len(node.shape) == 1:
+            _join_row_sums(graph, node)
+            continue
+        found: list = []
+        if not _products(graph, node.name, node.shape, node.dtype, found) or len(found) < MIN_PRODUCTS:
+            continue
+        joined_left, found = _joined_left(graph, node, found)
+        rights = [graph[graph[p].inputs[1]] for p in found]
+        inner = sum(b.shape[0] for b in rights)
         joined_right = graph.add(
             cat.name,
             tuple(b.name for b in rights),
@@ -87,5 +206,5 @@ def products(graph: Graph) -> Graph:
             source=node.source,
             before=node.name,
         )
-        graph.replace(node.name, op=matmul.name, inputs=(joined_left.name, joined_right.name), attrs={})
+        graph.replace(node.name, op=matmul.name, inputs=(joined_left, joined_right.name), attrs={})
     return graph
