@@ -382,6 +382,19 @@ def test_statements_after_the_loop_share_one_loop_per_size(tmp_path):
     assert "_whole(" in source and "_whole, [" in (folder / "program.py").read_text()
 
 
+def test_work_splits_into_a_multiple_of_the_threads_unless_rows_are_fewer(monkeypatch):
+    from genesis.runtime import native
+
+    monkeypatch.setattr(native, "THREADS", 2)
+    monkeypatch.setattr(native, "GRAIN", 1000)
+    assert native.row_chunks(512, 1) == [(0, 512)]  # under two grains: one chunk, no pool
+    # 3 grains of work: 4 chunks, two per thread, where 3 would leave one thread a chunk behind
+    assert native.row_chunks(30, 100) == [(0, 7), (7, 15), (15, 22), (22, 30)]
+    assert len(native.row_chunks(3000, 97)) == 2 * native.CHUNKS_PER_THREAD
+    monkeypatch.setattr(native, "THREADS", 4)
+    assert native.row_chunks(3, 1000) == [(0, 1), (1, 2), (2, 3)]  # no more chunks than rows
+
+
 def test_the_one_chunk_entry_and_the_chunked_path_both_equal_eager(monkeypatch):
     from genesis.runtime import native
 
