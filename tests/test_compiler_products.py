@@ -130,3 +130,15 @@ def test_row_sums_of_blocks_joined_by_rows_become_the_joins_row_sum(backend):
     assert not np.shares_memory(got[0].numpy(), got[1].numpy())  # eager's two tensors stay two
     got[0].add_(1)
     np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-5, atol=1e-5)
+
+    def joined_but_not_summed(gs):
+        per_step = gs[0].sum(0)
+        for t in range(1, steps):
+            per_step = per_step + gs[t].sum(0)
+        return per_step, genesis.cat([gs[t] for t in range(steps)], 0) * 2
+
+    compiled = genesis.compile(joined_but_not_summed, backend=backend)
+    for a, b in zip(compiled(gs), joined_but_not_summed(gs)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    ops = [node.op for node in compiled.graphs[0].nodes()]
+    assert ops.count("sum") == 1 and ops.count("add") == 0  # one row sum of the join, no additions
