@@ -340,7 +340,7 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
     compiled(randn(8), randn(8, seed=1))
     (directory,) = tmp_path.iterdir()
     names = sorted(p.name for p in directory.iterdir())
-    assert names[:11] == [
+    assert names[:12] == [
         "00_traced.json",  # the traced graph for ir_json.from_json, to run the passes again
         "00_traced.txt",
         "01_autocast.txt",
@@ -350,8 +350,9 @@ def test_dump_writes_each_pass_the_dot_graph_and_a_report(tmp_path):
         "05_dce.txt",
         "06_cse.txt",
         "07_simplify.txt",
-        "08_products.txt",
-        "09_dce_after_simplify.txt",
+        "08_gathers.txt",
+        "09_products.txt",
+        "10_dce_after_simplify.txt",
     ]
     assert "graph.dot" in names and "report.json" in names
     traced_text = (directory / "00_traced.txt").read_text()

@@ -5,7 +5,7 @@
 
 `show` reads what `dump_dir=` / `GENESIS_DUMP` wrote: one section per
 compiled program with the report (groups, kernels, bytes, refusals); `--ir
-10_fusion` prints that pass's IR instead. `bench` runs a script from the
+11_fusion` prints that pass's IR instead. `bench` runs a script from the
 source checkout's `benchmarks/` folder (it is not installed with the package).
 """
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     show_parser = commands.add_parser("show", help="print the reports (or one pass's IR) of a dump folder")
     show_parser.add_argument("directory", type=Path)
-    show_parser.add_argument("--ir", help="a pass's file name prefix, e.g. 00_traced or 10_fusion")
+    show_parser.add_argument("--ir", help="a pass's file name prefix, e.g. 00_traced or 11_fusion")
     bench_parser = commands.add_parser("bench", help="run a benchmark script")
     bench_parser.add_argument("name", choices=BENCHMARKS)
     bench_parser.add_argument("arguments", nargs=argparse.REMAINDER)

@@ -509,6 +509,29 @@ gather_backward = _movement(
     saves=_INDICES,
     contiguous_result=True,
 )
+
+
+def _positions_kernel(index, *, dim, size):
+    _check_in_range(index, size, dim, negative_ok=False)
+    return np.arange(size, dtype=np.int64).reshape(_positions_shape(index.shape, dim=dim, size=size))
+
+
+def _positions_shape(index_shape, *, dim, size):
+    return tuple(size if d == dim else 1 for d in range(len(index_shape)))
+
+
+# 0..size-1 along `dim`, shaped to broadcast against `index` (one position per row along `dim`):
+# what a gather of one position per row compares its index with once the compiler has made it a
+# masked row sum (compiler/passes/gathers.py). It checks the index as gather does, so a position
+# out of range is the same error compiled as eager.
+positions = _movement(
+    "positions",
+    Kind.OPAQUE,
+    _positions_kernel,
+    _positions_shape,
+    (None,),
+    dtype=lambda inputs, **attrs: (None, dtypes.int64),
+)
 scatter_add = _movement(
     "scatter_add",
     Kind.OPAQUE,

@@ -9,7 +9,8 @@ Two pipelines:
   be switched off: a marker has no kernel.
 - PIPELINE optimises each program (the forward and the backward of a
   compiled function are two): dead code, common subexpressions,
-  simplification, sums of thin products joined, fusion. A pass can be switched off by name.
+  simplification, gathers of one position per row made elementwise, sums of thin
+  products joined, fusion. A pass can be switched off by name.
 
 `run_pipeline` applies one in order, verifies the graph after each pass (so
 a broken pass is caught where it broke, not three passes later), and hands
@@ -27,6 +28,7 @@ from genesis.compiler.passes.clipping import clipping
 from genesis.compiler.passes.cse import cse
 from genesis.compiler.passes.dce import dce
 from genesis.compiler.passes.fusion import fusion
+from genesis.compiler.passes.gathers import gathers
 from genesis.compiler.passes.loss_scaling import loss_scaling
 from genesis.compiler.passes.products import products
 from genesis.compiler.passes.simplify import simplify
@@ -42,6 +44,7 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("dce", dce),
     ("cse", cse),
     ("simplify", simplify),
+    ("gathers", gathers),
     ("products", products),
     ("dce_after_simplify", dce),
     ("fusion", fusion),
