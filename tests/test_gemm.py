@@ -69,6 +69,18 @@ def test_a_given_buffer_with_strided_rows_and_strided_operands():
     assert np.isnan(out_wide[:, :100]).all() and np.isnan(out_wide[:, 250:]).all()  # nothing else written
 
 
+def test_a_layout_decided_once_serves_every_later_call_with_its_own_arrays():
+    rng = np.random.default_rng(2)
+    for _ in range(3):  # the same layouts each time: a copy of the strided b, a fresh result, a given one
+        a = rng.standard_normal((96, 200)).astype(np.float32)
+        b = rng.standard_normal((200, 300)).astype(np.float32)[:, ::2]
+        _check(gemm.product(a, b), a, b)
+        out = np.empty((96, 150), np.float32)
+        assert gemm.product(a, b, out) is out
+        _check(out, a, b)
+        assert gemm.product(a.astype(np.int64), b.astype(np.int64)) is None  # declined, every time
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [
