@@ -286,6 +286,34 @@ def test_memory_plan_reuses_dead_buffers():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_vjp_term_of_forward_values_is_computed_where_the_backward_reads_it(backend):
+    genesis.manual_seed(0)
+    w = genesis.randn(32, 32, requires_grad=True)
+
+    def step(x, v):  # sigmoid's vjp, g * s * (1 - s): 1 - s waits only for the forward's s
+        w.grad = None
+        s = (x @ w).sigmoid()
+        loss = (s @ v).pow(2).sum()  # the backward's g comes out of a product: a kernel after the forward's
+        loss.backward()
+        return loss, s
+
+    x, y = data(48, 32), data(32, 16, seed=1)
+    compiled = genesis.compile(step, backend=backend)
+    for _ in range(2):
+        got = [t.detach().numpy().copy() for t in compiled(x, y)] + [w.grad.numpy().copy()]
+    expected = [t.detach().numpy().copy() for t in step(x, y)] + [w.grad.numpy().copy()]
+    for a, b in zip(got, expected):  # float32 sums of 16 to 768 terms, in C's order or numpy's
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+    (graph,) = compiled.graphs
+    moved = [line for line in graph.fusion_log if "moves from" in line]
+    assert moved, graph.fusion_log
+    group_of = {m: g.name for g in graph.groups for m in g.members}
+    for line in moved:  # each moved term sits with every reader it has
+        name = line.split(" = ")[0]
+        assert {group_of.get(user) for user in graph.users(name)} == {group_of[name]}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
 def test_cat_outside_kernels_runs_into_a_planned_buffer_unless_dtypes_mix(backend):
     from genesis.compiler.codegen.wrapper import build_source
 

@@ -283,6 +283,54 @@ class _Partition:
             elif reader.rows == group.rows:
                 self.try_merge(reader, group)
 
+    def sink_values_read_by_one_later_group(self) -> None:
+        """Move an elementwise member into the one other group that reads it, where its inputs leave
+        its group anyway: the walk places a node with its producers, so a vjp's `1 - s` of a
+        forward's sigmoid s joined the forward kernel, which then stored s and 1 - s for the
+        backward (an LSTM's gate kernel wrote 12 outputs, 5 of them such terms); in the reader it is
+        computed from s as it is read. Latest first, so a chain of such terms moves whole."""
+        for group in list(self.groups):
+            if group.rows is None:
+                continue
+            for name in reversed(list(group.members)):
+                reader = self._sink_target(group, name)
+                if reader is None:
+                    continue
+                group.members.remove(name)
+                self.group_of[name] = reader
+                readers = [user for user in self.users[name] if user in reader.members]
+                if any(self.fit(self.graph[n], reader) != ("block", None) for n in [name, *readers]):
+                    group.members.append(name)
+                    group.members.sort(key=self.order.__getitem__)
+                    self.group_of[name] = group
+                    continue
+                reader.members = sorted([*reader.members, name], key=self.order.__getitem__)
+                self.log.append(f"{name} = {self.graph[name].op} moves from {group.name} to {reader.name}, its reader")
+        self.groups = [group for group in self.groups if group.members]
+
+    def _sink_target(self, group: Group, name: str) -> Group | None:
+        """The one other group that alone reads `name` (an elementwise block member of `group` whose
+        inputs `group` hands out anyway), or None."""
+        node = self.graph[name]
+        if OPS[node.op].kind is not Kind.ELEMENTWISE or name in self.graph.outputs:
+            return None
+        if name in group.pre or name in group.post or name in group.accumulators:
+            return None
+        readers = {id(self.group_of.get(user)): self.group_of.get(user) for user in self.users[name]}
+        if len(readers) != 1:
+            return None
+        (reader,) = readers.values()
+        if reader is None or reader is group or reader.rows != group.rows:
+            return None
+        if any(user in reader.pre or user in reader.post for user in self.users[name]):
+            return None
+        for x in node.value_inputs():  # each input is read outside the group already: no new output
+            if self.group_of.get(x) is group and not any(
+                u != name and self.group_of.get(u) is not group for u in self.users[x]
+            ):
+                return None
+        return reader
+
     def hoist_transposes_read_by_matmuls(self) -> None:
         """Leave out of a group a permute that only matmuls read, keeping each matrix's last dim
         among its two: BLAS reads the transposed view as it is, so the group need not store it
@@ -399,6 +447,7 @@ def fusion(graph: Graph) -> Graph:
     partition = _Partition(graph)
     partition.run()
     partition.sink_into_readers()
+    partition.sink_values_read_by_one_later_group()
     partition.hoist_transposes_read_by_matmuls()
     partition.release_reshapes_read_outside()
     partition.merge_scalar_groups()
