@@ -382,6 +382,21 @@ def test_statements_after_the_loop_share_one_loop_per_size(tmp_path):
     assert "_whole(" in source and "_whole, [" in (folder / "program.py").read_text()
 
 
+def test_shims_pass_what_the_plan_made_contiguous_as_it_is_and_copy_the_rest():
+    from genesis.compiler.codegen.c_backend import build_program_source
+
+    def fn(x, w):
+        h = (x * 2).exp()  # a kernel's output: contiguous, passed as it is
+        return (h.flip(0) + h + x.t()).tanh()  # a library call's result and a transposed input: copied
+
+    compiled, _ = assert_matches_eager(fn, data(24, 24), data(24, 24, seed=1), rtol=1e-6, atol=1e-6)
+    source = build_program_source(compiled.graphs[0]).source
+    calls = re.findall(r"run_native\(NATIVE\.\w+, \[([^\]]*)\]", source)
+    wrapped = [a for call in calls for a in call.split(", ") if a.startswith("np.ascontiguousarray")]
+    plain = [a for call in calls for a in call.split(", ") if not a.startswith(("np.", "out_"))]
+    assert len(wrapped) == 3 and len(plain) == 1, calls  # x (an input), flip and x.t() copied; h not
+
+
 def test_work_splits_into_a_multiple_of_the_threads_unless_rows_are_fewer(monkeypatch):
     from genesis.runtime import native
 
@@ -510,8 +525,8 @@ def test_c_the_compiler_rejects_runs_as_numpy_kernels_with_a_warning(monkeypatch
 
     render = c_backend.render_kernel
 
-    def broken(spec):
-        rendered = render(spec)
+    def broken(spec, contiguous=frozenset()):
+        rendered = render(spec, contiguous)
         return c_backend.RenderedKernel(
             rendered.c_source.replace("{", "{ not C;", 1), rendered.shim, rendered.signatures
         )

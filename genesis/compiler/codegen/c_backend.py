@@ -45,11 +45,13 @@ class RenderedKernel:
     signatures: dict  # per C function, one letter per argument: p pointer, i int64
 
 
-def render_kernel(spec: KernelSpec) -> RenderedKernel:
+def render_kernel(spec: KernelSpec, contiguous=frozenset()) -> RenderedKernel:
+    """`contiguous`: the values the program's plan makes C-contiguous (kernel outputs, its own
+    buffers), which the shim passes as they are instead of through np.ascontiguousarray."""
     k = KernelLoops(spec)
     emitter = Emitter(k)
     c_source, signatures = emitter.function(), {spec.name: emitter.signature}
-    post = _post_function(k, emitter)
+    post = _post_function(k, emitter, contiguous)
     if post is not None:
         c_source += "\n\n" + post.c_source
         signatures[post.name] = post.signature
@@ -57,7 +59,14 @@ def render_kernel(spec: KernelSpec) -> RenderedKernel:
     if whole is not None:
         c_source += "\n\n" + whole.c_source
         signatures[whole.name] = whole.signature
-    return RenderedKernel(c_source, _shim(k, emitter, post, whole), signatures)
+    return RenderedKernel(c_source, _shim(k, emitter, post, whole, contiguous), signatures)
+
+
+def _as_contiguous(k: KernelLoops, name: str, contiguous) -> str:
+    """How the shim hands an operand to C: as it is where the plan made its value contiguous (an
+    LSTM step's program checked ~800 such arrays a step), else through np.ascontiguousarray."""
+    value = next((o.value for o in k.spec.operands if o.local == name), None)
+    return name if value in contiguous else f"np.ascontiguousarray({name})"
 
 
 @dataclass
@@ -71,7 +80,7 @@ class _CFunction:
     params: list  # their C declarations, in the same order (start and stop left out)
 
 
-def _post_function(k: KernelLoops, emitter: Emitter) -> _CFunction | None:
+def _post_function(k: KernelLoops, emitter: Emitter, contiguous) -> _CFunction | None:
     """The statements after the loop (the optimizer's update of small parameters, after the gradient
     norm) as one C function of a loop per size (`_post_loops`), or None when one of them is not
     elementwise over arrays of its own shape and single values: then they stay numpy lines."""
@@ -142,10 +151,9 @@ def _post_function(k: KernelLoops, emitter: Emitter) -> _CFunction | None:
             "doc": f"{k.spec.group}, after the loop: {' -> '.join(s.op for s in k.post)}",
         },
     )
-    arrays = [
-        r if r in {a.value for a in emitter.partials} or r in {p.value for p in k.pre} else f"np.ascontiguousarray({r})"
-        for r in external
-    ] + [f"out_{s.value}" for s in outputs]
+    made_here = {a.value for a in emitter.partials} | {p.value for p in k.pre}
+    arrays = [r if r in made_here else _as_contiguous(k, r, contiguous) for r in external]
+    arrays += [f"out_{s.value}" for s in outputs]
     return _CFunction(name, c_source, "p" * (len(external) + len(outputs)) + "ii", arrays, params[:-2])
 
 
@@ -252,11 +260,11 @@ def _post_input(k: KernelLoops, name) -> tuple:
     return operand.shape, operand.dtype
 
 
-def _shim(k: KernelLoops, emitter: Emitter, post, whole) -> str:
+def _shim(k: KernelLoops, emitter: Emitter, post, whole, contiguous) -> str:
     """The Python function the program calls: numpy before and after, the C loop in between."""
     spec = k.spec
     setup = [line for s in k.pre for line in numpy_backend.whole_statement_lines(spec, s)]
-    arrays = [f"np.ascontiguousarray({name})" if name not in {s.value for s in k.pre} else name for name in k.inputs]
+    arrays = [name if name in {s.value for s in k.pre} else _as_contiguous(k, name, contiguous) for name in k.inputs]
     arrays += [f"out_{s.value}" for s in k.statements if s.phase == "block" and s.value in k.outputs]
     partials, after = [], []
     for s in emitter.partials:
@@ -302,7 +310,7 @@ def build_program_source(graph) -> ProgramSource:
     shims, c_functions, signatures, fallbacks, in_c = [], [], {}, {}, []
     for spec in planned.kernels:
         try:
-            rendered = render_kernel(spec)
+            rendered = render_kernel(spec, planned.contiguous)
         except Refused as error:
             fallbacks[spec.group] = str(error)
             shims.append(numpy_backend.render_kernel(spec))

@@ -25,7 +25,7 @@ from genesis.ops.op import OPS, IndexMap, Kind
 from genesis.runtime.memory import POOLED_FROM
 from genesis.version import __version__
 
-CODEGEN_VERSION = 4  # bump whenever generated code changes for the same graph
+CODEGEN_VERSION = 5  # bump whenever generated code changes for the same graph
 
 
 @dataclass
@@ -108,6 +108,7 @@ class Planned:
     lines: list  # the wrapper's body
     kernels: list  # KernelSpecs, in order
     stats: dict  # kernels, library calls, inline views, bytes allocated and reused
+    contiguous: frozenset = frozenset()  # values the plan makes C-contiguous: kernel outputs, its buffers
 
 
 def runs_inline(graph: Graph, node) -> bool:
@@ -145,7 +146,22 @@ def plan(graph: Graph) -> Planned:
     kernels = [s.kernel for s in steps if s.kind == "kernel"]
     views = sum(step.kind == "library" and inline_view(step.node) for step in steps)
     stats = {"kernels": len(kernels), "library_calls": library_calls, "views": views, **allocations}
-    return Planned(steps, library_nodes, lines, kernels, stats)
+    return Planned(steps, library_nodes, lines, kernels, stats, _contiguous(graph, steps))
+
+
+def _contiguous(graph: Graph, steps) -> frozenset:
+    """The values `_plan` gives C-contiguous arrays: what kernels write (a fresh buffer, a dead
+    value's, or a donor that is contiguous, else a fresh one), what runs inline into a planned
+    buffer, and the transposed matrices it copies for their products."""
+    made = set()
+    for step in steps:
+        if step.kind == "kernel":
+            made.update(step.writes)
+        elif runs_inline(graph, step.node):
+            made.add(step.node.name)
+        elif inline_view(step.node) and _read_transposed_by_products(graph, step.node):
+            made.add(step.node.name)
+    return frozenset(made)
 
 
 def program_context(graph: Graph, planned: Planned, summary: str, stats: dict) -> dict:
