@@ -176,10 +176,6 @@ def _blas_ready(*arrays) -> bool:
     return True
 
 
-def _blas_ready_copy(x: np.ndarray) -> np.ndarray:
-    return x if _blas_ready(x) else np.ascontiguousarray(x)
-
-
 @functools.lru_cache(maxsize=256)
 def _offsets(batch: tuple, shape: tuple, strides: tuple, size: int) -> np.ndarray:
     """Each matrix's first element, in elements, in an array of this shape and strides, for the

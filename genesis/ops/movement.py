@@ -277,9 +277,8 @@ def _add_rows(view, advanced, values) -> bool:
     inner = math.prod(view.shape[1:])
     values = np.ascontiguousarray(values).reshape(rows.size, inner)
     kernel = C_KERNELS.kernel("g_add_rows", view.dtype)
-    if kernel is None:
-        positions = rows[:, None] * inner + np.arange(inner)
-        np.add.at(view.reshape(-1), positions.reshape(-1), values.reshape(-1))
+    if kernel is None:  # a scatter-add along dim 0 with each row's position repeated over its elements
+        _add_into(view.reshape(view.shape[0], inner), np.broadcast_to(rows[:, None], values.shape), values, 0)
     else:  # one chunk: two index entries may name one row
         arrays = (view, rows, values, geometry(view.shape[0], rows.size, inner))
         if runtime_native.run_native(kernel[0], arrays, (), ((0, rows.size),), check=False):

@@ -47,29 +47,33 @@ def _private(graph: Graph, name: str) -> bool:
     return len(graph.users(name)) == 1 and name not in graph.outputs
 
 
-def _thin_product(graph: Graph, name: str, shape, dtype) -> bool:
+def _thin_product(graph: Graph, name: str, shape, dtype) -> str | None:
+    """`name` itself where it is a product this pass joins into a sum of `shape` and `dtype`."""
     node = graph[name]
     if OPS.get(node.op) is not matmul or node.shape != shape or node.dtype is not dtype:
-        return False
+        return None
     if not all(isinstance(x, str) for x in node.inputs):
-        return False
+        return None
     a, b = (graph[x] for x in node.inputs)
     if len(a.shape) != 2 or len(b.shape) != 2 or a.dtype is not dtype or b.dtype is not dtype:
-        return False
-    return 2 * a.shape[1] <= min(shape)
+        return None
+    return name if 2 * a.shape[1] <= min(shape) else None
 
 
-def _products(graph: Graph, name: str, shape, dtype, found: list) -> bool:
-    """Collect the products under the sum rooted at `name`, left to right; False where it is not one."""
-    node = graph[name]
-    if _thin_product(graph, name, shape, dtype):
-        found.append(name)
+def _terms(graph: Graph, name: str, shape, dtype, term, found: list) -> bool:
+    """Collect, left to right, `term(graph, leaf, shape, dtype)` of each leaf of the sum rooted at
+    `name` (additions of `shape` and `dtype` whose parts nothing else reads); False where a leaf is
+    not a term."""
+    leaf = term(graph, name, shape, dtype)
+    if leaf is not None:
+        found.append(leaf)
         return True
+    node = graph[name]
     if OPS.get(node.op) is not add or node.shape != shape or node.dtype is not dtype:
         return False
     if not all(isinstance(x, str) and _private(graph, x) for x in node.inputs):
         return False
-    return all(_products(graph, x, shape, dtype, found) for x in node.inputs)
+    return all(_terms(graph, x, shape, dtype, term, found) for x in node.inputs)
 
 
 def _transposed(graph: Graph, names: list) -> list | None:
@@ -145,24 +149,10 @@ def _row_sum_of(graph: Graph, name: str, shape, dtype):
     return g.name if g.shape[1:] == tuple(shape[-1:]) and len(shape) == 1 else None
 
 
-def _row_sums(graph: Graph, name: str, shape, dtype, found: list) -> bool:
-    """Collect the g_t of a sum of row sums rooted at `name`; False where it is not one."""
-    g = _row_sum_of(graph, name, shape, dtype)
-    if g is not None:
-        found.append(g)
-        return True
-    node = graph[name]
-    if OPS.get(node.op) is not add or node.shape != shape or node.dtype is not dtype:
-        return False
-    if not all(isinstance(x, str) and _private(graph, x) for x in node.inputs):
-        return False
-    return all(_row_sums(graph, x, shape, dtype, found) for x in node.inputs)
-
-
 def _join_row_sums(graph: Graph, node) -> None:
     """sum_t sum_rows(g_t) as the row sum of an existing cat of the g_t, where there is one."""
     found: list = []
-    if not _row_sums(graph, node.name, node.shape, node.dtype, found) or len(found) < MIN_PRODUCTS:
+    if not _terms(graph, node.name, node.shape, node.dtype, _row_sum_of, found) or len(found) < MIN_PRODUCTS:
         return
     if len(set(found)) != len(found):
         return
@@ -192,7 +182,7 @@ def products(graph: Graph) -> Graph:
             _join_row_sums(graph, node)
             continue
         found: list = []
-        if not _products(graph, node.name, node.shape, node.dtype, found) or len(found) < MIN_PRODUCTS:
+        if not _terms(graph, node.name, node.shape, node.dtype, _thin_product, found) or len(found) < MIN_PRODUCTS:
             continue
         joined_left, found = _joined_left(graph, node, found)
         rights = [graph[graph[p].inputs[1]] for p in found]
