@@ -1,13 +1,18 @@
 """RNN, LSTM, GRU and their cells against PyTorch: parameter names, shapes and order (a PyTorch
 state_dict loads as it is), outputs and final states, gradients of inputs, initial states and
-parameters, every layout option, and a compiled LSTM language-model step against eager."""
+parameters, every layout option, and a compiled LSTM language-model step against eager. An LSTM
+layer's time loop is one op (ops/recurrent.py): its C and numpy kernels against each other and
+its gradients against finite differences."""
 
 import numpy as np
 import pytest
 import torch
+from optest import check_numerical_grad
 
 import genesis
 from genesis.errors import ShapeError
+from genesis.functional.recurrent import lstm_layer
+from genesis.ops import recurrent
 
 LAYERS = [
     ("RNN", dict()),
@@ -15,6 +20,7 @@ LAYERS = [
     ("LSTM", dict(num_layers=2, batch_first=True)),
     ("LSTM", dict(proj_size=3, bidirectional=True)),
     ("LSTM", dict(bias=False)),
+    ("LSTM", dict(bidirectional=True)),
     ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True)),
     ("GRU", dict()),
 ]
@@ -147,3 +153,75 @@ def test_a_compiled_lstm_language_model_step_equals_eager():
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
     for got, expected in zip(results[1][1], results[0][1]):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def lstm_operands(steps, batch, hidden, dtype, seed):
+    rng = np.random.default_rng(seed)
+    pre = rng.standard_normal((steps, batch, 4 * hidden)).astype(dtype)
+    h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
+    w_hh = (rng.standard_normal((4 * hidden, hidden)) / np.sqrt(hidden)).astype(dtype)
+    return pre, h0, c0, w_hh
+
+
+@pytest.mark.c_compiler
+@pytest.mark.parametrize("dtype, tolerance", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_lstm_loop_in_c_is_the_numpy_loop(dtype, tolerance, reverse):
+    """Both kernels, forward and backward, with a gradient reaching every part of the result (the
+    gates too); 5 sequences on the pool's threads take blocks of unequal sizes."""
+    pre, h0, c0, w_hh = lstm_operands(6, 5, 33, dtype, seed=4)
+    dy = np.random.default_rng(5).standard_normal(6 * pre.size // 4 // 1).astype(dtype)
+    assert recurrent.C_KERNELS.kernel("g_lstm_forward", dtype) is not None, "the C kernels did not build"
+    results = []
+    for in_c in (True, False):
+        recurrent.C_KERNELS.enabled = in_c
+        try:
+            y = recurrent.lstm_layer.kernel(pre, h0, c0, w_hh, reverse=reverse)
+            results.append((y, recurrent.lstm_layer_backward.kernel(dy, y, c0, w_hh, reverse=reverse)))
+        finally:
+            recurrent.C_KERNELS.enabled = True
+    (y_c, grads_c), (y_numpy, grads_numpy) = results
+    np.testing.assert_allclose(y_c, y_numpy, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(grads_c, grads_numpy, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("in_c", [True, False], ids=["c", "numpy"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_lstm_loops_gradients_are_finite_differences(in_c, reverse):
+    """Every part of the flat result (states and gates) takes a random cotangent."""
+    recurrent.C_KERNELS.enabled = in_c
+    try:
+        check_numerical_grad(
+            lambda *operands: genesis.ops.recurrent.lstm_layer(*operands, reverse=reverse),
+            list(lstm_operands(3, 2, 4, np.float64, seed=6)),
+            rtol=1e-6,
+            atol=1e-8,
+        )
+    finally:
+        recurrent.C_KERNELS.enabled = True
+
+
+def test_the_lstm_loop_names_operands_that_do_not_fit():
+    pre, h0, c0, w_hh = (genesis.tensor(a) for a in lstm_operands(3, 2, 4, np.float32, seed=7))
+    with pytest.raises(ShapeError, match=r"hidden weights must be \(4H, H\), got shape \[16, 5\]"):
+        lstm_layer(pre, h0, c0, genesis.zeros(16, 5))
+    with pytest.raises(ShapeError, match=r"input projection must be \(T, N, 16\), got shape \[3, 2, 12\]"):
+        lstm_layer(pre[..., :12], h0, c0, w_hh)
+    with pytest.raises(ShapeError, match=r"c0 must be \(2, 4\), got shape \[3, 4\]"):
+        lstm_layer(pre, h0, genesis.zeros(3, 4), w_hh)
+    with pytest.raises(TypeError, match="lstm_layer needs a floating-point tensor, got int64"):
+        lstm_layer(pre, h0, c0, genesis.zeros(16, 4, dtype=genesis.int64))
+
+
+def test_an_lstm_layer_is_one_op_per_direction(monkeypatch):
+    """The fast path is taken: two directions, two layers, four forward loops and four backward."""
+    from genesis.functional import recurrent as functional_recurrent
+
+    calls = []
+    apply, backward = functional_recurrent.apply, recurrent.lstm_layer_backward
+    monkeypatch.setattr(functional_recurrent, "apply", lambda op, *a, **k: calls.append(op.name) or apply(op, *a, **k))
+    monkeypatch.setattr(recurrent, "lstm_layer_backward", lambda *a, **k: calls.append("backward") or backward(*a, **k))
+    lstm = genesis.nn.LSTM(5, 6, num_layers=2, bidirectional=True)
+    out, (h, c) = lstm(genesis.tensor(np.ones((7, 3, 5), np.float32)))
+    (out.sum() + c.sum()).backward()
+    assert calls.count("lstm_layer") == 4 and calls.count("backward") == 4

@@ -122,8 +122,10 @@ def _find_compiler(configured: str, search_path: str) -> Compiler | None:
         except (OSError, subprocess.SubprocessError, IndexError):
             continue
         flags = FLAGS + tuple(flag for flag in _MACHINE_FLAGS if _accepts(path, flag))
-        gnu = "clang" not in version.lower()
-        return Compiler(path, version, flags, gnu and _has_libmvec(path))
+        vector_math = "clang" not in version.lower() and _has_libmvec(path)
+        if vector_math:  # hand-written sources (ops/native) declare its functions under this macro
+            flags += ("-DG_LIBMVEC",)
+        return Compiler(path, version, flags, vector_math)
     return None
 
 

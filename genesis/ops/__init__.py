@@ -12,6 +12,7 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     matmul,
     movement,
     random,
+    recurrent,
     reduction,
     scan,
     scatter,

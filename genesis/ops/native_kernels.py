@@ -19,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from genesis.ops.op import HELPERS
 from genesis.runtime import native as runtime_native
 
 SOURCES = Path(__file__).resolve().parent / "native"
+# what the helpers assume included (the generated programs' template includes the same)
+PREAMBLE = "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n"
 # the dtypes each source instantiates its kernels for, by the suffix their names take
 SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -29,10 +32,13 @@ SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 class NativeKernels:
     """The kernels of one C source file: `functions` maps each kernel's stem (`g_im2col`) to its
     argument codes ("p" a pointer, "i" an int64), the same for every dtype suffix. `headers`: files
-    of ops/native whose text goes first (blas_call.h, for kernels that call the BLAS's gemm)."""
+    of ops/native whose text goes first (blas_call.h, for kernels that call the BLAS's gemm);
+    `helpers`: files of ops/helpers that the generated kernels share (exp.h's inline exp)."""
 
-    def __init__(self, filename: str, functions: dict[str, str], headers: tuple[str, ...] = ()):
-        self.paths = [SOURCES / name for name in (*headers, filename)]
+    def __init__(
+        self, filename: str, functions: dict[str, str], headers: tuple[str, ...] = (), helpers: tuple[str, ...] = ()
+    ):
+        self.paths = [*(SOURCES / name for name in headers), *(HELPERS / name for name in helpers), SOURCES / filename]
         self.functions = functions
         self.enabled = True  # tests turn it off to run the numpy kernels
         self._library = None
@@ -50,7 +56,7 @@ class NativeKernels:
                         for stem, codes in self.functions.items()
                         for suffix in SUFFIXES.values()
                     }
-                    source = "\n".join(path.read_text() for path in self.paths)
+                    source = "\n".join([PREAMBLE, *(path.read_text() for path in self.paths)])
                     self._library = runtime_native.build_library(source, signatures)
                     self._loaded = True
         return self._library

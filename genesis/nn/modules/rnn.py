@@ -5,13 +5,15 @@ LSTM's `weight_hr_l0` with `proj_size`), registered in PyTorch's order, so a PyT
 loads as it is. Gates are chunked in PyTorch's order: LSTM (input, forget, cell, output), GRU
 (reset, update, new), with GRU's reset gate applied to the hidden state's product plus its bias.
 
-The time loop is Python over genesis ops. `genesis.compile` traces it unrolled, one copy of the
-cell per time step (the sequence length is part of the input's shape, which the compiled program
-is specialised on anyway), so the compiler fuses each step's gates into one kernel. Eagerly it
-runs step by step the first time, and a layer called again with the same shapes runs its loop
-compiled (functional/fused.py): an LSTM step is a few dozen small ops, each a dispatch. The
-input's projection for all time steps is one product before the loop; only the hidden state's
-product runs per step.
+An LSTM layer (without projections) over sequences that all run every step is one op,
+`lstm_layer` (ops/recurrent.py): its time loop runs in C, forward and backward, eagerly and in a
+compiled program alike. The other layers' time loop is Python over genesis ops.
+`genesis.compile` traces it unrolled, one copy of the cell per time step (the sequence length is
+part of the input's shape, which the compiled program is specialised on anyway), so the compiler
+fuses each step's gates into one kernel. Eagerly it runs step by step the first time, and a layer
+called again with the same shapes runs its loop compiled (functional/fused.py): a GRU step is a
+few dozen small ops, each a dispatch. Either way the input's projection for all time steps is one
+product before the loop; only the hidden state's product runs per step.
 
 A PackedSequence (`nn/utils/rnn.py`) runs through the same loop: its rows are laid out step after
 step, longest sequences first, so step t slices the batch to the `batch_sizes[t]` sequences still
@@ -29,6 +31,7 @@ from genesis import functional as GF
 from genesis.creation import empty, zeros
 from genesis.errors import ShapeError
 from genesis.functional.fused import fused_in_eager
+from genesis.functional.recurrent import lstm_layer
 from genesis.nn import functional as F
 from genesis.nn import init
 from genesis.nn.modules.module import Module
@@ -66,7 +69,18 @@ def _first_rows(state, count):
 
 def _run_direction(mode, projected, batch_sizes, h0, c0, weights, reverse):
     w_hh, b_hh, w_hr = weights
+    if mode == "LSTM" and w_hr is None and len(set(batch_sizes)) == 1:
+        return _lstm_layer(projected, batch_sizes, h0, c0, w_hh, b_hh, reverse)
     return _time_loop(mode, projected, tuple(batch_sizes), h0, c0, w_hh, b_hh, w_hr, reverse)
+
+
+def _lstm_layer(projected, batch_sizes, h0, c0, w_hh, b_hh, reverse):
+    """An LSTM layer whose sequences all run every step: the whole time loop as one op."""
+    steps, batch, hidden = len(batch_sizes), batch_sizes[0], w_hh.shape[1]
+    pre = projected if b_hh is None else projected + b_hh
+    hs, cs = lstm_layer(GF.reshape(pre, (steps, batch, 4 * hidden)), h0, c0, w_hh, reverse=reverse)
+    last = 0 if reverse else steps - 1
+    return GF.reshape(hs, (steps * batch, hidden)), hs[last], cs[last]
 
 
 @fused_in_eager(min_elements=0)  # eagerly, a layer called again with the same shapes runs compiled
