@@ -225,3 +225,4 @@ def test_an_lstm_layer_is_one_op_per_direction(monkeypatch):
     out, (h, c) = lstm(genesis.tensor(np.ones((7, 3, 5), np.float32)))
     (out.sum() + c.sum()).backward()
     assert calls.count("lstm_layer") == 4 and calls.count("backward") == 4
+    assert recurrent._last_backward == [None, None, None]  # the last rule let go of the loop's result

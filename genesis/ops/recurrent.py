@@ -186,16 +186,19 @@ def _backward_kernel(dy, y, c0, w_hh, *, reverse=False):
 
 
 # The vjp rules of one node run one after another with the same gradient and result: the backward
-# loop runs once for all of them (eagerly; a traced program's CSE would merge the calls anyway).
+# loop runs once for all of them (eagerly; a traced program's CSE would merge the calls anyway). The
+# last rule that will run lets go of the result, which may be big.
 _last_backward: list = [None, None, None]
 
 
-def _backward(g, y, c0, w_hh, reverse):
+def _backward(g, y, operands, index, reverse):
+    """The backward's flat result for the vjp rule of input `index` of `operands` (pre, h0, c0, w_hh)."""
     cached_g, cached_y, grads = _last_backward
-    if cached_g is not None and cached_g() is g and cached_y() is y:
-        return grads
-    grads = lstm_layer_backward(g, y, c0, w_hh, reverse=reverse)
-    _last_backward[:] = weakref.ref(g), weakref.ref(y), grads
+    if cached_g is None or cached_g() is not g or cached_y() is not y:
+        grads = lstm_layer_backward(g, y, operands[2], operands[3], reverse=reverse)
+        _last_backward[:] = weakref.ref(g), weakref.ref(y), grads
+    if not any(getattr(x, "requires_grad", False) for x in operands[index + 1 :]):
+        _last_backward[:] = None, None, None
     return grads
 
 
@@ -204,22 +207,19 @@ def _steps(y, c0):
     return y.shape[0] // (6 * batch * hidden), batch, hidden
 
 
-def _pre_grad(g, y, pre, h0, c0, w_hh, *, reverse=False):
-    return gradient_parts(_backward(g, y, c0, w_hh, reverse), *_steps(y, c0))[0]
+def _state_grad(index):
+    """The rule for pre (0), h0 (1) or c0 (2): that part of the backward's result."""
 
+    def rule(g, y, *operands, reverse=False):
+        return gradient_parts(_backward(g, y, operands, index, reverse), *_steps(y, operands[2]))[index]
 
-def _h0_grad(g, y, pre, h0, c0, w_hh, *, reverse=False):
-    return gradient_parts(_backward(g, y, c0, w_hh, reverse), *_steps(y, c0))[1]
-
-
-def _c0_grad(g, y, pre, h0, c0, w_hh, *, reverse=False):
-    return gradient_parts(_backward(g, y, c0, w_hh, reverse), *_steps(y, c0))[2]
+    return rule
 
 
 def _w_hh_grad(g, y, pre, h0, c0, w_hh, *, reverse=False):
     """sum over steps of d gates_t^T h_{t-1}: one product over the steps' rows."""
     steps, batch, hidden = _steps(y, c0)
-    d_pre = gradient_parts(_backward(g, y, c0, w_hh, reverse), steps, batch, hidden)[0]
+    d_pre = gradient_parts(_backward(g, y, (pre, h0, c0, w_hh), 3, reverse), steps, batch, hidden)[0]
     rows = steps * batch
     hs = y[: rows * hidden].reshape((rows, hidden))
     # the state each step started from: h0 for the first step, the step before's otherwise
@@ -237,7 +237,7 @@ lstm_layer = register(
         kernel=_forward_kernel,
         shape=_forward_shape,
         dtype=dt.require_floating("lstm_layer", dt.floating),
-        vjp=(_pre_grad, _h0_grad, _c0_grad, _w_hh_grad),
+        vjp=(_state_grad(0), _state_grad(1), _state_grad(2), _w_hh_grad),
         saves=frozenset({"inputs", "output"}),
         autocast=Autocast.LOW_PRECISION,  # products in fp16/bf16 as PyTorch's fused layer; the states in fp32
         contiguous_result=True,
