@@ -159,7 +159,12 @@ def _runner(graph, namespace, around):
 
     def run(inputs):
         with around():
-            arrays = program([t._data for t in inputs], library)
+            # a program is a generator yielding its outputs once. CPython 3.11 keeps frames in a stack
+            # of 16 KB chunks: a big program's frame (a ResNet-18 step's: 1,576 locals) took a chunk
+            # of its own that left no room for the calls it makes, so each of those mapped a fresh
+            # chunk and unmapped it on return (~700 page faults a step); a generator's frame lives
+            # in the generator object, and its calls stack up in the caller's chunk
+            (arrays,) = program([t._data for t in inputs], library)
         # an output that is an input as it is: eager returns that very tensor
         return [
             inputs[input_position[name]] if name in input_position else Tensor._make(array, dtype)
