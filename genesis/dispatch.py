@@ -38,6 +38,17 @@ _single_op_kernels = None
 verify_meta = False
 
 
+def _cast(array, dtype):
+    """`array` in `dtype`; a broadcast view (a stride of 0) stays one, so that the op's result is laid
+    out as without the cast: numpy copies a broadcast view in an order of its own (a float16
+    `x + x.expand(...)`, computed in float32, came out permuted where float32's own is C-contiguous,
+    and a reshape of it then copied where PyTorch's and a compiled program's are views)."""
+    if array.ndim and 0 in array.strides and array.size > 1:
+        compact = array[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in array.strides)]
+        return np.broadcast_to(compact.astype(dtype), array.shape)
+    return array.astype(dtype)
+
+
 def apply(op, *inputs, **attrs):
     if _tracer is not None:  # it records the op, autocast's casts and the tape's edges (compiler/trace.py)
         return _tracer.record(op, inputs, attrs, _first_tensor(inputs).device)
@@ -57,7 +68,7 @@ def apply(op, *inputs, **attrs):
                 _refresh_view(x)
             array = x._data
             if compute is not None and x.dtype is not compute:
-                array = array.astype(NUMPY_DTYPE[compute])
+                array = _cast(array, NUMPY_DTYPE[compute])
             arrays.append(array)
             if x._requires_grad:  # (the property's refresh is done just above)
                 needs_grad = True

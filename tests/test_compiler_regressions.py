@@ -533,3 +533,24 @@ def test_a_reshape_of_a_value_read_whole_gives_the_blocks_rows(backend):
         return (w * w).sum().sqrt() + w * 2
 
     assert_compiled_matches_eager(fn, [(1, 2048, 3), (3, 64)], backend, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_half_precision_sum_with_a_broadcast_is_contiguous_so_a_reshape_of_it_is_a_view(backend):
+    """Fuzz seed 71001: eager float16 `x + x.expand(...)` runs in float32, and casting the expanded
+    view copied it in numpy's own order, so the sum came out permuted, its reshape a copy, and an
+    in-place add into the sum did not show through the reshape, as it does in PyTorch and compiled."""
+
+    def fn(x0, x1):
+        v1 = x0 + x0.expand(2, 8, 2, 2)
+        v2 = v1.reshape(2, 32)
+        v1 += x1
+        return v2
+
+    rng = np.random.default_rng(71001)
+    a, b = (rng.uniform(-2.0, 2.0, shape).astype(np.float16) for shape in ((2, 8, 1, 2), (2, 1, 2, 1)))
+    expected = ((a + a) + b).reshape(2, 32).astype(np.float64)  # float16 rounds each sum, as genesis does
+    for run in (fn, genesis.compile(fn, backend=backend)):
+        got = run(genesis.tensor(a), genesis.tensor(b))
+        assert got.dtype is genesis.float16
+        np.testing.assert_allclose(got.numpy().astype(np.float64), expected, rtol=1e-3, atol=1e-3)
