@@ -162,6 +162,71 @@ static inline void g_pool_row_##suffix(const T* image, const int64_t* g, int64_t
     } \
 }
 
+/* 2x2 windows of stride 2 inside the image (no padding or dilation; ceil_mode's last window may not
+   stick out), the common CNN pooling: output row ho reads image rows 2ho and 2ho+1 whole, so each
+   window's four values load straight (the general loop gathers them) and the backward writes each
+   of dx's elements once, the gradient or 0, where a zero-filled plane and a scatter made two
+   passes. The winner is g_pool_row's, bit for bit: candidates in window order, a greater value or a
+   NaN taking over, so the first maximum and the last NaN win. */
+static inline int g_pool_2x2(const int64_t* g) {
+    return g[2] == 2 && g[3] == 2 && g[4] == 2 && g[5] == 2 && g[6] == 0 && g[7] == 0 && g[8] == 1 && g[9] == 1 &&
+           2 * g[10] <= g[0] && 2 * g[11] <= g[1];
+}
+#define G_POOL_2X2(suffix, T) \
+/* which of the window's four values wins (0..3, in window order), and its value */ \
+static inline int g_pool_2x2_winner_##suffix(T a, T b, T c, T d, T* best) { \
+    T m = -INFINITY; int k = 0; \
+    int take = (a > m) | (a != a); m = take ? a : m; k = take ? 0 : k; \
+    take = (b > m) | (b != b); m = take ? b : m; k = take ? 1 : k; \
+    take = (c > m) | (c != c); m = take ? c : m; k = take ? 2 : k; \
+    take = (d > m) | (d != d); m = take ? d : m; k = take ? 3 : k; \
+    *best = m; \
+    return k; \
+} \
+static void g_pool_2x2_plane_##suffix(const T* image, const int64_t* g, T* y) { \
+    const int64_t W = g[1], Ho = g[10], Wo = g[11]; \
+    for (int64_t ho = 0; ho < Ho; ho++) { \
+        const T *top = image + 2 * ho * W, *bottom = top + W; \
+        T* out = y + ho * Wo; \
+        _Pragma("omp simd") \
+        for (int64_t wo = 0; wo < Wo; wo++) { \
+            T best; \
+            g_pool_2x2_winner_##suffix(top[2 * wo], top[2 * wo + 1], bottom[2 * wo], bottom[2 * wo + 1], &best); \
+            out[wo] = best; \
+        } \
+    } \
+} \
+/* dx's plane from dy's: 0 + the gradient at the winner (as the scatter into zeros rounds), 0 \
+   elsewhere. A row's winners first, then dx's two rows in order: contiguous stores that vectorise \
+   (four selects a window, stored two apart, ran scalar and slower than the scatter); 1 when the \
+   row's winners cannot be had */ \
+static int g_pool_2x2_backward_plane_##suffix(const T* image, const T* grad, const int64_t* g, T* dx) { \
+    const int64_t H = g[0], W = g[1], Ho = g[10], Wo = g[11]; \
+    int32_t* winner = malloc(Wo * sizeof(int32_t)); \
+    if (!winner) return 1; \
+    for (int64_t ho = 0; ho < Ho; ho++) { \
+        const T *top = image + 2 * ho * W, *bottom = top + W, *dy = grad + ho * Wo; \
+        T *dx_top = dx + 2 * ho * W, *dx_bottom = dx_top + W; \
+        _Pragma("omp simd") \
+        for (int64_t wo = 0; wo < Wo; wo++) { \
+            T best; \
+            winner[wo] = g_pool_2x2_winner_##suffix(top[2 * wo], top[2 * wo + 1], bottom[2 * wo], \
+                                                    bottom[2 * wo + 1], &best); \
+        } \
+        _Pragma("omp simd") \
+        for (int64_t w = 0; w < 2 * Wo; w++) { \
+            const int32_t k = winner[w >> 1], at = (int32_t)(w & 1); \
+            const T value = (T)0 + dy[w >> 1]; \
+            dx_top[w] = k == at ? value : 0; \
+            dx_bottom[w] = k == at + 2 ? value : 0; \
+        } \
+        for (int64_t w = 2 * Wo; w < W; w++) dx_top[w] = dx_bottom[w] = 0; /* an odd last column */ \
+    } \
+    if (2 * Ho < H) memset(dx + 2 * Ho * W, 0, (H - 2 * Ho) * W * sizeof(T)); /* an odd last row */ \
+    free(winner); \
+    return 0; \
+}
+
 /* Each window's position (PyTorch's return_indices) for the planes [start, stop) of x (N, C, H, W). */
 #define G_MAX_POOL_POSITIONS(suffix, T) \
 int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void* g_, int64_t start, int64_t stop) { \
@@ -182,9 +247,14 @@ int g_max_pool2d_positions_##suffix(const void* x_, void* positions_, const void
 int g_max_pool2d_##suffix(const void* x_, void* y_, const void* g_, int64_t start, int64_t stop) { \
     const T* x = x_; T* y = y_; const int64_t* g = g_; \
     const int64_t H = g[0], W = g[1], Ho = g[10], Wo = g[11]; \
-    for (int64_t plane = start; plane < stop; plane++) \
+    for (int64_t plane = start; plane < stop; plane++) { \
+        if (g_pool_2x2(g)) { \
+            g_pool_2x2_plane_##suffix(x + plane * H * W, g, y + plane * Ho * Wo); \
+            continue; \
+        } \
         for (int64_t ho = 0; ho < Ho; ho++) \
             g_pool_row_##suffix(x + plane * H * W, g, ho, y + (plane * Ho + ho) * Wo, 0); \
+    } \
     return 0; \
 }
 
@@ -202,6 +272,10 @@ int g_max_pool2d_backward_##suffix(const void* dy_, const void* x_, void* dx_, c
     if (!best || !at) { free(best); free(at); return 1; } \
     for (int64_t plane = start; plane < stop; plane++) { \
         T* image = dx + plane * H * W; \
+        if (g_pool_2x2(g)) { \
+            if (g_pool_2x2_backward_plane_##suffix(x + plane * H * W, dy + plane * Ho * Wo, g, image)) return 1; \
+            continue; \
+        } \
         memset(image, 0, H * W * sizeof(T)); \
         for (int64_t ho = 0; ho < Ho; ho++) { \
             g_pool_row_##suffix(x + plane * H * W, g, ho, best, at); \
@@ -576,7 +650,7 @@ int name##_chunk(void* const* a, int64_t chunk, int64_t start, int64_t stop) { \
     G_PLANE_TO_ROWS(suffix, T) G_ROWS_TO_PLANE(suffix, T) \
     G_IM2COL(suffix, T) G_CHUNK3(g_im2col_##suffix) \
     G_COL2IM(suffix, T) G_CHUNK3(g_col2im_##suffix) \
-    G_POOL_ROW(suffix, T) G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix) \
+    G_POOL_ROW(suffix, T) G_POOL_2X2(suffix, T) G_MAX_POOL_POSITIONS(suffix, T) G_CHUNK3(g_max_pool2d_positions_##suffix) \
     G_MAX_POOL(suffix, T) G_CHUNK3(g_max_pool2d_##suffix) \
     G_MAX_POOL_BACKWARD(suffix, T) G_CHUNK4(g_max_pool2d_backward_##suffix) \
     G_GROUP_ROWS(suffix, T) G_GROUP_COLUMNS(suffix, T) \
