@@ -134,7 +134,7 @@ class KernelLoops:
         # big float32 outputs, one per element of a row: written a row at a time around the caches
         self.streamed = (
             set()
-            if self.flat or self._bytes_moved() < STREAM_BYTES
+            if self.flat or self.bytes_moved() < STREAM_BYTES
             else {
                 s.value
                 for s in self.statements
@@ -155,7 +155,7 @@ class KernelLoops:
             self.level[s.value] = self._level_of(s)
         self.nest = None if self.flat else self._nest()
 
-    def _bytes_moved(self) -> int:
+    def bytes_moved(self) -> int:
         """What one call reads from and writes to row-blocked arrays."""
         own_rows = {name: numel(leading) for name, leading in self.leading.items()}  # a mask's rows, read once
         read = sum(
