@@ -101,6 +101,29 @@ def test_winograd_convolutions_are_im2cols_to_rounding(geometry, dtype, monkeypa
         assert np.array_equal(got, want) != by_winograd  # which algorithm ran
 
 
+@pytest.mark.c_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_small_images_weight_gradient_alone_is_winograds(dtype, monkeypatch):
+    """4x4 images make Winograd's forward products too thin, not its weight gradient's (which add
+    over the blocks): that one runs Winograd, to rounding of im2col's and PyTorch's."""
+    n, c, h, w, o = 6, 16, 4, 4, 16
+    windows_ = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    y = convolution.conv2d.kernel(x, weight, **windows_)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dw = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
+    monkeypatch.setattr(convolution, "WINOGRAD_MIN_CHANNELS", 1 << 30)
+    y_im2col = convolution.conv2d.kernel(x, weight, **windows_)
+    dw_im2col = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
+    assert np.array_equal(y, y_im2col) and not np.array_equal(dw, dw_im2col)
+    expected = torch.nn.grad.conv2d_weight(torch.from_numpy(x), weight.shape, torch.from_numpy(dy), padding=1)
+    scale = np.abs(dw_im2col).max()
+    for got in (dw, dw_im2col):
+        np.testing.assert_allclose(got / scale, expected.numpy() / scale, **_tolerance(dtype, n * h * w))
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES[:3])
 def test_conv2d_in_numpy_matches_pytorch(geometry, monkeypatch):
     monkeypatch.setattr(windows.C_KERNELS, "enabled", False)
