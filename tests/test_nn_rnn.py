@@ -109,6 +109,8 @@ def test_recurrent_layer_errors_name_the_problem():
         lstm(genesis.zeros(7, 4, 3))
     with pytest.raises(ShapeError, match=r"expected h_0 of shape \[2, 4, 6\]"):
         lstm(genesis.zeros(7, 4, 5), (genesis.zeros(1, 4, 6), genesis.zeros(2, 4, 6)))
+    with pytest.raises(ShapeError, match=r"sequence length to be larger than 0, got input shape \[0, 4, 5\]"):
+        lstm(genesis.zeros(0, 4, 5))
     with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
         genesis.nn.GRU(5, 6, proj_size=2)
 
@@ -226,3 +228,15 @@ def test_an_lstm_layer_is_one_op_per_direction(monkeypatch):
     (out.sum() + c.sum()).backward()
     assert calls.count("lstm_layer") == 4 and calls.count("backward") == 4
     assert recurrent._last_backward == [None, None, None]  # the last rule let go of the loop's result
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_an_empty_batch_runs_and_differentiates(name):
+    """No sequences: outputs and gradients of batch size 0, as PyTorch gives (the LSTM's fused loop
+    needs a sequence, so an empty batch takes the unrolled one)."""
+    layer = getattr(genesis.nn, name)(4, 5, bidirectional=True)
+    x = genesis.zeros(3, 0, 4, requires_grad=True)
+    out, _ = layer(x)
+    assert tuple(out.shape) == (3, 0, 10)
+    out.sum().backward()
+    assert tuple(x.grad.shape) == (3, 0, 4)

@@ -155,7 +155,7 @@ def _backward_kernel(dy, y, c0, w_hh, *, reverse=False):
     dy, y, c0, w_hh = (np.ascontiguousarray(a) for a in (dy, y, c0, w_hh))
     grads = memory.empty((4 * steps * batch * hidden + 2 * batch * hidden,), y.dtype)
     native = _in_c("g_lstm_backward", y.dtype, steps, batch, hidden, reverse)
-    if native is not None:
+    if native is not None and batch:
         _run(native, (dy, y, c0, w_hh, grads), batch)
         return grads
     _, cs, gates = parts(y, steps, batch, hidden)

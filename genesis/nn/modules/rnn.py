@@ -69,7 +69,7 @@ def _first_rows(state, count):
 
 def _run_direction(mode, projected, batch_sizes, h0, c0, weights, reverse):
     w_hh, b_hh, w_hr = weights
-    if mode == "LSTM" and w_hr is None and len(set(batch_sizes)) == 1:
+    if mode == "LSTM" and w_hr is None and len(set(batch_sizes)) == 1 and batch_sizes[0] > 0:
         return _lstm_layer(projected, batch_sizes, h0, c0, w_hh, b_hh, reverse)
     return _time_loop(mode, projected, tuple(batch_sizes), h0, c0, w_hh, b_hh, w_hr, reverse)
 
@@ -208,6 +208,11 @@ class RNNBase(Module):
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         self._check_features(x, input)
         length, batch = x.shape[0], x.shape[1]
+        if length == 0:
+            raise ShapeError(
+                f"{type(self).__name__}: expected sequence length to be larger than 0, "
+                f"got input shape {list(input.shape)}"
+            )
         h0, c0 = self._initial_state(hx, batch, unbatched, x)
         # a padded batch is a packed one whose sequences all run every step: rows t * batch + b
         rows, h_n, c_n = self._layers(GF.reshape(x, (length * batch, x.shape[-1])), [batch] * length, h0, c0)
