@@ -167,9 +167,9 @@ def _row_work(k: KernelLoops, rows: int) -> int:
     elements): the chunks of a kernel that reads and writes many arrays per element get fewer
     elements. Adam's update of a 784x256 weight (4 arrays read, 4 written) ran as one chunk on one
     core, 163 us; as 4 on 2 threads, 88. Kernels with partials keep their elements (each chunk's
-    partials are combined after the call), and so do kernels of fewer elements than a chunk's
-    least: more chunks for either made the transformer block's step 5% slower."""
-    if rows * k.row_elements < runtime_native.GRAIN:  # below it, a second thread's start costs more
+    partials are combined after the call: more chunks made the transformer block's step 5% slower),
+    and so do kernels that move less than a chunk's least in bytes (GRAIN adds)."""
+    if k.bytes_moved() < runtime_native.GRAIN * ADD_BYTES:  # below, a second thread's start costs more
         return k.row_elements
     return max(k.row_elements, -(-k.bytes_moved() // (max(1, rows) * ADD_BYTES)))
 
