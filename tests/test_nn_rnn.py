@@ -172,7 +172,7 @@ def test_the_lstm_loop_in_c_is_the_numpy_loop(dtype, tolerance, reverse):
     """Both kernels, forward and backward, with a gradient reaching every part of the result (the
     gates too); 5 sequences on the pool's threads take blocks of unequal sizes."""
     pre, h0, c0, w_hh = lstm_operands(6, 5, 33, dtype, seed=4)
-    dy = np.random.default_rng(5).standard_normal(6 * pre.size // 4 // 1).astype(dtype)
+    dy = np.random.default_rng(5).standard_normal(6 * pre.size // 4).astype(dtype)  # the result's size
     assert recurrent.C_KERNELS.kernel("g_lstm_forward", dtype) is not None, "the C kernels did not build"
     results = []
     for in_c in (True, False):

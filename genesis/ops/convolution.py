@@ -23,9 +23,10 @@ import numpy as np
 
 from genesis.errors import ShapeError
 from genesis.ops import dtype_rules as dt
+from genesis.ops.native_kernels import with_gemm
 from genesis.ops.op import Autocast, Kind, Op, register
 from genesis.ops.windows import C_KERNELS, NO_PADDING, col2im, conv_output_size, im2col
-from genesis.runtime import blas, memory
+from genesis.runtime import memory
 from genesis.runtime import native as runtime_native
 from genesis.runtime.blocks import THREADS
 
@@ -97,13 +98,8 @@ def _weight_grad_shape(x, dy, *, kernel, stride, padding, dilation):
 
 def _in_c(dtype):
     """The C kernels' library and numpy's gemm, where the pool runs products; else None."""
-    if not blas.products_on_pool() or C_KERNELS.kernel("g_conv2d", dtype) is None:
-        return None
-    gemm = blas.gemm()
-    if gemm is None or not runtime_native.pool_address():
-        return None
-    blas.one_thread()
-    return gemm
+    found = with_gemm(C_KERNELS, "g_conv2d", dtype)
+    return None if found is None or not runtime_native.pool_address() else found[1]
 
 
 def _plan(x_shape, out_channels, kernel, stride, padding, dilation, dtype, gemm):
@@ -116,7 +112,7 @@ def _plan(x_shape, out_channels, kernel, stride, padding, dilation, dtype, gemm)
     band = out[0]
     if per_group == 1:  # one image an item, in bands of rows whose columns fit the scratch
         band = max(1, min(out[0], max(-(-MIN_COLUMNS // out[1]), SCRATCH_BYTES // max(1, row_bytes))))
-    address = gemm.sgemm if np.dtype(dtype) == np.float32 else gemm.dgemm
+    address = gemm.address(dtype)
     sizes = np.array(
         [n, c, h, w, *kernel, *stride, *dilation, *out, 0, padding[0], padding[2], out_channels, per_group, band]
         + [address, int(gemm.ilp64)],
@@ -164,7 +160,7 @@ def _winograd_plan(x_shape, out_channels, padding, dtype, gemm):
     out, blocks = _winograd_blocks((h, width), padding)
     per_image = 16 * (channels + out_channels) * blocks * np.dtype(dtype).itemsize  # its transforms' bytes
     per_group = max(1, min(-(-WINOGRAD_MIN_BLOCKS // blocks), n // THREADS, WINOGRAD_SCRATCH // per_image))
-    address = gemm.sgemm if np.dtype(dtype) == np.float32 else gemm.dgemm
+    address = gemm.address(dtype)
     sizes = [n, channels, h, width, out_channels, *out, padding[0], padding[2], per_group, address, int(gemm.ilp64)]
     return np.array(sizes, np.int64), -(-n // per_group)
 

@@ -122,7 +122,7 @@ def _plan(a_shape, a_strides, b_shape, b_strides, out_layout, dtype):
     if not gemm.ilp64 and max(m, n, k, lda, ldb, ldc) >= 1 << 31:  # past a 32-bit BLAS's integers
         return None
     blocks, cut_rows, block = _blocks(stack, m, n)
-    header = [gemm.sgemm if size == 4 else gemm.dgemm, int(gemm.ilp64), a_trans, b_trans, m, n, k, lda, ldb, ldc]
+    header = [gemm.address(dtype), int(gemm.ilp64), a_trans, b_trans, m, n, k, lda, ldb, ldc]
     header += [blocks, int(cut_rows), block, stack, pool, min(stack * blocks, THREADS)]
     offsets = [
         _offsets(batch, shape, strides, size)

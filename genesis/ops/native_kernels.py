@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from genesis.ops.op import HELPERS
+from genesis.runtime import blas
 from genesis.runtime import native as runtime_native
 
 SOURCES = Path(__file__).resolve().parent / "native"
@@ -69,6 +70,20 @@ class NativeKernels:
             return None
         name = f"{stem}_{suffix}"
         return getattr(library, name), getattr(library, f"{name}_chunk")
+
+
+def with_gemm(kernels: NativeKernels, stem: str, dtype):
+    """(the C kernel `stem` for `dtype`, numpy's OpenBLAS gemm) for a kernel that makes products on
+    the pool's threads, OpenBLAS then set to one thread; None where either cannot be had or the pool
+    does not take products (GENESIS_GEMM=numpy)."""
+    if not blas.products_on_pool():
+        return None
+    kernel = kernels.kernel(stem, dtype)
+    gemm = blas.gemm() if kernel is not None else None
+    if gemm is None:
+        return None
+    blas.one_thread()
+    return kernel, gemm
 
 
 def run(kernel, arrays, rows: int, row_elements: int, *, check: bool = True) -> bool:

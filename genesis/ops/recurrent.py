@@ -32,11 +32,12 @@ import numpy as np
 
 from genesis.errors import ShapeError
 from genesis.ops import dtype_rules as dt
+from genesis.ops.elementwise import sigmoid
 from genesis.ops.matmul import matmul
 from genesis.ops.movement import cat
-from genesis.ops.native_kernels import NativeKernels, geometry
+from genesis.ops.native_kernels import NativeKernels, geometry, with_gemm
 from genesis.ops.op import Autocast, Kind, Op, register
-from genesis.runtime import blas, memory
+from genesis.runtime import memory
 from genesis.runtime import native as runtime_native
 from genesis.runtime.blocks import THREADS
 
@@ -103,13 +104,11 @@ def _backward_shape(dy, y, c0, w_hh, *, reverse=False):
 
 def _in_c(name, dtype, steps, batch, hidden, reverse):
     """The C kernel and its sizes, where the ops' library and numpy's OpenBLAS can be had; else None."""
-    kernel = C_KERNELS.kernel(name, dtype)
-    gemm = blas.gemm() if kernel is not None and blas.products_on_pool() else None
-    if gemm is None:
+    found = with_gemm(C_KERNELS, name, dtype)  # each block of sequences makes its products on its own thread
+    if found is None:
         return None
-    blas.one_thread()  # each block of sequences makes its products on its own thread
-    address = gemm.sgemm if np.dtype(dtype) == np.float32 else gemm.dgemm
-    return kernel, geometry(steps, batch, hidden, int(reverse), address, int(gemm.ilp64))
+    kernel, gemm = found
+    return kernel, geometry(steps, batch, hidden, int(reverse), gemm.address(dtype), int(gemm.ilp64))
 
 
 def _run(native, arrays, batch):
@@ -118,10 +117,6 @@ def _run(native, arrays, batch):
     blocks = min(THREADS, batch)
     bounds = [batch * i // blocks for i in range(blocks + 1)]
     runtime_native.run_native(function, (*arrays, sizes), (), list(zip(bounds[:-1], bounds[1:])), entry)
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def _order(steps, reverse):
@@ -140,7 +135,7 @@ def _forward_kernel(pre, h0, c0, w_hh, *, reverse=False):
     h, c = h0, c0
     for t in _order(steps, reverse):
         a = pre[t] + h @ w_hh.T
-        i, f, o = (_sigmoid(a[:, k * hidden : (k + 1) * hidden]) for k in (0, 1, 3))
+        i, f, o = (sigmoid.kernel(a[:, k * hidden : (k + 1) * hidden]) for k in (0, 1, 3))
         n = np.tanh(a[:, 2 * hidden : 3 * hidden])
         c = f * c + i * n
         h = o * np.tanh(c)

@@ -49,6 +49,10 @@ class Gemm:
     dgemm: int
     ilp64: bool
 
+    def address(self, dtype) -> int:
+        """The gemm for arrays of `dtype` (float32 or float64)."""
+        return self.sgemm if np.dtype(dtype) == np.float32 else self.dgemm
+
 
 @functools.cache
 def gemm() -> Gemm | None:

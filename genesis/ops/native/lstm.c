@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) double tanh(double);
 __attribute__((simd("notinbranch"))) double exp(double);
 #endif
 
+/* the sigmoid op's C snippet (ops/elementwise.py), so a gate rounds as a generated kernel's sigmoid */
 #define G_SIGMOID(x) (1 / (1 + g_exp(-(x))))
 
 #define G_LSTM(suffix, T, TANH) \
