@@ -191,3 +191,55 @@ def test_cross_entropy_fused_gives_the_op_by_op_values_and_eagers_errors(monkeyp
     with pytest.raises(IndexError, match="nll_loss: target 1000 is out of range for 1000 classes"):
         F.cross_entropy(genesis.tensor(logits), genesis.tensor(bad))  # the compiled program fails: eager's message
     assert len(_cross_entropy.programs) == 3  # it was compiled, and its failure went op by op
+
+
+def test_a_small_signature_runs_compiled_once_a_loop_has_called_it_often(monkeypatch):
+    from genesis.nn.functional.loss import _cross_entropy
+
+    monkeypatch.setattr(fused, "HOT_AFTER_SMALL", 3)
+    _cross_entropy.programs.clear()
+    _cross_entropy.compiles.clear()
+    logits, target = values((64, 10), 14), np.random.default_rng(15).integers(0, 10, 64)
+
+    def loss_and_grad():
+        x = genesis.tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(x, genesis.tensor(target))
+        loss.backward()
+        return loss.detach().numpy(), x.grad.numpy()
+
+    op_by_op = [loss_and_grad(), loss_and_grad()]
+    assert not _cross_entropy.compiles  # 640 logits: two calls are not worth a compile
+    compiled = loss_and_grad()
+    assert len(_cross_entropy.compiles) == 1
+    t = torch.from_numpy(logits).requires_grad_()
+    expected = torch.nn.functional.cross_entropy(t, torch.from_numpy(target))
+    expected.backward()
+    for got in (*op_by_op, compiled):
+        np.testing.assert_allclose(got[0], expected.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(got[1], t.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, float("inf"), 1.0])
+def test_clip_grad_norm_runs_the_gradients_norm_as_one_program(monkeypatch, norm_type):
+    from genesis.nn.utils.clip_grad import _total_norm
+
+    monkeypatch.setattr(fused, "HOT_AFTER_SMALL", 2)
+    _total_norm.programs.clear()
+    _total_norm.compiles.clear()
+    shapes = [(64, 33), (64,), (7, 64), (7,)]
+    grads = [values(shape, 20 + i) * (i + 1) for i, shape in enumerate(shapes)]
+    results = []
+    for _ in range(3):
+        params = [genesis.tensor(np.zeros(shape, np.float32), requires_grad=True) for shape in shapes]
+        for param, grad in zip(params, grads):
+            param.grad = genesis.tensor(grad)
+        total = genesis.nn.utils.clip_grad_norm_(params, 0.5, norm_type=norm_type)
+        results.append([total.numpy(), *(p.grad.numpy() for p in params)])
+    assert len(_total_norm.compiles) == 1  # the norm type is part of the signature, as the shapes
+    t_params = [torch.zeros(shape, requires_grad=True) for shape in shapes]
+    for param, grad in zip(t_params, grads):
+        param.grad = torch.from_numpy(grad.copy())
+    expected = [torch.nn.utils.clip_grad_norm_(t_params, 0.5, norm_type=norm_type)] + [p.grad for p in t_params]
+    for result in results:  # op by op twice, then compiled
+        for got, want in zip(result, expected):
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-7)

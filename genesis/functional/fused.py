@@ -15,14 +15,19 @@ arguments' values), so each signature compiles once (0.2-0.5 s; an unrolled LSTM
 steps, a few seconds) and none recompiles; a signature compiles at its second call (`HOT_AFTER`),
 so a call made once, a test's or a script's, never waits for a compile (its second call's values
 then differ from its first's by rounding), and after `MAX_COMPILES` signatures a composite compiles
-no more. A compiled call that fails (a class index out of range) runs op by op again, which raises
-the error eager raises, with its message (the program writes nothing back before it finishes).
-Wrapped today: batch_norm, layer_norm, scaled_dot_product_attention and cross_entropy on inputs of
-`FUSED_FROM` elements, and a recurrent layer's time loop (nn/modules/rnn.py) of any size, whose
-cost is its many small ops.
+no more. A small signature (under `min_elements` float elements in all) compiles only once a loop
+has called it `HOT_AFTER_SMALL` times: its cost is its dozen ops' dispatch, not memory passes, so a
+compile pays back only over a training loop's many calls (cross_entropy over 64 rows of 10 logits,
+forward and backward: 330 us op by op, 115 compiled). A compiled call that fails (a class index
+out of range) runs op by op again, which raises the error eager raises, with its message (the
+program writes nothing back before it finishes).
+Wrapped today: batch_norm, layer_norm, scaled_dot_product_attention and cross_entropy (big from
+`FUSED_FROM` elements), clipping's total norm of the gradients (nn/utils/clip_grad.py) and a
+recurrent layer's time loop (nn/modules/rnn.py), whose costs are their many small ops (big from
+any size).
 The op-by-op path runs instead under a trace (the outer program sees the composite's ops), under
-autocast, for small inputs (where a compile would not pay back), for dtypes other than float32
-and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as written,
+autocast, for a small signature's first calls (where a compile would not pay back), for dtypes
+other than float32 and float64, where no compiler is at hand, and with GENESIS_FUSED_EAGER=0: every op as written,
 the debugging path.
 """
 
@@ -35,8 +40,9 @@ from collections import OrderedDict
 from genesis import autocast_state, dispatch, dtypes
 from genesis.tensor import Tensor
 
-FUSED_FROM = 1 << 18  # elements of the largest input, by default
+FUSED_FROM = 1 << 18  # float elements of the inputs in all, by default
 HOT_AFTER = 2  # calls of one signature, the last of them compiled: a one-off call runs op by op
+HOT_AFTER_SMALL = 64  # the same for a signature under `min_elements`: a loop's, not a test's
 # signatures compiled per composite at most: inputs whose shapes keep changing (sequences of every
 # length) would otherwise compile on and on; their calls run op by op
 MAX_COMPILES = 16
@@ -58,33 +64,34 @@ def enabled() -> bool:
 
 def fused_in_eager(composite=None, *, min_elements: int = FUSED_FROM):
     """`composite`, run compiled when it is called eagerly again with the same signature on float
-    inputs of `min_elements` or more (see the module); as `@fused_in_eager(min_elements=n)` too."""
+    inputs of `min_elements` or more in all, or often (see the module); as
+    `@fused_in_eager(min_elements=n)` too."""
     if composite is None:
         return functools.partial(fused_in_eager, min_elements=min_elements)
     programs: OrderedDict = OrderedDict()  # signature -> compiled function, or a count of calls so far
 
     @functools.wraps(composite)
-    def run(*args):
-        key = _signature(args, min_elements)
+    def run(*args, **kwargs):
+        key = _signature(args, kwargs, min_elements)
         if key is None or dispatch.is_tracing() or autocast_state.is_autocast_enabled() or not enabled():
-            return composite(*args)
+            return composite(*args, **kwargs)
         compiled = programs.get(key, 0)
         if type(compiled) is int:  # not compiled yet: a signature called once is not worth a compile
             calls = compiled + 1
-            hot = calls >= HOT_AFTER and len(compiles) < MAX_COMPILES
+            hot = calls >= (HOT_AFTER if key[0] else HOT_AFTER_SMALL) and len(compiles) < MAX_COMPILES
             compiled = programs[key] = (_compile(composite) or composite) if hot else calls
             if hot:
                 compiles.append(key)
             if len(programs) > _KEPT:
                 programs.popitem(last=False)
             if not hot:
-                return composite(*args)
+                return composite(*args, **kwargs)
         else:
             programs.move_to_end(key)
         try:
-            return compiled(*args)
+            return compiled(*args, **kwargs)
         except Exception:  # noqa: BLE001  (op by op again: eager's error, with eager's message)
-            return composite(*args)
+            return composite(*args, **kwargs)
 
     compiles: list = []  # the signatures compiled so far
     run.composite = composite
@@ -93,22 +100,23 @@ def fused_in_eager(composite=None, *, min_elements: int = FUSED_FROM):
     return run
 
 
-def _signature(args, min_elements):
-    """The call's key, or None where it should run op by op: no float tensor of `min_elements`, a
-    floating tensor of another dtype than float32/float64, or an argument that cannot be a key."""
-    key, largest = [], 0
-    for arg in args:
+def _signature(args, kwargs, min_elements):
+    """The call's key, its first entry whether the float tensors have `min_elements` in all; or None
+    where it should run op by op: a floating tensor of another dtype than float32/float64, a tensor
+    on another device than the CPU, or an argument that cannot be a key."""
+    key, elements = [], 0
+    for arg in (*args, *kwargs.items()):
         if isinstance(arg, Tensor):
             if arg.device.type != "cpu" or (arg.dtype.is_floating_point and arg.dtype not in _FLOATS):
                 return None
             key.append((tuple(arg.shape), arg.dtype, arg.requires_grad))
             if arg.dtype.is_floating_point:
-                largest = max(largest, arg.numel())
+                elements += arg.numel()
         elif _plain(arg):
             key.append((type(arg), arg))
         else:
             return None
-    return tuple(key) if largest >= min_elements else None
+    return (elements >= min_elements, *key)
 
 
 def _plain(arg) -> bool:

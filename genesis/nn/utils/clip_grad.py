@@ -8,6 +8,9 @@ norm reduction, a coefficient and multiplies that fuse into the optimizer's
 update (only `error_if_nonfinite=True` must read the norm). The norm and the
 coefficient are markers (ops/markers.py): a traced clip records one node for
 each, and the compiler's clipping pass splices in the same composites.
+Eagerly, a training loop's total norm runs as one compiled program once the
+loop has called it often (functional/fused.py): per gradient a few ops, each
+a pass and a dispatch, where the program makes one reduction per gradient.
 
 Each gradient's norm is computed in fp32 when the gradient is fp16/bf16 and
 rounded once to the gradient's dtype, as PyTorch's norm kernels do; the
@@ -23,6 +26,7 @@ import warnings
 from genesis import dispatch, dtypes, markers
 from genesis import functional as F
 from genesis.creation import tensor
+from genesis.functional.fused import fused_in_eager
 from genesis.grad_mode import no_grad
 from genesis.ops.op import OPS
 from genesis.tensor import Tensor
@@ -59,6 +63,7 @@ def vector_norm(x: Tensor, norm_type: float = 2.0) -> Tensor:
     return F.cast(norm, x.dtype)
 
 
+@fused_in_eager  # eagerly, a loop's clip runs its per-gradient norms as one program (fused.py)
 def _total_norm(*tensors, norm_type):
     """The norm of the tensors' norms: the norm of all their elements as one vector."""
     return vector_norm(F.stack([vector_norm(t, norm_type) for t in tensors]), norm_type)
