@@ -274,6 +274,9 @@ def test_conflicting_loader_arguments_are_refused_like_torch():
         dict(batch_sampler=[[0]], shuffle=True),
         dict(batch_sampler=[[0]], drop_last=True),
         dict(batch_size=None, drop_last=True),
+        dict(prefetch_factor=2),  # worker options without workers
+        dict(persistent_workers=True),
+        dict(timeout=-1),
     ]
     for kwargs in conflicts:
         with pytest.raises(ValueError):
@@ -285,6 +288,16 @@ def test_conflicting_loader_arguments_are_refused_like_torch():
             DataLoader(dataset, batch_size=bad)
     with pytest.raises(ValueError, match="num_workers"):
         DataLoader(dataset, num_workers=2)
+
+
+def test_pytorchs_other_loader_options_are_taken_in_its_order():
+    dataset = TensorDataset(genesis.arange(10))
+    options = dict(timeout=5, worker_init_fn=print, pin_memory_device="cuda")
+    loader = DataLoader(dataset, 4, False, None, None, 0, None, True, True, **options)  # pin_memory, drop_last
+    reference = tud.DataLoader(tud.TensorDataset(torch.arange(10)), 4, False, None, None, 0, None, False, True)
+    assert loader.pin_memory and loader.drop_last and len(loader) == len(reference) == 2
+    for (batch,), (expected,) in zip(loader, reference):
+        np.testing.assert_array_equal(batch.numpy(), expected.numpy())
 
 
 # ---- datasets ---------------------------------------------------------------------------

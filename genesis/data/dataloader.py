@@ -5,6 +5,9 @@ A map-style dataset is read through a batch sampler (built from `batch_size`,
 samples goes through `collate_fn`; an `IterableDataset` is batched as it
 streams. Loading runs in the calling process: `num_workers` must be 0
 (worker processes are not implemented, and saying so beats ignoring it).
+PyTorch's other options are taken in its order; `pin_memory` is accepted and
+changes nothing (a batch is host memory, which a copy to a device reads as it
+is), and the worker options are refused as PyTorch refuses them without workers.
 
 A `TensorDataset` with the default collate takes a fast path: one gather
 per tensor with the batch's index tensor instead of one indexing op per
@@ -29,14 +32,32 @@ class DataLoader:
         batch_sampler=None,
         num_workers=0,
         collate_fn=None,
+        pin_memory=False,
         drop_last=False,
+        timeout=0,
+        worker_init_fn=None,
+        multiprocessing_context=None,
         generator=None,
+        *,
+        prefetch_factor=None,
+        persistent_workers=False,
+        pin_memory_device="",
     ):
         if num_workers != 0:
             raise ValueError(
                 f"DataLoader: num_workers={num_workers} is not supported; genesis loads data "
                 f"in the calling process (num_workers=0)"
             )
+        # the worker options mean nothing without workers; PyTorch refuses these two there too
+        if prefetch_factor is not None:
+            raise ValueError("DataLoader: prefetch_factor option could only be specified in multiprocessing")
+        if persistent_workers:
+            raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+        if timeout < 0:
+            raise ValueError(f"DataLoader: timeout option should be non-negative, got {timeout}")
+        # batches are host memory already, which a copy to a device reads directly: nothing to pin
+        self.pin_memory = bool(pin_memory)
+        self.timeout = timeout
         self.dataset = dataset
         self.generator = generator
         self.num_workers = 0
