@@ -29,6 +29,7 @@ from genesis.creation import (
     tensor,
     as_tensor,
     from_numpy,
+    from_dlpack,
     zeros,
     ones,
     full,

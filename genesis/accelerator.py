@@ -1,20 +1,23 @@
-"""`torch.accelerator`'s questions (PyTorch 2.6+ examples pick their device with them): genesis
-tensors live on the CPU only for now (see `genesis.cuda`), so no accelerator is available."""
+"""`torch.accelerator`'s questions (PyTorch 2.6+ examples pick their device with them): the CUDA
+device where genesis has one (see `genesis.cuda`), else none."""
 
 from __future__ import annotations
 
+from genesis import cuda
+from genesis.runtime.devices import device
+
 
 def is_available() -> bool:
-    return False
+    return cuda.is_available()
 
 
 def current_accelerator(check_available: bool = False):
-    """The accelerator genesis would use, as a device, or None: none yet."""
-    return None
+    """The accelerator genesis would use, as a device, or None."""
+    return device("cuda") if cuda.is_available() else None
 
 
 def device_count() -> int:
-    return 0
+    return cuda.device_count()
 
 
 __all__ = ["is_available", "current_accelerator", "device_count"]

@@ -10,8 +10,11 @@ import numpy as np
 from genesis import dispatch, dtypes
 from genesis.arguments import normalize_shape
 from genesis.ops import random as random_ops
+from genesis.ops import transfer
 from genesis.random import draw_seed, rng
+from genesis.runtime import cuda as cuda_runtime
 from genesis.runtime.cpu import NUMPY_DTYPE, from_numpy_dtype, wrapped_integer
+from genesis.runtime.devices import cpu
 from genesis.runtime.devices import device as as_device
 from genesis.tensor import Tensor
 
@@ -33,8 +36,27 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array, from_numpy_dtype(array.dtype))
 
 
+def from_dlpack(data) -> Tensor:
+    """A CPU tensor sharing memory with `data`, any object with `__dlpack__` (a PyTorch, CuPy or
+    JAX array on the CPU, a numpy array), as `torch.from_dlpack`: numpy reads the capsule, so the
+    dtypes are numpy's (not bfloat16)."""
+    if not hasattr(data, "__dlpack__"):
+        raise TypeError(f"from_dlpack expects an object with __dlpack__ (a tensor or array), got {type(data).__name__}")
+    try:
+        array = np.from_dlpack(data)
+    except (BufferError, TypeError, RuntimeError) as error:
+        raise TypeError(
+            f"from_dlpack: {type(data).__name__} could not be shared with genesis on the CPU: {error}"
+        ) from None
+    return Tensor._make(array, from_numpy_dtype(array.dtype))
+
+
 def _make(array, dtype, device, requires_grad):
-    t = Tensor._make(array, dtype, as_device(device))
+    """A tensor of host-made `array` on `device` (a device's by a copy: runtime/cuda.py counts it)."""
+    device = as_device(device)
+    if device is not cpu:
+        array = cuda_runtime.transfer(array, device.type)
+    t = Tensor._make(array, dtype, device)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -80,20 +102,25 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _make(np.empty(normalize_shape(size), dtype=NUMPY_DTYPE[dtype]), dtype, device, requires_grad)
 
 
+def _device_of(x, device):
+    """A `*_like` factory's device: `x`'s unless told otherwise, as in PyTorch."""
+    return x.device if device is None else device
+
+
 def zeros_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return zeros(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return zeros(x.shape, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad)
 
 
 def ones_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return ones(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return ones(x.shape, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad)
 
 
 def empty_like(x, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return empty(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return empty(x.shape, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad)
 
 
 def full_like(x, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -130,8 +157,11 @@ def _seed(generator):
     return seed if isinstance(seed, Tensor) else _make(np.array(seed, dtype=np.int64), dtypes.int64, None, False)
 
 
-def _random_float(op, shape, generator, dtype, requires_grad):
+def _random_float(op, shape, generator, dtype, requires_grad, device=None):
     out = dispatch.apply(op, _seed(generator), shape=shape, dtype=_dtype(dtype))
+    device = as_device(device)
+    if device is not cpu:  # drawn on the host, from the one generator, then copied (runtime/cuda.py)
+        out = dispatch.apply(transfer.to_device, out, device=str(device))
     if requires_grad:
         out.requires_grad_(True)
     return out
@@ -139,13 +169,11 @@ def _random_float(op, shape, generator, dtype, requires_grad):
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1): 1.0 itself never appears, in any dtype."""
-    as_device(device)  # refuses a device genesis cannot run on
-    return _random_float(random_ops.uniform, normalize_shape(size), generator, dtype, requires_grad)
+    return _random_float(random_ops.uniform, normalize_shape(size), generator, dtype, requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    as_device(device)  # refuses a device genesis cannot run on
-    return _random_float(random_ops.normal, normalize_shape(size), generator, dtype, requires_grad)
+    return _random_float(random_ops.normal, normalize_shape(size), generator, dtype, requires_grad, device)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None) -> Tensor:
@@ -177,11 +205,15 @@ def randperm(n, *, generator=None, dtype=None, device=None) -> Tensor:
 
 
 def rand_like(x, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return rand(x.shape, generator=generator, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return rand(
+        x.shape, generator=generator, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad
+    )
 
 
 def randn_like(x, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return randn(x.shape, generator=generator, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    return randn(
+        x.shape, generator=generator, dtype=dtype or x.dtype, device=_device_of(x, device), requires_grad=requires_grad
+    )
 
 
 def randint_like(x, low, high=None, *, generator=None, dtype=None) -> Tensor:

@@ -1,23 +1,79 @@
-"""`torch.cuda`'s questions a ported program asks before it picks a device.
+"""`torch.cuda`'s functions: is a CUDA device there, how many, wait for it, seed it, its memory.
 
-genesis has no eager CUDA runtime yet (`genesis.device("cuda")` says so), so
-CUDA is not available to genesis tensors even on a machine with a GPU: the
-usual `"cuda" if genesis.cuda.is_available() else "cpu"` picks the CPU, and
-the program runs. Compiled programs can still target a GPU through Triton
-(`genesis.compile(fn, backend="triton")`).
+The CUDA runtime built so far is the simulated device (`GENESIS_FAKE_CUDA=1`, runtime/cuda.py), so
+on a machine with a GPU but without it, `is_available()` is False and the usual
+`"cuda" if genesis.cuda.is_available() else "cpu"` picks the CPU, and the program runs.
+Compiled programs can still target a GPU through Triton (`genesis.compile(fn, backend="triton")`).
 """
 
 from __future__ import annotations
 
+from genesis.random import manual_seed as _manual_seed
+from genesis.runtime import cuda as _runtime
+
 
 def is_available() -> bool:
-    """Whether genesis tensors can live on a CUDA GPU: not until genesis's CUDA runtime exists."""
-    return False
+    """Whether genesis tensors can live on a CUDA device."""
+    return _runtime.available()
 
 
 def device_count() -> int:
-    """How many CUDA GPUs genesis tensors can use (none yet, see `is_available`)."""
+    return _runtime.device_count()
+
+
+def current_device() -> int:
     return 0
 
 
-__all__ = ["is_available", "device_count"]
+def synchronize(device=None) -> None:
+    """Wait until the device has finished the work queued so far."""
+    _runtime.synchronize()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the device's random numbers: genesis draws them from its one generator, so this is
+    `genesis.manual_seed` (a CUDA tensor's rand gives the CPU's values for the same seed)."""
+    _manual_seed(seed)
+
+
+manual_seed_all = manual_seed
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes of device memory held by tensors now."""
+    return _runtime.stats.allocated_bytes
+
+
+def max_memory_allocated(device=None) -> int:
+    """The most bytes of device memory held by tensors at once since the start or the last
+    `reset_peak_memory_stats`."""
+    return _runtime.stats.peak_allocated_bytes
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    _runtime.reset_peak()
+
+
+def transfer_stats() -> dict:
+    """What the device did since `reset_transfer_stats`: copies each way and their bytes,
+    synchronisations, ops that made a host round trip (no device kernel yet), memory."""
+    return _runtime.stats.as_dict()
+
+
+def reset_transfer_stats() -> None:
+    _runtime.reset_stats()
+
+
+__all__ = [
+    "is_available",
+    "device_count",
+    "current_device",
+    "synchronize",
+    "manual_seed",
+    "manual_seed_all",
+    "memory_allocated",
+    "max_memory_allocated",
+    "reset_peak_memory_stats",
+    "transfer_stats",
+    "reset_transfer_stats",
+]

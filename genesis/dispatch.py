@@ -18,7 +18,12 @@ from genesis import dtypes, grad_mode, tape
 from genesis import tensor as tensor_module
 from genesis.errors import explain_kernel_failure
 from genesis.ops.op import Kind, install_bind_point
+from genesis.ops.transfer import to_device as _TO_DEVICE
+from genesis.runtime import cuda as cuda_runtime
+from genesis.runtime import devices
 from genesis.runtime.cpu import NUMPY_DTYPE, wrapped_integer
+from genesis.runtime.cuda import HostReadError
+from genesis.runtime.devices import cpu
 from genesis.tape import Node, ViewLink, recorded_inputs
 from genesis.tensor import Tensor
 
@@ -33,6 +38,8 @@ _tracer = None
 autocast_hook = None
 # the compiler's C kernels for single ops on big arrays (compiler/single_op.py), or None: numpy's
 _single_op_kernels = None
+# the compiler's kernels for ops on a CUDA device (compiler/device_ops.py)
+_device_kernels = None
 # Tests turn this on: every eager op then checks that its shape rule (what the
 # tracer relies on) agrees with what its kernel produced.
 verify_meta = False
@@ -51,7 +58,12 @@ def _cast(array, dtype):
 
 def apply(op, *inputs, **attrs):
     if _tracer is not None:  # it records the op, autocast's casts and the tape's edges (compiler/trace.py)
-        return _tracer.record(op, inputs, attrs, _first_tensor(inputs).device)
+        device = _result_device(op, inputs, attrs)
+        if device is None:
+            return _apply_across_devices(op, inputs, attrs)
+        return _tracer.record(op, inputs, attrs, device)
+    if op.transfers:
+        return _transfer(op, inputs, attrs)
     if autocast_hook is not None:
         inputs = autocast_hook(op, inputs)
     compute, out_dtype = op.dtype(inputs, **attrs)
@@ -64,6 +76,10 @@ def apply(op, *inputs, **attrs):
         if isinstance(x, Tensor):
             if device is None:
                 device = x.device
+                if device is not cpu:
+                    return _apply_on_device(op, inputs, attrs, out_dtype, device)
+            elif x.device is not device:
+                return _apply_across_devices(op, inputs, attrs)
             if x._view_of is not None and x._view_of.version != x._version[0]:
                 _refresh_view(x)
             array = x._data
@@ -100,19 +116,92 @@ def apply(op, *inputs, **attrs):
         result = result.astype(out_np)
     if device is None:
         raise TypeError("an op needs at least one tensor input")
-    out = Tensor._make(result, out_dtype, device)
+    return _result(op, inputs, attrs, Tensor._make(result, out_dtype, device), needs_grad)
+
+
+def _result(op, inputs, attrs, out, needs_grad):
+    """`out`, with what every result gets: a view's link to its base, and its node on the tape."""
     if verify_meta:
         _verify_meta(op, inputs, attrs, out)
     if op.kind is Kind.VIEW:
         out._version = inputs[0]._version  # a view shares its base's buffer, so its version too
         out._view_of = ViewLink(op, inputs, attrs, out._version[0])
     # differentiable(), written out: a call here costs 2.5% of a small eager op
-    if needs_grad and grad_mode._enabled and op.vjp is not None and out_dtype.category == dtypes.FLOAT:
+    if needs_grad and grad_mode._enabled and op.vjp is not None and out.dtype.category == dtypes.FLOAT:
         record(op, inputs, attrs, out)
     return out
 
 
+def _apply_on_device(op, inputs, attrs, out_dtype, device):
+    """`apply` for inputs on a CUDA device: the compiler's device kernels compute the op there."""
+    needs_grad = False
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if x.device is not device:
+                return _apply_across_devices(op, inputs, attrs)
+            if x._view_of is not None and x._view_of.version != x._version[0]:
+                _refresh_view(x)
+            needs_grad = needs_grad or x._requires_grad
+    if _device_kernels is None:
+        raise RuntimeError(f"{op.name} on {device}: genesis's device kernels are not loaded (import genesis)")
+    try:
+        result = _device_kernels(op, inputs, attrs, out_dtype)
+    except HostReadError:
+        raise
+    except Exception as error:  # as on the CPU: say what was wrong, not where deep inside it failed
+        explained = explain_kernel_failure(op, inputs, attrs, error)
+        if explained is error:
+            raise
+        raise explained from explained.__cause__
+    return _result(op, inputs, attrs, Tensor._make(result, out_dtype, device), needs_grad)
+
+
+def _transfer(op, inputs, attrs):
+    """`apply` for an op whose result lives on another device than its input (ops/transfer.py)."""
+    (x,) = inputs
+    if x._view_of is not None and x._view_of.version != x._version[0]:
+        _refresh_view(x)
+    out = Tensor._make(op.kernel(x._data, **attrs), x.dtype, devices.device(attrs["device"]))
+    return _result(op, inputs, attrs, out, x._requires_grad)
+
+
+def _result_device(op, inputs, attrs):
+    """The device of the op's result, or None where its tensor inputs live on several devices."""
+    if op.transfers:
+        return devices.device(attrs["device"])
+    device = _first_tensor(inputs).device
+    for x in inputs:
+        if isinstance(x, Tensor) and x.device is not device:
+            return None
+    return device
+
+
+def _apply_across_devices(op, inputs, attrs):
+    """Inputs on several devices: as in PyTorch, a 0-d CPU tensor (a scalar a composite made, such as
+    nll_loss's weight of 1) goes where the other inputs are; any other mix is an error naming both."""
+    placed = [x for x in inputs if isinstance(x, Tensor) and (x.device is not cpu or x.ndim)]
+    target = placed[0].device if placed else cpu
+    for x in placed:
+        if x.device is not target:
+            raise RuntimeError(
+                f"{op.name}: expected all tensors to be on the same device, but found at least two devices, "
+                f"{target} and {x.device}; move one with .to({str(target)!r}) or .to({str(x.device)!r})"
+            )
+    moved = [
+        apply(_TO_DEVICE, x, device=str(target)) if isinstance(x, Tensor) and x.device is not target else x
+        for x in inputs
+    ]
+    return apply(op, *moved, **attrs)
+
+
 install_bind_point(apply)  # calling an op record (`ops.elementwise.mul(g, x)`) applies it here
+
+
+def provide_device_kernels(provider) -> None:
+    """`provider(op, inputs, attrs, out_dtype)`: the device buffer of an op whose tensor inputs all
+    live on one CUDA device (compiler/device_ops.py); the compiler hands it down."""
+    global _device_kernels
+    _device_kernels = provider
 
 
 def provide_single_op_kernels(provider) -> None:
@@ -232,6 +321,14 @@ def write(target, value, bases=()) -> None:
     if _tracer is None:
         if not target._data.flags.writeable:
             raise overlapping_write(target)
+        if target.device is not cpu or value.device is not cpu:  # device code writing device memory
+            if value.device is not target.device:
+                raise RuntimeError(
+                    f"an in-place write into a tensor on {target.device} of a value on {value.device}: "
+                    f"move the value with .to({str(target.device)!r}) first"
+                )
+            np.copyto(cuda_runtime.device_memory(target._data), cuda_runtime.device_memory(value._data), "unsafe")
+            return
         np.copyto(target._data, value._data, casting="unsafe")
     else:
         _tracer.write(target, value, bases)

@@ -14,6 +14,7 @@ from genesis import dtypes, grad_mode
 from genesis.arguments import normalize_dim
 from genesis.printing import tensor_repr
 from genesis.runtime import cpu as _cpu  # noqa: F401  (loads the CPU runtime: dtype table, warning filter)
+from genesis.runtime import cuda as _cuda
 from genesis.runtime import devices as _device
 from genesis.runtime.host_data import array_from_data
 
@@ -35,7 +36,10 @@ class Tensor:
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         array, dt = array_from_data(data, dtype)
-        self._init(array, dt, _device.device(device), requires_grad)
+        device = _device.device(device)
+        if device is not _device.cpu:  # host data enters a device by a copy
+            array = _cuda.transfer(array, device.type)
+        self._init(array, dt, device, requires_grad)
 
     def _init(self, array, dtype, device, requires_grad=False):
         self._data = array
@@ -109,7 +113,7 @@ class Tensor:
 
     def storage_offset(self) -> int:
         """Where this tensor's first element sits in the buffer it shares with the tensors it views."""
-        data = self._host_values("storage_offset()")
+        data = self._memory("storage_offset()")
         base = data
         while hasattr(base.base, "__array_interface__"):
             base = base.base
@@ -118,7 +122,13 @@ class Tensor:
 
     def data_ptr(self) -> int:
         """The address of the first element (a host read: a compiled function breaks its graph here)."""
-        return self._host_values("data_ptr()").__array_interface__["data"][0]
+        return self._memory("data_ptr()").__array_interface__["data"][0]
+
+    def _memory(self, asked_for: str):
+        """The buffer's memory, where it is (a device's too), for questions about its layout."""
+        if self.device is not _device.cpu:
+            return _cuda.device_memory(self._data)
+        return self._host_values(asked_for)
 
     def __len__(self) -> int:
         if not self._data.ndim:
@@ -180,6 +190,7 @@ class Tensor:
             raise ValueError(f"cannot assign data of shape {value.shape} to a tensor of shape {self.shape}")
         self._data = value._data
         self.dtype = value.dtype
+        self.device = value.device
 
     # ---- host access (these read values: the compiler cannot trace past them) ----
     def _host_values(self, asked_for: str):
@@ -187,9 +198,19 @@ class Tensor:
         graph naming `asked_for`, the call in the user's code (not the numpy call made for it)."""
         if getattr(self._data, "is_symbolic", False):
             self._data.refuse_host_read(asked_for)
+        if self.device is not _device.cpu:  # device memory: the host reads a copy (runtime/cuda.py)
+            return self._data.host_read(asked_for)
         return self._data
 
+    def _refuse_on_device(self):
+        if self.device is not _device.cpu:  # PyTorch's words: numpy arrays are host memory
+            raise TypeError(
+                f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                "to host memory first."
+            )
+
     def numpy(self):
+        self._refuse_on_device()
         if self.requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
         return self._host_values(".numpy()")
@@ -226,8 +247,24 @@ class Tensor:
         return int(self._scalar("its use as an index"))
 
     def __array__(self, dtype=None, copy=None):
+        self._refuse_on_device()
         data = self._host_values("a conversion to a numpy array")
         return data if dtype is None else data.astype(dtype)
+
+    # DLPack: another library's tensor sharing this one's memory (torch.from_dlpack(x)), no copy
+    def __dlpack__(self, *args, **kwargs):
+        return self._shared_memory("DLPack").__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._shared_memory("DLPack").__dlpack_device__()
+
+    def _shared_memory(self, protocol: str):
+        if self.device is not _device.cpu:
+            raise BufferError(
+                f"{protocol}: a tensor on {self.device} (the simulated device's memory is host memory that "
+                "other libraries would take for a GPU's); move it with .cpu() first"
+            )
+        return self._host_values(f"a {protocol} export")
 
     def __repr__(self):
         self._host_values("repr() or print()")

@@ -15,7 +15,6 @@ from genesis.autograd.engine import backward as _run_backward
 from genesis.functional import inplace as I
 from genesis.functional import layout, random_fill
 from genesis.functional.indexing import index_put_by_indices
-from genesis.runtime.devices import device as as_device
 
 # methods that are exactly F.<name>(self, ...)
 _SAME_NAME = """
@@ -81,11 +80,13 @@ def _to(self, *args, dtype=None, device=None, copy=False, **kwargs):
             )
         else:
             device = arg
-    if device is not None and as_device(device) != self.device:
-        as_device(device)  # raises a clear error for an unavailable device
+    moved = self
+    if device is not None:
+        moved = F.to_device(self, device)  # (an unavailable device is a clear error)
+        copy = copy and moved is self
     if dtype is None:
-        return F.clone(self) if copy else self
-    return F.cast(self, dtypes.as_dtype(dtype), copy=copy)
+        return F.clone(moved) if copy else moved
+    return F.cast(moved, dtypes.as_dtype(dtype), copy=copy)
 
 
 def _type(self, dtype=None):
@@ -215,7 +216,10 @@ def install(cls):
     cls.multinomial = creation.multinomial
     for name, dtype in _CASTS.items():
         setattr(cls, name, _cast_to(dtype))
-    cls.cpu = lambda self: self
+    cls.cpu = lambda self: F.to_device(self, "cpu")
+    cls.cuda = lambda self, device=None, non_blocking=False: F.to_device(
+        self, "cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}"
+    )
     cls.clone = F.clone
     cls.contiguous = F.contiguous
     cls.is_contiguous = F.is_contiguous

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import genesis
 from genesis.compiler.codegen import numpy_dialect
-from genesis.ops import OPS, Kind
+from genesis.ops import OPS, Kind, transfer
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -101,6 +101,9 @@ ELEMENTWISE = {
     "clamp": lambda x, y: y.clamp(-0.5, 0.7) + x.clamp(min=1),
     "cast": lambda x, y: (y * 100).to(genesis.int32) + (x > 1).float(),
     "copy": lambda x, y: (x + y).clone() * 2,
+    # a program runs on one device's memory, where a move is a copy (the op applied as a device move
+    # would be: cpu to cpu here, as `.to` never asks for it)
+    "to_device": lambda x, y: transfer.to_device(x + y, device="cpu") * 2,
     "bitwise_and": lambda x, y: ((x * 50).to(genesis.int32) & (y * 50).to(genesis.int32)) + x,
     "bitwise_or": lambda x, y: ((x * 50).to(genesis.int32) | 6) + (x > 1) | (y > 0),
     "bitwise_xor": lambda x, y: ((x * 50).to(genesis.int32) ^ -3) * y,

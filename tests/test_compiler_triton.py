@@ -105,6 +105,17 @@ def test_softmax_over_the_last_dim_of_4d_scores_with_a_broadcast_mask_is_one_tri
     assert_matches_eager(fn, x, m, rtol=2e-6, atol=1e-7, kernels=1, triton_kernels=1)
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+def test_0d_work_is_one_triton_kernel(dtype):
+    """An optimizer's per-parameter scalars, a loss's mean: 0-d values in a group of their own."""
+    fn = lambda a, b: ((a * b + 1.0).exp() / (a - 3.0)).clamp(max=2.0) + a.sqrt()  # noqa: E731
+    a, b = genesis.tensor(2.5, dtype=dtype), genesis.tensor(-1.0, dtype=dtype)
+    rtol = 0.0 if dtype is genesis.float64 else TOLERANCE[dtype]
+    assert_matches_eager(fn, a, b, rtol=rtol, atol=rtol, kernels=1, triton_kernels=1)
+    (spec,) = _specs(fn, a, b)
+    _assert_ptx(spec)
+
+
 def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
     def fn(x, w):
         total = (x * 2).sum()  # an accumulator over the rows

@@ -2,7 +2,8 @@
 
 Seeds 0..399 each make one program (see genesis/testing/generator.py); a test
 runs ten of them on one backend, twice each with fresh inputs, and compares
-outputs, gradients and written inputs with eager's. A failure names each
+outputs, gradients and written inputs with eager's; seeds 0..199 also run on
+the simulated CUDA device, eagerly and compiled. A failure names each
 failing seed and prints the first one's program as a snippet; `python -m
 genesis.testing.fuzz --seeds S --backends B` shrinks it to a minimal one.
 
@@ -22,7 +23,7 @@ from genesis.testing import compare
 from genesis.testing.generator import generate
 from genesis.testing.program import InputSpec, Program, Statement
 from genesis.testing.report import snippet
-from genesis.testing.runner import run_backend, run_program
+from genesis.testing.runner import DEVICE_BACKENDS, run_backend, run_program
 from genesis.testing.shrink import shrink
 
 SEEDS = range(400)
@@ -57,6 +58,15 @@ def test_compiled_matches_eager_on_random_programs(first, backend):
 
 
 # ---- the generator ------------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", DEVICE_BACKENDS)
+@pytest.mark.parametrize("first", range(0, 200, CHUNK), ids=lambda s: f"seeds{s}-{s + CHUNK - 1}")
+def test_the_simulated_cuda_device_matches_eager_on_random_programs(first, backend):
+    """The programs on the simulated CUDA device: eager op by op there, and compiled for it (Triton
+    kernels on its memory), against eager on the CPU."""
+    test_compiled_matches_eager_on_random_programs(first, backend)
+
+
 def test_a_seed_makes_the_same_program_every_time_and_seeds_differ():
     for seed in (0, 7, 123, 99991):
         assert generate(seed) == generate(seed)

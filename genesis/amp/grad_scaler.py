@@ -22,6 +22,7 @@ UNSCALED (after `unscale_`) -> STEPPED (after `step`); `update()` resets all.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections import abc, defaultdict
 
 from genesis import dispatch, dtypes, markers
@@ -29,6 +30,8 @@ from genesis import functional as F
 from genesis.creation import full
 from genesis.grad_mode import no_grad
 from genesis.ops.op import OPS
+from genesis.runtime.devices import device as as_device
+from genesis.runtime.devices import is_cuda_available
 from genesis.tensor import Tensor
 
 
@@ -103,23 +106,28 @@ class GradScaler:
         scaler.step(optimizer)                # skipped when a gradient is inf/nan
         scaler.update()
 
-    With `enabled=False` every method is a pass-through. A leading device
-    string, as in `torch.amp.GradScaler("cuda")`, is accepted.
+    With `enabled=False` every method is a pass-through. The device comes first, as in
+    `torch.amp.GradScaler("cuda")` (a number there is `torch.cuda.amp.GradScaler`'s init_scale);
+    a CUDA scaler without a CUDA device disables itself with a warning, as PyTorch's does.
     """
 
     def __init__(
         self,
+        device="cpu",
         init_scale=2.0**16,
         growth_factor=2.0,
         backoff_factor=0.5,
         growth_interval=2000,
         enabled=True,
-        *,
-        device=None,
     ):
-        if isinstance(init_scale, str):  # torch.amp.GradScaler("cpu", ...)
-            device, init_scale = init_scale, 2.0**16
-        self._device = device or "cpu"
+        if isinstance(device, (int, float)):  # torch.cuda.amp.GradScaler's order: init_scale first
+            device, init_scale = "cpu", device
+        if str(device).startswith("cuda") and not is_cuda_available():  # as PyTorch: a CPU run goes on
+            warnings.warn(
+                f"GradScaler is enabled for {device}, but no CUDA device is available; disabling it", stacklevel=2
+            )
+            device, enabled = "cpu", False
+        self._device = as_device(device)  # where the scale and the growth tracker live
         self._enabled = bool(enabled)
         if self._enabled:
             if growth_factor <= 1.0:
@@ -158,8 +166,8 @@ class GradScaler:
 
     def _scale_tensor(self) -> Tensor:
         if self._scale is None:
-            self._scale = full((), self._init_scale, dtype=dtypes.float32)
-            self._growth_tracker = full((), self._init_growth_tracker, dtype=dtypes.int32)
+            self._scale = full((), self._init_scale, dtype=dtypes.float32, device=self._device)
+            self._growth_tracker = full((), self._init_growth_tracker, dtype=dtypes.int32, device=self._device)
         return self._scale
 
     def _check_started(self, funcname: str) -> None:

@@ -96,7 +96,14 @@ def accumulate(pending: dict, key, grad, owned=None):
     previous = pending.get(key)
     if previous is None:
         pending[key] = grad
-    elif owned is not None and id(previous) in owned and previous.dtype is grad.dtype and previous.shape == grad.shape:
+    elif (
+        owned is not None
+        and id(previous) in owned
+        and previous.dtype is grad.dtype
+        and previous.shape == grad.shape
+        and type(previous._data) is np.ndarray  # (host memory: a device's adds run as its kernels)
+        and type(grad._data) is np.ndarray
+    ):
         previous._data += grad._data
     else:
         pending[key] = previous + grad
@@ -106,6 +113,8 @@ def _add_into_region(op, attrs, x, grad, pending, key, owned) -> bool:
     """Add the gradient of a region-selecting view (`op.grad_region`) into `x`'s pending gradient
     buffer, in place: one buffer per input, however many views of it the graph took. False where
     the region does not take this gradient as it is (the vjp runs instead)."""
+    if type(grad._data) is not np.ndarray:  # traced, or in a device's memory: the vjp's ops run
+        return False
     buffer = pending.get(key)
     if buffer is None or id(buffer) not in owned:
         data = np.zeros(x.shape, NUMPY_DTYPE[x.dtype]) if buffer is None else np.array(buffer._data, order="C")
@@ -113,7 +122,7 @@ def _add_into_region(op, attrs, x, grad, pending, key, owned) -> bool:
     else:
         candidate = buffer
     region = op.grad_region(candidate._data, **attrs)
-    if region.shape != grad.shape or grad.dtype is not x.dtype or type(grad._data) is not np.ndarray:
+    if region.shape != grad.shape or grad.dtype is not x.dtype:
         return False
     region += grad._data
     if candidate is not buffer:
@@ -302,8 +311,8 @@ def _store_leaf_grad(leaf, grad, create_graph, stored):
         leaf.grad = grad
     elif create_graph or leaf.grad.requires_grad:
         leaf.grad = leaf.grad + grad
-    elif getattr(leaf.grad._data, "is_symbolic", False) or getattr(grad._data, "is_symbolic", False):
-        leaf.grad.add_(grad)  # traced: the in-place add is recorded like any other
+    elif type(leaf.grad._data) is not np.ndarray or type(grad._data) is not np.ndarray:
+        leaf.grad.add_(grad)  # traced, the in-place add is recorded like any other; on a device, its kernel
     else:
         leaf.grad._data += grad._data
         leaf.grad._version[0] += 1

@@ -7,7 +7,7 @@ bind point), `ir` (the Graph), `passes/` (each Graph -> Graph), `program`
 `dump` (everything written down for a person to read).
 """
 
-from genesis.compiler import fused_steps, single_op  # noqa: F401  (hand optimizers and eager dispatch their kernels)
+from genesis.compiler import device_ops, fused_steps, single_op  # noqa: F401  (hand optimizers and eager dispatch their kernels)
 from genesis.compiler.api import BACKENDS, CompiledFunction, compile, explain
 from genesis.compiler.ir import Graph, GraphError, Node
 from genesis.compiler.symbols import GraphBreak

@@ -137,7 +137,7 @@ class BackwardCall:
         key, grads = self._last
         if key is not incoming or create_graph:
             incoming_all = [
-                incoming if k == output else zeros(shape, dtype=dtype)
+                incoming if k == output else zeros(shape, dtype=dtype, device=incoming.device)
                 for k, (shape, dtype) in enumerate(self.output_metas)
             ]
             if create_graph:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from genesis import grad_mode
+from genesis.runtime import cuda as cuda_runtime
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 
@@ -164,10 +165,14 @@ def apply(writebacks, outputs, inputs, leaves) -> None:
             continue
         tensor = target_tensor(effect[1], leaves)
         if kind == "buffer":
-            value = outputs[effect[2]]._data
-            if value is not tensor._data:  # else the program computed it in place (a donated buffer)
+            value = outputs[effect[2]]
+            data = value._data
+            if value.device is not tensor.device:  # (a program runs on one device's memory)
+                data = cuda_runtime.transfer(data, tensor.device.type)
+            if cuda_runtime.memory_of(data) is not cuda_runtime.memory_of(tensor._data):
+                # else the program computed it in place (a donated buffer)
                 with grad_mode.no_grad():
-                    tensor._data[...] = value
+                    tensor._data[...] = data
             tensor._version[0] += 1
         elif kind == "grad_none":
             tensor.grad = None

@@ -26,6 +26,7 @@ from genesis.compiler import cache, interpret, native
 from genesis.compiler.codegen import c_backend, triton_backend
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
 from genesis.ops.op import OPS, Kind
+from genesis.runtime import cuda as cuda_runtime
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tensor import Tensor
 from genesis.version import __version__
@@ -174,6 +175,34 @@ def _runner(graph, namespace, around):
     return run
 
 
+def device_resident(run, host_round_trips: int = 0):
+    """`run` (a program's, with Triton kernels) for tensors on a CUDA device: it computes on the
+    device's memory (runtime/cuda.py `device_memory`), and its results are device buffers there.
+    An input handed back as it is stays that very tensor; a result that views an input's memory is
+    a view there too (not an allocation of its own). Each call counts the program's
+    `host_round_trips` (its work that would run on the host: see `triton_executor`)."""
+
+    def on_device(inputs):
+        device = next((t.device for t in inputs if t.device.type != "cpu"), None)
+        if device is None:
+            return run(inputs)
+        cuda_runtime.stats.host_round_trips += host_round_trips
+        memory = [cuda_runtime.device_memory(t._data) if t.device is device else None for t in inputs]
+        stand_ins = [Tensor._make(m, t.dtype) if m is not None else t for m, t in zip(memory, inputs)]
+        given = {id(stand_in): t for stand_in, t in zip(stand_ins, inputs)}
+        read = [m for m in memory if m is not None]
+        results = []
+        for out in run(stand_ins):
+            if id(out) in given:
+                results.append(given[id(out)])
+                continue
+            views = any(np.may_share_memory(out._data, m) for m in read)
+            results.append(Tensor._make(cuda_runtime.adopt(out._data, owns=not views), out.dtype, device))
+        return results
+
+    return on_device
+
+
 def numpy_executor(graph, dump=None, prefix=""):
     key = program_key(graph, "numpy")
     source, cache_hit = _cached_source(key, lambda: build_source(graph).source)
@@ -240,6 +269,10 @@ def triton_executor(graph, dump=None, prefix=""):
 
     run = _runner(graph, namespace, around)
     stats = dict(namespace["STATS"], cache_hit=cache_hit, cache_key=key, backend_refusals=refusals)
+    # on a GPU, what runs on the host: numpy kernels (groups Triton refused) and library calls other
+    # than products (cuBLAS) and views (no values move)
+    on_host = [name for name in namespace["LIBRARY"] if OPS[graph[name].op].kind not in (Kind.MATMUL, Kind.VIEW)]
+    stats["host_round_trips"] = len(refusals) + len(on_host)
     return run, stats
 
 

@@ -17,7 +17,7 @@ from genesis.compiler import backward, effects, pytree
 from genesis.compiler.backward import split
 from genesis.compiler.debug import PhaseTimes
 from genesis.compiler.dump import Dump
-from genesis.compiler.executors import c_executor, eager_executor, numpy_executor, triton_executor
+from genesis.compiler.executors import c_executor, device_resident, eager_executor, numpy_executor, triton_executor
 from genesis.compiler.guards import World
 from genesis.compiler.ir import Graph
 from genesis.compiler.passes import LOWERING, check_disabled, run_pipeline
@@ -25,6 +25,7 @@ from genesis.compiler.report import describe
 from genesis.compiler.symbols import Symbol
 from genesis.compiler.trace import Tracer, tracing
 from genesis.ops.op import OPS, Kind
+from genesis.runtime import cuda as cuda_runtime
 from genesis.tape import Node
 from genesis.tensor import Tensor
 
@@ -56,15 +57,21 @@ class Program:
         self.confirmed = False  # traced a second time and found the same (see CompiledFunction)
         self.guards = traced.guards  # (read, value, what): host values the trace baked in
         self._capture_meta = [
-            (t, tuple(t.shape), t.dtype, t.requires_grad, t._data.strides)
+            (t, tuple(t.shape), t.dtype, t.requires_grad, t._data.strides, t.device)
             for t in (source[1] for source in self.sources if source[0] == "captured")
         ]
 
     def stale(self) -> str | None:
         """Why the program no longer fits what its trace read besides the arguments, or None."""
-        for t, shape, dtype, grad, strides in self._capture_meta:
-            if tuple(t.shape) != shape or t.dtype is not dtype or t.requires_grad != grad or t._data.strides != strides:
-                return "a captured tensor (parameter or buffer) changed shape, dtype, requires_grad or layout"
+        for t, shape, dtype, grad, strides, device in self._capture_meta:
+            if (
+                tuple(t.shape) != shape
+                or t.dtype is not dtype
+                or t.requires_grad != grad
+                or t._data.strides != strides
+                or t.device is not device
+            ):
+                return "a captured tensor (parameter or buffer) changed shape, dtype, requires_grad, layout or device"
         for read, value, what in self.guards:
             now = read()
             if now != value:
@@ -90,7 +97,7 @@ class Program:
         if not self._written:
             return False
         tensors = [leaves[s[1]] if s[0] == "arg" else s[1] for s in self._written]
-        return effects.overlapping([t._data for t in tensors])
+        return effects.overlapping([cuda_runtime.memory_of(t._data) for t in tensors])
 
     def __call__(self, leaves):
         inputs = effects.gather(self.sources, leaves)
@@ -360,7 +367,7 @@ def _donations(traced) -> dict:
     return donations
 
 
-def _compile(graph, backend, dump, prefix, disable_passes, times):
+def _compile(graph, backend, dump, prefix, disable_passes, times, on_device=False):
     step = iter(range(len(LOWERING) + 1, 100))
     with times.phase("passes"):
         graph = run_pipeline(
@@ -368,11 +375,20 @@ def _compile(graph, backend, dump, prefix, disable_passes, times):
         )
     executors = {"numpy": numpy_executor, "triton": triton_executor, "c": c_executor}
     with times.phase("codegen"):
-        if backend in executors:
+        if on_device:  # a CUDA device's tensors: Triton's kernels on its memory, whatever the CPU backend
+            executor, stats = triton_executor(graph, dump, prefix)
+            executor = device_resident(executor, stats["host_round_trips"])
+        elif backend in executors:
             executor, stats = executors[backend](graph, dump, prefix)
         else:
             executor, stats = eager_executor(graph)
     return graph, executor, stats
+
+
+def _on_device(leaves, traced) -> bool:
+    """Whether the program's tensors (its arguments and the tensors it captured) live on a device."""
+    captured = (source[1] for source in traced.sources if source[0] == "captured")
+    return any(isinstance(t, Tensor) and t.device.type != "cpu" for t in (*leaves, *captured))
 
 
 def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()) -> Program:
@@ -385,14 +401,15 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
             fn, leaves, spec, on_pass=lambda pass_name, g: dump.graph(f"{numbers[pass_name]:02d}_{pass_name}", g)
         )
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    on_device = _on_device(leaves, traced)
     backward_program, backward_report = None, None
     if traced.grad_inputs:
         n_forward = len(traced.graph.outputs) - sum(slot is not None for slot in traced.grad_slots)
         forward_graph, backward_graph, saved = split(traced.graph, n_forward, traced.grad_inputs)
-        graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes, times)
+        graph, executor, stats = _compile(forward_graph, backend, dump, "", disable_passes, times, on_device)
         dump.graph("backward_00_traced", backward_graph)
         bwd_graph, backward_executor, backward_stats = _compile(
-            backward_graph, backend, dump, "backward_", disable_passes, times
+            backward_graph, backend, dump, "backward_", disable_passes, times, on_device
         )
         saved_positions = list(range(n_forward, n_forward + len(saved)))
         backward_program = _Backward(
@@ -405,7 +422,7 @@ def build_program(fn, leaves, spec, *, backend, dump_dir=None, disable_passes=()
         backward_report = describe(bwd_graph, backward_stats, function=f"{name} (backward)", backend=backend)
     else:
         traced.graph.donations = _donations(traced)
-        graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes, times)
+        graph, executor, stats = _compile(traced.graph, backend, dump, "", disable_passes, times, on_device)
     kernels = stats["kernels"] + stats["library_calls"]
     report = describe(graph, stats, function=name, backend=backend)
     if backward_report is not None:

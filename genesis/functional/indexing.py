@@ -43,9 +43,11 @@ def nonzero(x, *, as_tuple=False):
     """
     if x.ndim == 0:  # one position with no coordinates, or none (as_tuple sees it as 1-D, like PyTorch)
         count = int(bool(x.detach().item()))
-        return (zeros(count, dtype=dtypes.int64),) if as_tuple else zeros((count, 0), dtype=dtypes.int64)
-    positions = x.detach().numpy().nonzero()  # a numpy array's method: one index array per dim
-    columns = tuple(tensor(p, dtype=dtypes.int64) for p in positions)
+        if as_tuple:
+            return (zeros(count, dtype=dtypes.int64, device=x.device),)
+        return zeros((count, 0), dtype=dtypes.int64, device=x.device)
+    positions = x.detach().cpu().numpy().nonzero()  # a numpy array's method: one index array per dim
+    columns = tuple(tensor(p, dtype=dtypes.int64, device=x.device) for p in positions)
     return columns if as_tuple else stack(columns, dim=1)
 
 
@@ -132,7 +134,9 @@ def normalize_key(x, key):
                 f"unsupported index {k!r} of type {type(k).__name__}; use ints, slices, None, "
                 "Ellipsis, or integer/bool tensors"
             )
-    return tuple(entries), tuple(tensors)
+    # index tensors made from lists, or given on the CPU, go where `x` is (PyTorch indexes a CUDA tensor
+    # with CPU indices too)
+    return tuple(entries), tuple(t.to(x.device) for t in tensors)
 
 
 def getitem(x, key):
@@ -151,7 +155,7 @@ def index_put_by_indices(x, indices, values, accumulate=False):
         raise TypeError(f"index_put expects a tuple of index tensors, got {type(indices).__name__}")
     entries, tensors = normalize_key(x, tuple(indices))
     if not is_tensor(values):
-        values = full((), values, dtype=x.dtype)
+        values = full((), values, dtype=x.dtype, device=x.device)
     if values.dtype is not x.dtype:  # as PyTorch: `x[i] = v` casts, index_put does not
         raise TypeError(f"index_put: values of dtype {values.dtype.name} do not match the tensor's {x.dtype.name}")
     return index_put(x, entries, values, *tensors, accumulate=accumulate)
@@ -162,7 +166,7 @@ def setitem(x, key, value):
     check_inplace_allowed(x)
     entries, tensors = normalize_key(x, key)
     if not is_tensor(value):
-        value = full((), value, dtype=x.dtype)
+        value = full((), value, dtype=x.dtype, device=x.device)
     value = value.to(x.dtype)
     if value._version is x._version:
         # a view of x (as in `x[k] += v`): writing x would change the value index_put saved
@@ -216,7 +220,7 @@ def one_hot(index, num_classes=-1):
         if bad is not None:  # PyTorch refuses a negative class too, where counting from the end has no meaning
             reason = "negative" if counted else f"out of range for {num_classes} classes"
             raise IndexError(f"one_hot: class value {bad} is {reason}")
-    return (unsqueeze(index, -1) == arange(num_classes)).long()
+    return (unsqueeze(index, -1) == arange(num_classes, device=index.device)).long()
 
 
 __all__ = [

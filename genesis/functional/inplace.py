@@ -229,7 +229,7 @@ def fill_(target, value):
             return _overwrite(target, expand(value.to(target.dtype), target.shape))
         value = value.item()
     with grad_mode.no_grad():
-        source = full(target.shape, value, dtype=target.dtype)
+        source = full(target.shape, value, dtype=target.dtype, device=target.device)
     return _overwrite(target, source)
 
 
@@ -238,9 +238,10 @@ def zero_(target):
 
 
 def copy_(target, source):
+    """`target`'s values become `source`'s, broadcast, cast and moved to the target's device."""
     if tuple(source.shape) != target.shape:
         source = expand(source, target.shape)
-    return _overwrite(target, source.to(target.dtype))
+    return _overwrite(target, source.to(target.device).to(target.dtype))
 
 
 def _overwrite(target, source):
@@ -249,7 +250,7 @@ def _overwrite(target, source):
     check_inplace_allowed(target)
     if grad_mode.is_grad_enabled() and target.requires_grad:
         with grad_mode.no_grad():
-            nowhere = full(target.shape, False, dtype=dtypes.bool_)
+            nowhere = full(target.shape, False, dtype=dtypes.bool_, device=target.device)
         result = where(nowhere, target, source)
         result._node.versions = None  # its vjp reads only the constant condition: no copy of the target
         return assign_inplace(target, result)

@@ -21,8 +21,10 @@ from genesis.errors import ShapeError
 from genesis.functional.elementwise import where
 from genesis.ops import movement as M
 from genesis.ops import shape_rules
+from genesis.ops import transfer as T
 from genesis.ops.movement import pad_to, sum_to  # noqa: F401  (functions of this layer too)
 from genesis.ops.shape_rules import broadcast
+from genesis.runtime.devices import device as as_device
 
 
 def _infer_shape(x, shape):
@@ -214,6 +216,14 @@ def clone(x):
     return apply(M.copy, x)
 
 
+def to_device(x, device):
+    """`x` on `device`: `x` itself where it is there already, else a copy there (gradients flow back)."""
+    device = as_device(device)
+    if x.device is device:
+        return x
+    return apply(T.to_device, x, device=str(device))
+
+
 def cast(x, dtype, copy=False):
     if x.dtype is dtype:
         return clone(x) if copy else x
@@ -358,7 +368,7 @@ def _triangle_mask(x, diagonal, lower):
     if x.ndim < 2:
         raise ShapeError(f"tril/triu need a tensor with at least 2 dims, got shape {list(x.shape)}")
     rows, cols = x.shape[-2:]
-    offset = arange(cols).reshape(1, cols) - arange(rows).reshape(rows, 1)
+    offset = arange(cols, device=x.device).reshape(1, cols) - arange(rows, device=x.device).reshape(rows, 1)
     return offset <= diagonal if lower else offset >= diagonal
 
 
@@ -411,6 +421,7 @@ __all__ = [
     "contiguous",
     "is_contiguous",
     "clone",
+    "to_device",
     "cast",
     "cat",
     "stack",

@@ -18,6 +18,7 @@ from genesis.ops import (  # noqa: F401  (registers the ops)
     scatter,
     sliding,
     sorting,
+    transfer,
     windows,
 )
 from genesis.ops.op import OPS, Autocast, Kind, Op, register

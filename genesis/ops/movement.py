@@ -224,7 +224,7 @@ def _index_shape(shape, *index_shapes, key):
 
 def _index_grad(g, out, x, *tensors, key):
     # A basic index selects each element at most once: a plain put suffices.
-    return index_put(zeros(x.shape, g.dtype), g, *tensors, key=key, accumulate=bool(tensors))
+    return index_put(zeros(x.shape, g.dtype, g.device), g, *tensors, key=key, accumulate=bool(tensors))
 
 
 _LOW_PRECISION = {NUMPY_DTYPE[dtypes.float16], NUMPY_DTYPE[dtypes.bfloat16]}
@@ -300,7 +300,7 @@ def _index_put_shape(shape, values_shape, *index_shapes, key, accumulate):
 
 
 def _index_put_grad_self(g, out, x, values, *tensors, key, accumulate):
-    return g if accumulate else index_put(g, zeros((), g.dtype), *tensors, key=key, accumulate=False)
+    return g if accumulate else index_put(g, zeros((), g.dtype, g.device), *tensors, key=key, accumulate=False)
 
 
 def _index_put_grad_values(g, out, x, values, *tensors, key, accumulate):

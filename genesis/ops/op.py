@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,8 @@ class Op:
     grad_region: Callable | None = None
     # ... and whether that region is a block along one dim (see above).
     region_block: Callable | None = None
+    # The result lives on the device `attrs["device"]` names, not on its inputs' (ops/transfer.py).
+    transfers: bool = False
 
     @property
     def differentiable(self) -> bool:
@@ -177,6 +180,13 @@ def ufunc_name(kernel) -> str | None:
     if getattr(special, kernel.__name__, None) is kernel:
         return f"special.{kernel.__name__}"
     return None
+
+
+def named_attrs(template: str, attrs: dict) -> dict:
+    """The attributes a snippet template names: only they need a literal in the kernel's language
+    (to_device's `device` names no value a kernel computes with)."""
+    fields = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    return {name: value for name, value in attrs.items() if name in fields}
 
 
 def numpy_snippet(op, attrs=None) -> str | None:

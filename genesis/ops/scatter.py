@@ -72,7 +72,7 @@ def _src_block(src, index):
 def scattered(x, index, dim):
     """True where some source element lands when `index` scatters along `dim` into a tensor like `x`
     (counted in int64, so any dtype of `x` works). scatter_reduce's include_self=False uses it too."""
-    hits = scatter_add(zeros(x.shape, int64), index, zeros(index.shape, int64) + 1, dim=dim)
+    hits = scatter_add(zeros(x.shape, int64, x.device), index, zeros(index.shape, int64, x.device) + 1, dim=dim)
     return hits != 0
 
 
@@ -103,7 +103,9 @@ def _grad_src(g, out, x, index, src, *, dim, reduce, include_self):
     block = _src_block(src, index)
     if reduce == "prod":
         src_zero = block == 0
-        zeros_there = gather(scatter_add(zeros(x.shape, x.dtype), index, src_zero.to(x.dtype), dim=dim), index, dim=dim)
+        zeros_there = gather(
+            scatter_add(zeros(x.shape, x.dtype, x.device), index, src_zero.to(x.dtype), dim=dim), index, dim=dim
+        )
         single_zero = src_zero & (zeros_there == 1)
         without_it = scatter_reduce(
             x, index, where(single_zero, 1.0, block).to(x.dtype), dim=dim, reduce=reduce, include_self=include_self

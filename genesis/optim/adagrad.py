@@ -55,7 +55,7 @@ class Adagrad(Optimizer):
     def _initial_state(self, param) -> dict:
         state = self.state[param]
         if not state:  # PyTorch fills from the constructor's value, whatever a group says
-            state["step"] = zeros((), dtype=float32)
+            state["step"] = zeros((), dtype=float32, device=param.device)
             state["sum"] = full_like(param, self.defaults["initial_accumulator_value"])
         return state
 

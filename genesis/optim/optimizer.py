@@ -300,10 +300,10 @@ class Optimizer:
         `scalars` as a 0-d float32, then a zeros buffer like `param` per name in `buffers`: PyTorch's
         order), with the step counted."""
         state = self.state[param]
-        if not state:
-            state["step"] = zeros((), dtype=float32)
+        if not state:  # on the parameter's device, as PyTorch's fused and capturable steps keep it
+            state["step"] = zeros((), dtype=float32, device=param.device)
             for name, value in scalars:
-                state[name] = full((), value, dtype=float32)
+                state[name] = full((), value, dtype=float32, device=param.device)
             for name in buffers:
                 state[name] = zeros_like(param)
         state["step"].add_(1)

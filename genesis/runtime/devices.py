@@ -1,13 +1,16 @@
 """`genesis.device`: names a place where tensors live.
 
-Only the CPU runtime exists today. Asking for "cuda" checks for a usable GPU
-runtime and raises an error that says what is missing, rather than failing
-later inside a kernel.
+"cpu", and "cuda" where a CUDA runtime is there: so far the simulated device
+(`GENESIS_FAKE_CUDA=1`, runtime/cuda.py). Asking for "cuda" without one raises
+an error that says what is missing, rather than failing later inside a kernel.
+Devices are canonical: `device("cuda")` is `device("cuda:0")` (a tensor's
+device always has its index), and each is one object, so dispatch compares
+devices by identity.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from genesis.runtime import cuda as cuda_runtime
 
 
 class Device:
@@ -31,27 +34,41 @@ class Device:
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
+    # one object per device, even through copies and pickles (dispatch compares by identity)
+    def __copy__(self) -> Device:
+        return self
+
+    def __deepcopy__(self, memo) -> Device:
+        return self
+
+    def __reduce__(self):
+        return (device, (str(self),))
+
 
 cpu = Device("cpu")
 
 
-@lru_cache(maxsize=1)
 def is_cuda_available() -> bool:
-    """A GPU needs Triton's CUDA driver to find a device; none here means no GPU runtime."""
-    try:
-        from triton.runtime import driver
+    """Whether tensors can live on a CUDA device: the simulated one, so far (runtime/cuda.py)."""
+    return cuda_runtime.available()
 
-        return bool(driver.active.get_current_device() is not None)
-    except Exception:
-        return False
+
+_CUDA = {}  # index -> the one Device object for it
+
+
+def _cuda(index: int) -> Device:
+    found = _CUDA.get(index)
+    if found is None:
+        found = _CUDA[index] = Device("cuda", index)
+    return found
 
 
 def device(spec=None) -> Device:
     """Parse "cpu", "cuda", "cuda:0" or a Device; None means the CPU."""
-    if spec is None:
+    if spec is None or spec is cpu:
         return cpu
     if isinstance(spec, Device):
-        return spec
+        spec = str(spec)
     if not isinstance(spec, str):
         raise TypeError(f"a device is named by a string such as 'cpu' or 'cuda:0', got {spec!r}")
     kind, _, index = spec.partition(":")
@@ -60,10 +77,14 @@ def device(spec=None) -> Device:
     if kind == "cuda":
         if not is_cuda_available():
             raise RuntimeError(
-                f"device '{spec}' was requested, but genesis found no CUDA GPU runtime on this machine "
-                "(no GPU or no CUDA driver visible to Triton); use device='cpu'"
+                f"device '{spec}' was requested, but genesis has no CUDA runtime here: the CUDA runtime "
+                f"on a real GPU is not built yet; set {cuda_runtime.SIMULATED_VARIABLE}=1 for the simulated "
+                "device, or use device='cpu'"
             )
-        raise NotImplementedError(
-            f"device '{spec}': the eager CUDA runtime is not built yet; compile to Triton with genesis.compile"
-        )
+        number = int(index) if index.isdigit() else 0 if not index else None
+        if number is None or number >= cuda_runtime.device_count():
+            raise RuntimeError(
+                f"device '{spec}': there is no such CUDA device ({cuda_runtime.device_count()} device(s): cuda:0)"
+            )
+        return _cuda(number)
     raise ValueError(f"unknown device '{spec}': expected 'cpu' or 'cuda[:index]'")

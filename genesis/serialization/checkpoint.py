@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from genesis.runtime.devices import Device, cpu, device
 from genesis.serialization import checksums, safetensors_io
 from genesis.serialization.atomic import atomic_write, remove_stale_temporaries
 from genesis.serialization.errors import CheckpointError
@@ -41,7 +42,8 @@ def save_checkpoint(obj, path) -> None:
     """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None, nn.Modules) to `path` atomically."""
     tree, tensors = encode(obj)
     # as stored (C order, little-endian), which is what the checksums cover
-    arrays = [(name, safetensors_io.little_endian(np.asarray(tensor._data)), tensor.dtype) for name, tensor in tensors]
+    # a device's tensors are copied to the host first (explicit reads: .cpu())
+    arrays = [(name, safetensors_io.little_endian(np.asarray(t.detach().cpu()._data)), t.dtype) for name, t in tensors]
     structure = json.dumps(tree, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     metadata = {
         STRUCTURE_KEY: structure,
@@ -56,30 +58,43 @@ def save_checkpoint(obj, path) -> None:
         atomic_write(path, lambda file: safetensors_io.write_safetensors(file, arrays, metadata))
 
 
-def load_checkpoint(path, verify: bool = True, *, weights_only: bool | None = True):
+def load_checkpoint(path, verify: bool = True, *, weights_only: bool | None = True, map_location=None):
     """Read a checkpoint written by `save_checkpoint`, or any safetensors file as a flat dict of tensors.
 
     `verify=False` skips the checksums, to rescue what a damaged checkpoint still holds. A pickled
     module loads only with `weights_only=False` (PyTorch's default, True, refuses it: unpickling runs
-    code the file names); None means the default, as in torch.load."""
+    code the file names); None means the default, as in torch.load. Tensors load on the CPU (a file
+    records no device: a checkpoint saved from a GPU loads on a machine without one);
+    `map_location` ("cuda", a device, or torch.load's {"cpu": "cuda:0"}) puts them on a device."""
     weights_only = True if weights_only is None else bool(weights_only)
+    device = _device_of(map_location)
     if hasattr(path, "read"):
-        return _load(path, str(getattr(path, "name", None) or "<stream>"), verify, weights_only)
+        return _load(path, str(getattr(path, "name", None) or "<stream>"), verify, weights_only, device)
     where = os.fspath(path)
     if os.path.isdir(where):
         raise IsADirectoryError(f"cannot load a checkpoint from {where}: it is a directory")
     remove_stale_temporaries(os.path.dirname(os.path.abspath(where)))
     with open(where, "rb") as file:
-        return _load(file, where, verify, weights_only)
+        return _load(file, where, verify, weights_only, device)
 
 
-def _load(file, where: str, verify: bool, weights_only: bool):
+def _device_of(map_location):
+    if isinstance(map_location, dict):  # the tensors are read on the CPU: where "cpu" maps to
+        map_location = map_location.get("cpu", map_location.get(cpu, None))
+    if map_location is not None and not isinstance(map_location, (str, Device)):
+        raise TypeError(
+            f"load_checkpoint: map_location must be a device, a device name or a dict of them, got {map_location!r}"
+        )
+    return device(map_location)
+
+
+def _load(file, where: str, verify: bool, weights_only: bool, to_device=cpu):
     entries, metadata, data_start = safetensors_io.read_header(file, where)
     structure_checksum, tensor_checksums = checksums.read_table(metadata, entries, where) if verify else (None, {})
     tensors = {
         name: Tensor._make(
             safetensors_io.read_tensor(file, where, name, entry, data_start, tensor_checksums.get(name)), entry[0]
-        )
+        ).to(to_device)
         for name, entry in entries.items()
     }
     if STRUCTURE_KEY not in metadata and VERSION_KEY not in metadata:

@@ -22,6 +22,7 @@ The outcome of a (program, backend) pair is one of:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 import warnings
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import genesis
+from genesis.runtime.cuda import SIMULATED_VARIABLE
 from genesis.testing.compare import UNIT_ROUNDOFF, describe_difference, tolerance
 from genesis.testing.program import Program
 
@@ -45,7 +47,7 @@ def run(fn, args, seed):
     outputs = fn(*args)
     rng = np.random.default_rng(seed)
     losses = [
-        (out * genesis.tensor(rng.standard_normal(out.shape), dtype=out.dtype)).sum()
+        (out * genesis.tensor(rng.standard_normal(out.shape), dtype=out.dtype, device=out.device)).sum()
         for out in outputs
         if out.requires_grad
     ]
@@ -53,7 +55,7 @@ def run(fn, args, seed):
         sum(losses[1:], losses[0]).backward()
 
     def host(t):
-        return None if t is None else (t.detach().numpy().copy(), t.dtype.name)
+        return None if t is None else (t.detach().cpu().numpy().copy(), t.dtype.name)
 
     return [host(out) for out in outputs], [host(a.grad) for a in args], [host(a) for a in args]
 
@@ -145,18 +147,49 @@ def eager_observations(program: Program, namespace=None, calls: int = CALLS) -> 
     return [observe(namespace["fn"], namespace["inputs"](call), upstream_seed(program, call)) for call in range(calls)]
 
 
+# backends that run the program on the simulated CUDA device (runtime/cuda.py): its eager ops, and
+# the program compiled for it (Triton kernels on the device's memory)
+DEVICE_BACKENDS = ("cuda-eager", "cuda")
+
+
+def _on_device(tensor):
+    """The same leaf on the CUDA device: same values, same requires_grad."""
+    moved = tensor.detach().to("cuda")
+    return moved.requires_grad_(True) if tensor.requires_grad else moved
+
+
+@contextlib.contextmanager
+def _simulated_device():
+    before = os.environ.get(SIMULATED_VARIABLE)
+    os.environ[SIMULATED_VARIABLE] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SIMULATED_VARIABLE]
+        else:
+            os.environ[SIMULATED_VARIABLE] = before
+
+
 def run_backend(program: Program, backend: str, eager=None, namespace=None, calls: int = CALLS) -> Outcome:
     """Compile the program for `backend`, call it `calls` times, and compare each call with eager's."""
     namespace = namespace or program.namespace()
     eager = eager or eager_observations(program, namespace, calls)
-    compiled = genesis.compile(namespace["fn"], backend=backend)
+    inputs = namespace["inputs"]
+    on_device = backend in DEVICE_BACKENDS
+    if on_device:
+        compiled = namespace["fn"] if backend == "cuda-eager" else genesis.compile(namespace["fn"])
+        inputs = lambda call: [_on_device(t) for t in namespace["inputs"](call)]  # noqa: E731
+    else:
+        compiled = genesis.compile(namespace["fn"], backend=backend)
     precision = program_precision(program)
     for call in range(calls):
-        got = observe(compiled, namespace["inputs"](call), upstream_seed(program, call))
+        with _simulated_device() if on_device else contextlib.nullcontext():
+            got = observe(compiled, inputs(call), upstream_seed(program, call))
         outcome = _judge(program, backend, call, eager[call], got, precision)
         if outcome is not None:
             return outcome
-    status = "graph_break" if compiled.graph_break is not None else "match"
+    status = "graph_break" if getattr(compiled, "graph_break", None) is not None else "match"
     if all(e.error is not None for e in eager):
         status = "refused"
     return Outcome(program.seed, backend, status)

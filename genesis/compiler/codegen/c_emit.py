@@ -29,7 +29,7 @@ from genesis.compiler.codegen.c_dialect import (
 )
 from genesis.compiler.codegen.c_loops import KernelLoops
 from genesis.compiler.templates import render
-from genesis.ops.op import Kind
+from genesis.ops.op import Kind, named_attrs
 
 
 @dataclass
@@ -65,8 +65,9 @@ class Emitter:
         if s.kind is Kind.VIEW or s.kind is Kind.REDUCTION:  # a reduction here is over one value per row
             expression = args[0]
         else:
-            attrs = {name: literal(value, s.compute) for name, value in s.attrs.items()}
-            expression = s.record.codegen["c"].format(*args, **attrs)
+            template = s.record.codegen["c"]
+            attrs = {name: literal(value, s.compute) for name, value in named_attrs(template, s.attrs).items()}
+            expression = template.format(*args, **attrs)
         return [f"{c_type(s.dtype)} v_{s.value} = ({c_type(s.dtype)})({expression});"] + round_lines(s)
 
     def _accumulate(self, s, target) -> list[str]:

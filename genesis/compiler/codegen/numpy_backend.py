@@ -24,7 +24,7 @@ from genesis.compiler.codegen.numpy_dialect import (
     view,
 )
 from genesis.compiler.templates import render
-from genesis.ops.op import OPS, Kind
+from genesis.ops.op import OPS, Kind, named_attrs
 
 
 class _Scratch:
@@ -279,7 +279,7 @@ def _read(spec, read, statement, position, sliced=()) -> str:
 
 def _compute(s, args, destination, round_low=True, **overrides) -> list[str]:
     snippet = numpy_snippet(OPS[s.op], s.attrs)
-    attrs = {k: literal(v) for k, v in {**s.attrs, **overrides}.items()}
+    attrs = {k: literal(v) for k, v in named_attrs(snippet, {**s.attrs, **overrides}).items()}
     lines = snippet.format(*args, out=destination, **attrs).split("; ")
     return lines + (_round(s) if round_low else [])
 

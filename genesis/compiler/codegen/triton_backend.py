@@ -13,8 +13,9 @@ Which groups Triton takes (`why_not` says why it does not take the others):
   program per block of rows, a row's trailing elements along the second tile
   axis; a reduced value is a [rows, 1] tile.
 
-Everything else (reductions over the rows themselves, matmul epilogues, views
-inside a group, 0-d work, integer reductions, rows too long for one tile)
+0-d work (an optimizer's scalars, a loss's mean) is a pointwise kernel over one
+element. Everything else (reductions over the rows themselves, matmul epilogues,
+views inside a group, integer reductions, rows too long for one tile)
 stays a chunked numpy kernel in the same program; `FALLBACKS` in the program
 and the compile report name each such group and why.
 
@@ -41,7 +42,7 @@ from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
-from genesis.ops.op import OPS, Kind
+from genesis.ops.op import OPS, Kind, named_attrs
 from genesis.version import __version__
 
 MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
@@ -61,8 +62,6 @@ def _value_shapes(spec: KernelSpec) -> dict:
 
 def why_not(spec: KernelSpec) -> str | None:
     """None when the Triton backend takes this kernel, else why it stays a numpy kernel."""
-    if spec.mode == "whole":
-        return "0-d work stays a numpy kernel"
     if any(_numel(v.shape) == 0 for v in (*spec.statements, *spec.operands)):
         return "a value with no elements: the grid would launch no lane for the others"
     for s in spec.statements:
@@ -245,10 +244,12 @@ def statement_lines(spec: KernelSpec, layout) -> list[str]:
     lines = []
     for s in spec.statements:
         args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
-        attrs = {name: dialect.literal(value, s.compute, typed=False) for name, value in s.attrs.items()}
+        template = dialect.snippet(OPS[s.op])
+        named = named_attrs(template, s.attrs)
+        attrs = {name: dialect.literal(value, s.compute, typed=False) for name, value in named.items()}
         if OPS[s.op].kind is Kind.REDUCTION:  # the tile's reduced axis, masked lanes set to the identity
             attrs.update(axis="1", mask=layout.reduce_mask(shapes[s.reads[0]]))
-        expression = dialect.snippet(OPS[s.op]).format(*args, **attrs)
+        expression = template.format(*args, **attrs)
         lines.append(f"{s.value} = {dialect.cast_to(f'({expression})', kernel_dtype(s.dtype))}")
         lines += dialect.round_lines(s.value, s.dtype)
     return lines

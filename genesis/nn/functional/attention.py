@@ -35,8 +35,8 @@ def _causal_mask(scores):
     kernel: no (L, S) mask is built on the host or stored. Added rather than selected with
     `where`, so the backward passes the gradient through and never reads the mask."""
     length, source_length = scores.shape[-2:]
-    rows = GF.expand(GF.reshape(arange(length), (length, 1)), scores.shape[:-1] + (1,))
-    visible = arange(source_length) <= rows
+    rows = GF.expand(GF.reshape(arange(length, device=scores.device), (length, 1)), scores.shape[:-1] + (1,))
+    visible = arange(source_length, device=scores.device) <= rows
     return GF.where(visible, zeros((), dtype=scores.dtype), float("-inf"))
 
 

@@ -342,11 +342,16 @@ class Module:
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype.name}")
 
         def convert(t):
+            if device is not None:
+                t = t.to(device)
             if dtype is not None and t.dtype.is_floating_point:
                 t = t.to(dtype)
             return t
 
         return self._apply(convert)
+
+    def cuda(self, device=None) -> Module:
+        return self.to("cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}")
 
     def float(self) -> Module:
         return self.to(dtypes.float32)
@@ -361,7 +366,7 @@ class Module:
         return self.to(dtypes.bfloat16)
 
     def cpu(self) -> Module:
-        return self
+        return self.to("cpu")
 
     # ---- state dict -----------------------------------------------------------------
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
