@@ -11,13 +11,20 @@ Which groups Triton takes (`why_not` says why it does not take the others):
 - row groups whose reductions cover all trailing dims of their input (softmax,
   layer_norm) become one 2-D kernel (`templates/triton_reduction.py.j2`): one
   program per block of rows, a row's trailing elements along the second tile
-  axis; a reduced value is a [rows, 1] tile.
+  axis; a reduced value is a [rows, 1] tile;
+- row groups that sum over the rows themselves (a bias's gradient, a loss's
+  mean) become a kernel whose one program walks the rows block by block
+  (`templates/triton_accumulate.py.j2`), adding each block's sums into
+  accumulators ([1, columns] tiles, or [1, 1] for a sum of everything), then
+  runs what follows the sums once, after the loop. One program, so the order
+  of the additions is fixed: the same bits every run.
 
 0-d work (an optimizer's scalars, a loss's mean) is a pointwise kernel over one
-element. Everything else (reductions over the rows themselves, matmul epilogues,
-views inside a group, integer reductions, rows too long for one tile)
-stays a chunked numpy kernel in the same program; `FALLBACKS` in the program
-and the compile report name each such group and why.
+element. Everything else (maxima and minima over the rows, a sum over rows that
+span several leading dims and keeps some, matmul epilogues, views inside a
+group, integer reductions, rows too long for one tile) stays a chunked numpy
+kernel in the same program; `FALLBACKS` in the program and the compile report
+name each such group and why.
 
 Numerics follow eager as the numpy backend does: values are held in their
 kernel dtype (fp16/bf16 as fp32), each statement computes in the op's compute
@@ -42,7 +49,7 @@ from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
-from genesis.ops.op import OPS, Kind, named_attrs
+from genesis.ops.op import OPS, Combine, Kind, named_attrs
 from genesis.version import __version__
 
 MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
@@ -66,8 +73,12 @@ def why_not(spec: KernelSpec) -> str | None:
         return "a value with no elements: the grid would launch no lane for the others"
     for s in spec.statements:
         kind = OPS[s.op].kind
-        if s.phase != "block":
-            return f"{s.value} = {s.op} accumulates over the rows (not in Triton yet)"
+        if s.phase == "pre":
+            return f"{s.value} = {s.op} runs before the loop over the rows (not in Triton yet)"
+        if s.phase == "accumulate" and s.combine is not Combine.ADD:
+            return f"{s.value} = {s.op} accumulates over the rows: only sums do in Triton yet"
+        if s.phase == "post" and kind is Kind.REDUCTION:
+            return f"{s.value} = {s.op} reduces after the loop over the rows (not in Triton yet)"
         if kind is Kind.VIEW:
             return f"{s.value} = {s.op}: views inside a group are not folded into Triton indexing yet"
         if kind is Kind.MATMUL:
@@ -87,10 +98,18 @@ class _Unsupported(Unsupported):
 
 
 def layout_of(spec: KernelSpec):
-    """The 2-D row layout when the kernel reduces, else the 1-D pointwise one."""
+    """The looping row layout when the kernel sums over the rows, the 2-D row layout when it reduces
+    rows, else the 1-D pointwise one."""
+    if any(s.phase in ("accumulate", "post") for s in spec.statements):
+        return AccumulateLayout(spec)
     if any(OPS[s.op].kind is Kind.REDUCTION for s in spec.statements):
         return ReductionLayout(spec)
     return PointwiseLayout(spec)
+
+
+def _over_rows(s) -> bool:
+    """Whether a statement's value exists once, after the loop over the rows (not per row)."""
+    return s.phase in ("accumulate", "post")
 
 
 class PointwiseLayout:
@@ -180,10 +199,14 @@ class ReductionLayout(RowLayout):
             raise _Unsupported(str(error)) from None
 
     def why_not(self):
+        return self.why_not_for(self.spec.statements)
+
+    def why_not_for(self, statements):
+        """Why these statements do not fit 2-D tiles of whole rows, or None."""
         if _numel(self.trailing) > MAX_ROW_ELEMENTS:
             return f"a row of {_numel(self.trailing)} elements does not fit one tile"
         shapes = _value_shapes(self.spec)
-        for s in self.spec.statements:
+        for s in statements:
             if OPS[s.op].kind is not Kind.REDUCTION:
                 why = rank_broadcast(
                     s, [shapes[r] if isinstance(r, str) and self._is_blocked(r) else None for r in s.reads]
@@ -229,6 +252,75 @@ class ReductionLayout(RowLayout):
         }
 
 
+class AccumulateLayout(ReductionLayout):
+    """2-D tiles that one program walks down the rows, summing each block into accumulators: a
+    bias's gradient (a sum over the batch), a loss's mean (a sum over everything). Values made after
+    the loop (the sums and what follows them) are whole: one per column, or a single one."""
+
+    template = "triton_accumulate.py.j2"
+
+    def _is_blocked(self, local) -> bool:
+        statement = next((s for s in self.spec.statements if s.value == local), None)
+        if statement is not None:
+            return not _over_rows(statement)
+        return super()._is_blocked(local)
+
+    def why_not(self):
+        sums = [s for s in self.spec.statements if s.phase == "accumulate"]
+        whole_sums = all(self.kind_of(s.shape, blocked=False) == "scalar" for s in sums)
+        if any(s.leading is not None for s in self.spec.statements) or (self.spec.merged and not whole_sums):
+            return "a sum over rows that span several leading dims, keeping some (not in Triton yet)"
+        if self.spec.mode not in ("rows", "flat"):
+            return f"a {self.spec.mode} kernel that sums over the rows"
+        shapes = _value_shapes(self.spec)
+        for s in self.spec.statements:
+            if s.phase == "accumulate":
+                why = self._why_not_sum(s, shapes)
+            elif s.phase == "post":
+                why = self._why_not_whole(s, shapes) or rank_broadcast(s, [None for _ in s.reads])
+            else:
+                continue
+            if why is not None:
+                return why
+        blocked_stages = [s for s in self.spec.statements if not _over_rows(s)]
+        return super().why_not_for(blocked_stages)
+
+    def _why_not_sum(self, s, shapes):
+        source = shapes[s.reads[0]]
+        if not self._is_blocked(s.reads[0]):
+            return f"{s.value} = {s.op} sums a value that is not read by rows"
+        kind, dims = self.kind_of(source), tuple(s.attrs["dims"])
+        every = tuple(range(len(source)))
+        if dims == every or (kind == "row" and 0 in dims and all(source[d] == 1 for d in dims if d)):
+            return self._why_not_whole(s, shapes)
+        if kind == "full" and dims == (0,) and tuple(source[1:]) == self.trailing:
+            return self._why_not_whole(s, shapes)
+        return f"{s.value} = {s.op} sums dims {list(dims)} of {list(source)}: not the rows alone or everything"
+
+    def _why_not_whole(self, s, shapes):
+        kind = self.kind_of(s.shape, blocked=False)
+        if kind == "columns" and tuple(_right_aligned(s.shape, self.rank)[1:]) != self.trailing:
+            return f"{s.value} = {s.op} is a broadcast row after the loop (not in Triton yet)"
+        return None
+
+    def whole_access(self, shape) -> tuple[str, str | None]:
+        """(offsets, mask) of a whole value: a block of columns, or a single value as a 1x1 tile,
+        which broadcasts against a block of rows and a block of columns alike."""
+        if self.kind_of(shape, blocked=False) == "scalar":
+            return "tl.zeros([1, 1], dtype=tl.int32)", None
+        return self.trailing_offsets(_right_aligned(shape, self.rank)[1:]), "col_mask"
+
+    def accumulator_shape(self, s) -> str:
+        return "[1, 1]" if self.kind_of(s.shape, blocked=False) == "scalar" else "[1, BLOCK_COLS]"
+
+    def context(self) -> dict:
+        context = super().context()
+        if self.spec.mode == "flat":  # a flat spec counts elements: the tiles count rows of the trailing dims
+            context["rows"] = self.spec.rows // max(1, context["row_elements"])
+        context["block_rows"] = max(1, min(_next_power_of_2(context["rows"]), 4096 // context["block_cols"]))
+        return context
+
+
 # ---- statement lines ------------------------------------------------------------------------
 def _read(spec, read, statement, position) -> str:
     if not isinstance(read, str):
@@ -239,20 +331,37 @@ def _read(spec, read, statement, position) -> str:
     return read
 
 
-def statement_lines(spec: KernelSpec, layout) -> list[str]:
+def statement_lines(spec: KernelSpec, layout, statements=None) -> list[str]:
     shapes = _value_shapes(spec)
     lines = []
-    for s in spec.statements:
-        args = [_read(spec, r, s, i) for i, r in enumerate(s.reads)]
-        template = dialect.snippet(OPS[s.op])
-        named = named_attrs(template, s.attrs)
-        attrs = {name: dialect.literal(value, s.compute, typed=False) for name, value in named.items()}
-        if OPS[s.op].kind is Kind.REDUCTION:  # the tile's reduced axis, masked lanes set to the identity
-            attrs.update(axis="1", mask=layout.reduce_mask(shapes[s.reads[0]]))
-        expression = template.format(*args, **attrs)
+    for s in spec.statements if statements is None else statements:
+        expression = _expression(s, layout, shapes, axis="1")
         lines.append(f"{s.value} = {dialect.cast_to(f'({expression})', kernel_dtype(s.dtype))}")
         lines += dialect.round_lines(s.value, s.dtype)
     return lines
+
+
+def _expression(s, layout, shapes, axis, mask=None, source=None) -> str:
+    """The statement's snippet, filled: its operands read in its compute dtype; a reduction over the
+    tile's `axis`, its masked lanes the identity (`mask`, else the layout's for its input)."""
+    args = [_read(None, r, s, i) for i, r in enumerate(s.reads)]
+    if source is not None:
+        args[0] = source
+    template = dialect.snippet(OPS[s.op])
+    named = named_attrs(template, s.attrs)
+    attrs = {name: dialect.literal(value, s.compute, typed=False) for name, value in named.items()}
+    if OPS[s.op].kind is Kind.REDUCTION:
+        attrs.update(axis=axis, mask=mask or layout.reduce_mask(shapes[s.reads[0]]))
+    return template.format(*args, **attrs)
+
+
+def _sum_lines(s, layout, shapes) -> list[str]:
+    """Inside the loop: the block's sum over its rows (and, for a sum of everything, its columns)
+    added to the accumulator."""
+    partial = _expression(s, layout, shapes, axis="0")
+    if layout.kind_of(s.shape, blocked=False) == "scalar" and layout.kind_of(shapes[s.reads[0]]) == "full":
+        partial = _expression(s, layout, shapes, axis="1", mask="col_mask", source=partial)
+    return [f"{s.value} += {dialect.cast_to(f'({partial})', kernel_dtype(s.dtype))}"]
 
 
 @dataclass(frozen=True)
@@ -279,6 +388,8 @@ def render_kernel(spec: KernelSpec) -> str:
             # bool scalar, and the lanes read it from one cached place
             offsets, mask = ("rows * 0", "row_mask") if blocked else ("offsets * 0", "mask")
         loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, dialect.TL_DTYPES[kernel_dtype(o.dtype)]))
+    if isinstance(layout, AccumulateLayout):
+        return _render_accumulating(spec, layout)
     body = statement_lines(spec, layout)
     shapes = _value_shapes(spec)
     # a single-element output (offsets None: only pointwise kernels have them) is stored at its one
@@ -307,6 +418,67 @@ def render_kernel(spec: KernelSpec) -> str:
         "loads": loads,
         "body": body,
         "stores": stores,
+        **layout.context(),
+    }
+    return render(layout.template, k=context)
+
+
+def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
+    """The kernel that walks the rows (templates/triton_accumulate.py.j2): whole operands read
+    before the loop, blocked ones per block; sums accumulate in the loop, and the statements after
+    them run once, after it."""
+    shapes = _value_shapes(spec)
+    dtype_of = {s.value: s.dtype for s in spec.statements}
+    whole_loads, loads = [], []
+    for o in spec.operands:
+        tl_dtype = dialect.TL_DTYPES[kernel_dtype(o.dtype)]
+        if layout.kind_of(o.shape, o.blocked) in ("scalar", "columns"):  # the same for every row
+            offsets, mask = layout.whole_access(o.shape)
+            whole_loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, tl_dtype))
+        else:
+            offsets = layout.offsets(o.shape, blocked=o.blocked, leading=o.leading)
+            mask = layout.load_mask(o.shape, blocked=o.blocked, leading=o.leading)
+            loads.append(_Access(o.local, f"{o.local}_ptr", offsets, mask, tl_dtype))
+    body = []
+    for s in spec.statements:
+        if s.phase == "block":
+            body += statement_lines(spec, layout, [s])
+        elif s.phase == "accumulate":
+            body += _sum_lines(s, layout, shapes)
+    post_body = [
+        line for s in spec.statements if s.phase == "accumulate" for line in dialect.round_lines(s.value, s.dtype)
+    ]
+    post_body += statement_lines(spec, layout, [s for s in spec.statements if s.phase == "post"])
+    over_rows = {s.value for s in spec.statements if _over_rows(s)}
+    stores, post_stores = [], []
+    for v in spec.outputs:
+        tl_dtype = dialect.TL_DTYPES[dtype_of[v]]
+        if v in over_rows:
+            offsets, mask = layout.whole_access(shapes[v])
+            post_stores.append(_Access(v, f"out_{v}_ptr", offsets, mask, tl_dtype, value=v))
+        else:
+            offsets, mask = layout.offsets(shapes[v]), layout.store_mask(shapes[v])
+            stores.append(_Access(v, f"out_{v}_ptr", offsets, mask, tl_dtype, value=v))
+    accumulators = [
+        (s.value, layout.accumulator_shape(s), dialect.TL_DTYPES[kernel_dtype(s.dtype)])
+        for s in spec.statements
+        if s.phase == "accumulate"
+    ]
+    context = {
+        "name": spec.name,
+        "params": [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs],
+        "launch_params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
+        "arguments": [f"as_buffer({o.local})" for o in spec.operands]
+        + [f"TritonBuffer(out_{v})" for v in spec.outputs],
+        "doc": f"{spec.group}: {spec.summary()}",
+        "indices": layout.index_lines(),
+        "whole_loads": whole_loads,
+        "accumulators": accumulators,
+        "loads": loads,
+        "body": body,
+        "stores": stores,
+        "post_body": post_body,
+        "post_stores": post_stores,
         **layout.context(),
     }
     return render(layout.template, k=context)
