@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from genesis.random import manual_seed as _manual_seed
 from genesis.runtime import cuda as _runtime
+from genesis.runtime.devices import device as _device
 
 
 def is_available() -> bool:
@@ -25,6 +26,31 @@ def current_device() -> int:
     return 0
 
 
+def set_device(device) -> None:
+    """Make `device` the current one: genesis has one CUDA device, cuda:0."""
+    _device(device if not isinstance(device, int) else f"cuda:{device}")  # refuses any other
+
+
+def get_device_name(device=None) -> str:
+    _device("cuda")  # refuses where there is no CUDA device, as PyTorch does
+    return "genesis simulated CUDA device"
+
+
+def get_device_capability(device=None) -> tuple[int, int]:
+    """The compute capability the simulated device stands for: an H100's (the Triton kernels'
+    ahead-of-time target, sm_90)."""
+    _device("cuda")
+    return (9, 0)
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    return _runtime.available()
+
+
+def empty_cache() -> None:
+    """Give cached device memory back: the simulated device caches none."""
+
+
 def synchronize(device=None) -> None:
     """Wait until the device has finished the work queued so far."""
     _runtime.synchronize()
@@ -37,6 +63,11 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def memory_reserved(device=None) -> int:
+    """Bytes the device's allocator holds: what tensors hold, as nothing is cached."""
+    return _runtime.stats.allocated_bytes
 
 
 def memory_allocated(device=None) -> int:
@@ -68,6 +99,12 @@ __all__ = [
     "is_available",
     "device_count",
     "current_device",
+    "set_device",
+    "get_device_name",
+    "get_device_capability",
+    "is_bf16_supported",
+    "empty_cache",
+    "memory_reserved",
     "synchronize",
     "manual_seed",
     "manual_seed_all",

@@ -399,3 +399,22 @@ def test_a_compiled_functions_backward_without_every_incoming_gradient_stays_on_
     assert all(x.grad.is_cuda for x in xs)
     expected = np.broadcast_to(-1.0 + values((4, 2), 21).sum(axis=1), (3, 4))
     np.testing.assert_allclose(xs[0].grad.cpu().numpy(), expected, rtol=1e-5)
+
+
+def test_torch_cudas_questions_about_the_device():
+    assert genesis.cuda.get_device_name(0) == "genesis simulated CUDA device"
+    assert genesis.cuda.get_device_capability() == (9, 0) and genesis.cuda.is_bf16_supported()
+    genesis.cuda.set_device(0)
+    with pytest.raises(RuntimeError, match="cuda:1': there is no such CUDA device"):
+        genesis.cuda.set_device(1)
+    d = genesis.zeros(256, device="cuda")
+    genesis.cuda.empty_cache()
+    assert genesis.cuda.memory_reserved() >= genesis.cuda.memory_allocated() >= d.numel() * 4
+
+
+def test_without_a_device_the_questions_are_refused_as_pytorchs(monkeypatch):
+    monkeypatch.delenv("GENESIS_FAKE_CUDA")
+    assert not genesis.cuda.is_available() and genesis.cuda.device_count() == 0
+    assert not genesis.cuda.is_bf16_supported()
+    with pytest.raises(RuntimeError, match="no CUDA runtime here"):
+        genesis.cuda.get_device_name()
