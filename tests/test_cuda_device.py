@@ -418,3 +418,44 @@ def test_without_a_device_the_questions_are_refused_as_pytorchs(monkeypatch):
     assert not genesis.cuda.is_bf16_supported()
     with pytest.raises(RuntimeError, match="no CUDA runtime here"):
         genesis.cuda.get_device_name()
+
+
+# composites that make constants of their own (positions, divisors, masks): on the device, there
+CONSTANTS = {
+    "avg_pool2d divisor": lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+    "interpolate": lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),
+    "reflect pad": lambda x: F.pad(x, (2, 1, 1, 2), mode="reflect"),
+    "bool attention mask": lambda x: F.scaled_dot_product_attention(
+        x, x, x, attn_mask=genesis.tensor(np.tril(np.ones((5, 5), bool)), device=x.device)
+    ),
+    "scatter_reduce mean": lambda x: x.reshape(-1).scatter_reduce(
+        0, genesis.tensor(np.arange(50) % 7, device=x.device), x.reshape(-1) * 2.0, "mean"
+    ),
+    "cummax": lambda x: genesis.cummax(x, dim=-1).values,
+    "mode": lambda x: genesis.mode((x * 2).round(), dim=-1).values,
+    "quantile": lambda x: genesis.quantile(x, 0.3, dim=-1),
+    "einsum diagonal": lambda x: genesis.einsum("abii->abi", x),
+    "repeat_interleave": lambda x: genesis.repeat_interleave(genesis.tensor([1, 0, 2], device=x.device)).float(),
+}
+
+
+@pytest.mark.parametrize("name", CONSTANTS)
+def test_composites_make_their_constants_on_the_device(name):
+    x = values((2, 1, 5, 5), 30)
+    expected = CONSTANTS[name](genesis.tensor(x))
+    got = CONSTANTS[name](genesis.tensor(x, device="cuda"))
+    assert got.is_cuda and got.shape == expected.shape
+    np.testing.assert_allclose(got.cpu().numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_layouts_on_the_device_are_the_cpus():
+    """(fuzz seed 82112) a move keeps a transpose's layout, as PyTorch's `.to` does, and an
+    elementwise result keeps its operand's memory order, so a later view() fails on both devices."""
+    x = genesis.tensor(values((8, 1, 3, 3), 31)).permute(3, 2, 1, 0)
+    d = x.cuda()
+    assert d.stride() == x.stride() and d.cpu().stride() == x.stride()
+    for t in (x, d):
+        assert t.cos().stride() == x.stride()
+        with pytest.raises(RuntimeError, match="view of a tensor of shape"):
+            t.cos().view(4, 3, 6)
+    assert d.clone().is_contiguous() and d.contiguous().view(4, 3, 6).is_cuda

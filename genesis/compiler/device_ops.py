@@ -56,7 +56,28 @@ def device_kernel(op, inputs, attrs, out_dtype):
     data = result._data
     if any(np.may_share_memory(data, array) for array in memory if isinstance(array, np.ndarray)):
         data = data.copy()  # a program may hand back an input as it is; eager's result is its own buffer
+    if op.kind is Kind.ELEMENTWISE and not op.contiguous_result:
+        data = _laid_out_as_on_the_cpu(data, memory)
     return cuda_runtime.adopt(data)
+
+
+def _laid_out_as_on_the_cpu(result, memory):
+    """The result in the layout the CPU's elementwise kernels give it (numpy's, as PyTorch's: they
+    keep a permuted operand's memory order), where the device's kernel wrote C order: a later
+    view() must succeed or fail on both devices alike."""
+    for array in memory:
+        if (
+            isinstance(array, np.ndarray)
+            and array.shape == result.shape
+            and not array.flags.c_contiguous
+            and np.empty_like(array).strides != result.strides
+        ):
+            laid = np.empty_like(array, dtype=result.dtype)  # (empty_like keeps a dense operand's order)
+            if laid.flags.c_contiguous:
+                return result
+            laid[...] = result
+            return laid
+    return result
 
 
 def _signature(inputs) -> tuple:

@@ -83,7 +83,7 @@ def _take_diagonals(x, labels):
             )
         rest = [i for i in range(x.ndim) if i not in (first, second)]
         x = permute(x, rest + [first, second])
-        positions = arange(x.shape[-1])
+        positions = arange(x.shape[-1], device=x.device)
         x = getitem(x, (Ellipsis, positions, positions))
         labels = [labels[i] for i in rest] + [repeated]
 

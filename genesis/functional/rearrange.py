@@ -66,7 +66,13 @@ def _repeat_positions(repeats, size, dim):
         raise ValueError(f"repeat_interleave: repeats must be non-negative, got {counts.min().item()}")
     ends = cumsum(counts, 0)
     total = ends[-1].item() if size else 0
-    marks = scatter_add(zeros(total + 1, dtype=dtypes.int64), 0, ends - counts, ones(size, dtype=dtypes.int64))
+    device = repeats.device
+    marks = scatter_add(
+        zeros(total + 1, dtype=dtypes.int64, device=device),
+        0,
+        ends - counts,
+        ones(size, dtype=dtypes.int64, device=device),
+    )
     return cumsum(narrow(marks, 0, 0, total), 0) - 1
 
 
@@ -74,7 +80,7 @@ def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
     """Repeat each slice along `dim` (of the flattened tensor without one) `repeats` times, next to
     itself. `repeat_interleave(counts)` alone repeats each position i counts[i] times."""
     if repeats is None:  # torch.repeat_interleave(repeats): the positions, each repeated
-        return repeat_interleave(arange(x.numel()), x)
+        return repeat_interleave(arange(x.numel(), device=x.device), x)
     if dim is None:
         x, dim = reshape(x, (-1,)), 0
     dim = normalize_dim(dim, x.ndim)

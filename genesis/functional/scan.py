@@ -44,7 +44,7 @@ def _positions(x, dim):
     """0..n-1 along `dim`, shaped to broadcast against x."""
     shape = [1] * x.ndim
     shape[dim] = x.shape[dim]
-    return reshape(arange(x.shape[dim]), tuple(shape))
+    return reshape(arange(x.shape[dim], device=x.device), tuple(shape))
 
 
 def _shifted(value, dim, shift):
@@ -72,7 +72,7 @@ def _running_extremum(x, dim, later_wins):
     dim = normalize_dim(dim, x.ndim)
     vector = reshape(x, (1,)) if x.ndim == 0 else x
     if vector.shape[dim] == 0:
-        return vector, arange(0).reshape(vector.shape)
+        return vector, arange(0, device=x.device).reshape(vector.shape)
 
     def combine(earlier, later):
         (v1, i1), (v2, i2) = earlier, later

@@ -37,7 +37,7 @@ _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 def _as_source(x, src, index, name):
     """`src` as a tensor of x's dtype covering the index: a number becomes a filled tensor."""
     if not is_tensor(src):
-        return full(index.shape, src, dtype=x.dtype)
+        return full(index.shape, src, dtype=x.dtype, device=x.device)
     if src.dtype is not x.dtype:
         raise TypeError(f"{name}: src ({src.dtype.name}) must have the input's dtype ({x.dtype.name})")
     return src
@@ -55,7 +55,7 @@ def _scatter_key(x, dim, index):
             raise ShapeError(f"scatter: index shape {list(index.shape)} is larger than input shape {list(x.shape)}")
         shape = [1] * index.ndim
         shape[d] = n
-        key.append(index if d == dim else reshape(arange(n), tuple(shape)))
+        key.append(index if d == dim else reshape(arange(n, device=x.device), tuple(shape)))
     return tuple(key)
 
 
@@ -109,8 +109,8 @@ def scatter_reduce(x, dim, index, src, reduce, *, include_self=True):
     total = scatter_add(base, dim, index, src)
     if reduce == "sum":
         return total
-    ones = full(index.shape, 1, dtype=x.dtype)
-    count = scatter_add(full(x.shape, 1 if include_self else 0, dtype=x.dtype), dim, index, ones)
+    ones = full(index.shape, 1, dtype=x.dtype, device=x.device)
+    count = scatter_add(full(x.shape, 1 if include_self else 0, dtype=x.dtype, device=x.device), dim, index, ones)
     count = where(count == 0, full((), 1, dtype=x.dtype), count)  # untouched positions keep x
     return total / count if x.dtype.is_floating_point else floor_divide(total, count)
 

@@ -339,7 +339,8 @@ def pad(x, pad, mode="constant", value=None):
     out = x
     for dim, (left, right) in enumerate(widths):
         if left or right:
-            out = gather_along(out, dim, tensor(_pad_positions(mode, x.shape[dim], left, right, dim)))
+            positions = tensor(_pad_positions(mode, x.shape[dim], left, right, dim), device=x.device)
+            out = gather_along(out, dim, positions)
     return out
 
 

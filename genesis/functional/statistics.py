@@ -63,7 +63,10 @@ def _along(x, dim):
 def _nan_count(values, dim):
     if not values.dtype.is_floating_point:
         return full(
-            tuple(1 if d == dim % values.ndim else n for d, n in enumerate(values.shape)), 0, dtype=dtypes.int64
+            tuple(1 if d == dim % values.ndim else n for d, n in enumerate(values.shape)),
+            0,
+            dtype=dtypes.int64,
+            device=values.device,
         )
     return sum(isnan(values), dim, keepdim=True)
 
@@ -120,14 +123,14 @@ def mode(x, dim=-1, keepdim=False):
     ordered = gather(x, dim, order)
     starts_run = cat(
         [
-            full(ordered.shape[:dim] + (1,) + ordered.shape[dim + 1 :], True, dtype=dtypes.bool_),
+            full(ordered.shape[:dim] + (1,) + ordered.shape[dim + 1 :], True, dtype=dtypes.bool_, device=x.device),
             narrow(ordered, dim, 1, size - 1) != narrow(ordered, dim, 0, size - 1),
         ],
         dim,
     )
     shape = [1] * x.ndim
     shape[dim] = size
-    positions = reshape(arange(size), tuple(shape))
+    positions = reshape(arange(size, device=x.device), tuple(shape))
     run_start = cummax(where(starts_run, positions, 0), dim).values
     # the first position with the longest run so far ends the earliest (smallest) of the longest runs
     position = argmax(positions - run_start, dim, keepdim=True)
@@ -145,7 +148,7 @@ def _check_q(q, x):
         return q, q.ndim == 0
     if not 0 <= q <= 1:
         raise ValueError(f"quantile: q must be in the range [0, 1], got {q}")
-    return tensor(float(q), dtype=x.dtype), True
+    return tensor(float(q), dtype=x.dtype, device=x.device), True
 
 
 def _quantile(x, q, dim, keepdim, interpolation, ignore_nan, name):

@@ -19,7 +19,7 @@ from genesis.runtime import cuda as cuda_runtime
 def _to_device_kernel(data, *, device: str):
     moved = cuda_runtime.transfer(data, device.partition(":")[0])
     if moved is data:  # already there (only when applied directly: `Tensor.to` returns the tensor)
-        return data.copy() if cuda_runtime.is_device_buffer(data) else np.array(data, order="C", copy=True)
+        return data.copy() if cuda_runtime.is_device_buffer(data) else np.array(data, order="K", copy=True)
     return moved
 
 
@@ -41,7 +41,6 @@ to_device = register(
         vjp=(_to_device_vjp,),
         saves=frozenset(),
         upcasts_low_precision=False,
-        contiguous_result=True,
         transfers=True,
     )
 )

@@ -102,8 +102,8 @@ class SimulatedArray:
         )
 
     def copy(self) -> SimulatedArray:
-        """A device-to-device copy (an in-place write's old values)."""
-        return adopt(np.array(self._memory, order="C", copy=True))
+        """A device-to-device copy (an in-place write's old values), in the same layout."""
+        return adopt(np.array(self._memory, order="K", copy=True))
 
     # device-to-device writes, as CuPy's arrays take them (a compiled call's writebacks)
     def __setitem__(self, key, value) -> None:
@@ -165,8 +165,9 @@ def memory_of(data):
 
 
 def to_device(array: np.ndarray) -> SimulatedArray:
-    """A copy of host `array` in device memory (contiguous, as a copy's layout)."""
-    memory = np.array(array, order="C", copy=True)
+    """A copy of host `array` in device memory, in its layout where it is dense (a transpose stays
+    one, as PyTorch's `.to` preserves it), else compacted."""
+    memory = np.array(array, order="K", copy=True)
     stats.host_to_device += 1
     stats.host_to_device_bytes += memory.nbytes
     return adopt(memory)
@@ -177,7 +178,7 @@ def to_host(buffer: SimulatedArray) -> np.ndarray:
     synchronize()
     stats.device_to_host += 1
     stats.device_to_host_bytes += buffer.nbytes
-    return np.array(buffer._memory, order="C", copy=True)
+    return np.array(buffer._memory, order="K", copy=True)
 
 
 def synchronize() -> None:

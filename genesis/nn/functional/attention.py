@@ -109,7 +109,7 @@ def _additive_mask(mask, dtype, name):
     if mask is None:
         return None
     if mask.dtype is dtypes.bool_:
-        return GF.masked_fill(zeros(mask.shape, dtype=dtype), mask, float("-inf"))
+        return GF.masked_fill(zeros(mask.shape, dtype=dtype, device=mask.device), mask, float("-inf"))
     if not mask.dtype.is_floating_point:
         raise TypeError(f"{name} must be a bool or floating-point tensor, got {mask.dtype.name}")
     return mask

@@ -45,7 +45,7 @@ def _linear(in_size, out_size, scale, align_corners, precision):
 
 
 def _along(x, dim, positions):
-    return GF.index_select(x, dim, tensor(positions, dtype=int64))
+    return GF.index_select(x, dim, tensor(positions, dtype=int64, device=x.device))
 
 
 def _output_sizes(x, spatial, size, scale_factor, name):
@@ -99,7 +99,7 @@ def interpolate(
         precision = np.float64 if x.dtype is float64 else np.float32
         lower, upper, weight = _linear(in_size, out_size, scale, align_corners, precision)
         shape = (out_size,) + (1,) * (x.ndim - dim - 1)
-        upper_weight = GF.reshape(tensor(weight, dtype=out.dtype), shape)
+        upper_weight = GF.reshape(tensor(weight, dtype=out.dtype, device=out.device), shape)
         out = _along(out, dim, lower) * (1 - upper_weight) + _along(out, dim, upper) * upper_weight
     return out
 

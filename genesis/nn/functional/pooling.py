@@ -96,7 +96,7 @@ def avg_pool2d(
     cols = _average_divisor(x.shape[-1], kernel[1], stride[1], pads[1], out[1], count_include_pad)
     if len(set(rows)) == 1 and len(set(cols)) == 1:
         return sums / float(rows[0] * cols[0])
-    divisor = tensor([[float(r * c) for c in cols] for r in rows], dtype=sums.dtype)
+    divisor = tensor([[float(r * c) for c in cols] for r in rows], dtype=sums.dtype, device=sums.device)
     return sums / divisor
 
 

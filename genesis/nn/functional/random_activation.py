@@ -40,7 +40,7 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
         return soft
     dim = dim + soft.ndim if dim < 0 else dim
     chosen = GF.argmax(soft, dim, keepdim=True)
-    positions = GF.reshape(GF.arange(soft.shape[dim]), (-1,) + (1,) * (soft.ndim - dim - 1))
+    positions = GF.reshape(GF.arange(soft.shape[dim], device=soft.device), (-1,) + (1,) * (soft.ndim - dim - 1))
     one_hot = (positions == chosen).to(soft.dtype)
     return one_hot - soft.detach() + soft
 
