@@ -125,14 +125,14 @@ def _with_suffixes(text: str, suffixes: list, indent: int) -> str:
     return "".join(parts) + ")"
 
 
-def tensor_repr(t) -> str:
+def tensor_repr(t, data) -> str:
+    """PyTorch's repr of tensor `t`, whose values on the host are `data`."""
     prefix = "tensor("
     indent = len(prefix)
-    data = t._data
     floating = t.dtype.is_floating_point
     if floating:
         data = data.astype(np.float64)  # exact for every float dtype, bfloat16 included
-    suffixes = []
+    suffixes = [] if t.device.type == "cpu" else [f"device='{t.device}'"]
     if data.size == 0:
         body = "[]"
         if t.ndim != 1:

@@ -267,8 +267,7 @@ class Tensor:
         return self._host_values(f"a {protocol} export")
 
     def __repr__(self):
-        self._host_values("repr() or print()")
-        return tensor_repr(self)
+        return tensor_repr(self, self._host_values("repr() or print()"))
 
     def __hash__(self):
         return id(self)

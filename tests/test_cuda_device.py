@@ -459,3 +459,49 @@ def test_layouts_on_the_device_are_the_cpus():
         with pytest.raises(RuntimeError, match="view of a tensor of shape"):
             t.cos().view(4, 3, 6)
     assert d.clone().is_contiguous() and d.contiguous().view(4, 3, 6).is_cuda
+
+
+@pytest.mark.parametrize("name", ["unique", "unique rows", "bincount", "weighted bincount"])
+def test_counting_on_the_device_gives_the_cpus_answers(name):
+    data = np.array([3, 1, 3, 0, 1, 3, 7], np.int64)
+    ops = {
+        "unique": lambda t: genesis.unique(t, return_inverse=True, return_counts=True),
+        "unique rows": lambda t: genesis.unique(t.reshape(7, 1).expand(7, 2), dim=0, return_counts=True),
+        "bincount": lambda t: (genesis.bincount(t, minlength=9),),
+        "weighted bincount": lambda t: (genesis.bincount(t, weights=t.float() * 0.5),),
+    }
+    expected = ops[name](genesis.tensor(data))
+    got = ops[name](genesis.tensor(data, device="cuda"))
+    for g, e in zip(got, expected):
+        assert g.is_cuda
+        np.testing.assert_array_equal(g.cpu().numpy(), e.numpy())
+
+
+def test_ctc_loss_on_the_device_gives_the_cpus_loss_and_gradient():
+    rng = np.random.default_rng(32)
+    logits = rng.standard_normal((12, 2, 5)).astype(np.float32)
+    targets, input_lengths, target_lengths = [1, 2, 2, 3, 4], [12, 10], [3, 2]
+
+    def loss_and_grad(device):
+        x = genesis.tensor(logits, device=device, requires_grad=True)
+        loss = F.ctc_loss(
+            F.log_softmax(x, dim=-1),
+            genesis.tensor(targets, device=device),
+            genesis.tensor(input_lengths, device=device),
+            genesis.tensor(target_lengths, device=device),
+        )
+        loss.backward()
+        return loss.item(), x.grad.cpu().numpy()
+
+    (got, got_grad), (expected, expected_grad) = loss_and_grad("cuda"), loss_and_grad("cpu")
+    assert got == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(got_grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a_device_tensor_prints_as_pytorchs_cuda_tensors_do():
+    genesis.cuda.reset_transfer_stats()
+    assert repr(genesis.tensor([1.0, 2.5], device="cuda")) == "tensor([1.0000, 2.5000], device='cuda:0')"
+    assert genesis.cuda.transfer_stats()["device_to_host"] == 1  # printing reads the values: a copy
+    half = genesis.tensor([1.0], device="cuda", dtype=genesis.float16, requires_grad=True)
+    assert repr(half) == "tensor([1.], device='cuda:0', dtype=genesis.float16, requires_grad=True)"
+    assert repr(genesis.zeros(0, 3, device="cuda")) == "tensor([], device='cuda:0', size=(0, 3))"

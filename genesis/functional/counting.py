@@ -32,12 +32,14 @@ def _sorted_groups(rows):
     for column in range(width - 2, -1, -1):
         order = gather(order, 0, argsort(gather(rows[:, column], 0, order), stable=True))
     if order is None:
-        order = tensor(list(range(count)), dtype=dtypes.int64)
+        order = tensor(list(range(count)), dtype=dtypes.int64, device=rows.device)
     ordered = index_select(rows, 0, order)
     differs = (
-        any(ordered[1:] != ordered[:-1], dim=1) if width else zeros(builtins.max(count - 1, 0), dtype=dtypes.bool_)
+        any(ordered[1:] != ordered[:-1], dim=1)
+        if width
+        else zeros(builtins.max(count - 1, 0), dtype=dtypes.bool_, device=rows.device)
     )
-    return order, ordered, cat([ones(builtins.min(count, 1), dtype=dtypes.bool_), differs])
+    return order, ordered, cat([ones(builtins.min(count, 1), dtype=dtypes.bool_, device=rows.device), differs])
 
 
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
@@ -52,7 +54,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
         dim = normalize_dim(dim, x.ndim)
         if x.ndim == 0:
             raise IndexError("unique: a 0-d tensor has no dim to find unique slices along")
-        rows = reshape(movedim(x, dim, 0), (x.shape[dim], -1)) if x.numel() else zeros(x.shape[dim], 0, dtype=x.dtype)
+        rows = (
+            reshape(movedim(x, dim, 0), (x.shape[dim], -1))
+            if x.numel()
+            else zeros(x.shape[dim], 0, dtype=x.dtype, device=x.device)
+        )
     order, ordered, starts_group = _sorted_groups(rows)
     starts = reshape(nonzero(starts_group), (-1,))
     values = index_select(ordered, 0, starts)
@@ -64,10 +70,10 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     results = [values]
     if return_inverse:  # the group of each sorted row, put back in the rows' own order
         group = cumsum(starts_group, 0) - 1
-        inverse = scatter_add(zeros(group.shape, dtype=dtypes.int64), 0, order, group)
+        inverse = scatter_add(zeros(group.shape, dtype=dtypes.int64, device=x.device), 0, order, group)
         results.append(reshape(inverse, x.shape) if dim is None else inverse)
     if return_counts:
-        ends = cat([starts[1:], tensor([rows.shape[0]], dtype=dtypes.int64)])
+        ends = cat([starts[1:], tensor([rows.shape[0]], dtype=dtypes.int64, device=x.device)])
         results.append(ends - starts)
     return results[0] if len(results) == 1 else tuple(results)
 
@@ -89,10 +95,11 @@ def bincount(input, weights=None, minlength=0):
         raise ValueError(f"bincount: the input holds the negative value {low}; values must be non-negative")
     bins = builtins.max(minlength, high + 1)
     if weights is None:
-        return scatter_add(zeros(bins, dtype=dtypes.int64), 0, input, ones(input.shape, dtype=dtypes.int64))
+        counted = ones(input.shape, dtype=dtypes.int64, device=input.device)
+        return scatter_add(zeros(bins, dtype=dtypes.int64, device=input.device), 0, input, counted)
     # as PyTorch: float32 and float64 weights keep their dtype, any other sums in float64
     dtype = weights.dtype if weights.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
-    return scatter_add(zeros(bins, dtype=dtype), 0, input, weights.to(dtype))
+    return scatter_add(zeros(bins, dtype=dtype, device=input.device), 0, input, weights.to(dtype))
 
 
 __all__ = ["unique", "bincount"]

@@ -74,7 +74,7 @@ def _lengths(lengths, batch, name, most):
     if lengths.shape[0] != batch:
         raise ShapeError(f"ctc_loss: {name} must have one length per sample ({batch}), got {lengths.shape[0]}")
     if batch and not dispatch.is_tracing():
-        values = lengths.numpy()
+        values = lengths.cpu().numpy()  # a host read: the checks branch on the values
         if values.min() < 0 or (most is not None and values.max() > most):
             limit = f" nor exceed {most}" if most is not None else ""
             raise ValueError(f"ctc_loss: {name} must not be negative{limit}, got {values.tolist()}")
@@ -99,15 +99,15 @@ def _padded_targets(targets, target_lengths, batch, classes):
         # in a trace the width is the total length, which the shape fixes; eagerly the longest target
         width = int(GF.amax(target_lengths).item()) if eager and batch else total
         if total == 0:
-            labels = GF.zeros((batch, width), dtype=dtypes.int64)
+            labels = GF.zeros((batch, width), dtype=dtypes.int64, device=targets.device)
         else:
             starts = GF.cumsum(target_lengths, 0) - target_lengths
-            positions = GF.clamp(GF.unsqueeze(starts, 1) + GF.arange(width), 0, total - 1)
+            positions = GF.clamp(GF.unsqueeze(starts, 1) + GF.arange(width, device=targets.device), 0, total - 1)
             labels = GF.reshape(GF.index_select(targets, 0, GF.reshape(positions, (-1,))), (batch, width))
             labels = labels.to(dtypes.int64)
     else:
         raise ShapeError(f"ctc_loss: targets must be 1-D (concatenated) or 2-D (padded), got {list(targets.shape)}")
-    inside = GF.arange(labels.shape[1]) < GF.unsqueeze(target_lengths, 1)
+    inside = GF.arange(labels.shape[1], device=labels.device) < GF.unsqueeze(target_lengths, 1)
     labels = GF.where(inside, labels, 0)
     if eager and labels.numel():
         low, high = int(GF.amin(labels).item()), int(GF.amax(labels).item())
@@ -120,15 +120,16 @@ def _negative_log_likelihood(log_probs, labels, input_lengths, target_lengths, b
     steps, batch, _ = log_probs.shape
     width = labels.shape[1]
     states = 2 * width + 1
-    blanks = GF.full((batch, width), blank, dtype=dtypes.int64)
-    final_blank = GF.full((batch, 1), blank, dtype=dtypes.int64)
+    device = log_probs.device
+    blanks = GF.full((batch, width), blank, dtype=dtypes.int64, device=device)
+    final_blank = GF.full((batch, 1), blank, dtype=dtypes.int64, device=device)
     extended = GF.cat([GF.reshape(GF.stack([blanks, labels], 2), (batch, 2 * width)), final_blank], 1)
-    two_back = GF.cat([GF.full((batch, 2), -1, dtype=dtypes.int64), extended[:, :-2]], 1)[:, :states]
+    two_back = GF.cat([GF.full((batch, 2), -1, dtype=dtypes.int64, device=device), extended[:, :-2]], 1)[:, :states]
     may_skip = (extended != blank) & (extended != two_back)  # a label may follow the label two states back
     emissions = GF.gather(log_probs, 2, GF.expand(GF.unsqueeze(extended, 0), (steps, batch, states)))
-    first_two = GF.arange(states) < 2
+    first_two = GF.arange(states, device=device) < 2
     # an input of length 0 gives log-probability 0 (probability 1) to the empty target and -inf otherwise
-    empty_start = GF.where(GF.arange(states) == 0, 0.0, GF.full((), NEG_INF, dtype=log_probs.dtype))
+    empty_start = GF.where(GF.arange(states, device=device) == 0, 0.0, GF.full((), NEG_INF, dtype=log_probs.dtype))
     alpha = GF.where(first_two, emissions[0], NEG_INF)
     alpha = GF.where(GF.unsqueeze(input_lengths > 0, 1), alpha, empty_start)
     for t in range(1, steps):
@@ -147,7 +148,8 @@ def _negative_log_likelihood(log_probs, labels, input_lengths, target_lengths, b
 def _shift_right(alpha, by):
     """alpha moved `by` states up, -inf coming in (cut to alpha's width when it has fewer states)."""
     states = alpha.shape[1]
-    return GF.cat([GF.full((alpha.shape[0], by), NEG_INF, dtype=alpha.dtype), alpha[:, :-by]], 1)[:, :states]
+    incoming = GF.full((alpha.shape[0], by), NEG_INF, dtype=alpha.dtype, device=alpha.device)
+    return GF.cat([incoming, alpha[:, :-by]], 1)[:, :states]
 
 
 def _log_add(*terms):
@@ -164,7 +166,7 @@ def _log_add(*terms):
 def _softmax_assumption(log_probs, input_lengths):
     """Zero, with gradient exp(log_probs) at the steps inside each input: PyTorch's convention (see above)."""
     probs = GF.exp(log_probs)
-    inside = GF.unsqueeze(GF.unsqueeze(GF.arange(log_probs.shape[0]), 1) < input_lengths, 2)
+    inside = GF.unsqueeze(GF.unsqueeze(GF.arange(log_probs.shape[0], device=log_probs.device), 1) < input_lengths, 2)
     return GF.sum(GF.where(inside, probs - probs.detach(), 0.0), (0, 2))
 
 
