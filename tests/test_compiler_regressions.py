@@ -554,3 +554,21 @@ def test_a_half_precision_sum_with_a_broadcast_is_contiguous_so_a_reshape_of_it_
         got = run(genesis.tensor(a), genesis.tensor(b))
         assert got.dtype is genesis.float16
         np.testing.assert_allclose(got.numpy().astype(np.float64), expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_input_without_gradient_returned_as_it_is_keeps_requiring_none(backend):
+    """Fuzz seed 172487: a compiled function that returns an input without gradient as it is (here
+    through a cast to its own dtype) next to one with a gradient marked the user's tensor as
+    requiring grad, so a loss over every output drew its weights differently from eager's."""
+
+    def fn(x0, x1):
+        return x1.to(genesis.float32), x1, x0
+
+    x0 = genesis.tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    x1 = genesis.tensor(np.ones(1, np.float32))
+    compiled = genesis.compile(fn, backend=backend)
+    for _ in range(2):  # the compile, and its confirming trace
+        cast, same, grad_one = compiled(x0, x1)
+        assert cast is x1 and same is x1 and grad_one is x0
+        assert not x1.requires_grad and x1.grad_fn is None and x0.requires_grad

@@ -186,9 +186,11 @@ REFUSED_BACKWARD = Op(
 )
 
 
-def attach(results, call: BackwardCall, inputs: list, slots: list) -> None:
-    """Give each differentiable result a node that runs `call`; `slots[i]` is input i's gradient index."""
-    passed_through = {id(t) for t in inputs}
+def attach(results, call: BackwardCall, inputs: list, slots: list, every_input: list = ()) -> None:
+    """Give each differentiable result a node that runs `call`; `slots[i]` is input i's gradient index.
+    A result that is one of the call's inputs (`every_input`, those without gradients too) is left as
+    it is: the user's own tensor, whose history (or none) is eager's."""
+    passed_through = {id(t) for t in (*inputs, *every_input)}
     for k, result in enumerate(results):
         if id(result) in passed_through:
             continue  # an input returned as it is: its gradient reaches it without this node

@@ -183,7 +183,7 @@ class _Backward:
             len(self.input_positions),
             again=(self.differentiable, inputs, versions),
         )
-        backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots)
+        backward.attach(results, call, [inputs[i] for i in self.input_positions], self.slots, inputs)
 
 
 @dataclass
