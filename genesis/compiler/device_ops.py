@@ -66,14 +66,9 @@ def _laid_out_as_on_the_cpu(result, memory):
     keep a permuted operand's memory order), where the device's kernel wrote C order: a later
     view() must succeed or fail on both devices alike."""
     for array in memory:
-        if (
-            isinstance(array, np.ndarray)
-            and array.shape == result.shape
-            and not array.flags.c_contiguous
-            and np.empty_like(array).strides != result.strides
-        ):
+        if isinstance(array, np.ndarray) and array.shape == result.shape and not array.flags.c_contiguous:
             laid = np.empty_like(array, dtype=result.dtype)  # (empty_like keeps a dense operand's order)
-            if laid.flags.c_contiguous:
+            if laid.flags.c_contiguous:  # a strided operand compacts to C order: the kernel's own
                 return result
             laid[...] = result
             return laid
