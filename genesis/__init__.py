@@ -74,7 +74,7 @@ short = int16
 from genesis.version import __version__  # noqa: E402
 
 # the layers above the eager core: training API, checkpoints, data, the compiler
-from genesis import accelerator, amp, backends, cuda, data, nn, optim, utils  # noqa: E402,F401
+from genesis import accelerator, amp, backends, cuda, data, distributed, nn, optim, utils  # noqa: E402,F401
 import genesis.linalg  # noqa: E402,F401  (the submodule, not functional.linalg that the star import brought)
 from genesis.serialization import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402,F401
 from genesis.compiler import compile  # noqa: E402,F401

@@ -10,6 +10,8 @@ op and never touches numpy: it holds data and reads it back to the host.
 
 from __future__ import annotations
 
+import weakref
+
 from genesis import dtypes, grad_mode
 from genesis.arguments import normalize_dim
 from genesis.printing import tensor_repr
@@ -310,6 +312,21 @@ class Tensor:
         hooks.append(hook)
         return _HookHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """`hook(tensor)` runs once this leaf's `.grad` holds the whole gradient of a backward pass
+        (data-parallel training starts reducing a gradient there, while the backward goes on)."""
+        if self._node is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        key = id(self)
+        hooks = POST_ACCUMULATE_HOOKS.get(key)
+        if hooks is None:
+            hooks = POST_ACCUMULATE_HOOKS[key] = []
+            weakref.finalize(self, POST_ACCUMULATE_HOOKS.pop, key, None)
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
     def retain_grad(self):
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on a tensor that doesn't require gradient")
@@ -317,6 +334,10 @@ class Tensor:
             self._retains_grad = True
             self._node.retain(self)
 
+
+# Leaf id -> its post-accumulate-grad hooks, which the backward engine runs (autograd/engine.py). Kept
+# beside the tensor, not in a slot of every tensor: few tensors have one.
+POST_ACCUMULATE_HOOKS: dict[int, list] = {}
 
 # Gives a view whose memory was written since its history was made (its link's version is behind the
 # shared counter) the history it has now, as PyTorch regenerates a view's grad_fn when it is looked at.

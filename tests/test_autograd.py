@@ -421,3 +421,51 @@ def test_gradients_of_many_views_of_one_tensor_add_up_in_place_as_pytorch():
     (g_second,) = genesis.autograd.grad((g_first * g_first).sum(), [gx])
     (t_second,) = torch.autograd.grad((t_first * t_first).sum(), [tx])
     np.testing.assert_allclose(g_second.numpy(), t_second.numpy(), rtol=1e-12)
+
+
+def test_post_accumulate_grad_hook_sees_the_whole_gradient_as_soon_as_it_is_whole():
+    """As PyTorch's `register_post_accumulate_grad_hook`: the hook gets the leaf once its `.grad` holds
+    the whole gradient of the pass (and what earlier passes accumulated), before the backward reaches
+    leaves used earlier in the forward."""
+    torch = pytest.importorskip("torch")
+    seen = {}
+    for lib in (genesis, torch):
+        first = lib.tensor([1.0, 2.0], requires_grad=True)
+        last = lib.tensor([3.0, -1.0], requires_grad=True)
+        log = []
+        last.register_post_accumulate_grad_hook(
+            lambda t, log=log, first=first: log.append((t.grad.tolist(), first.grad is None))
+        )
+        h = (first * 2).exp()
+        loss = (h * last).sum() + (last * last).sum()
+        loss.backward()
+        loss = (h.detach() * last).sum()
+        loss.backward()
+        seen[lib.__name__] = log
+    assert [flag for _, flag in seen["genesis"]] == [flag for _, flag in seen["torch"]] == [True, False]
+    np.testing.assert_allclose([g for g, _ in seen["genesis"]], [g for g, _ in seen["torch"]], rtol=1e-6)
+    assert seen["genesis"][0][1]  # `first` had no gradient yet when `last`'s was whole
+
+
+def test_post_accumulate_grad_hook_refuses_a_non_leaf_and_is_removable():
+    x = genesis.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (x * 2).register_post_accumulate_grad_hook(print)
+    calls = []
+    handle = x.register_post_accumulate_grad_hook(calls.append)
+    (x * 2).sum().backward()
+    handle.remove()
+    (x * 2).sum().backward()
+    assert calls == [x]
+
+
+def test_queue_callback_runs_after_every_gradient_is_stored():
+    from genesis.autograd import queue_callback
+
+    with pytest.raises(RuntimeError, match="during a backward pass"):
+        queue_callback(print)
+    a, b = genesis.ones(2, requires_grad=True), genesis.ones(2, requires_grad=True)
+    stored = []
+    a.register_post_accumulate_grad_hook(lambda t: queue_callback(lambda: stored.append(b.grad.tolist())))
+    ((a * 3) * b).sum().backward()
+    assert stored == [[3.0, 3.0]]

@@ -25,7 +25,7 @@ import enum
 import warnings
 from collections import abc, defaultdict
 
-from genesis import dispatch, dtypes, markers
+from genesis import dispatch, distributed, dtypes, markers
 from genesis import functional as F
 from genesis.creation import full
 from genesis.grad_mode import no_grad
@@ -206,6 +206,10 @@ class GradScaler:
         if not grads:
             return None
         found = found_inf(*grads)
+        if distributed.is_initialized() and distributed.get_world_size() > 1:
+            # every rank skips the same steps, whatever its own gradients held (data-parallel gradients
+            # are reduced already; a rank that reduces none of them still follows the others)
+            distributed.all_reduce(found, op=distributed.ReduceOp.MAX)
         for grad in grads:
             grad.copy_(unscale(grad, inv_scale))
         return found

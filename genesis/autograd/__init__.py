@@ -2,7 +2,7 @@
 PyTorch names. The tape's records (`genesis.tape.Node`) and the grad-mode flag sit below dispatch,
 which reads them on every op."""
 
-from genesis.autograd.engine import backward, grad
+from genesis.autograd.engine import backward, grad, queue_callback
 from genesis.grad_mode import (
     enable_grad,
     inference_mode,
@@ -15,6 +15,7 @@ from genesis.grad_mode import (
 __all__ = [
     "backward",
     "grad",
+    "queue_callback",
     "no_grad",
     "enable_grad",
     "set_grad_enabled",

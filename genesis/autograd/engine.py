@@ -18,7 +18,7 @@ from genesis import creation, dispatch, grad_mode
 from genesis import functional as F
 from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.tape import recorded_inputs
-from genesis.tensor import Tensor
+from genesis.tensor import POST_ACCUMULATE_HOOKS, Tensor
 
 
 def _tape_children(node):
@@ -142,15 +142,61 @@ def _autocast_off():
         dispatch.autocast_hook = hook
 
 
+# The callbacks queued during the backward pass that runs now (None outside one): see queue_callback.
+_callbacks: list | None = None
+
+
+def queue_callback(callback) -> None:
+    """Run `callback()` once the backward pass that runs now has stored every gradient (as PyTorch's
+    `Variable._execution_engine.queue_callback`): data-parallel training waits for its reductions there."""
+    if _callbacks is None:
+        raise RuntimeError("queue_callback can only be called during a backward pass")
+    _callbacks.append(callback)
+
+
 def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None):
     """Propagate gradients from `roots`.
 
     Without `capture`, leaf gradients accumulate into `.grad`. With `capture`
     (a list of tensors, for `autograd.grad`), their gradients are returned
-    instead and no `.grad` is touched.
+    instead and no `.grad` is touched. Callbacks queued during the pass run at its end.
     """
-    if dispatch.is_tracing():
-        return _deferred(roots, root_grads, retain_graph, create_graph, capture)
+    global _callbacks
+    outer, _callbacks = _callbacks, []
+    try:
+        if dispatch.is_tracing():
+            result = _deferred(roots, root_grads, retain_graph, create_graph, capture)
+        else:
+            result = _run_backward(roots, root_grads, retain_graph, create_graph, capture)
+        while _callbacks:
+            _callbacks.pop(0)()
+        return result
+    finally:
+        _callbacks = outer
+
+
+def _last_contributions(order) -> dict:
+    """node id -> the leaves with post-accumulate-grad hooks whose gradient is whole once that node's
+    rules have run (it is the last node in `order` that feeds them)."""
+    last = {}
+    for node in order:
+        if node.inputs is None:
+            continue
+        for i, (x, (child, wanted)) in enumerate(zip(node.inputs, node.edges)):
+            if child is None and wanted and id(x) in POST_ACCUMULATE_HOOKS and _rule(node.op, i) is not None:
+                last[id(x)] = node
+    finished: dict = {}
+    for key, node in last.items():
+        finished.setdefault(id(node), []).append(key)
+    return finished
+
+
+def _run_post_accumulate_hooks(leaf) -> None:
+    for hook in list(POST_ACCUMULATE_HOOKS.get(id(leaf), ())):
+        hook(leaf)
+
+
+def _run_backward(roots, root_grads, retain_graph, create_graph, capture):
     captured_nodes = {id(t._node): t for t in capture or () if t._node is not None}
     captured_leaves = {id(t) for t in capture or () if t._node is None}
     results = {}
@@ -167,8 +213,11 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             accumulate(pending_nodes, id(root._node), grad)
             outputs[id(root._node)] = root
 
+    order = topological_order([r._node for r in roots])
+    early = _last_contributions(order) if POST_ACCUMULATE_HOOKS and capture is None else None
+    stored = set()
     with grad_mode.set_grad_enabled(create_graph), _autocast_off():
-        for node in topological_order([r._node for r in roots]):
+        for node in order:
             grad = pending_nodes.pop(id(node), None)
             out = outputs.pop(id(node), None)
             if grad is None:
@@ -186,19 +235,28 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, capture=None)
             _propagate(node, out, grad, pending_nodes, pending_leaves, leaves, outputs, owned)
             if not retain_graph:
                 node.inputs = None
+            for key in early.pop(id(node), ()) if early else ():
+                if key in pending_leaves:  # this leaf's gradient is whole: store it now
+                    _finish_leaf(leaves[key], pending_leaves.pop(key), create_graph, stored)
 
-    stored = set()
     for key, grad in pending_leaves.items():
         leaf = leaves[key]
-        grad = _run_hooks(leaf._hooks, grad)
         if capture is not None:
+            grad = _run_hooks(leaf._hooks, grad)
             if key in captured_leaves:
                 results[key] = grad
-        elif leaf.requires_grad:
-            _store_leaf_grad(leaf, grad, create_graph, stored)
+        else:
+            _finish_leaf(leaf, grad, create_graph, stored)
     if capture is not None:
         return [results.get(id(t._node) if t._node is not None else id(t)) for t in capture]
     return None
+
+
+def _finish_leaf(leaf, grad, create_graph, stored) -> None:
+    grad = _run_hooks(leaf._hooks, grad)
+    if leaf.requires_grad:
+        _store_leaf_grad(leaf, grad, create_graph, stored)
+        _run_post_accumulate_hooks(leaf)
 
 
 def _deferred(roots, root_grads, retain_graph, create_graph, capture):
@@ -239,6 +297,9 @@ def _deferred(roots, root_grads, retain_graph, create_graph, capture):
     stored = set()
     for leaf, grad in zip(targets, dispatch.symbolic_gradients(roots, root_grads, targets)):
         _store_leaf_grad(leaf, grad, False, stored)
+    # traced, every gradient is whole at once: the hooks record their ops on the stored gradients
+    for leaf in targets:
+        _run_post_accumulate_hooks(leaf)
     return None
 
 

@@ -9,9 +9,12 @@ shuffling reproducible too.
 
 from __future__ import annotations
 
+import math
 import numbers
 
+from genesis import distributed
 from genesis.creation import randint, randperm
+from genesis.random import Generator
 
 
 class Sampler:
@@ -110,3 +113,56 @@ class BatchSampler(Sampler):
         if self.drop_last:
             return len(self.sampler) // self.batch_size
         return -(-len(self.sampler) // self.batch_size)
+
+
+class DistributedSampler(Sampler):
+    """This rank's share of a dataset in data-parallel training (PyTorch's `DistributedSampler`).
+
+    Every rank draws the same permutation (seeded by `seed + epoch`: call `set_epoch` each epoch for
+    a new order) and takes every `num_replicas`-th index from its `rank`, so the ranks' shares are
+    disjoint and equally long: padded with indices from the start where the dataset does not divide
+    evenly, or cut with `drop_last=True`. `num_replicas` and `rank` default to the process group's.
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        if num_replicas is None or rank is None:
+            if not distributed.is_initialized():
+                raise RuntimeError(
+                    "DistributedSampler: pass num_replicas and rank, or call "
+                    "genesis.distributed.init_process_group() first"
+                )
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        num_replicas = _check_count(num_replicas, "DistributedSampler: num_replicas")
+        if not isinstance(rank, numbers.Integral) or not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: invalid rank {rank!r}, rank should be in [0, {num_replicas - 1}]")
+        self.dataset = dataset
+        self.num_replicas, self.rank = num_replicas, int(rank)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.epoch = 0
+        n = len(dataset)
+        if self.drop_last and n % num_replicas:
+            self.num_samples = math.ceil((n - num_replicas) / num_replicas)
+        else:
+            self.num_samples = math.ceil(n / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            generator = Generator().manual_seed(self.seed + self.epoch)
+            indices = randperm(n, generator=generator).tolist()
+        else:
+            indices = list(range(n))
+        if self.drop_last:
+            indices = indices[: self.total_size]
+        elif indices:
+            missing = self.total_size - len(indices)
+            indices += (indices * math.ceil(missing / len(indices)))[:missing]
+        return iter(indices[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self):
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)

@@ -10,7 +10,7 @@ Modules only hold parameters and settings; all arithmetic lives in
 same primitive ops whether a model calls `nn.Linear` or `F.linear`.
 """
 
-from genesis.nn import functional, init, utils  # noqa: F401
+from genesis.nn import functional, init, parallel, utils  # noqa: F401
 from genesis.nn.modules import *  # noqa: F401,F403
 from genesis.nn.modules import Module  # noqa: F401
 from genesis.nn.parameter import Buffer, Parameter  # noqa: F401

@@ -6,6 +6,7 @@ primitives; the functional layer (`genesis.functional`) binds them.
 
 from genesis.ops import (  # noqa: F401  (registers the ops)
     activations,
+    collective,
     convolution,
     division,
     elementwise,

@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from genesis import distributed
 from genesis.runtime.devices import Device, cpu, device
 from genesis.serialization import checksums, safetensors_io
 from genesis.serialization.atomic import atomic_write, remove_stale_temporaries
@@ -39,7 +40,20 @@ FORMAT_VERSION = "1"
 
 
 def save_checkpoint(obj, path) -> None:
-    """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None, nn.Modules) to `path` atomically."""
+    """Write `obj` (dicts, lists, tuples of tensors, numbers, strings, None, nn.Modules) to `path` atomically.
+
+    In a data-parallel run (genesis.distributed) every rank may call it: rank 0 writes the path, which
+    every rank may load once the call returns on it (the ranks wait for each other). A stream is the
+    caller's own and is written on every rank."""
+    if not hasattr(path, "write") and distributed.is_initialized() and distributed.get_world_size() > 1:
+        if distributed.get_rank() == 0:
+            _save(obj, path)
+        distributed.barrier()
+        return
+    _save(obj, path)
+
+
+def _save(obj, path) -> None:
     tree, tensors = encode(obj)
     # as stored (C order, little-endian), which is what the checksums cover
     # a device's tensors are copied to the host first (explicit reads: .cpu())
