@@ -188,6 +188,9 @@ def case_collectives(rank, results):
             t = genesis.tensor(value, dtype=dtypes.get(name))
             dist.all_reduce(t, op=op)
             results[f"all_reduce/{name}/{op}"] = t.float().numpy() if name == "bfloat16" else t.numpy()
+    base = genesis.tensor(inputs["float32"])
+    dist.all_reduce(base[:, ::2])  # a strided view: reduced through a copy, written back into the base
+    results["view/float32/sum"] = base.numpy()
     t = genesis.tensor(inputs["float32"])
     work = dist.all_reduce(t, async_op=True)
     work.wait()
@@ -210,6 +213,9 @@ def case_collectives(rank, results):
     loss.backward()
     results["compiled/loss"], results["compiled/grad"] = loss.detach().numpy(), x.grad.numpy()
     results["world"] = np.array([dist.get_rank(), dist.get_world_size()])
+    # the launcher's variables, as torchrun sets them (this job starts through genesis.distributed.run)
+    results["torchrun_variables"] = np.array([int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK")])
+    results["main"] = np.array(__name__ == "__main__" and sys.argv[1] == "collectives")
     dist.barrier()
 
 

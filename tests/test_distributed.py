@@ -113,7 +113,12 @@ def test_other_collectives(job):
     inputs = [worker.collective_inputs(rank)["float32"] for rank in range(2)]
     for rank, got in enumerate(job("collectives")):
         np.testing.assert_array_equal(got["world"], [rank, 2])
+        np.testing.assert_array_equal(got["torchrun_variables"], [rank, 2, rank])
+        assert got["main"]
         np.testing.assert_array_equal(got["async/float32/sum"], inputs[0] + inputs[1])
+        in_view = inputs[rank].copy()
+        in_view[:, ::2] = inputs[0][:, ::2] + inputs[1][:, ::2]
+        np.testing.assert_array_equal(got["view/float32/sum"], in_view)
         np.testing.assert_array_equal(got["broadcast"], inputs[1])
         np.testing.assert_array_equal(got["all_gather"], np.stack(inputs))
         np.testing.assert_array_equal(got["all_gather_into_tensor"], np.concatenate(inputs))
@@ -276,7 +281,7 @@ def test_launcher_command_line():
     line, env = launcher.command(args, "mpiexec", {"PATH": "/bin"})
     assert line[:3] == ["mpiexec", "-n", "4"]
     assert line[line.index("--hostfile") + 1] == "hosts" and "--oversubscribe" not in line
-    assert line[-3:] == ["train.py", "--lr", "0.1"]
+    assert line[-5:] == ["genesis.distributed.run", "--as-rank", "train.py", "--lr", "0.1"]
     assert env["GENESIS_DISTRIBUTED_TIMEOUT"] == "5.0"
     assert env["GENESIS_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 4))
     assert ["-x", "GENESIS_NUM_THREADS"] == line[

@@ -149,16 +149,30 @@ def _write(tensor, result) -> None:
         tensor.copy_(result)
 
 
+def _land(tensor, memory, array) -> None:
+    """The engine's result in `tensor`: where it reduced in the tensor's `memory`, a write to count."""
+    if array is memory:
+        tensor._version[0] += 1
+    else:
+        _write(tensor, Tensor._make(array, tensor.dtype, tensor.device))
+
+
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `tensor` over every rank, in place."""
     _check_tensor(tensor, "all_reduce")
     reduce_op = _reduce_op(op)
     _world("all_reduce")
-    if async_op and not dispatch.is_tracing():
-        pending = collectives.start_all_reduce(tensor.numpy(), reduce_op)
-        return Work(pending, lambda result: _write(tensor, Tensor._make(result, tensor.dtype, tensor.device)))
-    _write(tensor, collective.all_reduce(tensor, reduce_op=reduce_op))
-    return Work() if async_op else None
+    if dispatch.is_tracing():  # a node of the graph, and the write into the tensor another
+        _write(tensor, collective.all_reduce(tensor, reduce_op=reduce_op))
+        return Work() if async_op else None
+    # eager: straight to the engine, which reduces in the tensor's own memory where it can
+    memory = tensor.numpy()
+    pending = collectives.start_all_reduce(memory, reduce_op, in_place=True)
+    work = Work(pending, lambda result: _land(tensor, memory, result))
+    if async_op:
+        return work
+    work.wait()
+    return None
 
 
 def broadcast(tensor, src=0, group=None, async_op=False):

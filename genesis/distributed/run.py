@@ -5,14 +5,17 @@ A thin wrapper over MPI's `mpiexec`, which starts the ranks (on this machine, or
 wants: each rank's thread pools sized to its share of the machine's cores (`GENESIS_NUM_THREADS`,
 `OPENBLAS_NUM_THREADS`, `OMP_NUM_THREADS`, unless already set), the collectives' timeout
 (`--timeout`, GENESIS_DISTRIBUTED_TIMEOUT), and, as root, the flag OpenMPI asks for. Those variables are
-exported to every rank with `-x`, so they reach other machines too. Plain `mpiexec -n 2 python
-script.py` works as well.
+exported to every rank with `-x`, so they reach other machines too. Each rank starts the script
+through this module (`--as-rank`), which sets torchrun's variables from MPI's first (RANK,
+WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), so a script written for torchrun that reads them runs as
+it is. Plain `mpiexec -n 2 python script.py` works as well, without those variables.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -51,8 +54,31 @@ def command(args, mpiexec: str, environ) -> tuple[list[str], dict]:
         line.append("--oversubscribe")  # one machine: as many ranks as asked, whatever its core count
     for name in exported:
         line += ["-x", name]
-    line += [*args.mpiexec_args, sys.executable, "-u", args.script, *args.script_args]
+    line += [*args.mpiexec_args, sys.executable, "-u", "-m", "genesis.distributed.run", AS_RANK]
+    line += [args.script, *args.script_args]
     return line, env
+
+
+# torchrun's variable -> where MPI launchers put it (OpenMPI's, then MPICH's and Intel MPI's)
+RANK_VARIABLES = {
+    "RANK": ("OMPI_COMM_WORLD_RANK", "PMI_RANK"),
+    "WORLD_SIZE": ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"),
+    "LOCAL_RANK": ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"),
+    "LOCAL_WORLD_SIZE": ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"),
+}
+AS_RANK = "--as-rank"
+
+
+def run_as_rank(argv) -> None:
+    """One rank: torchrun's variables from MPI's, then the script as `__main__`."""
+    for name, sources in RANK_VARIABLES.items():
+        value = next((os.environ[source] for source in sources if source in os.environ), None)
+        if value is not None:
+            os.environ.setdefault(name, value)
+    script, *script_args = argv
+    sys.argv = [script, *script_args]
+    sys.path.insert(0, str(Path(script).resolve().parent))
+    runpy.run_path(script, run_name="__main__")
 
 
 def parse(argv):
@@ -71,7 +97,11 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [AS_RANK]:
+        run_as_rank(argv[1:])
+        return 0
+    args = parse(argv)
     line, env = command(args, find_mpiexec(), os.environ)
     code = subprocess.run(line, env=env).returncode
     if code != 0:

@@ -216,17 +216,23 @@ def _describe(name: str, array: np.ndarray) -> str:
 
 
 # ---- the collectives ---------------------------------------------------------------------------
-def start_all_reduce(array: np.ndarray, reduce_op: str = "sum") -> Work:
-    """Start reducing `array` over every rank; the Work's result is a new array (the input is read
-    on the communication thread: do not change it until the wait)."""
+def start_all_reduce(array: np.ndarray, reduce_op: str = "sum", *, in_place: bool = False) -> Work:
+    """Start reducing `array` over every rank; the Work's result is the reduced array: `array` itself
+    with `in_place` where MPI can write into it (contiguous, a type MPI knows), else a new one. The
+    array is read (and written) on the communication thread: do not touch it until the wait."""
     group = require_world("all_reduce")
     mpi_op = _mpi_op(reduce_op)
     dtype = array.dtype
+    in_place = in_place and array.flags.c_contiguous and array.flags.writeable and _wire(array) is array
 
     def run():
-        sent = _wire(array)
-        received = np.empty_like(sent)
-        group._comm.Allreduce(sent, received, op=mpi_op)
+        if in_place:
+            group._comm.Allreduce(_mpi().IN_PLACE, array, op=mpi_op)
+            received = array
+        else:
+            sent = _wire(array)
+            received = np.empty_like(sent)
+            group._comm.Allreduce(sent, received, op=mpi_op)
         if reduce_op == "avg":
             received /= group.size  # float: avg is for floating tensors (PyTorch refuses it on integers)
         return _unwire(received, dtype)
