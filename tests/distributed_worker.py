@@ -97,7 +97,7 @@ def optimizer_for(name, params):
     return genesis.optim.Adam(params, lr=0.01) if name == "adam" else genesis.optim.SGD(params, lr=0.1, momentum=0.9)
 
 
-def train(variant: str, net, wrapped, rank=None):
+def train(variant: str, net, wrapped, rank=None, device="cpu"):
     """STEPS steps of `variant` on `wrapped` (net itself, or its DistributedDataParallel); rank None:
     the whole batch. Returns the parameters after them."""
     compiled, options, optimizer_name = VARIANTS[variant]
@@ -107,8 +107,8 @@ def train(variant: str, net, wrapped, rank=None):
     else:
         step = train_step(wrapped, optimizer, compiled, **options)
     for batch in batches():
-        step(*(whole(batch) if rank is None else shard(batch, rank)))
-    return {name: p.detach().numpy().copy() for name, p in net.named_parameters()}
+        step(*(t.to(device) for t in (whole(batch) if rank is None else shard(batch, rank))))
+    return {name: p.detach().cpu().numpy().copy() for name, p in net.named_parameters()}
 
 
 def micro_batches(batch, rank=None):
@@ -231,6 +231,16 @@ def case_train(rank, results):
         )
 
 
+def case_device(rank, results):
+    """DDP on the simulated CUDA device: its collectives go through host memory (as gloo's do)."""
+    os.environ["GENESIS_FAKE_CUDA"] = "1"
+    for variant in ("eager", "compiled"):
+        net = model().to("cuda")
+        trained = train(variant, net, DistributedDataParallel(net), rank, device="cuda")
+        results.update({f"{variant}/{name}": value for name, value in trained.items()})
+        results[f"{variant}/device"] = np.array(str(next(net.parameters()).device))
+
+
 def case_accumulate(rank, results):
     for compiled in (False, True):
         net = model()
@@ -239,8 +249,8 @@ def case_accumulate(rank, results):
 
 
 def case_skip(rank, results):
-    """A GradScaler step where only rank 1's gradients are not finite: every rank skips it (no DDP:
-    only the found-inf reduction tells rank 0)."""
+    """An fp16 GradScaler step where only rank 1's gradients are not finite: every rank skips it (no
+    DDP: only the found-inf reduction tells rank 0)."""
     for compiled in (False, True):
         net = model()
         before = [p.detach().numpy().copy() for p in net.parameters()]
@@ -249,13 +259,15 @@ def case_skip(rank, results):
         if rank == 1:
             x = x * float("inf")
         if compiled:
-            step = train_step(net, optimizer, True, loss_scale="dynamic")
+            step = train_step(net, optimizer, True, amp="fp16", loss_scale="dynamic")
             step(x, y)
             scale = step.fn.scaler.get_scale()
         else:
             scaler = GradScaler(init_scale=1024.0)
             optimizer.zero_grad()
-            scaler.scale(nn.functional.cross_entropy(net(x), y)).backward()
+            with autocast(dtype=genesis.float16):
+                loss = nn.functional.cross_entropy(net(x), y)
+            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scale = scaler.get_scale()

@@ -4,7 +4,8 @@ Each job runs tests/distributed_worker.py on both ranks and returns what every r
 the collectives' results against the values computed here from both ranks' inputs; parameters
 after N steps of DistributedDataParallel (eager, compiled, compiled with bf16 autocast, clipping
 and loss scaling, and the same written out eagerly) against N steps of one process on the
-concatenated batch; no_sync accumulation against the big batch; a step that only one rank's
+concatenated batch, on the CPU and on the simulated CUDA device; no_sync accumulation against the
+big batch; an fp16 step that only one rank's
 gradients make non-finite, skipped on both; unused parameters; checkpoints written once; and a rank
 that dies, raises or hangs failing the whole job with a clear error.
 """
@@ -159,6 +160,16 @@ def test_data_parallel_steps_equal_one_process_on_the_whole_batch(job, variant):
         np.testing.assert_allclose(ranks[0][f"{variant}/{name}"], value, rtol=tolerance, atol=tolerance)
     start = {name: p.detach().numpy() for name, p in worker.model().named_parameters()}
     assert any(not np.allclose(expected[name], start[name]) for name in start), "the steps changed nothing"
+
+
+@needs_mpi
+@pytest.mark.parametrize("variant", ["eager", "compiled"])
+def test_data_parallel_steps_on_the_simulated_cuda_device(job, variant):
+    expected = _reference(variant)
+    for rank_results in job("device"):
+        assert str(rank_results[f"{variant}/device"]) == "cuda:0"
+        for name, value in expected.items():
+            np.testing.assert_allclose(rank_results[f"{variant}/{name}"], value, rtol=2e-5, atol=2e-5)
 
 
 @needs_mpi

@@ -6,7 +6,8 @@
 
 Launch with `python -m genesis.distributed.run -n 2 script.py` or plain `mpiexec -n 2 python
 script.py`. The engine is MPI through mpi4py (runtime/collectives.py); "gloo", PyTorch's CPU
-backend, is taken as a name for it, so a ported CPU script runs as it is. The collectives are ops
+backend, is taken as a name for it, so a ported CPU script runs as it is; tensors on a CUDA device
+travel through host memory (as gloo's do). The collectives are ops
 of the table (ops/collective.py): eagerly they run at once (or, with `async_op=True`, on the
 communication thread until `wait()`), and in a compiled step they are graph nodes.
 
@@ -133,8 +134,6 @@ class Work:
 def _check_tensor(tensor, what: str) -> None:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a genesis Tensor, got {type(tensor).__name__}")
-    if tensor.device.type != "cpu":
-        raise DistributedError(f"{what}: the tensor is on {tensor.device}; the mpi backend reduces CPU tensors")
 
 
 def _reduce_op(op) -> str:
@@ -162,7 +161,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     _check_tensor(tensor, "all_reduce")
     reduce_op = _reduce_op(op)
     _world("all_reduce")
-    if dispatch.is_tracing():  # a node of the graph, and the write into the tensor another
+    if dispatch.is_tracing() or tensor.device.type != "cpu":
+        # a node of the graph, and the write into the tensor another; or a device's tensor, which MPI
+        # reads through a copy to the host and back (as PyTorch's gloo does with CUDA tensors)
         _write(tensor, collective.all_reduce(tensor, reduce_op=reduce_op))
         return Work() if async_op else None
     # eager: straight to the engine, which reduces in the tensor's own memory where it can
