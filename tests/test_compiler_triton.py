@@ -118,7 +118,7 @@ def test_0d_work_is_one_triton_kernel(dtype):
 
 def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
     def fn(x, w):
-        total = (x * 2).amax()  # a maximum over the rows (sums over them are Triton's)
+        total = (x * 2).prod()  # a product over the rows (sums, maxima and minima are Triton's)
         return (x @ w).relu(), total  # a matmul epilogue
 
     compiled, program = assert_matches_eager(fn, data(33, 8), data(8, 5, seed=1), rtol=1e-6)
@@ -128,12 +128,15 @@ def test_groups_triton_does_not_take_yet_run_as_numpy_kernels_and_say_why():
     assert "accumulates over the rows" in reasons and "matmul" in reasons
 
 
-SUMS_OVER_ROWS = {
+REDUCTIONS_OVER_ROWS = {
     "a bias's gradient": lambda x, b: (x + b).relu().sum(dim=0),
     "keepdim, then more": lambda x, b: x.sum(dim=0, keepdim=True) / 33.0 + b,
     "a mean of everything": lambda x, b: (x * x).mean(),
     "row sums, then their sum": lambda x, b: x.exp().sum(dim=1, keepdim=True).sum() * 0.5,
     "both, and the rows kept": lambda x, b: (x * 2.0, (x * b).sum(dim=0), x.sum()),
+    "a column's maximum": lambda x, b: (x + b).amax(dim=0) * 2.0,
+    "the minimum of everything, and a sum": lambda x, b: ((x * b).amin(), x.sum(dim=0)),
+    "row maxima, then their maximum": lambda x, b: x.amax(dim=1, keepdim=True).amax() - b,
 }
 
 
@@ -146,15 +149,29 @@ def test_a_sum_over_rows_reads_an_operand_broadcast_within_the_row():
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
-@pytest.mark.parametrize("case", SUMS_OVER_ROWS)
-def test_sums_over_the_rows_are_triton_kernels_that_walk_them(case, dtype):
-    """Each block of rows is folded into the sums in a loop; what follows them runs once, after it."""
+@pytest.mark.parametrize("case", REDUCTIONS_OVER_ROWS)
+def test_reductions_over_the_rows_are_triton_kernels_that_walk_them(case, dtype):
+    """Each block of rows is folded into the sums, maxima or minima in a loop; what follows them
+    runs once, after it."""
     x, b = data(333, 8, dtype=dtype), data(8, seed=1, dtype=dtype)  # 333 rows: several blocks, the last masked
     rtol = TOLERANCE[dtype] * 8  # sums of 333 terms in another order than numpy's pairwise ones
-    _, program = assert_matches_eager(SUMS_OVER_ROWS[case], x, b, rtol=rtol, atol=rtol)
+    _, program = assert_matches_eager(REDUCTIONS_OVER_ROWS[case], x, b, rtol=rtol, atol=rtol)
     assert program["numpy_kernels"] == 0 and program["triton_kernels"] >= 1, program["backend_refusals"]
-    for spec in _specs(SUMS_OVER_ROWS[case], x, b):
+    for spec in _specs(REDUCTIONS_OVER_ROWS[case], x, b):
         _assert_ptx(spec)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: x.amax(dim=0), lambda x: x.amin(), lambda x: (x * 1.0).amax(dim=1), lambda x: (x * 1.0).amin(dim=1)],
+    ids=["column maxima", "minimum of everything", "row maxima", "row minima"],
+)
+def test_maxima_and_minima_keep_a_nan_as_eager_does(fn):
+    """tl.max and tl.min drop a nan; numpy and PyTorch return it (ops/helpers/extrema.triton)."""
+    values = data(333, 8).numpy().copy()
+    values[200, 3] = values[5, 0] = np.nan
+    _, program = assert_matches_eager(fn, genesis.tensor(values))
+    assert program["numpy_kernels"] == 0, program["backend_refusals"]
 
 
 def test_a_reduction_over_part_of_the_row_stays_a_numpy_kernel():
@@ -258,5 +275,5 @@ def test_many_programs_cover_long_inputs_and_many_rows():
 def test_the_report_says_which_groups_stay_numpy_kernels_and_why():
     from genesis.compiler import explain
 
-    text = explain(lambda x: (x * x).amax() / 3, genesis.randn(100, 8), backend="triton")
-    assert "stays a numpy kernel: v2 = amax accumulates over the rows: only sums do in Triton yet" in text
+    text = explain(lambda x: (x * x).prod() / 3, genesis.randn(100, 8), backend="triton")
+    assert "stays a numpy kernel: v2 = prod accumulates over the rows: only sums, maxima and minima do" in text

@@ -67,10 +67,11 @@ def _reduction(
     numpy=None,
     combine=None,
     shape=shape_rules.reduce,
+    triton_helpers=(),
 ):
     # a reduction with a `combine` runs blockwise in fused kernels (C, numpy), and eagerly in C for big
     # inputs; triton/numpy: its line there
-    codegen = {"triton": triton, "numpy": numpy}
+    codegen = {"triton": triton, "numpy": numpy, "triton_helpers": triton_helpers}
     return register(
         Op(
             name=name,
@@ -141,7 +142,8 @@ amax = _reduction(
     dt.not_bool,
     combine=Combine.MAXIMUM,
     shape=_amax_shape,
-    triton='tl.max(tl.where({mask}, {0}, -float("inf")), axis={axis}, keep_dims=True)',
+    triton='max_keeping_nan(tl.where({mask}, {0}, -float("inf")), {axis})',
+    triton_helpers=("extrema.triton",),
     saves=frozenset({"inputs", "output"}),
     numpy=_numpy_reduction("max"),
 )
@@ -152,7 +154,8 @@ amin = _reduction(
     dt.not_bool,
     combine=Combine.MINIMUM,
     shape=_amin_shape,
-    triton='tl.min(tl.where({mask}, {0}, float("inf")), axis={axis}, keep_dims=True)',
+    triton='min_keeping_nan(tl.where({mask}, {0}, float("inf")), {axis})',
+    triton_helpers=("extrema.triton",),
     saves=frozenset({"inputs", "output"}),
     numpy=_numpy_reduction("min"),
 )

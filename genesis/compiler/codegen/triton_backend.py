@@ -12,15 +12,16 @@ Which groups Triton takes (`why_not` says why it does not take the others):
   layer_norm) become one 2-D kernel (`templates/triton_reduction.py.j2`): one
   program per block of rows, a row's trailing elements along the second tile
   axis; a reduced value is a [rows, 1] tile;
-- row groups that sum over the rows themselves (a bias's gradient, a loss's
-  mean) become a kernel whose one program walks the rows block by block
-  (`templates/triton_accumulate.py.j2`), adding each block's sums into
-  accumulators ([1, columns] tiles, or [1, 1] for a sum of everything), then
-  runs what follows the sums once, after the loop. One program, so the order
-  of the additions is fixed: the same bits every run.
+- row groups that reduce over the rows themselves (a bias's gradient, a loss's
+  mean, a maximum of everything) become a kernel whose one program walks the
+  rows block by block (`templates/triton_accumulate.py.j2`), folding each
+  block's sums, maxima or minima into accumulators ([1, columns] tiles, or
+  [1, 1] for a reduction of everything; `ACCUMULATORS` says how each starts and
+  folds), then runs what follows them once, after the loop. One program, so
+  the order of the additions is fixed: the same bits every run.
 
 0-d work (an optimizer's scalars, a loss's mean) is a pointwise kernel over one
-element. Everything else (maxima and minima over the rows, a sum over rows that
+element. Everything else (products over the rows, a reduction over rows that
 span several leading dims and keeps some, matmul epilogues, views inside a
 group, integer reductions, rows too long for one tile) stays a chunked numpy
 kernel in the same program; `FALLBACKS` in the program and the compile report
@@ -75,8 +76,8 @@ def why_not(spec: KernelSpec) -> str | None:
         kind = OPS[s.op].kind
         if s.phase == "pre":
             return f"{s.value} = {s.op} runs before the loop over the rows (not in Triton yet)"
-        if s.phase == "accumulate" and s.combine is not Combine.ADD:
-            return f"{s.value} = {s.op} accumulates over the rows: only sums do in Triton yet"
+        if s.phase == "accumulate" and s.combine not in ACCUMULATORS:
+            return f"{s.value} = {s.op} accumulates over the rows: only sums, maxima and minima do in Triton yet"
         if s.phase == "post" and kind is Kind.REDUCTION:
             return f"{s.value} = {s.op} reduces after the loop over the rows (not in Triton yet)"
         if kind is Kind.VIEW:
@@ -355,13 +356,23 @@ def _expression(s, layout, shapes, axis, mask=None, source=None) -> str:
     return template.format(*args, **attrs)
 
 
-def _sum_lines(s, layout, shapes) -> list[str]:
-    """Inside the loop: the block's sum over its rows (and, for a sum of everything, its columns)
-    added to the accumulator."""
+# How an accumulator over the rows starts, and how a block's partial result folds into it. The
+# maxima keep a nan, as numpy's and PyTorch's do (tl.maximum alone would drop it).
+ACCUMULATORS = {
+    Combine.ADD: ("0", "{acc} + {partial}"),
+    Combine.MAXIMUM: ('float("-inf")', "tl.maximum({acc}, {partial}, propagate_nan=tl.PropagateNan.ALL)"),
+    Combine.MINIMUM: ('float("inf")', "tl.minimum({acc}, {partial}, propagate_nan=tl.PropagateNan.ALL)"),
+}
+
+
+def _accumulate_lines(s, layout, shapes) -> list[str]:
+    """Inside the loop: the block's reduction over its rows (and, for a reduction of everything, its
+    columns) folded into the accumulator."""
     partial = _expression(s, layout, shapes, axis="0")
     if layout.kind_of(s.shape, blocked=False) == "scalar" and layout.kind_of(shapes[s.reads[0]]) == "full":
         partial = _expression(s, layout, shapes, axis="1", mask="col_mask", source=partial)
-    return [f"{s.value} += {dialect.cast_to(f'({partial})', kernel_dtype(s.dtype))}"]
+    fold = ACCUMULATORS[s.combine][1]
+    return [f"{s.value} = " + fold.format(acc=s.value, partial=dialect.cast_to(f"({partial})", kernel_dtype(s.dtype)))]
 
 
 @dataclass(frozen=True)
@@ -444,7 +455,7 @@ def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
         if s.phase == "block":
             body += statement_lines(spec, layout, [s])
         elif s.phase == "accumulate":
-            body += _sum_lines(s, layout, shapes)
+            body += _accumulate_lines(s, layout, shapes)
     post_body = [
         line for s in spec.statements if s.phase == "accumulate" for line in dialect.round_lines(s.value, s.dtype)
     ]
@@ -460,7 +471,7 @@ def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
             offsets, mask = layout.offsets(shapes[v]), layout.store_mask(shapes[v])
             stores.append(_Access(v, f"out_{v}_ptr", offsets, mask, tl_dtype, value=v))
     accumulators = [
-        (s.value, layout.accumulator_shape(s), dialect.TL_DTYPES[kernel_dtype(s.dtype)])
+        (s.value, layout.accumulator_shape(s), ACCUMULATORS[s.combine][0], dialect.TL_DTYPES[kernel_dtype(s.dtype)])
         for s in spec.statements
         if s.phase == "accumulate"
     ]
