@@ -43,8 +43,8 @@ def normalize_shape(args) -> tuple:
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (list, tuple)):
         args = args[0]
-    shape = tuple(int(n) for n in args)
-    if any(n < -1 for n in shape):
+    shape = tuple(map(int, args))
+    if shape and min(shape) < -1:
         raise ShapeError(f"invalid shape {list(shape)}: sizes must be non-negative")
     return shape
 

@@ -14,6 +14,7 @@ from genesis.bench.timing import load_torch, measure, record
 QUICK = (
     "add 64x64 (requires_grad)",
     "matmul 64x64 (requires_grad)",
+    "reshape 64x64 (requires_grad)",
     "add 4M",
     "sum 4M",
     "mean 4M",
@@ -29,11 +30,16 @@ def _small(torch):
     found = {
         "add 64x64 (requires_grad)": {"numpy": lambda: np.add(a, b), "genesis": lambda: ga + gb},
         "matmul 64x64 (requires_grad)": {"numpy": lambda: np.matmul(a, b), "genesis": lambda: ga @ gb},
+        # views: no arithmetic, so the figure is the framework's own cost per op
+        "reshape 64x64 (requires_grad)": {"numpy": lambda: a.reshape(4096), "genesis": lambda: ga.reshape(4096)},
+        "slice 64x64 (requires_grad)": {"numpy": lambda: a[1:5], "genesis": lambda: ga[1:5]},
     }
     if torch is not None:
         ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
         found["add 64x64 (requires_grad)"]["torch"] = lambda: ta + tb
         found["matmul 64x64 (requires_grad)"]["torch"] = lambda: ta @ tb
+        found["reshape 64x64 (requires_grad)"]["torch"] = lambda: ta.reshape(4096)
+        found["slice 64x64 (requires_grad)"]["torch"] = lambda: ta[1:5]
     return found
 
 

@@ -66,10 +66,20 @@ def _expand_masks(key):
     return out
 
 
+# a key of these alone is basic indexing (a view): no index tensors or masks to look for
+_BASIC_KEYS = frozenset({int, slice, type(None), type(Ellipsis)})
+
+
 def normalize_key(x, key):
     """Return (primitive key, index tensors)."""
     if not isinstance(key, tuple):
         key = (key,)
+    if all(type(k) in _BASIC_KEYS for k in key):  # (not bool, whose type is not int's)
+        if key.count(Ellipsis) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        consumed = len(key) - key.count(Ellipsis) - key.count(None)
+        _check_consumed(x, consumed)
+        return _entries(x, key, consumed)
     # lists, tuples and numpy arrays are index tensors; a numpy integer scalar is an int
     key = tuple(
         _as_index_tensor(k)
@@ -91,11 +101,7 @@ def normalize_key(x, key):
         for k in key
     ]
     consumed = sum(covers)
-    if consumed > x.ndim:
-        raise IndexError(
-            f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)}): "
-            f"the index covers {consumed} dims"
-        )
+    _check_consumed(x, consumed)
     dim = 0
     for k, n in zip(key, covers):  # a mask must match the dims it covers: check before reading it
         if is_tensor(k) and k.dtype is dtypes.bool_ and tuple(k.shape) != tuple(x.shape[dim : dim + n]):
@@ -104,8 +110,21 @@ def normalize_key(x, key):
                 f"shape {list(x.shape[dim : dim + n])} at dim {dim}"
             )
         dim += x.ndim - consumed if k is Ellipsis else n
+    return _entries(x, _expand_masks(key), consumed)
+
+
+def _check_consumed(x, consumed) -> None:
+    if consumed > x.ndim:
+        raise IndexError(
+            f"too many indices for a tensor of dimension {x.ndim} (shape {list(x.shape)}): "
+            f"the index covers {consumed} dims"
+        )
+
+
+def _entries(x, key, consumed):
+    """The primitive key's entries and the index tensors, from a key whose masks are expanded."""
     entries, tensors, dim = [], [], 0
-    for k in _expand_masks(key):
+    for k in key:
         if k is Ellipsis:
             for _ in range(x.ndim - consumed):
                 entries.append(("s", 0, x.shape[dim], 1))

@@ -78,6 +78,13 @@ def _viewable(x, shape) -> bool:
     return view_d == -1
 
 
+def _c_contiguous(x) -> bool:
+    """Memory in row-major order (a host or device array's flags say; a traced value has none):
+    every shape of its size is a view of it, the common case, answered without walking the strides."""
+    data = x._data
+    return not getattr(data, "is_symbolic", False) and data.flags.c_contiguous
+
+
 def _strides(x):
     """x's strides in elements; a traced tensor's are the ones eager's array would have, or None."""
     data = x._data
@@ -96,7 +103,7 @@ def reshape(x, *shape):
     in-place write to it must not reach the source, nor count as a write to a leaf's view). Of one
     whose layout the trace does not know, the reshape is a view: the values are the same."""
     shape = _infer_shape(x, shape)
-    if _strides(x) is not None and not _viewable(x, shape):
+    if not _c_contiguous(x) and _strides(x) is not None and not _viewable(x, shape):
         x = apply(M.copy, x)
     return apply(M.reshape, x, shape_to=shape)
 
@@ -104,7 +111,7 @@ def reshape(x, *shape):
 def view(x, *shape):
     """Always a view that shares x's memory; refuses where only a copy could give the shape."""
     shape = _infer_shape(x, shape)
-    if not _viewable(x, shape):
+    if not _c_contiguous(x) and not _viewable(x, shape):
         raise RuntimeError(
             f"view of a tensor of shape {list(x.shape)} as {list(shape)} is not possible: "
             "its memory layout (non-contiguous, e.g. after transpose) cannot be re-read in "
