@@ -12,10 +12,11 @@ def normalize_dim(dim, ndim: int, *, inserting: bool = False) -> int:
 
     A 0-d tensor accepts dim 0 and -1, as in PyTorch.
     """
-    if hasattr(dim, "__index__") and not isinstance(dim, int):
-        dim = dim.__index__()
-    if not isinstance(dim, int):
-        raise TypeError(f"a dim must be an int, got {type(dim).__name__}")
+    if type(dim) is not int:  # (checked once for the common case: every op with a dim comes here)
+        if hasattr(dim, "__index__") and not isinstance(dim, int):
+            dim = dim.__index__()
+        if not isinstance(dim, int):
+            raise TypeError(f"a dim must be an int, got {type(dim).__name__}")
     size = ndim + 1 if inserting else max(ndim, 1)
     if not -size <= dim < size:
         raise IndexError(

@@ -130,17 +130,19 @@ def normalize_shape_like(args):
 
 
 def transpose(x, dim0, dim1):
-    dim0, dim1 = normalize_dim(dim0, x.ndim), normalize_dim(dim1, x.ndim)
-    dims = list(range(x.ndim))
+    ndim = x.ndim
+    dim0, dim1 = normalize_dim(dim0, ndim), normalize_dim(dim1, ndim)
+    dims = list(range(ndim))
     if dims:
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return apply(M.permute, x, dims=tuple(dims))
 
 
 def t(x):
-    if x.ndim > 2:
+    ndim = x.ndim
+    if ndim > 2:
         raise ShapeError(f"t() expects a tensor with at most 2 dims, got shape {list(x.shape)}")
-    return transpose(x, 0, 1) if x.ndim == 2 else x
+    return apply(M.permute, x, dims=(1, 0)) if ndim == 2 else x
 
 
 def squeeze(x, dim=None):
