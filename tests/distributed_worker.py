@@ -291,6 +291,39 @@ def case_unused(rank, results):
         results["strict_error"] = np.array(str(error))
 
 
+def case_overlap(rank, results, out_dir):
+    """A compiled DDP step starts its buckets' all-reduces while its backward goes on: the program
+    runs kernels between a bucket's start and its wait."""
+    net = model()
+    ddp = DistributedDataParallel(net, bucket_cap_mb=0.001)  # a bucket per layer or two
+    optimizer = genesis.optim.SGD(ddp.parameters(), lr=0.1)
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(ddp(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    dump = os.path.join(out_dir, f"dump-{rank}")
+    compiled = genesis.compile(step, dump_dir=dump)
+    for batch in batches():
+        compiled(*shard(batch, rank))
+    lines = "".join(open(path).read() for path in sorted(_programs(dump))).splitlines()
+    starts = [i for i, line in enumerate(lines) if "# all_reduce_start" in line]
+    waits = [i for i, line in enumerate(lines) if "# all_reduce_wait" in line]
+    kernels = [i for i, line in enumerate(lines) if line.strip().startswith("k") and "(" in line]
+    results["buckets"] = np.array(len(ddp._buckets))
+    results["starts"], results["waits"] = np.array(len(starts)), np.array(len(waits))
+    results["kernels_between"] = np.array(sum(starts[0] < i < waits[0] for i in kernels) if starts and waits else 0)
+    results.update({f"param/{name}": p.detach().numpy().copy() for name, p in net.named_parameters()})
+
+
+def _programs(folder):
+    for root, _, files in os.walk(folder):
+        yield from (os.path.join(root, f) for f in files if f == "program.py")
+
+
 def case_checkpoint(rank, results, out_dir):
     net = model()
     ddp = DistributedDataParallel(net)
@@ -325,8 +358,8 @@ def main(case, out_dir):
     results = {}
     if case in ("killed", "raises", "hangs"):
         case_fault(rank, results, case)
-    elif case == "checkpoint":
-        case_checkpoint(rank, results, out_dir)
+    elif case in ("checkpoint", "overlap"):
+        globals()[f"case_{case}"](rank, results, out_dir)
     else:
         globals()[f"case_{case}"](rank, results)
     np.savez(os.path.join(out_dir, f"{case}-{rank}.npz"), **results)

@@ -214,6 +214,24 @@ def test_unused_parameters(job):
 
 
 @needs_mpi
+def test_a_compiled_step_overlaps_its_all_reduces_with_its_backward(job):
+    """Each bucket's all-reduce is a start, run as soon as its gradients exist, and a wait, run when
+    nothing else can: kernels of the backward run between them, and the step still equals one
+    process on the whole batch."""
+    net = worker.model()
+    optimizer = genesis.optim.SGD(net.parameters(), lr=0.1)
+    step = worker.train_step(net, optimizer, False)
+    for batch in worker.batches():
+        step(*worker.whole(batch))
+    for rank_results in job("overlap"):
+        assert rank_results["buckets"] >= 2
+        assert rank_results["starts"] == rank_results["waits"] >= rank_results["buckets"]
+        assert rank_results["kernels_between"] >= 1
+        for name, p in net.named_parameters():
+            np.testing.assert_allclose(rank_results[f"param/{name}"], p.detach().numpy(), rtol=2e-5, atol=2e-5)
+
+
+@needs_mpi
 def test_checkpoint_is_written_once_and_loads_on_every_rank(job):
     net = worker.model()
     keys = sorted(f"module.{name}" for name in net.state_dict())

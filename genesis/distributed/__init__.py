@@ -131,6 +131,20 @@ class Work:
         return self._pending is None or self._pending.is_completed()
 
 
+class _TracedWork(Work):
+    """A traced async collective: `wait()` records the wait and the write into the tensor."""
+
+    def __init__(self, finish):
+        super().__init__()
+        self._record = finish
+
+    def wait(self, timeout=None) -> bool:
+        if self._record is not None:
+            self._record, record = None, self._record
+            record()
+        return True
+
+
 def _check_tensor(tensor, what: str) -> None:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a genesis Tensor, got {type(tensor).__name__}")
@@ -161,6 +175,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     _check_tensor(tensor, "all_reduce")
     reduce_op = _reduce_op(op)
     _world("all_reduce")
+    if async_op and dispatch.is_tracing():  # two nodes, so that the program can overlap them with work
+        started = collective.all_reduce_start(tensor, reduce_op=reduce_op)
+        return _TracedWork(lambda: _write(tensor, collective.all_reduce_wait(started, tensor)))
     if dispatch.is_tracing() or tensor.device.type != "cpu":
         # a node of the graph, and the write into the tensor another; or a device's tensor, which MPI
         # reads through a copy to the host and back (as PyTorch's gloo does with CUDA tensors)

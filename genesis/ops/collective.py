@@ -25,7 +25,7 @@ def _all_reduce_vjp(g, out, x, *, reduce_op):
     return all_reduce(g, reduce_op=reduce_op)
 
 
-def _collective(name, kernel, shape, vjp=None):
+def _collective(name, kernel, shape, vjp=None, scheduled=None):
     return register(
         Op(
             name=name,
@@ -37,6 +37,7 @@ def _collective(name, kernel, shape, vjp=None):
             saves=frozenset(),
             upcasts_low_precision=False,  # the engine moves the bits; runtime/collectives.py widens 16-bit floats
             contiguous_result=True,
+            scheduled=scheduled,
         )
     )
 
@@ -58,6 +59,18 @@ all_reduce = _collective(
     lambda x, *, reduce_op: collectives.all_reduce(x, reduce_op),
     shape_rules.same_as_first,
     vjp=(_all_reduce_vjp,),
+)
+# An all-reduce in two halves, for a compiled step to overlap it with its backward: the start hands on
+# the array the result will land in (filled on the communication thread), and the wait returns it once
+# it is there. The wait reads the start's input too, so a program keeps that input unchanged until then.
+all_reduce_start = _collective(
+    "all_reduce_start",
+    lambda x, *, reduce_op: collectives.start_all_reduce_into(x, reduce_op),
+    shape_rules.same_as_first,
+    scheduled="early",
+)
+all_reduce_wait = _collective(
+    "all_reduce_wait", lambda started, x: collectives.wait_for(started), shape_rules.same_as_first, scheduled="late"
 )
 # (named for what it does across ranks: "broadcast" is a word the code generator uses for shapes)
 broadcast = _collective(

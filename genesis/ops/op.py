@@ -50,6 +50,9 @@ primitive:
   with every other dim whole, so that the output reshaped to the block's shape
   is the region in order; None for other regions. The compiler's autodiff pass
   joins such blocks of one value with a cat instead of a zeros-and-put each.
+- `scheduled` ("early", "late" or None): where a compiled program puts the op
+  among the steps its inputs allow: a collective's start as soon as it can, its
+  wait when nothing else can, so the communication overlaps the steps between.
 - `saves`: which values the vjp reads ("inputs", "output", or "indices": only
   the integer index tensors among the inputs, for ops whose vjp needs just the
   other inputs' shapes); an in-place change to one of them before backward is
@@ -139,6 +142,10 @@ class Op:
     region_block: Callable | None = None
     # The result lives on the device `attrs["device"]` names, not on its inputs' (ops/transfer.py).
     transfers: bool = False
+    # When a program runs the op among the steps its inputs allow (compiler/codegen/wrapper.py schedule):
+    # "early", a collective's start, runs (with the kernel that feeds it) as soon as its inputs exist,
+    # and "late", its wait, when nothing else can run, so the communication overlaps the work between.
+    scheduled: str | None = None
 
     @property
     def differentiable(self) -> bool:

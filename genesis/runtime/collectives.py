@@ -216,7 +216,7 @@ def _describe(name: str, array: np.ndarray) -> str:
 
 
 # ---- the collectives ---------------------------------------------------------------------------
-def start_all_reduce(array: np.ndarray, reduce_op: str = "sum", *, in_place: bool = False) -> Work:
+def start_all_reduce(array: np.ndarray, reduce_op: str = "sum", *, in_place: bool = False, out=None) -> Work:
     """Start reducing `array` over every rank; the Work's result is the reduced array: `array` itself
     with `in_place` where MPI can write into it (contiguous, a type MPI knows), else a new one. The
     array is read (and written) on the communication thread: do not touch it until the wait."""
@@ -231,10 +231,13 @@ def start_all_reduce(array: np.ndarray, reduce_op: str = "sum", *, in_place: boo
             received = array
         else:
             sent = _wire(array)
-            received = np.empty_like(sent)
+            received = out if out is not None and _wire(out) is out else np.empty_like(sent)
             group._comm.Allreduce(sent, received, op=mpi_op)
         if reduce_op == "avg":
             received /= group.size  # float: avg is for floating tensors (PyTorch refuses it on integers)
+        if out is not None and received is not out:
+            out[...] = _unwire(received, dtype)
+            return out
         return _unwire(received, dtype)
 
     if reduce_op == "avg" and not np.issubdtype(dtype, np.floating) and dtype != ml_dtypes.bfloat16:
@@ -244,6 +247,25 @@ def start_all_reduce(array: np.ndarray, reduce_op: str = "sum", *, in_place: boo
 
 def all_reduce(array: np.ndarray, reduce_op: str = "sum") -> np.ndarray:
     return start_all_reduce(array, reduce_op).wait()
+
+
+# A compiled program's started all-reduces, by the id of the array their result lands in (ops/collective.py:
+# the start hands that array on as its value, the wait finds its Work by it)
+_started: dict[int, Work] = {}
+
+
+def start_all_reduce_into(array: np.ndarray, reduce_op: str) -> np.ndarray:
+    """Start reducing `array`; return the array the result will land in (`wait_for` waits for it)."""
+    out = np.empty_like(array)
+    _started[id(out)] = start_all_reduce(array, reduce_op, out=out)
+    return out
+
+
+def wait_for(out: np.ndarray) -> np.ndarray:
+    work = _started.pop(id(out), None)
+    if work is None:
+        raise DistributedError("all_reduce_wait: no all-reduce was started into this array")
+    return work.wait()
 
 
 def broadcast(array: np.ndarray, src: int) -> np.ndarray:

@@ -67,7 +67,18 @@ def schedule(graph: Graph) -> list[Step]:
     groups = {g.name: g for g in graph.groups}
     position = {node.name: i for i, node in enumerate(graph.nodes())}
     first = {g.name: min(position[m] for m in g.members) for g in graph.groups}
-    key = lambda unit: first.get(unit, position.get(unit, 0))  # noqa: E731
+    # a collective's start, and the unit that feeds it, run as soon as they can, and its wait when
+    # nothing else can (Op.scheduled): the communication overlaps the steps between
+    early = {unit for unit in order if unit in graph and _scheduled(graph[unit]) == "early"}
+    early |= {source for unit in early for source in order.predecessors(unit)}
+    late = {unit for unit in order if unit in graph and _scheduled(graph[unit]) == "late"}
+    last = len(position)
+
+    def key(unit):
+        if unit in early:
+            return -1
+        return last + position[unit] if unit in late else first.get(unit, position.get(unit, 0))
+
     outputs_needed = _read_outside(graph)
     for unit in nx.lexicographical_topological_sort(order, key=key):
         if unit in groups:
@@ -79,6 +90,10 @@ def schedule(graph: Graph) -> list[Step]:
             node = graph[unit]
             steps.append(Step("library", list(node.value_inputs()), [node.name], node=node))
     return steps
+
+
+def _scheduled(node) -> str | None:
+    return OPS[node.op].scheduled if node.op in OPS else None
 
 
 def _read_outside(graph: Graph) -> set:
