@@ -116,7 +116,8 @@ def _checked_extremum(kernel, name):
 
 sum = _reduction(
     "sum",
-    lambda a, *, dims, keepdim: np.sum(a, axis=dims, keepdims=keepdim),
+    # the ufunc's reduce, which np.sum calls after a microsecond of argument handling
+    lambda a, *, dims, keepdim: np.add.reduce(a, axis=dims, keepdims=keepdim),
     (_sum_grad,),
     dt.sum_like,
     combine=Combine.ADD,
@@ -133,8 +134,8 @@ prod = _reduction(
     numpy=_numpy_reduction("prod"),
 )
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own
-_amax, _amax_shape = _checked_extremum(np.max, "amax")
-_amin, _amin_shape = _checked_extremum(np.min, "amin")
+_amax, _amax_shape = _checked_extremum(np.maximum.reduce, "amax")
+_amin, _amin_shape = _checked_extremum(np.minimum.reduce, "amin")
 amax = _reduction(
     "amax",
     _amax,
