@@ -299,10 +299,20 @@ def test_distributed_sampler_splits_as_pytorch(size, replicas, drop_last, shuffl
         assert len(set(interleaved)) == len(interleaved)
     else:
         assert set(interleaved) == set(range(size))
-    sampler = DistributedSampler(range(size), replicas, 0, shuffle=shuffle, seed=3)
-    first = list(sampler)
-    sampler.set_epoch(1)
-    assert list(sampler) != first or not shuffle or len(first) <= 1
+
+
+def test_distributed_sampler_draws_a_new_order_each_epoch_and_the_same_on_every_rank():
+    def shares(epoch, shuffle):
+        found = []
+        for rank in range(3):
+            sampler = DistributedSampler(range(10), 3, rank, shuffle=shuffle, seed=3)
+            sampler.set_epoch(epoch)
+            found.append(list(sampler))
+        return found
+
+    assert shares(1, shuffle=True) != shares(0, shuffle=True)
+    assert shares(1, shuffle=True) == shares(1, shuffle=True)  # a rank's share depends on the epoch alone
+    assert shares(1, shuffle=False) == shares(0, shuffle=False)
 
 
 def test_launcher_command_line():
