@@ -401,6 +401,16 @@ def test_a_compiled_functions_backward_without_every_incoming_gradient_stays_on_
     np.testing.assert_allclose(xs[0].grad.cpu().numpy(), expected, rtol=1e-5)
 
 
+def test_a_zero_gradient_a_compiled_backward_hands_back_is_made_on_the_device():
+    """(fuzz seed 86048) ceil's gradient is zeros that the autodiff pass makes: on the device of the
+    value, not the host, though the program returns them as they are."""
+    x = genesis.tensor(values((1, 4, 4), 22), device="cuda", requires_grad=True)
+    rounded, same = genesis.compile(lambda x0: (x0.ceil().unsqueeze(-3), x0))(x)
+    (rounded.sum() + (same * 3.0).sum()).backward()
+    assert x.grad.is_cuda
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), np.full((1, 4, 4), 3.0, dtype=np.float32))
+
+
 def test_torch_cudas_questions_about_the_device():
     assert genesis.cuda.get_device_name(0) == "genesis simulated CUDA device"
     assert genesis.cuda.get_device_capability() == (9, 0) and genesis.cuda.is_bf16_supported()

@@ -93,12 +93,14 @@ class Tracer:
         self._calls = 0  # numbers backward() calls and multi-result markers
         self.views = ViewWrites(self.value)  # views and in-place writes, done to graph values
         self.before: str | None = None  # a pass splicing ops in for a node sets it: they print before it
+        self.devices: dict[str, object] = {}  # value name -> the device eager would hold it on
 
     # ---- values -----------------------------------------------------------------
     def _symbol(self, name: str, dtype, strides=None) -> Symbol:
         return Symbol(name, self.graph[name].shape, NUMPY_DTYPE[dtype], strides=strides)
 
     def symbolic(self, name: str, dtype, device, requires_grad=False, strides=None) -> Tensor:
+        self.devices.setdefault(name, device)
         tensor = Tensor._make(self._symbol(name, dtype, strides), dtype, device)
         tensor.requires_grad = requires_grad
         return tensor
@@ -108,7 +110,8 @@ class Tracer:
 
         `grad_edge` (an `ir.Node.grads` entry) makes a gradient flow from the new ops where it
         flowed from the node they replace: to `name`'s producer (True) or to a leaf (its id)."""
-        tensor = self.symbolic(name, self.graph[name].dtype, _cpu_device())
+        # the device its value has in eager: a pass's constants (a vjp's zeros) are made there
+        tensor = self.symbolic(name, self.graph[name].dtype, self.device_of(name))
         if grad_edge is not False:
             tensor.requires_grad = True
             if grad_edge is True:
@@ -117,6 +120,17 @@ class Tracer:
                 self._leaf_ids[id(tensor)] = grad_edge
                 self._stand_ins.append(tensor)  # alive while its id means that leaf
         return tensor
+
+    def device_of(self, name: str):
+        """The device of the graph's value `name` in eager. A node a pass added without this tracer
+        (autocast's casts) computes where its inputs are, a 0-d host scalar going to the others'
+        device as in eager; a value with no known source is the host's."""
+        device = self.devices.get(name)
+        if device is None:
+            found = [self.device_of(x) for x in self.graph[name].value_inputs()]
+            device = next((d for d in found if d is not _cpu_device()), _cpu_device())
+            self.devices[name] = device
+        return device
 
     def add_input(self, example: Tensor) -> Tensor:
         """A graph input shaped like `example`; returns the symbolic tensor that stands for it. The
@@ -140,6 +154,7 @@ class Tracer:
         self._saved.append((tensor, tensor._data, tensor._node, tensor.grad, tensor._version))
         self.captured.append((tensor, node.name))
         self._captured_ids.add(id(tensor))
+        self.devices[node.name] = tensor.device
         tensor._data = self._symbol(node.name, tensor.dtype, element_strides(tensor._data))
         tensor._node = None  # history from before the trace is not part of the graph
         tensor._version = [0]

@@ -100,7 +100,7 @@ def _lower_call(graph, tracer, markers) -> None:
         leaf = marker.attrs["leaf"]
         found = leaf_pending.get(leaf) if leaf is not None else totals.get(marker.inputs[-1])
         if found is None:  # the rules on the way gave none: eager would leave it unset; zeros are the same sum
-            found = zeros(marker.shape, dtype=marker.dtype)
+            found = zeros(marker.shape, dtype=marker.dtype, device=tracer.device_of(marker.inputs[-1]))
         graph.replace_uses(marker.name, tracer.value(found))
         graph.remove(marker.name)
 
@@ -120,11 +120,11 @@ def _joined(blocks, x, grad):
         parts, at = [], 0
         for start, stop, g, _ in pieces:
             if start > at:
-                parts.append(zeros(_resized(x.shape, dim, start - at), dtype=x.dtype))
+                parts.append(zeros(_resized(x.shape, dim, start - at), dtype=x.dtype, device=x.device))
             parts.append(g.reshape(_resized(x.shape, dim, stop - start)))
             at = stop
         if at < x.shape[dim]:
-            parts.append(zeros(_resized(x.shape, dim, x.shape[dim] - at), dtype=x.dtype))
+            parts.append(zeros(_resized(x.shape, dim, x.shape[dim] - at), dtype=x.dtype, device=x.device))
         grad = _add(grad, parts[0] if len(parts) == 1 else GF.cat(parts, dim))
     return grad
 
