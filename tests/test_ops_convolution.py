@@ -103,25 +103,37 @@ def test_winograd_convolutions_are_im2cols_to_rounding(geometry, dtype, monkeypa
 
 @pytest.mark.c_compiler
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_small_images_weight_gradient_alone_is_winograds(dtype, monkeypatch):
-    """4x4 images make Winograd's forward products too thin, not its weight gradient's (which add
-    over the blocks): that one runs Winograd, to rounding of im2col's and PyTorch's."""
-    n, c, h, w, o = 6, 16, 4, 4, 16
+@pytest.mark.parametrize("side", [4, 3, 2])
+def test_small_images_run_winograd_from_four_blocks(side, dtype, monkeypatch):
+    """4x4 and 3x3 images (four 2x2 blocks of output) run Winograd for the convolution and both
+    gradients; 2x2 images (one block) stay with im2col. Each to rounding of PyTorch's."""
+    n, c, o = 6, 16, 24
     windows_ = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1))
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    x = rng.standard_normal((n, c, side, side)).astype(dtype)
     weight = rng.standard_normal((o, c, 3, 3)).astype(dtype)
-    y = convolution.conv2d.kernel(x, weight, **windows_)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    dw = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
+    dy = rng.standard_normal((n, o, side, side)).astype(dtype)
+
+    def three():
+        return (
+            convolution.conv2d.kernel(x, weight, **windows_),
+            convolution.conv2d_input_grad.kernel(dy, weight, size=(side, side), **windows_),
+            convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_),
+        )
+
+    found = three()
     monkeypatch.setattr(convolution, "WINOGRAD_MIN_CHANNELS", 1 << 30)
-    y_im2col = convolution.conv2d.kernel(x, weight, **windows_)
-    dw_im2col = convolution.conv2d_weight_grad.kernel(x, dy, kernel=(3, 3), **windows_)
-    assert np.array_equal(y, y_im2col) and not np.array_equal(dw, dw_im2col)
-    expected = torch.nn.grad.conv2d_weight(torch.from_numpy(x), weight.shape, torch.from_numpy(dy), padding=1)
-    scale = np.abs(dw_im2col).max()
-    for got in (dw, dw_im2col):
-        np.testing.assert_allclose(got / scale, expected.numpy() / scale, **_tolerance(dtype, n * h * w))
+    by_im2col = three()
+    tx, tw, tdy = torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(dy)
+    expected = (
+        torch.nn.functional.conv2d(tx, tw, padding=1),
+        torch.nn.grad.conv2d_input(tx.shape, tw, tdy, padding=1),
+        torch.nn.grad.conv2d_weight(tx, tw.shape, tdy, padding=1),
+    )
+    for got, im2col, want, reduced in zip(found, by_im2col, expected, (c * 9, o * 9, n * side * side)):
+        assert np.array_equal(got, im2col) == (side == 2)  # which algorithm ran
+        scale = np.abs(im2col).max()
+        np.testing.assert_allclose(got / scale, want.numpy() / scale, **_tolerance(dtype, reduced))
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES[:3])

@@ -35,18 +35,17 @@ SCRATCH_BYTES = 1 << 21  # and its columns at most this big where that allows (a
 
 # Winograd's F(2x2, 3x3) (windows.c) for 3x3 convolutions of stride 1 with this many input and output
 # channels or more (below, its 16 products are too thin to gain on im2col's one) and this many 2x2
-# blocks of output per image (a 4x4 image's 4 blocks read 36 values for 16: im2col was 1.15x faster
-# at 512 channels; 8x8 images by Winograd 1.4x faster, 32x32 1.5-1.7x); an item's 16 products are
-# WINOGRAD_MIN_BLOCKS wide where the batch allows, and its transformed input and output at most
-# WINOGRAD_SCRATCH (one image's, else im2col runs)
+# blocks of output per image. Measured on a 2-core AMD EPYC (Zen 4), batch 32, forward / input
+# gradient / weight gradient in ms, im2col against Winograd: 512 channels at 4x4 17.4/17.1/18.2
+# against 10.6/10.0/11.6 (PyTorch's oneDNN: 8.7/10.2/12.4), at 3x3 (4 blocks, 9 of whose 16 outputs
+# are used) 12.1/12.5/12.5 against 10.8/10.0/11.3; 64 channels at 4x4 0.51/0.45/0.51 against
+# 0.22/0.22/0.27. At 2x2 images (one block) the two tie and the weight gradient is slower. An item's
+# 16 products are WINOGRAD_MIN_BLOCKS wide where the batch allows, and its transformed input and
+# output at most WINOGRAD_SCRATCH (one image's, else im2col runs).
 WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_IMAGE_BLOCKS = 16
+WINOGRAD_MIN_IMAGE_BLOCKS = 4
 WINOGRAD_MIN_BLOCKS = 128
 WINOGRAD_SCRATCH = 1 << 23
-# The weight gradient's products add over the blocks, so a 4x4 image's 4 blocks make them no thinner:
-# ResNet-18's last stage (32 x 512 x 4 x 4) by Winograd 9.6 ms against im2col's 14.0 (its forward and
-# input gradient by Winograd 14.2 against 13.0)
-WINOGRAD_WEIGHT_GRAD_MIN_IMAGE_BLOCKS = 4
 
 
 def _windows(stride, padding, dilation) -> dict:
@@ -143,14 +142,13 @@ def _winograd_blocks(size, padding) -> tuple[tuple[int, int], int]:
     return out, -(-out[0] // 2) * -(-out[1] // 2)
 
 
-def _winograd_fits(x_shape, w_shape, stride, padding, dilation, dtype, min_image_blocks=None) -> bool:
+def _winograd_fits(x_shape, w_shape, stride, padding, dilation, dtype) -> bool:
     if tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
         return False
     channels, out_channels = x_shape[1], w_shape[0]
     out, blocks = _winograd_blocks(x_shape[2:], padding)
     scratch = 16 * (channels + out_channels) * blocks * np.dtype(dtype).itemsize
-    min_image_blocks = WINOGRAD_MIN_IMAGE_BLOCKS if min_image_blocks is None else min_image_blocks
-    wide = min(channels, out_channels) >= WINOGRAD_MIN_CHANNELS and blocks >= min_image_blocks
+    wide = min(channels, out_channels) >= WINOGRAD_MIN_CHANNELS and blocks >= WINOGRAD_MIN_IMAGE_BLOCKS
     return wide and min(out) > 0 and scratch <= WINOGRAD_SCRATCH
 
 
@@ -245,7 +243,7 @@ def _weight_grad_kernel(x, dy, *, kernel, stride, padding, dilation):
         rows = dy.reshape(dy.shape[0], dy.shape[1], -1)
         return np.tensordot(rows, columns, axes=([0, 2], [0, 2])).astype(x.dtype, copy=False).reshape(shape)
     weight = (dy.shape[1], x.shape[1], *kernel)
-    if _winograd_fits(x.shape, weight, stride, padding, dilation, x.dtype, WINOGRAD_WEIGHT_GRAD_MIN_IMAGE_BLOCKS):
+    if _winograd_fits(x.shape, weight, stride, padding, dilation, x.dtype):
         return _winograd_weight_grad(x, dy, padding, gemm)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     sizes, groups = _plan(x.shape, dy.shape[1], kernel, stride, padding, dilation, x.dtype, gemm)
