@@ -572,3 +572,23 @@ def test_an_input_without_gradient_returned_as_it_is_keeps_requiring_none(backen
         cast, same, grad_one = compiled(x0, x1)
         assert cast is x1 and same is x1 and grad_one is x0
         assert not x1.requires_grad and x1.grad_fn is None and x0.requires_grad
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_result_returned_twice_then_an_input_as_it_is(backend):
+    """(fuzz seed 87793) a tensor returned twice is one graph output: the results after it were
+    matched to their gradients one place off, so y's gradient was x's upstream (or a crash)."""
+
+    def fn(x, y):
+        spread = y.std(dim=(0, -1))
+        return spread, spread, x, y * 2.0
+
+    def grads(f):
+        x, y = leaf((8, 6), 0), leaf((8, 6), 1)
+        results = f(x, y)
+        upstreams = [leaf(r.shape, 10 + i, requires_grad=False) for i, r in enumerate(results)]
+        sum((r * u).sum() for r, u in zip(results, upstreams)).backward()
+        return [t.detach().numpy() for t in results] + [x.grad.numpy(), y.grad.numpy()]
+
+    for got, expected in zip(grads(genesis.compile(fn, backend=backend)), grads(fn)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

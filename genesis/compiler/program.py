@@ -346,8 +346,9 @@ def _same_value(t: Tensor) -> Tensor:
 
 
 def _graph_output_index(traced, tensor_position: int) -> int:
-    """The graph output index of the `tensor_position`-th tensor among the results."""
-    graph_slots = [where for kind, where in traced.out_slots if kind == "graph"]
+    """The graph output index of the `tensor_position`-th distinct tensor among the results (a tensor
+    returned twice is one graph output, and one entry of `out_tensors`)."""
+    graph_slots = list(dict.fromkeys(where for kind, where in traced.out_slots if kind == "graph"))
     return graph_slots[tensor_position]
 
 
