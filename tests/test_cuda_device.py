@@ -362,6 +362,8 @@ REGRESSIONS = {
     "cpu of a transpose": (lambda x, y: (x.transpose(0, 1).cpu() * 2.0).to(x.device), False),
     # CPU-made index tensors for a device tensor (indexing with a list)
     "list index": (lambda x, y: x[[0, 2]] + y[[1, 1]], True),
+    # a broadcast operand's zero strides do not order the result's layout (87584: view() failed)
+    "view of a sum with an expanded operand": (lambda x, y: (x.unsqueeze(0).expand(2, 1, 3, 4) + y).view(4, 6), True),
 }
 
 

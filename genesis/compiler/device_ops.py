@@ -67,12 +67,30 @@ def _laid_out_as_on_the_cpu(result, memory):
     view() must succeed or fail on both devices alike."""
     for array in memory:
         if isinstance(array, np.ndarray) and array.shape == result.shape and not array.flags.c_contiguous:
-            laid = np.empty_like(array, dtype=result.dtype)  # (empty_like keeps a dense operand's order)
-            if laid.flags.c_contiguous:  # a strided operand compacts to C order: the kernel's own
+            if any(stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape)):
+                laid = _broadcast_layout(memory, result.dtype)  # an expanded operand: its order is no one's
+            else:
+                laid = np.empty_like(array, dtype=result.dtype)  # (empty_like keeps a dense operand's order)
+            if laid.flags.c_contiguous or laid.shape != result.shape:  # the kernel's own C order
                 return result
             laid[...] = result
             return laid
     return result
+
+
+def _broadcast_layout(memory, dtype):
+    """An empty array laid out as numpy's ufuncs lay out their result over these operands, some of
+    them broadcast: its iterator orders the dims by the operands' strides, a zero stride counting
+    for nothing (PyTorch's TensorIterator does the same). Nothing is read."""
+    arrays = [array for array in memory if isinstance(array, np.ndarray)]
+    iterator = np.nditer(
+        [*arrays, None],
+        flags=["zerosize_ok"],
+        op_flags=[["readonly"]] * len(arrays) + [["writeonly", "allocate"]],
+        op_dtypes=[None] * len(arrays) + [dtype],
+        order="K",
+    )
+    return iterator.operands[-1]
 
 
 def _signature(inputs) -> tuple:
