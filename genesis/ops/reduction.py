@@ -131,6 +131,8 @@ prod = _reduction(
     (_prod_grad,),
     dt.sum_like,
     combine=Combine.MULTIPLY,
+    triton="prod_over(tl.where({mask}, {0}, 1), {axis})",
+    triton_helpers=("products.triton",),
     numpy=_numpy_reduction("prod"),
 )
 # amax/amin of a bool tensor is its any/all, and PyTorch allows it, so every dtype keeps its own

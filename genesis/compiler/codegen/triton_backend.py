@@ -15,15 +15,15 @@ Which groups Triton takes (`why_not` says why it does not take the others):
 - row groups that reduce over the rows themselves (a bias's gradient, a loss's
   mean, a maximum of everything) become a kernel whose one program walks the
   rows block by block (`templates/triton_accumulate.py.j2`), folding each
-  block's sums, maxima or minima into accumulators ([1, columns] tiles, or
-  [1, 1] for a reduction of everything; `ACCUMULATORS` says how each starts and
-  folds), then runs what follows them once, after the loop. One program, so
+  block's sums, products, maxima or minima into accumulators ([1, columns]
+  tiles, or [1, 1] for a reduction of everything; `ACCUMULATORS` says how each
+  starts and folds), then runs what follows them once, after the loop. One program, so
   the order of the additions is fixed: the same bits every run.
 
 0-d work (an optimizer's scalars, a loss's mean) is a pointwise kernel over one
-element. Everything else (products over the rows, a reduction over rows that
-span several leading dims and keeps some, matmul epilogues, views inside a
-group, integer reductions, rows too long for one tile) stays a chunked numpy
+element. Everything else (a reduction over rows that span several leading
+dims and keeps some, matmul epilogues, views inside a group, integer
+reductions, rows too long for one tile) stays a chunked numpy
 kernel in the same program; `FALLBACKS` in the program and the compile report
 name each such group and why.
 
@@ -77,7 +77,7 @@ def why_not(spec: KernelSpec) -> str | None:
         if s.phase == "pre":
             return f"{s.value} = {s.op} runs before the loop over the rows (not in Triton yet)"
         if s.phase == "accumulate" and s.combine not in ACCUMULATORS:
-            return f"{s.value} = {s.op} accumulates over the rows: only sums, maxima and minima do in Triton yet"
+            return f"{s.value} = {s.op} accumulates over the rows by {s.combine.value}: not in Triton yet"
         if s.phase == "post" and kind is Kind.REDUCTION:
             return f"{s.value} = {s.op} reduces after the loop over the rows (not in Triton yet)"
         if kind is Kind.VIEW:
@@ -360,6 +360,7 @@ def _expression(s, layout, shapes, axis, mask=None, source=None) -> str:
 # maxima keep a nan, as numpy's and PyTorch's do (tl.maximum alone would drop it).
 ACCUMULATORS = {
     Combine.ADD: ("0", "{acc} + {partial}"),
+    Combine.MULTIPLY: ("1", "{acc} * {partial}"),
     Combine.MAXIMUM: ('float("-inf")', "tl.maximum({acc}, {partial}, propagate_nan=tl.PropagateNan.ALL)"),
     Combine.MINIMUM: ('float("inf")', "tl.minimum({acc}, {partial}, propagate_nan=tl.PropagateNan.ALL)"),
 }
