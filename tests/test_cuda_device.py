@@ -15,6 +15,7 @@ import torch
 import genesis
 import genesis.nn.functional as F
 from genesis import nn
+from genesis.compiler.trace import Tracer, tracing
 from genesis.runtime import cuda as cuda_runtime
 
 pytestmark = pytest.mark.gpu
@@ -517,3 +518,19 @@ def test_a_device_tensor_prints_as_pytorchs_cuda_tensors_do():
     half = genesis.tensor([1.0], device="cuda", dtype=genesis.float16, requires_grad=True)
     assert repr(half) == "tensor([1.], device='cuda:0', dtype=genesis.float16, requires_grad=True)"
     assert repr(genesis.zeros(0, 3, device="cuda")) == "tensor([], device='cuda:0', size=(0, 3))"
+
+
+def test_the_device_of_a_value_no_tracer_recorded_follows_its_inputs_through_a_deep_graph():
+    """A pass's tracer that did not record a graph finds each value's device from its inputs' (an
+    input on the device, a 0-d host scalar beside it), walking 3000 nodes without recursing."""
+    tracer = Tracer()
+    with tracing(tracer):
+        x = tracer.add_input(genesis.ones(3, device="cuda"))
+        scale = tracer.add_input(genesis.tensor(1.5))
+        y = x
+        for _ in range(3000):
+            y = y * scale
+    fresh = Tracer(tracer.graph)
+    fresh.devices[x._data.name] = x.device
+    assert fresh.device_of(y._data.name) is x.device
+    assert Tracer(tracer.graph).device_of(y._data.name).type == "cpu"  # no input known: the host

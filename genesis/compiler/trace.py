@@ -124,13 +124,22 @@ class Tracer:
     def device_of(self, name: str):
         """The device of the graph's value `name` in eager. A node a pass added without this tracer
         (autocast's casts) computes where its inputs are, a 0-d host scalar going to the others'
-        device as in eager; a value with no known source is the host's."""
-        device = self.devices.get(name)
-        if device is None:
-            found = [self.device_of(x) for x in self.graph[name].value_inputs()]
-            device = next((d for d in found if d is not _cpu_device()), _cpu_device())
-            self.devices[name] = device
-        return device
+        device as in eager; a value with no known source is the host's. A walk with a stack of its
+        own: a fresh tracer over a deep graph (thousands of nodes) knows none of them."""
+        pending = [name]
+        while pending:
+            current = pending[-1]
+            if current in self.devices:
+                pending.pop()
+                continue
+            unknown = [x for x in self.graph[current].value_inputs() if x not in self.devices]
+            if unknown:
+                pending.extend(unknown)
+                continue
+            found = (self.devices[x] for x in self.graph[current].value_inputs())
+            self.devices[current] = next((d for d in found if d is not _cpu_device()), _cpu_device())
+            pending.pop()
+        return self.devices[name]
 
     def add_input(self, example: Tensor) -> Tensor:
         """A graph input shaped like `example`; returns the symbolic tensor that stands for it. The
