@@ -1,5 +1,7 @@
-"""`torch.backends.cuda`: the matmul precision switches, kept and without effect (genesis's
-products on a CUDA device compute in the operands' precision, never TF32)."""
+"""`torch.backends.cuda`: the matmul precision switches. `matmul.allow_tf32` lets the Triton
+backend's fp32 products multiply in TF32 on the tensor cores (read when a program is built, and
+part of its cache key); eager products compute in the operands' precision, never TF32. The other
+switches are kept and change nothing."""
 
 
 class _MatmulSwitches:

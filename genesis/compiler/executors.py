@@ -22,8 +22,9 @@ import warnings
 import numpy as np
 
 from genesis import dispatch, dtypes, grad_mode
+from genesis.backends import cuda as cuda_switches
 from genesis.compiler import cache, interpret, native
-from genesis.compiler.codegen import c_backend, triton_backend
+from genesis.compiler.codegen import c_backend, triton_backend, triton_matmul
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
 from genesis.ops.op import OPS, Kind
 from genesis.runtime import cuda as cuda_runtime
@@ -242,7 +243,12 @@ def triton_executor(graph, dump=None, prefix=""):
             "yet (tensors live in host numpy arrays); set TRITON_INTERPRET=1 to run the kernels under the "
             "Triton interpreter, or use genesis.compiler.codegen.triton_backend.compile_ptx for PTX"
         )
-    key = cache.key_of(program_key(graph, "triton"), triton.__version__, triton_backend.target_name(interpret))
+    key = cache.key_of(
+        program_key(graph, "triton"),
+        triton.__version__,
+        triton_backend.target_name(interpret),
+        triton_matmul.FP32_PRECISION[bool(cuda_switches.matmul.allow_tf32)],  # the products' precision is in the source
+    )
     built = {}
 
     def build():

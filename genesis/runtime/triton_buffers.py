@@ -104,6 +104,15 @@ def as_buffer(array: np.ndarray) -> TritonBuffer:
     return TritonBuffer(np.ascontiguousarray(array))
 
 
+def matrix_argument(array: np.ndarray) -> tuple[TritonBuffer, bool]:
+    """A product's operand, and whether the kernel reads it transposed: a matrix whose transpose
+    is contiguous (a linear layer's `W.T`) is read in place, anything else as a contiguous copy
+    (a stack of rows flattened into one matrix)."""
+    if array.ndim == 2 and not array.flags.c_contiguous and array.T.flags.c_contiguous:
+        return TritonBuffer(array.T), True
+    return as_buffer(array), False
+
+
 class _InterpreterLibdevice:
     """libdevice for the interpreter: each function maps interpreter tensors through a numpy ufunc."""
 
@@ -151,6 +160,31 @@ _MISSING = object()
 
 
 @contextlib.contextmanager
+def _bfloat16_products():
+    """The interpreter holds bfloat16 values as their uint16 bits, and its `tl.dot` multiplies
+    those bits as integers (it widens only fp8). Within: bfloat16 factors are widened to fp32
+    first, which is exact, as a GPU's products of bfloat16 values are."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpreterBuilder, TensorHandle
+
+    original = InterpreterBuilder.create_dot
+
+    def widened(handle):
+        if handle.dtype.scalar != tl.bfloat16:
+            return handle
+        return TensorHandle((handle.data.astype(np.uint32) << 16).view(np.float32), tl.float32)
+
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        return original(self, widened(a), widened(b), d, input_precision, max_num_imprecise_acc)
+
+    InterpreterBuilder.create_dot = create_dot
+    try:
+        yield
+    finally:
+        InterpreterBuilder.create_dot = original
+
+
+@contextlib.contextmanager
 def interpreted_triton_library():
     """Within: triton.language's @jit functions are their interpreted versions, and Triton's
     interpret knob is on (constexpr functions read it while a kernel runs).
@@ -175,7 +209,7 @@ def interpreted_triton_library():
                     if value not in _INTERPRETED:
                         _INTERPRETED[value] = InterpretedFunction(value.fn)
                     setattr(module, name, _INTERPRETED[value])
-        with triton.knobs.runtime.scope():
+        with triton.knobs.runtime.scope(), _bfloat16_products():
             triton.knobs.runtime.interpret = True
             yield
     finally:

@@ -21,11 +21,13 @@ Which groups Triton takes (`why_not` says why it does not take the others):
   the order of the additions is fixed: the same bits every run.
 
 0-d work (an optimizer's scalars, a loss's mean) is a pointwise kernel over one
-element. Everything else (a reduction over rows that span several leading
-dims and keeps some, matmul epilogues, views inside a group, integer
-reductions, rows too long for one tile) stays a chunked numpy
-kernel in the same program; `FALLBACKS` in the program and the compile report
-name each such group and why.
+element. A matmul group's products are `tl.dot` kernels (`triton_matmul.py`):
+an elementwise epilogue runs on the product's tiles in the same kernel, any
+other runs as one of the kernels above, reading the products. Everything else
+(a reduction over rows that span several leading dims and keeps some, views
+inside a group, integer reductions and products, rows too long for one tile)
+stays a chunked numpy kernel in the same program; `FALLBACKS` in the program
+and the compile report name each such group and why.
 
 Numerics follow eager as the numpy backend does: values are held in their
 kernel dtype (fp16/bf16 as fp32), each statement computes in the op's compute
@@ -40,7 +42,9 @@ from __future__ import annotations
 import linecache
 from dataclasses import dataclass
 
-from genesis.compiler.codegen import numpy_backend
+import numpy as np
+
+from genesis.compiler.codegen import numpy_backend, triton_matmul
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast
@@ -51,6 +55,8 @@ from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Combine, Kind, named_attrs
+from genesis.runtime.cpu import GENESIS_DTYPE, NUMPY_DTYPE
+from genesis.runtime.triton_buffers import TritonBuffer
 from genesis.version import __version__
 
 MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
@@ -72,10 +78,14 @@ def why_not(spec: KernelSpec) -> str | None:
     """None when the Triton backend takes this kernel, else why it stays a numpy kernel."""
     if any(_numel(v.shape) == 0 for v in (*spec.statements, *spec.operands)):
         return "a value with no elements: the grid would launch no lane for the others"
+    if triton_matmul.products_of(spec):
+        why = triton_matmul.why_not(spec)
+        if why is not None or triton_matmul.fused(spec) is not None:
+            return why
+        _, rest = triton_matmul.split(spec)
+        return None if rest is None else why_not(rest)
     for s in spec.statements:
         kind = OPS[s.op].kind
-        if s.phase == "pre":
-            return f"{s.value} = {s.op} runs before the loop over the rows (not in Triton yet)"
         if s.phase == "accumulate" and s.combine not in ACCUMULATORS:
             return f"{s.value} = {s.op} accumulates over the rows by {s.combine.value}: not in Triton yet"
         if s.phase == "post" and kind is Kind.REDUCTION:
@@ -292,6 +302,8 @@ class AccumulateLayout(ReductionLayout):
             return f"{s.value} = {s.op} sums a value that is not read by rows"
         kind, dims = self.kind_of(source), tuple(s.attrs["dims"])
         every = tuple(range(len(source)))
+        if kind == "full" and tuple(source[1:]) != self.trailing:  # its tiles repeat it along the broadcast dims
+            return f"{s.value} = {s.op} sums a value of shape {list(source)} read broadcast over rows of {self.trailing}"
         if dims == every or (kind == "row" and 0 in dims and all(source[d] == 1 for d in dims if d)):
             return self._why_not_whole(s, shapes)
         if kind == "full" and dims == (0,) and tuple(source[1:]) == self.trailing:
@@ -388,6 +400,8 @@ class _Access:
 
 def render_kernel(spec: KernelSpec) -> str:
     """The @triton.jit kernel and its launcher, for a spec that `why_not` accepts."""
+    if triton_matmul.products_of(spec):
+        return _render_with_products(spec)
     layout = layout_of(spec)
     blocked = isinstance(layout, ReductionLayout)
     loads = []
@@ -496,6 +510,27 @@ def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
     return render(layout.template, k=context)
 
 
+def _render_with_products(spec: KernelSpec) -> str:
+    """A matmul group: one tl.dot kernel with the epilogue on its tiles where that fits, else a
+    tl.dot kernel per product, the rest of the group's kernel, and a launcher that runs them."""
+    product = triton_matmul.fused(spec)
+    if product is not None:
+        return _render_product(spec, product)
+    products, rest = triton_matmul.split(spec)
+    sources = [_render_product(spec, p) for p in products]
+    if rest is not None:
+        sources.append(render_kernel(rest))
+    params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
+    body = "".join(f"\n    {line}" for line in triton_matmul.launcher_lines(spec, products, rest))
+    sources.append(f'def {spec.name}({", ".join(params)}):\n    """{spec.group}: {spec.summary()}"""{body}')
+    return "\n\n\n".join(sources)
+
+
+def _render_product(spec: KernelSpec, product) -> str:
+    body = statement_lines(spec, None, product.epilogue)
+    return render("triton_matmul.py.j2", k=triton_matmul.context(product, body))
+
+
 # ---- programs ---------------------------------------------------------------------------------
 def target_name(interpret: bool, target=DEFAULT_TARGET) -> str:
     return "interpreter" if interpret else f"{target[0]}:sm_{target[1]}"
@@ -555,11 +590,29 @@ def load_module(source: str, filename: str, interpret: bool) -> dict:
     return namespace
 
 
-def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
-    """Compile the Triton kernel for `spec` ahead of time (no GPU needed) and return its PTX."""
+class _LaunchRecorder:
+    """Stands in for a @triton.jit kernel while a launcher runs: records each launch, runs nothing."""
+
+    def __init__(self, kernel, launches: list):
+        self.kernel, self.launches = kernel, launches
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.launches.append((self.kernel, args, kwargs))
+
+
+LAUNCH_OPTIONS = ("num_warps", "num_stages")  # launch keywords that are compile options, not constexprs
+
+
+def compile_ahead(spec: KernelSpec, target=DEFAULT_TARGET) -> dict:
+    """Compile every Triton kernel that `spec`'s launcher launches, ahead of time (no GPU needed):
+    kernel name -> triton's compiled kernel (`.asm["ptx"]`, `.asm["cubin"]`). The launcher runs on
+    empty arrays with its kernels swapped for recorders, so each kernel is compiled with the
+    arguments, constants and options its launch gives, and without floating-point contraction,
+    as the interpreter computes."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
 
     why = why_not(spec)
     if why is not None:
@@ -581,26 +634,36 @@ def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
         fallbacks="{}",
     )
     namespace = load_module(source, f"<genesis triton {spec.name} {abs(hash(source)):x}>", interpret=False)
-    kernel = namespace[f"{spec.name}_kernel"]
-    dtype_of = {o.local: o.dtype for o in spec.operands}
-    dtype_of.update((f"out_{s.value}", s.dtype) for s in spec.statements)
-    signature = {f"{o.local}_ptr": dialect.SIGNATURE_TYPES[o.dtype] for o in spec.operands}
-    signature.update((f"out_{v}_ptr", dialect.SIGNATURE_TYPES[dtype_of[f"out_{v}"]]) for v in spec.outputs)
-    layout = layout_of(spec)
-    sizes = layout.context()
-    if isinstance(layout, ReductionLayout):
-        signature.update(n_rows="i32", ROW_ELEMENTS="constexpr", BLOCK_ROWS="constexpr", BLOCK_COLS="constexpr")
-        constexprs = {
-            "ROW_ELEMENTS": sizes["row_elements"],
-            "BLOCK_ROWS": sizes["block_rows"],
-            "BLOCK_COLS": sizes["block_cols"],
-        }
-    else:
-        signature.update(n_elements="i32", BLOCK="constexpr")
-        constexprs = {"BLOCK": sizes["block"]}
-    compiled = triton.compile(
-        ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-        target=GPUTarget(*target),
-        options={"enable_fp_fusion": False},
-    )
-    return compiled.asm["ptx"]
+    launches = []
+    kernels = {n: v for n, v in namespace.items() if isinstance(v, JITFunction) and n.endswith("_kernel")}
+    namespace.update((n, _LaunchRecorder(kernel, launches)) for n, kernel in kernels.items())
+    dtype_of = {s.value: s.dtype for s in spec.statements}
+    arrays = [np.zeros(o.stored_shape, NUMPY_DTYPE[o.dtype]) for o in spec.operands]
+    arrays += [np.zeros(_value_shapes(spec)[v], NUMPY_DTYPE[dtype_of[v]]) for v in spec.outputs]
+    namespace[spec.name](*arrays)
+    namespace.update(kernels)  # the helpers they call are compiled from the same globals
+    compiled = {}
+    for kernel, args, kwargs in launches:
+        values = {**dict(zip(kernel.arg_names, args)), **kwargs}
+        options = {"enable_fp_fusion": False, **{k: values.pop(k) for k in LAUNCH_OPTIONS if k in values}}
+        constexprs = {n: values[n] for n in kernel.arg_names if n in kwargs and n not in LAUNCH_OPTIONS}
+        signature = {n: "constexpr" if n in constexprs else _signature_type(values[n]) for n in kernel.arg_names}
+        compiled[kernel.__name__] = triton.compile(
+            ASTSource(fn=kernel, signature=signature, constexprs=constexprs), target=GPUTarget(*target), options=options
+        )
+    return compiled
+
+
+def _signature_type(value) -> str:
+    if isinstance(value, TritonBuffer):
+        return dialect.SIGNATURE_TYPES[GENESIS_DTYPE[value.array.dtype]]
+    if isinstance(value, bool):
+        return "i1"
+    if isinstance(value, int):
+        return "i32" if -(1 << 31) <= value < (1 << 31) else "i64"
+    raise TypeError(f"genesis: a Triton launch argument of type {type(value).__name__} has no signature type")
+
+
+def compile_ptx(spec: KernelSpec, target=DEFAULT_TARGET) -> str:
+    """The PTX of every Triton kernel `spec` launches (`compile_ahead`), one after another."""
+    return "\n".join(kernel.asm["ptx"] for kernel in compile_ahead(spec, target).values())
