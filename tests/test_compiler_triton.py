@@ -184,6 +184,38 @@ def test_reductions_over_the_rows_are_triton_kernels_that_walk_them(case, dtype)
         _assert_ptx(spec)
 
 
+# views inside a group: x (333, 8), b (8,), c (1, 8)
+VIEWS_IN_A_GROUP = {
+    "a row's sum made a vector": lambda x, b, c: (x * b).sum(dim=1, keepdim=True).reshape(333) * 2.0,
+    "a vector made a column": lambda x, b, c: x.sum(dim=1).reshape(333, 1) * x,
+    "a row's maximum expanded, then summed": lambda x, b, c: (x.amax(dim=1, keepdim=True) + 0.0).expand(333, 8).sum(1),
+    "a bias reshaped, then a column sum": lambda x, b, c: (b.reshape(1, 8) * x).sum(dim=0),
+    "a whole row read as rows, its norm": lambda x, b, c: ((c.reshape(8) * 3.0) ** 2).sum().sqrt(),
+    "a loss's mean expanded over the rows": lambda x, b, c: (x * b).mean().reshape(1, 1).expand(333, 8) * x,
+}
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=lambda d: d.name)
+@pytest.mark.parametrize("case", VIEWS_IN_A_GROUP)
+def test_views_that_keep_each_element_in_place_are_read_through_in_triton(case, dtype):
+    """Expands, and reshapes that add or drop size-1 dims, are their source's tiles (a sum over an
+    expanded row value counts each copy: the reduction's mask widens the tile); an operand's
+    reshape is the operand read in the new shape."""
+    fn = VIEWS_IN_A_GROUP[case]
+    args = data(333, 8, dtype=dtype), data(8, seed=1, dtype=dtype), data(1, 8, seed=2, dtype=dtype)
+    rtol = TOLERANCE[dtype] * 8
+    _, program = assert_matches_eager(fn, *args, rtol=rtol, atol=rtol)
+    assert program["numpy_kernels"] == 0 and program["triton_kernels"] >= 1, program["backend_refusals"]
+    for spec in _specs(fn, *args):
+        _assert_ptx(spec)
+
+
+def test_a_reshape_that_moves_elements_within_the_rows_stays_a_numpy_kernel():
+    fn = lambda x: (x * 2.0).reshape(9, 2, 10).sum(dim=2)  # noqa: E731  (heads split out of a row)
+    _, program = assert_matches_eager(fn, data(9, 20), rtol=1e-6)
+    assert "moves elements within the rows" in " ".join(program["backend_refusals"].values())
+
+
 @pytest.mark.parametrize(
     "fn",
     [lambda x: x.amax(dim=0), lambda x: x.amin(), lambda x: (x * 1.0).amax(dim=1), lambda x: (x * 1.0).amin(dim=1)],

@@ -33,6 +33,7 @@ from genesis.compiler.codegen.layout import (
     numel,
     rank_broadcast,
     right_aligned,
+    same_positions,
     strides,
 )
 from genesis.ops.op import IndexMap, Kind
@@ -117,9 +118,7 @@ class KernelLoops:
                 self.shapes[s.value] = self._shape_of(s.reads[0])
                 self.permuted[s.value] = (tuple(s.attrs["dims"]), s.shape)
         for s in self.statements:  # any other reshape is computed as its source at the same position
-            if s.index_map is IndexMap.RESHAPE and not _same_positions(
-                self._shape_of(s.reads[0]), self.shapes[s.value]
-            ):
+            if s.index_map is IndexMap.RESHAPE and not same_positions(self._shape_of(s.reads[0]), self.shapes[s.value]):
                 raise Refused(
                     f"{s.value} = reshape {self._shape_of(s.reads[0])} -> {self.shapes[s.value]} "
                     f"moves elements to other positions of the loop"
@@ -295,19 +294,3 @@ class KernelLoops:
         ):
             raise Refused(f"{s.value} = {s.op} over dims {s.attrs['dims']} keeps a shape C does not index")
         return size
-
-
-def _same_positions(source, shape) -> bool:
-    """Whether a reshape from `source` to `shape` leaves every element where the loop finds it: one
-    value per row either way ((rows, 1) -> (rows,)), or shapes that differ only in leading 1s, which
-    broadcasting ignores."""
-    if source[:1] == shape[:1] and numel(source[1:]) == 1 and numel(shape[1:]) == 1:
-        return True
-
-    def without_leading_ones(dims):
-        dims = tuple(dims)
-        while dims and dims[0] == 1:
-            dims = dims[1:]
-        return dims
-
-    return without_leading_ones(source) == without_leading_ones(shape)

@@ -71,6 +71,22 @@ def rank_broadcast(statement, read_shapes) -> str | None:
     return None
 
 
+def same_positions(source, shape) -> bool:
+    """Whether a reshape from `source` to `shape` leaves every element where a row kernel finds it: one
+    value per row either way ((rows, 1) -> (rows,)), or shapes that differ only in leading 1s, which
+    broadcasting ignores."""
+    if source[:1] == shape[:1] and numel(source[1:]) == 1 and numel(shape[1:]) == 1:
+        return True
+
+    def without_leading_ones(dims):
+        dims = tuple(dims)
+        while dims and dims[0] == 1:
+            dims = dims[1:]
+        return dims
+
+    return without_leading_ones(source) == without_leading_ones(shape)
+
+
 def row_index(leading, merged, rows: str = "rows", floordiv: str = "//") -> str:
     """The row of a value whose leading dims `leading` (each 1 or the merged dim's size) broadcast
     over the kernel's rows, which span the dims `merged`, as an expression of the kernel's row

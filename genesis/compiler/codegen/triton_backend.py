@@ -40,21 +40,21 @@ templates name no op.
 from __future__ import annotations
 
 import linecache
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from genesis.compiler.codegen import numpy_backend, triton_matmul
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
-from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast
+from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast, same_positions
 from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
-from genesis.ops.op import OPS, Combine, Kind, named_attrs
+from genesis.ops.op import OPS, Combine, IndexMap, Kind, named_attrs
 from genesis.runtime.cpu import GENESIS_DTYPE, NUMPY_DTYPE
 from genesis.runtime.triton_buffers import TritonBuffer
 from genesis.version import __version__
@@ -84,6 +84,8 @@ def why_not(spec: KernelSpec) -> str | None:
             return why
         _, rest = triton_matmul.split(spec)
         return None if rest is None else why_not(rest)
+    spec = fold_operand_reshapes(spec)
+    shapes = _value_shapes(spec)
     for s in spec.statements:
         kind = OPS[s.op].kind
         if s.phase == "accumulate" and s.combine not in ACCUMULATORS:
@@ -91,7 +93,10 @@ def why_not(spec: KernelSpec) -> str | None:
         if s.phase == "post" and kind is Kind.REDUCTION:
             return f"{s.value} = {s.op} reduces after the loop over the rows (not in Triton yet)"
         if kind is Kind.VIEW:
-            return f"{s.value} = {s.op}: views inside a group are not folded into Triton indexing yet"
+            why = _why_not_view(s, shapes)
+            if why is not None:
+                return why
+            continue
         if kind is Kind.MATMUL:
             return f"{s.value} = {s.op}: matmul epilogues are not in Triton yet"
         if dialect.snippet(OPS[s.op]) is None:
@@ -106,6 +111,44 @@ def why_not(spec: KernelSpec) -> str | None:
 
 class _Unsupported(Unsupported):
     pass
+
+
+def _why_not_view(s, shapes) -> str | None:
+    """A view inside a group is its source's tile where every element stays where the layout finds
+    it: an expand (the source's tile is read broadcast already), a reshape that adds or drops size-1
+    dims around the rows; anything else moves elements."""
+    if s.index_map is IndexMap.BROADCAST:
+        return None
+    if s.index_map is IndexMap.RESHAPE and same_positions(shapes[s.reads[0]], s.shape):
+        return None
+    if s.index_map is IndexMap.RESHAPE:
+        return f"{s.value} = reshape {shapes[s.reads[0]]} -> {s.shape} moves elements within the rows"
+    return f"{s.value} = {s.op}: a view that moves elements inside a group (not in Triton yet)"
+
+
+def fold_operand_reshapes(spec: KernelSpec) -> KernelSpec:
+    """A reshape of an operand that nothing else reads is the operand read in the reshaped shape:
+    the kernel gets the array's contiguous bytes (as_buffer), which a reshape leaves in place. A
+    whole operand reshaped into the group's rows ((1, n) -> (n,) over n rows) is read by rows; a
+    row-blocked one keeps its rows. The reshape stays, as a view of the operand's own shape."""
+    if spec.merged:
+        return spec
+    operands = {o.local: o for o in spec.operands}
+    readers = {}
+    for s in spec.statements:
+        for r in s.reads:
+            if isinstance(r, str):
+                readers[r] = readers.get(r, 0) + 1
+    for s in spec.statements:
+        o = operands.get(s.reads[0]) if s.reads and isinstance(s.reads[0], str) else None
+        if s.index_map is not IndexMap.RESHAPE or o is None or readers[o.local] != 1 or o.leading is not None:
+            continue
+        into_rows = s.phase == "block" and spec.mode == "rows" and s.shape[:1] == (spec.rows,)
+        if o.blocked and tuple(o.shape[:1]) != tuple(s.shape[:1]):
+            continue  # a row-blocked operand keeps its rows
+        operands[o.local] = replace(o, shape=tuple(s.shape), blocked=o.blocked or into_rows)
+    folded = tuple(operands.values())
+    return spec if folded == spec.operands else replace(spec, operands=folded)
 
 
 def layout_of(spec: KernelSpec):
@@ -218,6 +261,8 @@ class ReductionLayout(RowLayout):
             return f"a row of {_numel(self.trailing)} elements does not fit one tile"
         shapes = _value_shapes(self.spec)
         for s in statements:
+            if OPS[s.op].kind is Kind.VIEW:  # its source's elements, where they are (`_why_not_view`)
+                continue
             if OPS[s.op].kind is not Kind.REDUCTION:
                 why = rank_broadcast(
                     s, [shapes[r] if isinstance(r, str) and self._is_blocked(r) else None for r in s.reads]
@@ -303,7 +348,7 @@ class AccumulateLayout(ReductionLayout):
         kind, dims = self.kind_of(source), tuple(s.attrs["dims"])
         every = tuple(range(len(source)))
         if kind == "full" and tuple(source[1:]) != self.trailing:  # its tiles repeat it along the broadcast dims
-            return f"{s.value} = {s.op} sums a value of shape {list(source)} read broadcast over rows of {self.trailing}"
+            return f"{s.value} = {s.op} sums {list(source)}, read broadcast over rows of {list(self.trailing)}"
         if dims == every or (kind == "row" and 0 in dims and all(source[d] == 1 for d in dims if d)):
             return self._why_not_whole(s, shapes)
         if kind == "full" and dims == (0,) and tuple(source[1:]) == self.trailing:
@@ -348,7 +393,9 @@ def statement_lines(spec: KernelSpec, layout, statements=None) -> list[str]:
     shapes = _value_shapes(spec)
     lines = []
     for s in spec.statements if statements is None else statements:
-        expression = _expression(s, layout, shapes, axis="1")
+        # a view is its source's tile (`_why_not_view`): an expand of one value per row stays a
+        # column of the tile, which a reduction's mask, a store's pointers or arithmetic widen
+        expression = s.reads[0] if s.kind is Kind.VIEW else _expression(s, layout, shapes, axis="1")
         lines.append(f"{s.value} = {dialect.cast_to(f'({expression})', kernel_dtype(s.dtype))}")
         lines += dialect.round_lines(s.value, s.dtype)
     return lines
@@ -402,6 +449,7 @@ def render_kernel(spec: KernelSpec) -> str:
     """The @triton.jit kernel and its launcher, for a spec that `why_not` accepts."""
     if triton_matmul.products_of(spec):
         return _render_with_products(spec)
+    spec = fold_operand_reshapes(spec)
     layout = layout_of(spec)
     blocked = isinstance(layout, ReductionLayout)
     loads = []
