@@ -184,6 +184,33 @@ def test_reductions_over_the_rows_are_triton_kernels_that_walk_them(case, dtype)
         _assert_ptx(spec)
 
 
+def test_statements_after_the_loop_over_arrays_of_their_own_shapes_are_kernels_of_their_own():
+    """A gradient norm over the rows, then updates of whole arrays of other shapes (an optimizer's
+    parameters, in place): the loop's kernel, then one elementwise kernel per shape, where a
+    parameter is written only after everything that reads it."""
+
+    def fn(g, p, q, r):
+        norm = (g * g).sum().sqrt()
+        scale = 1.0 / (norm + 1.0)
+        p.add_(p * -scale)  # (32, 64), in place
+        q.mul_(1.0 - scale).add_(r * scale)  # (32,)
+        return norm, p * 2.0, (q * q).exp() - r
+
+    def arguments():
+        return data(333, 8), data(32, 64, seed=1), data(32, seed=2), data(32, seed=3)
+
+    expected, got_args = arguments(), arguments()
+    want = fn(*expected)
+    compiled = compile_triton(fn)
+    got = compiled(*got_args)
+    for g, e in zip((*got, *got_args), (*want, *expected)):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
+    program = _program_stats(compiled)
+    assert program["numpy_kernels"] == 0, program["backend_refusals"]
+    staged = [spec for spec in _specs(fn, *arguments()) if "after" in triton_backend.render_kernel(spec)]
+    assert staged and triton_backend.render_kernel(staged[0]).count("@triton.jit") >= 3
+
+
 # views inside a group: x (333, 8), b (8,), c (1, 8)
 VIEWS_IN_A_GROUP = {
     "a row's sum made a vector": lambda x, b, c: (x * b).sum(dim=1, keepdim=True).reshape(333) * 2.0,

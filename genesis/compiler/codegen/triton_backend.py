@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from genesis.compiler.codegen import numpy_backend, triton_matmul
+from genesis.compiler.codegen import numpy_backend, triton_matmul, triton_stages
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
 from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast, same_positions
@@ -85,6 +85,10 @@ def why_not(spec: KernelSpec) -> str | None:
         _, rest = triton_matmul.split(spec)
         return None if rest is None else why_not(rest)
     spec = fold_operand_reshapes(spec)
+    staged = _after_the_loop(spec)
+    if staged is not None:
+        loop, after = staged
+        return next((why for why in map(why_not, (loop, *after)) if why is not None), None)
     shapes = _value_shapes(spec)
     for s in spec.statements:
         kind = OPS[s.op].kind
@@ -450,6 +454,9 @@ def render_kernel(spec: KernelSpec) -> str:
     if triton_matmul.products_of(spec):
         return _render_with_products(spec)
     spec = fold_operand_reshapes(spec)
+    staged = _after_the_loop(spec)
+    if staged is not None:
+        return _render_after_the_loop(spec, *staged)
     layout = layout_of(spec)
     blocked = isinstance(layout, ReductionLayout)
     loads = []
@@ -566,11 +573,34 @@ def _render_with_products(spec: KernelSpec) -> str:
         return _render_product(spec, product)
     products, rest = triton_matmul.split(spec)
     sources = [_render_product(spec, p) for p in products]
+    stages = [triton_stages.Stage(p.name, p.params, (p.statement.value,)) for p in products]
     if rest is not None:
         sources.append(render_kernel(rest))
-    params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
-    body = "".join(f"\n    {line}" for line in triton_matmul.launcher_lines(spec, products, rest))
-    sources.append(f'def {spec.name}({", ".join(params)}):\n    """{spec.group}: {spec.summary()}"""{body}')
+        stages.append(triton_stages.stage_of(rest))
+    made = {p.statement.value: p.statement for p in products}
+    sources.append(triton_stages.launcher(spec, stages, made))
+    return "\n\n\n".join(sources)
+
+
+def _after_the_loop(spec: KernelSpec):
+    """(the loop's kernel, the kernels after it) where statements after the loop over the rows work
+    on whole arrays of other shapes (`triton_stages.after_the_loop`), else None."""
+    if not any(s.phase == "post" for s in spec.statements):
+        return None
+    values = {o.local: (o.shape, True) for o in spec.operands if o.blocked}
+    values.update((s.value, (s.shape, True)) for s in spec.statements if s.phase == "block")
+    try:
+        rows = RowLayout(values, merged=spec.merged_dims)
+    except Unsupported:
+        return None
+    return triton_stages.after_the_loop(spec, rows.trailing, rows.rank)
+
+
+def _render_after_the_loop(spec: KernelSpec, loop: KernelSpec, after: list) -> str:
+    sources = [render_kernel(loop)] + [render_kernel(a) for a in after]
+    made = {s.value: s for s in spec.statements if s.value in {*loop.outputs, *(v for a in after for v in a.outputs)}}
+    stages = [triton_stages.stage_of(k) for k in (loop, *after)]
+    sources.append(triton_stages.launcher(spec, stages, made))
     return "\n\n\n".join(sources)
 
 

@@ -35,7 +35,6 @@ from genesis.backends import cuda as cuda_switches
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, Operand, Statement, kernel_dtype
 from genesis.compiler.codegen.layout import numel, right_aligned
-from genesis.compiler.codegen.numpy_dialect import np_dtype
 from genesis.ops.op import Kind
 
 DOT_DTYPES = (dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64)
@@ -223,20 +222,3 @@ def context(product: Product, body: list[str]) -> dict:
         "stores": stores,
         **blocks(product),
     }
-
-
-def launcher_lines(spec: KernelSpec, products: list[Product], rest: KernelSpec | None) -> list[str]:
-    """The body of the group's launcher when its products run apart from the rest: each product
-    into its output, or into a buffer of its own that the rest reads."""
-    lines = []
-    for product in products:
-        value = product.statement.value
-        if value in spec.outputs:
-            lines.append(f"{value} = out_{value}")
-        else:
-            lines.append(f"{value} = empty({product.statement.shape!r}, {np_dtype(product.statement.dtype)})")
-        lines.append(f"{product.name}({', '.join(product.params)}, {value})")
-    if rest is not None:
-        arguments = [o.local for o in rest.operands] + [f"out_{v}" for v in rest.outputs]
-        lines.append(f"{rest.name}({', '.join(arguments)})")
-    return lines
