@@ -144,6 +144,27 @@ REDUCTIONS_OVER_ROWS = {
 @pytest.mark.parametrize(
     "fn",
     [
+        lambda x, w, g: ((x @ w) * g).sum(dim=(0, 1), keepdim=True),
+        lambda x, w, g: (x * g).sum(dim=(0, 1), keepdim=True) * 2.0 + g.sum(dim=(0, 1)),
+    ],
+    ids=["a product's gradient summed over batch and tokens", "kept dims, then more"],
+)
+def test_a_sum_over_rows_that_span_several_dims_keeps_them_as_ones(fn, dtype):
+    """(batch, tokens) rows merged into one: a bias's gradient is (1, 1, features), held as one row."""
+    x, w, g = data(6, 7, 16, dtype=dtype), data(16, 16, seed=1, dtype=dtype), data(6, 7, 16, seed=2, dtype=dtype)
+    specs = _specs(fn, x, w, g)
+    assert any(spec.merged for spec in specs)
+    rtol = TOLERANCE[dtype] * 16
+    _, program = assert_matches_eager(fn, x, w, g, rtol=rtol, atol=rtol)
+    assert program["numpy_kernels"] == 0, program["backend_refusals"]
+    for spec in specs:
+        _assert_ptx(spec)
+
+
+@pytest.mark.parametrize("dtype", [genesis.float32, genesis.float64], ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "fn",
+    [
         lambda x, b: (x * b).prod(dim=0) - b,
         lambda x, b: x.prod() * 0.5,
         lambda x, b: (x.prod(dim=1, keepdim=True) * 2.0).prod(),
@@ -281,10 +302,35 @@ def test_compiled_program_is_cached_and_the_key_names_triton(tmp_path, monkeypat
     assert not stats["cache_hit"] and len(list(tmp_path.glob("*.py"))) == 2
 
 
+def test_the_dump_holds_each_triton_kernel_as_a_file_that_runs_on_its_own(tmp_path):
+    """`triton/<kernel>.py`: the group's kernels and launcher, which compute what the group does
+    on inputs of its shapes, and a main that times them (here under the interpreter)."""
+    import runpy
+    import subprocess
+    import sys
+
+    import triton
+
+    from genesis.compiler.codegen import triton_standalone
+
+    fn = lambda x, w, b: ((x @ w + b).relu(), (x * 2.0).sum(dim=0))  # noqa: E731
+    genesis.compile(fn, backend="triton", dump_dir=tmp_path)(data(33, 40), data(40, 17, seed=1), data(17, seed=2))
+    files = sorted(tmp_path.glob("*/triton/*.py"))
+    assert [f.stem for f in files] == ["k0_matmul_add_relu", "k1_mul_sum"]
+    with triton.knobs.runtime.scope():  # the file sets the interpreter switch for its process
+        module = runpy.run_path(str(files[0]))
+    x, w, b, out = arrays = triton_standalone.random_arguments(module["ARGUMENTS"])
+    triton_standalone.launch(module, "k0_matmul_add_relu", arrays)()
+    np.testing.assert_allclose(out, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-5)
+    finished = subprocess.run([sys.executable, str(files[1]), "0"], capture_output=True, text=True, check=True)
+    assert "k1_mul_sum:" in finished.stdout and "ms per call" in finished.stdout
+
+
 def test_a_present_gpu_is_refused_until_genesis_has_device_buffers(monkeypatch):
     from genesis.compiler import executors
+    from genesis.runtime import triton_buffers
 
-    monkeypatch.setattr(executors, "_triton_interprets", lambda: False)
+    monkeypatch.setattr(triton_buffers, "triton_interprets", lambda: False)
     graph = _graph_of(lambda x: x + 1, data(4))
     with pytest.raises(NotImplementedError, match="device buffers"):
         executors.triton_executor(graph)
@@ -315,9 +361,12 @@ def _specs(fn, *args):
 
 
 def _assert_ptx(spec):
-    ptx = triton_backend.compile_ptx(spec)
-    assert ".target sm_90" in ptx
-    assert f".entry {spec.name}_kernel" in ptx
+    """Every kernel the group's launcher launches (one, or a staged group's several) compiles."""
+    compiled = triton_backend.compile_ahead(spec)
+    assert compiled
+    for name, kernel in compiled.items():
+        assert name.startswith(spec.name) and ".target sm_90" in kernel.asm["ptx"]
+        assert f".entry {name}" in kernel.asm["ptx"]
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)

@@ -15,7 +15,6 @@ produce plain result tensors.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import warnings
 
@@ -24,8 +23,8 @@ import numpy as np
 from genesis import dispatch, dtypes, grad_mode
 from genesis.backends import cuda as cuda_switches
 from genesis.compiler import cache, interpret, native
-from genesis.compiler.codegen import c_backend, triton_backend, triton_matmul
-from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source
+from genesis.compiler.codegen import c_backend, triton_backend, triton_matmul, triton_standalone
+from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, build_source, plan
 from genesis.ops.op import OPS, Kind
 from genesis.runtime import cuda as cuda_runtime
 from genesis.runtime.cpu import NUMPY_DTYPE
@@ -217,26 +216,14 @@ def numpy_executor(graph, dump=None, prefix=""):
     return _runner(graph, namespace, _plain_eager), stats
 
 
-def _triton_interprets() -> bool:
-    """Kernels run under Triton's interpreter unless a CUDA GPU is present and TRITON_INTERPRET is not 1."""
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
-    try:
-        from triton.backends.nvidia.driver import CudaDriver
-
-        return not CudaDriver.is_active()
-    except Exception:  # no CUDA driver library, no NVIDIA backend: nothing to launch on
-        return True
-
-
 def triton_executor(graph, dump=None, prefix=""):
     """The generated program with Triton kernels (see codegen/triton_backend.py), run on host
     buffers under Triton's interpreter; groups Triton does not take run as numpy kernels."""
     import triton
 
-    from genesis.runtime.triton_buffers import interpreted_triton_library
+    from genesis.runtime.triton_buffers import interpreted_triton_library, triton_interprets
 
-    interpret = _triton_interprets()
+    interpret = triton_interprets()
     if not interpret:
         raise NotImplementedError(
             "genesis.compile(backend='triton'): a CUDA GPU is present, but genesis has no device buffers "
@@ -266,6 +253,10 @@ def triton_executor(graph, dump=None, prefix=""):
             f"groups that run as numpy kernels instead:"
         ]
         dump.write(f"{prefix}triton.txt", "\n".join(lines + [f"  {g}: {why}" for g, why in refusals.items()]))
+        specs = built["program"].kernels if built else plan(graph).kernels
+        for spec in specs:
+            if spec.group not in refusals:
+                dump.source(f"{prefix}triton/{spec.name}.py", triton_standalone.source(spec))
 
     @contextlib.contextmanager
     def around():

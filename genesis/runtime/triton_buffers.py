@@ -33,9 +33,22 @@ computes exactly what eager computes; on a GPU the real libdevice is used.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 from scipy import special
+
+
+def triton_interprets() -> bool:
+    """Kernels run under Triton's interpreter unless a CUDA GPU is present and TRITON_INTERPRET is not 1."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    try:
+        from triton.backends.nvidia.driver import CudaDriver
+
+        return not CudaDriver.is_active()
+    except Exception:  # no CUDA driver library, no NVIDIA backend: nothing to launch on
+        return True
 
 
 class _HostStorage:

@@ -84,7 +84,7 @@ def why_not(spec: KernelSpec) -> str | None:
             return why
         _, rest = triton_matmul.split(spec)
         return None if rest is None else why_not(rest)
-    spec = fold_operand_reshapes(spec)
+    spec = for_triton(spec)
     staged = _after_the_loop(spec)
     if staged is not None:
         loop, after = staged
@@ -128,6 +128,30 @@ def _why_not_view(s, shapes) -> str | None:
     if s.index_map is IndexMap.RESHAPE:
         return f"{s.value} = reshape {shapes[s.reads[0]]} -> {s.shape} moves elements within the rows"
     return f"{s.value} = {s.op}: a view that moves elements inside a group (not in Triton yet)"
+
+
+def for_triton(spec: KernelSpec) -> KernelSpec:
+    """The spec as the Triton layouts read it: operands' reshapes folded, merged rows' sums in the
+    rows' rank."""
+    return _sums_in_the_rows_rank(fold_operand_reshapes(spec))
+
+
+def _sums_in_the_rows_rank(spec: KernelSpec) -> KernelSpec:
+    """Over merged rows ((batch, tokens) of (batch, tokens, features) values), a sum over every row
+    keeps the dims it summed as 1s ((1, 1, features)); the kernel holds it as one row of the merged
+    values' rank ((1, features)), the same elements in the same order."""
+    if not spec.merged:
+        return spec
+    by_rows = [o.shape for o in spec.operands if o.blocked] + [s.shape for s in spec.statements if s.phase == "block"]
+    rank = max(map(len, by_rows), default=0)
+
+    def squeezed(shape):
+        extra = len(shape) - rank
+        return tuple(shape[extra:]) if extra > 0 and all(n == 1 for n in shape[:extra]) else tuple(shape)
+
+    statements = tuple(replace(s, shape=squeezed(s.shape)) if _over_rows(s) else s for s in spec.statements)
+    operands = tuple(o if o.blocked else replace(o, shape=squeezed(o.shape)) for o in spec.operands)
+    return replace(spec, statements=statements, operands=operands)
 
 
 def fold_operand_reshapes(spec: KernelSpec) -> KernelSpec:
@@ -326,9 +350,7 @@ class AccumulateLayout(ReductionLayout):
         return super()._is_blocked(local)
 
     def why_not(self):
-        sums = [s for s in self.spec.statements if s.phase == "accumulate"]
-        whole_sums = all(self.kind_of(s.shape, blocked=False) == "scalar" for s in sums)
-        if any(s.leading is not None for s in self.spec.statements) or (self.spec.merged and not whole_sums):
+        if any(s.leading is not None for s in self.spec.statements):
             return "a sum over rows that span several leading dims, keeping some (not in Triton yet)"
         if self.spec.mode not in ("rows", "flat"):
             return f"a {self.spec.mode} kernel that sums over the rows"
@@ -453,7 +475,7 @@ def render_kernel(spec: KernelSpec) -> str:
     """The @triton.jit kernel and its launcher, for a spec that `why_not` accepts."""
     if triton_matmul.products_of(spec):
         return _render_with_products(spec)
-    spec = fold_operand_reshapes(spec)
+    spec = for_triton(spec)
     staged = _after_the_loop(spec)
     if staged is not None:
         return _render_after_the_loop(spec, *staged)
