@@ -52,6 +52,7 @@ from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
 from genesis.compiler.codegen.layout import strides as _strides
+from genesis.compiler.codegen.triton_reduce import ReduceLayout
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION, ProgramSource, plan, program_context
 from genesis.compiler.templates import render
 from genesis.ops.op import OPS, Combine, IndexMap, Kind, named_attrs
@@ -107,10 +108,7 @@ def why_not(spec: KernelSpec) -> str | None:
             return f"{s.op} has no Triton snippet"
         if kind is Kind.REDUCTION and (s.compute is None or not s.compute.is_floating_point):
             return f"{s.value} = {s.op}: only floating-point reductions are in Triton"
-    try:
-        return layout_of(spec).why_not()
-    except _Unsupported as error:  # the layout's own checks may refuse too: the group stays numpy
-        return str(error)
+    return chosen_layout(spec)[1]
 
 
 class _Unsupported(Unsupported):
@@ -187,6 +185,26 @@ def layout_of(spec: KernelSpec):
     if any(OPS[s.op].kind is Kind.REDUCTION for s in spec.statements):
         return ReductionLayout(spec)
     return PointwiseLayout(spec)
+
+
+def chosen_layout(spec: KernelSpec):
+    """(layout, None) for the layout that takes the kernel, or (None, why not): the row layouts
+    where they fit, else, for reductions over other dims, `triton_reduce.ReduceLayout`."""
+    try:
+        layout = layout_of(spec)
+        why = layout.why_not()
+    except _Unsupported as error:  # the layout's own checks may refuse too: the group stays numpy
+        layout, why = None, str(error)
+    if why is None:
+        return layout, None
+    reductions = [s for s in spec.statements if OPS[s.op].kind is Kind.REDUCTION]
+    if not reductions or spec.merged or any(s.combine not in ACCUMULATORS for s in reductions):
+        return None, why
+    try:
+        general = ReduceLayout(spec)
+    except Unsupported:
+        return None, why  # the row layout's reason: the closer fit
+    return (general, None) if general.why_not() is None else (None, why)
 
 
 def _over_rows(s) -> bool:
@@ -479,7 +497,9 @@ def render_kernel(spec: KernelSpec) -> str:
     staged = _after_the_loop(spec)
     if staged is not None:
         return _render_after_the_loop(spec, *staged)
-    layout = layout_of(spec)
+    layout, _ = chosen_layout(spec)
+    if isinstance(layout, ReduceLayout):
+        return _render_reduce(spec, layout)
     blocked = isinstance(layout, ReductionLayout)
     loads = []
     for o in spec.operands:
@@ -521,6 +541,68 @@ def render_kernel(spec: KernelSpec) -> str:
         "loads": loads,
         "body": body,
         "stores": stores,
+        **layout.context(),
+    }
+    return render(layout.template, k=context)
+
+
+def _render_reduce(spec: KernelSpec, layout: ReduceLayout) -> str:
+    """A reduction over any dims (templates/triton_reduce.py.j2): the statements before the
+    reductions and the reductions' folds in the loop over the reduced positions, the rest after."""
+    shapes = _value_shapes(spec)
+    dtype_of = {s.value: s.dtype for s in spec.statements}
+    loads, post_loads = [], []
+    for o in spec.operands:
+        tl_dtype = dialect.TL_DTYPES[kernel_dtype(o.dtype)]
+        level = layout.reads.get(o.local)
+        if level in ("inner", "both"):
+            loads.append(_Access(o.local, f"{o.local}_ptr", layout.offsets(o.shape, False), "mask", tl_dtype))
+        if level in ("outer", "both"):  # read again after the loop, at the kept positions
+            post_loads.append(_Access(o.local, f"{o.local}_ptr", layout.offsets(o.shape, True), "k_mask", tl_dtype))
+    reductions = [s for s in spec.statements if OPS[s.op].kind is Kind.REDUCTION]
+    inner = [s for s in spec.statements if not layout.is_outer(s.value)]
+    outer = [s for s in spec.statements if layout.is_outer(s.value) and s not in reductions]
+    body = statement_lines(spec, layout, inner)
+    for s in reductions:
+        partial = _expression(s, layout, shapes, axis="1", mask="mask")
+        fold = ACCUMULATORS[s.combine][1]
+        body.append(
+            f"{s.value} = " + fold.format(acc=s.value, partial=dialect.cast_to(f"({partial})", kernel_dtype(s.dtype)))
+        )
+    post_body = [line for s in reductions for line in dialect.round_lines(s.value, s.dtype)]
+    post_body += statement_lines(spec, layout, outer)
+    stores, post_stores = [], []
+    for v in spec.outputs:
+        is_outer = layout.is_outer(v)
+        access = _Access(
+            v,
+            f"out_{v}_ptr",
+            layout.offsets(shapes[v], is_outer),
+            "k_mask" if is_outer else "mask",
+            dialect.TL_DTYPES[dtype_of[v]],
+            value=v,
+        )
+        (post_stores if is_outer else stores).append(access)
+    accumulators = [
+        (s.value, "[BLOCK_K, 1]", ACCUMULATORS[s.combine][0], dialect.TL_DTYPES[kernel_dtype(s.dtype)])
+        for s in reductions
+    ]
+    context = {
+        "name": spec.name,
+        "params": [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs],
+        "launch_params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
+        "arguments": [f"as_buffer({o.local})" for o in spec.operands]
+        + [f"TritonBuffer(out_{v})" for v in spec.outputs],
+        "doc": f"{spec.group}: {spec.summary()}",
+        "kept_indices": layout.kept_index_lines(),
+        "reduced_indices": layout.reduced_index_lines(),
+        "accumulators": accumulators,
+        "loads": loads,
+        "body": body,
+        "stores": stores,
+        "post_loads": post_loads,
+        "post_body": post_body,
+        "post_stores": post_stores,
         **layout.context(),
     }
     return render(layout.template, k=context)
