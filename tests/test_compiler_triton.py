@@ -258,6 +258,18 @@ REDUCTIONS_OVER_ANY_DIMS = {
         (4,),
     ),
     "many rows of a few": (lambda x, b: (x * b).sum(dim=(0, 1)), (40, 50, 3), (3,)),
+    # views that move an operand's elements, read through the chain in place (attention's heads)
+    "heads merged back, summed": (
+        lambda x, b: x.permute(0, 2, 1, 3).reshape(4, 8, 32).sum(dim=(0, 1), keepdim=True) * b,
+        (4, 4, 8, 8),
+        (32,),
+    ),
+    "a view stored, and summed": (
+        lambda x, b: (v := x.permute(0, 3, 1, 2).reshape(4, 8, 32) * b, v.sum(dim=(0, 1))),
+        (4, 4, 8, 8),
+        (32,),
+    ),
+    "heads split out of a row, summed": (lambda x, b: (x.reshape(3, 4, 2, 5) * b).sum(dim=3), (3, 4, 10), (5,)),
 }
 
 

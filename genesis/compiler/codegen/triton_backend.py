@@ -81,7 +81,12 @@ def why_not(spec: KernelSpec) -> str | None:
         return "a value with no elements: the grid would launch no lane for the others"
     if triton_matmul.products_of(spec):
         why = triton_matmul.why_not(spec)
-        if why is not None or triton_matmul.fused(spec) is not None:
+        fused = None if why is not None else triton_matmul.fused(spec)
+        if fused is not None:
+            return next(
+                (f"{s.op} has no Triton snippet" for s in fused.epilogue if dialect.snippet(s.record) is None), None
+            )
+        if why is not None:
             return why
         _, rest = triton_matmul.split(spec)
         return None if rest is None else why_not(rest)
@@ -90,17 +95,13 @@ def why_not(spec: KernelSpec) -> str | None:
     if staged is not None:
         loop, after = staged
         return next((why for why in map(why_not, (loop, *after)) if why is not None), None)
-    shapes = _value_shapes(spec)
     for s in spec.statements:
         kind = OPS[s.op].kind
         if s.phase == "accumulate" and s.combine not in ACCUMULATORS:
             return f"{s.value} = {s.op} accumulates over the rows by {s.combine.value}: not in Triton yet"
         if s.phase == "post" and kind is Kind.REDUCTION:
             return f"{s.value} = {s.op} reduces after the loop over the rows (not in Triton yet)"
-        if kind is Kind.VIEW:
-            why = _why_not_view(s, shapes)
-            if why is not None:
-                return why
+        if kind is Kind.VIEW:  # one that moves elements may still be read in place (chosen_layout)
             continue
         if kind is Kind.MATMUL:
             return f"{s.value} = {s.op}: matmul epilogues are not in Triton yet"
@@ -190,11 +191,16 @@ def layout_of(spec: KernelSpec):
 def chosen_layout(spec: KernelSpec):
     """(layout, None) for the layout that takes the kernel, or (None, why not): the row layouts
     where they fit, else, for reductions over other dims, `triton_reduce.ReduceLayout`."""
-    try:
-        layout = layout_of(spec)
-        why = layout.why_not()
-    except _Unsupported as error:  # the layout's own checks may refuse too: the group stays numpy
-        layout, why = None, str(error)
+    shapes = _value_shapes(spec)
+    moving = {s.value: why for s in spec.statements if s.kind is Kind.VIEW for why in [_why_not_view(s, shapes)] if why}
+    if moving:  # the row layouts read a view as its source's tile: only the reduction layout may take it
+        layout, why = None, next(iter(moving.values()))
+    else:
+        try:
+            layout = layout_of(spec)
+            why = layout.why_not()
+        except _Unsupported as error:  # the layout's own checks may refuse too: the group stays numpy
+            layout, why = None, str(error)
     if why is None:
         return layout, None
     reductions = [s for s in spec.statements if OPS[s.op].kind is Kind.REDUCTION]
@@ -204,7 +210,9 @@ def chosen_layout(spec: KernelSpec):
         general = ReduceLayout(spec)
     except Unsupported:
         return None, why  # the row layout's reason: the closer fit
-    return (general, None) if general.why_not() is None else (None, why)
+    if general.why_not() is not None or any(value not in general.chains for value in moving):
+        return None, why
+    return general, None
 
 
 def _over_rows(s) -> bool:
@@ -475,8 +483,13 @@ def _accumulate_lines(s, layout, shapes) -> list[str]:
     partial = _expression(s, layout, shapes, axis="0")
     if layout.kind_of(s.shape, blocked=False) == "scalar" and layout.kind_of(shapes[s.reads[0]]) == "full":
         partial = _expression(s, layout, shapes, axis="1", mask="col_mask", source=partial)
+    return [_fold_line(s, partial)]
+
+
+def _fold_line(s, partial: str) -> str:
+    """The accumulator of reduction `s` folded with a block's `partial` result."""
     fold = ACCUMULATORS[s.combine][1]
-    return [f"{s.value} = " + fold.format(acc=s.value, partial=dialect.cast_to(f"({partial})", kernel_dtype(s.dtype)))]
+    return f"{s.value} = " + fold.format(acc=s.value, partial=dialect.cast_to(f"({partial})", kernel_dtype(s.dtype)))
 
 
 @dataclass(frozen=True)
@@ -528,15 +541,8 @@ def render_kernel(spec: KernelSpec) -> str:
         )
         for v in spec.outputs
     ]
-    params = [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs]
-    launch_params = [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs]
-    arguments = [f"as_buffer({o.local})" for o in spec.operands] + [f"TritonBuffer(out_{v})" for v in spec.outputs]
     context = {
-        "name": spec.name,
-        "params": params,
-        "launch_params": launch_params,
-        "arguments": arguments,
-        "doc": f"{spec.group}: {spec.summary()}",
+        **_launch_context(spec),
         "indices": layout.index_lines(),
         "loads": loads,
         "body": body,
@@ -559,16 +565,16 @@ def _render_reduce(spec: KernelSpec, layout: ReduceLayout) -> str:
             loads.append(_Access(o.local, f"{o.local}_ptr", layout.offsets(o.shape, False), "mask", tl_dtype))
         if level in ("outer", "both"):  # read again after the loop, at the kept positions
             post_loads.append(_Access(o.local, f"{o.local}_ptr", layout.offsets(o.shape, True), "k_mask", tl_dtype))
+    for value, (root, _) in layout.chains.items():  # a view of an operand: its own tile, read in place
+        if not layout.read_as_a_tile(value):
+            continue
+        tl_dtype = dialect.TL_DTYPES[kernel_dtype(next(o.dtype for o in spec.operands if o.local == root))]
+        loads.append(_Access(value, f"{root}_ptr", layout.chain_offsets(value), "mask", tl_dtype))
     reductions = [s for s in spec.statements if OPS[s.op].kind is Kind.REDUCTION]
-    inner = [s for s in spec.statements if not layout.is_outer(s.value)]
+    inner = [s for s in spec.statements if not layout.is_outer(s.value) and s.value not in layout.chains]
     outer = [s for s in spec.statements if layout.is_outer(s.value) and s not in reductions]
     body = statement_lines(spec, layout, inner)
-    for s in reductions:
-        partial = _expression(s, layout, shapes, axis="1", mask="mask")
-        fold = ACCUMULATORS[s.combine][1]
-        body.append(
-            f"{s.value} = " + fold.format(acc=s.value, partial=dialect.cast_to(f"({partial})", kernel_dtype(s.dtype)))
-        )
+    body += [_fold_line(s, _expression(s, layout, shapes, axis="1", mask="mask")) for s in reductions]
     post_body = [line for s in reductions for line in dialect.round_lines(s.value, s.dtype)]
     post_body += statement_lines(spec, layout, outer)
     stores, post_stores = [], []
@@ -588,12 +594,7 @@ def _render_reduce(spec: KernelSpec, layout: ReduceLayout) -> str:
         for s in reductions
     ]
     context = {
-        "name": spec.name,
-        "params": [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs],
-        "launch_params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
-        "arguments": [f"as_buffer({o.local})" for o in spec.operands]
-        + [f"TritonBuffer(out_{v})" for v in spec.outputs],
-        "doc": f"{spec.group}: {spec.summary()}",
+        **_launch_context(spec),
         "kept_indices": layout.kept_index_lines(),
         "reduced_indices": layout.reduced_index_lines(),
         "accumulators": accumulators,
@@ -650,12 +651,7 @@ def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
         if s.phase == "accumulate"
     ]
     context = {
-        "name": spec.name,
-        "params": [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs],
-        "launch_params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
-        "arguments": [f"as_buffer({o.local})" for o in spec.operands]
-        + [f"TritonBuffer(out_{v})" for v in spec.outputs],
-        "doc": f"{spec.group}: {spec.summary()}",
+        **_launch_context(spec),
         "indices": layout.index_lines(),
         "whole_loads": whole_loads,
         "accumulators": accumulators,
@@ -667,6 +663,19 @@ def _render_accumulating(spec: KernelSpec, layout: AccumulateLayout) -> str:
         **layout.context(),
     }
     return render(layout.template, k=context)
+
+
+def _launch_context(spec: KernelSpec) -> dict:
+    """The parts of a kernel and its launcher that every row and reduction template shares: the
+    pointer parameters (operands, then outputs), the launcher's arguments, the docstring."""
+    return {
+        "name": spec.name,
+        "params": [f"{o.local}_ptr" for o in spec.operands] + [f"out_{v}_ptr" for v in spec.outputs],
+        "launch_params": [o.local for o in spec.operands] + [f"out_{v}" for v in spec.outputs],
+        "arguments": [f"as_buffer({o.local})" for o in spec.operands]
+        + [f"TritonBuffer(out_{v})" for v in spec.outputs],
+        "doc": f"{spec.group}: {spec.summary()}",
+    }
 
 
 def _render_with_products(spec: KernelSpec) -> str:

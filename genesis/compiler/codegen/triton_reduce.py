@@ -29,6 +29,12 @@ def _elementwise_or_reduction(s) -> bool:
     return s.kind in (Kind.ELEMENTWISE, Kind.REDUCTION) or s.index_map is IndexMap.BROADCAST
 
 
+def _linear(index, shape) -> str:
+    """The row-major offset of per-dim `index` expressions in `shape`."""
+    terms = [f"({i}) * {stride}" for i, n, stride in zip(index, shape, strides(shape)) if n != 1 and i != "0"]
+    return " + ".join(terms) or "0"
+
+
 def _next_power_of_2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
@@ -41,8 +47,19 @@ class ReduceLayout:
         shapes = {o.local: o.shape for o in spec.operands}
         shapes.update((s.value, s.shape) for s in spec.statements)
         self.shapes = shapes
+        # views that move elements, of an operand (or of such a view): read from the operand at
+        # the offsets the chain of views gives, as their own tiles (the attention's heads merged)
+        operand_locals = {o.local for o in spec.operands}
+        self.chains = {}  # view value -> (operand local, [(index map, attrs, shape before, after)])
+        for s in spec.statements:
+            source = s.reads[0] if s.reads else None
+            if s.index_map in (IndexMap.PERMUTE, IndexMap.RESHAPE) and (
+                source in operand_locals or source in self.chains
+            ):
+                root, chain = self.chains.get(source, (source, []))
+                self.chains[s.value] = (root, [*chain, (s.index_map, s.attrs, tuple(shapes[source]), tuple(s.shape))])
         reductions = [s for s in spec.statements if s.kind is Kind.REDUCTION]
-        if not reductions or not all(map(_elementwise_or_reduction, spec.statements)):
+        if not reductions or not all(_elementwise_or_reduction(s) or s.value in self.chains for s in spec.statements):
             raise Unsupported("not elementwise statements around reductions")
         sources = {(tuple(shapes[s.reads[0]]), tuple(sorted(s.attrs["dims"]))) for s in reductions}
         if len(sources) != 1:
@@ -90,9 +107,16 @@ class ReduceLayout:
                 and any(r in values and r not in self.outer for r in s.reads)
             ):
                 raise Unsupported(f"{s.value} = {s.op} reads a value of every position after the reductions")
+            if s.value in self.chains and not self.read_as_a_tile(s.value):
+                continue  # a step of a chain of views: only the chain's last view is a tile
             self._check_shape(s.value, self.frame if s.value in self.outer else self.full)
         self.reads = {}  # operand local -> "inner" / "outer" / "both"
+        for value in self.chains:
+            if value in self.outer:
+                raise Unsupported(f"{value}, a view that moves an operand's elements, is read after the reductions")
         for s in spec.statements:
+            if s.value in self.chains:  # read through its chain, not at the operand's own offsets
+                continue
             level = "outer" if s.value in self.outer and s.kind is not Kind.REDUCTION else "inner"
             for r in s.reads:
                 if isinstance(r, str) and r in {o.local for o in spec.operands}:
@@ -157,6 +181,30 @@ class ReduceLayout:
         reduced = any(d in self.reduced and n != 1 for d, n in zip(dims, aligned))
         kept = any(d not in self.reduced and n != 1 for d, n in zip(dims, aligned))
         return " + ".join(terms + ([] if kept else ["ks * 0"]) + ([] if reduced else ["rs * 0"]))
+
+    def read_as_a_tile(self, value) -> bool:
+        """Whether a statement other than a view in its chain reads `value`, or it is an output."""
+        readers = (s for s in self.spec.statements if value in s.reads)
+        return value in self.spec.outputs or any(s.value not in self.chains for s in readers)
+
+    def chain_offsets(self, value) -> str:
+        """Where each position's element of `value`, a chain of views of an operand, lies in the
+        operand: its index per dim, walked back through the views (a permute moves indices to
+        the source's dims, a reshape ravels them and unravels them in the source's shape)."""
+        root, chain = self.chains[value]
+        shape = self.shapes[value]
+        aligned = right_aligned(shape, self.rank)
+        index = [self._index(d) if n != 1 else "0" for d, n in enumerate(aligned)][self.rank - len(shape) :]
+        for index_map, attrs, before, after in reversed(chain):
+            if index_map is IndexMap.PERMUTE:
+                moved = ["0"] * len(before)
+                for d, source_dim in enumerate(attrs["dims"]):
+                    moved[source_dim] = index[d]
+                index = moved
+            else:  # the same elements in the same row-major order
+                flat = _linear(index, after)
+                index = [f"(({flat}) // {inner}) % {n}" if n != 1 else "0" for n, inner in zip(before, strides(before))]
+        return f"{_linear(index, self.shapes[root])} + ks * 0 + rs * 0"  # a whole tile, for a store too
 
     def kept_index_lines(self) -> list[tuple[str, str]]:
         return [(f"index{d}", e) for d, e in sorted(self.indices.items()) if d not in self.reduced]
