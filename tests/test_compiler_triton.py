@@ -270,6 +270,9 @@ REDUCTIONS_OVER_ANY_DIMS = {
         (32,),
     ),
     "heads split out of a row, summed": (lambda x, b: (x.reshape(3, 4, 2, 5) * b).sum(dim=3), (3, 4, 10), (5,)),
+    # over merged rows ((2, 8) as 16): the same bytes in a lower rank (ResNet's pooling backward)
+    "a middle dim of merged rows": (lambda x, b: (x * b).sum(dim=2) + 1.0, (2, 8, 3, 5), (5,)),
+    "a dim of one of merged rows": (lambda x, b: (x * b).sum(dim=2), (2, 8, 1, 1, 1), (1, 1, 1)),
 }
 
 

@@ -204,7 +204,9 @@ def chosen_layout(spec: KernelSpec):
     if why is None:
         return layout, None
     reductions = [s for s in spec.statements if OPS[s.op].kind is Kind.REDUCTION]
-    if not reductions or spec.merged or any(s.combine not in ACCUMULATORS for s in reductions):
+    # merged rows are the same bytes in a shape of lower rank, unless a value reads its own rows of them
+    own_rows = any(v.leading is not None for v in (*spec.operands, *spec.statements))
+    if not reductions or own_rows or any(s.combine not in ACCUMULATORS for s in reductions):
         return None, why
     try:
         general = ReduceLayout(spec)

@@ -25,7 +25,7 @@ from genesis.ops.op import OPS, IndexMap, Kind
 from genesis.runtime.memory import POOLED_FROM
 from genesis.version import __version__
 
-CODEGEN_VERSION = 16  # bump whenever generated code changes for the same graph
+CODEGEN_VERSION = 17  # bump whenever generated code changes for the same graph
 
 
 @dataclass
