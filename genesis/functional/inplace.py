@@ -160,6 +160,9 @@ def _traced_write(target, result, *, takes_history=True):
     rebased = _bases_after_write(value, view_node) if view_node is not None else []
     dispatch.write(target, value, rebased)
     _take_history(target, node)
+    # the bases' new histories read `value`, the target's contents from now on, so a backward
+    # through them checks the write's node against `value`: it counts versions with the target
+    value._version = target._version
     for base, base_value in rebased:  # each base's history, as eager's _rebase gives it
         if base_value._node is not None:
             base._node = base_value._node
