@@ -35,6 +35,11 @@ def numel(shape) -> int:
     return math.prod(shape)
 
 
+def next_power_of_2(n: int) -> int:
+    """The least power of 2 at or above n (1 for n <= 1): Triton's block sizes."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
 def strides(shape) -> tuple:
     result, step = [], 1
     for n in reversed(shape):

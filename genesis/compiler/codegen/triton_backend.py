@@ -47,7 +47,7 @@ import numpy as np
 from genesis.compiler.codegen import numpy_backend, triton_matmul, triton_stages
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, helpers, kernel_dtype
-from genesis.compiler.codegen.layout import RowLayout, Unsupported, rank_broadcast, same_positions
+from genesis.compiler.codegen.layout import RowLayout, Unsupported, next_power_of_2, rank_broadcast, same_positions
 from genesis.compiler.codegen.layout import broadcast as _broadcast
 from genesis.compiler.codegen.layout import numel as _numel
 from genesis.compiler.codegen.layout import right_aligned as _right_aligned
@@ -62,10 +62,6 @@ from genesis.version import __version__
 
 MAX_ROW_ELEMENTS = 1 << 14  # a reduced row lives in one tile; longer rows stay numpy kernels
 DEFAULT_TARGET = ("cuda", 90, 32)
-
-
-def _next_power_of_2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def _value_shapes(spec: KernelSpec) -> dict:
@@ -354,8 +350,8 @@ class ReductionLayout(RowLayout):
 
     def context(self) -> dict:
         row_elements = _numel(self.trailing)
-        block_cols = max(16, _next_power_of_2(row_elements))
-        block_rows = max(1, min(_next_power_of_2(self.spec.rows), 4096 // block_cols))  # 4K-element tiles
+        block_cols = max(16, next_power_of_2(row_elements))
+        block_rows = max(1, min(next_power_of_2(self.spec.rows), 4096 // block_cols))  # 4K-element tiles
         return {
             "rows": self.spec.rows,
             "row_elements": row_elements,
@@ -429,7 +425,7 @@ class AccumulateLayout(ReductionLayout):
         context = super().context()
         if self.spec.mode == "flat":  # a flat spec counts elements: the tiles count rows of the trailing dims
             context["rows"] = self.spec.rows // max(1, context["row_elements"])
-        context["block_rows"] = max(1, min(_next_power_of_2(context["rows"]), 4096 // context["block_cols"]))
+        context["block_rows"] = max(1, min(next_power_of_2(context["rows"]), 4096 // context["block_cols"]))
         return context
 
 
@@ -830,10 +826,7 @@ def compile_ahead(spec: KernelSpec, target=DEFAULT_TARGET) -> dict:
     launches = []
     kernels = {n: v for n, v in namespace.items() if isinstance(v, JITFunction) and n.endswith("_kernel")}
     namespace.update((n, _LaunchRecorder(kernel, launches)) for n, kernel in kernels.items())
-    dtype_of = {s.value: s.dtype for s in spec.statements}
-    arrays = [np.zeros(o.stored_shape, NUMPY_DTYPE[o.dtype]) for o in spec.operands]
-    arrays += [np.zeros(_value_shapes(spec)[v], NUMPY_DTYPE[dtype_of[v]]) for v in spec.outputs]
-    namespace[spec.name](*arrays)
+    namespace[spec.name](*(np.zeros(shape, dtype) for _, shape, dtype in launcher_arguments(spec)))
     namespace.update(kernels)  # the helpers they call are compiled from the same globals
     compiled = {}
     for kernel, args, kwargs in launches:
@@ -845,6 +838,15 @@ def compile_ahead(spec: KernelSpec, target=DEFAULT_TARGET) -> dict:
             ASTSource(fn=kernel, signature=signature, constexprs=constexprs), target=GPUTarget(*target), options=options
         )
     return compiled
+
+
+def launcher_arguments(spec: KernelSpec) -> list[tuple]:
+    """What the program passes a group's launcher, in order: (name, shape, numpy dtype name) of each
+    operand as its array holds it, then of each output."""
+    dtype_of = {s.value: s.dtype for s in spec.statements}
+    shapes = _value_shapes(spec)
+    arguments = [(o.local, tuple(o.stored_shape), NUMPY_DTYPE[o.dtype].name) for o in spec.operands]
+    return arguments + [(f"out_{v}", tuple(shapes[v]), NUMPY_DTYPE[dtype_of[v]].name) for v in spec.outputs]
 
 
 def _signature_type(value) -> str:

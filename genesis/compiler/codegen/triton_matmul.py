@@ -34,7 +34,7 @@ from genesis import dtypes
 from genesis.backends import cuda as cuda_switches
 from genesis.compiler.codegen import triton_dialect as dialect
 from genesis.compiler.codegen.kernel import KernelSpec, Operand, Statement, kernel_dtype
-from genesis.compiler.codegen.layout import numel, right_aligned
+from genesis.compiler.codegen.layout import next_power_of_2, numel, right_aligned
 from genesis.ops.op import Kind
 
 DOT_DTYPES = (dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64)
@@ -161,7 +161,7 @@ def blocks(product: Product) -> dict:
     limit = 128 if wide else 64
 
     def side(size, most):
-        return max(16, min(most, 1 << max(0, (size - 1).bit_length())))
+        return max(16, min(most, next_power_of_2(size)))
 
     return {
         "block_m": side(m, limit),

@@ -17,7 +17,7 @@ a group reduce the same dims of the same shape.
 from __future__ import annotations
 
 from genesis.compiler.codegen.kernel import KernelSpec
-from genesis.compiler.codegen.layout import Unsupported, numel, right_aligned, strides
+from genesis.compiler.codegen.layout import Unsupported, next_power_of_2, numel, right_aligned, strides
 from genesis.ops.op import IndexMap, Kind
 
 BLOCK_ELEMENTS = 4096  # a tile's elements
@@ -33,10 +33,6 @@ def _linear(index, shape) -> str:
     """The row-major offset of per-dim `index` expressions in `shape`."""
     terms = [f"({i}) * {stride}" for i, n, stride in zip(index, shape, strides(shape)) if n != 1 and i != "0"]
     return " + ".join(terms) or "0"
-
-
-def _next_power_of_2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 class ReduceLayout:
@@ -216,6 +212,6 @@ class ReduceLayout:
         return "mask"
 
     def context(self) -> dict:
-        block_r = max(16, min(_next_power_of_2(self.reduced_count), 1024))
-        block_k = max(1, min(_next_power_of_2(self.kept), BLOCK_ELEMENTS // block_r))
+        block_r = max(16, min(next_power_of_2(self.reduced_count), 1024))
+        block_k = max(1, min(next_power_of_2(self.kept), BLOCK_ELEMENTS // block_r))
         return {"kept": self.kept, "reduced": self.reduced_count, "block_k": block_k, "block_r": block_r}

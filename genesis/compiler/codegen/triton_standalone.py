@@ -19,15 +19,11 @@ from genesis.compiler.codegen import triton_backend
 from genesis.compiler.codegen.kernel import KernelSpec, helpers
 from genesis.compiler.codegen.wrapper import CODEGEN_VERSION
 from genesis.compiler.templates import render
-from genesis.runtime.cpu import NUMPY_DTYPE
 from genesis.version import __version__
 
 
 def source(spec: KernelSpec) -> str:
     """The file for a group that `triton_backend.why_not` accepts."""
-    shapes = {s.value: (s.shape, s.dtype) for s in spec.statements}
-    arguments = [(o.local, tuple(o.stored_shape), NUMPY_DTYPE[o.dtype].name) for o in spec.operands]
-    arguments += [(f"out_{v}", tuple(shapes[v][0]), NUMPY_DTYPE[shapes[v][1]].name) for v in spec.outputs]
     return render(
         "triton_standalone.py.j2",
         version=__version__,
@@ -38,7 +34,7 @@ def source(spec: KernelSpec) -> str:
         name=spec.name,
         helpers=helpers([spec], "triton"),
         kernel=triton_backend.render_kernel(spec),
-        arguments=repr(arguments),
+        arguments=repr(triton_backend.launcher_arguments(spec)),
     )
 
 
